@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything Customs needs to build, test and benchmark, from Debian 12
+# packages only. Idempotent: does nothing when all packages are present.
+# Run as root (or with sudo).
+set -euo pipefail
+
+packages=(
+  build-essential g++ cmake ninja-build pkg-config git ca-certificates
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libssl-dev libre2-dev libsqlite3-dev libsodium-dev catch2 libyaml-cpp-dev
+  sqlite3 openssl curl python3
+)
+# Test and benchmark peers: nginx (baseline reverse proxy), wrk (load),
+# Node.js + npm (official provider SDK clients in the end-to-end tests).
+if [[ "${CUSTOMS_WITH_BENCH:-0}" == 1 ]]; then
+  packages+=(nginx-light wrk)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+sudo=""
+if [[ $(id -u) != 0 ]]; then sudo="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
