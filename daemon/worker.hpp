@@ -1,0 +1,54 @@
+#pragma once
+// One worker thread of customsd: its own io_context, acceptors, sessions,
+// upstream pools and metric shard. Everything here is touched only on the
+// worker's thread, except what is posted to its io_context.
+
+#include "daemon/metrics.hpp"
+#include "daemon/runtime.hpp"
+#include "daemon/upstream.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace customs::daemon {
+
+class session;
+
+struct worker {
+  worker(unsigned index, metrics& stats, std::atomic<std::uint64_t>& connections, std::uint32_t nonce);
+  // Destroys the io_context first: that ends the sessions' coroutine frames
+  // while everything they touch still exists.
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  std::unique_ptr<boost::asio::io_context> ioc_ptr = std::make_unique<boost::asio::io_context>(1);
+  boost::asio::io_context& ioc = *ioc_ptr;
+  unsigned index;
+  metrics& stats;
+  worker_shard& shard;
+  std::shared_ptr<const runtime> rt;       // current snapshot; replaced by reload
+  upstream_pools pools;
+  std::atomic<std::uint64_t>& connections;  // client connections of all workers
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors;  // by listener index
+  std::list<session*> sessions;
+  std::unique_ptr<boost::asio::steady_timer> sweep_timer = std::make_unique<boost::asio::steady_timer>(ioc);
+  bool draining = false;
+
+  // 20 hex digits: process nonce (32 bits), worker (8 bits), counter (40 bits).
+  [[nodiscard]] std::string next_flow_id();
+
+ private:
+  std::uint32_t nonce_;
+  std::uint64_t flows_ = 0;
+};
+
+}  // namespace customs::daemon
