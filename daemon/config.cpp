@@ -50,7 +50,9 @@ class walker {
     }
     std::set<std::string> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& key = it->first;
+      // yaml-cpp's iterator yields a temporary pair: copy the nodes (handles).
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
       if (!key.IsScalar()) {
         error(key, "E_TYPE", path + ": keys must be plain names");
         continue;
@@ -67,7 +69,7 @@ class walker {
         error(key, "E_UNKNOWN_KEY", "unknown key '" + child + "'" + known_keys(fields));
         continue;
       }
-      f->read(it->second, child);
+      f->read(value, child);
     }
     for (const auto& f : fields) {
       if (f.required && !seen.contains(std::string(f.key))) {
