@@ -40,10 +40,14 @@ worker::~worker() {
 }
 
 std::string worker::next_flow_id() {
-  char buf[24];
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string id(20, '0');
   const std::uint64_t n = ++flows_ & 0xFFFFFFFFFFull;
-  std::snprintf(buf, sizeof buf, "%08x%02x%010llx", nonce_, index & 0xFF, static_cast<unsigned long long>(n));
-  return buf;
+  for (int i = 0; i < 8; ++i) id[static_cast<std::size_t>(i)] = hex[(nonce_ >> (28 - 4 * i)) & 0xF];
+  id[8] = hex[(index >> 4) & 0xF];
+  id[9] = hex[index & 0xF];
+  for (int i = 0; i < 10; ++i) id[static_cast<std::size_t>(10 + i)] = hex[(n >> (36 - 4 * i)) & 0xF];
+  return id;
 }
 
 namespace {

@@ -35,10 +35,12 @@ namespace detail {
 // Lives on the flow's worker: the posted continuation sets `result` (or
 // `abandoned`) and wakes the waiting flow by cancelling the timer.
 struct pending_decision {
-  explicit pending_decision(asio::any_io_executor ex) : timer(std::move(ex)) {}
-  asio::steady_timer timer;
+  std::optional<asio::steady_timer> timer;  // made only when the flow waits
   std::optional<request_status> result;
   bool abandoned = false;
+  void wake() {
+    if (timer) timer->cancel();
+  }
 };
 
 struct resume_target {
@@ -50,7 +52,7 @@ struct resume_target {
     asio::post(ex, [w = std::move(wait)] {
       if (!w->result) {
         w->abandoned = true;
-        w->timer.cancel();
+        w->wake();
       }
     });
   }
@@ -68,7 +70,7 @@ void request_resume::operator()(request_status decision) const {
     if (w->result || w->abandoned) return;
     if (decision == request_status::pending) w->abandoned = true;  // not a decision
     else w->result = decision;
-    w->timer.cancel();
+    w->wake();
   });
 }
 
@@ -233,7 +235,7 @@ void session::force_close() {
   closing_ = true;
   client_.close();
   if (upstream_ != nullptr) upstream_->stream.close();
-  if (wait_) wait_->timer.cancel();
+  if (wait_) wait_->wake();
 }
 
 clock::time_point session::until(const flow& f, std::chrono::milliseconds d) const {
@@ -494,7 +496,7 @@ asio::awaitable<bool> session::serve_one() {
 asio::awaitable<bool> session::run_request_phase(flow& f) {
   request_state& req = *f.req;
   for (auto& flt : f.filters) {
-    auto wait = std::make_shared<detail::pending_decision>(client_.get_executor());
+    auto wait = std::make_shared<detail::pending_decision>();
     request_status st = request_status::proceed;
     {
       request_resume resume(std::make_shared<detail::resume_target>(client_.get_executor(), wait, f.req));
@@ -506,9 +508,12 @@ asio::awaitable<bool> session::run_request_phase(flow& f) {
     }
     if (st == request_status::pending) {
       wait_ = wait;
+      // The continuation is posted to this thread, so it cannot run before the
+      // wait below has started.
+      wait->timer.emplace(client_.get_executor());
       while (!wait->result && !wait->abandoned && !closing_) {
-        wait->timer.expires_at(f.deadline);
-        auto [ec] = co_await wait->timer.async_wait(tok);
+        wait->timer->expires_at(f.deadline);
+        auto [ec] = co_await wait->timer->async_wait(tok);
         if (!ec) break;  // the deadline passed
       }
       wait_.reset();

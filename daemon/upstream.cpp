@@ -19,9 +19,13 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 // True when nothing is waiting on the socket and the peer has not closed it.
-bool looks_alive(upstream_connection& c) {
+// A connection used less than a second ago is taken without asking the kernel
+// (one syscall per request saved); the rare upstream that closed it in that
+// second is covered by the one retry of a request sent on a pooled connection.
+bool looks_alive(upstream_connection& c, clock::time_point now) {
   auto& sock = c.stream.tcp().socket();
   if (!sock.is_open() || c.buffer.size() != 0) return false;
+  if (now - c.idle_since < std::chrono::seconds(1)) return true;
   char b;
   const ssize_t n = ::recv(sock.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -34,7 +38,7 @@ std::unique_ptr<upstream_connection> upstream_pool::take(clock::time_point now,
   while (!idle_.empty()) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
-    if (now - c->idle_since < idle_timeout && looks_alive(*c)) return c;
+    if (now - c->idle_since < idle_timeout && looks_alive(*c, now)) return c;
     c->stream.close();
   }
   return nullptr;

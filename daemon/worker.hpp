@@ -24,13 +24,16 @@ class session;
 
 struct worker {
   worker(unsigned index, metrics& stats, std::atomic<std::uint64_t>& connections, std::uint32_t nonce);
+  // The io_context runs on one thread and every socket and timer is used only
+  // there: reactor locking is off (BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO); the
+  // scheduler still locks, so other threads may post() to it.
   // Destroys the io_context first: that ends the sessions' coroutine frames
   // while everything they touch still exists.
   ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
 
-  std::unique_ptr<boost::asio::io_context> ioc_ptr = std::make_unique<boost::asio::io_context>(1);
+  std::unique_ptr<boost::asio::io_context> ioc_ptr = std::make_unique<boost::asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
   boost::asio::io_context& ioc = *ioc_ptr;
   unsigned index;
   metrics& stats;
