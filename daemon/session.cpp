@@ -62,6 +62,28 @@ struct resume_target {
   std::atomic<bool> called{false};
 };
 
+read_deadline::read_deadline(const asio::any_io_executor& ex, tcp::socket& s)
+    : state_(std::make_shared<state>()), timer_(ex) {
+  state_->socket = &s;
+}
+
+read_deadline::~read_deadline() { state_->socket = nullptr; }
+
+void read_deadline::arm(clock::time_point t) {
+  state_->fired = false;
+  timer_.expires_at(t);
+  timer_.async_wait([st = state_](boost::system::error_code ec) {
+    if (ec || st->socket == nullptr) return;
+    st->fired = true;
+    boost::system::error_code ignored;
+    st->socket->cancel(ignored);
+  });
+}
+
+void read_deadline::disarm() { timer_.cancel(); }
+
+bool read_deadline::fired() const noexcept { return state_->fired; }
+
 }  // namespace detail
 
 void request_resume::operator()(request_status decision) const {
@@ -202,7 +224,8 @@ session::session(worker& w, tcp::socket socket, unsigned listener,
       client_(tls_ctx_ ? any_stream(beast::tcp_stream(std::move(socket)), *tls_ctx_)
                        : any_stream(beast::tcp_stream(std::move(socket)))),
       listener_(listener),
-      rbuf_(new char[rbuf_size]) {
+      rbuf_(new char[rbuf_size]),
+      read_deadline_(client_.get_executor(), client_.tcp().socket()) {
   boost::system::error_code ec;
   auto ep = client_.tcp().socket().remote_endpoint(ec);
   if (!ec) {
@@ -265,14 +288,12 @@ asio::awaitable<void> session::run() {
 }
 
 asio::awaitable<bool> session::serve_one() {
-  std::shared_ptr<const runtime> rt = w_.rt;
-  const limits_config& lim = rt->cfg->limits;
-
   // Wait for the first byte of the next request: idle until then.
   if (buf_.size() == 0) {
     idle_ = true;
     if (w_.draining || closing_) co_return false;
-    client_.tcp().expires_after(first_request_ ? lim.header_timeout : lim.idle_timeout);
+    const limits_config& idle_lim = w_.rt->cfg->limits;
+    client_.tcp().expires_after(first_request_ ? idle_lim.header_timeout : idle_lim.idle_timeout);
     auto space = buf_.prepare(4096);
     auto [ec, n] = co_await client_.async_read_some(space, tok);
     if (ec) co_return false;  // closed, reset, idle timeout or drained: nothing to answer
@@ -280,6 +301,10 @@ asio::awaitable<bool> session::serve_one() {
   }
   idle_ = false;
   first_request_ = false;
+  // The snapshot of this request: taken after the idle wait, so that a reload
+  // in between applies.
+  std::shared_ptr<const runtime> rt = w_.rt;
+  const limits_config& lim = rt->cfg->limits;
 
   flow f;
   f.rt = rt;
@@ -297,8 +322,11 @@ asio::awaitable<bool> session::serve_one() {
   http::request_parser<http::string_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(std::min<std::uint64_t>(lim.header_bytes, UINT32_MAX)));
   parser.body_limit(lim.request_body_bytes);
-  client_.tcp().expires_after(lim.header_timeout);
-  auto [hec, head_bytes] = co_await http::async_read_header(client_, buf_, parser, tok);
+  client_.tcp().expires_never();
+  read_deadline_.arm(f.start + lim.header_timeout);
+  auto [hec_read, head_bytes] = co_await http::async_read_header(client_, buf_, parser, tok);
+  read_deadline_.disarm();
+  const auto hec = read_deadline_.fired() && hec_read ? boost::system::error_code(beast::error::timeout) : hec_read;
   f.bytes_in = head_bytes;
   auto& msg = parser.get();
   f.method = msg.method();
@@ -367,8 +395,11 @@ asio::awaitable<bool> session::serve_one() {
         co_return false;
       }
     }
-    client_.tcp().expires_after(lim.body_timeout);
-    auto [bec, body_bytes] = co_await http::async_read(client_, buf_, parser, tok);
+    client_.tcp().expires_never();
+    read_deadline_.arm(until(f, lim.body_timeout));
+    auto [bec_read, body_bytes] = co_await http::async_read(client_, buf_, parser, tok);
+    read_deadline_.disarm();
+    const auto bec = read_deadline_.fired() && bec_read ? boost::system::error_code(beast::error::timeout) : bec_read;
     f.bytes_in += body_bytes;
     if (bec) {
       f.keep_alive = false;

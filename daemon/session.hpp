@@ -14,6 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -29,7 +30,28 @@ namespace customs::daemon {
 
 namespace detail {
 struct pending_decision;
-}
+
+// A deadline for reads that customsd wants to answer when they time out (408):
+// Beast's tcp_stream closes the socket on its own timeouts, this one only
+// cancels the read. The shared state outlives the session if the timer fired
+// just before the session ended.
+class read_deadline {
+ public:
+  read_deadline(const boost::asio::any_io_executor& ex, boost::asio::ip::tcp::socket& s);
+  ~read_deadline();
+  void arm(std::chrono::steady_clock::time_point t);
+  void disarm();
+  [[nodiscard]] bool fired() const noexcept;
+
+ private:
+  struct state {
+    boost::asio::ip::tcp::socket* socket = nullptr;
+    bool fired = false;
+  };
+  std::shared_ptr<state> state_;
+  boost::asio::steady_timer timer_;
+};
+}  // namespace detail
 
 struct flow;
 
@@ -92,6 +114,7 @@ class session {
   std::list<session*>::iterator registration_;
   upstream_connection* upstream_ = nullptr;         // in use by the flow in flight
   std::shared_ptr<detail::pending_decision> wait_;  // a pending filter decision
+  detail::read_deadline read_deadline_;
   bool idle_ = true;
   bool closing_ = false;
   bool first_request_ = true;
