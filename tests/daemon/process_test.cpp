@@ -111,3 +111,11 @@ TEST_CASE("process: SIGHUP reloads routes and logs the change; a broken file kee
   p.signal(SIGTERM);
   CHECK(p.wait_exit(std::chrono::seconds(10)) == 0);
 }
+
+TEST_CASE("process: the shipped configs are valid") {
+  for (const char* name : {"config/customsd.yaml", "config/providers.example.yaml"}) {
+    const auto r = run_program({customsd_path(), "--config", std::string(CUSTOMS_SOURCE_DIR) + "/" + name, "--check-config"});
+    INFO(name << ": " << r.err);
+    CHECK(r.exit_code == 0);
+  }
+}
