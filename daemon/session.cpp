@@ -256,6 +256,7 @@ void session::close_if_idle() {
 
 void session::force_close() {
   closing_ = true;
+  forced_ = true;
   client_.close();
   if (upstream_ != nullptr) upstream_->stream.close();
   if (wait_) wait_->wake();
@@ -542,7 +543,7 @@ asio::awaitable<bool> session::run_request_phase(flow& f) {
       // The continuation is posted to this thread, so it cannot run before the
       // wait below has started.
       wait->timer.emplace(client_.get_executor());
-      while (!wait->result && !wait->abandoned && !closing_) {
+      while (!wait->result && !wait->abandoned && !forced_) {
         wait->timer->expires_at(f.deadline);
         auto [ec] = co_await wait->timer->async_wait(tok);
         if (!ec) break;  // the deadline passed
@@ -551,7 +552,7 @@ asio::awaitable<bool> session::run_request_phase(flow& f) {
       if (wait->result) {
         st = *wait->result;
       } else {
-        f.fail(wait->abandoned ? failure::filter_error : closing_ ? failure::draining : failure::filter_timeout,
+        f.fail(wait->abandoned ? failure::filter_error : forced_ ? failure::draining : failure::filter_timeout,
                "pending request decision");
         co_await send_error(f, f.why, f.detail);
         co_return false;
@@ -634,7 +635,7 @@ asio::awaitable<failure> session::open_exchange(flow& f, std::optional<response_
       connect_result cr = co_await connect_upstream(target, deadline);
       if (!cr.conn) {
         f.detail = std::move(cr.detail);
-        if (closing_) co_return failure::draining;
+        if (forced_) co_return failure::draining;
         if (cr.error == connect_error::timeout) {
           co_return clock::now() >= f.deadline ? failure::flow_timeout : failure::upstream_timeout;
         }
@@ -657,9 +658,9 @@ asio::awaitable<failure> session::open_exchange(flow& f, std::optional<response_
     if (wec) {
       conn->stream.close();
       upstream_ = nullptr;
-      if (retry_allowed && !closing_ && wec != beast::error::timeout) continue;  // stale pooled connection
+      if (retry_allowed && !forced_ && wec != beast::error::timeout) continue;  // stale pooled connection
       f.detail = "send: " + wec.message();
-      if (closing_) co_return failure::draining;
+      if (forced_) co_return failure::draining;
       if (wec == beast::error::timeout) co_return clock::now() >= f.deadline ? failure::flow_timeout : failure::upstream_timeout;
       co_return reused ? failure::upstream_reset : failure::upstream_unreachable;
     }
@@ -675,11 +676,11 @@ asio::awaitable<failure> session::open_exchange(flow& f, std::optional<response_
         conn->stream.close();
         upstream_ = nullptr;
         // A pooled connection the upstream closed just before our request.
-        if (retry_allowed && !closing_ && (rec == http::error::end_of_stream || rec == asio::error::connection_reset)) {
+        if (retry_allowed && !forced_ && (rec == http::error::end_of_stream || rec == asio::error::connection_reset)) {
           break;
         }
         f.detail = "response head: " + rec.message();
-        if (closing_) co_return failure::draining;
+        if (forced_) co_return failure::draining;
         if (rec == beast::error::timeout) {
           co_return clock::now() >= f.deadline ? failure::flow_timeout : failure::upstream_timeout;
         }
@@ -913,7 +914,7 @@ asio::awaitable<void> session::relay_events(flow& f, upstream_connection& c, res
     if (!stop && ec) {
       if (ec == beast::error::timeout) {
         f.fail(clock::now() >= f.deadline ? failure::flow_timeout : failure::stream_gap_timeout);
-      } else if (closing_) {
+      } else if (forced_) {
         f.fail(failure::draining, ec.message());
       } else if (is_disconnect(ec)) {
         f.fail(failure::upstream_reset, ec.message());
@@ -962,7 +963,7 @@ asio::awaitable<void> session::relay_bytes(flow& f, upstream_connection& c, resp
     if (ec) {
       if (ec == beast::error::timeout) {
         f.fail(clock::now() >= f.deadline ? failure::flow_timeout : failure::stream_gap_timeout);
-      } else if (closing_) {
+      } else if (forced_) {
         f.fail(failure::draining, ec.message());
       } else if (is_disconnect(ec)) {
         f.fail(failure::upstream_reset, ec.message());

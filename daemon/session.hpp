@@ -116,7 +116,8 @@ class session {
   std::shared_ptr<detail::pending_decision> wait_;  // a pending filter decision
   detail::read_deadline read_deadline_;
   bool idle_ = true;
-  bool closing_ = false;
+  bool closing_ = false;  // drain: no further request on this connection
+  bool forced_ = false;   // drain deadline: the flow in flight is being cut
   bool first_request_ = true;
 };
 
