@@ -91,6 +91,18 @@ inline std::uint64_t metric(const std::string& text, const std::string& sample) 
   return std::stoull(text.substr(at + sample.size() + 2));
 }
 
+// The sample's value once it equals `expected` (polling up to 5 s), else its
+// last value. Flow counters move just after the flow's last byte was sent.
+inline std::uint64_t await_metric(std::uint16_t admin_port, const std::string& sample, std::uint64_t expected) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 250; ++i) {
+    v = metric(scrape(admin_port), sample);
+    if (v == expected) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return v;
+}
+
 // ---- customsd as a child process -------------------------------------------
 
 inline std::string customsd_path() { return std::string(CUSTOMS_BINARY_DIR) + "/daemon/customsd"; }
@@ -202,6 +214,10 @@ class customsd_process {
     while (std::chrono::steady_clock::now() < until) {
       if (::waitpid(pid_, &st, WNOHANG) == pid_) {
         pid_ = -1;
+        // Keep what it wrote last.
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(err_, buf, sizeof buf)) > 0) log_.append(buf, static_cast<std::size_t>(n));
         return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -165,8 +165,8 @@ TEST_CASE("local: unreachable upstream is 502 in the route's dialect") {
   CHECK(v.at("error").at("customs_code").as_string() == "customs_upstream_unreachable");
   CHECK(r.keep_alive);  // customsd's own answer: the client connection stays usable
   CHECK(c.request("POST", "/anthropic/v1/messages", "{}").status == 502);
+  CHECK(await_metric(s.admin_port(), R"(customs_requests_total{route="/anthropic/",status="502"})", 2) == 2);
   const auto m = scrape(s.admin_port());
-  CHECK(metric(m, R"(customs_requests_total{route="/anthropic/",status="502"})") == 2);
   CHECK(metric(m, R"(customs_flow_failures_total{route="/anthropic/",reason="upstream_unreachable"})") == 2);
 }
 
@@ -190,8 +190,8 @@ TEST_CASE("local: admin endpoints and metrics that move") {
     for (int i = 0; i < 3; ++i) CHECK(c.request("GET", "/x").status == 404);
     CHECK(metric(scrape(s.admin_port()), "customs_connections_active") == 1);
   }
+  CHECK(await_metric(s.admin_port(), R"(customs_requests_total{route="none",status="404"})", 3) == 3);
   const auto after = scrape(s.admin_port());
-  CHECK(metric(after, R"(customs_requests_total{route="none",status="404"})") == 3);
   CHECK(metric(after, R"(customs_request_duration_seconds_count{route="none"})") == 3);
   CHECK(metric(after, R"(customs_ttfb_seconds_bucket{route="none",le="+Inf"})") == 3);
   CHECK(metric(after, R"(customs_sent_bytes_total{route="none"})") > 3 * 100);
