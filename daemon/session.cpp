@@ -346,6 +346,10 @@ asio::awaitable<bool> session::serve_one() {
     }
   }
 
+  if (hec == http::error::body_limit && f.route != nullptr) {
+    // The route is known: its filters see this flow end too.
+    (void)make_filters(f);
+  }
   if (hec) {
     f.keep_alive = false;
     if (hec == http::error::body_limit) f.fail(failure::body_too_large);
@@ -372,13 +376,7 @@ asio::awaitable<bool> session::serve_one() {
 
   // The route's filters exist from here on, so that on_flow_end sees every
   // outcome below, rejected bodies included.
-  f.filters.reserve(f.route->filters.size());
-  for (const auto& make : f.route->filters) {
-    std::unique_ptr<filter> made;
-    if (!guarded(f, "create", [&] { made = make(f.info); })) break;
-    if (made) f.filters.push_back(std::move(made));
-  }
-  if (f.why != failure::none) {
+  if (!make_filters(f)) {
     f.keep_alive = f.keep_alive && !has_body;
     co_await send_error(f, f.why, "filter");
     finish(f);
@@ -523,6 +521,16 @@ asio::awaitable<bool> session::serve_one() {
   }
   finish(f);
   co_return f.keep_alive && !closing_;
+}
+
+bool session::make_filters(flow& f) {
+  f.filters.reserve(f.route->filters.size());
+  for (const auto& make : f.route->filters) {
+    std::unique_ptr<filter> made;
+    if (!guarded(f, "create", [&] { made = make(f.info); })) return false;
+    if (made) f.filters.push_back(std::move(made));
+  }
+  return true;
 }
 
 asio::awaitable<bool> session::run_request_phase(flow& f) {

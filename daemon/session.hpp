@@ -77,6 +77,7 @@ class session {
 
   boost::asio::awaitable<bool> serve_one();
   boost::asio::awaitable<bool> run_request_phase(flow& f);
+  bool make_filters(flow& f);
   boost::asio::awaitable<failure> open_exchange(flow& f, std::optional<response_parser>& p,
                                                 std::unique_ptr<upstream_connection>& conn);
   boost::asio::awaitable<void> relay_events(flow& f, upstream_connection& c, response_parser& p, framing out);
