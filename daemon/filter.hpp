@@ -108,7 +108,8 @@ struct resume_target;  // defined by the session; opaque to filters
 
 // One-shot, thread-safe continuation of a pending request phase. Copyable; the
 // first call wins, later calls do nothing. The request_state it refers to is kept
-// alive by the handle, so a late call after the flow gave up is harmless.
+// alive by the handle, so a late call after the flow gave up is harmless, and so
+// is a call or the last copy's destruction after the server stopped.
 class request_resume {
  public:
   request_resume() = default;

@@ -76,7 +76,9 @@ int main(int argc, char** argv) {
   // kill the process.
   std::signal(SIGPIPE, SIG_IGN);
   try {
-    server s(std::move(cfg), server_options{.filters = {}, .handle_signals = true});
+    server_options opts;
+    opts.handle_signals = true;
+    server s(std::move(cfg), std::move(opts));
     s.start();
     s.wait();
   } catch (const std::exception& e) {

@@ -33,6 +33,7 @@ worker::worker(unsigned i, metrics& m, std::atomic<std::uint64_t>& c, std::uint3
     : index(i), stats(m), shard(m.worker(i)), connections(c), nonce_(nonce) {}
 
 worker::~worker() {
+  gate->close();
   acceptors.clear();
   sweep_timer.reset();
   pools.clear();
@@ -137,7 +138,7 @@ server::server(config cfg, server_options opts)
       control_(std::make_unique<asio::io_context>(1)),
       control_state_(std::make_unique<control_state>(*control_)) {
   set_log_level(cfg_->log.level);
-  auto rt = build_runtime(cfg_, *stats_, opts_.filters, generation_);
+  auto rt = make_runtime(cfg_, generation_);
   std::random_device rd;
   const std::uint32_t nonce = rd();
   for (unsigned i = 0; i < threads_; ++i) {
@@ -146,6 +147,14 @@ server::server(config cfg, server_options opts)
   }
   admin_ = std::make_unique<admin_server>(*control_, cfg_->admin.address, cfg_->admin.port);
   install_admin_handlers();
+}
+
+std::shared_ptr<const runtime> server::make_runtime(std::shared_ptr<const config> cfg, std::uint64_t generation) {
+  if (opts_.filters_for_config) {
+    const filter_chain_builder chain = opts_.filters_for_config(*cfg);
+    return build_runtime(std::move(cfg), *stats_, chain, generation);
+  }
+  return build_runtime(std::move(cfg), *stats_, opts_.filters, generation);
 }
 
 server::~server() {
@@ -325,7 +334,7 @@ reload_result server::reload(config next) {
   auto cfg = std::make_shared<const config>(std::move(next));
   std::shared_ptr<const runtime> rt;
   try {
-    rt = build_runtime(cfg, *stats_, opts_.filters, generation_ + 1);
+    rt = make_runtime(cfg, generation_ + 1);
   } catch (const std::exception& e) {
     r.changes.clear();
     r.errors.push_back(e.what());

@@ -17,6 +17,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +30,12 @@ struct worker;
 
 struct server_options {
   filter_chain_builder filters;  // empty: default_filter_chain (pass-through)
+  // Called once per config load and reload (control plane), before any route's
+  // chain is built; returns the builder for that config (e.g. one holding the
+  // rule set the config names). Throwing rejects the config: at start-up the
+  // constructor throws, on reload the running config and chains stay. When set,
+  // `filters` is not used.
+  std::function<filter_chain_builder(const config&)> filters_for_config;
   bool handle_signals = false;   // SIGTERM/SIGINT: drain; SIGHUP: reload from the config file
 };
 
@@ -80,6 +87,7 @@ class server {
   void finish();
   void install_admin_handlers();
   void watch_signals();
+  [[nodiscard]] std::shared_ptr<const runtime> make_runtime(std::shared_ptr<const config> cfg, std::uint64_t generation);
 
   server_options opts_;
   std::shared_ptr<const config> cfg_;  // running config (guarded by mutex_)

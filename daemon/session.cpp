@@ -35,28 +35,30 @@ namespace detail {
 // Lives on the flow's worker: the posted continuation sets `result` (or
 // `abandoned`) and wakes the waiting flow by cancelling the timer.
 struct pending_decision {
-  std::optional<asio::steady_timer> timer;  // made only when the flow waits
+  // The waiting flow's timer (in its coroutine frame) while it waits; only
+  // touched on the worker's thread.
+  asio::steady_timer* timer = nullptr;
   std::optional<request_status> result;
   bool abandoned = false;
   void wake() {
-    if (timer) timer->cancel();
+    if (timer != nullptr) timer->cancel();
   }
 };
 
 struct resume_target {
-  resume_target(asio::any_io_executor e, std::shared_ptr<pending_decision> w, std::shared_ptr<request_state> r)
-      : ex(std::move(e)), wait(std::move(w)), keep(std::move(r)) {}
+  resume_target(std::shared_ptr<post_gate> g, std::shared_ptr<pending_decision> w, std::shared_ptr<request_state> r)
+      : gate(std::move(g)), wait(std::move(w)), keep(std::move(r)) {}
   ~resume_target() {
     if (called.exchange(true)) return;
     // Every handle is gone and nobody decided: fail the flow rather than hang it.
-    asio::post(ex, [w = std::move(wait)] {
+    (void)gate->post([w = std::move(wait)] {
       if (!w->result) {
         w->abandoned = true;
         w->wake();
       }
     });
   }
-  asio::any_io_executor ex;
+  std::shared_ptr<post_gate> gate;  // a closed gate (server gone) drops the call
   std::shared_ptr<pending_decision> wait;
   std::shared_ptr<request_state> keep;  // the state a filter may still write to
   std::atomic<bool> called{false};
@@ -88,7 +90,7 @@ bool read_deadline::fired() const noexcept { return state_->fired; }
 
 void request_resume::operator()(request_status decision) const {
   if (!target_ || target_->called.exchange(true)) return;
-  asio::post(target_->ex, [w = target_->wait, decision] {
+  (void)target_->gate->post([w = target_->wait, decision] {
     if (w->result || w->abandoned) return;
     if (decision == request_status::pending) w->abandoned = true;  // not a decision
     else w->result = decision;
@@ -539,7 +541,7 @@ asio::awaitable<bool> session::run_request_phase(flow& f) {
     auto wait = std::make_shared<detail::pending_decision>();
     request_status st = request_status::proceed;
     {
-      request_resume resume(std::make_shared<detail::resume_target>(client_.get_executor(), wait, f.req));
+      request_resume resume(std::make_shared<detail::resume_target>(w_.gate, wait, f.req));
       if (!guarded(f, "request", [&] { st = flt->on_request(req, resume); })) {
         co_await send_error(f, f.why, "filter");
         co_return false;
@@ -550,12 +552,14 @@ asio::awaitable<bool> session::run_request_phase(flow& f) {
       wait_ = wait;
       // The continuation is posted to this thread, so it cannot run before the
       // wait below has started.
-      wait->timer.emplace(client_.get_executor());
+      asio::steady_timer timer(client_.get_executor());
+      wait->timer = &timer;
       while (!wait->result && !wait->abandoned && !forced_) {
-        wait->timer->expires_at(f.deadline);
-        auto [ec] = co_await wait->timer->async_wait(tok);
+        timer.expires_at(f.deadline);
+        auto [ec] = co_await timer.async_wait(tok);
         if (!ec) break;  // the deadline passed
       }
+      wait->timer = nullptr;
       wait_.reset();
       if (wait->result) {
         st = *wait->result;

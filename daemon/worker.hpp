@@ -8,6 +8,7 @@
 #include "daemon/upstream.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -15,12 +16,36 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 namespace customs::daemon {
 
 class session;
+
+// Lets other threads post to a worker for as long as it exists: filters keep
+// request_resume handles that may be called (or dropped) after the server is
+// gone. Only the pending-decision path goes through it (a lock per post).
+class post_gate {
+ public:
+  explicit post_gate(boost::asio::io_context& ioc) : ioc_(&ioc) {}
+  template <class F>
+  bool post(F&& f) {
+    std::lock_guard lock(mutex_);
+    if (ioc_ == nullptr) return false;
+    boost::asio::post(*ioc_, std::forward<F>(f));
+    return true;
+  }
+  void close() {
+    std::lock_guard lock(mutex_);
+    ioc_ = nullptr;
+  }
+
+ private:
+  std::mutex mutex_;
+  boost::asio::io_context* ioc_;
+};
 
 struct worker {
   worker(unsigned index, metrics& stats, std::atomic<std::uint64_t>& connections, std::uint32_t nonce);
@@ -35,6 +60,7 @@ struct worker {
 
   std::unique_ptr<boost::asio::io_context> ioc_ptr = std::make_unique<boost::asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
   boost::asio::io_context& ioc = *ioc_ptr;
+  std::shared_ptr<post_gate> gate = std::make_shared<post_gate>(ioc);
   unsigned index;
   metrics& stats;
   worker_shard& shard;

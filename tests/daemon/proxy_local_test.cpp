@@ -5,6 +5,8 @@
 
 #include <boost/json/parse.hpp>
 
+#include <atomic>
+
 #include <catch2/catch.hpp>
 
 using namespace customs::testing;
@@ -219,4 +221,30 @@ TEST_CASE("local: reload applies routes and limits and reports what cannot chang
   // The worker picks the new snapshot up for its next request.
   CHECK(c.request("GET", "/new/x").status == 502);
   CHECK(metric(scrape(s.admin_port()), R"(customs_reloads_total{result="ok"})") == 1);
+}
+
+TEST_CASE("local: a per-config chain builder runs once per load; when it throws, the reload is rejected") {
+  std::atomic<int> calls{0};
+  server_options o;
+  o.filters_for_config = [&calls](const config& c) -> filter_chain_builder {
+    ++calls;
+    if (c.limits.header_bytes == 4096) throw std::runtime_error("rules/pack.yaml:3:1: error: E_TEST: broken pack");
+    return default_filter_chain;
+  };
+  running_server s(test_config({make_route("/a/", "http://127.0.0.1:" + std::to_string(closed_port()))}), o);
+  CHECK(calls == 1);
+  auto next = test_config();  // no routes ...
+  next.limits.header_bytes = 4096;  // ... and a "broken rule pack"
+  const auto r = s.get().reload(next);
+  CHECK_FALSE(r.ok);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].find("E_TEST") != std::string::npos);
+  CHECK(calls == 2);
+  http_client c(s.port());
+  CHECK(c.request("GET", "/a/x").status == 502);  // the running routes stay
+  CHECK(metric(scrape(s.admin_port()), R"(customs_reloads_total{result="failed"})") == 1);
+  auto good = test_config();
+  CHECK(s.get().reload(good).ok);
+  CHECK(calls == 3);
+  CHECK(c.request("GET", "/a/x").status == 404);
 }

@@ -11,7 +11,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <regex>
+#include <thread>
 
 using namespace customs::testing;
 using namespace customs::daemon;
@@ -360,4 +365,53 @@ TEST_CASE("relay: TLS on the client listener") {
   SSL_CTX_set_min_proto_version(old.native_handle(), TLS1_VERSION);
   old.load_verify_file(pki.ca.cert.string());
   CHECK_THROWS(http_client(px.port("secure"), old, "localhost"));
+}
+
+TEST_CASE("relay: an upstream that does not accept in time gives 504 (limits.upstream_connect_timeout)") {
+  // A loopback listener whose accept queue is full: the kernel drops further
+  // SYNs, so connecting hangs until customsd gives up.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 0) == 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const auto port = ntohs(a.sin_port);
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    (void)::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    fillers.push_back(c);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto cfg = test_config({make_route("/openai/", "http://127.0.0.1:" + std::to_string(port))});
+  cfg.limits.upstream_connect_timeout = std::chrono::milliseconds(300);
+  running_server px(cfg);
+  http_client c(px.port());
+  const auto r = c.request("POST", "/openai/v1/chat/completions", chat_whole);
+  CHECK(r.status == 504);
+  CHECK(r.body.find("customs_upstream_timeout") != std::string::npos);
+  for (int f : fillers) ::close(f);
+  ::close(fd);
+}
+
+TEST_CASE("relay: limits.flow_timeout ends a stream that takes too long with an error event") {
+  fake_provider up;
+  script s;
+  s.text = "a b c d e f g h i j k l";
+  s.delta_bytes = 2;
+  s.what = fault::slow_events;
+  s.event_interval = std::chrono::milliseconds(100);
+  up.set_script(s);
+  auto cfg = test_config({make_route("/openai/", url(up))});
+  cfg.limits.flow_timeout = std::chrono::milliseconds(350);
+  running_server px(cfg);
+  http_client c(px.port());
+  const auto r = c.request("POST", "/openai/v1/chat/completions", chat_stream);
+  REQUIRE(r.status == 200);
+  CHECK(r.body.find("[DONE]") == std::string::npos);
+  CHECK(r.body.ends_with(stream_error_event(dialect::openai, 504, "customs: request took too long",
+                                            "customs_flow_timeout")));
 }
