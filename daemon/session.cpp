@@ -64,28 +64,6 @@ struct resume_target {
   std::atomic<bool> called{false};
 };
 
-read_deadline::read_deadline(const asio::any_io_executor& ex, tcp::socket& s)
-    : state_(std::make_shared<state>()), timer_(ex) {
-  state_->socket = &s;
-}
-
-read_deadline::~read_deadline() { state_->socket = nullptr; }
-
-void read_deadline::arm(clock::time_point t) {
-  state_->fired = false;
-  timer_.expires_at(t);
-  timer_.async_wait([st = state_](boost::system::error_code ec) {
-    if (ec || st->socket == nullptr) return;
-    st->fired = true;
-    boost::system::error_code ignored;
-    st->socket->cancel(ignored);
-  });
-}
-
-void read_deadline::disarm() { timer_.cancel(); }
-
-bool read_deadline::fired() const noexcept { return state_->fired; }
-
 }  // namespace detail
 
 void request_resume::operator()(request_status decision) const {
@@ -227,7 +205,7 @@ session::session(worker& w, tcp::socket socket, unsigned listener,
                        : any_stream(beast::tcp_stream(std::move(socket)))),
       listener_(listener),
       rbuf_(new char[rbuf_size]),
-      read_deadline_(client_.get_executor(), client_.tcp().socket()) {
+      client_wd_(client_.get_executor(), client_.tcp().socket()) {
   boost::system::error_code ec;
   auto ep = client_.tcp().socket().remote_endpoint(ec);
   if (!ec) {
@@ -283,6 +261,7 @@ asio::awaitable<void> session::run() {
       log_line(log_level::debug, "tls_handshake_failed").kv("peer", peer_ip_).kv("error", ec.message());
       co_return;
     }
+    client_.tcp().expires_never();  // from here on: client_wd_
   }
   while (!closing_) {
     const bool keep = co_await serve_one();
@@ -296,7 +275,7 @@ asio::awaitable<bool> session::serve_one() {
     idle_ = true;
     if (w_.draining || closing_) co_return false;
     const limits_config& idle_lim = w_.rt->cfg->limits;
-    client_.tcp().expires_after(first_request_ ? idle_lim.header_timeout : idle_lim.idle_timeout);
+    client_wd_.expires_at(clock::now() + (first_request_ ? idle_lim.header_timeout : idle_lim.idle_timeout));
     auto space = buf_.prepare(4096);
     auto [ec, n] = co_await client_.async_read_some(space, tok);
     if (ec) co_return false;  // closed, reset, idle timeout or drained: nothing to answer
@@ -325,11 +304,9 @@ asio::awaitable<bool> session::serve_one() {
   http::request_parser<http::string_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(std::min<std::uint64_t>(lim.header_bytes, UINT32_MAX)));
   parser.body_limit(lim.request_body_bytes);
-  client_.tcp().expires_never();
-  read_deadline_.arm(f.start + lim.header_timeout);
+  client_wd_.expires_at(f.start + lim.header_timeout);
   auto [hec_read, head_bytes] = co_await http::async_read_header(client_, buf_, parser, tok);
-  read_deadline_.disarm();
-  const auto hec = read_deadline_.fired() && hec_read ? boost::system::error_code(beast::error::timeout) : hec_read;
+  const auto hec = client_wd_.fired() && hec_read ? boost::system::error_code(beast::error::timeout) : hec_read;
   f.bytes_in = head_bytes;
   auto& msg = parser.get();
   f.method = msg.method();
@@ -388,7 +365,7 @@ asio::awaitable<bool> session::serve_one() {
   if (!parser.is_done()) {
     if (iequals(msg[http::field::expect], "100-continue")) {
       static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-      client_.tcp().expires_after(lim.send_timeout);
+      client_wd_.expires_at(until(f, lim.send_timeout));
       auto [wec, wn] = co_await asio::async_write(client_, asio::buffer(cont.data(), cont.size()), tok);
       if (wec) {
         f.fail(failure::client_gone, wec.message());
@@ -396,11 +373,9 @@ asio::awaitable<bool> session::serve_one() {
         co_return false;
       }
     }
-    client_.tcp().expires_never();
-    read_deadline_.arm(until(f, lim.body_timeout));
+    client_wd_.expires_at(until(f, lim.body_timeout));
     auto [bec_read, body_bytes] = co_await http::async_read(client_, buf_, parser, tok);
-    read_deadline_.disarm();
-    const auto bec = read_deadline_.fired() && bec_read ? boost::system::error_code(beast::error::timeout) : bec_read;
+    const auto bec = client_wd_.fired() && bec_read ? boost::system::error_code(beast::error::timeout) : bec_read;
     f.bytes_in += body_bytes;
     if (bec) {
       f.keep_alive = false;
@@ -663,9 +638,10 @@ asio::awaitable<failure> session::open_exchange(flow& f, std::optional<response_
     const bool retry_allowed = reused && attempt == 0;
 
     f.upstream_sent = clock::now();
-    conn->stream.tcp().expires_at(until(f, lim.upstream_first_byte_timeout));
+    conn->wd->expires_at(until(f, lim.upstream_first_byte_timeout));
     std::array<asio::const_buffer, 2> out{asio::buffer(upstream_head_), asio::buffer(f.req->body)};
-    auto [wec, wn] = co_await asio::async_write(conn->stream, out, tok);
+    auto [wec_io, wn] = co_await asio::async_write(conn->stream, out, tok);
+    const auto wec = wec_io && conn->wd->fired() ? boost::system::error_code(beast::error::timeout) : wec_io;
     f.up_out += wn;
     if (wec) {
       conn->stream.close();
@@ -683,7 +659,8 @@ asio::awaitable<failure> session::open_exchange(flow& f, std::optional<response_
       p->header_limit(static_cast<std::uint32_t>(std::min<std::uint64_t>(lim.response_header_bytes, UINT32_MAX)));
       p->body_limit(boost::none);
       if (f.method == http::verb::head) p->skip(true);
-      auto [rec, rn] = co_await http::async_read_header(conn->stream, conn->buffer, *p, tok);
+      auto [rec_io, rn] = co_await http::async_read_header(conn->stream, conn->buffer, *p, tok);
+      const auto rec = rec_io && conn->wd->fired() ? boost::system::error_code(beast::error::timeout) : rec_io;
       if (rec) {
         conn->stream.close();
         upstream_ = nullptr;
@@ -775,7 +752,7 @@ asio::awaitable<bool> session::send(flow& f, std::string_view a, std::string_vie
   }
   if (n == 0) co_return true;
   const limits_config& lim = f.rt->cfg->limits;
-  client_.tcp().expires_at(until(f, lim.send_timeout));
+  client_wd_.expires_at(until(f, lim.send_timeout));
   auto [ec, written] = co_await asio::async_write(client_, std::span(bufs.data(), n), tok);
   f.bytes_out += written;
   if (with_head) {
@@ -892,9 +869,10 @@ asio::awaitable<void> session::relay_events(flow& f, upstream_connection& c, res
       body.size = rbuf_size;
       // Nothing is read from the upstream before the client took the last write:
       // backpressure.
-      c.stream.tcp().expires_at(until(f, lim.stream_gap_timeout));
+      c.wd->expires_at(until(f, lim.stream_gap_timeout));
       auto [rec, rn] = co_await http::async_read_some(c.stream, c.buffer, p, tok);
       ec = rec == http::error::need_buffer ? boost::system::error_code{} : rec;
+      if (ec && c.wd->fired()) ec = beast::error::timeout;
       got = rbuf_size - p.get().body().size;
     }
     f.up_in += got;
@@ -966,9 +944,10 @@ asio::awaitable<void> session::relay_bytes(flow& f, upstream_connection& c, resp
       auto& body = p.get().body();
       body.data = rbuf_.get();
       body.size = rbuf_size;
-      c.stream.tcp().expires_at(until(f, lim.stream_gap_timeout));
+      c.wd->expires_at(until(f, lim.stream_gap_timeout));
       auto [rec, rn] = co_await http::async_read_some(c.stream, c.buffer, p, tok);
       ec = rec == http::error::need_buffer ? boost::system::error_code{} : rec;
+      if (ec && c.wd->fired()) ec = beast::error::timeout;
       got = rbuf_size - p.get().body().size;
     }
     f.up_in += got;
@@ -1006,8 +985,9 @@ asio::awaitable<bool> session::read_whole(flow& f, upstream_connection& c, respo
     auto& b = p.get().body();
     b.data = rbuf_.get();
     b.size = rbuf_size;
-    c.stream.tcp().expires_at(until(f, lim.stream_gap_timeout));
-    auto [rec, rn] = co_await http::async_read_some(c.stream, c.buffer, p, tok);
+    c.wd->expires_at(until(f, lim.stream_gap_timeout));
+    auto [rec_io, rn] = co_await http::async_read_some(c.stream, c.buffer, p, tok);
+    const auto rec = rec_io && c.wd->fired() ? boost::system::error_code(beast::error::timeout) : rec_io;
     const std::size_t got = rbuf_size - p.get().body().size;
     f.up_in += got;
     if (body.size() + got > lim.response_body_bytes) {

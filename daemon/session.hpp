@@ -9,6 +9,7 @@
 #include "daemon/sse.hpp"
 #include "daemon/stream.hpp"
 #include "daemon/upstream.hpp"
+#include "daemon/watchdog.hpp"
 #include "daemon/worker.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -31,26 +32,6 @@ namespace customs::daemon {
 namespace detail {
 struct pending_decision;
 
-// A deadline for reads that customsd wants to answer when they time out (408):
-// Beast's tcp_stream closes the socket on its own timeouts, this one only
-// cancels the read. The shared state outlives the session if the timer fired
-// just before the session ended.
-class read_deadline {
- public:
-  read_deadline(const boost::asio::any_io_executor& ex, boost::asio::ip::tcp::socket& s);
-  ~read_deadline();
-  void arm(std::chrono::steady_clock::time_point t);
-  void disarm();
-  [[nodiscard]] bool fired() const noexcept;
-
- private:
-  struct state {
-    boost::asio::ip::tcp::socket* socket = nullptr;
-    bool fired = false;
-  };
-  std::shared_ptr<state> state_;
-  boost::asio::steady_timer timer_;
-};
 }  // namespace detail
 
 struct flow;
@@ -115,7 +96,7 @@ class session {
   std::list<session*>::iterator registration_;
   upstream_connection* upstream_ = nullptr;         // in use by the flow in flight
   std::shared_ptr<detail::pending_decision> wait_;  // a pending filter decision
-  detail::read_deadline read_deadline_;
+  watchdog client_wd_;  // deadlines of client reads and writes (after the TLS handshake)
   bool idle_ = true;
   bool closing_ = false;  // drain: no further request on this connection
   bool forced_ = false;   // drain deadline: the flow in flight is being cut

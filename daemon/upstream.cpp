@@ -55,7 +55,7 @@ void upstream_pool::put(std::unique_ptr<upstream_connection> c, clock::time_poin
     idle_.erase(idle_.begin());
   }
   c->idle_since = now;
-  c->stream.tcp().expires_never();
+  c->wd->expires_never();
   idle_.push_back(std::move(c));
 }
 
@@ -142,7 +142,8 @@ asio::awaitable<connect_result> connect_upstream(const upstream_target& target,
       co_return out;
     }
   }
-  tcp_layer.expires_never();
+  tcp_layer.expires_never();  // from here on: the connection's watchdog
+  conn->wd = std::make_unique<watchdog>(ex, tcp_layer.socket());
   out.conn = std::move(conn);
   co_return out;
 }

@@ -10,6 +10,7 @@
 
 #include "daemon/runtime.hpp"
 #include "daemon/stream.hpp"
+#include "daemon/watchdog.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -25,6 +26,7 @@ namespace customs::daemon {
 struct upstream_connection {
   explicit upstream_connection(any_stream s) : stream(std::move(s)) {}
   any_stream stream;
+  std::unique_ptr<watchdog> wd;      // deadlines of reads and writes once connected
   boost::beast::flat_buffer buffer;  // bytes read from the upstream, not yet parsed
   std::chrono::steady_clock::time_point idle_since{};
   std::uint64_t requests = 0;        // requests sent on it so far

@@ -96,6 +96,13 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
     }
+    # Streams: relayed as they arrive, as customsd does.
+    location /stream/ {
+      proxy_pass http://provider/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
   }
 }
 EOF
@@ -174,6 +181,8 @@ measure customsd "http://127.0.0.1:$customsd_port/openai/v1/chat/completions" "$
 
 stream_direct=$("$root/build/release/bench/proxy/stream_client" --port "$upstream_port" \
   --path /v1/chat/completions --requests "$STREAM_REQUESTS")
+stream_nginx=$("$root/build/release/bench/proxy/stream_client" --port "$nginx_port" \
+  --path /stream/v1/chat/completions --requests "$STREAM_REQUESTS")
 stream_customsd=$("$root/build/release/bench/proxy/stream_client" --port "$customsd_port" \
   --path /openai/v1/chat/completions --requests "$STREAM_REQUESTS")
 field() { sed -n "s/.*\b$2=\([0-9.]*\).*/\1/p" <<<"$1"; }
@@ -190,12 +199,15 @@ printf '\ncustomsd / nginx: CPU per request %sx (goal <= 2), p99 %sx (goal <= 1.
 
 printf '\nStreamed chat completion (%s requests, one after the other)\n' "$STREAM_REQUESTS"
 printf '%-10s %8s %12s %12s %14s %14s\n' "path" "events" "TTFB p50 us" "TTFB p99 us" "event p50 us" "event p99 us"
-for n in direct customsd; do
+for n in direct nginx customsd; do
   line=stream_$n
   printf '%-10s %8s %12s %12s %14s %14s\n' "$n" "$(field "${!line}" events)" \
     "$(field "${!line}" ttfb_p50_us)" "$(field "${!line}" ttfb_p99_us)" \
     "$(field "${!line}" event_p50_us)" "$(field "${!line}" event_p99_us)"
 done
-added() { awk -v a="$(field "$stream_customsd" "$1")" -v b="$(field "$stream_direct" "$1")" 'BEGIN { printf "%.1f", a - b }'; }
-printf '\nadded by customsd per event: p50 %s us, p99 %s us (goal p99 < 100 us); TTFB p50 +%s us\n' \
-  "$(added event_p50_us)" "$(added event_p99_us)" "$(added ttfb_p50_us)"
+added() { awk -v a="$(field "$2" "$1")" -v b="$(field "$stream_direct" "$1")" 'BEGIN { printf "%.1f", a - b }'; }
+printf '\nadded per event: customsd p50 %s us, p99 %s us (goal p99 < 100 us); nginx p50 %s us, p99 %s us\n' \
+  "$(added event_p50_us "$stream_customsd")" "$(added event_p99_us "$stream_customsd")" \
+  "$(added event_p50_us "$stream_nginx")" "$(added event_p99_us "$stream_nginx")"
+printf 'added TTFB p50: customsd %s us, nginx %s us\n' \
+  "$(added ttfb_p50_us "$stream_customsd")" "$(added ttfb_p50_us "$stream_nginx")"
