@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -640,7 +641,16 @@ asio::awaitable<failure> session::open_exchange(flow& f, std::optional<response_
     f.upstream_sent = clock::now();
     conn->wd->expires_at(until(f, lim.upstream_first_byte_timeout));
     std::array<asio::const_buffer, 2> out{asio::buffer(upstream_head_), asio::buffer(f.req->body)};
-    auto [wec_io, wn] = co_await asio::async_write(conn->stream, out, tok);
+    boost::system::error_code wec_io;
+    std::size_t wn = conn->stream.write_now(out, wec_io);
+    if (wec_io == asio::error::would_block || wec_io == asio::error::try_again) wec_io = {};
+    if (!wec_io && wn < asio::buffer_size(out)) {
+      beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(out);
+      rest.consume(wn);
+      auto [e, more] = co_await asio::async_write(conn->stream, rest, tok);
+      wec_io = e;
+      wn += more;
+    }
     const auto wec = wec_io && conn->wd->fired() ? boost::system::error_code(beast::error::timeout) : wec_io;
     f.up_out += wn;
     if (wec) {
@@ -752,8 +762,18 @@ asio::awaitable<bool> session::send(flow& f, std::string_view a, std::string_vie
   }
   if (n == 0) co_return true;
   const limits_config& lim = f.rt->cfg->limits;
-  client_wd_.expires_at(until(f, lim.send_timeout));
-  auto [ec, written] = co_await asio::async_write(client_, std::span(bufs.data(), n), tok);
+  const std::span<const asio::const_buffer> all(bufs.data(), n);
+  boost::system::error_code ec;
+  std::size_t written = client_.write_now(all, ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+  if (!ec && written < asio::buffer_size(all)) {
+    beast::buffers_suffix<std::span<const asio::const_buffer>> rest(all);
+    rest.consume(written);
+    client_wd_.expires_at(until(f, lim.send_timeout));
+    auto [wec, more] = co_await asio::async_write(client_, rest, tok);
+    ec = wec;
+    written += more;
+  }
   f.bytes_out += written;
   if (with_head) {
     head_.clear();

@@ -54,6 +54,22 @@ class any_stream {
         token, buffers);
   }
 
+  // Plain TCP only: writes what the kernel takes now, without blocking and
+  // without going through the event loop (a write that completes at once would
+  // otherwise still cost a posted completion and an extra epoll_wait). Returns
+  // the bytes written; ec is would_block when the socket is full. TLS: 0.
+  template <class ConstBufferSequence>
+  std::size_t write_now(const ConstBufferSequence& buffers, boost::system::error_code& ec) {
+    ec = {};
+    if (is_tls()) return 0;
+    auto& sock = std::get<boost::beast::tcp_stream>(s_).socket();
+    if (!sock.non_blocking()) {
+      sock.non_blocking(true, ec);
+      if (ec) return 0;
+    }
+    return sock.write_some(buffers, ec);
+  }
+
   // Closes the socket now (no TLS close_notify); pending operations complete
   // with an error.
   void close() noexcept {
