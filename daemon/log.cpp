@@ -129,25 +129,27 @@ log_line& log_line::kv(std::string_view key, std::string_view value) {
   return *this;
 }
 
-log_line& log_line::kv(std::string_view key, std::uint64_t value) {
-  if (!on_) return *this;
+namespace {
+
+template <class Integer>
+void append_number(std::string& line, std::string_view key, Integer value) {
   char buf[24];
   const auto r = std::to_chars(buf, buf + sizeof buf, value);
-  line_ += ' ';
-  line_ += key;
-  line_ += '=';
-  line_.append(buf, r.ptr);
+  line += ' ';
+  line += key;
+  line += '=';
+  line.append(buf, r.ptr);
+}
+
+}  // namespace
+
+log_line& log_line::kv(std::string_view key, std::uint64_t value) {
+  if (on_) append_number(line_, key, value);
   return *this;
 }
 
 log_line& log_line::kv(std::string_view key, std::int64_t value) {
-  if (!on_) return *this;
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, value);
-  line_ += ' ';
-  line_ += key;
-  line_ += '=';
-  line_.append(buf, r.ptr);
+  if (on_) append_number(line_, key, value);
   return *this;
 }
 

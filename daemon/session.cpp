@@ -866,6 +866,15 @@ bool session::run_stream_end(flow& f) {
   return true;
 }
 
+failure session::read_failure(const flow& f, const boost::system::error_code& ec) const {
+  if (ec == beast::error::timeout) {
+    return clock::now() >= f.deadline ? failure::flow_timeout : failure::stream_gap_timeout;
+  }
+  if (forced_) return failure::draining;
+  if (is_disconnect(ec)) return failure::upstream_reset;
+  return failure::upstream_bad_response;
+}
+
 asio::awaitable<void> session::relay_events(flow& f, upstream_connection& c, response_parser& p, framing out) {
   const limits_config& lim = f.rt->cfg->limits;
   if (!sse_ || sse_->max_event_bytes() != lim.sse_event_bytes) sse_.emplace(lim.sse_event_bytes);
@@ -922,15 +931,7 @@ asio::awaitable<void> session::relay_events(flow& f, upstream_connection& c, res
       done = !stop;
     }
     if (!stop && ec) {
-      if (ec == beast::error::timeout) {
-        f.fail(clock::now() >= f.deadline ? failure::flow_timeout : failure::stream_gap_timeout);
-      } else if (forced_) {
-        f.fail(failure::draining, ec.message());
-      } else if (is_disconnect(ec)) {
-        f.fail(failure::upstream_reset, ec.message());
-      } else {
-        f.fail(failure::upstream_bad_response, ec.message());
-      }
+      f.fail(read_failure(f, ec), ec.message());
       stop = true;
     }
     if (stop) {
@@ -972,15 +973,7 @@ asio::awaitable<void> session::relay_bytes(flow& f, upstream_connection& c, resp
     }
     f.up_in += got;
     if (ec) {
-      if (ec == beast::error::timeout) {
-        f.fail(clock::now() >= f.deadline ? failure::flow_timeout : failure::stream_gap_timeout);
-      } else if (forced_) {
-        f.fail(failure::draining, ec.message());
-      } else if (is_disconnect(ec)) {
-        f.fail(failure::upstream_reset, ec.message());
-      } else {
-        f.fail(failure::upstream_bad_response, ec.message());
-      }
+      f.fail(read_failure(f, ec), ec.message());
       // Framing cannot carry an error now: the client sees a truncated body
       // (no terminating chunk, or fewer bytes than Content-Length).
       f.keep_alive = false;
@@ -1016,13 +1009,7 @@ asio::awaitable<bool> session::read_whole(flow& f, upstream_connection& c, respo
     }
     body.append(rbuf_.get(), got);
     if (rec && rec != http::error::need_buffer) {
-      if (rec == beast::error::timeout) {
-        f.fail(clock::now() >= f.deadline ? failure::flow_timeout : failure::stream_gap_timeout);
-      } else if (is_disconnect(rec)) {
-        f.fail(failure::upstream_reset, rec.message());
-      } else {
-        f.fail(failure::upstream_bad_response, rec.message());
-      }
+      f.fail(read_failure(f, rec), rec.message());
       co_return false;
     }
   }

@@ -75,6 +75,8 @@ class session {
                   const std::vector<header_field>& add, framing fr, std::uint64_t length);
   void build_upstream_head(flow& f);
   bool run_event(flow& f, const sse_event& ev, std::size_t from);
+  // Why a read of an upstream body failed.
+  [[nodiscard]] failure read_failure(const flow& f, const boost::system::error_code& ec) const;
   bool run_stream_end(flow& f);
   void finish(flow& f);
   std::chrono::steady_clock::time_point until(const flow& f, std::chrono::milliseconds d) const;
