@@ -84,9 +84,9 @@ void encode_header(const header_fields& h, crypto::bytes& out) {
 
 std::string join_rules(const std::vector<std::string>& rules) {
   std::string out;
-  for (const auto& r : rules) {
-    if (!out.empty()) out.push_back(',');
-    out += r;
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    if (i) out.push_back(',');
+    out += rules[i];
   }
   return out;
 }

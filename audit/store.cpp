@@ -360,6 +360,11 @@ void store_impl::close() {
   if (thread_.joinable()) thread_.join();
   std::lock_guard lk(mu_);
   closed_ = true;
+  // Let another writer (a later customsd, customsctl audit erase) take over.
+  insert_ = {};
+  insert_checkpoint_ = {};
+  db_ = {};
+  lock_.reset();
 }
 
 void store_impl::note_error(const std::string& what) {
@@ -612,7 +617,14 @@ void store_impl::run() {
       tasks.swap(tasks_);
       closing = closing_;
     }
-    for (auto& it : taken) add_to_batch(it);
+    for (auto& it : taken) {
+      add_to_batch(it);
+      // An epoch ends at exactly epoch_records records: cut the batch there.
+      if (in_txn_ && work_.records_in_epoch >= opts_.epoch_records) {
+        commit_batch();
+        maybe_end_epoch();
+      }
+    }
     taken.clear();
     if (in_txn_ && (batch_.size() >= opts_.commit_records || clock::now() >= batch_deadline_ ||
                     closing || !tasks.empty()))
