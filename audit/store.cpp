@@ -72,6 +72,9 @@ class audit_category_impl final : public std::error_category {
 
 using clock = std::chrono::steady_clock;
 
+// While a batch fills, the writer is woken every this many queued records.
+constexpr std::size_t wake_stride = 64;
+
 std::int64_t now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -192,7 +195,20 @@ class store_impl final : public store {
   std::deque<std::function<void()>> tasks_;
   bool closing_ = false;
   bool closed_ = false;
+  bool writer_idle_ = false;  // the writer thread waits with no batch open
   std::thread thread_;
+
+  // WAL checkpoints run on their own connection and thread (PASSIVE: they never
+  // block the writer), so that copying the WAL into the database and its fsync
+  // stay out of the group-commit path.
+  void run_checkpointer();
+  static int on_wal_commit(void* self, sqlite3*, const char*, int pages);
+  sql::database ckpt_db_;
+  std::thread checkpointer_;
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_wanted_ = false;
+  bool ckpt_stop_ = false;
   std::atomic<bool> healthy_{true};
   std::atomic<std::uint64_t> epoch_atomic_{0};
   std::atomic<std::uint64_t> records_committed_{0};
@@ -243,6 +259,12 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
     db_.exec("PRAGMA synchronous=FULL");
     // Erased payloads are overwritten, not just unlinked from the b-tree.
     db_.exec("PRAGMA secure_delete=ON");
+    db_.exec("PRAGMA wal_autocheckpoint=0");
+    sqlite3_wal_hook(db_.get(), &store_impl::on_wal_commit, this);
+    ckpt_db_ = sql::database(opts_.db, SQLITE_OPEN_READWRITE);
+    sqlite3_busy_timeout(ckpt_db_.get(), 5000);
+    ckpt_db_.exec("PRAGMA synchronous=FULL");
+    ckpt_db_.exec("PRAGMA wal_autocheckpoint=0");
     insert_ = sql::statement(
         db_, "INSERT INTO records (seq, kind, epoch, time_us, flow_id, route, src, dst, tenant, "
              "action, rules, rule_set_hash, tokens_in, tokens_out, payload_hash, payload, hash, "
@@ -293,6 +315,7 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
   } catch (const std::exception& e) {
     throw std::runtime_error("audit database " + opts_.db.string() + ": " + e.what());
   }
+  checkpointer_ = std::thread([this] { run_checkpointer(); });
   thread_ = std::thread([this] { run(); });
 }
 
@@ -326,13 +349,15 @@ std::error_code store_impl::append(record r, durable_handler on_durable) {
     append_refused_.fetch_add(1, std::memory_order_relaxed);
     return make_error_code(errc::queue_full);
   }
-  const bool was_empty = queue_.empty();
   queue_.push_back(item{std::move(r), std::move(on_durable), now_us(), clock::now()});
-  const bool full_batch = queue_.size() >= opts_.commit_records;
+  // Wake the writer when it idles, when a batch is full, and every wake_stride
+  // records while a batch fills (so that it encrypts and inserts them while the
+  // batch waits for its deadline); not for every record: a wake-up costs more
+  // than a record.
+  const std::size_t n = queue_.size();
+  const bool wake = writer_idle_ || n >= opts_.commit_records || n % wake_stride == 0;
   lk.unlock();
-  // The writer thread only needs waking when it may be waiting for work; while a
-  // batch is filling it wakes itself at the batch deadline or when N is reached.
-  if (was_empty || full_batch) cv_.notify_one();
+  if (wake) cv_.notify_one();
   return {};
 }
 
@@ -360,7 +385,15 @@ void store_impl::close() {
   if (thread_.joinable()) thread_.join();
   std::lock_guard lk(mu_);
   closed_ = true;
+  {
+    std::lock_guard ck(ckpt_mu_);
+    ckpt_stop_ = true;
+  }
+  ckpt_cv_.notify_one();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  ckpt_db_ = {};
   // Let another writer (a later customsd, customsctl audit erase) take over.
+  // Closing the last connection checkpoints the WAL into the database.
   insert_ = {};
   insert_checkpoint_ = {};
   db_ = {};
@@ -603,10 +636,13 @@ void store_impl::run() {
       const auto ready = [this] { return !queue_.empty() || closing_ || !tasks_.empty(); };
       if (in_txn_) {
         cv_.wait_until(lk, batch_deadline_, ready);
-      } else if (committed_.records_in_epoch > 1) {
-        cv_.wait_until(lk, epoch_started_ + opts_.epoch_duration, ready);
       } else {
-        cv_.wait(lk, ready);
+        writer_idle_ = true;
+        if (committed_.records_in_epoch > 1)
+          cv_.wait_until(lk, epoch_started_ + opts_.epoch_duration, ready);
+        else
+          cv_.wait(lk, ready);
+        writer_idle_ = false;
       }
       const std::size_t room = opts_.commit_records - batch_.size();
       while (!queue_.empty() && taken.size() < room) {
@@ -639,6 +675,40 @@ void store_impl::run() {
   // the key left on disk cannot forge anything written so far.
   if (work_.epoch_start_pending) (void)write_epoch_start_now();
   (void)end_epoch("close", false);
+}
+
+// WAL frames after which a checkpoint is started (SQLite's default autocheckpoint).
+constexpr int checkpoint_pages = 1000;
+// Past this, the writer checkpoints itself: the background checkpointer is not
+// keeping up (each of its runs was overtaken by new commits).
+constexpr int checkpoint_pages_hard = 64 * checkpoint_pages;
+
+int store_impl::on_wal_commit(void* arg, sqlite3* db, const char*, int pages) {
+  auto* self = static_cast<store_impl*>(arg);
+  if (pages >= checkpoint_pages_hard) {
+    sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  } else if (pages >= checkpoint_pages) {
+    {
+      std::lock_guard lk(self->ckpt_mu_);
+      self->ckpt_wanted_ = true;
+    }
+    self->ckpt_cv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void store_impl::run_checkpointer() {
+  std::unique_lock lk(ckpt_mu_);
+  for (;;) {
+    ckpt_cv_.wait(lk, [this] { return ckpt_wanted_ || ckpt_stop_; });
+    if (ckpt_stop_) return;
+    ckpt_wanted_ = false;
+    lk.unlock();
+    // Failures (disk full, busy) are harmless here: the WAL keeps the data, and
+    // the next commit asks again.
+    (void)sqlite3_wal_checkpoint_v2(ckpt_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    lk.lock();
+  }
 }
 
 void store_impl::set_max_pages(std::uint32_t pages) {

@@ -12,8 +12,18 @@ namespace crypto = customs::crypto;
 namespace {
 
 // A trail of 20 flows (40 records plus epoch starts) in epochs of 10 records.
+// Written once; each test gets its own copy of the database and keys.
 struct tampered : trail {
-  tampered() { write_flows(0, 20); }
+  tampered() {
+    static trail original;
+    static const bool written = (original.write_flows(0, 20), true);
+    REQUIRE(written);
+    for (const auto& [from, to] : {std::pair{original.keys, keys}, std::pair{original.keys2, keys2}}) {
+      fs::remove_all(to);
+      fs::copy(from, to);  // copy_file keeps the 0600 modes
+    }
+    fs::copy_file(original.db, db);
+  }
   verify_failure first_failure() {
     const auto sum = verify();
     REQUIRE_FALSE(sum.ok());
