@@ -51,7 +51,9 @@
 //
 // A TRAIL IS VALID IF AND ONLY IF
 //   1. SQLite's quick_check passes and application_id / user_version match;
-//   2. the records' seqs are exactly 1..N;
+//   2. the records' seqs are exactly 1..N (N = 0, a trail that was created but
+//      never written to, is valid: only a held checkpoint tells it from a trail
+//      whose every record and checkpoint was deleted);
 //   3. record 1 is an epoch_start of epoch 0; each later epoch_start has a greater
 //      epoch than the one before it; every other record has the epoch of the last
 //      epoch_start before it;

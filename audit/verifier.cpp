@@ -278,8 +278,6 @@ class verifier {
   }
 
   void finish() {
-    if (scan_complete_ && sum_.records == 0)
-      fail(failure_kind::truncated, 1, "the trail holds no records");
     if (scan_complete_)
       for (const auto& [seq, flow] : erased_pending_)
         fail(failure_kind::altered, seq,

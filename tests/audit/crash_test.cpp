@@ -101,6 +101,9 @@ TEST_CASE("SIGKILL at random moments loses no acknowledged record and leaves a v
       ++n;
     }
     if (n) ++killed_with_acks;
+    if (acked.empty() && (!fs::exists(t.db) || sql::database(t.db, SQLITE_OPEN_READONLY)
+                                                      .query_int("PRAGMA application_id") == 0))
+      continue;  // killed before the schema's first commit: no trail exists yet
 
     const auto sum = t.verify();
     INFO((sum.failures.empty() ? "" : std::string(to_string(sum.failures[0].kind)) + " at " +
