@@ -20,20 +20,25 @@ crypto::byte_view tag_bytes(const char (&t)[N]) {
   return {reinterpret_cast<const std::uint8_t*>(t), N};
 }
 
+// Little-endian integers, appended whole (the header is encoded for every record
+// written and every record verified).
+template <typename T>
+void put_le(crypto::bytes& out, T v) {
+  std::uint8_t b[sizeof(T)];
+  for (std::size_t i = 0; i < sizeof(T); ++i) b[i] = static_cast<std::uint8_t>(v >> (8 * i));
+  const std::size_t at = out.size();
+  out.resize(at + sizeof(T));
+  std::memcpy(out.data() + at, b, sizeof(T));
+}
 void put_u8(crypto::bytes& out, std::uint8_t v) { out.push_back(v); }
-void put_u16(crypto::bytes& out, std::uint16_t v) {
-  out.push_back(static_cast<std::uint8_t>(v));
-  out.push_back(static_cast<std::uint8_t>(v >> 8));
-}
-void put_u32(crypto::bytes& out, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
-void put_u64(crypto::bytes& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
+void put_u16(crypto::bytes& out, std::uint16_t v) { put_le(out, v); }
+void put_u32(crypto::bytes& out, std::uint32_t v) { put_le(out, v); }
+void put_u64(crypto::bytes& out, std::uint64_t v) { put_le(out, v); }
 void put_str(crypto::bytes& out, std::string_view s) {
   put_u32(out, static_cast<std::uint32_t>(s.size()));
-  out.insert(out.end(), s.begin(), s.end());
+  const std::size_t at = out.size();
+  out.resize(at + s.size());
+  if (!s.empty()) std::memcpy(out.data() + at, s.data(), s.size());
 }
 void put_bytes(crypto::bytes& out, crypto::byte_view b) { out.insert(out.end(), b.begin(), b.end()); }
 
@@ -65,6 +70,7 @@ struct cursor {
 
 void encode_header(const header_fields& h, crypto::bytes& out) {
   out.clear();
+  out.reserve(128);
   put_u8(out, version);
   put_u8(out, static_cast<std::uint8_t>(h.kind));
   put_u64(out, h.seq);

@@ -83,6 +83,7 @@ struct reader::impl {
 
   explicit impl(const std::filesystem::path& file) : db(file, SQLITE_OPEN_READONLY) {
     sqlite3_busy_timeout(db.get(), 5000);
+    db.exec("PRAGMA mmap_size=1073741824");  // read through a memory map
     if (db.query_int("PRAGMA application_id") != format::application_id)
       throw std::runtime_error(file.string() + ": not a customs audit database");
     const auto v = db.query_int("PRAGMA user_version");

@@ -40,6 +40,7 @@ struct options {
   std::uint32_t commit_records = 512;
   int commit_ms = 2;
   bool store_only = false;  // only the unpaced store phase (for profiling)
+  int verify_runs = 0;      // with --store-only: verify its database this many times
 };
 
 double secs(clk::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -191,6 +192,7 @@ int main(int argc, char** argv) {
     else if (a == "--commit-records") o.commit_records = static_cast<std::uint32_t>(std::stoul(next()));
     else if (a == "--commit-ms") o.commit_ms = std::stoi(next());
     else if (a == "--store-only") o.store_only = true;
+    else if (a == "--verify-runs") o.verify_runs = std::stoi(next());
     else {
       std::cerr << "usage: audit_bench [--records N] [--rate R] [--seconds S] [--dir DIR] "
                    "[--commit-records N] [--commit-ms T]\n";
@@ -242,7 +244,17 @@ int main(int argc, char** argv) {
     print_latency("store: durable wait, unpaced (queue full)", lat.us);
   }
 
-  if (o.store_only) return 0;
+  if (o.store_only) {
+    if (!o.verify_runs) return 0;
+    audit::verify_options vo;
+    vo.seed = &seed;
+    for (int i = 0; i < o.verify_runs; ++i) {
+      const auto t0 = clk::now();
+      const auto sum = audit::verify(run1 / "audit.db", vo);
+      std::printf("%-44s %10.0f records/s\n", "verify", static_cast<double>(sum.records) / secs(clk::now() - t0));
+    }
+    return 0;
+  }
 
   // 3. Durable wait at a paced load.
   const fs::path run2 = o.dir / "paced";
