@@ -69,23 +69,35 @@ struct cursor {
 }  // namespace
 
 void encode_header(const header_fields& h, crypto::bytes& out) {
+  encode_header(h.kind, h.seq, h.epoch, h.time_us, h.flow_id, h.index, out);
+}
+
+void encode_header(record_kind kind, std::uint64_t seq, std::uint64_t epoch, std::int64_t time_us,
+                   std::string_view flow_id, const index_fields& index, crypto::bytes& out) {
   out.clear();
   out.reserve(128);
   put_u8(out, version);
-  put_u8(out, static_cast<std::uint8_t>(h.kind));
-  put_u64(out, h.seq);
-  put_u64(out, h.epoch);
-  put_u64(out, static_cast<std::uint64_t>(h.time_us));
-  put_str(out, h.flow_id);
-  put_str(out, h.index.route);
-  put_str(out, h.index.src);
-  put_str(out, h.index.dst);
-  put_str(out, h.index.tenant);
-  put_str(out, h.index.action);
-  put_str(out, join_rules(h.index.rules));
-  put_str(out, h.index.rule_set_hash);
-  put_u64(out, h.index.tokens_in);
-  put_u64(out, h.index.tokens_out);
+  put_u8(out, static_cast<std::uint8_t>(kind));
+  put_u64(out, seq);
+  put_u64(out, epoch);
+  put_u64(out, static_cast<std::uint64_t>(time_us));
+  put_str(out, flow_id);
+  put_str(out, index.route);
+  put_str(out, index.src);
+  put_str(out, index.dst);
+  put_str(out, index.tenant);
+  put_str(out, index.action);
+  // The rules as joined for their column, without building the joined string.
+  std::size_t len = index.rules.empty() ? 0 : index.rules.size() - 1;
+  for (const auto& r : index.rules) len += r.size();
+  put_u32(out, static_cast<std::uint32_t>(len));
+  for (std::size_t i = 0; i < index.rules.size(); ++i) {
+    if (i) out.push_back(',');
+    out.insert(out.end(), index.rules[i].begin(), index.rules[i].end());
+  }
+  put_str(out, index.rule_set_hash);
+  put_u64(out, index.tokens_in);
+  put_u64(out, index.tokens_out);
 }
 
 std::string join_rules(const std::vector<std::string>& rules) {

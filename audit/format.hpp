@@ -97,8 +97,10 @@ struct header_fields {
   index_fields index;
 };
 
-// Appends H to out (out is cleared first).
+// Writes H into out (out is cleared first).
 void encode_header(const header_fields& h, crypto::bytes& out);
+void encode_header(record_kind kind, std::uint64_t seq, std::uint64_t epoch, std::int64_t time_us,
+                   std::string_view flow_id, const index_fields& index, crypto::bytes& out);
 
 [[nodiscard]] std::string join_rules(const std::vector<std::string>& rules);
 [[nodiscard]] std::vector<std::string> split_rules(std::string_view joined);

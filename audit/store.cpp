@@ -159,6 +159,13 @@ class store_impl final : public store {
   void note_error(const std::string& what);
   void filter_index(index_fields& f) const;
 
+  // Which index fields are stored (writer_options::index_fields), as bits.
+  enum : unsigned {
+    f_route = 1, f_src = 2, f_dst = 4, f_tenant = 8, f_action = 16, f_rules = 32,
+    f_rule_set_hash = 64, f_tokens = 128
+  };
+  unsigned index_mask_ = 0;
+
   writer_options opts_;
   std::unique_ptr<writer_lock> lock_;
   sql::database db_;
@@ -227,6 +234,19 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
   if (opts_.commit_records == 0) opts_.commit_records = 1;
   if (opts_.epoch_records == 0) opts_.epoch_records = 1;
   if (opts_.queue_capacity == 0) opts_.queue_capacity = 1;
+  for (const auto& name : opts_.index_fields) {
+    static constexpr std::pair<std::string_view, unsigned> names[] = {
+        {"route", f_route},   {"src", f_src},       {"dst", f_dst},
+        {"tenant", f_tenant}, {"action", f_action}, {"rules", f_rules},
+        {"rule_set_hash", f_rule_set_hash},         {"tokens", f_tokens}};
+    unsigned bit = 0;
+    for (const auto& [n, b] : names)
+      if (name == n) bit = b;
+    if (!bit)
+      throw std::runtime_error("audit: unknown index field \"" + name +
+                               "\" (use route, src, dst, tenant, action, rules, rule_set_hash, tokens)");
+    index_mask_ |= bit;
+  }
   for (const auto& p : opts_.auditor_keys) auditors_.push_back(crypto::load_auditor_public(p));
   sealing_ = crypto::load_sealing_key(opts_.sealing_key);
   signing_ = crypto::load_signing_key(opts_.signing_key);
@@ -320,19 +340,14 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
 }
 
 void store_impl::filter_index(index_fields& f) const {
-  const auto keep = [this](std::string_view name) {
-    for (const auto& n : opts_.index_fields)
-      if (n == name) return true;
-    return false;
-  };
-  if (!keep("route")) f.route.clear();
-  if (!keep("src")) f.src.clear();
-  if (!keep("dst")) f.dst.clear();
-  if (!keep("tenant")) f.tenant.clear();
-  if (!keep("action")) f.action.clear();
-  if (!keep("rules")) f.rules.clear();
-  if (!keep("rule_set_hash")) f.rule_set_hash.clear();
-  if (!keep("tokens")) f.tokens_in = f.tokens_out = 0;
+  if (!(index_mask_ & f_route)) f.route.clear();
+  if (!(index_mask_ & f_src)) f.src.clear();
+  if (!(index_mask_ & f_dst)) f.dst.clear();
+  if (!(index_mask_ & f_tenant)) f.tenant.clear();
+  if (!(index_mask_ & f_action)) f.action.clear();
+  if (!(index_mask_ & f_rules)) f.rules.clear();
+  if (!(index_mask_ & f_rule_set_hash)) f.rule_set_hash.clear();
+  if (!(index_mask_ & f_tokens)) f.tokens_in = f.tokens_out = 0;
 }
 
 std::error_code store_impl::append(record r, durable_handler on_durable) {
@@ -423,14 +438,8 @@ bool store_impl::insert_record(record_kind kind, std::string_view flow_id,
                                const index_fields& index, std::int64_t time_us,
                                std::string_view plaintext, const crypto::bytes* clear_body,
                                std::uint64_t* seq_out) {
-  format::header_fields h;
-  h.kind = kind;
-  h.seq = work_.next_seq;
-  h.epoch = epoch_;
-  h.time_us = time_us;
-  h.flow_id.assign(flow_id);
-  h.index = index;
-  format::encode_header(h, header_buf_);
+  const std::uint64_t seq = work_.next_seq;
+  format::encode_header(kind, seq, epoch_, time_us, flow_id, index, header_buf_);
 
   const crypto::bytes* body = clear_body;
   if (!clear_body) {
@@ -446,22 +455,22 @@ bool store_impl::insert_record(record_kind kind, std::string_view flow_id,
   const auto ph = format::payload_hash(*body);
   const auto hash = format::chain_hash(work_.head, header_buf_, ph);
   const auto mac = format::record_mac(sealing_.key, hash);
-  const std::string rules = format::join_rules(h.index.rules);
+  const std::string rules = format::join_rules(index.rules);
 
-  insert_.bind(1, static_cast<std::int64_t>(h.seq));
+  insert_.bind(1, static_cast<std::int64_t>(seq));
   insert_.bind(2, static_cast<std::int64_t>(kind));
-  insert_.bind(3, static_cast<std::int64_t>(h.epoch));
-  insert_.bind(4, h.time_us);
-  insert_.bind(5, std::string_view(h.flow_id));
-  insert_.bind(6, std::string_view(h.index.route));
-  insert_.bind(7, std::string_view(h.index.src));
-  insert_.bind(8, std::string_view(h.index.dst));
-  insert_.bind(9, std::string_view(h.index.tenant));
-  insert_.bind(10, std::string_view(h.index.action));
+  insert_.bind(3, static_cast<std::int64_t>(epoch_));
+  insert_.bind(4, time_us);
+  insert_.bind(5, flow_id);
+  insert_.bind(6, std::string_view(index.route));
+  insert_.bind(7, std::string_view(index.src));
+  insert_.bind(8, std::string_view(index.dst));
+  insert_.bind(9, std::string_view(index.tenant));
+  insert_.bind(10, std::string_view(index.action));
   insert_.bind(11, std::string_view(rules));
-  insert_.bind(12, std::string_view(h.index.rule_set_hash));
-  insert_.bind(13, static_cast<std::int64_t>(h.index.tokens_in));
-  insert_.bind(14, static_cast<std::int64_t>(h.index.tokens_out));
+  insert_.bind(12, std::string_view(index.rule_set_hash));
+  insert_.bind(13, static_cast<std::int64_t>(index.tokens_in));
+  insert_.bind(14, static_cast<std::int64_t>(index.tokens_out));
   insert_.bind(15, crypto::byte_view(ph));
   insert_.bind(16, crypto::byte_view(*body));
   insert_.bind(17, crypto::byte_view(hash));
@@ -472,7 +481,7 @@ bool store_impl::insert_record(record_kind kind, std::string_view flow_id,
     note_error("cannot insert audit record: " + db_.message());
     return false;
   }
-  if (seq_out) *seq_out = h.seq;
+  if (seq_out) *seq_out = seq;
   work_.head = hash;
   ++work_.next_seq;
   ++work_.records_in_epoch;

@@ -324,3 +324,9 @@ TEST_CASE("an epoch also ends after its duration, without further records", "[au
   s->close();
   CHECK(t.verify().ok());
 }
+
+TEST_CASE("an unknown index field name is refused at open", "[audit]") {
+  trail t;
+  t.opts.index_fields = {"action", "colour"};
+  CHECK_THROWS_WITH(store::open_store(t.opts), Catch::Contains("unknown index field \"colour\""));
+}
