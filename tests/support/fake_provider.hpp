@@ -136,9 +136,8 @@ class fake_provider {
   // value says which.
   bool wait_for_requests(std::size_t n, std::chrono::milliseconds timeout) const;
 
-  struct impl;
-
  private:
+  struct impl;
   std::unique_ptr<impl> impl_;
 };
 

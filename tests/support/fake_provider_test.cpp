@@ -620,10 +620,7 @@ TEST_CASE("TLS: the generated CA verifies the provider; an untrusted certificate
   temp_dir dir;
   const test_pki pki = make_test_pki(dir.path());
 
-  fake_provider_options trusted_opts;
-  trusted_opts.tls_cert = pki.server.cert;
-  trusted_opts.tls_key = pki.server.key;
-  fake_provider trusted(trusted_opts);
+  fake_provider trusted(serving_tls(pki.server));
   for (const char* name : {"localhost", "127.0.0.1"}) {
     INFO("verify name " << name);
     http_client client(loopback_tls(trusted.port(), pki.ca.cert, name));
@@ -640,10 +637,7 @@ TEST_CASE("TLS: the generated CA verifies the provider; an untrusted certificate
     CHECK(ec);
   }
   SECTION("a self-signed certificate that the CA did not issue fails verification") {
-    fake_provider_options opts;
-    opts.tls_cert = pki.untrusted.cert;
-    opts.tls_key = pki.untrusted.key;
-    fake_provider untrusted(opts);
+    fake_provider untrusted(serving_tls(pki.untrusted));
     http_client client(loopback_tls(untrusted.port(), pki.ca.cert));
     const auto ec = client.connect();
     REQUIRE(ec);

@@ -1,5 +1,5 @@
 // The fake provider's scripted faults, seen from a client: each one does what
-// fault_provider.hpp promises, and the provider stops cleanly with faulted
+// fake_provider.hpp promises, and the provider stops cleanly with faulted
 // connections still open.
 
 #include "tests/support/test_certs.hpp"
@@ -115,10 +115,7 @@ TEST_CASE("reset_mid_stream sends N events and then a TCP reset") {
   SECTION("over TLS the reset also comes without close_notify") {
     temp_dir dir;
     const auto pki = make_test_pki(dir.path());
-    fake_provider_options opts;
-    opts.tls_cert = pki.server.cert;
-    opts.tls_key = pki.server.key;
-    fake_provider provider(opts);
+    fake_provider provider(serving_tls(pki.server));
     provider.set_script(faulty(fault::reset_mid_stream, 2));
     http_client client(loopback_tls(provider.port(), pki.ca.cert));
     REQUIRE_FALSE(client.connect());
@@ -220,12 +217,7 @@ TEST_CASE("The destructor stops promptly with stalled and slow connections open,
   const auto pki = make_test_pki(dir.path());
   for (const bool tls : {false, true}) {
     INFO("TLS " << tls);
-    fake_provider_options opts;
-    if (tls) {
-      opts.tls_cert = pki.server.cert;
-      opts.tls_key = pki.server.key;
-    }
-    auto provider = std::make_unique<fake_provider>(opts);
+    auto provider = std::make_unique<fake_provider>(tls ? serving_tls(pki.server) : fake_provider_options{});
     script slow = faulty(fault::slow_events);
     slow.event_interval = std::chrono::hours(1);
     const std::vector<script> scripts{faulty(fault::stall_before_headers), faulty(fault::stall_mid_stream, 1),

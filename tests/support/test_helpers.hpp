@@ -2,6 +2,7 @@
 // Helpers shared by the tests of tests/support (not part of the library).
 
 #include "tests/support/fake_provider.hpp"
+#include "tests/support/test_certs.hpp"
 #include "tests/support/test_client.hpp"
 
 #include <boost/json/parse.hpp>
@@ -25,6 +26,14 @@ inline json::value parse_json(std::string_view text) {
 }
 
 inline std::string str(const json::value& v) { return std::string(v.as_string()); }
+
+// Options for a fake provider serving HTTPS with this certificate.
+inline fake_provider_options serving_tls(const cert_and_key& identity) {
+  fake_provider_options o;
+  o.tls_cert = identity.cert;
+  o.tls_key = identity.key;
+  return o;
+}
 
 // A fake provider with a script and one client connected to it.
 struct connected {
