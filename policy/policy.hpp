@@ -93,6 +93,14 @@ using rule_set_ptr = std::shared_ptr<const rule_set>;
 struct load_options {
   // Time against which expired exceptions are warned about; unset means now.
   std::optional<std::chrono::system_clock::time_point> now;
+  // Limits. A pattern or set over any of them is an error at load time.
+  std::size_t max_file_size = 4u << 20;        // bytes per rule file
+  std::size_t max_program_size = 20000;        // RE2 instructions per detector
+  std::size_t regex_max_mem = 8u << 20;        // RE2 memory budget per detector
+  std::size_t set_max_mem = 64u << 20;         // RE2::Set budget (its DFA cache)
+  std::size_t max_match_length = 2048;         // bytes: the longest match a detector may have
+  std::size_t max_pattern_states = 20000;      // streaming NFA states per detector
+  std::size_t max_stream_states = 200000;      // streaming DFA states for the whole set
 };
 
 struct load_result {
