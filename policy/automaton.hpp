@@ -40,6 +40,8 @@ class stream_automaton {
   [[nodiscard]] const std::vector<std::uint32_t>& accepted(std::uint32_t s) const noexcept {
     return masks_[mask_of_[s]];
   }
+  [[nodiscard]] std::uint32_t mask_id(std::uint32_t s) const noexcept { return mask_of_[s]; }
+  [[nodiscard]] const std::vector<std::vector<std::uint32_t>>& masks() const noexcept { return masks_; }
   [[nodiscard]] std::size_t states() const noexcept { return mask_of_.size(); }
   [[nodiscard]] std::size_t classes() const noexcept { return classes_; }
   [[nodiscard]] std::size_t memory_bytes() const noexcept;

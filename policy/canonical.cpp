@@ -68,6 +68,8 @@ class writer {
   }
   void field(std::string_view k, std::string_view v) { key(k), value(v); }
   void field(std::string_view k, bool v) { key(k), value(v); }
+  // Without this, a string literal would pick the bool overload.
+  void field(std::string_view k, const char* v) { key(k), value(std::string_view(v)); }
   template <class Range>
   void field_list(std::string_view k, const Range& r) {
     key(k);

@@ -384,6 +384,7 @@ class file_reader {
   void read_detector(const YAML::Node& n, const std::string& path) {
     std::string what;
     detector_def d;
+    const std::size_t errors_before = sink_.errors;
     d.id = take_id(n, "detector", path, what);
     if (!n.IsMap()) return;
     check_keys(n, {"id", "description", "category", "sensitive", "pattern", "keywords", "ignore_case",
@@ -409,9 +410,11 @@ class file_reader {
     } else if (!pat && !kws) {
       err(n, "E_DETECTOR_KIND", what, path, "a detector needs a 'pattern' or a 'keywords' list");
     } else if (pat) {
-      if (auto p = str(pat, what, path + ".pattern")) d.pattern = *p;
       d.pattern_at = at(pat);
-      if (d.pattern.empty()) err(pat, "E_VALUE", what, path + ".pattern", "the pattern is empty");
+      if (auto p = str(pat, what, path + ".pattern")) {
+        d.pattern = *p;
+        if (d.pattern.empty()) err(pat, "E_VALUE", what, path + ".pattern", "the pattern is empty");
+      }
     } else {
       d.pattern_at = at(kws);
       for (auto& [k, node] : strs(kws, what, path + ".keywords")) {
@@ -443,6 +446,7 @@ class file_reader {
     d.allow = plain_strs(n, "allow", what, path);
     sort_unique(d.allow);
     if (const YAML::Node m = get(n, "max_length")) d.declared_max = count(m, what, path + ".max_length", 1 << 20);
+    d.broken = sink_.errors != errors_before;  // not compiled: its errors are reported already
     if (!d.id.empty()) out_.detectors.push_back(std::move(d));
   }
 
@@ -954,7 +958,7 @@ load_result load_rule_set(std::span<const std::filesystem::path> paths, const lo
   pattern::nfa nfa;
   std::vector<std::uint32_t> starts(set.detectors.size(), 0);
   for (std::size_t i = 0; i < set.detectors.size(); ++i)
-    compile_detector(set.detectors[i], i, nfa, starts, opts, s);
+    if (!set.detectors[i].broken) compile_detector(set.detectors[i], i, nfa, starts, opts, s);
 
   if (s.errors == 0 && !set.detectors.empty()) {
     RE2::Options o;
@@ -982,10 +986,15 @@ load_result load_rule_set(std::span<const std::filesystem::path> paths, const lo
   // A candidate is decided once the bytes after it hold the next character (for
   // the boundary rule) and the context window.
   set.lookahead_ = std::max<std::size_t>(4, set.max_context_);
+  for (const auto& m : set.automaton.masks()) {
+    std::size_t la = 4;
+    for (const auto d : m) la = std::max(la, set.detectors[d].context_window);
+    set.mask_lookahead.push_back(static_cast<std::uint32_t>(la));
+  }
   set.max_hold_back_ = 2 * set.max_match_ + set.lookahead_ + 4;
 
-  // Warnings about coverage.
-  for (std::size_t i = 0; i < set.detectors.size(); ++i) {
+  // Warnings about coverage, for sets that are otherwise valid.
+  for (std::size_t i = 0; i < set.detectors.size() && s.errors == 0; ++i) {
     const auto& d = set.detectors[i];
     const bool used = std::any_of(set.rules.begin(), set.rules.end(), [&](const auto& r) { return r.selects[i]; });
     if (!used) s.warning(d.at, "W_DETECTOR_UNUSED", "detector '" + d.id + "': no rule selects it");

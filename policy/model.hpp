@@ -68,6 +68,7 @@ struct detector_def {
   std::optional<std::size_t> declared_max;  // max_length as written
   origin at;
   origin pattern_at;
+  bool broken = false;  // had errors while reading: not compiled
 
   // Compiled.
   std::string re2_pattern;
@@ -201,7 +202,10 @@ class compiled_rule_set final : public rule_set {
   std::size_t max_hold_back_ = 0;
   std::size_t max_match_ = 0;       // longest match of any detector
   std::size_t max_context_ = 0;     // widest context window
-  std::size_t lookahead_ = 0;       // bytes a candidate needs past its end
+  std::size_t lookahead_ = 0;       // bytes a candidate needs past its end, at most
+  // Per automaton accept mask: the bytes past where a candidate's DFA died that
+  // its detectors need (the next character, their context windows).
+  std::vector<std::uint32_t> mask_lookahead;
   std::vector<pack_def> packs;
   std::vector<group_def> groups;
   std::vector<detector_def> detectors;  // sorted by id: the index is the detector's order

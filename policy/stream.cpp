@@ -7,11 +7,13 @@
 //   (and that is not inside a run of word characters) opens a CANDIDATE. Each fed
 //   byte advances the open candidates one DFA step; a candidate closes when its
 //   DFA state dies (no detector can match from its start with these bytes) or
-//   can go no further. Candidates are RESOLVED in start order once closed and
-//   once lookahead_ more bytes exist (the boundary rule and context windows look
-//   past a match): for each detector the DFA says may have matched, RE2 confirms
-//   the match anchored at the start, and engine.cpp's accept() decides. Most
-//   candidates die after a byte or two without any RE2 call.
+//   can go no further. A closed candidate on whose path no detector could have
+//   matched is dropped; the others are RESOLVED in start order, once no open
+//   candidate starts before them and the bytes their detectors look at past a
+//   match exist (the next character, context windows): for each detector the DFA
+//   says may have matched, RE2 confirms the match anchored at the start, and
+//   engine.cpp's match_at() decides. Most candidates die after a byte or two,
+//   and almost none needs RE2.
 //   SAFE is the start of the oldest unresolved candidate: no finding can begin
 //   before it any more. Text before SAFE is released, except that a redacted
 //   finding is emitted only once SAFE has passed its end (then every finding that
@@ -29,10 +31,6 @@ namespace customs::policy {
 
 using detail::compiled_rule_set;
 
-namespace {
-constexpr std::size_t open = static_cast<std::size_t>(-1);
-}
-
 struct stream_scanner::impl {
   rule_set_ptr keep;
   const compiled_rule_set* rs = nullptr;  // null: no rules, text passes unchanged
@@ -45,14 +43,21 @@ struct stream_scanner::impl {
   std::size_t release = 0;   // output emitted for [0, release)
   std::size_t history = 4;   // bytes kept before `release` for boundary and context checks
 
-  struct candidate {
+  // Candidates still reading bytes, in start order.
+  struct open_candidate {
     std::size_t start;
-    std::uint32_t state;  // the last live DFA state
-    std::size_t closed;   // where its DFA died (exclusive end of what it read), or open
+    std::uint32_t state;  // current DFA state
   };
-  std::vector<candidate> cands;
-  std::size_t head = 0;        // cands[head...] are unresolved
-  std::size_t open_count = 0;  // of those, still reading bytes
+  std::vector<open_candidate> open;
+  // Candidates whose DFA died with some detector possible, waiting to be resolved;
+  // sorted by start. (Those that died with none are dropped at once.)
+  struct closed_candidate {
+    std::size_t start;
+    std::uint32_t state;  // the last live DFA state: its accept set says which detectors
+    std::size_t ready;    // resolvable once `end` reaches this (lookahead)
+  };
+  std::vector<closed_candidate> closed;
+  std::size_t closed_head = 0;
 
   std::vector<std::size_t> next_pos;  // per detector: where its search resumes
   std::vector<std::size_t> pending;   // indices into v.findings: redacted, not yet emitted
@@ -63,36 +68,48 @@ struct stream_scanner::impl {
 
   [[nodiscard]] std::string_view text() const noexcept { return buf; }
 
+  void close(std::size_t start, std::uint32_t state, std::size_t at) {
+    const stream_automaton& a = rs->automaton;
+    const std::uint32_t mask = a.mask_id(state);
+    if (mask == 0) return;  // no detector can have matched: nothing to resolve
+    closed_candidate c{start, state, at + rs->mask_lookahead[mask]};
+    // Candidates close out of start order (a longer one may outlive a later one).
+    auto pos = closed.end();
+    while (pos != closed.begin() + static_cast<std::ptrdiff_t>(closed_head) && (pos - 1)->start > start) --pos;
+    closed.insert(pos, c);
+  }
+
   void advance(std::size_t from) {
     const stream_automaton& a = rs->automaton;
     const auto* data = reinterpret_cast<const unsigned char*>(buf.data());
     for (std::size_t p = from; p < end; ++p) {
       const unsigned char b = data[p - base];
-      if (open_count > 0) {
-        for (std::size_t i = head; i < cands.size(); ++i) {
-          candidate& c = cands[i];
-          if (c.closed != open) continue;
+      if (!open.empty()) {
+        std::size_t w = 0;
+        for (std::size_t r = 0; r < open.size(); ++r) {
+          open_candidate c = open[r];
           const std::uint32_t ns = a.next(c.state, b);
           if (ns == stream_automaton::dead) {
-            c.closed = p;
-            --open_count;
+            close(c.start, c.state, p);
+          } else if (a.terminal(ns)) {
+            close(c.start, ns, p + 1);
           } else {
             c.state = ns;
-            if (a.terminal(ns)) c.closed = p + 1, --open_count;
+            open[w++] = c;
           }
         }
+        open.resize(w);
       }
       const std::uint32_t s1 = a.first(b);
       if (s1 == stream_automaton::dead) continue;
       // A match starting with a letter or digit right after another cannot count.
       if (text::is_ascii_alnum(b) && text::word_ends_before(text(), p - base)) continue;
-      const bool term = a.terminal(s1);
-      cands.push_back({p, s1, term ? p + 1 : open});
-      if (!term) ++open_count;
+      if (a.terminal(s1)) close(p, s1, p + 1);
+      else open.push_back({p, s1});
     }
   }
 
-  void resolve_one(const candidate& c) {
+  void resolve_one(const closed_candidate& c) {
     const stream_automaton& a = rs->automaton;
     batch.clear();
     const std::string_view t = text();
@@ -123,30 +140,35 @@ struct stream_scanner::impl {
     rs->summarize(plan, v);
   }
 
+  // Resolves closed candidates in start order, as far as no open candidate
+  // starts before them and their lookahead is there. final: the text ended.
   void resolve(bool final) {
-    while (head < cands.size() && !blocked) {
-      candidate& c = cands[head];
-      if (c.closed == open) {
-        if (!final) break;
-        c.closed = end;
-        --open_count;
-      }
-      if (!final && end < c.closed + rs->lookahead_) break;
-      resolve_one(c);
-      ++head;
+    if (final) {
+      for (const auto& c : open) close(c.start, c.state, end);
+      open.clear();
     }
-    if (head == cands.size()) {
-      cands.clear();
-      head = 0;
-    } else if (head >= 64 && head * 2 >= cands.size()) {
-      cands.erase(cands.begin(), cands.begin() + static_cast<std::ptrdiff_t>(head));
-      head = 0;
+    while (closed_head < closed.size() && !blocked) {
+      const closed_candidate& c = closed[closed_head];
+      if (!final && (c.ready > end || (!open.empty() && open.front().start < c.start))) break;
+      resolve_one(c);
+      ++closed_head;
+    }
+    if (closed_head == closed.size()) {
+      closed.clear();
+      closed_head = 0;
+    } else if (closed_head >= 32 && closed_head * 2 >= closed.size()) {
+      closed.erase(closed.begin(), closed.begin() + static_cast<std::ptrdiff_t>(closed_head));
+      closed_head = 0;
     }
   }
 
   std::string emit(bool final) {
     std::string out;
-    const std::size_t safe = final || head == cands.size() ? end : cands[head].start;
+    std::size_t safe = end;
+    if (!final) {
+      if (!open.empty()) safe = std::min(safe, open.front().start);
+      if (closed_head < closed.size()) safe = std::min(safe, closed[closed_head].start);
+    }
     std::size_t cursor = release;
     std::size_t limit = safe;
     const std::string_view t = text();
@@ -194,6 +216,7 @@ stream_scanner::stream_scanner(rule_set_ptr rules, flow_context ctx) : impl_(std
   m.next_pos.assign(m.rs->detectors.size(), 0);
   m.history = std::max<std::size_t>(4, m.rs->max_context_);
   m.buf.reserve(256);
+  m.open.reserve(16);
   if (m.v.act == action::block) m.blocked = true;  // a rule blocks this flow whatever the text
 }
 
