@@ -987,9 +987,9 @@ load_result load_rule_set(std::span<const std::filesystem::path> paths, const lo
   // the boundary rule) and the context window.
   set.lookahead_ = std::max<std::size_t>(4, set.max_context_);
   for (const auto& m : set.automaton.masks()) {
-    std::size_t la = 4;
-    for (const auto d : m) la = std::max(la, set.detectors[d].context_window);
-    set.mask_lookahead.push_back(static_cast<std::uint32_t>(la));
+    std::size_t w = 0;
+    for (const auto d : m) w = std::max(w, set.detectors[d].context_window);
+    set.mask_context.push_back(static_cast<std::uint32_t>(w));
   }
   set.max_hold_back_ = 2 * set.max_match_ + set.lookahead_ + 4;
 

@@ -203,9 +203,9 @@ class compiled_rule_set final : public rule_set {
   std::size_t max_match_ = 0;       // longest match of any detector
   std::size_t max_context_ = 0;     // widest context window
   std::size_t lookahead_ = 0;       // bytes a candidate needs past its end, at most
-  // Per automaton accept mask: the bytes past where a candidate's DFA died that
-  // its detectors need (the next character, their context windows).
-  std::vector<std::uint32_t> mask_lookahead;
+  // Per automaton accept mask: the widest context window of its detectors, the
+  // bytes past a match they look at.
+  std::vector<std::uint32_t> mask_context;
   std::vector<pack_def> packs;
   std::vector<group_def> groups;
   std::vector<detector_def> detectors;  // sorted by id: the index is the detector's order

@@ -54,7 +54,8 @@ struct stream_scanner::impl {
   struct closed_candidate {
     std::size_t start;
     std::uint32_t state;  // the last live DFA state: its accept set says which detectors
-    std::size_t ready;    // resolvable once `end` reaches this (lookahead)
+    std::size_t closed;   // where the DFA died: every match from start ends at or before it
+    std::size_t context;  // the widest context window of those detectors
   };
   std::vector<closed_candidate> closed;
   std::size_t closed_head = 0;
@@ -72,7 +73,7 @@ struct stream_scanner::impl {
     const stream_automaton& a = rs->automaton;
     const std::uint32_t mask = a.mask_id(state);
     if (mask == 0) return;  // no detector can have matched: nothing to resolve
-    closed_candidate c{start, state, at + rs->mask_lookahead[mask]};
+    closed_candidate c{start, state, at, rs->mask_context[mask]};
     // Candidates close out of start order (a longer one may outlive a later one).
     auto pos = closed.end();
     while (pos != closed.begin() + static_cast<std::ptrdiff_t>(closed_head) && (pos - 1)->start > start) --pos;
@@ -140,8 +141,20 @@ struct stream_scanner::impl {
     rs->summarize(plan, v);
   }
 
+  // Whether every byte that accept() may read for a match ending at or before
+  // c.closed is there: the context window after it, and the character after the
+  // match (one byte, or three when it may be a full-width letter or digit, EF ..).
+  [[nodiscard]] bool ready(const closed_candidate& c) const noexcept {
+    if (end < c.closed + std::max<std::size_t>(1, c.context)) return false;
+    if (end >= c.closed + 3) return true;
+    const std::size_t from = c.closed >= 2 ? c.closed - 2 : 0;
+    for (std::size_t k = std::max(from, base); k <= c.closed && k < end; ++k)
+      if (static_cast<unsigned char>(buf[k - base]) == 0xEF && k + 3 > end) return false;
+    return true;
+  }
+
   // Resolves closed candidates in start order, as far as no open candidate
-  // starts before them and their lookahead is there. final: the text ended.
+  // starts before them and the bytes they look at are there. final: the text ended.
   void resolve(bool final) {
     if (final) {
       for (const auto& c : open) close(c.start, c.state, end);
@@ -149,7 +162,7 @@ struct stream_scanner::impl {
     }
     while (closed_head < closed.size() && !blocked) {
       const closed_candidate& c = closed[closed_head];
-      if (!final && (c.ready > end || (!open.empty() && open.front().start < c.start))) break;
+      if (!final && (!ready(c) || (!open.empty() && open.front().start < c.start))) break;
       resolve_one(c);
       ++closed_head;
     }
