@@ -43,6 +43,12 @@ class stream_automaton {
   [[nodiscard]] std::uint32_t mask_id(std::uint32_t s) const noexcept { return mask_of_[s]; }
   [[nodiscard]] const std::vector<std::vector<std::uint32_t>>& masks() const noexcept { return masks_; }
   [[nodiscard]] std::size_t states() const noexcept { return mask_of_.size(); }
+  // Raw tables for the stream scanner's inner loop (same data as above).
+  [[nodiscard]] const std::uint32_t* transitions() const noexcept { return trans_.data(); }
+  [[nodiscard]] const std::uint8_t* byte_classes() const noexcept { return class_of_; }
+  [[nodiscard]] const std::uint32_t* first_states() const noexcept { return first_; }
+  [[nodiscard]] const std::uint8_t* terminals() const noexcept { return terminal_.data(); }
+  [[nodiscard]] const std::uint32_t* mask_ids() const noexcept { return mask_of_.data(); }
   [[nodiscard]] std::size_t classes() const noexcept { return classes_; }
   [[nodiscard]] std::size_t memory_bytes() const noexcept;
 

@@ -142,6 +142,11 @@ void scan_detector(const compiled_rule_set& rs, std::size_t d, std::string_view 
     if (end > s) {
       out.push_back(rs.make_finding(d, text, s, end, part));
       pos = end;
+    } else if (text::word_starts_at(text, s)) {
+      // Every later start inside this run of word characters follows a word
+      // character and begins with one: the boundary rule rejects them all.
+      pos = s;
+      while (text::word_starts_at(text, pos)) pos += static_cast<unsigned char>(text[pos]) < 0x80 ? 1 : 3;
     } else {
       pos = s + 1;
     }

@@ -72,7 +72,7 @@ struct stream_scanner::impl {
   void close(std::size_t start, std::uint32_t state, std::size_t at) {
     const stream_automaton& a = rs->automaton;
     const std::uint32_t mask = a.mask_id(state);
-    if (mask == 0) return;  // no detector can have matched: nothing to resolve
+    if (mask == 0) return;  // no detector can have matched: nothing to resolve (callers check too)
     closed_candidate c{start, state, at, rs->mask_context[mask]};
     // Candidates close out of start order (a longer one may outlive a later one).
     auto pos = closed.end();
@@ -80,34 +80,69 @@ struct stream_scanner::impl {
     closed.insert(pos, c);
   }
 
+  // Whether the character that ends right before the next byte is a word
+  // character (text.hpp), tracked byte by byte across pieces: `word` for the last
+  // complete character, `fw` for how far into a full-width form (EF BC xx or
+  // EF BD xx) the last bytes are.
+  bool word = false;
+  std::uint8_t fw = 0;
+
   void advance(std::size_t from) {
     const stream_automaton& a = rs->automaton;
-    const auto* data = reinterpret_cast<const unsigned char*>(buf.data());
+    // Local copies: the compiler cannot keep members in registers across the
+    // writes to `open`.
+    const std::uint32_t* trans = a.transitions();
+    const std::uint8_t* cls = a.byte_classes();
+    const std::uint32_t* first = a.first_states();
+    const std::uint8_t* terminal = a.terminals();
+    const std::uint32_t* masks = a.mask_ids();
+    const std::size_t classes = a.classes();
+    const auto* data = reinterpret_cast<const unsigned char*>(buf.data()) - base;
+    bool w = word;
+    std::uint8_t f = fw;
     for (std::size_t p = from; p < end; ++p) {
-      const unsigned char b = data[p - base];
+      const unsigned char b = data[p];
       if (!open.empty()) {
-        std::size_t w = 0;
+        const std::size_t c_b = cls[b];
+        std::size_t keep = 0;
         for (std::size_t r = 0; r < open.size(); ++r) {
-          open_candidate c = open[r];
-          const std::uint32_t ns = a.next(c.state, b);
+          const open_candidate c = open[r];
+          const std::uint32_t ns = trans[static_cast<std::size_t>(c.state) * classes + c_b];
           if (ns == stream_automaton::dead) {
-            close(c.start, c.state, p);
-          } else if (a.terminal(ns)) {
-            close(c.start, ns, p + 1);
+            if (masks[c.state] != 0) close(c.start, c.state, p);
+          } else if (terminal[ns]) {
+            if (masks[ns] != 0) close(c.start, ns, p + 1);
           } else {
-            c.state = ns;
-            open[w++] = c;
+            open[keep++] = {c.start, ns};
           }
         }
-        open.resize(w);
+        open.resize(keep);
       }
-      const std::uint32_t s1 = a.first(b);
-      if (s1 == stream_automaton::dead) continue;
       // A match starting with a letter or digit right after another cannot count.
-      if (text::is_ascii_alnum(b) && text::word_ends_before(text(), p - base)) continue;
-      if (a.terminal(s1)) close(p, s1, p + 1);
-      else open.push_back({p, s1});
+      const std::uint32_t s1 = first[b];
+      if (s1 != stream_automaton::dead && !(w && text::is_ascii_alnum(b))) {
+        if (terminal[s1]) {
+          if (masks[s1] != 0) close(p, s1, p + 1);
+        } else {
+          open.push_back({p, s1});
+        }
+      }
+      if (b < 0x80) {
+        w = text::is_ascii_alnum(b);
+        f = 0;
+      } else if (b == 0xEF) {
+        w = false;
+        f = 1;
+      } else if (f == 1 && (b == 0xBC || b == 0xBD)) {
+        w = false;
+        f = b == 0xBC ? 2 : 3;
+      } else {
+        w = (f == 2 && ((b >= 0x90 && b <= 0x99) || (b >= 0xA1 && b <= 0xBA))) || (f == 3 && b >= 0x81 && b <= 0x9A);
+        f = 0;
+      }
     }
+    word = w;
+    fw = f;
   }
 
   void resolve_one(const closed_candidate& c) {
@@ -131,14 +166,27 @@ struct stream_scanner::impl {
     }
     if (batch.empty()) return;
     std::sort(batch.begin(), batch.end(), detail::finding_before);
+    bool new_rule = false;
     for (auto& f : batch) {
       rs->apply(plan, f);
       const action act = f.applied;
+      v.act = std::max(v.act, act);
+      // The verdict's lists change only when a detector first shows up: keep the
+      // cost per finding constant however many findings a long stream has.
+      const std::size_t d = detector_of(f);
+      if (!seen_detector[d]) seen_detector[d] = true, new_rule = true;
       v.findings.push_back(std::move(f));
       if (act == action::redact) pending.push_back(v.findings.size() - 1);
       if (act == action::block) blocked = true;
     }
-    rs->summarize(plan, v);
+    if (new_rule) rs->summarize(plan, v);
+  }
+
+  std::vector<bool> seen_detector;  // per detector: has a finding in v
+  [[nodiscard]] std::size_t detector_of(const finding& f) const {
+    const auto it = std::lower_bound(rs->detectors.begin(), rs->detectors.end(), f.detector,
+                                     [](const detail::detector_def& d, const std::string& id) { return d.id < id; });
+    return static_cast<std::size_t>(it - rs->detectors.begin());
   }
 
   // Whether every byte that accept() may read for a match ending at or before
@@ -210,7 +258,7 @@ struct stream_scanner::impl {
     }
     release = cursor;
     // Drop what no check can look at any more.
-    if (release > base + history + 1024) {
+    if (release > base + history + 4096) {
       const std::size_t keep_from = release - history;
       buf.erase(0, keep_from - base);
       base = keep_from;
@@ -227,6 +275,7 @@ stream_scanner::stream_scanner(rule_set_ptr rules, flow_context ctx) : impl_(std
   m.plan = m.rs->plan(ctx);
   m.rs->summarize(m.plan, m.v);
   m.next_pos.assign(m.rs->detectors.size(), 0);
+  m.seen_detector.assign(m.rs->detectors.size(), false);
   m.history = std::max<std::size_t>(4, m.rs->max_context_);
   m.buf.reserve(256);
   m.open.reserve(16);

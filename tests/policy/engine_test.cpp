@@ -379,3 +379,35 @@ TEST_CASE("arbitrary bytes never break scanning, and findings sit on character b
     }
   }
 }
+
+TEST_CASE("a long run of digits or letters holds no finding, and what follows it is still found", "[engine]") {
+  const auto& rs = *shipped();
+  const std::string text = std::string(100000, '4') + " 13812345678 " + std::string(50000, 'A') + " AKIAUJZDE8GXD6NCF10E";
+  const auto f = rs.scan(text, 0);
+  REQUIRE(f.size() == 2);
+  CHECK(f[0].text == "13812345678");
+  CHECK(f[1].text == "AKIAUJZDE8GXD6NCF10E");
+  stream_scanner sc(shipped(), flow("DE", "FR"));
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); i += 4096) out += sc.feed(std::string_view(text).substr(i, 4096)).released;
+  CHECK_FALSE(sc.feed("").blocked);
+  const auto fin = sc.finish();
+  CHECK(fin.blocked);  // the key blocks everywhere
+  CHECK(sc.current().findings.size() == 2);
+}
+
+TEST_CASE("a stream with many findings keeps a verdict equal to the whole-text one", "[engine][stream]") {
+  std::string text;
+  for (int i = 0; i < 3000; ++i) text += "tel 13812345678, ";
+  const auto c = flow("CN", "US");
+  const auto whole = shipped()->evaluate(text, c);
+  stream_scanner sc(shipped(), c);
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); i += 20) out += sc.feed(std::string_view(text).substr(i, 20)).released;
+  out += sc.finish().released;
+  CHECK(out == whole.redacted);
+  CHECK(sc.current().findings.size() == 3000);
+  CHECK(sc.current().rules == whole.result.rules);
+  CHECK(sc.current().tags == whole.result.tags);
+  CHECK(sc.current().act == action::redact);
+}
