@@ -122,8 +122,10 @@ class rule_set {
   [[nodiscard]] virtual const std::string& id() const noexcept = 0;       // pack id(s)
   [[nodiscard]] virtual const std::string& version() const noexcept = 0;  // pack version(s)
   [[nodiscard]] virtual const std::string& hash() const noexcept = 0;     // hex content hash
-  // The longest match any detector can produce, in bytes: the most a
-  // stream_scanner ever holds back.
+  // The most a stream_scanner ever holds back, in bytes: twice the longest
+  // match any detector can produce plus the bytes a decision looks past a match
+  // (the next character, context windows). Reached only while a redacted match
+  // overlaps an undecided one; a stream usually holds a few bytes.
   [[nodiscard]] virtual std::size_t max_hold_back() const noexcept = 0;
 
   // All validated findings in one text, in order of start.
