@@ -210,7 +210,7 @@ class file_reader {
                   const std::string& what, const std::string& path) {
     std::set<std::string> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node& k = it->first;
+      const YAML::Node k = it->first;  // a copy: the iterator hands out a temporary
       const std::string name = k.IsScalar() ? k.Scalar() : "?";
       if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
         std::string known;
@@ -350,7 +350,7 @@ class file_reader {
             "group names are lower-case letters, digits and '_', starting with a letter (upper-case two-letter names are ISO codes)");
         continue;
       }
-      const YAML::Node& g = it->second;
+      const YAML::Node g = it->second;
       if (!is_map(g, what, path)) continue;
       check_keys(g, {"description", "source", "date", "members"}, what, path);
       group_def def;
