@@ -81,11 +81,35 @@ struct stream_scanner::impl {
   }
 
   // Whether the character that ends right before the next byte is a word
-  // character (text.hpp), tracked byte by byte across pieces: `word` for the last
-  // complete character, `fw` for how far into a full-width form (EF BC xx or
-  // EF BD xx) the last bytes are.
-  bool word = false;
-  std::uint8_t fw = 0;
+  // character (text.hpp), tracked byte by byte across pieces as a small state:
+  //   0 not a word character, 1 a word character, 2 after EF, 3 after EF BC,
+  //   4 after EF BD (the full-width letters and digits are EF BC xx, EF BD xx).
+  std::uint8_t word_state = 0;
+
+  struct tables {
+    std::uint8_t next[5][256];      // word state after a byte
+    std::uint8_t no_start[5][256];  // 1: a candidate cannot start at this byte
+  };
+  static const tables& word_tables() {
+    static const tables t = [] {
+      tables x{};
+      for (int st = 0; st < 5; ++st) {
+        for (int b = 0; b < 256; ++b) {
+          std::uint8_t n = 0;
+          if (b < 0x80) n = text::is_ascii_alnum(static_cast<unsigned char>(b)) ? 1 : 0;
+          else if (b == 0xEF) n = 2;
+          else if (st == 2 && (b == 0xBC || b == 0xBD)) n = b == 0xBC ? 3 : 4;
+          else if (st == 3) n = ((b >= 0x90 && b <= 0x99) || (b >= 0xA1 && b <= 0xBA)) ? 1 : 0;
+          else if (st == 4) n = (b >= 0x81 && b <= 0x9A) ? 1 : 0;
+          x.next[st][b] = n;
+          // A match starting with a letter or digit right after another cannot count.
+          x.no_start[st][b] = (st == 1 && text::is_ascii_alnum(static_cast<unsigned char>(b))) ? 1 : 0;
+        }
+      }
+      return x;
+    }();
+    return t;
+  }
 
   void advance(std::size_t from) {
     const stream_automaton& a = rs->automaton;
@@ -97,15 +121,29 @@ struct stream_scanner::impl {
     const std::uint8_t* terminal = a.terminals();
     const std::uint32_t* masks = a.mask_ids();
     const std::size_t classes = a.classes();
+    const tables& wt = word_tables();
     const auto* data = reinterpret_cast<const unsigned char*>(buf.data()) - base;
-    bool w = word;
-    std::uint8_t f = fw;
-    for (std::size_t p = from; p < end; ++p) {
-      const unsigned char b = data[p];
-      if (!open.empty()) {
+    std::uint8_t ws = word_state;
+    std::size_t p = from;
+    while (p < end) {
+      // No candidate open: only look for the next start.
+      while (open.empty() && p < end) {
+        const unsigned char b = data[p];
+        const std::uint32_t s1 = wt.no_start[ws][b] ? stream_automaton::dead : first[b];
+        ws = wt.next[ws][b];
+        if (s1 != stream_automaton::dead) {
+          if (!terminal[s1]) open.push_back({p, s1});
+          else if (masks[s1] != 0) close(p, s1, p + 1);
+        }
+        ++p;
+      }
+      // Candidates open: advance each, then look for a start.
+      while (!open.empty() && p < end) {
+        const unsigned char b = data[p];
         const std::size_t c_b = cls[b];
         std::size_t keep = 0;
-        for (std::size_t r = 0; r < open.size(); ++r) {
+        const std::size_t n = open.size();
+        for (std::size_t r = 0; r < n; ++r) {
           const open_candidate c = open[r];
           const std::uint32_t ns = trans[static_cast<std::size_t>(c.state) * classes + c_b];
           if (ns == stream_automaton::dead) {
@@ -117,32 +155,16 @@ struct stream_scanner::impl {
           }
         }
         open.resize(keep);
-      }
-      // A match starting with a letter or digit right after another cannot count.
-      const std::uint32_t s1 = first[b];
-      if (s1 != stream_automaton::dead && !(w && text::is_ascii_alnum(b))) {
-        if (terminal[s1]) {
-          if (masks[s1] != 0) close(p, s1, p + 1);
-        } else {
-          open.push_back({p, s1});
+        const std::uint32_t s1 = wt.no_start[ws][b] ? stream_automaton::dead : first[b];
+        ws = wt.next[ws][b];
+        if (s1 != stream_automaton::dead) {
+          if (!terminal[s1]) open.push_back({p, s1});
+          else if (masks[s1] != 0) close(p, s1, p + 1);
         }
-      }
-      if (b < 0x80) {
-        w = text::is_ascii_alnum(b);
-        f = 0;
-      } else if (b == 0xEF) {
-        w = false;
-        f = 1;
-      } else if (f == 1 && (b == 0xBC || b == 0xBD)) {
-        w = false;
-        f = b == 0xBC ? 2 : 3;
-      } else {
-        w = (f == 2 && ((b >= 0x90 && b <= 0x99) || (b >= 0xA1 && b <= 0xBA))) || (f == 3 && b >= 0x81 && b <= 0x9A);
-        f = 0;
+        ++p;
       }
     }
-    word = w;
-    fw = f;
+    word_state = ws;
   }
 
   void resolve_one(const closed_candidate& c) {
