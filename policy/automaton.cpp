@@ -29,11 +29,14 @@ void closure(const pattern::nfa& nfa, std::vector<std::uint32_t>& set,
   std::sort(set.begin(), set.end());
 }
 
-std::string key_of(const std::vector<std::uint32_t>& set, std::uint32_t mask) {
-  std::string k(reinterpret_cast<const char*>(set.data()), set.size() * sizeof(std::uint32_t));
-  k.append(reinterpret_cast<const char*>(&mask), sizeof mask);
-  return k;
-}
+// A DFA state's identity: its NFA states, then its accept mask id, in one vector.
+struct key_hash {
+  std::size_t operator()(const std::vector<std::uint32_t>& k) const noexcept {
+    std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over the words
+    for (const auto x : k) h = (h ^ x) * 0x100000001b3ull;
+    return static_cast<std::size_t>(h);
+  }
+};
 
 }  // namespace
 
@@ -58,8 +61,6 @@ bool stream_automaton::build(const pattern::nfa& nfa, const std::vector<std::uin
     class_of_[b] = static_cast<std::uint8_t>(cls);
   }
   classes_ = cls + 1;
-  std::vector<unsigned char> representative(classes_, 0);
-  for (int b = 255; b >= 0; --b) representative[class_of_[b]] = static_cast<unsigned char>(b);
 
   // Accept masks, interned. Detector sets as sorted index lists.
   std::map<std::vector<std::uint32_t>, std::uint32_t> mask_ids;
@@ -71,19 +72,21 @@ bool stream_automaton::build(const pattern::nfa& nfa, const std::vector<std::uin
     return it->second;
   };
 
-  std::unordered_map<std::string, std::uint32_t> ids;
+  std::unordered_map<std::vector<std::uint32_t>, std::uint32_t, key_hash> ids;
   std::vector<std::vector<std::uint32_t>> sets;  // per DFA state: NFA states
   trans_.clear();
   terminal_.clear();
   mask_of_.clear();
   std::deque<std::uint32_t> todo;
 
+  std::vector<std::uint32_t> key;
   auto intern = [&](std::vector<std::uint32_t>&& set, std::uint32_t mask) -> std::int64_t {
-    std::string k = key_of(set, mask);
-    if (auto it = ids.find(k); it != ids.end()) return it->second;
+    key.assign(set.begin(), set.end());
+    key.push_back(mask);
+    if (auto it = ids.find(key); it != ids.end()) return it->second;
     if (sets.size() >= max_states) return -1;
     const auto id = static_cast<std::uint32_t>(sets.size());
-    ids.emplace(std::move(k), id);
+    ids.emplace(key, id);
     sets.push_back(std::move(set));
     mask_of_.push_back(mask);
     trans_.resize(trans_.size() + classes_, dead);
@@ -116,11 +119,28 @@ bool stream_automaton::build(const pattern::nfa& nfa, const std::vector<std::uin
       for (const auto& e : nfa.states[s].edges)
         for (std::size_t c = class_of_[e.lo]; c <= class_of_[e.hi]; ++c) moves[c].push_back(e.to);
     const std::uint32_t base_mask = mask_of_[id];
+    // Classes often move to the same NFA states (all digits, all letters): compute
+    // each distinct move once per DFA state.
+    std::vector<std::pair<std::vector<std::uint32_t>, std::uint32_t>> done;
     for (std::size_t c = 0; c < classes_; ++c) {
       if (moves[c].empty()) continue;
+      std::sort(moves[c].begin(), moves[c].end());
+      moves[c].erase(std::unique(moves[c].begin(), moves[c].end()), moves[c].end());
+      bool reused = false;
+      for (const auto& [m, to] : done)
+        if (m == moves[c]) {
+          trans_[static_cast<std::size_t>(id) * classes_ + c] = to;
+          if (to != dead) terminal_[id] = 0;
+          reused = true;
+          break;
+        }
+      if (reused) continue;
       std::vector<std::uint32_t> next = moves[c];
       closure(nfa, next, stack, seen, ++gen);
-      if (next.empty()) continue;
+      if (next.empty()) {
+        done.emplace_back(moves[c], dead);
+        continue;
+      }
       acc = masks_[base_mask];
       bool grew = false;
       for (const auto s : next) {
@@ -140,10 +160,10 @@ bool stream_automaton::build(const pattern::nfa& nfa, const std::vector<std::uin
       }
       trans_[static_cast<std::size_t>(id) * classes_ + c] = static_cast<std::uint32_t>(to);
       terminal_[id] = 0;
+      done.emplace_back(moves[c], static_cast<std::uint32_t>(to));
     }
   }
   for (int b = 0; b < 256; ++b) first_[b] = next(1, static_cast<unsigned char>(b));
-  (void)representative;
   return true;
 }
 
