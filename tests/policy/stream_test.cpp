@@ -20,15 +20,7 @@ using namespace customs::policy::testing;
 namespace {
 
 const rule_set_ptr& property_pack() {
-  static const rule_set_ptr rs = [] {
-    const std::vector<std::filesystem::path> p{source_dir() / "tests/policy/data/property"};
-    auto r = load_rule_set(p);
-    if (!r.ok()) {
-      for (const auto& d : r.diagnostics) fprintf(stderr, "%s\n", d.to_string().c_str());
-      std::abort();
-    }
-    return r.rules;
-  }();
+  static const rule_set_ptr rs = load_or_abort(source_dir() / "tests/policy/data/property");
   return rs;
 }
 

@@ -9,16 +9,18 @@ namespace customs::policy::testing {
 
 std::filesystem::path source_dir() { return CUSTOMS_SOURCE_DIR; }
 
+rule_set_ptr load_or_abort(const std::filesystem::path& path) {
+  const std::vector<std::filesystem::path> p{path};
+  auto r = load_rule_set(p);
+  if (!r.ok()) {
+    for (const auto& d : r.diagnostics) fprintf(stderr, "%s\n", d.to_string().c_str());
+    std::abort();
+  }
+  return r.rules;
+}
+
 const rule_set_ptr& shipped() {
-  static const rule_set_ptr rs = [] {
-    const std::vector<std::filesystem::path> p{source_dir() / "rules"};
-    auto r = load_rule_set(p);
-    if (!r.ok()) {
-      for (const auto& d : r.diagnostics) fprintf(stderr, "%s\n", d.to_string().c_str());
-      std::abort();
-    }
-    return r.rules;
-  }();
+  static const rule_set_ptr rs = load_or_abort(source_dir() / "rules");
   return rs;
 }
 

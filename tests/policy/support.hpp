@@ -11,6 +11,8 @@
 namespace customs::policy::testing {
 
 [[nodiscard]] std::filesystem::path source_dir();
+// A rule set that must load (the test process aborts with its diagnostics if not).
+[[nodiscard]] rule_set_ptr load_or_abort(const std::filesystem::path& path);
 // The shipped packs (rules/), loaded once per test process.
 [[nodiscard]] const rule_set_ptr& shipped();
 [[nodiscard]] const detail::compiled_rule_set& compiled(const rule_set& rs);
