@@ -822,7 +822,26 @@ std::vector<fs::path> collect(std::span<const fs::path> paths, sink& s) {
 
 }  // namespace
 
+namespace {
+load_result load(std::span<const std::filesystem::path> paths, const load_options& opts);
+}
+
 load_result load_rule_set(std::span<const std::filesystem::path> paths, const load_options& opts) {
+  try {
+    return load(paths, opts);
+  } catch (const std::exception& e) {  // out of memory, a file system error mid-way
+    load_result r;
+    diagnostic d;
+    d.file = paths.empty() ? std::string() : paths.front().string();
+    d.code = "E_INTERNAL";
+    d.message = std::string("loading stopped: ") + e.what();
+    r.diagnostics.push_back(std::move(d));
+    return r;
+  }
+}
+
+namespace {
+load_result load(std::span<const std::filesystem::path> paths, const load_options& opts) {
   load_result result;
   sink s;
   auto rs = std::make_shared<compiled_rule_set>();
@@ -1025,5 +1044,6 @@ load_result load_rule_set(std::span<const std::filesystem::path> paths, const lo
   result.rules = std::move(rs);
   return result;
 }
+}  // namespace
 
 }  // namespace customs::policy

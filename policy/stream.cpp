@@ -33,7 +33,11 @@ using detail::compiled_rule_set;
 
 struct stream_scanner::impl {
   rule_set_ptr keep;
-  const compiled_rule_set* rs = nullptr;  // null: no rules, text passes unchanged
+  // Null with no rules (text passes unchanged), and for a rule_set that
+  // load_rule_set did not make (a test double): then the whole text is held and
+  // evaluated by its scan/decide/redact at finish().
+  const compiled_rule_set* rs = nullptr;
+  flow_context ctx;
   detail::flow_plan plan;
   verdict v;
 
@@ -295,7 +299,10 @@ stream_scanner::stream_scanner(rule_set_ptr rules, flow_context ctx) : impl_(std
   impl& m = *impl_;
   m.keep = std::move(rules);
   m.rs = dynamic_cast<const compiled_rule_set*>(m.keep.get());
-  if (m.rs == nullptr) return;
+  if (m.rs == nullptr) {
+    m.ctx = std::move(ctx);
+    return;
+  }
   m.plan = m.rs->plan(ctx);
   m.rs->summarize(m.plan, m.v);
   m.next_pos.assign(m.rs->detectors.size(), 0);
@@ -321,6 +328,7 @@ stream_scanner::output stream_scanner::feed(std::string_view piece) {
   const std::size_t from = m.end;
   m.buf.append(piece);
   m.end += piece.size();
+  if (m.rs == nullptr && m.keep) return out;  // another implementation: decided at finish()
   if (m.rs == nullptr) {
     // No rules: release everything but an incomplete trailing character.
     const std::size_t n = text::complete_prefix(m.buf);
@@ -349,6 +357,14 @@ stream_scanner::output stream_scanner::finish() {
     return out;
   }
   m.finished = true;
+  if (m.rs == nullptr && m.keep) {
+    m.v = m.keep->decide(m.ctx, m.keep->scan(m.buf, 0));
+    out.blocked = m.blocked = m.v.act == action::block;
+    if (!out.blocked) out.released = m.keep->redact(m.buf, m.v.findings, 0);
+    m.base = m.release = m.end;
+    m.buf.clear();
+    return out;
+  }
   if (m.rs == nullptr) {
     out.released = std::move(m.buf);
     m.buf.clear();

@@ -327,3 +327,65 @@ TEST_CASE("hold-back is bounded on a long run of candidate text", "[stream]") {
   CHECK(most <= shipped()->max_hold_back());
   CHECK(out.size() == piece.size() * 2000);
 }
+
+namespace {
+// A rule_set that is not load_rule_set's: blocks any text with "stop", redacts "x".
+class fake_rules final : public rule_set {
+ public:
+  const std::string& id() const noexcept override { return s_; }
+  const std::string& version() const noexcept override { return s_; }
+  const std::string& hash() const noexcept override { return s_; }
+  std::size_t max_hold_back() const noexcept override { return 0; }
+  std::vector<finding> scan(std::string_view text, std::uint32_t part) const override {
+    std::vector<finding> out;
+    for (std::size_t i = 0; i < text.size(); ++i)
+      if (text[i] == 'x') {
+        finding f;
+        f.detector = "x";
+        f.part = part;
+        f.start = i;
+        f.end = i + 1;
+        f.text = "x";
+        out.push_back(f);
+      }
+    if (text.find("stop") != std::string_view::npos) out.push_back(finding{"stop", "", false, part, 0, 0, "", {}, {}});
+    return out;
+  }
+  verdict decide(const flow_context&, std::vector<finding> findings) const override {
+    verdict v;
+    for (auto& f : findings) {
+      f.applied = f.detector == "stop" ? action::block : action::redact;
+      f.replacement = "_";
+      v.act = std::max(v.act, f.applied);
+    }
+    v.findings = std::move(findings);
+    return v;
+  }
+  std::string redact(std::string_view text, std::span<const finding> findings, std::uint32_t) const override {
+    std::string out(text);
+    for (const auto& f : findings)
+      if (f.applied == action::redact) out[f.start] = '_';
+    return out;
+  }
+
+ private:
+  std::string s_ = "fake";
+};
+}  // namespace
+
+TEST_CASE("a rule_set of another implementation is evaluated whole at finish", "[stream]") {
+  const rule_set_ptr rs = std::make_shared<fake_rules>();
+  stream_scanner sc(rs, flow("DE", "US"));
+  CHECK(sc.feed("axb").released.empty());
+  CHECK(sc.feed("x").released.empty());
+  auto o = sc.finish();
+  CHECK(o.released == "a_b_");
+  CHECK_FALSE(o.blocked);
+  stream_scanner st(rs, flow("DE", "US"));
+  CHECK(st.feed("please sto").released.empty());
+  CHECK(st.feed("p").released.empty());
+  o = st.finish();
+  CHECK(o.blocked);
+  CHECK(o.released.empty());
+  CHECK(st.current().act == action::block);
+}
