@@ -107,6 +107,7 @@ TEST_CASE("gemini stream: a functionCall arrives whole as leaf channels that clo
   CHECK(args.at("options").at("body").as_string() == "hello");
   // The next whole part of the candidate gets the next part number.
   auto again = decode_ok(codec, events[0].data);
+  REQUIRE_FALSE(again.slots.empty());
   CHECK(again.slots[0].channel == "c0.p1.l0");
 }
 

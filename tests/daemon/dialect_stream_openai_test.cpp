@@ -191,6 +191,7 @@ TEST_CASE("openai responses stream: deltas, closes, aggregates and usage", "[dia
   CHECK(decoded[0].kind == event_kind::other);            // response.created
   CHECK(decoded[2].kind == event_kind::other);            // output_item.added (message, no text)
   CHECK(decoded[4].kind == event_kind::content);          // output_text.delta
+  REQUIRE(decoded[4].slots.size() == 1);
   CHECK(decoded[4].slots[0].aggregate == false);
   // output_text.done: the full text as an aggregate slot, and the close.
   const auto& text_done = decoded[7];
@@ -207,8 +208,9 @@ TEST_CASE("openai responses stream: deltas, closes, aggregates and usage", "[dia
     CHECK(decoded[i].closes.empty());
   }
   // The function call: added with "" opens o1, deltas, done closes it.
-  CHECK(decoded[10].slots.size() == 1);
+  REQUIRE(decoded[10].slots.size() == 1);
   CHECK(decoded[10].slots[0].channel == "o1");
+  REQUIRE(decoded[13].slots.size() == 1);
   CHECK(decoded[13].slots[0].aggregate);
   CHECK(decoded[13].closes == std::vector<std::string>{"o1"});
   // response.completed: the end marker, with both texts as aggregates and the usage.
@@ -295,10 +297,12 @@ TEST_CASE("openai responses stream: reasoning summary and refusal channels", "[d
   CHECK(v.at("item_id").as_string() == "rs_1");
   auto r = decode_ok(codec, "response.refusal.delta",
                      R"({"type":"response.refusal.delta","sequence_number":8,"item_id":"msg_1","output_index":1,"content_index":0,"delta":"I can't"})");
+  REQUIRE(r.slots.size() == 1);
   CHECK(r.slots[0].channel == "o1.c0");
   CHECK(r.slots[0].role == slot_role::refusal);
   auto rd = decode_ok(codec, "response.refusal.done",
                       R"({"type":"response.refusal.done","sequence_number":9,"item_id":"msg_1","output_index":1,"content_index":0,"refusal":"I can't"})");
+  REQUIRE(rd.slots.size() == 1);
   CHECK(rd.slots[0].aggregate);
   CHECK(rd.closes == std::vector<std::string>{"o1.c0"});
 }
