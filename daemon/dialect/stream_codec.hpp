@@ -74,7 +74,7 @@ enum class event_kind {
 
 struct stream_event {
   event_kind kind = event_kind::other;
-  std::vector<text_slot> slots;  // text_slot::channel set, ::where empty
+  std::vector<text_slot> slots;  // text_slot::channel set
   // Channels that close at this event, after its slots: OpenAI finish_reason,
   // Anthropic content_block_stop, Responses *.done / output_item.done, Gemini
   // finishReason, and every open channel at an end marker.
@@ -128,8 +128,9 @@ class stream_codec {
   // A new event carrying `text` as a delta on `channel`, shaped like the deltas
   // this flow has seen on it (same ids, indices and envelope, as the SDKs expect).
   // Responses API: it repeats the sequence_number of the last event seen on the
-  // channel. Errors: unknown_channel (no delta seen on it), no_delta_form (Gemini
-  // whole-part channels).
+  // channel. Errors: unknown_channel (no delta seen on it; whole-part leaf
+  // channels such as Gemini "c0.p0.l0" are never deltas), no_delta_form (the
+  // channel was only seen in a form no delta event carries).
   [[nodiscard]] codec_result<sse_event> make_delta(std::string_view channel, std::string_view text) const;
 
   // Channels that have opened and not closed, in the order they opened.

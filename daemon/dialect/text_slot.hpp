@@ -46,7 +46,8 @@ struct text_slot {
   // full text it released for `channel`, not with the scan of this text.
   bool aggregate = false;
   // Requests and non-streamed responses: RFC 6901 JSON pointer of the string
-  // (e.g. "/messages/2/content/0/text"). Empty in stream events (hot path).
+  // (e.g. "/messages/2/content/0/text"). Stream events: empty for deltas (hot
+  // path); set for texts read from whole objects (Responses aggregates).
   std::string where;
   // Stream events only: the channel this text belongs to (see stream_codec.hpp).
   std::string channel;
