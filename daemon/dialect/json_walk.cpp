@@ -115,6 +115,30 @@ bool walker::optional_text(json::object& o, std::string_view key, slot_role role
   return true;
 }
 
+bool walker::required_text(json::object& o, std::string_view key, slot_role role) {
+  auto* t = string_member(o, key);
+  auto s = at(key);
+  if (t == nullptr) return fail(codec_errc::unexpected_shape);
+  add(*t, role);
+  return true;
+}
+
+bool walk_typed_part(walker& w, json::value& part, std::span<const part_rule> rules) {
+  if (!part.is_object()) return w.fail(codec_errc::unexpected_shape);
+  auto& p = part.get_object();
+  const auto type = string_or_empty(p, "type");
+  for (const auto& r : rules) {
+    if (type != r.type) continue;
+    if (r.text_field.empty()) {
+      w.media(r.media);
+      return true;
+    }
+    return w.required_text(p, r.text_field, r.role);
+  }
+  auto s = w.at("type");
+  return w.fail(codec_errc::unknown_part_type);
+}
+
 void walker::leaves(json::value& v, slot_role role, const std::string& channel) {
   // Depth is bounded by the parser's max_depth.
   if (v.is_string()) {

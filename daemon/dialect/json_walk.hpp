@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,6 +79,8 @@ class walker {
   // A slot for o[key] when it is a string; absent or null is fine; any other
   // type fails with unexpected_shape.
   [[nodiscard]] bool optional_text(json::object& o, std::string_view key, slot_role role);
+  // A slot for o[key], which must be a string (else unexpected_shape at key).
+  [[nodiscard]] bool required_text(json::object& o, std::string_view key, slot_role role);
   // Every string leaf of `v` (object values and array elements, recursively);
   // object keys are identifiers, not slots.
   void leaves(json::value& v, slot_role role, const std::string& channel = {});
@@ -107,5 +110,18 @@ class walker {
   std::vector<segment> path_;
   std::optional<codec_error> error_;
 };
+
+// How a typed content part ({"type": T, ...}) is read: the string field that
+// holds its text, or (text_field empty) the media kind it counts as.
+struct part_rule {
+  std::string_view type;
+  std::string_view text_field;
+  slot_role role = slot_role::prose;
+  media_kind media = media_kind::file;
+};
+
+// Walks one typed part by `rules`; a type no rule names fails with
+// unknown_part_type at /type.
+[[nodiscard]] bool walk_typed_part(walker& w, json::value& part, std::span<const part_rule> rules);
 
 }  // namespace customs::daemon::detail

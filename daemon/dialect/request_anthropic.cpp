@@ -6,15 +6,6 @@ namespace {
 
 bool walk_blocks(walker& w, json::object& holder, std::string_view key, bool required);
 
-// A required string member as a slot.
-bool required_text(walker& w, json::object& o, std::string_view key, slot_role role) {
-  auto* t = string_member(o, key);
-  auto s = w.at(key);
-  if (t == nullptr) return w.fail(codec_errc::unexpected_shape);
-  w.add(*t, role);
-  return true;
-}
-
 bool walk_citations(walker& w, json::object& block) {
   auto* v = member(block, "citations");
   if (v == nullptr || v->is_null()) return true;
@@ -37,10 +28,10 @@ bool walk_document(walker& w, json::object& block) {
   auto s = w.at("source");
   if (src == nullptr) return w.fail(codec_errc::unexpected_shape);
   auto type = string_or_empty(*src, "type");
-  if (type == "text") return required_text(w, *src, "data", slot_role::prose);
+  if (type == "text") return w.required_text(*src, "data", slot_role::prose);
   if (type == "content") {
     auto* c = member(*src, "content");
-    if (c != nullptr && c->is_string()) return required_text(w, *src, "content", slot_role::prose);
+    if (c != nullptr && c->is_string()) return w.required_text(*src, "content", slot_role::prose);
     return walk_blocks(w, *src, "content", true);
   }
   if (type == "base64" || type == "url" || type == "file") {
@@ -72,7 +63,7 @@ bool walk_block(walker& w, json::value& bv) {
   auto& b = bv.get_object();
   auto type = string_or_empty(b, "type");
   if (type == "text") {
-    if (!required_text(w, b, "text", slot_role::prose)) return false;
+    if (!w.required_text(b, "text", slot_role::prose)) return false;
     return walk_citations(w, b);
   }
   if (type == "image") {
@@ -89,10 +80,10 @@ bool walk_block(walker& w, json::value& bv) {
   }
   if (type == "tool_result" || type == "mcp_tool_result") {
     auto* c = member(b, "content");
-    if (c != nullptr && c->is_string()) return required_text(w, b, "content", slot_role::prose);
+    if (c != nullptr && c->is_string()) return w.required_text(b, "content", slot_role::prose);
     return walk_blocks(w, b, "content", false);
   }
-  if (type == "thinking") return required_text(w, b, "thinking", slot_role::reasoning);
+  if (type == "thinking") return w.required_text(b, "thinking", slot_role::reasoning);
   if (type == "redacted_thinking") {
     w.media(media_kind::opaque);
     return true;
@@ -127,7 +118,7 @@ bool walk_blocks(walker& w, json::object& holder, std::string_view key, bool req
 // holder[key]: a string or an array of blocks.
 bool walk_content(walker& w, json::object& holder, std::string_view key, bool required) {
   auto* v = member(holder, key);
-  if (v != nullptr && v->is_string()) return required_text(w, holder, key, slot_role::prose);
+  if (v != nullptr && v->is_string()) return w.required_text(holder, key, slot_role::prose);
   return walk_blocks(w, holder, key, required);
 }
 

@@ -31,46 +31,22 @@ void walk_tool_definitions(walker& w, json::object& body, std::string_view key) 
   }
 }
 
-// One content part of a chat message.
-bool walk_chat_part(walker& w, json::value& pv) {
-  if (!pv.is_object()) return w.fail(codec_errc::unexpected_shape);
-  auto& p = pv.get_object();
-  auto type = string_or_empty(p, "type");
-  if (type == "text") {
-    auto* t = string_member(p, "text");
-    auto s = w.at("text");
-    if (t == nullptr) return w.fail(codec_errc::unexpected_shape);
-    w.add(*t, slot_role::prose);
-    return true;
-  }
-  if (type == "refusal") {
-    auto* t = string_member(p, "refusal");
-    auto s = w.at("refusal");
-    if (t == nullptr) return w.fail(codec_errc::unexpected_shape);
-    w.add(*t, slot_role::refusal);
-    return true;
-  }
-  if (type == "image_url") {
-    w.media(media_kind::image);
-    return true;
-  }
-  if (type == "input_audio") {
-    w.media(media_kind::audio);
-    return true;
-  }
-  if (type == "file") {
-    w.media(media_kind::file);
-    return true;
-  }
-  auto s = w.at("type");
-  return w.fail(codec_errc::unknown_part_type);
-}
+// Content parts of a chat message.
+constexpr part_rule chat_parts[] = {
+    {"text", "text", slot_role::prose},
+    {"refusal", "refusal", slot_role::refusal},
+    {"image_url", {}, slot_role::prose, media_kind::image},
+    {"input_audio", {}, slot_role::prose, media_kind::audio},
+    {"file", {}, slot_role::prose, media_kind::file},
+};
 
-// content: null | string | [parts]
-bool walk_chat_content(walker& w, json::object& msg, std::string_view key) {
-  auto* v = member(msg, key);
-  if (v == nullptr || v->is_null()) return true;
+// holder[key]: a string, or an array of content parts read by `rules`; absent
+// or null is fine unless required.
+bool walk_string_or_parts(walker& w, json::object& holder, std::string_view key, bool required,
+                          std::span<const part_rule> rules) {
+  auto* v = member(holder, key);
   auto s = w.at(key);
+  if (v == nullptr || v->is_null()) return required ? w.fail(codec_errc::unexpected_shape) : true;
   if (v->is_string()) {
     w.add(v->get_string(), slot_role::prose);
     return true;
@@ -79,9 +55,14 @@ bool walk_chat_content(walker& w, json::object& msg, std::string_view key) {
   auto& parts = v->get_array();
   for (std::size_t i = 0; i < parts.size(); ++i) {
     auto ps = w.at(i);
-    if (!walk_chat_part(w, parts[i])) return false;
+    if (!walk_typed_part(w, parts[i], rules)) return false;
   }
   return true;
+}
+
+// content: null | string | [parts]
+bool walk_chat_content(walker& w, json::object& msg, std::string_view key) {
+  return walk_string_or_parts(w, msg, key, false, chat_parts);
 }
 
 bool walk_chat_message(walker& w, json::value& mv) {
@@ -147,56 +128,20 @@ bool walk_chat(walker& w, request_extraction& ex, json::object& body) {
 
 // --- Responses API -----------------------------------------------------------
 
-bool walk_responses_part(walker& w, json::value& pv) {
-  if (!pv.is_object()) return w.fail(codec_errc::unexpected_shape);
-  auto& p = pv.get_object();
-  auto type = string_or_empty(p, "type");
-  if (type == "input_text" || type == "output_text" || type == "text") {
-    auto* t = string_member(p, "text");
-    auto s = w.at("text");
-    if (t == nullptr) return w.fail(codec_errc::unexpected_shape);
-    w.add(*t, slot_role::prose);
-    return true;
-  }
-  if (type == "refusal") {
-    auto* t = string_member(p, "refusal");
-    auto s = w.at("refusal");
-    if (t == nullptr) return w.fail(codec_errc::unexpected_shape);
-    w.add(*t, slot_role::refusal);
-    return true;
-  }
-  if (type == "input_image") {
-    w.media(media_kind::image);
-    return true;
-  }
-  if (type == "input_file") {
-    w.media(media_kind::file);
-    return true;
-  }
-  if (type == "input_audio") {
-    w.media(media_kind::audio);
-    return true;
-  }
-  auto s = w.at("type");
-  return w.fail(codec_errc::unknown_part_type);
-}
+// Content parts of Responses API input messages and tool outputs.
+constexpr part_rule responses_parts[] = {
+    {"input_text", "text", slot_role::prose},
+    {"output_text", "text", slot_role::prose},
+    {"text", "text", slot_role::prose},
+    {"refusal", "refusal", slot_role::refusal},
+    {"input_image", {}, slot_role::prose, media_kind::image},
+    {"input_file", {}, slot_role::prose, media_kind::file},
+    {"input_audio", {}, slot_role::prose, media_kind::audio},
+};
 
 // A string, or an array of content parts (message content, tool outputs).
 bool walk_responses_content(walker& w, json::object& holder, std::string_view key, bool required) {
-  auto* v = member(holder, key);
-  auto s = w.at(key);
-  if (v == nullptr || v->is_null()) return required ? w.fail(codec_errc::unexpected_shape) : true;
-  if (v->is_string()) {
-    w.add(v->get_string(), slot_role::prose);
-    return true;
-  }
-  if (!v->is_array()) return w.fail(codec_errc::unexpected_shape);
-  auto& parts = v->get_array();
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    auto ps = w.at(i);
-    if (!walk_responses_part(w, parts[i])) return false;
-  }
-  return true;
+  return walk_string_or_parts(w, holder, key, required, responses_parts);
 }
 
 // reasoning item: summary[] and content[] of {type, text}; encrypted_content opaque.
@@ -210,10 +155,7 @@ bool walk_reasoning_item(walker& w, json::object& item) {
     for (std::size_t i = 0; i < parts.size(); ++i) {
       auto ps = w.at(i);
       if (!parts[i].is_object()) return w.fail(codec_errc::unexpected_shape);
-      auto* t = string_member(parts[i].get_object(), "text");
-      auto ts = w.at("text");
-      if (t == nullptr) return w.fail(codec_errc::unexpected_shape);
-      w.add(*t, slot_role::reasoning);
+      if (!w.required_text(parts[i].get_object(), "text", slot_role::reasoning)) return false;
     }
   }
   if (auto* enc = member(item, "encrypted_content"); enc != nullptr && !enc->is_null()) {
@@ -230,23 +172,11 @@ bool walk_responses_item(walker& w, json::value& iv) {
   if (type == "message" || (type.empty() && member(item, "role") != nullptr)) {
     return walk_responses_content(w, item, "content", true);
   }
-  if (type == "function_call") {
-    auto* a = string_member(item, "arguments");
-    auto s = w.at("arguments");
-    if (a == nullptr) return w.fail(codec_errc::unexpected_shape);
-    w.add(*a, slot_role::tool_arguments);
-    return true;
-  }
+  if (type == "function_call") return w.required_text(item, "arguments", slot_role::tool_arguments);
   if (type == "function_call_output" || type == "custom_tool_call_output") {
     return walk_responses_content(w, item, "output", true);
   }
-  if (type == "custom_tool_call") {
-    auto* a = string_member(item, "input");
-    auto s = w.at("input");
-    if (a == nullptr) return w.fail(codec_errc::unexpected_shape);
-    w.add(*a, slot_role::tool_arguments);
-    return true;
-  }
+  if (type == "custom_tool_call") return w.required_text(item, "input", slot_role::tool_arguments);
   if (type == "reasoning") return walk_reasoning_item(w, item);
   if (type == "item_reference") return true;  // an id of a stored item, no content
   auto s = w.at("type");
@@ -286,7 +216,7 @@ bool walk_responses(walker& w, request_extraction& ex, json::object& body) {
         auto ks = w.at(kv.key());
         if (kv.value().is_string()) {
           w.add(kv.value().get_string(), slot_role::prose);
-        } else if (!walk_responses_part(w, kv.value())) {
+        } else if (!walk_typed_part(w, kv.value(), responses_parts)) {
           return false;
         }
       }

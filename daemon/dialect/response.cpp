@@ -130,50 +130,53 @@ void walk_responses_output(walker& w, json::object& response, bool aggregate) {
   }
 }
 
+void walk_anthropic_block(walker& w, json::object& b, const std::string& channel) {
+  auto type = string_or_empty(b, "type");
+  if (type == "text") {
+    if (auto* t = string_member(b, "text")) {
+      auto ts = w.at("text");
+      w.add(*t, slot_role::prose, channel);
+    }
+  } else if (type == "thinking") {
+    if (auto* t = string_member(b, "thinking")) {
+      auto ts = w.at("thinking");
+      w.add(*t, slot_role::reasoning, channel);
+    }
+  } else if (type == "tool_use" || type == "server_tool_use" || type == "mcp_tool_use") {
+    if (auto* input = member(b, "input")) {
+      auto ts = w.at("input");
+      w.leaves(*input, slot_role::structured_leaf, channel);
+    }
+  } else if (type == "web_search_tool_result") {
+    // Titles are text; the pages come encrypted.
+    if (auto* results = array_member(b, "content")) {
+      auto cs = w.at("content");
+      for (std::size_t r = 0; r < results->size(); ++r) {
+        auto rs = w.at(r);
+        if (!(*results)[r].is_object()) continue;
+        auto& res = (*results)[r].get_object();
+        if (auto* t = string_member(res, "title")) {
+          auto ts = w.at("title");
+          w.add(*t, slot_role::prose, channel);
+        }
+        if (member(res, "encrypted_content") != nullptr) w.media(media_kind::opaque);
+      }
+    }
+  } else {
+    w.media(media_kind::opaque);  // redacted_thinking, and types this codec does not know
+  }
+}
+
 void walk_anthropic_message_content(walker& w, json::object& message) {
   auto* content = array_member(message, "content");
   if (content == nullptr) return;
   auto s = w.at("content");
   for (std::size_t i = 0; i < content->size(); ++i) {
     auto bs = w.at(i);
-    if (!(*content)[i].is_object()) {
-      w.media(media_kind::opaque);
-      continue;
-    }
-    auto& b = (*content)[i].get_object();
-    auto type = string_or_empty(b, "type");
-    auto channel = channel_key("b", i);
-    if (type == "text") {
-      if (auto* t = string_member(b, "text")) {
-        auto ts = w.at("text");
-        w.add(*t, slot_role::prose, channel);
-      }
-    } else if (type == "thinking") {
-      if (auto* t = string_member(b, "thinking")) {
-        auto ts = w.at("thinking");
-        w.add(*t, slot_role::reasoning, channel);
-      }
-    } else if (type == "tool_use" || type == "server_tool_use" || type == "mcp_tool_use") {
-      if (auto* input = member(b, "input")) {
-        auto ts = w.at("input");
-        w.leaves(*input, slot_role::structured_leaf, channel);
-      }
-    } else if (type == "web_search_tool_result") {
-      if (auto* results = array_member(b, "content")) {
-        auto cs = w.at("content");
-        for (std::size_t r = 0; r < results->size(); ++r) {
-          auto rs = w.at(r);
-          if (!(*results)[r].is_object()) continue;
-          auto& res = (*results)[r].get_object();
-          if (auto* t = string_member(res, "title")) {
-            auto ts = w.at("title");
-            w.add(*t, slot_role::prose, channel);
-          }
-          if (member(res, "encrypted_content") != nullptr) w.media(media_kind::opaque);
-        }
-      }
+    if ((*content)[i].is_object()) {
+      walk_anthropic_block(w, (*content)[i].get_object(), channel_key("b", i));
     } else {
-      w.media(media_kind::opaque);  // redacted_thinking, and types this codec does not know
+      w.media(media_kind::opaque);
     }
   }
 }

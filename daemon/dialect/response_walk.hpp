@@ -27,6 +27,10 @@ void walk_responses_item(walker& w, json::object& item, std::uint64_t oi, bool a
 // response.output[] of a Response object.
 void walk_responses_output(walker& w, json::object& response, bool aggregate);
 
+// One Anthropic content block of a response: text, thinking, tool_use /
+// server_tool_use / mcp_tool_use input leaves, web_search_tool_result titles;
+// redacted_thinking, encrypted results and unknown blocks count as opaque.
+void walk_anthropic_block(walker& w, json::object& block, const std::string& channel);
 // Anthropic content blocks of a Message (channel "b<i>").
 void walk_anthropic_message_content(walker& w, json::object& message);
 

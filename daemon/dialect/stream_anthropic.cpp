@@ -144,43 +144,15 @@ class anthropic_codec final : public stream_codec_impl {
       settle_kind(ev);
       return ev;
     }
-    if (type == "tool_use" || type == "server_tool_use" || type == "mcp_tool_use") {
-      // The input arrives as input_json_delta fragments; a non-empty start input
-      // is read as whole leaves on channels that close at once.
-      if (auto* input = member(block, "input")) {
-        std::vector<text_slot> leaves;
-        walker w(leaves, ev.non_text);
-        auto bs = w.at("content_block");
-        auto is = w.at("input");
-        w.leaves(*input, slot_role::structured_leaf);
-        for (std::size_t k = 0; k < leaves.size(); ++k) {
-          leaves[k].channel = channel_key("b", index, ".l", k);
-          ev.closes.push_back(leaves[k].channel);
-          ev.slots.push_back(std::move(leaves[k]));
-        }
-      }
-      settle_kind(ev);
-      return ev;
-    }
-    if (type == "web_search_tool_result") {
-      // Search results arrive whole: their titles are texts on channels that
-      // close at once; their page content is encrypted.
+    if (type == "tool_use" || type == "server_tool_use" || type == "mcp_tool_use" ||
+        type == "web_search_tool_result") {
+      // The input of a tool use arrives as input_json_delta fragments (its start
+      // input is {}); search results arrive whole. Texts present at the start
+      // are whole leaves on channels that open and close here.
       std::vector<text_slot> found;
       walker w(found, ev.non_text);
       auto bs = w.at("content_block");
-      auto cs = w.at("content");
-      if (auto* results = array_member(block, "content")) {
-        for (std::size_t r = 0; r < results->size(); ++r) {
-          auto rs = w.at(r);
-          if (!(*results)[r].is_object()) continue;
-          auto& res = (*results)[r].get_object();
-          if (auto* t = string_member(res, "title")) {
-            auto ts = w.at("title");
-            w.add(*t, slot_role::prose);
-          }
-          if (res.contains("encrypted_content")) ev.non_text.add(media_kind::opaque);
-        }
-      }
+      walk_anthropic_block(w, block, {});
       for (std::size_t k = 0; k < found.size(); ++k) {
         found[k].channel = channel_key("b", index, ".l", k);
         ev.closes.push_back(found[k].channel);

@@ -69,6 +69,13 @@ codec_result<json::object*> stream_codec_impl::parse_object(stream_event& ev, st
   return &ev.document.get_object();
 }
 
+bool stream_codec_impl::take_done_marker(stream_event& ev, std::string_view data) {
+  if (!data.starts_with("[DONE]")) return false;
+  ev.kind = event_kind::end_marker;
+  channels.close_all(ev.closes);
+  return true;
+}
+
 channel_state* stream_codec_impl::add_slot(stream_event& ev, json::string& s, slot_role role,
                                            std::string_view key, std::uint64_t owner, delta_form form) {
   auto* ch = channels.touch(key, owner, form);

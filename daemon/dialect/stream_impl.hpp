@@ -82,7 +82,10 @@ class stream_codec_impl {
  protected:
   // Parses event data into ev.document, which must be an object.
   [[nodiscard]] codec_result<json::object*> parse_object(stream_event& ev, std::string_view data);
-  // A delta slot on `key` (opening it); false when the channel table is full.
+  // OpenAI streams end with "data: [DONE]". True when `data` is that marker;
+  // `ev` is then the end marker, closing every open channel.
+  [[nodiscard]] bool take_done_marker(stream_event& ev, std::string_view data);
+  // A delta slot on `key` (opening it); nullptr when the channel table is full.
   [[nodiscard]] channel_state* add_slot(stream_event& ev, json::string& s, slot_role role,
                                         std::string_view key, std::uint64_t owner, delta_form form);
 

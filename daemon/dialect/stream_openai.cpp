@@ -20,17 +20,11 @@
 namespace customs::daemon::detail {
 namespace {
 
-bool is_done_marker(std::string_view data) { return data.starts_with("[DONE]"); }
-
 class chat_codec final : public stream_codec_impl {
  public:
   codec_result<stream_event> decode(std::string_view name, std::string_view data) override {
     stream_event ev;
-    if (is_done_marker(data)) {
-      ev.kind = event_kind::end_marker;
-      channels.close_all(ev.closes);
-      return ev;
-    }
+    if (take_done_marker(ev, data)) return ev;
     auto root = parse_object(ev, data);
     if (!root) return root.error();
     auto& o = **root;
@@ -215,11 +209,7 @@ class responses_codec final : public stream_codec_impl {
  public:
   codec_result<stream_event> decode(std::string_view name, std::string_view data) override {
     stream_event ev;
-    if (is_done_marker(data)) {
-      ev.kind = event_kind::end_marker;
-      channels.close_all(ev.closes);
-      return ev;
-    }
+    if (take_done_marker(ev, data)) return ev;
     auto root = parse_object(ev, data);
     if (!root) return root.error();
     auto& o = **root;

@@ -11,17 +11,7 @@ using namespace customs::daemon::test;
 
 namespace {
 
-stream_codec make_codec() {
-  auto c = stream_codec::create(dialect::anthropic, endpoint_kind::anthropic_messages);
-  REQUIRE_OK(c);
-  return std::move(*c);
-}
-
-stream_event decode_ok(stream_codec& codec, std::string_view name, std::string_view data) {
-  auto ev = codec.decode(name, data);
-  REQUIRE_OK(ev);
-  return std::move(*ev);
-}
+stream_codec make_codec() { return make_stream_codec(dialect::anthropic, endpoint_kind::anthropic_messages); }
 
 }  // namespace
 

@@ -11,17 +11,9 @@ using namespace customs::daemon::test;
 
 namespace {
 
-stream_codec make_codec() {
-  auto c = stream_codec::create(dialect::gemini, endpoint_kind::gemini_stream_generate);
-  REQUIRE_OK(c);
-  return std::move(*c);
-}
+stream_codec make_codec() { return make_stream_codec(dialect::gemini, endpoint_kind::gemini_stream_generate); }
 
-stream_event decode_ok(stream_codec& codec, std::string_view data) {
-  auto ev = codec.decode("", data);
-  REQUIRE_OK(ev);
-  return std::move(*ev);
-}
+stream_event decode_ok(stream_codec& codec, std::string_view data) { return test::decode_ok(codec, "", data); }
 
 }  // namespace
 

@@ -11,18 +11,7 @@ using namespace customs::daemon::test;
 
 namespace {
 
-stream_codec make_codec(endpoint_kind k) {
-  auto c = stream_codec::create(dialect::openai, k);
-  REQUIRE_OK(c);
-  return std::move(*c);
-}
-
-// Decodes `data` and requires success.
-stream_event decode_ok(stream_codec& codec, std::string_view name, std::string_view data) {
-  auto ev = codec.decode(name, data);
-  REQUIRE_OK(ev);
-  return std::move(*ev);
-}
+stream_codec make_codec(endpoint_kind k) { return make_stream_codec(dialect::openai, k); }
 
 }  // namespace
 

@@ -3,6 +3,8 @@
 // fixture files (the daemon's own SSE framing lives elsewhere), and a replay of
 // a stream through a stream_codec.
 
+#include <catch2/catch.hpp>
+
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -116,5 +118,18 @@ inline replay replay_stream(stream_codec& codec, const std::vector<raw_event>& e
 }
 
 inline boost::json::value parse(std::string_view s) { return boost::json::parse(s); }
+
+inline stream_codec make_stream_codec(dialect d, endpoint_kind k) {
+  auto c = stream_codec::create(d, k);
+  REQUIRE_OK(c);
+  return std::move(*c);
+}
+
+// Decodes one event and requires success.
+inline stream_event decode_ok(stream_codec& codec, std::string_view name, std::string_view data) {
+  auto ev = codec.decode(name, data);
+  REQUIRE_OK(ev);
+  return std::move(*ev);
+}
 
 }  // namespace customs::daemon::test
