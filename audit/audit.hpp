@@ -19,6 +19,9 @@ enum class record_kind : std::uint8_t {
   flow_opened = 1,  // request verdict; written (durably) before anything is forwarded
   flow_closed = 2,  // final verdict, usage, bytes, timings, whether the stream was cut
   erasure = 3,      // a flow's payloads were erased (customsctl audit erase)
+  // Written by the store itself, never by callers of writer::append: the start of
+  // an epoch, carrying its data key sealed to each auditor key.
+  epoch_start = 16,
 };
 
 // Plaintext fields that auditors can search without a key. Which of them are

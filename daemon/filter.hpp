@@ -150,7 +150,7 @@ enum class response_head_status : std::uint8_t {
 
 struct event_state {
   const flow_info* flow = nullptr;
-  const sse_event* event = nullptr;  // the block as parsed; event->raw are its exact bytes
+  const sse_block* event = nullptr;  // the block as parsed; event->raw are its exact bytes
   std::uint64_t index = 0;           // 0-based position of the block in the upstream stream
   std::vector<std::string> out;      // replace/stop: complete SSE blocks, each ending with a blank line
 };

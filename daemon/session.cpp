@@ -802,7 +802,7 @@ asio::awaitable<bool> session::send_chunk(flow& f, framing out, std::string_view
                           last ? terminator : std::string_view{});
 }
 
-bool session::run_event(flow& f, const sse_event& ev, std::size_t from) {
+bool session::run_event(flow& f, const sse_block& ev, std::size_t from) {
   for (std::size_t i = from; i < f.filters.size(); ++i) {
     event_state st;
     st.flow = &f.info;

@@ -74,7 +74,7 @@ class session {
   void build_head(flow& f, unsigned status, const boost::beast::http::fields* upstream,
                   const std::vector<header_field>& add, framing fr, std::uint64_t length);
   void build_upstream_head(flow& f);
-  bool run_event(flow& f, const sse_event& ev, std::size_t from);
+  bool run_event(flow& f, const sse_block& ev, std::size_t from);
   // Why a read of an upstream body failed.
   [[nodiscard]] failure read_failure(const flow& f, const boost::system::error_code& ec) const;
   bool run_stream_end(flow& f);

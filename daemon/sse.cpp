@@ -37,7 +37,7 @@ void sse_parser::start_block() {
   retry_.reset();
   has_data_ = has_id_ = has_event_ = false;
   delivered_ = false;
-  event_ = sse_event{};
+  event_ = sse_block{};
 }
 
 std::size_t sse_parser::pending_bytes() const noexcept { return delivered_ ? 0 : raw_.size(); }

@@ -26,7 +26,7 @@ namespace customs::daemon {
 
 // One parsed block. The views stay valid until the next call to feed(), finish()
 // or reset() of the parser that produced it.
-struct sse_event {
+struct sse_block {
   std::string_view raw;    // the block's exact bytes, line ends included
   std::string_view event;  // value of the last "event" field; empty if none
   std::string_view data;   // values of the "data" fields joined with '\n'
@@ -57,7 +57,7 @@ class sse_parser {
 
   // The block completed by the last feed() that returned status::event, or by
   // finish() when it returned true.
-  [[nodiscard]] const sse_event& event() const noexcept { return event_; }
+  [[nodiscard]] const sse_block& event() const noexcept { return event_; }
 
   // End of stream: when bytes of an unterminated block are pending, parses them
   // as a final block (terminated = false) and returns true.
@@ -89,7 +89,7 @@ class sse_parser {
   bool after_cr_ = false;      // the last byte seen ended a line with '\r'
   bool at_stream_start_ = true;  // no line of the stream completed yet (BOM rule)
   bool delivered_ = false;     // event_ refers to raw_; clear it on next feed
-  sse_event event_;
+  sse_block event_;
 };
 
 }  // namespace customs::daemon

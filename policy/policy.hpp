@@ -93,6 +93,14 @@ using rule_set_ptr = std::shared_ptr<const rule_set>;
 struct load_options {
   // Time against which expired exceptions are warned about; unset means now.
   std::optional<std::chrono::system_clock::time_point> now;
+  // Limits. A pattern or set over any of them is an error at load time.
+  std::size_t max_file_size = 4u << 20;        // bytes per rule file
+  std::size_t max_program_size = 20000;        // RE2 instructions per detector
+  std::size_t regex_max_mem = 8u << 20;        // RE2 memory budget per detector
+  std::size_t set_max_mem = 64u << 20;         // RE2::Set budget (its DFA cache)
+  std::size_t max_match_length = 2048;         // bytes: the longest match a detector may have
+  std::size_t max_pattern_states = 20000;      // streaming NFA states per detector
+  std::size_t max_stream_states = 200000;      // streaming DFA states for the whole set
 };
 
 struct load_result {
@@ -114,8 +122,10 @@ class rule_set {
   [[nodiscard]] virtual const std::string& id() const noexcept = 0;       // pack id(s)
   [[nodiscard]] virtual const std::string& version() const noexcept = 0;  // pack version(s)
   [[nodiscard]] virtual const std::string& hash() const noexcept = 0;     // hex content hash
-  // The longest match any detector can produce, in bytes: the most a
-  // stream_scanner ever holds back.
+  // The most a stream_scanner ever holds back, in bytes: twice the longest
+  // match any detector can produce plus the bytes a decision looks past a match
+  // (the next character, context windows). Reached only while a redacted match
+  // overlaps an undecided one; a stream usually holds a few bytes.
   [[nodiscard]] virtual std::size_t max_hold_back() const noexcept = 0;
 
   // All validated findings in one text, in order of start.

@@ -1,11 +1,438 @@
-#include <iostream>
+// customsctl audit verify | checkpoint | show | export | replay | report | erase
+// Exit codes: 0 ok, 1 the check failed (verify found a broken trail), 2 usage or
+// I/O error.
+#include <boost/json.hpp>
 
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "audit/reader.hpp"
+#include "audit/replay.hpp"
+#include "audit/store.hpp"
+#include "audit/verifier.hpp"
+#include "crypto/key_file.hpp"
+#include "tools/args.hpp"
 #include "tools/commands.hpp"
+#include "tools/replay_engine.hpp"
 
 namespace customs::tools {
-// Placeholder until the audit commands land.
-int run_audit(std::span<const std::string_view>) {
-  std::cerr << "customsctl audit: not implemented yet\n";
-  return 2;
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+constexpr std::string_view audit_usage =
+    "usage: customsctl audit <command> --db FILE [options]\n"
+    "\n"
+    "  verify     [--seed sealing.seed] [--checkpoint FILE] [--signer signing.pub] [--all]\n"
+    "             checks SQLite integrity, the hash chain, sequence continuity, MACs (with\n"
+    "             the seed) and checkpoint signatures; --checkpoint detects truncation\n"
+    "  checkpoint prints the latest signed checkpoint, for auditors to keep elsewhere\n"
+    "  show       [--key auditor.key] [FILTERS] [--format table|jsonl|csv]\n"
+    "  export     [--key auditor.key] [FILTERS] [--format jsonl|csv|table]\n"
+    "             without --key, only the plaintext index fields\n"
+    "  replay     --key auditor.key --rules PATH... [--since T] [--until T]\n"
+    "             lists the flows whose action would change under the given rules\n"
+    "  report     [--by src,dst,tenant,route,day] [FILTERS] [--format table|jsonl|csv]\n"
+    "             flows, blocked, redacted, tagged and tokens per group; no key needed\n"
+    "  erase      --flow ID --reason TEXT (--keys DIR | --auditor-pub F... --sealing-key F\n"
+    "             --signing-key F)  removes a flow's payloads and records the erasure;\n"
+    "             needs customsd's keys and that no other writer has the database open\n"
+    "\n"
+    "FILTERS: --since T --until T (UTC, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z), --flow ID,\n"
+    "         --action A, --src CC, --dst CC, --tenant T, --rule ID\n"
+    "Exit codes: 0 ok, 1 the trail failed verification, 2 usage or I/O error.\n";
+
+const std::set<std::string> filter_options = {"since", "until", "flow", "action",
+                                              "src", "dst", "tenant", "rule"};
+
+std::set<std::string> with_filters(std::set<std::string> s) {
+  s.insert(filter_options.begin(), filter_options.end());
+  return s;
 }
+
+audit::record_filter make_filter(const parsed_args& a) {
+  audit::record_filter f;
+  const auto time = [&](const char* name) -> std::optional<std::int64_t> {
+    const auto v = a.get(name);
+    if (!v) return std::nullopt;
+    const auto t = audit::format::parse_time(*v);
+    if (!t) throw usage_error(std::string("--") + name + ": cannot read time '" + *v +
+                              "' (use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z, UTC)");
+    return t;
+  };
+  f.since_us = time("since");
+  f.until_us = time("until");
+  f.flow = a.get("flow");
+  f.action = a.get("action");
+  f.src = a.get("src");
+  f.dst = a.get("dst");
+  f.tenant = a.get("tenant");
+  f.rule = a.get("rule");
+  return f;
+}
+
+void no_positional(const parsed_args& a) {
+  if (!a.positional().empty()) throw usage_error("unexpected argument '" + a.positional()[0] + "'");
+}
+
+enum class out_format { table, jsonl, csv };
+
+out_format get_format(const parsed_args& a, out_format def) {
+  const auto v = a.get("format");
+  if (!v) return def;
+  if (*v == "table") return out_format::table;
+  if (*v == "jsonl") return out_format::jsonl;
+  if (*v == "csv") return out_format::csv;
+  throw usage_error("--format takes table, jsonl or csv");
+}
+
+std::string csv_field(std::string_view s) {
+  if (s.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(s);
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"') out += "\"\"";
+    else out.push_back(c);
+  }
+  out += "\"";
+  return out;
+}
+
+// Table cells stay on one line: control characters are shown escaped.
+std::string cell(std::string_view s) {
+  std::string out;
+  for (const char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += c == '\n' ? "\\n" : c == '\t' ? "\\t" : "?";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v, std::string_view sep = ",") {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) out += sep;
+    out += v[i];
+  }
+  return out;
+}
+
+// ---- verify ----------------------------------------------------------------
+
+int cmd_verify(const parsed_args& a) {
+  no_positional(a);
+  const fs::path db = a.require("db");
+  std::optional<crypto::sealing_state> seed;
+  if (const auto p = a.get("seed")) seed = crypto::load_sealing_seed(*p);
+  audit::verify_options vo;
+  vo.seed = seed ? &*seed : nullptr;
+  if (const auto p = a.get("signer")) vo.signer = crypto::load_signing_public(*p);
+  if (const auto p = a.get("checkpoint")) {
+    std::ifstream in(*p);
+    if (!in) throw std::runtime_error(*p + ": cannot read checkpoint file");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    try {
+      vo.held = audit::format::checkpoint_from_text(ss.str());
+    } catch (const std::exception& e) {
+      throw std::runtime_error(*p + ":" + e.what());
+    }
+  }
+  vo.max_failures = a.flag("all") ? 1000 : 1;
+  const auto sum = audit::verify(db, vo);
+  if (!sum.ok()) {
+    for (const auto& f : sum.failures)
+      std::cout << db.string() << ": FAILED at record " << f.seq << ": " << audit::to_string(f.kind)
+                << ": " << f.detail << "\n";
+    std::cout << "verified " << sum.records << " records before the first failure\n";
+    return 1;
+  }
+  std::cout << db.string() << ": OK\n";
+  std::cout << "records:     " << sum.records << " (" << sum.flows_records << " flow records, "
+            << sum.epochs << " epochs), seq 1.." << sum.last_seq << "\n";
+  if (sum.records)
+    std::cout << "time:        " << audit::format::format_time(sum.first_time_us) << " .. "
+              << audit::format::format_time(sum.last_time_us) << "\n";
+  std::cout << "MACs:        "
+            << (sum.macs_checked ? "checked with the sealing seed"
+                                 : "NOT checked (give --seed sealing.seed)")
+            << "\n";
+  std::cout << "checkpoints: " << sum.checkpoints << ", signatures checked against "
+            << (sum.signer_trusted ? "the given --signer key"
+                                   : "the key recorded in the trail (give --signer signing.pub)")
+            << "\n";
+  if (sum.held_checkpoint_checked)
+    std::cout << "held checkpoint: seq " << vo.held->seq << " matches (no truncation or rollback)\n";
+  else
+    std::cout << "held checkpoint: none given (truncation after the last stored checkpoint "
+                 "cannot be detected; give --checkpoint FILE)\n";
+  std::cout << "erased payloads: " << sum.erased_payloads;
+  if (!sum.erased_flows.empty()) std::cout << " (flows: " << join(sum.erased_flows, ", ") << ")";
+  std::cout << "\n";
+  return 0;
+}
+
+// ---- checkpoint ----------------------------------------------------------------
+
+int cmd_checkpoint(const parsed_args& a) {
+  no_positional(a);
+  audit::reader r(a.require("db"));
+  const auto cp = r.latest_checkpoint();
+  if (!cp) throw std::runtime_error(a.require("db") + ": holds no checkpoint yet");
+  std::cout << audit::format::checkpoint_to_text(*cp);
+  return 0;
+}
+
+// ---- show / export ----------------------------------------------------------------
+
+json::object record_json(const audit::read_record& rec, bool with_key) {
+  json::object o;
+  o["seq"] = rec.seq;
+  o["time"] = audit::format::format_time(rec.time_us);
+  o["kind"] = std::string(audit::format::kind_name(rec.kind));
+  o["epoch"] = rec.epoch;
+  o["flow_id"] = rec.flow_id;
+  o["route"] = rec.index.route;
+  o["src"] = rec.index.src;
+  o["dst"] = rec.index.dst;
+  o["tenant"] = rec.index.tenant;
+  o["action"] = rec.index.action;
+  json::array rules;
+  for (const auto& r : rec.index.rules) rules.emplace_back(r);
+  o["rules"] = std::move(rules);
+  o["rule_set_hash"] = rec.index.rule_set_hash;
+  o["tokens_in"] = rec.index.tokens_in;
+  o["tokens_out"] = rec.index.tokens_out;
+  o["erased"] = rec.erased;
+  if (rec.payload) {
+    boost::system::error_code ec;
+    auto v = json::parse(*rec.payload, ec);
+    if (ec) o["payload"] = *rec.payload;
+    else o["payload"] = std::move(v);
+  } else if (with_key && !rec.payload_error.empty()) {
+    o["payload_error"] = rec.payload_error;
+  }
+  return o;
+}
+
+int cmd_show(const parsed_args& a, out_format def) {
+  no_positional(a);
+  const auto fmt = get_format(a, def);
+  const auto filter = make_filter(a);
+  audit::reader r(a.require("db"));
+  const bool with_key = a.get("key").has_value();
+  if (with_key) r.set_auditor_key(crypto::load_auditor_secret(*a.get("key")));
+  const std::vector<std::string> columns = {"seq", "time", "kind", "flow_id", "action", "src", "dst",
+                                            "tenant", "route", "rules", "tokens_in", "tokens_out"};
+  if (fmt == out_format::csv) {
+    std::cout << join(columns) << ",erased" << (with_key ? ",payload" : "") << "\r\n";
+  } else if (fmt == out_format::table) {
+    std::cout << std::left << std::setw(8) << "SEQ" << std::setw(28) << "TIME" << std::setw(12)
+              << "KIND" << std::setw(24) << "FLOW" << std::setw(8) << "ACTION" << std::setw(5)
+              << "SRC" << std::setw(5) << "DST" << std::setw(12) << "TENANT" << std::setw(10)
+              << "TOKENS" << "RULES\n";
+  }
+  std::uint64_t n = 0;
+  r.for_each(filter, [&](const audit::read_record& rec) {
+    ++n;
+    switch (fmt) {
+      case out_format::jsonl:
+        std::cout << json::serialize(record_json(rec, with_key)) << "\n";
+        break;
+      case out_format::csv: {
+        std::cout << rec.seq << "," << audit::format::format_time(rec.time_us) << ","
+                  << audit::format::kind_name(rec.kind) << "," << csv_field(rec.flow_id) << ","
+                  << csv_field(rec.index.action) << "," << csv_field(rec.index.src) << ","
+                  << csv_field(rec.index.dst) << "," << csv_field(rec.index.tenant) << ","
+                  << csv_field(rec.index.route) << "," << csv_field(join(rec.index.rules, " ")) << ","
+                  << rec.index.tokens_in << "," << rec.index.tokens_out << ","
+                  << (rec.erased ? "true" : "false");
+        if (with_key) std::cout << "," << csv_field(rec.payload ? *rec.payload : rec.payload_error);
+        std::cout << "\r\n";
+        break;
+      }
+      case out_format::table: {
+        std::cout << std::left << std::setw(8) << rec.seq << std::setw(28)
+                  << audit::format::format_time(rec.time_us) << std::setw(12)
+                  << audit::format::kind_name(rec.kind) << std::setw(24) << cell(rec.flow_id) << std::setw(8)
+                  << cell(rec.index.action) << std::setw(5) << cell(rec.index.src) << std::setw(5)
+                  << cell(rec.index.dst) << std::setw(12) << cell(rec.index.tenant) << std::setw(10)
+                  << (std::to_string(rec.index.tokens_in) + "/" + std::to_string(rec.index.tokens_out))
+                  << cell(join(rec.index.rules)) << "\n";
+        if (rec.payload) std::cout << "        payload: " << cell(*rec.payload) << "\n";
+        else if (rec.erased) std::cout << "        payload: (erased)\n";
+        else if (with_key && !rec.payload_error.empty())
+          std::cout << "        payload: (" << rec.payload_error << ")\n";
+        break;
+      }
+    }
+    return true;
+  });
+  if (fmt == out_format::table) std::cout << n << " records\n";
+  return 0;
+}
+
+// ---- replay ----------------------------------------------------------------
+
+int cmd_replay(const parsed_args& a) {
+  no_positional(a);
+  auto filter = make_filter(a);
+  const auto rules = a.all("rules");
+  if (rules.empty()) throw usage_error("--rules is required");
+  const auto key = a.require("key");
+  std::vector<fs::path> paths(rules.begin(), rules.end());
+  auto engine = make_replay_evaluator(paths);  // throws with the rule files' diagnostics
+  audit::reader r(a.require("db"));
+  r.set_auditor_key(crypto::load_auditor_secret(key));
+  const auto sum = audit::replay(r, filter, engine.evaluate);
+  std::cout << "replaying against rule set " << engine.description << "\n";
+  for (const auto& c : sum.changes)
+    std::cout << audit::format::format_time(c.time_us) << "  " << c.flow_id << "  " << c.old_action
+              << " [" << join(c.old_rules) << "] -> " << c.new_action << " [" << join(c.new_rules)
+              << "]\n";
+  for (const auto& s : sum.skipped) std::cout << "not replayed: " << s.flow_id << ": " << s.reason << "\n";
+  std::cout << sum.flows << " flows, " << sum.replayed << " replayed, " << sum.changed
+            << " would change, " << sum.not_replayable << " not replayable\n";
+  return 0;
+}
+
+// ---- report ----------------------------------------------------------------
+
+int cmd_report(const parsed_args& a) {
+  no_positional(a);
+  const auto fmt = get_format(a, out_format::table);
+  std::vector<std::string> by;
+  if (const auto v = a.get("by")) {
+    std::string_view s = *v;
+    while (!s.empty()) {
+      const auto comma = s.find(',');
+      by.emplace_back(s.substr(0, comma));
+      if (comma == std::string_view::npos) break;
+      s.remove_prefix(comma + 1);
+    }
+  }
+  audit::reader r(a.require("db"));
+  std::vector<audit::reader::group_totals> groups;
+  try {
+    groups = r.report(by, make_filter(a));
+  } catch (const std::invalid_argument& e) {
+    throw usage_error(std::string("--by: ") + e.what());
+  }
+  const std::vector<std::string> counts = {"flows", "blocked", "redacted", "tagged", "tokens_in",
+                                           "tokens_out"};
+  const auto values = [](const audit::reader::group_totals& g) {
+    return std::vector<std::uint64_t>{g.flows, g.blocked, g.redacted, g.tagged, g.tokens_in, g.tokens_out};
+  };
+  switch (fmt) {
+    case out_format::jsonl:
+      for (const auto& g : groups) {
+        json::object o;
+        for (std::size_t i = 0; i < by.size(); ++i) o[by[i]] = g.key[i];
+        const auto v = values(g);
+        for (std::size_t i = 0; i < counts.size(); ++i) o[counts[i]] = v[i];
+        std::cout << json::serialize(o) << "\n";
+      }
+      break;
+    case out_format::csv:
+      std::cout << join(by) << (by.empty() ? "" : ",") << join(counts) << "\r\n";
+      for (const auto& g : groups) {
+        for (const auto& k : g.key) std::cout << csv_field(k) << ",";
+        const auto v = values(g);
+        for (std::size_t i = 0; i < v.size(); ++i) std::cout << (i ? "," : "") << v[i];
+        std::cout << "\r\n";
+      }
+      break;
+    case out_format::table: {
+      for (const auto& d : by) std::cout << std::left << std::setw(14) << d;
+      for (const auto& c : counts) std::cout << std::right << std::setw(12) << c;
+      std::cout << "\n";
+      audit::reader::group_totals total;
+      for (const auto& g : groups) {
+        for (const auto& k : g.key) std::cout << std::left << std::setw(14) << (k.empty() ? "-" : cell(k));
+        for (const auto v : values(g)) std::cout << std::right << std::setw(12) << v;
+        std::cout << "\n";
+        total.flows += g.flows, total.blocked += g.blocked, total.redacted += g.redacted;
+        total.tagged += g.tagged, total.tokens_in += g.tokens_in, total.tokens_out += g.tokens_out;
+      }
+      if (!by.empty()) {
+        std::cout << std::left << std::setw(static_cast<int>(14 * by.size())) << "total";
+        for (const auto v : values(total)) std::cout << std::right << std::setw(12) << v;
+        std::cout << "\n";
+      }
+      break;
+    }
+  }
+  return 0;
+}
+
+// ---- erase ----------------------------------------------------------------
+
+int cmd_erase(const parsed_args& a) {
+  no_positional(a);
+  audit::writer_options opts;
+  opts.db = a.require("db");
+  const auto flow = a.require("flow");
+  const auto reason = a.require("reason");
+  if (reason.empty()) throw usage_error("--reason must not be empty");
+  const auto dir = a.get("keys");
+  for (const auto& p : a.all("auditor-pub")) opts.auditor_keys.emplace_back(p);
+  if (opts.auditor_keys.empty() && dir) opts.auditor_keys.push_back(fs::path(*dir) / "auditor.pub");
+  if (const auto p = a.get("sealing-key")) opts.sealing_key = *p;
+  else if (dir) opts.sealing_key = fs::path(*dir) / "sealing.key";
+  if (const auto p = a.get("signing-key")) opts.signing_key = *p;
+  else if (dir) opts.signing_key = fs::path(*dir) / "signing.key";
+  if (opts.auditor_keys.empty() || opts.sealing_key.empty() || opts.signing_key.empty())
+    throw usage_error("erase needs customsd's keys: --keys DIR, or --auditor-pub, --sealing-key "
+                      "and --signing-key");
+  if (!fs::exists(opts.db)) throw std::runtime_error(opts.db.string() + ": no such audit database");
+  auto s = audit::store::open_store(opts);
+  const auto res = s->erase_flow(flow, reason);
+  s->close();
+  std::cout << "erased the payloads of " << res.erased.size() << " records of flow " << flow
+            << " (seq";
+  for (const auto seq : res.erased) std::cout << " " << seq;
+  std::cout << "); erasure recorded as record " << res.erasure_seq << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int run_audit(std::span<const std::string_view> args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    (args.empty() ? std::cerr : std::cout) << audit_usage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string cmd(args[0]);
+  const auto rest = args.subspan(1);
+  try {
+    if (cmd == "verify")
+      return cmd_verify(parsed_args(rest, {"db", "seed", "checkpoint", "signer"}, {"all"}));
+    if (cmd == "checkpoint") return cmd_checkpoint(parsed_args(rest, {"db"}));
+    if (cmd == "show")
+      return cmd_show(parsed_args(rest, with_filters({"db", "key", "format"})), out_format::table);
+    if (cmd == "export")
+      return cmd_show(parsed_args(rest, with_filters({"db", "key", "format"})), out_format::jsonl);
+    if (cmd == "replay")
+      return cmd_replay(parsed_args(rest, {"db", "key", "rules", "since", "until"}));
+    if (cmd == "report") return cmd_report(parsed_args(rest, with_filters({"db", "by", "format"})));
+    if (cmd == "erase")
+      return cmd_erase(parsed_args(
+          rest, {"db", "flow", "reason", "keys", "auditor-pub", "sealing-key", "signing-key"}));
+    std::cerr << "customsctl audit: unknown command '" << cmd << "'\n" << audit_usage;
+    return 2;
+  } catch (const usage_error& e) {
+    std::cerr << "customsctl audit " << cmd << ": " << e.what() << "\n" << audit_usage;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "customsctl audit " << cmd << ": error: " << e.what() << "\n";
+    return 2;
+  }
+}
+
 }  // namespace customs::tools

@@ -1,11 +1,55 @@
+// customsctl keys gen --out DIR [--only auditor|sealing|signing]
 #include <iostream>
 
+#include "crypto/key_file.hpp"
+#include "tools/args.hpp"
 #include "tools/commands.hpp"
 
 namespace customs::tools {
-// Placeholder until the keys commands land.
-int run_keys(std::span<const std::string_view>) {
-  std::cerr << "customsctl keys: not implemented yet\n";
-  return 2;
+
+namespace {
+constexpr std::string_view keys_usage =
+    "usage: customsctl keys gen --out DIR [--only auditor|sealing|signing]\n"
+    "\n"
+    "Creates, in DIR (never overwriting a file):\n"
+    "  auditor.pub, auditor.key   X25519 auditor key pair; the .key stays with the auditors\n"
+    "  sealing.key, sealing.seed  forward-secure MAC key: .key for customsd (evolved in\n"
+    "                             place), .seed for the auditors (audit verify --seed)\n"
+    "  signing.key, signing.pub   Ed25519 checkpoint key pair: .key for customsd,\n"
+    "                             .pub for the auditors (audit verify --signer)\n"
+    "--only auditor makes one more auditor key pair (several may be configured).\n"
+    "Secret files are written 0600.\n";
+}  // namespace
+
+int run_keys(std::span<const std::string_view> args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    (args.empty() ? std::cerr : std::cout) << keys_usage;
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] != "gen") {
+    std::cerr << "customsctl keys: unknown command '" << args[0] << "'\n" << keys_usage;
+    return 2;
+  }
+  try {
+    const parsed_args a(args.subspan(1), {"out", "only"});
+    if (!a.positional().empty()) throw usage_error("unexpected argument '" + a.positional()[0] + "'");
+    const auto out = a.require("out");
+    auto which = crypto::key_set::all;
+    if (const auto only = a.get("only")) {
+      if (*only == "auditor") which = crypto::key_set::auditor;
+      else if (*only == "sealing") which = crypto::key_set::sealing;
+      else if (*only == "signing") which = crypto::key_set::signing;
+      else throw usage_error("--only takes auditor, sealing or signing");
+    }
+    for (const auto& p : crypto::generate_key_set(out, which)) std::cout << "wrote " << p.string() << "\n";
+    return 0;
+  } catch (const usage_error& e) {
+    std::cerr << "customsctl keys gen: " << e.what() << "\n" << keys_usage;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "customsctl keys gen: error: " << e.what() << "\n";
+    return 2;
+  }
 }
+
 }  // namespace customs::tools

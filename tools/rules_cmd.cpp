@@ -1,11 +1,301 @@
-#include <iostream>
+// customsctl rules check | test | explain: the compliance officer's tools for rule
+// files. Output contracts (tests/tools/rules_cmd_test.cpp holds them to it):
+//   check   stdout: one summary line when valid; stderr: every diagnostic as
+//           "file:line:col: error|warning: CODE: message", then when invalid a
+//           line "rules check: N errors, M warnings". --json: one JSON object.
+//   test    stdout: "FAIL <id> (file:line:col): <what>" per failed expectation
+//           ("ok <id>" too with --verbose), last line "N passed, N failed".
+//   explain stdout: findings, rules, tags, exceptions, action, rule set; --json:
+//           one JSON object {action, rules, findings[{detector, category,
+//           sensitive, start, end, applied}], tags, exceptions, rule_set_id,
+//           rule_set_hash, redacted?}.
+// Exit codes: 0 ok, 1 invalid rules / failed tests, 2 usage or I/O error.
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 
+#include <charconv>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "policy/authoring.hpp"
+#include "policy/policy.hpp"
 #include "tools/commands.hpp"
 
 namespace customs::tools {
-// Placeholder until the rules commands land.
-int run_rules(std::span<const std::string_view>) {
-  std::cerr << "customsctl rules: not implemented yet\n";
+
+namespace {
+
+namespace json = boost::json;
+using policy::diagnostic;
+
+constexpr std::string_view usage =
+    "usage: customsctl rules check [--json] PATH...\n"
+    "       customsctl rules test [--verbose] PATH...\n"
+    "       customsctl rules explain --rules PATH [--rules PATH...] --from XX --to YY\n"
+    "                 [--direction request|response] [--tenant T] [--route R]\n"
+    "                 [--part KIND[=N]]... [--json] (TEXT | --file F | -)\n"
+    "PATH is a rule file or a folder of *.yaml / *.yml files, loaded as one set.\n";
+
+int usage_error(const std::string& msg) {
+  std::cerr << "customsctl rules: " << msg << "\n" << usage;
   return 2;
 }
+
+bool io_error(const policy::load_result& r) {
+  for (const auto& d : r.diagnostics)
+    if (d.level == diagnostic::severity::error && (d.code == "E_IO" || d.code == "E_NO_RULE_FILES")) return true;
+  return false;
+}
+
+// Prints diagnostics to stderr; returns the exit code of a failed load (or 0).
+int report_load(const policy::load_result& r, const char* cmd) {
+  std::size_t errors = 0, warnings = 0;
+  for (const auto& d : r.diagnostics) {
+    std::cerr << d.to_string() << "\n";
+    (d.level == diagnostic::severity::error ? errors : warnings) += 1;
+  }
+  if (r.ok()) return 0;
+  std::cerr << "rules " << cmd << ": " << errors << (errors == 1 ? " error, " : " errors, ") << warnings
+            << (warnings == 1 ? " warning\n" : " warnings\n");
+  return io_error(r) ? 2 : 1;
+}
+
+std::string summary_line(const policy::rule_set& rs) {
+  const auto s = policy::summarize(rs);
+  std::ostringstream o;
+  o << "ok: " << s.packs.size() << (s.packs.size() == 1 ? " pack (" : " packs (");
+  for (std::size_t i = 0; i < s.packs.size(); ++i) o << (i ? ", " : "") << s.packs[i].first << " " << s.packs[i].second;
+  o << "), " << s.groups << " groups, " << s.detectors << " detectors, " << s.rules << " rules, " << s.exceptions
+    << " exceptions, " << s.tests << " tests; hash " << rs.hash();
+  return o.str();
+}
+
+int check(std::span<const std::string_view> args) {
+  bool as_json = false;
+  std::vector<std::filesystem::path> paths;
+  for (const auto a : args) {
+    if (a == "--json") as_json = true;
+    else if (a.starts_with("--")) return usage_error("unknown option " + std::string(a));
+    else paths.emplace_back(a);
+  }
+  if (paths.empty()) return usage_error("rules check needs at least one PATH");
+  const auto r = policy::load_rule_set(paths);
+  if (as_json) {
+    json::object o;
+    o["valid"] = r.ok();
+    json::array diags;
+    for (const auto& d : r.diagnostics) {
+      json::object j;
+      j["file"] = d.file;
+      j["line"] = d.line;
+      j["col"] = d.col;
+      j["level"] = d.level == diagnostic::severity::error ? "error" : "warning";
+      j["code"] = d.code;
+      j["message"] = d.message;
+      diags.push_back(std::move(j));
+    }
+    o["diagnostics"] = std::move(diags);
+    if (r.ok()) {
+      const auto s = policy::summarize(*r.rules);
+      o["rule_set_id"] = r.rules->id();
+      o["rule_set_version"] = r.rules->version();
+      o["rule_set_hash"] = r.rules->hash();
+      o["detectors"] = s.detectors;
+      o["rules"] = s.rules;
+      o["exceptions"] = s.exceptions;
+      o["tests"] = s.tests;
+    }
+    std::cout << json::serialize(o) << "\n";
+    if (r.ok()) return 0;
+    return io_error(r) ? 2 : 1;
+  }
+  if (const int rc = report_load(r, "check")) return rc;
+  std::cout << summary_line(*r.rules) << "\n";
+  return 0;
+}
+
+int test(std::span<const std::string_view> args) {
+  bool verbose = false;
+  std::vector<std::filesystem::path> paths;
+  for (const auto a : args) {
+    if (a == "--verbose" || a == "-v") verbose = true;
+    else if (a.starts_with("--")) return usage_error("unknown option " + std::string(a));
+    else paths.emplace_back(a);
+  }
+  if (paths.empty()) return usage_error("rules test needs at least one PATH");
+  const auto r = policy::load_rule_set(paths);
+  if (const int rc = report_load(r, "test")) return rc;
+  const auto rep = policy::run_rule_tests(*r.rules);
+  for (const auto& t : rep.results) {
+    const std::string at = t.file + ":" + std::to_string(t.line) + ":" + std::to_string(t.col);
+    if (t.passed()) {
+      if (verbose) std::cout << "ok " << t.id << "\n";
+      continue;
+    }
+    for (const auto& f : t.failures) std::cout << "FAIL " << t.id << " (" << at << "): " << f << "\n";
+  }
+  std::cout << rep.passed << " passed, " << rep.failed << " failed\n";
+  return rep.failed == 0 ? 0 : 1;
+}
+
+int explain(std::span<const std::string_view> args) {
+  std::vector<std::filesystem::path> paths;
+  policy::flow_context ctx;
+  bool as_json = false, have_from = false, have_to = false;
+  std::optional<std::string> text;
+  std::optional<std::string> file;
+  auto value = [&](std::size_t& i, std::string_view name) -> std::optional<std::string> {
+    if (i + 1 >= args.size()) {
+      usage_error(std::string(name) + " needs a value");
+      return std::nullopt;
+    }
+    return std::string(args[++i]);
+  };
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto a = args[i];
+    if (a == "--rules") {
+      auto v = value(i, a);
+      if (!v) return 2;
+      paths.emplace_back(*v);
+    } else if (a == "--from" || a == "--to") {
+      auto v = value(i, a);
+      if (!v) return 2;
+      (a == "--from" ? ctx.src : ctx.dst) = *v;
+      (a == "--from" ? have_from : have_to) = true;
+    } else if (a == "--direction") {
+      auto v = value(i, a);
+      if (!v) return 2;
+      auto d = policy::parse_direction(*v);
+      if (!d) return usage_error("--direction is request or response");
+      ctx.dir = *d;
+    } else if (a == "--tenant") {
+      auto v = value(i, a);
+      if (!v) return 2;
+      ctx.tenant = *v;
+    } else if (a == "--route") {
+      auto v = value(i, a);
+      if (!v) return 2;
+      ctx.route = *v;
+    } else if (a == "--part") {
+      auto v = value(i, a);
+      if (!v) return 2;
+      std::string kind = *v;
+      std::uint32_t n = 1;
+      if (const auto eq = kind.find('='); eq != std::string::npos) {
+        const std::string num = kind.substr(eq + 1);
+        const auto res = std::from_chars(num.data(), num.data() + num.size(), n);
+        if (res.ec != std::errc{} || res.ptr != num.data() + num.size()) return usage_error("--part KIND[=N]");
+        kind.resize(eq);
+      }
+      ctx.non_text_parts[kind] += n;
+    } else if (a == "--file") {
+      auto v = value(i, a);
+      if (!v) return 2;
+      file = *v;
+    } else if (a == "--json") {
+      as_json = true;
+    } else if (a == "-") {
+      file = "-";
+    } else if (a.starts_with("--")) {
+      return usage_error("unknown option " + std::string(a));
+    } else {
+      if (text) return usage_error("give the text once (quote it)");
+      text = std::string(a);
+    }
+  }
+  if (paths.empty()) return usage_error("explain needs --rules PATH");
+  if (!have_from || !have_to) return usage_error("explain needs --from and --to");
+  if (text.has_value() == file.has_value()) return usage_error("give the text as an argument, --file F or - (stdin)");
+  if (file) {
+    if (*file == "-") {
+      text = std::string(std::istreambuf_iterator<char>(std::cin), {});
+    } else {
+      std::ifstream in(*file, std::ios::binary);
+      if (!in) {
+        std::cerr << *file << ": error: E_IO: cannot read the file\n";
+        return 2;
+      }
+      text = std::string(std::istreambuf_iterator<char>(in), {});
+    }
+  }
+  const auto r = policy::load_rule_set(paths);
+  if (const int rc = report_load(r, "explain")) return rc;
+  const auto& rs = *r.rules;
+  const auto e = rs.evaluate(*text, ctx);
+  const auto& v = e.result;
+
+  if (as_json) {
+    json::object o;
+    o["action"] = policy::to_string(v.act);
+    o["rules"] = json::array(v.rules.begin(), v.rules.end());
+    json::array fs;
+    for (const auto& f : v.findings) {
+      json::object j;
+      j["detector"] = f.detector;
+      j["category"] = f.category;
+      j["sensitive"] = f.sensitive;
+      j["start"] = f.start;
+      j["end"] = f.end;
+      j["applied"] = policy::to_string(f.applied);
+      fs.push_back(std::move(j));
+    }
+    o["findings"] = std::move(fs);
+    o["tags"] = json::array(v.tags.begin(), v.tags.end());
+    o["exceptions"] = json::array(v.exceptions.begin(), v.exceptions.end());
+    o["rule_set_id"] = rs.id();
+    o["rule_set_hash"] = v.rule_set_hash;
+    if (v.act == policy::action::redact) o["redacted"] = e.redacted;
+    std::cout << json::serialize(o) << "\n";
+    return 0;
+  }
+  std::cout << "flow: " << policy::to_string(ctx.dir) << " " << ctx.src << " -> " << ctx.dst;
+  if (!ctx.tenant.empty()) std::cout << ", tenant " << ctx.tenant;
+  if (!ctx.route.empty()) std::cout << ", route " << ctx.route;
+  for (const auto& [k, n] : ctx.non_text_parts) std::cout << ", " << n << " " << k;
+  std::cout << "\nfindings:" << (v.findings.empty() ? " none\n" : "\n");
+  for (const auto& f : v.findings)
+    std::cout << "  " << f.detector << "  " << f.category << (f.sensitive ? " (sensitive)" : "") << "  [" << f.start
+              << ", " << f.end << ")  " << policy::mask_match(f.text) << "  -> " << policy::to_string(f.applied) << "\n";
+  std::cout << "rules:" << (v.rules.empty() ? " none\n" : "\n");
+  for (const auto& id : v.rules) {
+    const auto info = policy::describe_rule(rs, id);
+    std::cout << "  " << id;
+    if (info) {
+      std::cout << "  " << policy::to_string(info->act);
+      for (std::size_t i = 0; i < info->references.size(); ++i)
+        std::cout << (i ? "; " : "  (") << info->references[i] << (i + 1 == info->references.size() ? ")" : "");
+    }
+    std::cout << "\n";
+  }
+  auto joined = [](const std::vector<std::string>& xs) {
+    std::string s;
+    for (const auto& x : xs) s += (s.empty() ? "" : ", ") + x;
+    return s.empty() ? std::string("none") : s;
+  };
+  std::cout << "tags: " << joined(v.tags) << "\n";
+  std::cout << "exceptions: " << joined(v.exceptions) << "\n";
+  std::cout << "action: " << policy::to_string(v.act) << "\n";
+  if (v.act == policy::action::redact) std::cout << "redacted: " << e.redacted << "\n";
+  std::cout << "rule set: " << rs.id() << " " << rs.version() << " " << v.rule_set_hash << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int run_rules(std::span<const std::string_view> args) {
+  if (args.empty()) return usage_error("missing command (check, test or explain)");
+  const auto rest = args.subspan(1);
+  if (args[0] == "check") return check(rest);
+  if (args[0] == "test") return test(rest);
+  if (args[0] == "explain") return explain(rest);
+  if (args[0] == "--help" || args[0] == "-h") {
+    std::cout << usage;
+    return 0;
+  }
+  return usage_error("unknown command '" + std::string(args[0]) + "'");
+}
+
 }  // namespace customs::tools

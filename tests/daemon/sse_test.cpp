@@ -1,5 +1,9 @@
 // The SSE parser: line ends, fields, pieces split anywhere, the size limit.
 #include "daemon/sse.hpp"
+// With the dialect codecs in the same translation unit, as the enforcement
+// filter will be: the names must not clash.
+#include "daemon/dialect/stream_codec.hpp"
+#include "daemon/filter.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -8,7 +12,7 @@
 #include <string>
 #include <vector>
 
-using customs::daemon::sse_event;
+using customs::daemon::sse_block;
 using customs::daemon::sse_parser;
 
 namespace {
@@ -20,7 +24,7 @@ struct parsed {
   bool operator==(const parsed&) const = default;
 };
 
-parsed copy(const sse_event& e) {
+parsed copy(const sse_block& e) {
   return {std::string(e.raw), std::string(e.event), std::string(e.data), std::string(e.id),
           e.retry, e.has_data, e.has_id, e.terminated};
 }

@@ -9,6 +9,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libre2-dev libsqlite3-dev libsodium-dev catch2 libyaml-cpp-dev
   sqlite3 openssl curl python3
+  python3-yaml python3-jsonschema
 )
 # Test and benchmark peers: nginx (baseline reverse proxy), wrk (load),
 # Node.js + npm (official provider SDK clients in the end-to-end tests).

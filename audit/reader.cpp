@@ -1,0 +1,262 @@
+#include "audit/reader.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <variant>
+
+#include "audit/row.hpp"
+#include "audit/schema.hpp"
+#include "audit/sqlite.hpp"
+
+namespace customs::audit {
+
+namespace {
+
+void json_escape(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+// WHERE clause fragments and their bound values, built from a filter.
+struct where_clause {
+  std::string sql;
+  std::vector<std::variant<std::int64_t, std::string>> values;
+  void add(const std::string& cond) { sql += (sql.empty() ? " WHERE " : " AND ") + cond; }
+  void add(const std::string& cond, std::variant<std::int64_t, std::string> v) {
+    values.push_back(std::move(v));
+    add(cond + std::to_string(values.size()));
+  }
+  void bind(sql::statement& st) const {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const int at = static_cast<int>(i + 1);
+      if (const auto* n = std::get_if<std::int64_t>(&values[i])) st.bind(at, *n);
+      else st.bind(at, std::string_view(std::get<std::string>(values[i])));
+    }
+  }
+};
+
+where_clause make_where(const record_filter& f, const std::string& p) {
+  where_clause w;
+  if (!f.include_internal) w.add(p + "kind IN (1, 2, 3)");
+  if (f.since_us) w.add(p + "time_us >= ?", *f.since_us);
+  if (f.until_us) w.add(p + "time_us < ?", *f.until_us);
+  if (f.flow) w.add(p + "flow_id = ?", *f.flow);
+  if (f.action) w.add(p + "action = ?", *f.action);
+  if (f.src) w.add(p + "src = ?", *f.src);
+  if (f.dst) w.add(p + "dst = ?", *f.dst);
+  if (f.tenant) w.add(p + "tenant = ?", *f.tenant);
+  if (f.rule) {
+    w.values.emplace_back(*f.rule);
+    w.add("instr(',' || " + p + "rules || ',', ',' || ?" + std::to_string(w.values.size()) +
+          " || ',') > 0");
+  }
+  return w;
+}
+
+}  // namespace
+
+struct reader::impl {
+  sql::database db;
+  std::optional<crypto::box_public_key> pk;
+  crypto::box_secret_key sk;
+  std::map<std::uint64_t, crypto::aead_key> data_keys;
+  std::map<std::uint64_t, std::string> key_errors;
+
+  explicit impl(const std::filesystem::path& file) : db(file, SQLITE_OPEN_READONLY) {
+    sqlite3_busy_timeout(db.get(), 5000);
+    db.exec("PRAGMA mmap_size=1073741824");  // read through a memory map
+    if (db.query_int("PRAGMA application_id") != format::application_id)
+      throw std::runtime_error(file.string() + ": not a customs audit database");
+    const auto v = db.query_int("PRAGMA user_version");
+    if (v != format::schema_version)
+      throw std::runtime_error(file.string() + ": audit schema version " + std::to_string(v) +
+                               " is not the one this build reads");
+  }
+
+  // The data key of an epoch, unsealed from its epoch_start record.
+  const crypto::aead_key* data_key(std::uint64_t epoch, std::string& error) {
+    if (const auto it = data_keys.find(epoch); it != data_keys.end()) return &it->second;
+    if (const auto it = key_errors.find(epoch); it != key_errors.end()) {
+      error = it->second;
+      return nullptr;
+    }
+    sql::statement st(db, "SELECT payload FROM records WHERE kind = 16 AND epoch = ?1 ORDER BY seq LIMIT 1");
+    st.bind(1, static_cast<std::int64_t>(epoch));
+    std::string why;
+    if (st.step() != SQLITE_ROW) {
+      why = "no epoch_start record for epoch " + std::to_string(epoch);
+    } else if (const auto body = format::decode_epoch_start(st.column_blob(0)); !body) {
+      why = "epoch_start record of epoch " + std::to_string(epoch) + " is malformed";
+    } else {
+      why = "epoch " + std::to_string(epoch) + " was not sealed to this auditor key";
+      for (const auto& k : body->keys) {
+        if (k.auditor != *pk) continue;
+        crypto::aead_key dk;
+        if (crypto::seal_open(k.box, *pk, sk, {dk.data(), dk.size()})) {
+          return &data_keys.emplace(epoch, std::move(dk)).first->second;
+        }
+        why = "the sealed data key of epoch " + std::to_string(epoch) + " does not open";
+      }
+    }
+    key_errors[epoch] = why;
+    error = why;
+    return nullptr;
+  }
+};
+
+reader::reader(const std::filesystem::path& db) {
+  std::error_code ec;
+  if (!std::filesystem::exists(db, ec))
+    throw std::runtime_error(db.string() + ": no such audit database");
+  try {
+    impl_ = std::make_unique<impl>(db);
+  } catch (const sql::sql_error& e) {
+    throw std::runtime_error(db.string() + ": " + e.what());
+  }
+}
+
+reader::~reader() = default;
+
+void reader::set_auditor_key(const crypto::box_secret_key& sk) {
+  std::memcpy(impl_->sk.data(), sk.data(), sk.size());
+  impl_->pk = crypto::box_public_from_secret(sk);
+  impl_->data_keys.clear();
+  impl_->key_errors.clear();
+}
+
+void reader::for_each(const record_filter& f, const std::function<bool(const read_record&)>& fn) {
+  const auto w = make_where(f, "");
+  sql::statement st(impl_->db, (std::string("SELECT ") + schema::record_columns +
+                                " FROM records" + w.sql + " ORDER BY seq")
+                                   .c_str());
+  w.bind(st);
+  stored_row row;
+  crypto::bytes header;
+  read_record out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    read_row(st, row);
+    out.seq = row.h.seq;
+    out.kind = row.h.kind;
+    out.epoch = row.h.epoch;
+    out.time_us = row.h.time_us;
+    out.flow_id = row.h.flow_id;
+    out.index = row.h.index;
+    out.erased = row.payload_null;
+    out.payload.reset();
+    out.payload_error.clear();
+    if (row.h.kind == record_kind::erasure && !row.payload_null) {
+      if (const auto body = format::decode_erasure(row.payload)) {
+        std::string j = "{\"reason\":";
+        json_escape(j, body->reason);
+        j += ",\"erased\":[";
+        for (std::size_t i = 0; i < body->seqs.size(); ++i)
+          j += (i ? "," : "") + std::to_string(body->seqs[i]);
+        j += "]}";
+        out.payload = std::move(j);
+      } else {
+        out.payload_error = "erasure record is malformed";
+      }
+    } else if (impl_->pk && (row.h.kind == record_kind::flow_opened ||
+                             row.h.kind == record_kind::flow_closed)) {
+      if (row.payload_null) {
+        out.payload_error = "payload erased";
+      } else if (row.payload.size() < crypto::aead_nonce_bytes + crypto::aead_tag_bytes) {
+        out.payload_error = "payload is too short";
+      } else if (const auto* k = impl_->data_key(row.h.epoch, out.payload_error)) {
+        format::encode_header(row.h, header);
+        const std::span<const std::uint8_t, crypto::aead_nonce_bytes> nonce(row.payload.data(),
+                                                                            crypto::aead_nonce_bytes);
+        if (auto plain = crypto::aead_decrypt(*k, nonce, row.payload.subspan(crypto::aead_nonce_bytes),
+                                              header))
+          out.payload = std::move(*plain);
+        else
+          out.payload_error = "payload does not decrypt (altered?)";
+      }
+    }
+    if (!fn(out)) return;
+  }
+  if (rc != SQLITE_DONE) throw std::runtime_error("cannot read records: " + impl_->db.message());
+}
+
+std::optional<format::checkpoint> reader::latest_checkpoint() {
+  sql::statement st(impl_->db, "SELECT seq, epoch, time_us, head, signature FROM checkpoints "
+                               "ORDER BY id DESC LIMIT 1");
+  if (st.step() != SQLITE_ROW) return std::nullopt;
+  format::checkpoint cp;
+  cp.seq = static_cast<std::uint64_t>(st.column_int(0));
+  cp.epoch = static_cast<std::uint64_t>(st.column_int(1));
+  cp.time_us = st.column_int(2);
+  const auto sig = st.column_blob(4);
+  if (!sql::column_hash(st, 3, cp.head) || sig.size() != cp.sig.size())
+    throw std::runtime_error("the latest checkpoint is malformed");
+  std::memcpy(cp.sig.data(), sig.data(), sig.size());
+  sql::statement es(impl_->db, "SELECT payload FROM records WHERE kind = 16 AND epoch = ?1 LIMIT 1");
+  es.bind(1, static_cast<std::int64_t>(cp.epoch));
+  if (es.step() == SQLITE_ROW)
+    if (const auto body = format::decode_epoch_start(es.column_blob(0))) cp.signer = body->signer;
+  return cp;
+}
+
+std::vector<reader::group_totals> reader::report(const std::vector<std::string>& by,
+                                                 const record_filter& f) {
+  std::string dims;
+  for (const auto& d : by) {
+    std::string col;
+    if (d == "src" || d == "dst" || d == "tenant" || d == "route") col = "r." + d;
+    else if (d == "day") col = "strftime('%Y-%m-%d', r.time_us / 1000000, 'unixepoch')";
+    else throw std::invalid_argument("unknown report dimension \"" + d +
+                                     "\" (use src, dst, tenant, route, day)");
+    dims += (dims.empty() ? "" : ", ") + col;
+  }
+  record_filter outer = f;
+  outer.include_internal = true;  // the join below already keeps flow records only
+  const auto w = make_where(outer, "r.");
+  const std::string sql =
+      "WITH last AS (SELECT max(seq) AS seq FROM records WHERE kind IN (1, 2) GROUP BY flow_id) "
+      "SELECT " + (dims.empty() ? std::string("'all'") : dims) +
+      ", count(*), sum(r.action = 'block'), sum(r.action = 'redact'), sum(r.action = 'tag'), "
+      "sum(r.tokens_in), sum(r.tokens_out) FROM records r JOIN last ON r.seq = last.seq" + w.sql +
+      (dims.empty() ? std::string() : " GROUP BY " + dims + " ORDER BY " + dims);
+  sql::statement st(impl_->db, sql.c_str());
+  w.bind(st);
+  std::vector<group_totals> out;
+  const int n = by.empty() ? 1 : static_cast<int>(by.size());
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    group_totals g;
+    if (!by.empty())
+      for (int i = 0; i < n; ++i) g.key.emplace_back(st.column_text(i));
+    g.flows = static_cast<std::uint64_t>(st.column_int(n));
+    if (g.flows == 0) continue;  // the ungrouped query yields one row even when empty
+    g.blocked = static_cast<std::uint64_t>(st.column_int(n + 1));
+    g.redacted = static_cast<std::uint64_t>(st.column_int(n + 2));
+    g.tagged = static_cast<std::uint64_t>(st.column_int(n + 3));
+    g.tokens_in = static_cast<std::uint64_t>(st.column_int(n + 4));
+    g.tokens_out = static_cast<std::uint64_t>(st.column_int(n + 5));
+    out.push_back(std::move(g));
+  }
+  if (rc != SQLITE_DONE) throw std::runtime_error("cannot read records: " + impl_->db.message());
+  return out;
+}
+
+}  // namespace customs::audit

@@ -1,0 +1,98 @@
+#include "audit/replay.hpp"
+
+#include <boost/json.hpp>
+
+#include <map>
+#include <stdexcept>
+
+namespace customs::audit {
+
+namespace {
+
+struct open_flow {
+  replay_input in;
+  std::string old_action;
+  std::vector<std::string> old_rules;
+  bool have_text = false;
+  bool have_record = false;
+  std::string problem;  // why it cannot be replayed
+};
+
+// Appends the strings of payload[key] (if an array of strings) to out.
+bool take_texts(const boost::json::object& payload, std::string_view key, std::vector<std::string>& out) {
+  const auto* v = payload.if_contains(key);
+  if (!v || !v->is_array()) return false;
+  for (const auto& e : v->as_array())
+    if (e.is_string()) out.emplace_back(e.as_string().c_str(), e.as_string().size());
+  return true;
+}
+
+void absorb(open_flow& f, const read_record& rec) {
+  if (!f.have_record) {
+    f.in.flow_id = rec.flow_id;
+    f.in.time_us = rec.time_us;
+  }
+  f.have_record = true;
+  // The latest record's index fields win: the flow_closed record holds the final
+  // verdict.
+  if (!rec.index.route.empty()) f.in.route = rec.index.route;
+  if (!rec.index.src.empty()) f.in.src = rec.index.src;
+  if (!rec.index.dst.empty()) f.in.dst = rec.index.dst;
+  if (!rec.index.tenant.empty()) f.in.tenant = rec.index.tenant;
+  f.old_action = rec.index.action;
+  f.old_rules = rec.index.rules;
+  if (!rec.payload) {
+    if (f.problem.empty()) f.problem = rec.erased ? "payload erased" : rec.payload_error;
+    return;
+  }
+  boost::system::error_code ec;
+  const auto v = boost::json::parse(*rec.payload, ec);
+  if (ec || !v.is_object()) {
+    if (f.problem.empty()) f.problem = "payload is not a JSON object";
+    return;
+  }
+  const auto& o = v.as_object();
+  f.have_text |= take_texts(o, "request_texts", f.in.request_texts);
+  f.have_text |= take_texts(o, "response_texts", f.in.response_texts);
+}
+
+}  // namespace
+
+replay_summary replay(reader& r, const record_filter& filter, const replay_evaluator& eval) {
+  replay_summary sum;
+  std::map<std::string, open_flow> open;
+  const auto settle = [&](open_flow& f) {
+    ++sum.flows;
+    if (!f.have_text) {
+      ++sum.not_replayable;
+      sum.skipped.push_back({f.in.flow_id, f.problem.empty() ? "no text recorded (payload mode "
+                                                               "is not \"full\")"
+                                                             : f.problem});
+      return;
+    }
+    ++sum.replayed;
+    auto out = eval(f.in);
+    if (out.action != f.old_action) {
+      ++sum.changed;
+      sum.changes.push_back({f.in.flow_id, f.in.time_us, f.old_action, f.old_rules,
+                             std::move(out.action), std::move(out.rules)});
+    }
+  };
+  record_filter rf = filter;
+  rf.include_internal = false;
+  r.for_each(rf, [&](const read_record& rec) {
+    if (rec.kind != record_kind::flow_opened && rec.kind != record_kind::flow_closed) return true;
+    auto& f = open[rec.flow_id];
+    absorb(f, rec);
+    if (rec.kind == record_kind::flow_closed) {
+      settle(f);
+      open.erase(rec.flow_id);
+    }
+    return true;
+  });
+  // Flows never closed (cut off by the time filter, or still running), in id order.
+  for (auto& [id, f] : open) settle(f);
+  return sum;
+}
+
+}  // namespace customs::audit

@@ -1,0 +1,127 @@
+#pragma once
+// Internal to the dialect codecs: parsing with the codecs' limits, typed member
+// look-ups, and a walker that records text slots with their JSON pointer and
+// reports the first error with the pointer of the offending value.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/object.hpp>
+#include <boost/json/parser.hpp>
+#include <boost/json/value.hpp>
+
+#include "daemon/dialect/codec_error.hpp"
+#include "daemon/dialect/text_slot.hpp"
+
+namespace customs::daemon::detail {
+
+namespace json = boost::json;
+
+// Nesting limit for bodies and events. Provider APIs nest a handful of levels;
+// tool arguments and JSON schemas nest deeper, but not past this. The walkers
+// recurse at most this deep.
+inline constexpr std::size_t max_json_depth = 64;
+
+// Parses one complete JSON text (trailing bytes other than whitespace are an
+// error; so is invalid UTF-8). `reuse` keeps a parser's scratch memory across
+// calls on a hot path.
+[[nodiscard]] codec_result<json::value> parse_json(std::string_view text, json::parser* reuse = nullptr);
+[[nodiscard]] json::parse_options codec_parse_options() noexcept;
+
+[[nodiscard]] json::value* member(json::object& o, std::string_view key) noexcept;
+// Gemini's REST API accepts both the camelCase and the snake_case form of a field.
+[[nodiscard]] json::value* member(json::object& o, std::string_view key, std::string_view alt) noexcept;
+[[nodiscard]] json::object* object_member(json::object& o, std::string_view key) noexcept;
+[[nodiscard]] json::array* array_member(json::object& o, std::string_view key) noexcept;
+[[nodiscard]] json::string* string_member(json::object& o, std::string_view key) noexcept;
+// The string value of `key`, or empty when absent or not a string.
+[[nodiscard]] std::string_view string_or_empty(const json::object& o, std::string_view key) noexcept;
+// A non-negative integer member, or nullopt.
+[[nodiscard]] std::optional<std::uint64_t> index_member(const json::object& o,
+                                                        std::string_view key) noexcept;
+[[nodiscard]] bool is_true(const json::object& o, std::string_view key) noexcept;
+
+// Appends an RFC 6901 reference token (with ~0 / ~1 escapes) to `out`.
+void append_pointer_token(std::string& out, std::string_view token);
+
+class walker {
+ public:
+  walker(std::vector<text_slot>& slots, media_counts& media) : slots_(slots), media_(media) {}
+  walker(const walker&) = delete;
+  walker& operator=(const walker&) = delete;
+
+  // One step down the path; popped when the scope ends.
+  class [[nodiscard]] scope {
+   public:
+    explicit scope(walker& w) : w_(w) {}
+    scope(const scope&) = delete;
+    scope& operator=(const scope&) = delete;
+    ~scope() { w_.path_.pop_back(); }
+
+   private:
+    walker& w_;
+  };
+  scope at(std::string_view key) {
+    path_.push_back({key, 0, false});
+    return scope(*this);
+  }
+  scope at(std::size_t index) {
+    path_.push_back({{}, index, true});
+    return scope(*this);
+  }
+
+  // A slot for string `s` at the current path (and, for responses, its channel).
+  void add(json::string& s, slot_role role, std::string channel = {}, bool aggregate = false);
+  // A slot for o[key] when it is a string; absent or null is fine; any other
+  // type fails with unexpected_shape.
+  [[nodiscard]] bool optional_text(json::object& o, std::string_view key, slot_role role);
+  // A slot for o[key], which must be a string (else unexpected_shape at key).
+  [[nodiscard]] bool required_text(json::object& o, std::string_view key, slot_role role);
+  // Every string leaf of `v` (object values and array elements, recursively);
+  // object keys are identifiers, not slots.
+  void leaves(json::value& v, slot_role role, const std::string& channel = {});
+  // Every string under a "description" key, recursively (tool definitions and
+  // their JSON schemas): the prose of a definition, not its identifiers.
+  void descriptions(json::value& v);
+
+  void media(media_kind k, std::uint32_t n = 1) noexcept { media_.add(k, n); }
+
+  // Records the first error with the current path; returns false for `return w.fail(...)`.
+  [[nodiscard]] bool fail(codec_errc e);
+  [[nodiscard]] bool failed() const noexcept { return error_.has_value(); }
+  [[nodiscard]] codec_error take_error() {
+    return error_ ? std::move(*error_) : codec_error{codec_errc::unexpected_shape, pointer()};
+  }
+
+  [[nodiscard]] std::string pointer() const;
+
+ private:
+  struct segment {
+    std::string_view key;
+    std::size_t index;
+    bool is_index;
+  };
+  std::vector<text_slot>& slots_;
+  media_counts& media_;
+  std::vector<segment> path_;
+  std::optional<codec_error> error_;
+};
+
+// How a typed content part ({"type": T, ...}) is read: the string field that
+// holds its text, or (text_field empty) the media kind it counts as.
+struct part_rule {
+  std::string_view type;
+  std::string_view text_field;
+  slot_role role = slot_role::prose;
+  media_kind media = media_kind::file;
+};
+
+// Walks one typed part by `rules`; a type no rule names fails with
+// unknown_part_type at /type.
+[[nodiscard]] bool walk_typed_part(walker& w, json::value& part, std::span<const part_rule> rules);
+
+}  // namespace customs::daemon::detail

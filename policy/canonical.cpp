@@ -1,0 +1,208 @@
+#include "policy/canonical.hpp"
+
+#include "policy/model.hpp"
+#include "policy/sha256.hpp"
+
+namespace customs::policy::detail {
+
+namespace {
+
+class writer {
+ public:
+  std::string out;
+
+  void str(std::string_view s) {
+    out += '"';
+    for (const char c : s) {
+      const auto b = static_cast<unsigned char>(c);
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += c;
+      } else if (b < 0x20) {
+        static constexpr char hex[] = "0123456789abcdef";
+        out += "\\u00";
+        out += hex[b >> 4];
+        out += hex[b & 15];
+      } else {
+        out += c;
+      }
+    }
+    out += '"';
+  }
+  void key(std::string_view k) {
+    comma();
+    str(k);
+    out += ':';
+    fresh_ = true;
+  }
+  void open(char c) {
+    comma();
+    out += c;
+    fresh_ = true;
+  }
+  void close(char c) {
+    out += c;
+    fresh_ = false;
+  }
+  void value(std::string_view s) {
+    comma();
+    str(s);
+  }
+  void value(bool b) {
+    comma();
+    out += b ? "true" : "false";
+  }
+  void number(std::size_t n) {
+    comma();
+    out += std::to_string(n);
+  }
+  void null() {
+    comma();
+    out += "null";
+  }
+  template <class Range>
+  void list(const Range& r) {
+    open('[');
+    for (const auto& v : r) value(std::string_view(v));
+    close(']');
+  }
+  void field(std::string_view k, std::string_view v) { key(k), value(v); }
+  void field(std::string_view k, bool v) { key(k), value(v); }
+  // Without this, a string literal would pick the bool overload.
+  void field(std::string_view k, const char* v) { key(k), value(std::string_view(v)); }
+  template <class Range>
+  void field_list(std::string_view k, const Range& r) {
+    key(k);
+    list(r);
+  }
+
+ private:
+  void comma() {
+    if (!fresh_) out += ',';
+    fresh_ = false;
+  }
+  bool fresh_ = true;
+};
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+void matcher(writer& w, std::string_view k, const value_matcher& m) {
+  w.key(k);
+  w.open('{');
+  w.key("in");
+  if (m.any) w.null();
+  else w.list(m.in);
+  w.field_list("not", m.not_in);
+  w.close('}');
+}
+
+}  // namespace
+
+std::string canonical_form(const compiled_rule_set& set) {
+  writer w;
+  w.open('{');
+  w.key("packs");
+  w.open('[');
+  for (const auto& p : set.packs) {
+    w.open('{');
+    w.field("description", p.description);
+    w.key("detectors");
+    w.open('[');
+    for (const auto& d : set.detectors) {
+      if (d.pack != p.id) continue;
+      w.open('{');
+      w.field_list("allow", d.allow);
+      w.field("category", d.category);
+      w.key("context");
+      w.open('{');
+      w.key("window");
+      w.number(d.context_window);
+      w.field_list("words", d.context_words);
+      w.close('}');
+      w.field("description", d.description);
+      w.field("fullwidth_digits", d.fullwidth_digits);
+      w.field("id", d.id);
+      w.field("ignore_case", d.ignore_case);
+      w.field_list("keywords", d.keywords);
+      w.key("max_length");
+      if (d.declared_max) w.number(*d.declared_max);
+      else w.null();
+      w.field("pattern", d.pattern);
+      w.field("sensitive", d.sensitive);
+      std::vector<std::string> v;
+      for (const auto x : d.validators) v.emplace_back(to_string(x));
+      w.field_list("validators", sorted(v));
+      w.close('}');
+    }
+    w.close(']');
+    w.key("exceptions");
+    w.open('[');
+    for (const auto& e : set.exceptions) {
+      if (e.pack != p.id) continue;
+      w.open('{');
+      w.field("action", to_string(e.act));
+      w.field("description", e.description);
+      w.field("expires", e.expires);
+      w.field("id", e.id);
+      w.field("reason", e.reason);
+      w.field_list("routes", e.routes);
+      w.field_list("rules", e.rules);
+      w.field_list("tenants", e.tenants);
+      w.close('}');
+    }
+    w.close(']');
+    w.key("groups");
+    w.open('[');
+    for (const auto& g : set.groups) {
+      if (g.pack != p.id) continue;
+      w.open('{');
+      w.field("date", g.date);
+      w.field("description", g.description);
+      w.field("id", g.id);
+      w.field_list("members", g.members);
+      w.field("source", g.source);
+      w.close('}');
+    }
+    w.close(']');
+    w.field("id", p.id);
+    w.key("rules");
+    w.open('[');
+    for (const auto& r : set.rules) {
+      if (r.pack != p.id) continue;
+      w.open('{');
+      w.field("action", to_string(r.act));
+      w.field_list("categories", r.categories);
+      w.field("description", r.description);
+      w.field_list("detectors", r.detectors);
+      w.field("direction", r.on_request && r.on_response ? "both" : r.on_request ? "request" : "response");
+      matcher(w, "dst", r.dst);
+      w.field("id", r.id);
+      w.field_list("parts", r.parts);
+      w.field("redaction", to_string(r.style));
+      w.field_list("references", sorted(r.references));
+      w.key("sensitive");
+      if (r.sensitive) w.value(*r.sensitive);
+      else w.null();
+      matcher(w, "src", r.src);
+      w.field_list("tags", r.tags);
+      matcher(w, "tenants", r.tenants);
+      w.close('}');
+    }
+    w.close(']');
+    w.field("version", p.version);
+    w.close('}');
+  }
+  w.close(']');
+  w.close('}');
+  return w.out;
+}
+
+std::string canonical_hash(const compiled_rule_set& set) {
+  return sha256::hex("customs/rule-set/v1\n" + canonical_form(set));
+}
+
+}  // namespace customs::policy::detail

@@ -1,0 +1,349 @@
+// Whole-text scanning and verdicts (data plane). Nothing here throws on
+// untrusted input.
+//
+// Matching semantics, shared with the stream scanner (stream.cpp) and checked
+// against it by the property tests:
+//   For each detector on its own, from position 0: find the leftmost match (RE2,
+//   leftmost-first). It is a finding if it does not start or end inside a run of
+//   word characters (text.hpp), is not on the allow-list, passes every validator
+//   and, when the detector has context words, has one of them within the window
+//   before or after it. When RE2's match at a start is rejected, shorter matches
+//   at the same start are tried, longest first (a greedy optional part must not
+//   hide a valid identifier: "card 6222 0212 3456 7893 12 items"). A finding
+//   resumes the search at its end; when nothing at a start is accepted, the
+//   search resumes one byte after it.
+//   Findings of different detectors may overlap; all are kept (a longer match of
+//   one detector never hides a shorter match of another).
+#include <algorithm>
+
+#include "policy/model.hpp"
+#include "policy/text.hpp"
+
+namespace customs::policy {
+
+rule_set::evaluation rule_set::evaluate(std::string_view text, const flow_context& ctx) const {
+  evaluation e;
+  e.result = decide(ctx, scan(text, 0));
+  e.redacted = redact(text, e.result.findings, 0);
+  return e;
+}
+
+namespace detail {
+
+std::string_view to_string(redaction r) noexcept {
+  switch (r) {
+    case redaction::last4: return "last4";
+    case redaction::mask: return "mask";
+    case redaction::label: return "label";
+  }
+  return "label";
+}
+
+std::optional<redaction> parse_redaction(std::string_view s) noexcept {
+  if (s == "label") return redaction::label;
+  if (s == "mask") return redaction::mask;
+  if (s == "last4") return redaction::last4;
+  return std::nullopt;
+}
+
+bool value_matcher::matches(std::string_view v) const {
+  auto has = [v](const std::vector<std::string>& s) {
+    return std::binary_search(s.begin(), s.end(), v, [](std::string_view a, std::string_view b) { return a < b; });
+  };
+  if (!any && !has(in_expanded)) return false;
+  return !has(not_in_expanded);
+}
+
+bool finding_before(const finding& a, const finding& b) noexcept {
+  if (a.part != b.part) return a.part < b.part;
+  if (a.start != b.start) return a.start < b.start;
+  if (a.end != b.end) return a.end > b.end;
+  return a.detector < b.detector;
+}
+
+void sort_findings(std::vector<finding>& f) { std::sort(f.begin(), f.end(), finding_before); }
+
+void redact_into(std::string_view text, const std::vector<const finding*>& redacted, std::string& out) {
+  std::size_t cursor = 0;
+  for (const finding* f : redacted) {
+    if (f->start >= f->end || f->end > text.size()) continue;  // not of this text
+    if (f->end <= cursor) continue;                             // inside the last replacement
+    if (f->start > cursor) out.append(text.substr(cursor, f->start - cursor));
+    out += f->replacement;
+    cursor = f->end;
+  }
+  if (cursor < text.size()) out.append(text.substr(cursor));
+}
+
+bool compiled_rule_set::accept(std::size_t d, std::string_view text, std::size_t s, std::size_t e) const {
+  const detector_def& det = detectors[d];
+  if (text::word_starts_at(text, s) && text::word_ends_before(text, s)) return false;
+  if (text::word_ends_before(text, e) && text::word_starts_at(text, e)) return false;
+  const std::string_view m = text.substr(s, e - s);
+  if (!det.allow.empty() && std::binary_search(det.allow.begin(), det.allow.end(), m,
+                                               [](std::string_view a, std::string_view b) { return a < b; }))
+    return false;
+  for (const auto v : det.validators)
+    if (!validate(v, m)) return false;
+  if (!det.context_words.empty()) {
+    const std::size_t w = det.context_window;
+    const std::string_view before = text.substr(s >= w ? s - w : 0, s >= w ? w : s);
+    const std::string_view after = text.substr(e, w);
+    const bool near = std::any_of(det.context_words.begin(), det.context_words.end(), [&](const std::string& k) {
+      return text::contains_ci(before, k) || text::contains_ci(after, k);
+    });
+    if (!near) return false;
+  }
+  return true;
+}
+
+finding compiled_rule_set::make_finding(std::size_t d, std::string_view text, std::size_t s, std::size_t e,
+                                        std::uint32_t part) const {
+  const detector_def& det = detectors[d];
+  finding f;
+  f.detector = det.id;
+  f.category = det.category;
+  f.sensitive = det.sensitive;
+  f.part = part;
+  f.start = s;
+  f.end = e;
+  f.text.assign(text.substr(s, e - s));
+  return f;
+}
+
+std::size_t compiled_rule_set::match_at(std::size_t d, std::string_view text, std::size_t s,
+                                        std::size_t e) const {
+  if (accept(d, text, s, e)) return e;
+  // The start boundary does not depend on the end: if it fails, so do all.
+  if (text::word_starts_at(text, s) && text::word_ends_before(text, s)) return 0;
+  const detector_def& det = detectors[d];
+  const re2::StringPiece sp(text.data(), text.size());
+  for (std::size_t k = e - 1; k >= s + det.min_len && k > s; --k) {
+    if (text::is_continuation(static_cast<unsigned char>(text[k]))) continue;
+    if (text::word_ends_before(text, k) && text::word_starts_at(text, k)) continue;
+    if (!det.re->Match(sp, s, k, RE2::ANCHOR_BOTH, nullptr, 0)) continue;
+    if (accept(d, text, s, k)) return k;
+  }
+  return 0;
+}
+
+namespace {
+void scan_detector(const compiled_rule_set& rs, std::size_t d, std::string_view text, std::uint32_t part,
+                   std::vector<finding>& out) {
+  const RE2& re = *rs.detectors[d].re;
+  const re2::StringPiece sp(text.data(), text.size());
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    re2::StringPiece m;
+    if (!re.Match(sp, pos, text.size(), RE2::UNANCHORED, &m, 1)) break;
+    const auto s = static_cast<std::size_t>(m.data() - text.data());
+    const std::size_t e = s + m.size();
+    const std::size_t end = e > s ? rs.match_at(d, text, s, e) : 0;
+    if (end > s) {
+      out.push_back(rs.make_finding(d, text, s, end, part));
+      pos = end;
+    } else if (text::word_starts_at(text, s)) {
+      // Every later start inside this run of word characters follows a word
+      // character and begins with one: the boundary rule rejects them all.
+      pos = s;
+      while (text::word_starts_at(text, pos)) pos += static_cast<unsigned char>(text[pos]) < 0x80 ? 1 : 3;
+    } else {
+      pos = s + 1;
+    }
+  }
+}
+}  // namespace
+
+bool compiled_rule_set::detect(std::string_view text, std::vector<int>& hits) const {
+  hits.clear();
+  if (!set) return true;
+  RE2::Set::ErrorInfo info{RE2::Set::kNoError};
+  const bool any = set->Match(re2::StringPiece(text.data(), text.size()), &hits, &info);
+  if (!any && info.kind != RE2::Set::kNoError) return false;
+  return true;
+}
+
+std::vector<finding> compiled_rule_set::scan_all(std::string_view text, std::uint32_t part) const {
+  std::vector<finding> out;
+  for (std::size_t d = 0; d < detectors.size(); ++d) scan_detector(*this, d, text, part, out);
+  sort_findings(out);
+  return out;
+}
+
+std::vector<finding> compiled_rule_set::scan(std::string_view text, std::uint32_t part) const {
+  std::vector<int> hits;
+  if (!detect(text, hits)) return scan_all(text, part);  // the set's DFA gave up: scan each
+  std::vector<finding> out;
+  if (hits.empty()) return out;
+  std::sort(hits.begin(), hits.end());
+  for (const int d : hits) scan_detector(*this, static_cast<std::size_t>(d), text, part, out);
+  sort_findings(out);
+  return out;
+}
+
+flow_plan compiled_rule_set::plan(const flow_context& ctx) const {
+  flow_plan p;
+  const std::size_t nr = rules.size();
+  const std::size_t nd = detectors.size();
+  p.effective.assign(nr, action::allow);
+  p.lowered_by.assign(nr, {});
+  p.applies.assign(nr, false);
+  p.applied.assign(nd, action::allow);
+  p.style.assign(nd, redaction::last4);
+  p.rules.assign(nd, {});
+  auto upper = [](std::string s) {
+    for (auto& c : s)
+      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    return s;
+  };
+  const std::string src = upper(ctx.src);
+  const std::string dst = upper(ctx.dst);
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       ctx.now.value_or(std::chrono::system_clock::now()).time_since_epoch())
+                       .count();
+  for (std::size_t i = 0; i < nr; ++i) {
+    const rule_def& r = rules[i];
+    if (ctx.dir == direction::request ? !r.on_request : !r.on_response) continue;
+    if (!r.src.matches(src) || !r.dst.matches(dst) || !r.tenants.matches(ctx.tenant)) continue;
+    if (!r.parts.empty()) {
+      const bool present = std::any_of(r.parts.begin(), r.parts.end(), [&](const std::string& k) {
+        const auto it = ctx.non_text_parts.find(k);
+        return it != ctx.non_text_parts.end() && it->second > 0;
+      });
+      if (!present) continue;
+    }
+    p.applies[i] = true;
+    p.effective[i] = r.act;
+  }
+  // Exceptions lower the rules they name; with several current ones, the lowest
+  // action wins, so their order never matters.
+  for (std::size_t x = 0; x < exceptions.size(); ++x) {
+    const exception_def& e = exceptions[x];
+    if (now >= e.expires_end) continue;
+    if (!e.tenants.empty() && !std::binary_search(e.tenants.begin(), e.tenants.end(), ctx.tenant)) continue;
+    if (!e.routes.empty() && !std::binary_search(e.routes.begin(), e.routes.end(), ctx.route)) continue;
+    for (const auto ri : e.rule_index) {
+      if (!p.applies[ri] || e.act >= rules[ri].act) continue;
+      p.effective[ri] = std::min(p.effective[ri], e.act);
+      p.lowered_by[ri].push_back(static_cast<std::uint32_t>(x));
+    }
+  }
+  for (std::size_t i = 0; i < nr; ++i) {
+    if (!p.applies[i]) continue;
+    const rule_def& r = rules[i];
+    if (!r.has_selector) {
+      p.flow_rules.push_back(static_cast<std::uint32_t>(i));
+      p.flow_act = std::max(p.flow_act, p.effective[i]);
+      continue;
+    }
+    for (std::size_t d = 0; d < nd; ++d) {
+      if (!r.selects[d]) continue;
+      p.rules[d].push_back(static_cast<std::uint32_t>(i));
+      p.applied[d] = std::max(p.applied[d], p.effective[i]);
+      if (p.effective[i] == action::redact) p.style[d] = std::max(p.style[d], r.style);
+    }
+  }
+  return p;
+}
+
+std::string compiled_rule_set::replacement(redaction style, const finding& f) const {
+  std::string out;
+  switch (style) {
+    case redaction::label: return "[REDACTED:" + f.category + "]";
+    case redaction::mask: return std::string(text::count_chars(f.text), '*');
+    case redaction::last4: {
+      std::size_t words = 0;
+      for (std::size_t i = 0; i < f.text.size();) {
+        std::size_t len = 1;
+        if (text::word_to_ascii_upper(text::decode(f.text, i, len))) ++words;
+        i += len;
+      }
+      std::size_t seen = 0;
+      for (std::size_t i = 0; i < f.text.size();) {
+        std::size_t len = 1;
+        const bool word = text::word_to_ascii_upper(text::decode(f.text, i, len)) != 0;
+        if (word && ++seen + 4 <= words) out += '*';
+        else out.append(f.text, i, len);
+        i += len;
+      }
+      return out;
+    }
+  }
+  return out;
+}
+
+void compiled_rule_set::apply(const flow_plan& p, finding& f) const {
+  const auto it = std::lower_bound(detectors.begin(), detectors.end(), f.detector,
+                                   [](const detector_def& d, const std::string& id) { return d.id < id; });
+  f.applied = action::allow;
+  f.replacement.clear();
+  if (it == detectors.end() || it->id != f.detector) return;  // not of this rule set
+  const auto d = static_cast<std::size_t>(it - detectors.begin());
+  f.applied = p.applied[d];
+  if (f.applied == action::redact) f.replacement = replacement(p.style[d], f);
+}
+
+void compiled_rule_set::summarize(const flow_plan& p, verdict& v) const {
+  std::vector<bool> fired(rules.size(), false);
+  v.act = p.flow_act;
+  for (const auto r : p.flow_rules) fired[r] = true;
+  for (const auto& f : v.findings) {
+    v.act = std::max(v.act, f.applied);
+    const auto it = std::lower_bound(detectors.begin(), detectors.end(), f.detector,
+                                     [](const detector_def& d, const std::string& id) { return d.id < id; });
+    if (it == detectors.end() || it->id != f.detector) continue;
+    for (const auto r : p.rules[static_cast<std::size_t>(it - detectors.begin())]) fired[r] = true;
+  }
+  v.rules.clear();
+  v.tags.clear();
+  v.exceptions.clear();
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    if (!fired[i]) continue;
+    v.rules.push_back(rules[i].id);  // rules are sorted by id
+    if (p.effective[i] >= action::tag) v.tags.insert(v.tags.end(), rules[i].tags.begin(), rules[i].tags.end());
+    for (const auto x : p.lowered_by[i]) v.exceptions.push_back(exceptions[x].id);
+  }
+  std::sort(v.tags.begin(), v.tags.end());
+  v.tags.erase(std::unique(v.tags.begin(), v.tags.end()), v.tags.end());
+  std::sort(v.exceptions.begin(), v.exceptions.end());
+  v.exceptions.erase(std::unique(v.exceptions.begin(), v.exceptions.end()), v.exceptions.end());
+  v.rule_set_hash = hash_;
+}
+
+verdict compiled_rule_set::decide(const flow_context& ctx, std::vector<finding> findings) const {
+  const flow_plan p = plan(ctx);
+  for (auto& f : findings) apply(p, f);
+  sort_findings(findings);
+  // A redacted finding that overlaps another redacted one is replaced by its
+  // label: a style that shows part of the match (last4) could otherwise show
+  // characters the other finding hides.
+  for (std::size_t i = 0; i < findings.size(); ++i) {
+    finding& a = findings[i];
+    if (a.applied != action::redact) continue;
+    for (std::size_t j = i + 1; j < findings.size() && findings[j].part == a.part && findings[j].start < a.end; ++j) {
+      finding& b = findings[j];
+      if (b.applied != action::redact) continue;
+      a.replacement = replacement(redaction::label, a);
+      b.replacement = replacement(redaction::label, b);
+    }
+  }
+  verdict v;
+  v.findings = std::move(findings);
+  summarize(p, v);
+  return v;
+}
+
+std::string compiled_rule_set::redact(std::string_view text, std::span<const finding> findings,
+                                      std::uint32_t part) const {
+  std::vector<const finding*> r;
+  for (const auto& f : findings)
+    if (f.part == part && f.applied == action::redact) r.push_back(&f);
+  std::sort(r.begin(), r.end(), [](const finding* a, const finding* b) { return finding_before(*a, *b); });
+  std::string out;
+  out.reserve(text.size());
+  redact_into(text, r, out);
+  return out;
+}
+
+}  // namespace detail
+}  // namespace customs::policy

@@ -1,0 +1,1049 @@
+// Rule-file loading (control plane): YAML -> model -> compiled rule set. Reports
+// every problem it finds with its file position, never only the first; any error
+// rejects the whole set. See docs/rules.md for the format.
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include "policy/canonical.hpp"
+#include "policy/jurisdictions.hpp"
+#include "policy/model.hpp"
+#include "policy/pattern.hpp"
+
+namespace customs::policy {
+
+std::string diagnostic::to_string() const {
+  std::string s = file;
+  if (line > 0) {
+    s += ':' + std::to_string(line);
+    if (col > 0) s += ':' + std::to_string(col);
+  }
+  s += level == severity::error ? ": error: " : ": warning: ";
+  s += code;
+  s += ": ";
+  s += message;
+  return s;
+}
+
+namespace {
+
+using namespace detail;
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------
+// Diagnostics
+
+struct sink {
+  std::vector<diagnostic> diags;
+  std::size_t errors = 0;
+
+  void add(diagnostic::severity lvl, const origin& at, std::string code, std::string msg) {
+    diagnostic d;
+    d.level = lvl;
+    d.file = at.file;
+    d.line = at.line;
+    d.col = at.col;
+    d.code = std::move(code);
+    d.message = std::move(msg);
+    if (lvl == diagnostic::severity::error) ++errors;
+    diags.push_back(std::move(d));
+  }
+  void error(const origin& at, std::string code, std::string msg) {
+    add(diagnostic::severity::error, at, std::move(code), std::move(msg));
+  }
+  void warning(const origin& at, std::string code, std::string msg) {
+    add(diagnostic::severity::warning, at, std::move(code), std::move(msg));
+  }
+};
+
+// "detector 'x' (detectors[2].pattern): " -- who and where, for messages.
+std::string where(const std::string& what, const std::string& path) {
+  return what + " (" + path + "): ";
+}
+
+// A name used before everything is read, checked afterwards.
+struct reference {
+  enum class kind { group, detector, category, rule } k;
+  std::string name;
+  origin at;
+  std::string what;
+  std::string path;
+};
+
+bool valid_id(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  const auto ok_first = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!ok_first(s[0])) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  });
+}
+
+bool valid_group_id(std::string_view s) {
+  if (s.empty() || s.size() > 64 || !(s[0] >= 'a' && s[0] <= 'z')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+bool valid_category(std::string_view s) {
+  if (s.empty() || s.size() > 64 || !(s[0] >= 'a' && s[0] <= 'z')) return false;
+  if (s.back() == '.') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.';
+  });
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+std::int64_t days_from_civil(int y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+// YYYY-MM-DD -> days since the epoch.
+std::optional<std::int64_t> parse_date(std::string_view s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return std::nullopt;
+  int y = 0;
+  unsigned m = 0, d = 0;
+  auto num = [](std::string_view t, auto& v) {
+    const auto r = std::from_chars(t.data(), t.data() + t.size(), v);
+    return r.ec == std::errc{} && r.ptr == t.data() + t.size();
+  };
+  if (!num(s.substr(0, 4), y) || !num(s.substr(5, 2), m) || !num(s.substr(8, 2), d)) return std::nullopt;
+  static constexpr unsigned days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (y < 1900 || y > 9999 || m < 1 || m > 12 || d < 1 || d > days[m - 1]) return std::nullopt;
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (m == 2 && d == 29 && !leap) return std::nullopt;
+  return days_from_civil(y, m, d);
+}
+
+std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+template <class T>
+void sort_unique(std::vector<T>& v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+}
+
+// ---------------------------------------------------------------------------
+// One file
+
+class file_reader {
+ public:
+  file_reader(std::string file, sink& s, compiled_rule_set& out, std::vector<reference>& refs)
+      : file_(std::move(file)), sink_(s), out_(out), refs_(refs) {}
+
+  void read(const YAML::Node& root) {
+    if (!root.IsMap()) {
+      err(root, "E_TYPE", "file", "(top level)", "a rule file is a mapping (schema, pack, ...)");
+      return;
+    }
+    check_keys(root, {"schema", "pack", "jurisdictions", "detectors", "rules", "exceptions", "tests"},
+               "file", "");
+    const YAML::Node schema = get(root, "schema");
+    if (!schema) {
+      err(root, "E_SCHEMA", "file", "schema", "missing 'schema: customs/v1'");
+    } else if (!schema.IsScalar() || schema.Scalar() != "customs/v1") {
+      err(schema, "E_SCHEMA", "file", "schema",
+          "unsupported schema '" + (schema.IsScalar() ? schema.Scalar() : std::string("?")) +
+              "'; this version reads customs/v1");
+      return;
+    }
+    const YAML::Node pack = get(root, "pack");
+    if (!pack) {
+      err(root, "E_MISSING_KEY", "file", "pack", "missing 'pack' (id and version)");
+    } else {
+      read_pack(pack);
+    }
+    if (const YAML::Node j = get(root, "jurisdictions")) read_groups(j);
+    if (const YAML::Node d = get(root, "detectors")) each(d, "detectors", [&](const YAML::Node& n, const std::string& p) { read_detector(n, p); });
+    if (const YAML::Node r = get(root, "rules")) each(r, "rules", [&](const YAML::Node& n, const std::string& p) { read_rule(n, p); });
+    if (const YAML::Node e = get(root, "exceptions")) each(e, "exceptions", [&](const YAML::Node& n, const std::string& p) { read_exception(n, p); });
+    if (const YAML::Node t = get(root, "tests")) each(t, "tests", [&](const YAML::Node& n, const std::string& p) { read_test(n, p); });
+  }
+
+ private:
+  origin at(const YAML::Node& n) const {
+    origin o;
+    o.file = file_;
+    const YAML::Mark m = n.Mark();
+    if (m.line >= 0) {
+      o.line = m.line + 1;
+      o.col = m.column + 1;
+    }
+    return o;
+  }
+
+  void err(const YAML::Node& n, std::string code, const std::string& what, const std::string& path,
+           const std::string& msg) {
+    sink_.error(at(n), std::move(code), where(what, path) + msg);
+  }
+
+  static std::string join(const std::string& base, const std::string& key) {
+    return base.empty() ? key : base + "." + key;
+  }
+
+  // Looks a key up without inserting (the node is const).
+  static YAML::Node get(const YAML::Node& map, const std::string& key) {
+    if (!map.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    for (auto it = map.begin(); it != map.end(); ++it)
+      if (it->first.IsScalar() && it->first.Scalar() == key) return it->second;
+    return YAML::Node(YAML::NodeType::Undefined);
+  }
+
+  // Reports keys outside `allowed` and keys given twice.
+  void check_keys(const YAML::Node& map, std::initializer_list<std::string_view> allowed,
+                  const std::string& what, const std::string& path) {
+    std::set<std::string> seen;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      const YAML::Node k = it->first;  // a copy: the iterator hands out a temporary
+      const std::string name = k.IsScalar() ? k.Scalar() : "?";
+      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        std::string known;
+        for (const auto a : allowed) known += (known.empty() ? "" : ", ") + std::string(a);
+        err(k, "E_UNKNOWN_KEY", what, join(path, name), "unknown key '" + name + "' (expected one of: " + known + ")");
+      } else if (!seen.insert(name).second) {
+        err(k, "E_DUPLICATE_KEY", what, join(path, name), "key '" + name + "' is given twice");
+      }
+    }
+  }
+
+  template <class F>
+  void each(const YAML::Node& seq, const std::string& path, F&& f) {
+    if (!seq.IsSequence()) {
+      if (!seq.IsNull()) err(seq, "E_TYPE", "file", path, "expected a list");
+      return;
+    }
+    for (std::size_t i = 0; i < seq.size(); ++i) f(seq[i], path + "[" + std::to_string(i) + "]");
+  }
+
+  bool is_map(const YAML::Node& n, const std::string& what, const std::string& path) {
+    if (n.IsMap()) return true;
+    err(n, "E_TYPE", what, path, "expected a mapping");
+    return false;
+  }
+
+  std::optional<std::string> str(const YAML::Node& n, const std::string& what, const std::string& path) {
+    if (n.IsScalar()) return n.Scalar();
+    err(n, "E_TYPE", what, path, "expected a string");
+    return std::nullopt;
+  }
+
+  std::optional<std::string> required_str(const YAML::Node& map, const char* key, const std::string& what,
+                                          const std::string& path) {
+    const YAML::Node n = get(map, key);
+    if (!n) {
+      err(map, "E_MISSING_KEY", what, join(path, key), std::string("missing '") + key + "'");
+      return std::nullopt;
+    }
+    return str(n, what, join(path, key));
+  }
+
+  std::string opt_str(const YAML::Node& map, const char* key, const std::string& what, const std::string& path) {
+    const YAML::Node n = get(map, key);
+    if (!n) return {};
+    return str(n, what, join(path, key)).value_or("");
+  }
+
+  std::optional<bool> boolean(const YAML::Node& n, const std::string& what, const std::string& path) {
+    if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false")) return n.Scalar() == "true";
+    err(n, "E_TYPE", what, path, "expected true or false");
+    return std::nullopt;
+  }
+
+  std::optional<std::size_t> count(const YAML::Node& n, const std::string& what, const std::string& path,
+                                   std::size_t max) {
+    std::size_t v = 0;
+    if (n.IsScalar()) {
+      const auto& s = n.Scalar();
+      const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (r.ec == std::errc{} && r.ptr == s.data() + s.size() && v <= max) return v;
+    }
+    err(n, "E_VALUE", what, path, "expected a whole number from 0 to " + std::to_string(max));
+    return std::nullopt;
+  }
+
+  // A string or a list of strings, with each element's node for positions.
+  std::vector<std::pair<std::string, YAML::Node>> strs(const YAML::Node& n, const std::string& what,
+                                                       const std::string& path) {
+    std::vector<std::pair<std::string, YAML::Node>> out;
+    if (n.IsScalar()) {
+      out.emplace_back(n.Scalar(), n);
+    } else if (n.IsSequence()) {
+      for (std::size_t i = 0; i < n.size(); ++i) {
+        const YAML::Node e = n[i];
+        if (e.IsScalar()) out.emplace_back(e.Scalar(), e);
+        else err(e, "E_TYPE", what, path + "[" + std::to_string(i) + "]", "expected a string");
+      }
+    } else if (!n.IsNull()) {
+      err(n, "E_TYPE", what, path, "expected a string or a list of strings");
+    }
+    return out;
+  }
+
+  std::vector<std::string> plain_strs(const YAML::Node& map, const char* key, const std::string& what,
+                                      const std::string& path) {
+    std::vector<std::string> out;
+    if (const YAML::Node n = get(map, key))
+      for (auto& [s, node] : strs(n, what, join(path, key))) out.push_back(s);
+    return out;
+  }
+
+  std::string take_id(const YAML::Node& n, const char* kind, const std::string& path, std::string& what) {
+    what = std::string(kind) + " " + path;
+    if (!is_map(n, what, path)) return {};
+    const auto id = required_str(n, "id", what, path);
+    if (!id) return {};
+    what = std::string(kind) + " '" + *id + "'";
+    if (!valid_id(*id))
+      err(get(n, "id"), "E_VALUE", what, join(path, "id"),
+          "ids use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit");
+    return *id;
+  }
+
+  void read_pack(const YAML::Node& n) {
+    const std::string what = "pack";
+    if (!is_map(n, what, "pack")) return;
+    check_keys(n, {"id", "version", "description"}, what, "pack");
+    pack_def p;
+    p.at = at(n);
+    if (auto id = required_str(n, "id", what, "pack")) {
+      p.id = *id;
+      if (!valid_id(p.id)) err(get(n, "id"), "E_VALUE", what, "pack.id", "pack ids use lower-case letters, digits, '.', '_' and '-'");
+    }
+    if (auto v = required_str(n, "version", what, "pack")) p.version = *v;
+    p.description = opt_str(n, "description", what, "pack");
+    pack_ = p.id;
+    out_.packs.push_back(std::move(p));
+  }
+
+  void read_groups(const YAML::Node& n) {
+    if (!n.IsMap()) {
+      err(n, "E_TYPE", "file", "jurisdictions", "expected a mapping of group names to groups");
+      return;
+    }
+    std::set<std::string> seen;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const std::string name = it->first.IsScalar() ? it->first.Scalar() : "?";
+      const std::string path = "jurisdictions." + name;
+      const std::string what = "group '" + name + "'";
+      if (!seen.insert(name).second) {
+        err(it->first, "E_DUPLICATE_KEY", what, path, "group '" + name + "' is given twice in this file");
+        continue;
+      }
+      if (!valid_group_id(name)) {
+        err(it->first, "E_VALUE", what, path,
+            "group names are lower-case letters, digits and '_', starting with a letter (upper-case two-letter names are ISO codes)");
+        continue;
+      }
+      const YAML::Node g = it->second;
+      if (!is_map(g, what, path)) continue;
+      check_keys(g, {"description", "source", "date", "members"}, what, path);
+      group_def def;
+      def.id = name;
+      def.pack = pack_;
+      def.at = at(it->first);
+      def.description = opt_str(g, "description", what, path);
+      if (auto s = required_str(g, "source", what, path)) def.source = *s;
+      if (auto d = required_str(g, "date", what, path)) {
+        def.date = *d;
+        if (!parse_date(*d)) err(get(g, "date"), "E_VALUE", what, path + ".date", "expected a date YYYY-MM-DD");
+      }
+      const YAML::Node m = get(g, "members");
+      if (!m) {
+        err(g, "E_MISSING_KEY", what, path + ".members", "missing 'members'");
+      } else {
+        for (auto& [code, node] : strs(m, what, path + ".members")) {
+          if (!is_country_code(code))
+            err(node, "E_UNKNOWN_JURISDICTION", what, path + ".members",
+                "'" + code + "' is not an ISO 3166-1 alpha-2 code");
+          else
+            def.members.push_back(code);
+        }
+        sort_unique(def.members);
+        if (def.members.empty()) err(m, "E_VALUE", what, path + ".members", "a group needs at least one member");
+      }
+      out_.groups.push_back(std::move(def));
+    }
+  }
+
+  void read_detector(const YAML::Node& n, const std::string& path) {
+    std::string what;
+    detector_def d;
+    const std::size_t errors_before = sink_.errors;
+    d.id = take_id(n, "detector", path, what);
+    if (!n.IsMap()) return;
+    check_keys(n, {"id", "description", "category", "sensitive", "pattern", "keywords", "ignore_case",
+                   "fullwidth_digits", "validators", "context", "allow", "max_length"},
+               what, path);
+    d.pack = pack_;
+    d.at = at(n);
+    d.description = opt_str(n, "description", what, path);
+    if (auto c = required_str(n, "category", what, path)) {
+      d.category = *c;
+      if (!valid_category(*c))
+        err(get(n, "category"), "E_VALUE", what, path + ".category",
+            "categories are dotted lower-case names such as pi.phone or financial.card");
+    }
+    if (const YAML::Node s = get(n, "sensitive")) d.sensitive = boolean(s, what, path + ".sensitive").value_or(false);
+    if (const YAML::Node s = get(n, "ignore_case")) d.ignore_case = boolean(s, what, path + ".ignore_case").value_or(false);
+    if (const YAML::Node s = get(n, "fullwidth_digits"))
+      d.fullwidth_digits = boolean(s, what, path + ".fullwidth_digits").value_or(true);
+    const YAML::Node pat = get(n, "pattern");
+    const YAML::Node kws = get(n, "keywords");
+    if (pat && kws) {
+      err(kws, "E_DETECTOR_KIND", what, path, "give either 'pattern' or 'keywords', not both");
+    } else if (!pat && !kws) {
+      err(n, "E_DETECTOR_KIND", what, path, "a detector needs a 'pattern' or a 'keywords' list");
+    } else if (pat) {
+      d.pattern_at = at(pat);
+      if (auto p = str(pat, what, path + ".pattern")) {
+        d.pattern = *p;
+        if (d.pattern.empty()) err(pat, "E_VALUE", what, path + ".pattern", "the pattern is empty");
+      }
+    } else {
+      d.pattern_at = at(kws);
+      for (auto& [k, node] : strs(kws, what, path + ".keywords")) {
+        if (k.empty()) err(node, "E_VALUE", what, path + ".keywords", "empty keyword");
+        else d.keywords.push_back(k);
+      }
+      sort_unique(d.keywords);
+      if (d.keywords.empty()) err(kws, "E_VALUE", what, path + ".keywords", "the keyword list is empty");
+    }
+    if (const YAML::Node v = get(n, "validators")) {
+      for (auto& [name, node] : strs(v, what, path + ".validators")) {
+        if (auto val = parse_validator(name)) d.validators.push_back(*val);
+        else
+          err(node, "E_UNKNOWN_VALIDATOR", what, path + ".validators",
+              "unknown validator '" + name + "' (known: luhn, gb11643, iban_mod97, us_ssn, es_dni)");
+      }
+      sort_unique(d.validators);
+    }
+    if (const YAML::Node c = get(n, "context")) {
+      if (is_map(c, what, path + ".context")) {
+        check_keys(c, {"words", "window"}, what, path + ".context");
+        d.context_words = plain_strs(c, "words", what, path + ".context");
+        sort_unique(d.context_words);
+        if (d.context_words.empty()) err(c, "E_MISSING_KEY", what, path + ".context.words", "context needs at least one word");
+        if (const YAML::Node w = get(c, "window")) d.context_window = count(w, what, path + ".context.window", 256).value_or(0);
+        else err(c, "E_MISSING_KEY", what, path + ".context.window", "missing 'window' (bytes either side of the match)");
+      }
+    }
+    d.allow = plain_strs(n, "allow", what, path);
+    sort_unique(d.allow);
+    if (const YAML::Node m = get(n, "max_length")) d.declared_max = count(m, what, path + ".max_length", 1 << 20);
+    d.broken = sink_.errors != errors_before;  // not compiled: its errors are reported already
+    if (!d.id.empty()) out_.detectors.push_back(std::move(d));
+  }
+
+  void read_matcher(const YAML::Node& n, value_matcher& m, bool jurisdiction, const std::string& what,
+                    const std::string& path) {
+    auto take = [&](const YAML::Node& list, std::vector<std::string>& into, const std::string& p) {
+      for (auto& [v, node] : strs(list, what, p)) {
+        if (jurisdiction) {
+          if (v.size() == 2 && std::isupper(static_cast<unsigned char>(v[0])) &&
+              std::isupper(static_cast<unsigned char>(v[1]))) {
+            if (!is_country_code(v))
+              err(node, "E_UNKNOWN_JURISDICTION", what, p, "'" + v + "' is not an ISO 3166-1 alpha-2 code");
+          } else if (valid_group_id(v)) {
+            refs_.push_back({reference::kind::group, v, at(node), what, p});
+          } else {
+            err(node, "E_VALUE", what, p, "'" + v + "' is neither an ISO 3166-1 alpha-2 code nor a group name");
+          }
+        }
+        into.push_back(v);
+      }
+    };
+    if (n.IsMap()) {
+      check_keys(n, {"in", "not"}, what, path);
+      if (const YAML::Node in = get(n, "in")) {
+        take(in, m.in, path + ".in");
+        m.any = false;
+      }
+      if (const YAML::Node no = get(n, "not")) take(no, m.not_in, path + ".not");
+    } else {
+      take(n, m.in, path);
+      m.any = false;
+    }
+    sort_unique(m.in);
+    sort_unique(m.not_in);
+  }
+
+  void read_rule(const YAML::Node& n, const std::string& path) {
+    std::string what;
+    rule_def r;
+    r.id = take_id(n, "rule", path, what);
+    if (!n.IsMap()) return;
+    check_keys(n, {"id", "description", "when", "then", "references"}, what, path);
+    r.pack = pack_;
+    r.at = at(n);
+    r.description = opt_str(n, "description", what, path);
+    r.references = plain_strs(n, "references", what, path);
+    const YAML::Node w = get(n, "when");
+    if (w) {
+      const std::string wp = path + ".when";
+      if (is_map(w, what, wp)) {
+        check_keys(w, {"direction", "src", "dst", "tenants", "detectors", "categories", "sensitive", "parts"}, what, wp);
+        if (const YAML::Node d = get(w, "direction")) {
+          const auto s = str(d, what, wp + ".direction");
+          if (s == "request") r.on_response = false;
+          else if (s == "response") r.on_request = false;
+          else if (s && *s != "both")
+            err(d, "E_VALUE", what, wp + ".direction", "direction is request, response or both");
+        }
+        if (const YAML::Node s = get(w, "src")) read_matcher(s, r.src, true, what, wp + ".src");
+        if (const YAML::Node s = get(w, "dst")) read_matcher(s, r.dst, true, what, wp + ".dst");
+        if (const YAML::Node s = get(w, "tenants")) read_matcher(s, r.tenants, false, what, wp + ".tenants");
+        if (const YAML::Node s = get(w, "detectors")) {
+          for (auto& [v, node] : strs(s, what, wp + ".detectors")) {
+            refs_.push_back({reference::kind::detector, v, at(node), what, wp + ".detectors"});
+            r.detectors.push_back(v);
+          }
+          sort_unique(r.detectors);
+        }
+        if (const YAML::Node s = get(w, "categories")) {
+          for (auto& [v, node] : strs(s, what, wp + ".categories")) {
+            const std::string_view base = v.ends_with(".*") ? std::string_view(v).substr(0, v.size() - 2) : std::string_view(v);
+            if (!valid_category(base)) {
+              err(node, "E_VALUE", what, wp + ".categories", "'" + v + "' is not a category (e.g. pi.phone or pi.*)");
+              continue;
+            }
+            refs_.push_back({reference::kind::category, v, at(node), what, wp + ".categories"});
+            r.categories.push_back(v);
+          }
+          sort_unique(r.categories);
+        }
+        if (const YAML::Node s = get(w, "sensitive")) r.sensitive = boolean(s, what, wp + ".sensitive");
+        if (const YAML::Node s = get(w, "parts")) {
+          for (auto& [v, node] : strs(s, what, wp + ".parts")) {
+            if (!valid_group_id(v)) err(node, "E_VALUE", what, wp + ".parts", "part kinds are lower-case names such as image, file, audio");
+            else r.parts.push_back(v);
+          }
+          sort_unique(r.parts);
+        }
+      }
+    }
+    r.has_selector = !r.detectors.empty() || !r.categories.empty() || r.sensitive.has_value();
+    const YAML::Node t = get(n, "then");
+    if (!t) {
+      err(n, "E_MISSING_KEY", what, path + ".then", "missing 'then' (the action)");
+    } else if (is_map(t, what, path + ".then")) {
+      const std::string tp = path + ".then";
+      check_keys(t, {"action", "tags", "redaction"}, what, tp);
+      if (auto a = required_str(t, "action", what, tp)) {
+        if (auto act = parse_action(*a)) r.act = *act;
+        else err(get(t, "action"), "E_VALUE", what, tp + ".action", "action is allow, tag, redact or block");
+      }
+      r.tags = plain_strs(t, "tags", what, tp);
+      sort_unique(r.tags);
+      if (const YAML::Node s = get(t, "redaction")) {
+        const auto v = str(s, what, tp + ".redaction");
+        if (auto st = v ? parse_redaction(*v) : std::nullopt) r.style = *st;
+        else if (v) err(s, "E_VALUE", what, tp + ".redaction", "redaction is label, mask or last4");
+      }
+      if (r.act == action::redact && !r.has_selector)
+        err(get(t, "action"), "E_REDACT_FLOW_RULE", what, tp + ".action",
+            "redact needs something to redact: add detectors, categories or sensitive to 'when'");
+    }
+    out_.rules.push_back(std::move(r));
+  }
+
+  void read_exception(const YAML::Node& n, const std::string& path) {
+    std::string what;
+    exception_def e;
+    e.id = take_id(n, "exception", path, what);
+    if (!n.IsMap()) return;
+    check_keys(n, {"id", "description", "rules", "tenants", "routes", "action", "reason", "expires"}, what, path);
+    e.pack = pack_;
+    e.at = at(n);
+    e.description = opt_str(n, "description", what, path);
+    if (const YAML::Node r = get(n, "rules")) {
+      for (auto& [v, node] : strs(r, what, path + ".rules")) {
+        refs_.push_back({reference::kind::rule, v, at(node), what, path + ".rules"});
+        e.rules.push_back(v);
+      }
+    }
+    sort_unique(e.rules);
+    if (e.rules.empty()) err(n, "E_MISSING_KEY", what, path + ".rules", "an exception names the rules it lowers");
+    e.tenants = plain_strs(n, "tenants", what, path);
+    e.routes = plain_strs(n, "routes", what, path);
+    sort_unique(e.tenants);
+    sort_unique(e.routes);
+    if (e.tenants.empty() && e.routes.empty())
+      err(n, "E_EXCEPTION_SCOPE", what, path, "an exception is scoped to tenants, routes or both");
+    if (const YAML::Node a = get(n, "action")) {
+      const auto s = str(a, what, path + ".action");
+      if (auto act = s ? parse_action(*s) : std::nullopt) e.act = *act;
+      else if (s) err(a, "E_VALUE", what, path + ".action", "action is allow, tag, redact or block");
+    }
+    if (auto r = required_str(n, "reason", what, path)) e.reason = *r;
+    if (auto x = required_str(n, "expires", what, path)) {
+      e.expires = *x;
+      if (auto days = parse_date(*x)) e.expires_end = (*days + 1) * 86400;
+      else err(get(n, "expires"), "E_VALUE", what, path + ".expires", "expected a date YYYY-MM-DD");
+    }
+    out_.exceptions.push_back(std::move(e));
+  }
+
+  void read_test(const YAML::Node& n, const std::string& path) {
+    std::string what;
+    test_def t;
+    t.id = take_id(n, "test", path, what);
+    if (!n.IsMap()) return;
+    check_keys(n, {"id", "description", "input", "chunks", "src", "dst", "direction", "tenant", "route",
+                   "parts", "now", "expect"},
+               what, path);
+    t.pack = pack_;
+    t.at = at(n);
+    const YAML::Node in = get(n, "input");
+    const YAML::Node ch = get(n, "chunks");
+    if (in && ch) {
+      err(ch, "E_TEST", what, path, "give either 'input' or 'chunks', not both");
+    } else if (in) {
+      t.input = str(in, what, path + ".input").value_or("");
+    } else if (ch) {
+      t.chunked = true;
+      if (!ch.IsSequence()) err(ch, "E_TYPE", what, path + ".chunks", "expected a list of strings");
+      for (auto& [c, node] : strs(ch, what, path + ".chunks")) {
+        t.chunks.push_back(c);
+        t.input += c;
+      }
+    } else {
+      err(n, "E_TEST", what, path, "a test needs 'input' or 'chunks'");
+    }
+    for (const char* key : {"src", "dst"}) {
+      if (const YAML::Node c = get(n, key)) {
+        const auto v = str(c, what, path + "." + key);
+        if (v && !is_country_code(*v)) err(c, "E_UNKNOWN_JURISDICTION", what, path + "." + key, "'" + *v + "' is not an ISO 3166-1 alpha-2 code");
+        (std::string_view(key) == "src" ? t.ctx.src : t.ctx.dst) = v.value_or("");
+      }
+    }
+    t.ctx.dir = direction::request;
+    if (const YAML::Node d = get(n, "direction")) {
+      const auto s = str(d, what, path + ".direction");
+      if (auto dir = s ? parse_direction(*s) : std::nullopt) t.ctx.dir = *dir;
+      else if (s) err(d, "E_VALUE", what, path + ".direction", "direction is request or response");
+    }
+    t.ctx.tenant = opt_str(n, "tenant", what, path);
+    t.ctx.route = opt_str(n, "route", what, path);
+    if (const YAML::Node p = get(n, "parts")) {
+      if (is_map(p, what, path + ".parts"))
+        for (auto it = p.begin(); it != p.end(); ++it) {
+          const std::string kind = it->first.IsScalar() ? it->first.Scalar() : "?";
+          if (auto c = count(it->second, what, path + ".parts." + kind, 1000000))
+            t.ctx.non_text_parts[kind] = static_cast<std::uint32_t>(*c);
+        }
+    }
+    if (const YAML::Node w = get(n, "now")) {
+      const auto s = str(w, what, path + ".now");
+      if (auto days = s ? parse_date(*s) : std::nullopt)
+        t.ctx.now = std::chrono::system_clock::time_point(std::chrono::seconds(*days * 86400 + 43200));
+      else if (s) err(w, "E_VALUE", what, path + ".now", "expected a date YYYY-MM-DD");
+    }
+    const YAML::Node x = get(n, "expect");
+    if (!x) {
+      err(n, "E_MISSING_KEY", what, path + ".expect", "a test needs 'expect' (action, findings, ...)");
+    } else if (is_map(x, what, path + ".expect")) {
+      const std::string xp = path + ".expect";
+      check_keys(x, {"action", "findings", "absent", "rules", "tags", "redacted"}, what, xp);
+      if (const YAML::Node a = get(x, "action")) {
+        const auto s = str(a, what, xp + ".action");
+        if (auto act = s ? parse_action(*s) : std::nullopt) t.expect_action = *act;
+        else if (s) err(a, "E_VALUE", what, xp + ".action", "action is allow, tag, redact or block");
+      }
+      if (const YAML::Node f = get(x, "findings")) {
+        t.expect_findings.emplace();
+        if (!f.IsSequence()) {
+          err(f, "E_TYPE", what, xp + ".findings", "expected a list of {detector, text}");
+        } else {
+          for (std::size_t i = 0; i < f.size(); ++i) {
+            const YAML::Node e = f[i];
+            const std::string ep = xp + ".findings[" + std::to_string(i) + "]";
+            if (!is_map(e, what, ep)) continue;
+            check_keys(e, {"detector", "text"}, what, ep);
+            test_def::expected_finding ef;
+            if (auto d = required_str(e, "detector", what, ep)) {
+              ef.detector = *d;
+              refs_.push_back({reference::kind::detector, *d, at(get(e, "detector")), what, ep + ".detector"});
+            }
+            if (const YAML::Node tx = get(e, "text")) ef.text = str(tx, what, ep + ".text");
+            t.expect_findings->push_back(std::move(ef));
+          }
+        }
+      }
+      if (const YAML::Node a = get(x, "absent")) {
+        for (auto& [v, node] : strs(a, what, xp + ".absent")) {
+          refs_.push_back({reference::kind::detector, v, at(node), what, xp + ".absent"});
+          t.expect_absent.push_back(v);
+        }
+      }
+      if (const YAML::Node r = get(x, "rules")) {
+        t.expect_rules.emplace();
+        for (auto& [v, node] : strs(r, what, xp + ".rules")) {
+          refs_.push_back({reference::kind::rule, v, at(node), what, xp + ".rules"});
+          t.expect_rules->push_back(v);
+        }
+        sort_unique(*t.expect_rules);
+      }
+      if (get(x, "tags")) {
+        t.expect_tags = plain_strs(x, "tags", what, xp);
+        sort_unique(*t.expect_tags);
+      }
+      if (const YAML::Node r = get(x, "redacted")) t.expect_redacted = str(r, what, xp + ".redacted");
+    }
+    out_.tests.push_back(std::move(t));
+  }
+
+  std::string file_;
+  sink& sink_;
+  compiled_rule_set& out_;
+  std::vector<reference>& refs_;
+  std::string pack_;
+};
+
+// ---------------------------------------------------------------------------
+// The whole set
+
+bool category_matches(std::string_view pattern, std::string_view category) {
+  if (pattern.ends_with(".*")) {
+    const auto base = pattern.substr(0, pattern.size() - 2);
+    return category == base || (category.size() > base.size() && category.starts_with(base) && category[base.size()] == '.');
+  }
+  return pattern == category;
+}
+
+template <class T>
+void check_duplicates(const std::vector<T>& items, const char* kind, sink& s) {
+  std::map<std::string, const T*> first;
+  for (const auto& it : items) {
+    if (it.id.empty()) continue;
+    auto [pos, inserted] = first.emplace(it.id, &it);
+    if (!inserted) {
+      const origin& o = pos->second->at;
+      s.error(it.at, "E_DUPLICATE_ID",
+              std::string(kind) + " '" + it.id + "': the id is already used at " + o.file + ":" +
+                  std::to_string(o.line) + ":" + std::to_string(o.col));
+    }
+  }
+}
+
+void compile_detector(detector_def& d, std::size_t index, pattern::nfa& nfa, std::vector<std::uint32_t>& starts,
+                      const load_options& opts, sink& s) {
+  const std::string what = "detector '" + d.id + "'";
+  const std::string field = d.keywords.empty() ? "pattern" : "keywords";
+  auto fail = [&](const std::string& code, const std::string& msg) {
+    s.error(d.pattern_at, code, what + " (" + field + "): " + msg);
+  };
+  std::string authored;
+  if (!d.keywords.empty()) {
+    // Longest first, so that leftmost-first matching takes the longest keyword
+    // that starts at a position.
+    std::vector<std::string> k = d.keywords;
+    std::stable_sort(k.begin(), k.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+    authored = "(?:";
+    for (std::size_t i = 0; i < k.size(); ++i) authored += (i ? "|" : "") + pattern::literal(k[i], d.ignore_case);
+    authored += ")";
+  } else {
+    authored = d.ignore_case ? "(?i:" + d.pattern + ")" : d.pattern;
+  }
+  auto rw = pattern::rewrite(authored, d.fullwidth_digits && d.keywords.empty());
+  if (!rw.error.empty()) return fail("E_REGEX", rw.error);
+  d.re2_pattern = std::move(rw.re2);
+  RE2::Options o;
+  o.set_log_errors(false);
+  o.set_encoding(RE2::Options::EncodingUTF8);
+  o.set_max_mem(static_cast<int64_t>(opts.regex_max_mem));
+  auto re = std::make_shared<RE2>(d.re2_pattern, o);
+  if (!re->ok()) {
+    if (re->error_code() == RE2::ErrorPatternTooLarge)
+      return fail("E_REGEX_TOO_BIG", "the pattern is over the regex memory limit (" + re->error() + ")");
+    return fail("E_REGEX", re->error() + (re->error_arg().empty() ? "" : ": " + re->error_arg()));
+  }
+  if (static_cast<std::size_t>(re->ProgramSize()) > opts.max_program_size)
+    return fail("E_REGEX_TOO_BIG", "the compiled pattern has " + std::to_string(re->ProgramSize()) +
+                                       " instructions, over the limit of " + std::to_string(opts.max_program_size));
+  const auto c = pattern::compile(d.re2_pattern, static_cast<std::int32_t>(index), nfa, opts.max_pattern_states);
+  if (!c.code.empty()) return fail(c.code, c.error);
+  d.min_len = c.min_len;
+  d.max_len = c.max_len;
+  if (d.max_len > opts.max_match_length)
+    return fail("E_PATTERN_TOO_LONG", "a match can be " + std::to_string(d.max_len) + " bytes long, over the limit of " +
+                                          std::to_string(opts.max_match_length));
+  if (d.declared_max && *d.declared_max < d.max_len)
+    return fail("E_MAX_LENGTH", "the pattern can match up to " + std::to_string(d.max_len) +
+                                    " bytes (full-width digits take 3), more than max_length " +
+                                    std::to_string(*d.declared_max));
+  d.re = std::move(re);
+  starts[index] = c.start;
+}
+
+std::vector<fs::path> collect(std::span<const fs::path> paths, sink& s) {
+  std::vector<fs::path> files;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    const auto st = fs::status(p, ec);
+    origin o;
+    o.file = p.string();
+    if (ec || !fs::exists(st)) {
+      s.error(o, "E_IO", "no such file or folder");
+      continue;
+    }
+    if (fs::is_directory(st)) {
+      std::vector<fs::path> found;
+      for (auto it = fs::recursive_directory_iterator(p, ec); !ec && it != fs::recursive_directory_iterator();
+           it.increment(ec)) {
+        const auto ext = it->path().extension();
+        if (it->is_regular_file() && (ext == ".yaml" || ext == ".yml")) found.push_back(it->path());
+      }
+      if (ec) s.error(o, "E_IO", "cannot list the folder: " + ec.message());
+      std::sort(found.begin(), found.end());
+      if (found.empty() && !ec) s.error(o, "E_NO_RULE_FILES", "the folder holds no *.yaml or *.yml file");
+      files.insert(files.end(), found.begin(), found.end());
+    } else {
+      files.push_back(p);
+    }
+  }
+  return files;
+}
+
+}  // namespace
+
+namespace {
+load_result load(std::span<const std::filesystem::path> paths, const load_options& opts);
+}
+
+load_result load_rule_set(std::span<const std::filesystem::path> paths, const load_options& opts) {
+  try {
+    return load(paths, opts);
+  } catch (const std::exception& e) {  // out of memory, a file system error mid-way
+    load_result r;
+    diagnostic d;
+    d.file = paths.empty() ? std::string() : paths.front().string();
+    d.code = "E_INTERNAL";
+    d.message = std::string("loading stopped: ") + e.what();
+    r.diagnostics.push_back(std::move(d));
+    return r;
+  }
+}
+
+namespace {
+load_result load(std::span<const std::filesystem::path> paths, const load_options& opts) {
+  load_result result;
+  sink s;
+  auto rs = std::make_shared<compiled_rule_set>();
+  std::vector<reference> refs;
+  const auto files = collect(paths, s);
+  if (paths.empty()) s.error({}, "E_IO", "no rule files given");
+  std::vector<std::string> file_order;
+  for (const auto& f : files) {
+    const std::string name = f.string();
+    file_order.push_back(name);
+    std::ifstream in(f, std::ios::binary);
+    origin o;
+    o.file = name;
+    if (!in) {
+      s.error(o, "E_IO", "cannot read the file");
+      continue;
+    }
+    std::stringstream buf;
+    buf << in.rdbuf();
+    if (buf.str().size() > opts.max_file_size) {
+      s.error(o, "E_IO", "the file is over " + std::to_string(opts.max_file_size) + " bytes");
+      continue;
+    }
+    std::vector<YAML::Node> docs;
+    try {
+      docs = YAML::LoadAll(buf.str());
+    } catch (const YAML::Exception& e) {
+      o.line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
+      o.col = e.mark.column >= 0 ? e.mark.column + 1 : 0;
+      s.error(o, "E_YAML", e.msg);
+      continue;
+    }
+    if (docs.empty()) {
+      s.error(o, "E_SCHEMA", "the file is empty");
+      continue;
+    }
+    if (docs.size() > 1) {
+      origin o2 = o;
+      o2.line = docs[1].Mark().line + 1;
+      s.error(o2, "E_YAML", "one rule file holds one YAML document");
+    }
+    file_reader(name, s, *rs, refs).read(docs[0]);
+  }
+
+  compiled_rule_set& set = *rs;
+  check_duplicates(set.packs, "pack", s);
+  check_duplicates(set.groups, "group", s);
+  check_duplicates(set.detectors, "detector", s);
+  check_duplicates(set.rules, "rule", s);
+  check_duplicates(set.exceptions, "exception", s);
+  check_duplicates(set.tests, "test", s);
+
+  auto by_id = [](const auto& a, const auto& b) { return a.id < b.id; };
+  std::stable_sort(set.detectors.begin(), set.detectors.end(), by_id);
+  std::stable_sort(set.rules.begin(), set.rules.end(), by_id);
+  std::stable_sort(set.exceptions.begin(), set.exceptions.end(), by_id);
+  std::stable_sort(set.groups.begin(), set.groups.end(), by_id);
+  std::stable_sort(set.packs.begin(), set.packs.end(), by_id);
+
+  std::map<std::string, const group_def*> groups;
+  for (const auto& g : set.groups) groups.emplace(g.id, &g);
+  std::map<std::string, std::size_t> detector_index;
+  for (std::size_t i = 0; i < set.detectors.size(); ++i) detector_index.emplace(set.detectors[i].id, i);
+  std::map<std::string, std::uint32_t> rule_index;
+  for (std::size_t i = 0; i < set.rules.size(); ++i) rule_index.emplace(set.rules[i].id, static_cast<std::uint32_t>(i));
+
+  // References.
+  for (const auto& r : refs) {
+    const std::string head = r.what + " (" + r.path + "): ";
+    switch (r.k) {
+      case reference::kind::group:
+        if (!groups.count(r.name)) s.error(r.at, "E_UNKNOWN_GROUP", head + "no jurisdiction group '" + r.name + "' in this rule set");
+        break;
+      case reference::kind::detector:
+        if (!detector_index.count(r.name)) s.error(r.at, "E_UNKNOWN_DETECTOR", head + "no detector '" + r.name + "' in this rule set");
+        break;
+      case reference::kind::category: {
+        const bool any = std::any_of(set.detectors.begin(), set.detectors.end(),
+                                     [&](const auto& d) { return category_matches(r.name, d.category); });
+        if (!any) s.error(r.at, "E_UNKNOWN_CATEGORY", head + "no detector in this rule set has category '" + r.name + "'");
+        break;
+      }
+      case reference::kind::rule:
+        if (!rule_index.count(r.name)) s.error(r.at, "E_UNKNOWN_RULE", head + "no rule '" + r.name + "' in this rule set");
+        break;
+    }
+  }
+
+  // Rules: expand groups, compute the detectors each selects.
+  auto expand = [&](const std::vector<std::string>& names, std::vector<std::string>& into) {
+    for (const auto& n : names) {
+      if (auto it = groups.find(n); it != groups.end()) into.insert(into.end(), it->second->members.begin(), it->second->members.end());
+      else into.push_back(n);
+    }
+    sort_unique(into);
+  };
+  for (auto& r : set.rules) {
+    for (value_matcher* m : {&r.src, &r.dst}) {
+      expand(m->in, m->in_expanded);
+      expand(m->not_in, m->not_in_expanded);
+    }
+    r.tenants.in_expanded = r.tenants.in;
+    r.tenants.not_in_expanded = r.tenants.not_in;
+    r.selects.assign(set.detectors.size(), false);
+    if (!r.has_selector) continue;
+    for (std::size_t i = 0; i < set.detectors.size(); ++i) {
+      const auto& d = set.detectors[i];
+      bool named = r.detectors.empty() && r.categories.empty();
+      named = named || std::binary_search(r.detectors.begin(), r.detectors.end(), d.id);
+      named = named || std::any_of(r.categories.begin(), r.categories.end(), [&](const auto& c) { return category_matches(c, d.category); });
+      r.selects[i] = named && (!r.sensitive || *r.sensitive == d.sensitive);
+    }
+  }
+
+  // Exceptions.
+  const std::int64_t now = unix_seconds(opts.now.value_or(std::chrono::system_clock::now()));
+  for (auto& e : set.exceptions) {
+    for (const auto& id : e.rules) {
+      auto it = rule_index.find(id);
+      if (it == rule_index.end()) continue;
+      e.rule_index.push_back(it->second);
+      const auto& r = set.rules[it->second];
+      if (e.act == action::redact && !r.has_selector)
+        s.error(e.at, "E_REDACT_FLOW_RULE", "exception '" + e.id + "' (action): rule '" + id +
+                                               "' matches no findings, so it cannot be lowered to redact");
+    }
+    if (e.expires_end != 0 && e.expires_end <= now)
+      s.warning(e.at, "W_EXCEPTION_EXPIRED", "exception '" + e.id + "' (expires): expired on " + e.expires +
+                                                  "; it no longer lowers anything");
+  }
+
+  // Detectors: compile patterns, then the set and the streaming automaton.
+  pattern::nfa nfa;
+  std::vector<std::uint32_t> starts(set.detectors.size(), 0);
+  for (std::size_t i = 0; i < set.detectors.size(); ++i)
+    if (!set.detectors[i].broken) compile_detector(set.detectors[i], i, nfa, starts, opts, s);
+
+  if (s.errors == 0 && !set.detectors.empty()) {
+    RE2::Options o;
+    o.set_log_errors(false);
+    o.set_encoding(RE2::Options::EncodingUTF8);
+    o.set_max_mem(static_cast<int64_t>(opts.set_max_mem));
+    set.set = std::make_unique<RE2::Set>(o, RE2::UNANCHORED);
+    for (const auto& d : set.detectors) {
+      std::string e;
+      if (set.set->Add(d.re2_pattern, &e) < 0) s.error(d.pattern_at, "E_REGEX", "detector '" + d.id + "' (pattern): " + e);
+    }
+    origin o0;
+    o0.file = set.packs.empty() ? std::string() : set.packs.front().at.file;
+    if (s.errors == 0 && !set.set->Compile())
+      s.error(o0, "E_SET_TOO_BIG", "the detectors together are over the multi-pattern memory limit (set_max_mem)");
+    std::string why;
+    if (s.errors == 0 && !set.automaton.build(nfa, starts, set.detectors.size(), opts.max_stream_states, why))
+      s.error(o0, "E_STREAM_AUTOMATON", why + "; simplify the patterns (fewer optional parts, smaller counts)");
+    set.nfa_states = nfa.states.size();
+  }
+  for (const auto& d : set.detectors) {
+    set.max_match_ = std::max(set.max_match_, d.max_len);
+    set.max_context_ = std::max(set.max_context_, d.context_window);
+  }
+  // A candidate is decided once the bytes after it hold the next character (for
+  // the boundary rule) and the context window.
+  set.lookahead_ = std::max<std::size_t>(4, set.max_context_);
+  for (const auto& m : set.automaton.masks()) {
+    std::size_t w = 0;
+    for (const auto d : m) w = std::max(w, set.detectors[d].context_window);
+    set.mask_context.push_back(static_cast<std::uint32_t>(w));
+  }
+  set.max_hold_back_ = 2 * set.max_match_ + set.lookahead_ + 4;
+
+  // Warnings about coverage, for sets that are otherwise valid.
+  for (std::size_t i = 0; i < set.detectors.size() && s.errors == 0; ++i) {
+    const auto& d = set.detectors[i];
+    const bool used = std::any_of(set.rules.begin(), set.rules.end(), [&](const auto& r) { return r.selects[i]; });
+    if (!used) s.warning(d.at, "W_DETECTOR_UNUSED", "detector '" + d.id + "': no rule selects it");
+    bool pos = false, neg = false;
+    for (const auto& t : set.tests) {
+      if (t.expect_findings)
+        pos = pos || std::any_of(t.expect_findings->begin(), t.expect_findings->end(), [&](const auto& f) { return f.detector == d.id; });
+      neg = neg || std::find(t.expect_absent.begin(), t.expect_absent.end(), d.id) != t.expect_absent.end();
+    }
+    if (!pos) s.warning(d.at, "W_DETECTOR_UNTESTED", "detector '" + d.id + "': no test expects a finding of it");
+    if (!neg) s.warning(d.at, "W_DETECTOR_NO_NEGATIVE_TEST", "detector '" + d.id + "': no test lists it under expect.absent (a near miss)");
+  }
+
+  // Diagnostics in file order.
+  auto rank = [&](const diagnostic& d) {
+    const auto it = std::find(file_order.begin(), file_order.end(), d.file);
+    return std::make_tuple(static_cast<std::size_t>(it - file_order.begin()), d.line, d.col);
+  };
+  std::stable_sort(s.diags.begin(), s.diags.end(), [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  result.diagnostics = std::move(s.diags);
+  if (s.errors > 0) return result;
+
+  for (const auto& p : set.packs) {
+    set.id_ += (set.id_.empty() ? "" : "+") + p.id;
+    set.version_ += (set.version_.empty() ? "" : "+") + p.version;
+  }
+  set.hash_ = canonical_hash(set);
+  result.rules = std::move(rs);
+  return result;
+}
+}  // namespace
+
+}  // namespace customs::policy

@@ -1,0 +1,99 @@
+#pragma once
+// Text helpers shared by the scanners (private to policy/). Byte-oriented: input
+// is untrusted UTF-8 that may be invalid; nothing here throws or reads out of
+// bounds.
+//
+// "Word characters" are the letters and digits that form runs a match may not
+// start or end inside: ASCII [0-9A-Za-z], full-width digits U+FF10..U+FF19 and
+// full-width Latin letters U+FF21..U+FF3A, U+FF41..U+FF5A. CJK ideographs are not
+// word characters: Chinese text has no spaces, and an identifier written right
+// after a Chinese word is still an identifier.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace customs::policy::text {
+
+[[nodiscard]] constexpr bool is_ascii_alnum(unsigned char b) noexcept {
+  return (b >= '0' && b <= '9') || (b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z');
+}
+
+[[nodiscard]] constexpr bool is_continuation(unsigned char b) noexcept {
+  return (b & 0xC0) == 0x80;
+}
+
+// Full-width word characters are EF BC 90..99 (digits), EF BC A1..BA (A-Z),
+// EF BD 81..9A (a-z).
+[[nodiscard]] constexpr bool is_fullwidth_word(unsigned char b0, unsigned char b1,
+                                               unsigned char b2) noexcept {
+  if (b0 != 0xEF) return false;
+  if (b1 == 0xBC) return (b2 >= 0x90 && b2 <= 0x99) || (b2 >= 0xA1 && b2 <= 0xBA);
+  if (b1 == 0xBD) return b2 >= 0x81 && b2 <= 0x9A;
+  return false;
+}
+
+// Whether a word character starts at byte offset i of s.
+[[nodiscard]] inline bool word_starts_at(std::string_view s, std::size_t i) noexcept {
+  if (i >= s.size()) return false;
+  const auto b = static_cast<unsigned char>(s[i]);
+  if (b < 0x80) return is_ascii_alnum(b);
+  return i + 2 < s.size() && is_fullwidth_word(b, static_cast<unsigned char>(s[i + 1]),
+                                               static_cast<unsigned char>(s[i + 2]));
+}
+
+// Whether a word character ends right before byte offset i of s.
+[[nodiscard]] inline bool word_ends_before(std::string_view s, std::size_t i) noexcept {
+  if (i == 0 || i > s.size()) return false;
+  const auto b = static_cast<unsigned char>(s[i - 1]);
+  if (b < 0x80) return is_ascii_alnum(b);
+  return i >= 3 && is_fullwidth_word(static_cast<unsigned char>(s[i - 3]),
+                                     static_cast<unsigned char>(s[i - 2]), b);
+}
+
+// Length of the UTF-8 sequence that starts with lead byte b, 1 for invalid leads.
+[[nodiscard]] constexpr std::size_t sequence_length(unsigned char b) noexcept {
+  if (b < 0xC0) return 1;
+  if (b < 0xE0) return 2;
+  if (b < 0xF0) return 3;
+  if (b < 0xF8) return 4;
+  return 1;
+}
+
+// The largest n <= s.size() such that s[0, n) does not end inside an incomplete
+// (still growing) UTF-8 sequence. Invalid bytes count as complete characters.
+[[nodiscard]] inline std::size_t complete_prefix(std::string_view s) noexcept {
+  const std::size_t n = s.size();
+  for (std::size_t back = 1; back <= 3 && back <= n; ++back) {
+    const auto b = static_cast<unsigned char>(s[n - back]);
+    if (is_continuation(b)) continue;
+    if (b >= 0xC0 && sequence_length(b) > back) return n - back;
+    return n;
+  }
+  return n;
+}
+
+// Decodes one code point at s[i]; returns it and sets len (1 for invalid bytes,
+// which decode to 0xFFFD).
+[[nodiscard]] std::uint32_t decode(std::string_view s, std::size_t i, std::size_t& len) noexcept;
+
+// Appends the UTF-8 encoding of cp.
+void encode(std::uint32_t cp, std::string& out);
+
+// Maps one word character to its ASCII form (full-width digits and letters fold
+// to ASCII, letters to upper case); returns 0 for anything else.
+[[nodiscard]] char word_to_ascii_upper(std::uint32_t cp) noexcept;
+
+// The letters and digits of s, full-width folded to ASCII, letters upper case.
+// Separators (spaces, dashes, dots, anything else) are dropped. Validators work on
+// this form.
+[[nodiscard]] std::string alnum_upper(std::string_view s);
+
+// Number of code points (invalid bytes count one each).
+[[nodiscard]] std::size_t count_chars(std::string_view s) noexcept;
+
+// ASCII case-insensitive search of needle in hay.
+[[nodiscard]] bool contains_ci(std::string_view hay, std::string_view needle) noexcept;
+
+}  // namespace customs::policy::text

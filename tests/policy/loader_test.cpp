@@ -1,0 +1,323 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "policy/canonical.hpp"
+#include "support.hpp"
+
+using namespace customs::policy;
+using namespace customs::policy::testing;
+
+namespace {
+
+std::string read(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+const char* minimal = R"(schema: customs/v1
+pack: {id: mini, version: "1"}
+detectors:
+  - id: d.phone
+    category: pi.phone
+    pattern: '1[3-9]\d{9}'
+rules:
+  - id: r.phone
+    when: {detectors: [d.phone]}
+    then: {action: redact}
+tests:
+  - id: t.pos
+    input: "13812345678"
+    expect: {findings: [{detector: d.phone}]}
+  - id: t.neg
+    input: "12812345678"
+    expect: {absent: [d.phone]}
+)";
+
+}  // namespace
+
+// Each file under data/invalid/ names the diagnostics it must produce in
+// "# expect: CODE LINE:COL" comments (errors, and warnings as "# expect-warning:").
+// The loader must report exactly those: every error, each at its place.
+TEST_CASE("invalid rule files report every error at its position (data-driven)", "[loader]") {
+  const auto dir = source_dir() / "tests/policy/data/invalid";
+  std::size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() != ".yaml") continue;
+    ++files;
+    const std::string content = read(e.path());
+    std::multiset<std::string> want;
+    static const std::regex expect_re(R"(# expect(-warning)?: (\w+) (\d+:\d+))");
+    for (std::sregex_iterator it(content.begin(), content.end(), expect_re), end; it != end; ++it)
+      want.insert((*it)[3].str() + " " + (*it)[2].str());
+    const std::vector<std::filesystem::path> p{e.path()};
+    const auto r = load_rule_set(p);
+    std::multiset<std::string> got;
+    for (const auto& d : r.diagnostics) {
+      if (d.code.starts_with("W_DETECTOR")) continue;  // coverage warnings are tested elsewhere
+      got.insert(std::to_string(d.line) + ":" + std::to_string(d.col) + " " + d.code);
+      CHECK(d.file == e.path().string());
+    }
+    INFO(e.path().filename().string());
+    for (const auto& d : r.diagnostics) INFO(d.to_string());
+    CHECK(got == want);
+    CHECK_FALSE(r.ok());
+    CHECK(r.rules == nullptr);
+  }
+  CHECK(files >= 7);
+}
+
+TEST_CASE("messages name the detector or rule and the YAML path", "[loader]") {
+  const std::vector<std::filesystem::path> p{source_dir() / "tests/policy/data/invalid/regex.yaml"};
+  const auto r = load_rule_set(p);
+  bool seen = false;
+  for (const auto& d : r.diagnostics) {
+    if (d.code != "E_PATTERN_UNBOUNDED") continue;
+    seen = true;
+    CHECK(d.message.find("detector 'bad.unbounded'") != std::string::npos);
+    CHECK(d.message.find("(pattern)") != std::string::npos);
+    CHECK(d.to_string().find("regex.yaml:15:14: error: E_PATTERN_UNBOUNDED: detector 'bad.unbounded'") != std::string::npos);
+  }
+  CHECK(seen);
+  const std::vector<std::filesystem::path> q{source_dir() / "tests/policy/data/invalid/keys.yaml"};
+  const auto k = load_rule_set(q);
+  bool path_seen = false;
+  for (const auto& d : k.diagnostics)
+    if (d.code == "E_UNKNOWN_KEY" && d.message.find("rule 'r.one' (rules[0].when.destination)") != std::string::npos)
+      path_seen = true;
+  CHECK(path_seen);
+}
+
+TEST_CASE("a minimal valid pack loads without diagnostics", "[loader]") {
+  const auto r = load_yaml(minimal);
+  for (const auto& d : r.diagnostics) INFO(d.to_string());
+  REQUIRE(r.ok());
+  CHECK(r.diagnostics.empty());
+  CHECK(r.rules->id() == "mini");
+  CHECK(r.rules->version() == "1");
+  CHECK(r.rules->hash().size() == 64);
+}
+
+TEST_CASE("the shipped packs load with no error and no warning", "[loader]") {
+  const std::vector<std::filesystem::path> p{source_dir() / "rules"};
+  const auto r = load_rule_set(p);
+  for (const auto& d : r.diagnostics) INFO(d.to_string());
+  REQUIRE(r.ok());
+  CHECK(r.diagnostics.empty());
+  CHECK(r.rules->id() == "cn-pipl-outbound+eu-gdpr-transfers+secrets+us-bulk-data");
+}
+
+TEST_CASE("each shipped pack also loads on its own", "[loader]") {
+  for (const char* f : {"cn-pipl-outbound.yaml", "eu-gdpr-transfers.yaml", "secrets.yaml", "us-bulk-data.yaml"}) {
+    const std::vector<std::filesystem::path> p{source_dir() / "rules" / f};
+    const auto r = load_rule_set(p);
+    INFO(f);
+    CHECK(r.ok());
+  }
+}
+
+TEST_CASE("a regex over the program-size limit is an error at its pattern", "[loader]") {
+  load_options o;
+  o.max_program_size = 20;
+  const auto r = load_yaml(minimal, o);
+  CHECK_FALSE(r.ok());
+  CHECK(codes(r) == std::vector<std::string>{"6:14 E_REGEX_TOO_BIG"});
+  load_options big;
+  big.max_program_size = 100000;
+  CHECK(load_yaml(minimal, big).ok());
+}
+
+TEST_CASE("a regex over the memory budget is an error", "[loader]") {
+  load_options o;
+  o.regex_max_mem = 1024;
+  const auto r = load_yaml(minimal, o);
+  CHECK_FALSE(r.ok());
+  REQUIRE(codes(r).size() == 1);
+  CHECK(codes(r)[0] == "6:14 E_REGEX_TOO_BIG");
+}
+
+TEST_CASE("a match longer than the configured limit is an error", "[loader]") {
+  load_options o;
+  o.max_match_length = 20;  // \d{9} with full-width digits can take 27 bytes
+  const auto r = load_yaml(minimal, o);
+  CHECK(codes(r) == std::vector<std::string>{"6:14 E_PATTERN_TOO_LONG"});
+}
+
+TEST_CASE("duplicate ids across files name both places", "[loader]") {
+  temp_dir d;
+  d.write("a.yaml", minimal);
+  std::string other = minimal;
+  other.replace(other.find("id: mini"), 8, "id: mini2");
+  other.replace(other.find("t.pos"), 5, "t.pos2");
+  other.replace(other.find("t.neg"), 5, "t.neg2");
+  d.write("b.yaml", other);
+  const std::vector<std::filesystem::path> p{d.path()};
+  const auto r = load_rule_set(p);
+  CHECK_FALSE(r.ok());
+  std::vector<std::string> dup;
+  for (const auto& x : r.diagnostics)
+    if (x.code == "E_DUPLICATE_ID") dup.push_back(std::filesystem::path(x.file).filename().string() + " " + x.message);
+  REQUIRE(dup.size() == 2);
+  CHECK(dup[0].starts_with("b.yaml detector 'd.phone': the id is already used at "));
+  CHECK(dup[0].find("a.yaml:4:5") != std::string::npos);
+  CHECK(dup[1].starts_with("b.yaml rule 'r.phone'"));
+}
+
+TEST_CASE("a folder loads every yaml file inside, sorted, as one set", "[loader]") {
+  temp_dir d;
+  d.write("z/second.yml", R"(schema: customs/v1
+pack: {id: b-pack, version: "2"}
+rules:
+  - id: r.uses.a
+    when: {detectors: [d.phone], src: [shared_group]}
+    then: {action: block}
+)");
+  std::string first = minimal;
+  first += "jurisdictions:\n  shared_group: {source: s, date: 2024-01-01, members: [CN]}\n";
+  d.write("a/first.yaml", first);
+  d.write("notes.txt", "not a rule file");
+  const std::vector<std::filesystem::path> p{d.path()};
+  const auto r = load_rule_set(p);
+  for (const auto& x : r.diagnostics) INFO(x.to_string());
+  REQUIRE(r.ok());
+  CHECK(r.rules->id() == "b-pack+mini");
+  CHECK(r.rules->version() == "2+1");
+}
+
+TEST_CASE("missing paths and empty folders are I/O errors", "[loader]") {
+  temp_dir d;
+  const std::vector<std::filesystem::path> p{d.path() / "nope.yaml", d.path()};
+  const auto r = load_rule_set(p);
+  CHECK_FALSE(r.ok());
+  std::vector<std::string> c;
+  for (const auto& x : r.diagnostics) c.push_back(x.code);
+  CHECK(c == std::vector<std::string>{"E_IO", "E_NO_RULE_FILES"});
+}
+
+TEST_CASE("an expired exception is a warning, a current one is not", "[loader]") {
+  std::string y = minimal;
+  y += R"(exceptions:
+  - id: x.old
+    rules: [r.phone]
+    tenants: [acme]
+    reason: pilot
+    expires: 2024-06-30
+)";
+  load_options before;
+  before.now = day(2024, 6, 30);
+  const auto a = load_yaml(y, before);
+  REQUIRE(a.ok());
+  CHECK(codes(a, false).empty());
+  load_options after;
+  after.now = day(2024, 7, 1);
+  const auto b = load_yaml(y, after);
+  REQUIRE(b.ok());  // a warning does not reject the set
+  CHECK(codes(b, false) == std::vector<std::string>{"19:5 W_EXCEPTION_EXPIRED"});
+  CHECK(b.diagnostics[0].level == diagnostic::severity::warning);
+  CHECK(b.diagnostics[0].to_string().find(": warning: W_EXCEPTION_EXPIRED: exception 'x.old'") != std::string::npos);
+}
+
+TEST_CASE("coverage warnings: unused detectors and missing positive or negative tests", "[loader]") {
+  const auto r = load_yaml(R"(schema: customs/v1
+pack: {id: cov, version: "1"}
+detectors:
+  - id: d.used
+    category: pi.phone
+    pattern: '1[3-9]\d{9}'
+  - id: d.unused
+    category: pi.other
+    pattern: 'zz\d{4}'
+rules:
+  - id: r.one
+    when: {detectors: [d.used]}
+    then: {action: tag}
+tests:
+  - id: t.pos
+    input: "13812345678"
+    expect: {findings: [{detector: d.used}]}
+)");
+  REQUIRE(r.ok());
+  CHECK(codes(r, false) == std::vector<std::string>{"4:5 W_DETECTOR_NO_NEGATIVE_TEST", "7:5 W_DETECTOR_UNUSED",
+                                                    "7:5 W_DETECTOR_UNTESTED", "7:5 W_DETECTOR_NO_NEGATIVE_TEST"});
+}
+
+TEST_CASE("diagnostic::to_string has the file:line:col: level: CODE: message shape", "[loader]") {
+  diagnostic d;
+  d.file = "a.yaml";
+  d.line = 3;
+  d.col = 7;
+  d.code = "E_X";
+  d.message = "bad";
+  CHECK(d.to_string() == "a.yaml:3:7: error: E_X: bad");
+  d.level = diagnostic::severity::warning;
+  d.line = 0;
+  CHECK(d.to_string() == "a.yaml: warning: E_X: bad");
+}
+
+TEST_CASE("the canonical hash ignores formatting and tests", "[loader][hash]") {
+  const auto a = load_yaml(minimal);
+  // Same content: other key order, flow vs block style, quoting, comments, and a
+  // different test section.
+  const auto b = load_yaml(R"(# a comment
+pack:
+  version: '1'
+  id: "mini"
+schema: "customs/v1"
+rules:
+  - then:
+      action: redact
+    id: r.phone
+    when:
+      detectors:
+        - d.phone
+detectors: [{pattern: "1[3-9]\\d{9}", id: d.phone, category: pi.phone, sensitive: false}]
+tests:
+  - id: other
+    input: "x"
+    expect: {absent: [d.phone]}
+)");
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a.rules->hash() == b.rules->hash());
+}
+
+TEST_CASE("any semantic change alters the canonical hash", "[loader][hash]") {
+  const auto base = load_yaml(minimal);
+  REQUIRE(base.ok());
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      {"action: redact", "action: block"},
+      {"'1[3-9]\\d{9}'", "'1[3-8]\\d{9}'"},
+      {"category: pi.phone", "category: pi.mobile"},
+      {"when: {detectors: [d.phone]}", "when: {detectors: [d.phone], src: [CN]}"},
+      {"when: {detectors: [d.phone]}", "when: {detectors: [d.phone], direction: request}"},
+      {"then: {action: redact}", "then: {action: redact, redaction: last4}"},
+      {"then: {action: redact}", "then: {action: redact, tags: [t]}"},
+      {"version: \"1\"", "version: \"2\""},
+      {"    pattern: '1[3-9]\\d{9}'", "    pattern: '1[3-9]\\d{9}'\n    allow: [\"13800000000\"]"},
+  };
+  std::set<std::string> seen{base.rules->hash()};
+  for (const auto& [from, to] : edits) {
+    std::string y = minimal;
+    const auto pos = y.find(from);
+    REQUIRE(pos != std::string::npos);
+    y.replace(pos, from.size(), to);
+    const auto r = load_yaml(y);
+    INFO(to);
+    REQUIRE(r.ok());
+    CHECK(seen.insert(r.rules->hash()).second);
+  }
+}
+
+TEST_CASE("the hash is SHA-256 over the domain-separated canonical form", "[loader][hash]") {
+  const auto r = load_yaml(minimal);
+  REQUIRE(r.ok());
+  const auto& rs = compiled(*r.rules);
+  const std::string form = detail::canonical_form(rs);
+  CHECK(form.starts_with("{\"packs\":[{\"description\":\"\",\"detectors\":[{\"allow\":[],\"category\":\"pi.phone\""));
+  CHECK(r.rules->hash() == detail::canonical_hash(rs));
+}

@@ -1,0 +1,391 @@
+// The stream scanner against the whole-text scanner: for every embedded test
+// input of the shipped packs and of the property pack, at EVERY split point, and
+// for random multi-splits and generated text, the concatenated releases equal the
+// whole-text redaction and the findings equal the whole-text findings; a block
+// stops releases; hold-back stays within max_hold_back(); no release ends inside a
+// UTF-8 character.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "policy/text.hpp"
+#include "support.hpp"
+
+using namespace customs::policy;
+using namespace customs::policy::testing;
+
+namespace {
+
+const rule_set_ptr& property_pack() {
+  static const rule_set_ptr rs = load_or_abort(source_dir() / "tests/policy/data/property");
+  return rs;
+}
+
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    std::size_t len = 1;
+    if (text::decode(s, i, len) == 0xFFFD && len == 1) return false;
+    i += len;
+  }
+  return true;
+}
+
+struct expected {
+  rule_set::evaluation whole;
+  const finding* block = nullptr;
+};
+
+expected expect_of(const rule_set& rs, const std::string& text, const flow_context& ctx) {
+  expected e{rs.evaluate(text, ctx), nullptr};
+  for (const auto& f : e.whole.result.findings)
+    if (f.applied == action::block) {
+      e.block = &f;
+      break;
+    }
+  return e;
+}
+
+// Feeds text cut at the given (sorted) offsets and checks the result against the
+// whole-text evaluation. Returns false (after reporting) on the first difference.
+bool stream_agrees(const rule_set_ptr& rs, const flow_context& ctx, const std::string& text,
+                   const std::vector<std::size_t>& cuts, const expected& e) {
+  stream_scanner sc(rs, ctx);
+  std::string released;
+  bool blocked = false;
+  std::size_t prev = 0;
+  const bool utf8 = valid_utf8(text);
+  auto take = [&](const stream_scanner::output& o) {
+    released += o.released;
+    blocked = blocked || o.blocked;
+    if (utf8 && !o.released.empty()) {
+      if (text::complete_prefix(o.released) != o.released.size()) return false;  // split a character
+    }
+    return sc.held() <= rs->max_hold_back();
+  };
+  std::vector<std::size_t> all = cuts;
+  all.push_back(text.size());
+  for (const auto c : all) {
+    if (c < prev) continue;
+    const auto o = sc.feed(std::string_view(text).substr(prev, c - prev));
+    prev = c;
+    if (blocked && (!o.released.empty() || !o.blocked)) {
+      UNSCOPED_INFO("released after a block");
+      return false;
+    }
+    if (!take(o)) {
+      UNSCOPED_INFO("hold-back over the bound or a split character, cut at " << c);
+      return false;
+    }
+  }
+  const auto fin = sc.finish();
+  if (blocked && (!fin.released.empty() || !fin.blocked)) return false;
+  if (!take(fin)) return false;
+  const verdict& v = e.whole.result;
+  if (e.block != nullptr) {
+    // Blocked: what went out is a prefix of the whole-text result, and the
+    // blocking match never went out.
+    const bool ok = blocked && e.whole.redacted.starts_with(released) && released.size() <= e.block->start + 64 &&
+                    released.find(e.block->text) == std::string::npos;
+    if (!ok) UNSCOPED_INFO("blocked=" << blocked << " released '" << released << "'");
+    return ok;
+  }
+  if (blocked != (v.act == action::block)) {
+    UNSCOPED_INFO("blocked " << blocked << " vs whole " << to_string(v.act));
+    return false;
+  }
+  if (released != e.whole.redacted) {
+    UNSCOPED_INFO("released '" << released << "'\n   whole '" << e.whole.redacted << "'");
+    return false;
+  }
+  const auto& got = sc.current();
+  if (got.findings.size() != v.findings.size()) {
+    UNSCOPED_INFO("findings " << got.findings.size() << " vs " << v.findings.size());
+    return false;
+  }
+  for (std::size_t i = 0; i < v.findings.size(); ++i) {
+    const auto &a = got.findings[i], &b = v.findings[i];
+    if (a.detector != b.detector || a.start != b.start || a.end != b.end || a.text != b.text ||
+        a.applied != b.applied || a.replacement != b.replacement) {
+      UNSCOPED_INFO("finding " << i << ": " << a.detector << " [" << a.start << "," << a.end << ") '"
+                               << a.replacement << "' vs " << b.detector << " [" << b.start << "," << b.end << ") '"
+                               << b.replacement << "'");
+      return false;
+    }
+  }
+  return got.act == v.act && got.rules == v.rules && got.tags == v.tags;
+}
+
+struct sample {
+  std::string text;
+  flow_context ctx;
+};
+
+// Inputs of the embedded tests of a set, each with its flow and a few more flows
+// (so that redactions and blocks both happen).
+std::vector<sample> samples_of(const rule_set_ptr& rs) {
+  std::vector<sample> out;
+  for (const auto& t : compiled(*rs).tests) {
+    out.push_back({t.input, t.ctx});
+    out.push_back({t.input, flow("CN", "US")});
+    out.push_back({t.input, flow("DE", "IN", direction::request)});
+  }
+  return out;
+}
+
+// Generated text: fragments of the embedded tests, identifiers, near misses and
+// separators glued at random, so that matches touch, overlap and straddle pieces.
+std::vector<std::string> generated(std::uint32_t seed, std::size_t count) {
+  std::mt19937 rng(seed);
+  std::vector<std::string> frags;
+  for (const auto* rs : {&shipped(), &property_pack()})
+    for (const auto& t : compiled(**rs).tests) frags.push_back(t.input);
+  const std::vector<std::string> extra = {
+      " ", "-", "　", "，", "\n", "13812345678", "１３８１２３４５６７８", "6222 0212 3456 7890 128", "AKIA", "A-1234",
+      "-5678-B", "K12345", "key", "red", "tok_", "abcdefgh", "STOP4", "2", "\xE4\xB8", "\xAD", "\xFF", "护照",
+      "E12345678", "536-22-", "1234", "DE89 3704 0044 0532 0130 00", "@example.com", "john.doe", "+86 ", "0086-"};
+  frags.insert(frags.end(), extra.begin(), extra.end());
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < count; ++i) {
+    std::string t;
+    const std::size_t n = 1 + rng() % 8;
+    for (std::size_t k = 0; k < n; ++k) {
+      const auto& f = frags[rng() % frags.size()];
+      if (f.size() > 12 && rng() % 2) {
+        const std::size_t a = rng() % f.size();
+        t += f.substr(a, 1 + rng() % (f.size() - a));
+      } else {
+        t += f;
+      }
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+void every_split(const rule_set_ptr& rs, const std::vector<sample>& samples) {
+  std::size_t checked = 0;
+  for (const auto& s : samples) {
+    const auto e = expect_of(*rs, s.text, s.ctx);
+    for (std::size_t cut = 0; cut <= s.text.size(); ++cut) {
+      INFO("text '" << s.text << "' " << s.ctx.src << "->" << s.ctx.dst << " cut at " << cut);
+      REQUIRE(stream_agrees(rs, s.ctx, s.text, {cut}, e));
+      ++checked;
+    }
+  }
+  CHECK(checked > 1000);
+}
+
+void random_splits(const rule_set_ptr& rs, const std::vector<sample>& samples, std::uint32_t seed, int per_text) {
+  std::mt19937 rng(seed);
+  for (const auto& s : samples) {
+    const auto e = expect_of(*rs, s.text, s.ctx);
+    for (int k = 0; k < per_text; ++k) {
+      std::vector<std::size_t> cuts;
+      const std::size_t n = rng() % 8;
+      for (std::size_t i = 0; i < n && !s.text.empty(); ++i) cuts.push_back(rng() % (s.text.size() + 1));
+      std::sort(cuts.begin(), cuts.end());
+      INFO("text '" << s.text << "' with " << cuts.size() << " cuts");
+      REQUIRE(stream_agrees(rs, s.ctx, s.text, cuts, e));
+    }
+    // One byte at a time.
+    std::vector<std::size_t> bytes;
+    for (std::size_t i = 1; i < s.text.size(); ++i) bytes.push_back(i);
+    INFO("text '" << s.text << "' byte by byte");
+    REQUIRE(stream_agrees(rs, s.ctx, s.text, bytes, e));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("streaming equals whole text at every split point of every shipped test input", "[stream][property]") {
+  every_split(shipped(), samples_of(shipped()));
+}
+
+TEST_CASE("streaming equals whole text at every split point of the property pack inputs", "[stream][property]") {
+  every_split(property_pack(), samples_of(property_pack()));
+}
+
+TEST_CASE("streaming equals whole text under random multi-splits", "[stream][property]") {
+  random_splits(shipped(), samples_of(shipped()), 11, 20);
+  random_splits(property_pack(), samples_of(property_pack()), 12, 20);
+}
+
+TEST_CASE("streaming equals whole text on generated text", "[stream][property]") {
+  for (const auto* rs : {&shipped(), &property_pack()}) {
+    std::vector<sample> s;
+    for (auto& t : generated(rs == &shipped() ? 21 : 22, 150)) {
+      s.push_back({t, flow("CN", "US")});
+      s.push_back({t, flow("ES", "US", direction::request)});
+    }
+    random_splits(*rs, s, 23, 10);
+  }
+}
+
+// With CUSTOMS_CORPUS_DIR set to a folder made by the shared corpus generator,
+// also checks a sample of its messages (20-byte deltas and random cuts).
+TEST_CASE("streaming equals whole text on a corpus sample, when one is given", "[stream][property][corpus]") {
+  const char* dir = std::getenv("CUSTOMS_CORPUS_DIR");
+  if (dir == nullptr) return;
+  std::ifstream txt(std::string(dir) + "/corpus.txt", std::ios::binary), idx(std::string(dir) + "/corpus.idx");
+  REQUIRE(txt);
+  std::stringstream b;
+  b << txt.rdbuf();
+  const std::string all = b.str();
+  std::vector<sample> s;
+  std::size_t pos = 0, len = 0, i = 0;
+  while (idx >> len && pos + len <= all.size()) {
+    if (i++ % 20 == 0) s.push_back({all.substr(pos, len), flow("CN", "US")});
+    pos += len;
+  }
+  for (const auto& x : s) {
+    const auto e = expect_of(*shipped(), x.text, x.ctx);
+    std::vector<std::size_t> cuts;
+    for (std::size_t c = 20; c < x.text.size(); c += 20) cuts.push_back(c);
+    REQUIRE(stream_agrees(shipped(), x.ctx, x.text, cuts, e));
+  }
+  random_splits(shipped(), s, 31, 3);
+}
+
+TEST_CASE("a block stops releasing at once and for good", "[stream]") {
+  stream_scanner sc(shipped(), flow("CN", "US"));
+  auto o = sc.feed("你好，");
+  CHECK(o.released == "你好，");
+  CHECK_FALSE(o.blocked);
+  o = sc.feed("身份证 11010519491231002X ");
+  CHECK(o.blocked);
+  CHECK(o.released.empty());
+  CHECK(sc.current().act == action::block);
+  REQUIRE(sc.current().findings.size() == 1);
+  CHECK(sc.current().findings[0].detector == "cn.resident_id");
+  o = sc.feed("more text");
+  CHECK(o.blocked);
+  CHECK(o.released.empty());
+  o = sc.finish();
+  CHECK(o.blocked);
+  CHECK(o.released.empty());
+}
+
+TEST_CASE("a rule on non-text parts blocks before any text", "[stream]") {
+  const auto r = load_yaml(R"(schema: customs/v1
+pack: {id: parts, version: "1"}
+rules:
+  - id: r.files
+    when: {parts: [file]}
+    then: {action: block}
+)");
+  REQUIRE(r.ok());
+  auto c = flow("DE", "US");
+  c.non_text_parts["file"] = 2;
+  stream_scanner sc(r.rules, c);
+  auto o = sc.feed("hello");
+  CHECK(o.blocked);
+  CHECK(o.released.empty());
+  CHECK(sc.current().rules == std::vector<std::string>{"r.files"});
+  stream_scanner plain(r.rules, flow("DE", "US"));
+  CHECK(plain.feed("hello").released == "hello");
+}
+
+TEST_CASE("text that cannot start a match is released at once", "[stream]") {
+  stream_scanner sc(shipped(), flow("CN", "US"));
+  CHECK(sc.feed("我们明天开会，").released == "我们明天开会，");
+  CHECK(sc.held() == 0);
+  // A digit may start a phone number: held until the number is decided.
+  auto o = sc.feed("电话 138");
+  CHECK(o.released == "电话 ");
+  CHECK(sc.held() == 3);
+  o = sc.feed(" 好");
+  CHECK(o.released == "138 好");
+  CHECK(sc.held() == 0);
+}
+
+TEST_CASE("a trailing partial UTF-8 character is held, never split", "[stream]") {
+  stream_scanner sc(shipped(), flow("CN", "US"));
+  auto o = sc.feed("好\xE5\xA5");  // 好 then the first two bytes of 好
+  CHECK(o.released == "好");
+  o = sc.feed("\xBD!");
+  CHECK(o.released == "好!");
+  stream_scanner none(nullptr, flow("CN", "US"));
+  CHECK(none.feed("a\xE5").released == "a");
+  CHECK(none.feed("\xA5\xBD").released == "好");
+  CHECK(none.finish().released.empty());
+  CHECK(none.current().act == action::allow);
+}
+
+TEST_CASE("hold-back is bounded on a long run of candidate text", "[stream]") {
+  stream_scanner sc(shipped(), flow("CN", "US"));
+  std::size_t most = 0;
+  std::string out;
+  const std::string piece = "a.b-1 2_3+4%";  // email-local-part characters, digits, separators
+  for (int i = 0; i < 2000; ++i) {
+    out += sc.feed(piece).released;
+    most = std::max(most, sc.held());
+  }
+  out += sc.finish().released;
+  CHECK(most <= shipped()->max_hold_back());
+  CHECK(out.size() == piece.size() * 2000);
+}
+
+namespace {
+// A rule_set that is not load_rule_set's: blocks any text with "stop", redacts "x".
+class fake_rules final : public rule_set {
+ public:
+  const std::string& id() const noexcept override { return s_; }
+  const std::string& version() const noexcept override { return s_; }
+  const std::string& hash() const noexcept override { return s_; }
+  std::size_t max_hold_back() const noexcept override { return 0; }
+  std::vector<finding> scan(std::string_view text, std::uint32_t part) const override {
+    std::vector<finding> out;
+    for (std::size_t i = 0; i < text.size(); ++i)
+      if (text[i] == 'x') {
+        finding f;
+        f.detector = "x";
+        f.part = part;
+        f.start = i;
+        f.end = i + 1;
+        f.text = "x";
+        out.push_back(f);
+      }
+    if (text.find("stop") != std::string_view::npos) out.push_back(finding{"stop", "", false, part, 0, 0, "", {}, {}});
+    return out;
+  }
+  verdict decide(const flow_context&, std::vector<finding> findings) const override {
+    verdict v;
+    for (auto& f : findings) {
+      f.applied = f.detector == "stop" ? action::block : action::redact;
+      f.replacement = "_";
+      v.act = std::max(v.act, f.applied);
+    }
+    v.findings = std::move(findings);
+    return v;
+  }
+  std::string redact(std::string_view text, std::span<const finding> findings, std::uint32_t) const override {
+    std::string out(text);
+    for (const auto& f : findings)
+      if (f.applied == action::redact) out[f.start] = '_';
+    return out;
+  }
+
+ private:
+  std::string s_ = "fake";
+};
+}  // namespace
+
+TEST_CASE("a rule_set of another implementation is evaluated whole at finish", "[stream]") {
+  const rule_set_ptr rs = std::make_shared<fake_rules>();
+  stream_scanner sc(rs, flow("DE", "US"));
+  CHECK(sc.feed("axb").released.empty());
+  CHECK(sc.feed("x").released.empty());
+  auto o = sc.finish();
+  CHECK(o.released == "a_b_");
+  CHECK_FALSE(o.blocked);
+  stream_scanner st(rs, flow("DE", "US"));
+  CHECK(st.feed("please sto").released.empty());
+  CHECK(st.feed("p").released.empty());
+  o = st.finish();
+  CHECK(o.blocked);
+  CHECK(o.released.empty());
+  CHECK(st.current().act == action::block);
+}

@@ -1,0 +1,225 @@
+#include <catch2/catch.hpp>
+
+#include <boost/json.hpp>
+
+#include <fstream>
+
+#include "audit_tools_support.hpp"
+#include "tests/audit/audit_test_support.hpp"
+
+using namespace customs::tools::testing;
+using namespace customs::audit::testing;
+namespace fs = std::filesystem;
+
+namespace {
+struct cli_trail : trail {
+  cli_trail() { write_flows(0, 10); }
+  std::string dbs() const { return db.string(); }
+  std::string key(const char* name) const { return (keys / name).string(); }
+  std::vector<std::string> verify_args() const {
+    return {"verify", "--db", dbs(), "--seed", key("sealing.seed"), "--signer", key("signing.pub")};
+  }
+};
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("audit verify: exit 0 with a summary on a valid trail", "[tools][audit]") {
+  cli_trail t;
+  const auto r = audit_cmd(t.verify_args());
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains(": OK"));
+  CHECK_THAT(r.out, Catch::Contains("records:     "));
+  CHECK_THAT(r.out, Catch::Contains("20 flow records"));
+  CHECK_THAT(r.out, Catch::Contains("checked with the sealing seed"));
+  CHECK_THAT(r.out, Catch::Contains("erased payloads: 0"));
+  // Without the seed the summary says what was not checked.
+  const auto plain = audit_cmd({"verify", "--db", t.dbs()});
+  CHECK(plain.code == 0);
+  CHECK_THAT(plain.out, Catch::Contains("NOT checked"));
+}
+
+TEST_CASE("audit verify: exit 1 naming the first failing record and the kind", "[tools][audit]") {
+  cli_trail t;
+  flip_blob_byte(t.db, 9, "payload", 40);
+  flip_blob_byte(t.db, 14, "mac", 0);
+  const auto r = audit_cmd(t.verify_args());
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::Contains("FAILED at record 9: altered: payload does not match its hash"));
+  CHECK_THAT(r.out, !Catch::Contains("record 14"));
+  const auto all = audit_cmd({"verify", "--db", t.dbs(), "--seed", t.key("sealing.seed"), "--all"});
+  CHECK(all.code == 1);
+  CHECK_THAT(all.out, Catch::Contains("FAILED at record 14: bad MAC"));
+}
+
+TEST_CASE("audit checkpoint + verify --checkpoint detect truncation", "[tools][audit]") {
+  cli_trail t;
+  const auto cp = audit_cmd({"checkpoint", "--db", t.dbs()});
+  REQUIRE(cp.code == 0);
+  CHECK_THAT(cp.out, Catch::StartsWith("customs audit checkpoint v1\n"));
+  const auto held = t.dir.path / "held.checkpoint";
+  std::ofstream(held) << cp.out;
+  auto args = t.verify_args();
+  args.insert(args.end(), {"--checkpoint", held.string()});
+  REQUIRE(audit_cmd(args).code == 0);
+  auto d = tamper_db(t.db);
+  d.exec("DELETE FROM records WHERE seq > 20; DELETE FROM checkpoints WHERE seq > 20;");
+  const auto r = audit_cmd(args);
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::Contains("FAILED at record 21: truncated"));
+  // A checkpoint file that is not one is an I/O error, not a verdict.
+  std::ofstream(held) << "nonsense\n";
+  const auto bad = audit_cmd(args);
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("held.checkpoint:line 1"));
+}
+
+TEST_CASE("audit show/export: index fields without a key, payloads with one", "[tools][audit]") {
+  cli_trail t;
+  const auto no_key = audit_cmd({"export", "--db", t.dbs(), "--flow", "flow-5"});
+  REQUIRE(no_key.code == 0);
+  const auto l = lines(no_key.out);
+  REQUIRE(l.size() == 2);
+  for (const auto& line : l) {
+    const auto o = boost::json::parse(line).as_object();
+    CHECK(o.at("flow_id").as_string() == "flow-5");
+    CHECK(o.at("action").as_string() == "block");
+    CHECK(o.at("rules").as_array().size() == 2);
+    CHECK_FALSE(o.contains("payload"));
+  }
+  const auto with_key = audit_cmd({"export", "--db", t.dbs(), "--key", t.key("auditor.key"), "--flow", "flow-5"});
+  REQUIRE(with_key.code == 0);
+  const auto o = boost::json::parse(lines(with_key.out).at(0)).as_object();
+  CHECK(o.at("payload").at("request_texts").at(0).as_string() == "hello 5");
+
+  const auto csv = audit_cmd({"export", "--db", t.dbs(), "--format", "csv", "--src", "DE", "--action", "block"});
+  REQUIRE(csv.code == 0);
+  const auto cl = lines(csv.out);
+  REQUIRE(cl.size() == 3);  // header + flow-5's two records
+  CHECK_THAT(cl[0], Catch::StartsWith("seq,time,kind,flow_id,action"));
+  CHECK_THAT(cl[1], Catch::Contains(",flow-5,block,DE,"));
+
+  const auto table = audit_cmd({"show", "--db", t.dbs(), "--key", t.key("auditor.key"), "--rule", "pii.card"});
+  REQUIRE(table.code == 0);
+  CHECK_THAT(table.out, Catch::Contains("payload: {\"request_texts\":[\"hello 0\"]"));
+  CHECK_THAT(table.out, Catch::Contains("4 records"));  // flows 0 and 5
+
+  const auto since = audit_cmd({"show", "--db", t.dbs(), "--since", "2999-01-01"});
+  CHECK_THAT(since.out, Catch::Contains("0 records"));
+  CHECK(audit_cmd({"show", "--db", t.dbs(), "--since", "soon"}).code == 2);
+  CHECK(audit_cmd({"show", "--db", t.dbs(), "--format", "xml"}).code == 2);
+}
+
+TEST_CASE("audit show refuses an auditor key others can read", "[tools][audit][keys]") {
+  cli_trail t;
+  REQUIRE(::chmod((t.keys / "auditor.key").c_str(), 0644) == 0);
+  const auto r = audit_cmd({"show", "--db", t.dbs(), "--key", t.key("auditor.key")});
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("chmod 600"));
+}
+
+TEST_CASE("audit report: totals per group without a key", "[tools][audit]") {
+  cli_trail t;
+  const auto r = audit_cmd({"report", "--db", t.dbs(), "--by", "src,dst", "--format", "jsonl"});
+  REQUIRE(r.code == 0);
+  const auto l = lines(r.out);
+  REQUIRE(l.size() == 2);
+  const auto cn = boost::json::parse(l[0]).as_object();
+  CHECK(cn.at("src").as_string() == "CN");
+  CHECK(cn.at("dst").as_string() == "US");
+  CHECK(cn.at("flows").as_int64() == 5);
+  CHECK(cn.at("blocked").as_int64() == 1);
+  CHECK(cn.at("tokens_out").as_int64() == 2 * (0 + 2 + 4 + 6 + 8));
+  const auto table = audit_cmd({"report", "--db", t.dbs(), "--by", "day,tenant"});
+  REQUIRE(table.code == 0);
+  CHECK_THAT(table.out, Catch::Contains("total"));
+  CHECK(audit_cmd({"report", "--db", t.dbs(), "--by", "colour"}).code == 2);
+}
+
+TEST_CASE("audit erase: payloads removed, erasure recorded, verify passes and reports it", "[tools][audit]") {
+  cli_trail t;
+  const auto r = audit_cmd({"erase", "--db", t.dbs(), "--flow", "flow-7", "--reason", "GDPR art. 17 #12",
+                            "--keys", t.keys.string()});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("erased the payloads of 2 records of flow flow-7"));
+  const auto v = audit_cmd(t.verify_args());
+  CHECK(v.code == 0);
+  CHECK_THAT(v.out, Catch::Contains("erased payloads: 2 (flows: flow-7)"));
+  const auto show = audit_cmd({"export", "--db", t.dbs(), "--key", t.key("auditor.key"), "--flow", "flow-7"});
+  CHECK_THAT(show.out, Catch::Contains("\"erased\":true"));
+  CHECK_THAT(show.out, Catch::Contains("GDPR art. 17 #12"));
+  CHECK(audit_cmd({"erase", "--db", t.dbs(), "--flow", "flow-7", "--reason", "x"}).code == 2);  // no keys
+}
+
+TEST_CASE("audit usage and I/O errors exit 2", "[tools][audit]") {
+  CHECK(audit_cmd({}).code == 2);
+  CHECK(audit_cmd({"frobnicate"}).code == 2);
+  CHECK(audit_cmd({"verify"}).code == 2);
+  const auto missing = audit_cmd({"verify", "--db", "/nonexistent/audit.db"});
+  CHECK(missing.code == 2);
+  CHECK_THAT(missing.err, Catch::Contains("no such audit database"));
+  CHECK(audit_cmd({"replay", "--db", "x.db", "--rules", "r.yaml"}).code == 2);  // no --key
+}
+
+TEST_CASE("audit replay runs recorded flows through a rule set and lists the changes", "[tools][audit][replay]") {
+  trail t;
+  {
+    auto s = customs::audit::store::open_store(t.opts);
+    ack_counter acks;
+    const auto flow = [&](const std::string& id, const std::string& req, const std::string& resp,
+                          const std::string& action) {
+      customs::audit::record o;
+      o.kind = customs::audit::record_kind::flow_opened;
+      o.flow_id = id;
+      o.index.src = "CN";
+      o.index.dst = "US";
+      o.index.action = action;
+      if (action == "block") o.index.rules = {"old.rule"};
+      o.payload = "{\"request_texts\":[\"" + req + "\"]}";
+      auto c = o;
+      c.kind = customs::audit::record_kind::flow_closed;
+      c.payload = resp.empty() ? "{}" : "{\"response_texts\":[\"" + resp + "\"]}";
+      REQUIRE_FALSE(s->append(std::move(o), acks.handler()));
+      REQUIRE_FALSE(s->append(std::move(c), acks.handler()));
+    };
+    flow("f-phone", "call me at 13812345678", "ok", "allow");   // allow -> block
+    flow("f-clean", "hello", "hi", "block");                    // block -> allow
+    flow("f-same", "hello", "hi", "allow");                     // unchanged
+    flow("f-resp", "hello", "my number is 13912345678", "allow");  // response text -> block
+    acks.wait_for(8);
+  }
+  const auto pack = t.dir.path / "pack.yaml";
+  std::ofstream(pack) << R"(schema: customs/v1
+pack: {id: replay-test, version: "1"}
+detectors:
+  - {id: d.phone, category: pi.phone, pattern: '1[3-9]\d{9}'}
+rules:
+  - id: r.phone
+    when: {detectors: [d.phone]}
+    then: {action: block}
+)";
+  const auto r = audit_cmd({"replay", "--db", t.db.string(), "--key", (t.keys / "auditor.key").string(),
+                            "--rules", pack.string()});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("replaying against rule set replay-test 1"));
+  CHECK_THAT(r.out, Catch::Contains("f-phone  allow [] -> block [r.phone]"));
+  CHECK_THAT(r.out, Catch::Contains("f-clean  block [old.rule] -> allow []"));
+  CHECK_THAT(r.out, Catch::Contains("f-resp  allow [] -> block [r.phone]"));
+  CHECK_THAT(r.out, !Catch::Contains("f-same"));
+  CHECK_THAT(r.out, Catch::Contains("4 flows, 4 replayed, 3 would change, 0 not replayable"));
+
+  // A rule set that does not load is reported with its diagnostics (exit 2).
+  std::ofstream(pack) << "schema: customs/v1\npack: {id: broken}\nrules: [{id: x}]\n";
+  const auto bad = audit_cmd({"replay", "--db", t.db.string(), "--key", (t.keys / "auditor.key").string(),
+                              "--rules", pack.string()});
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("the rule set does not load"));
+  CHECK_THAT(bad.err, Catch::Contains("pack.yaml:"));
+}

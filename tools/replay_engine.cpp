@@ -1,0 +1,56 @@
+// The policy engine behind `customsctl audit replay`.
+#include "tools/replay_engine.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <stdexcept>
+
+#include "policy/policy.hpp"
+
+namespace customs::tools {
+
+replay_engine make_replay_evaluator(const std::vector<std::filesystem::path>& rules) {
+  auto loaded = policy::load_rule_set(rules);
+  if (!loaded.ok()) {
+    std::string msg = "the rule set does not load:";
+    for (const auto& d : loaded.diagnostics)
+      if (d.level == policy::diagnostic::severity::error) msg += "\n" + d.to_string();
+    throw std::runtime_error(msg);
+  }
+  const policy::rule_set_ptr rs = loaded.rules;
+  replay_engine e;
+  e.description = rs->id() + " " + rs->version() + " (hash " + rs->hash() + ")";
+  // A flow is judged as customsd judges it: the request texts together (one part
+  // each), then, if the flow had a response, the response texts; the flow's
+  // action is the more severe of the two, its rules the union. Exceptions are
+  // judged against the flow's recorded time.
+  e.evaluate = [rs](const audit::replay_input& in) {
+    policy::flow_context ctx;
+    ctx.src = in.src;
+    ctx.dst = in.dst;
+    ctx.tenant = in.tenant;
+    ctx.route = in.route;
+    ctx.now = std::chrono::system_clock::time_point(std::chrono::microseconds(in.time_us));
+    policy::action act = policy::action::allow;
+    std::set<std::string> fired;
+    const auto judge = [&](policy::direction dir, const std::vector<std::string>& texts) {
+      std::vector<policy::finding> findings;
+      for (std::size_t i = 0; i < texts.size(); ++i) {
+        auto f = rs->scan(texts[i], static_cast<std::uint32_t>(i));
+        findings.insert(findings.end(), std::make_move_iterator(f.begin()), std::make_move_iterator(f.end()));
+      }
+      ctx.dir = dir;
+      const auto v = rs->decide(ctx, std::move(findings));
+      act = std::max(act, v.act);
+      fired.insert(v.rules.begin(), v.rules.end());
+    };
+    judge(policy::direction::request, in.request_texts);
+    if (!in.response_texts.empty()) judge(policy::direction::response, in.response_texts);
+    return audit::replay_outcome{std::string(policy::to_string(act)),
+                                 std::vector<std::string>(fired.begin(), fired.end())};
+  };
+  return e;
+}
+
+}  // namespace customs::tools
