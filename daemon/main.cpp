@@ -1,14 +1,91 @@
+// customsd: the Customs daemon. A thin main over daemon/server.hpp.
+//
+//   customsd --config FILE          run (SIGTERM/SIGINT drain, SIGHUP reloads)
+//   customsd --config FILE --check-config
+//   customsd --version
+//
+// Exit codes: 0 ok (also after a drain); 1 the config is invalid; 2 usage or
+// I/O error (unreadable file, a listener that cannot bind).
+
+#include "daemon/config.hpp"
+#include "daemon/log.hpp"
+#include "daemon/server.hpp"
+
+#include <csignal>
 #include <iostream>
+#include <string>
 #include <string_view>
 
+namespace {
+
+void usage(std::ostream& out) {
+  out << "usage: customsd --config FILE [--check-config]\n"
+         "       customsd --version\n";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  using namespace customs::daemon;
+  std::string file;
+  bool check = false;
   for (int i = 1; i < argc; ++i) {
-    if (std::string_view(argv[i]) == "--version") {
+    const std::string_view a(argv[i]);
+    if (a == "--version") {
       std::cout << "customsd " << CUSTOMS_VERSION << "\n";
       return 0;
     }
+    if (a == "--help" || a == "-h") {
+      usage(std::cout);
+      return 0;
+    }
+    if (a == "--check-config") {
+      check = true;
+    } else if (a == "--config" && i + 1 < argc) {
+      file = argv[++i];
+    } else if (a.starts_with("--config=")) {
+      file = std::string(a.substr(9));
+    } else {
+      std::cerr << "customsd: unknown argument '" << a << "'\n";
+      usage(std::cerr);
+      return 2;
+    }
   }
-  std::cerr << "customsd: not implemented yet\n";
-  return 2;
+  if (file.empty()) {
+    usage(std::cerr);
+    return 2;
+  }
+
+  config cfg;
+  try {
+    cfg = load_config(file);
+  } catch (const config_error& e) {
+    for (const auto& d : e.diagnostics()) std::cerr << d.to_string() << "\n";
+    return 1;
+  } catch (const config_io_error& e) {
+    std::cerr << e.what() << "\n";
+    return 2;
+  }
+  if (check) {
+    std::cout << file << ": ok (" << cfg.listeners.size() << " listeners, " << cfg.routes.size()
+              << " routes)\n";
+    return 0;
+  }
+
+  // Writes to a client or upstream that went away must fail with EPIPE, not
+  // kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    server_options opts;
+    opts.handle_signals = true;
+    server s(std::move(cfg), std::move(opts));
+    s.start();
+    s.wait();
+  } catch (const std::exception& e) {
+    log_line(log_level::error, "fatal").kv("error", e.what());
+    std::cerr << "customsd: " << e.what() << "\n";
+    return 2;
+  }
+  log_line(log_level::info, "stopped");
+  return 0;
 }

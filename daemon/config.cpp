@@ -1,0 +1,596 @@
+#include "daemon/config.hpp"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace customs::daemon {
+namespace {
+
+// Walks a parsed YAML document, converting values and collecting every problem
+// with its position instead of stopping at the first.
+class walker {
+ public:
+  walker(std::string file, std::filesystem::path base_dir)
+      : file_(std::move(file)), base_dir_(std::move(base_dir)) {}
+
+  using field_reader = std::function<void(const YAML::Node& value, const std::string& path)>;
+  struct field {
+    std::string_view key;
+    bool required;
+    field_reader read;
+  };
+
+  void error(const YAML::Mark& m, std::string code, std::string message) {
+    config_diagnostic d;
+    d.file = file_;
+    d.line = m.line >= 0 ? m.line + 1 : 1;
+    d.col = m.column >= 0 ? m.column + 1 : 1;
+    d.code = std::move(code);
+    d.message = std::move(message);
+    diagnostics_.push_back(std::move(d));
+  }
+  void error(const YAML::Node& n, std::string code, std::string message) {
+    error(n.Mark(), std::move(code), std::move(message));
+  }
+
+  // Reads a mapping: each key must be one of `fields` (once), required ones must
+  // be present. Returns false when n is not a mapping.
+  bool map(const YAML::Node& n, const std::string& path, const std::vector<field>& fields) {
+    if (!n.IsMap()) {
+      error(n, "E_TYPE", path + ": expected a mapping");
+      return false;
+    }
+    std::set<std::string> seen;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      // yaml-cpp's iterator yields a temporary pair: copy the nodes (handles).
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
+      if (!key.IsScalar()) {
+        error(key, "E_TYPE", path + ": keys must be plain names");
+        continue;
+      }
+      const std::string name = key.Scalar();
+      const std::string child = path.empty() ? name : path + "." + name;
+      if (!seen.insert(name).second) {
+        error(key, "E_DUPLICATE", "duplicate key '" + child + "'");
+        continue;
+      }
+      const auto f = std::find_if(fields.begin(), fields.end(),
+                                  [&](const field& x) { return x.key == name; });
+      if (f == fields.end()) {
+        error(key, "E_UNKNOWN_KEY", "unknown key '" + child + "'" + known_keys(fields));
+        continue;
+      }
+      f->read(value, child);
+    }
+    for (const auto& f : fields) {
+      if (f.required && !seen.contains(std::string(f.key))) {
+        error(n, "E_MISSING", "missing key '" + (path.empty() ? std::string(f.key) : path + "." + std::string(f.key)) + "'");
+      }
+    }
+    return true;
+  }
+
+  bool sequence(const YAML::Node& n, const std::string& path) {
+    if (!n.IsSequence()) {
+      error(n, "E_TYPE", path + ": expected a list");
+      return false;
+    }
+    return true;
+  }
+
+  bool string(const YAML::Node& n, const std::string& path, std::string& out) {
+    if (!n.IsScalar()) {
+      error(n, "E_TYPE", path + ": expected a string");
+      return false;
+    }
+    out = n.Scalar();
+    return true;
+  }
+
+  bool integer(const YAML::Node& n, const std::string& path, std::uint64_t max, std::uint64_t& out) {
+    if (!n.IsScalar() || n.Tag() == "!" || !all_digits(n.Scalar())) {
+      error(n, "E_TYPE", path + ": expected a non-negative integer");
+      return false;
+    }
+    if (!to_uint(n.Scalar(), out) || out > max) {
+      error(n, "E_VALUE", path + ": must be at most " + std::to_string(max));
+      return false;
+    }
+    return true;
+  }
+
+  bool boolean(const YAML::Node& n, const std::string& path, bool& out) {
+    if (n.IsScalar() && n.Tag() != "!") {
+      if (n.Scalar() == "true") { out = true; return true; }
+      if (n.Scalar() == "false") { out = false; return true; }
+    }
+    error(n, "E_TYPE", path + ": expected true or false");
+    return false;
+  }
+
+  // "250ms", "30s", "5m", "1h"
+  bool duration_value(const YAML::Node& n, const std::string& path, duration& out) {
+    if (!n.IsScalar()) {
+      error(n, "E_TYPE", path + ": expected a duration such as \"30s\" or \"250ms\"");
+      return false;
+    }
+    const std::string& s = n.Scalar();
+    std::size_t i = 0;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+    const std::string unit = s.substr(i);
+    std::uint64_t v = 0;
+    std::uint64_t scale = 0;
+    if (unit == "ms") scale = 1;
+    else if (unit == "s") scale = 1000;
+    else if (unit == "m") scale = 60'000;
+    else if (unit == "h") scale = 3'600'000;
+    if (i == 0 || scale == 0 || !to_uint(s.substr(0, i), v)) {
+      error(n, "E_TYPE", path + ": expected a duration such as \"30s\" or \"250ms\" (units ms, s, m, h)");
+      return false;
+    }
+    if (v > 365ull * 24 * 3'600'000 / scale) {
+      error(n, "E_VALUE", path + ": longer than a year");
+      return false;
+    }
+    out = duration(static_cast<duration::rep>(v * scale));
+    return true;
+  }
+
+  // 4096, "64KiB", "16MiB", "1GiB"
+  bool size_value(const YAML::Node& n, const std::string& path, std::uint64_t& out) {
+    if (n.IsScalar()) {
+      const std::string& s = n.Scalar();
+      std::size_t i = 0;
+      while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+      const std::string unit = s.substr(i);
+      std::uint64_t scale = 0;
+      if (unit.empty() && n.Tag() != "!") scale = 1;
+      else if (unit == "KiB") scale = 1ull << 10;
+      else if (unit == "MiB") scale = 1ull << 20;
+      else if (unit == "GiB") scale = 1ull << 30;
+      std::uint64_t v = 0;
+      if (i > 0 && scale != 0 && to_uint(s.substr(0, i), v)) {
+        if (v > (1ull << 40) / scale) {
+          error(n, "E_VALUE", path + ": larger than 1TiB");
+          return false;
+        }
+        out = v * scale;
+        return true;
+      }
+    }
+    error(n, "E_TYPE", path + ": expected a size in bytes, or a string such as \"64KiB\" or \"16MiB\"");
+    return false;
+  }
+
+  // A file named in the config: resolved against the config's folder; must exist.
+  bool file(const YAML::Node& n, const std::string& path, std::filesystem::path& out) {
+    std::string s;
+    if (!string(n, path, s)) return false;
+    if (s.empty()) {
+      error(n, "E_VALUE", path + ": empty file name");
+      return false;
+    }
+    std::filesystem::path p(s);
+    if (p.is_relative()) p = base_dir_ / p;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(p, ec)) {
+      error(n, "E_FILE", path + ": no such file: " + p.string());
+      return false;
+    }
+    out = p.lexically_normal();
+    return true;
+  }
+
+  [[nodiscard]] const std::vector<config_diagnostic>& diagnostics() const noexcept { return diagnostics_; }
+  [[nodiscard]] const std::string& file_name() const noexcept { return file_; }
+
+ private:
+  static bool all_digits(const std::string& s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  }
+  static bool to_uint(const std::string& s, std::uint64_t& out) {
+    out = 0;
+    for (char c : s) {
+      if (out > (UINT64_MAX - 9) / 10) return false;
+      out = out * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return true;
+  }
+  static std::string known_keys(const std::vector<field>& fields) {
+    std::string s = " (known:";
+    for (const auto& f : fields) {
+      s += ' ';
+      s += f.key;
+    }
+    return s + ")";
+  }
+
+  std::string file_;
+  std::filesystem::path base_dir_;
+  std::vector<config_diagnostic> diagnostics_;
+};
+
+bool valid_ip(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+bool has_dot_segment(std::string_view path) {
+  std::size_t i = 0;
+  while (i < path.size()) {
+    std::size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    const auto seg = path.substr(i, j - i);
+    if (seg == "." || seg == "..") return true;
+    i = j + 1;
+  }
+  return false;
+}
+
+void read_port(walker& w, const YAML::Node& v, const std::string& path, std::uint16_t& out) {
+  std::uint64_t p = 0;
+  if (w.integer(v, path, 65535, p)) out = static_cast<std::uint16_t>(p);
+}
+
+void read_address(walker& w, const YAML::Node& v, const std::string& path, std::string& out) {
+  if (!w.string(v, path, out)) return;
+  if (!valid_ip(out)) w.error(v, "E_VALUE", path + ": '" + out + "' is not an IPv4 or IPv6 address");
+}
+
+void read_listener(walker& w, const YAML::Node& n, const std::string& path, listener_config& l) {
+  w.map(n, path, {
+    {"name", true, [&](const YAML::Node& v, const std::string& p) {
+       if (w.string(v, p, l.name) && l.name.empty()) w.error(v, "E_VALUE", p + ": empty name");
+     }},
+    {"address", true, [&](const YAML::Node& v, const std::string& p) { read_address(w, v, p, l.address); }},
+    {"port", true, [&](const YAML::Node& v, const std::string& p) { read_port(w, v, p, l.port); }},
+    {"tls", false, [&](const YAML::Node& v, const std::string& p) {
+       tls_files t;
+       w.map(v, p, {
+         {"cert", true, [&](const YAML::Node& x, const std::string& q) { (void)w.file(x, q, t.cert); }},
+         {"key", true, [&](const YAML::Node& x, const std::string& q) { (void)w.file(x, q, t.key); }},
+       });
+       l.tls = t;
+     }},
+  });
+}
+
+void read_route(walker& w, const YAML::Node& n, const std::string& path, route_config& r) {
+  const YAML::Node* ca_node = nullptr;
+  YAML::Node ca_copy;
+  w.map(n, path, {
+    {"prefix", true, [&](const YAML::Node& v, const std::string& p) {
+       if (!w.string(v, p, r.prefix)) return;
+       if (r.prefix.size() < 2 || r.prefix.front() != '/' || r.prefix.back() != '/') {
+         w.error(v, "E_VALUE", p + ": must start and end with '/', e.g. /openai/");
+       } else if (r.prefix.find_first_of("?#% \t") != std::string::npos || has_dot_segment(r.prefix)) {
+         w.error(v, "E_VALUE", p + ": must be a plain path (no '?', '#', '%', blanks or dot segments)");
+       }
+     }},
+    {"upstream", true, [&](const YAML::Node& v, const std::string& p) {
+       if (!w.string(v, p, r.upstream)) return;
+       std::string why;
+       if (!parse_upstream_url(r.upstream, r.url, why)) w.error(v, "E_VALUE", p + ": " + why);
+     }},
+    {"dialect", true, [&](const YAML::Node& v, const std::string& p) {
+       std::string s;
+       if (!w.string(v, p, s)) return;
+       if (auto d = parse_dialect(s)) r.api = *d;
+       else w.error(v, "E_VALUE", p + ": '" + s + "' is not one of openai, anthropic, gemini");
+     }},
+    {"jurisdiction", true, [&](const YAML::Node& v, const std::string& p) {
+       if (!w.string(v, p, r.jurisdiction)) return;
+       const auto& j = r.jurisdiction;
+       if (j.size() != 2 || !std::isupper(static_cast<unsigned char>(j[0])) ||
+           !std::isupper(static_cast<unsigned char>(j[1]))) {
+         w.error(v, "E_VALUE", p + ": expected an ISO 3166-1 alpha-2 code such as US");
+       }
+     }},
+    {"ca_bundle", false, [&](const YAML::Node& v, const std::string& p) {
+       ca_copy = v;
+       ca_node = &ca_copy;
+       (void)w.file(v, p, r.ca_bundle);
+     }},
+  });
+  if (ca_node != nullptr && !r.upstream.empty() && !r.url.host.empty() && !r.url.tls) {
+    w.error(*ca_node, "E_VALUE", path + ".ca_bundle: only meaningful with an https upstream");
+  }
+}
+
+void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits_config& l) {
+  auto size = [&](std::string_view key, std::uint64_t& out, std::uint64_t min) {
+    return walker::field{key, false, [&w, &out, min](const YAML::Node& v, const std::string& p) {
+      std::uint64_t x = 0;
+      if (!w.size_value(v, p, x)) return;
+      if (x < min) w.error(v, "E_VALUE", p + ": must be at least " + std::to_string(min));
+      else out = x;
+    }};
+  };
+  auto count = [&](std::string_view key, std::uint64_t& out, std::uint64_t min, std::uint64_t max) {
+    return walker::field{key, false, [&w, &out, min, max](const YAML::Node& v, const std::string& p) {
+      std::uint64_t x = 0;
+      if (!w.integer(v, p, max, x)) return;
+      if (x < min) w.error(v, "E_VALUE", p + ": must be at least " + std::to_string(min));
+      else out = x;
+    }};
+  };
+  auto time = [&](std::string_view key, duration& out) {
+    return walker::field{key, false, [&w, &out](const YAML::Node& v, const std::string& p) {
+      duration d{};
+      if (!w.duration_value(v, p, d)) return;
+      if (d.count() <= 0) w.error(v, "E_VALUE", p + ": must be longer than 0");
+      else out = d;
+    }};
+  };
+  w.map(n, path, {
+    size("header_bytes", l.header_bytes, 1024),
+    size("request_body_bytes", l.request_body_bytes, 0),
+    size("response_body_bytes", l.response_body_bytes, 1024),
+    size("response_header_bytes", l.response_header_bytes, 1024),
+    size("sse_event_bytes", l.sse_event_bytes, 256),
+    count("connections", l.connections, 1, 10'000'000),
+    count("upstream_idle_per_route", l.upstream_idle_per_route, 0, 100'000),
+    time("header_timeout", l.header_timeout),
+    time("body_timeout", l.body_timeout),
+    time("idle_timeout", l.idle_timeout),
+    time("upstream_connect_timeout", l.upstream_connect_timeout),
+    time("upstream_first_byte_timeout", l.upstream_first_byte_timeout),
+    time("stream_gap_timeout", l.stream_gap_timeout),
+    time("send_timeout", l.send_timeout),
+    time("flow_timeout", l.flow_timeout),
+    time("upstream_idle_timeout", l.upstream_idle_timeout),
+  });
+}
+
+void read_document(walker& w, const YAML::Node& root, config& c) {
+  const YAML::Node* listeners_node = nullptr;
+  YAML::Node listeners_copy;
+  w.map(root, "", {
+    {"version", true, [&](const YAML::Node& v, const std::string& p) {
+       std::uint64_t x = 0;
+       if (!w.integer(v, p, 1000, x)) return;
+       if (x != 1) w.error(v, "E_VALUE", "version: only version 1 is known");
+       c.version = static_cast<int>(x);
+     }},
+    {"listeners", true, [&](const YAML::Node& v, const std::string& p) {
+       listeners_copy = v;
+       listeners_node = &listeners_copy;
+       if (!w.sequence(v, p)) return;
+       if (v.size() == 0) w.error(v, "E_VALUE", "listeners: at least one listener is needed");
+       std::size_t i = 0;
+       for (const auto& item : v) {
+         listener_config l;
+         read_listener(w, item, p + "[" + std::to_string(i++) + "]", l);
+         c.listeners.push_back(std::move(l));
+       }
+     }},
+    {"admin", false, [&](const YAML::Node& v, const std::string& p) {
+       w.map(v, p, {
+         {"address", true, [&](const YAML::Node& x, const std::string& q) { read_address(w, x, q, c.admin.address); }},
+         {"port", true, [&](const YAML::Node& x, const std::string& q) { read_port(w, x, q, c.admin.port); }},
+       });
+     }},
+    {"routes", true, [&](const YAML::Node& v, const std::string& p) {
+       if (!w.sequence(v, p)) return;
+       std::size_t i = 0;
+       std::set<std::string> prefixes;
+       for (const auto& item : v) {
+         route_config r;
+         read_route(w, item, p + "[" + std::to_string(i++) + "]", r);
+         if (!r.prefix.empty() && !prefixes.insert(r.prefix).second) {
+           w.error(item, "E_DUPLICATE", "routes: prefix " + r.prefix + " appears twice");
+         }
+         c.routes.push_back(std::move(r));
+       }
+     }},
+    {"limits", false, [&](const YAML::Node& v, const std::string& p) { read_limits(w, v, p, c.limits); }},
+    {"threads", false, [&](const YAML::Node& v, const std::string& p) {
+       std::uint64_t x = 0;
+       if (w.integer(v, p, 1024, x)) c.threads = static_cast<unsigned>(x);
+     }},
+    {"drain_timeout", false, [&](const YAML::Node& v, const std::string& p) {
+       (void)w.duration_value(v, p, c.drain_timeout);
+     }},
+    {"log", false, [&](const YAML::Node& v, const std::string& p) {
+       w.map(v, p, {
+         {"level", false, [&](const YAML::Node& x, const std::string& q) {
+            std::string s;
+            if (w.string(x, q, s) && !parse_log_level(s, c.log.level)) {
+              w.error(x, "E_VALUE", q + ": expected debug, info, warn or error");
+            }
+          }},
+         {"flows", false, [&](const YAML::Node& x, const std::string& q) { (void)w.boolean(x, q, c.log.flows); }},
+       });
+     }},
+  });
+  // Two listeners on one address and port cannot both bind.
+  if (listeners_node != nullptr && listeners_node->IsSequence()) {
+    std::set<std::string> names;
+    std::set<std::pair<std::string, std::uint16_t>> endpoints;
+    for (std::size_t i = 0; i < c.listeners.size() && i < listeners_node->size(); ++i) {
+      const auto& l = c.listeners[i];
+      const YAML::Node item = (*listeners_node)[i];
+      if (!l.name.empty() && !names.insert(l.name).second) {
+        w.error(item, "E_DUPLICATE", "listeners: name '" + l.name + "' appears twice");
+      }
+      if (l.port != 0 && !l.address.empty() && !endpoints.insert({l.address, l.port}).second) {
+        w.error(item, "E_DUPLICATE", "listeners: " + l.address + ":" + std::to_string(l.port) + " appears twice");
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::string config_diagnostic::to_string() const {
+  std::string s = file;
+  if (line > 0) {
+    s += ':';
+    s += std::to_string(line);
+    s += ':';
+    s += std::to_string(col);
+  }
+  s += ": error: ";
+  s += code;
+  s += ": ";
+  s += message;
+  return s;
+}
+
+static std::string join_diagnostics(const std::vector<config_diagnostic>& d) {
+  std::string s;
+  for (const auto& x : d) {
+    if (!s.empty()) s += '\n';
+    s += x.to_string();
+  }
+  return s;
+}
+
+config_error::config_error(std::vector<config_diagnostic> d)
+    : std::runtime_error(join_diagnostics(d)), diagnostics_(std::move(d)) {}
+
+unsigned config::effective_threads() const noexcept {
+  if (threads != 0) return threads;
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+bool parse_upstream_url(std::string_view s, upstream_url& out, std::string& why) {
+  out = upstream_url{};
+  const auto sep = s.find("://");
+  if (sep == std::string_view::npos) {
+    why = "expected http://host[:port][/path] or https://...";
+    return false;
+  }
+  std::string scheme(s.substr(0, sep));
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (scheme == "https") out.tls = true;
+  else if (scheme != "http") {
+    why = "scheme must be http or https";
+    return false;
+  }
+  std::string_view rest = s.substr(sep + 3);
+  if (rest.find_first_of("?#@ \t") != std::string_view::npos) {
+    why = "no user info, query, fragment or blanks allowed";
+    return false;
+  }
+  const auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) {
+      why = "unterminated IPv6 literal";
+      return false;
+    }
+    out.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') {
+        why = "junk after IPv6 literal";
+        return false;
+      }
+      port = after.substr(1);
+    }
+    if (!valid_ip(out.host)) {
+      why = "bad IPv6 literal";
+      return false;
+    }
+  } else {
+    const auto colon = authority.find(':');
+    out.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
+    for (char c : out.host) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') {
+        why = "bad host name";
+        return false;
+      }
+    }
+  }
+  if (out.host.empty()) {
+    why = "missing host";
+    return false;
+  }
+  if (port.empty()) {
+    if (authority.find(':') != std::string_view::npos && authority.back() == ':') {
+      why = "empty port";
+      return false;
+    }
+    out.port = out.tls ? 443 : 80;
+  } else {
+    std::uint32_t p = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9' || p > 65535) {
+        why = "bad port";
+        return false;
+      }
+      p = p * 10 + static_cast<std::uint32_t>(c - '0');
+    }
+    if (p == 0 || p > 65535) {
+      why = "port must be 1..65535";
+      return false;
+    }
+    out.port = static_cast<std::uint16_t>(p);
+  }
+  if (has_dot_segment(path) || path.find('%') != std::string_view::npos) {
+    why = "base path must be plain (no dot segments or escapes)";
+    return false;
+  }
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  out.base_path = std::string(path);
+  return true;
+}
+
+config parse_config(std::string_view yaml, const std::string& file_name,
+                    const std::filesystem::path& base_dir) {
+  walker w(file_name, base_dir);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::ParserException& e) {
+    w.error(e.mark, "E_YAML", e.msg);
+    throw config_error(w.diagnostics());
+  } catch (const YAML::Exception& e) {
+    w.error(e.mark, "E_YAML", e.msg);
+    throw config_error(w.diagnostics());
+  }
+  config c;
+  if (!root || root.IsNull()) {
+    w.error(YAML::Mark{}, "E_MISSING", "the file is empty");
+    throw config_error(w.diagnostics());
+  }
+  try {
+    read_document(w, root, c);
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp throws on some malformed documents only while they are walked.
+    w.error(e.mark, "E_YAML", e.msg);
+  }
+  if (!w.diagnostics().empty()) throw config_error(w.diagnostics());
+  return c;
+}
+
+config load_config(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw config_io_error(file.string() + ": error: E_IO: cannot open the file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw config_io_error(file.string() + ": error: E_IO: cannot read the file");
+  auto base = file.parent_path();
+  if (base.empty()) base = ".";
+  config c = parse_config(ss.str(), file.string(), base);
+  c.file = file;
+  return c;
+}
+
+}  // namespace customs::daemon

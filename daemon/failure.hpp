@@ -1,0 +1,57 @@
+#pragma once
+// Why a flow failed: stable reason codes shared by logs (reason=...), metrics
+// (customs_flow_failures_total{reason=...}) and filters (flow_summary::failure).
+
+#include <cstdint>
+#include <string_view>
+
+namespace customs::daemon {
+
+enum class failure : std::uint8_t {
+  none = 0,
+  bad_request,            // 400: the request could not be parsed
+  header_too_large,       // 431: limits.header_bytes
+  header_timeout,         // 408: limits.header_timeout / body_timeout
+  body_too_large,         // 413: limits.request_body_bytes
+  unknown_route,          // 404: no route prefix matches
+  upstream_unreachable,   // 502: resolve, connect or TLS handshake (verification) failed
+  upstream_timeout,       // 504: connect or first-byte timeout
+  upstream_bad_response,  // 502: the upstream's response could not be parsed
+  upstream_reset,         // the upstream closed or reset mid-response
+  stream_gap_timeout,     // no upstream bytes for limits.stream_gap_timeout mid-response
+  flow_timeout,           // limits.flow_timeout
+  event_too_large,        // an SSE block over limits.sse_event_bytes
+  response_too_large,     // a body a filter inspects over limits.response_body_bytes
+  client_gone,            // the client closed, reset or did not read (send_timeout)
+  filter_error,           // a filter threw, or abandoned a pending decision
+  filter_timeout,         // a pending decision was not made within the flow's deadline
+  draining,               // cut at the drain deadline
+  count_,                 // number of values (not a reason)
+};
+
+[[nodiscard]] constexpr std::string_view to_string(failure f) noexcept {
+  switch (f) {
+    case failure::none: return "";
+    case failure::bad_request: return "bad_request";
+    case failure::header_too_large: return "header_too_large";
+    case failure::header_timeout: return "header_timeout";
+    case failure::body_too_large: return "body_too_large";
+    case failure::unknown_route: return "unknown_route";
+    case failure::upstream_unreachable: return "upstream_unreachable";
+    case failure::upstream_timeout: return "upstream_timeout";
+    case failure::upstream_bad_response: return "upstream_bad_response";
+    case failure::upstream_reset: return "upstream_reset";
+    case failure::stream_gap_timeout: return "stream_gap_timeout";
+    case failure::flow_timeout: return "flow_timeout";
+    case failure::event_too_large: return "event_too_large";
+    case failure::response_too_large: return "response_too_large";
+    case failure::client_gone: return "client_gone";
+    case failure::filter_error: return "filter_error";
+    case failure::filter_timeout: return "filter_timeout";
+    case failure::draining: return "draining";
+    case failure::count_: break;
+  }
+  return "unknown";
+}
+
+}  // namespace customs::daemon

@@ -1,0 +1,191 @@
+#include "daemon/metrics.hpp"
+
+#include <cstdio>
+
+namespace customs::daemon {
+namespace {
+
+void append_label_value(std::string& out, std::string_view v) {
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+}
+
+void append_number(std::string& out, double v) {
+  char buf[40];
+  const int n = std::snprintf(buf, sizeof buf, "%.9g", v);
+  out.append(buf, static_cast<std::size_t>(n));
+}
+
+void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
+  out += name;
+  if (!labels.empty()) {
+    out += '{';
+    out += labels;
+    out += '}';
+  }
+  out += ' ';
+  out += std::to_string(v);
+  out += '\n';
+}
+
+std::string route_label(const route_metrics& r) {
+  std::string s = "route=\"";
+  append_label_value(s, r.label().empty() ? std::string_view("none") : std::string_view(r.label()));
+  s += '"';
+  return s;
+}
+
+}  // namespace
+
+void histogram::observe(std::chrono::nanoseconds d) noexcept {
+  const double s = static_cast<double>(d.count()) / 1e9;
+  std::size_t i = 0;
+  while (i < latency_buckets.size() && s > latency_buckets[i]) ++i;
+  buckets[i].add();
+  sum_ns.add(static_cast<std::uint64_t>(d.count() < 0 ? 0 : d.count()));
+  count.add();
+}
+
+route_metrics::route_metrics(std::string label, unsigned workers)
+    : label_(std::move(label)), shards_(workers) {}
+
+metrics::metrics(unsigned workers) : workers_(workers) { (void)route(""); }
+
+route_metrics& metrics::route(std::string_view label) {
+  std::lock_guard lock(mutex_);
+  auto it = routes_.find(label);
+  if (it == routes_.end()) {
+    it = routes_.emplace(std::string(label),
+                         std::make_unique<route_metrics>(std::string(label), workers())).first;
+  }
+  return *it->second;
+}
+
+std::string metrics::render() const {
+  std::string out;
+  out.reserve(16384);
+  std::lock_guard lock(mutex_);
+
+  auto sum_workers = [&](auto member) {
+    std::uint64_t v = 0;
+    for (const auto& w : workers_) v += (w.*member).get();
+    return v;
+  };
+  header(out, "customs_up", "gauge", "1 while customsd runs.");
+  sample(out, "customs_up", "", 1);
+  header(out, "customs_ready", "gauge", "1 when listeners accept and customsd is not draining.");
+  sample(out, "customs_ready", "", ready.load() && !draining.load() ? 1 : 0);
+  header(out, "customs_connections_active", "gauge", "Client connections open.");
+  sample(out, "customs_connections_active", "", sum_workers(&worker_shard::connections_active));
+  header(out, "customs_connections_accepted_total", "counter", "Client connections accepted.");
+  sample(out, "customs_connections_accepted_total", "", sum_workers(&worker_shard::connections_accepted));
+  header(out, "customs_connections_refused_total", "counter",
+         "Client connections refused because limits.connections were open.");
+  sample(out, "customs_connections_refused_total", "", sum_workers(&worker_shard::connections_refused));
+  header(out, "customs_flows_active", "gauge", "Requests being handled.");
+  sample(out, "customs_flows_active", "", sum_workers(&worker_shard::flows_active));
+  header(out, "customs_streams_active", "gauge", "Event-stream responses being relayed.");
+  sample(out, "customs_streams_active", "", sum_workers(&worker_shard::streams_active));
+  header(out, "customs_reloads_total", "counter", "Config reloads, by result.");
+  sample(out, "customs_reloads_total", "result=\"ok\"", reloads_ok.get());
+  sample(out, "customs_reloads_total", "result=\"failed\"", reloads_failed.get());
+
+  header(out, "customs_requests_total", "counter",
+         "Requests by route and HTTP status sent to the client (0: no status was sent).");
+  for (const auto& [_, r] : routes_) {
+    const std::string rl = route_label(*r);
+    for (std::size_t s = 0; s < max_status; ++s) {
+      std::uint64_t v = 0;
+      for (const auto& sh : r->shards()) v += sh.by_status[s].get();
+      if (v == 0) continue;
+      sample(out, "customs_requests_total", rl + ",status=\"" + std::to_string(s) + "\"", v);
+    }
+  }
+  header(out, "customs_flow_failures_total", "counter", "Failed flows by route and reason.");
+  for (const auto& [_, r] : routes_) {
+    const std::string rl = route_label(*r);
+    for (std::size_t f = 1; f < static_cast<std::size_t>(failure::count_); ++f) {
+      std::uint64_t v = 0;
+      for (const auto& sh : r->shards()) v += sh.failures[f].get();
+      if (v == 0) continue;
+      sample(out, "customs_flow_failures_total",
+             rl + ",reason=\"" + std::string(to_string(static_cast<failure>(f))) + "\"", v);
+    }
+  }
+  struct byte_counter {
+    std::string_view name;
+    counter route_shard::*member;
+    std::string_view help;
+  };
+  const byte_counter byte_counters[] = {
+      {"customs_received_bytes_total", &route_shard::bytes_in, "Bytes received from clients (request heads and bodies)."},
+      {"customs_sent_bytes_total", &route_shard::bytes_out, "Bytes sent to clients (response heads and bodies)."},
+      {"customs_upstream_received_bytes_total", &route_shard::upstream_bytes_in, "Response body bytes received from upstreams."},
+      {"customs_upstream_sent_bytes_total", &route_shard::upstream_bytes_out, "Request bytes sent to upstreams."},
+      {"customs_upstream_connects_total", &route_shard::upstream_connects, "New upstream connections."},
+      {"customs_upstream_reuses_total", &route_shard::upstream_reuses, "Requests sent on a pooled upstream connection."},
+  };
+  for (const auto& bc : byte_counters) {
+    header(out, bc.name, "counter", bc.help);
+    for (const auto& [_, r] : routes_) {
+      std::uint64_t v = 0;
+      for (const auto& sh : r->shards()) v += (sh.*(bc.member)).get();
+      sample(out, bc.name, route_label(*r), v);
+    }
+  }
+  struct hist {
+    std::string_view name;
+    histogram route_shard::*member;
+    std::string_view help;
+  };
+  const hist hists[] = {
+      {"customs_request_duration_seconds", &route_shard::duration,
+       "Time from the end of the request head to the last response byte sent."},
+      {"customs_ttfb_seconds", &route_shard::ttfb,
+       "Time from the end of the request head to the first response byte sent."},
+  };
+  for (const auto& h : hists) {
+    header(out, h.name, "histogram", h.help);
+    for (const auto& [_, r] : routes_) {
+      const std::string rl = route_label(*r);
+      std::uint64_t cumulative = 0;
+      for (std::size_t b = 0; b <= latency_buckets.size(); ++b) {
+        for (const auto& sh : r->shards()) cumulative += (sh.*(h.member)).buckets[b].get();
+        std::string labels = rl + ",le=\"";
+        if (b == latency_buckets.size()) labels += "+Inf";
+        else append_number(labels, latency_buckets[b]);
+        labels += '"';
+        sample(out, std::string(h.name) + "_bucket", labels, cumulative);
+      }
+      std::uint64_t sum_ns = 0, count = 0;
+      for (const auto& sh : r->shards()) {
+        sum_ns += (sh.*(h.member)).sum_ns.get();
+        count += (sh.*(h.member)).count.get();
+      }
+      out += h.name;
+      out += "_sum{" + rl + "} ";
+      append_number(out, static_cast<double>(sum_ns) / 1e9);
+      out += '\n';
+      sample(out, std::string(h.name) + "_count", rl, count);
+    }
+  }
+  return out;
+}
+
+}  // namespace customs::daemon

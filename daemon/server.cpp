@@ -1,0 +1,446 @@
+#include "daemon/server.hpp"
+
+#include "daemon/dialect/dialect.hpp"
+#include "daemon/log.hpp"
+#include "daemon/session.hpp"
+#include "daemon/worker.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <sys/socket.h>
+
+#include <csignal>
+#include <cstdio>
+#include <random>
+
+namespace customs::daemon {
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+
+namespace {
+constexpr auto tok = asio::as_tuple(asio::use_awaitable);
+}
+
+// ---- worker --------------------------------------------------------------------
+
+worker::worker(unsigned i, metrics& m, std::atomic<std::uint64_t>& c, std::uint32_t nonce)
+    : index(i), stats(m), shard(m.worker(i)), connections(c), nonce_(nonce) {}
+
+worker::~worker() {
+  gate->close();
+  acceptors.clear();
+  sweep_timer.reset();
+  pools.clear();
+  ioc_ptr.reset();
+}
+
+std::string worker::next_flow_id() {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string id(20, '0');
+  const std::uint64_t n = ++flows_ & 0xFFFFFFFFFFull;
+  for (int i = 0; i < 8; ++i) id[static_cast<std::size_t>(i)] = hex[(nonce_ >> (28 - 4 * i)) & 0xF];
+  id[8] = hex[(index >> 4) & 0xF];
+  id[9] = hex[index & 0xF];
+  for (int i = 0; i < 10; ++i) id[static_cast<std::size_t>(10 + i)] = hex[(n >> (36 - 4 * i)) & 0xF];
+  return id;
+}
+
+namespace {
+
+void log_exception(std::exception_ptr e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    log_line(log_level::error, "internal_error").kv("what", x.what());
+  } catch (...) {
+    log_line(log_level::error, "internal_error");
+  }
+}
+
+// Over limits.connections: answer 503 without reading (plain listeners) and
+// close. The write is non-blocking and best effort.
+void refuse(tcp::socket& s, bool tls) {
+  if (!tls) {
+    static const std::string reply = [] {
+      const std::string body = error_body(dialect::openai, 503, "customs: too many connections", "customs_overloaded");
+      return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+             "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    }();
+    (void)::send(s.native_handle(), reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+  boost::system::error_code ec;
+  s.shutdown(tcp::socket::shutdown_send, ec);
+  s.close(ec);
+}
+
+asio::awaitable<void> accept_loop(worker& w, unsigned listener) {
+  tcp::acceptor& acceptor = *w.acceptors[listener];
+  asio::steady_timer backoff(w.ioc);
+  for (;;) {
+    tcp::socket socket(w.ioc);
+    auto [ec] = co_await acceptor.async_accept(socket, tok);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open() || w.draining) co_return;
+      // Out of descriptors or memory: wait a little instead of spinning.
+      log_line(log_level::warn, "accept_failed").kv("error", ec.message());
+      backoff.expires_after(std::chrono::milliseconds(50));
+      auto [bec] = co_await backoff.async_wait(tok);
+      (void)bec;
+      continue;
+    }
+    const auto& rt = w.rt;
+    const bool tls = rt->listener_tls[listener] != nullptr;
+    if (w.connections.fetch_add(1, std::memory_order_relaxed) >= rt->cfg->limits.connections) {
+      w.connections.fetch_sub(1, std::memory_order_relaxed);
+      w.shard.connections_refused.add();
+      refuse(socket, tls);
+      continue;
+    }
+    asio::co_spawn(w.ioc, run_session(w, std::move(socket), listener, rt->listener_tls[listener]), log_exception);
+  }
+}
+
+void schedule_sweep(worker& w) {
+  w.sweep_timer->expires_after(std::chrono::seconds(1));
+  w.sweep_timer->async_wait([&w](boost::system::error_code ec) {
+    if (ec) return;
+    w.pools.sweep(clock::now(), w.rt->cfg->limits.upstream_idle_timeout);
+    schedule_sweep(w);
+  });
+}
+
+}  // namespace
+
+// ---- server --------------------------------------------------------------------
+
+struct server::control_state {
+  explicit control_state(asio::io_context& ioc) : drain_timer(ioc), signals(ioc) {}
+  asio::steady_timer drain_timer;
+  asio::signal_set signals;
+  bool draining = false;
+  bool forced = false;
+  bool finished = false;
+  clock::time_point deadline;
+};
+
+server::server(config cfg, server_options opts)
+    : opts_(std::move(opts)),
+      cfg_(std::make_shared<const config>(std::move(cfg))),
+      threads_(cfg_->effective_threads()),
+      stats_(std::make_unique<metrics>(threads_)),
+      control_(std::make_unique<asio::io_context>(1)),
+      control_state_(std::make_unique<control_state>(*control_)) {
+  set_log_level(cfg_->log.level);
+  auto rt = make_runtime(cfg_, generation_);
+  std::random_device rd;
+  const std::uint32_t nonce = rd();
+  for (unsigned i = 0; i < threads_; ++i) {
+    workers_.push_back(std::make_unique<worker>(i, *stats_, connections_, nonce));
+    workers_.back()->rt = rt;
+  }
+  admin_ = std::make_unique<admin_server>(*control_, cfg_->admin.address, cfg_->admin.port);
+  install_admin_handlers();
+}
+
+std::shared_ptr<const runtime> server::make_runtime(std::shared_ptr<const config> cfg, std::uint64_t generation) {
+  if (opts_.filters_for_config) {
+    const filter_chain_builder chain = opts_.filters_for_config(*cfg);
+    return build_runtime(std::move(cfg), *stats_, chain, generation);
+  }
+  return build_runtime(std::move(cfg), *stats_, opts_.filters, generation);
+}
+
+server::~server() {
+  stop();
+  wait();
+  // Workers first: their sessions may still refer to metrics and runtime.
+  workers_.clear();
+  admin_.reset();
+  control_state_.reset();
+  control_.reset();
+}
+
+std::shared_ptr<const config> server::current_config() const {
+  std::lock_guard lock(mutex_);
+  return cfg_;
+}
+
+void server::add_admin_handler(http::verb method, std::string path, admin_handler h) {
+  admin_->add(method, std::move(path), std::move(h));
+}
+
+void server::install_admin_handlers() {
+  add_admin_handler(http::verb::get, "/healthz", [](const admin_request&) { return admin_reply{200, "text/plain; charset=utf-8", "ok\n"}; });
+  add_admin_handler(http::verb::get, "/readyz", [this](const admin_request&) {
+    if (stats_->draining.load()) return admin_reply{503, "text/plain; charset=utf-8", "draining\n"};
+    if (!stats_->ready.load()) return admin_reply{503, "text/plain; charset=utf-8", "starting\n"};
+    return admin_reply{200, "text/plain; charset=utf-8", "ready\n"};
+  });
+  add_admin_handler(http::verb::get, "/metrics", [this](const admin_request&) {
+    return admin_reply{200, "text/plain; version=0.0.4; charset=utf-8", stats_->render()};
+  });
+  add_admin_handler(http::verb::post, "/reload", [this](const admin_request&) {
+    const reload_result r = reload_from_file();
+    std::string body;
+    for (const auto& line : r.ok ? r.changes : r.errors) body += line + "\n";
+    if (r.ok && r.changes.empty()) body = "no changes\n";
+    return admin_reply{r.ok ? 200u : 400u, "text/plain; charset=utf-8", body};
+  });
+}
+
+void server::start() {
+  if (started_) return;
+  const auto& listeners = cfg_->listeners;
+  ports_.assign(listeners.size(), 0);
+  for (std::size_t li = 0; li < listeners.size(); ++li) {
+    const auto& l = listeners[li];
+    boost::system::error_code ec;
+    const auto addr = asio::ip::make_address(l.address, ec);
+    if (ec) throw std::runtime_error("listener " + l.name + ": bad address " + l.address);
+    std::uint16_t port = l.port;
+    for (auto& w : workers_) {
+      auto a = std::make_unique<tcp::acceptor>(w->ioc);
+      const tcp::endpoint ep(addr, port);
+      a->open(ep.protocol(), ec);
+      if (!ec) a->set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) {
+        const int one = 1;
+        if (::setsockopt(a->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+          ec.assign(errno, boost::system::system_category());
+        }
+      }
+      if (!ec) a->bind(ep, ec);
+      if (!ec) a->listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) {
+        throw std::runtime_error("listener " + l.name + ": cannot listen on " + l.address + ":" +
+                                 std::to_string(port) + ": " + ec.message());
+      }
+      port = a->local_endpoint().port();  // port 0: the others bind the port the first got
+      w->acceptors.push_back(std::move(a));
+    }
+    ports_[li] = port;
+  }
+  for (auto& w : workers_) {
+    for (unsigned li = 0; li < w->acceptors.size(); ++li) {
+      asio::co_spawn(w->ioc, accept_loop(*w, li), log_exception);
+    }
+    schedule_sweep(*w);
+  }
+  admin_->start();
+  if (opts_.handle_signals) watch_signals();
+  for (auto& w : workers_) {
+    asio::io_context* ioc = &w->ioc;
+    threads_running_.emplace_back([ioc] {
+      auto guard = asio::make_work_guard(*ioc);
+      ioc->run();
+    });
+  }
+  asio::io_context* control = control_.get();
+  threads_running_.emplace_back([control] {
+    auto guard = asio::make_work_guard(*control);
+    control->run();
+  });
+  started_ = true;
+  stats_->ready = true;
+  for (std::size_t li = 0; li < listeners.size(); ++li) {
+    log_line(log_level::info, "listening")
+        .kv("listener", listeners[li].name)
+        .kv("address", listeners[li].address)
+        .kv("port", unsigned{ports_[li]})
+        .kv("tls", listeners[li].tls.has_value())
+        .kv("threads", threads_);
+  }
+  log_line(log_level::info, "admin_listening").kv("address", cfg_->admin.address).kv("port", unsigned{admin_->port()});
+}
+
+std::uint16_t server::port(std::string_view listener) const {
+  for (std::size_t i = 0; i < cfg_->listeners.size() && i < ports_.size(); ++i) {
+    if (cfg_->listeners[i].name == listener) return ports_[i];
+  }
+  return 0;
+}
+
+std::uint16_t server::admin_port() const { return admin_->port(); }
+
+void server::watch_signals() {
+  auto& sigs = control_state_->signals;
+  sigs.add(SIGTERM);
+  sigs.add(SIGINT);
+  sigs.add(SIGHUP);
+  sigs.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      log_line(log_level::info, "signal").kv("signal", "SIGHUP");
+      (void)reload_from_file();
+    } else {
+      log_line(log_level::info, "signal").kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      if (control_state_->draining) {
+        // A second SIGTERM/SIGINT: stop now.
+        finish();
+        return;
+      }
+      begin_drain();
+    }
+    watch_signals();
+  });
+}
+
+reload_result server::reload_from_file() {
+  const auto running = current_config();
+  reload_result r;
+  if (running->file.empty()) {
+    r.errors.push_back("the running config was not loaded from a file");
+    stats_->reloads_failed.add();
+    return r;
+  }
+  try {
+    return reload(load_config(running->file));
+  } catch (const config_error& e) {
+    for (const auto& d : e.diagnostics()) r.errors.push_back(d.to_string());
+  } catch (const std::exception& e) {
+    r.errors.push_back(e.what());
+  }
+  stats_->reloads_failed.add();
+  for (const auto& e : r.errors) log_line(log_level::error, "reload_failed").kv("error", e);
+  log_line(log_level::error, "reload_rejected").kv("kept_generation", generation_);
+  return r;
+}
+
+reload_result server::reload(config next) {
+  std::lock_guard reload_lock(reload_mutex_);
+  reload_result r;
+  const auto running = current_config();
+  r.changes = describe_changes(*running, next);
+  // What cannot change live stays as it runs.
+  bool listeners_live = running->listeners.size() == next.listeners.size();
+  for (std::size_t i = 0; listeners_live && i < next.listeners.size(); ++i) {
+    const auto& a = running->listeners[i];
+    const auto& b = next.listeners[i];
+    listeners_live = a.name == b.name && a.address == b.address && a.port == b.port &&
+                     a.tls.has_value() == b.tls.has_value();
+  }
+  if (!listeners_live) next.listeners = running->listeners;
+  next.admin = running->admin;
+  next.threads = running->threads;
+  if (next.file.empty()) next.file = running->file;
+
+  auto cfg = std::make_shared<const config>(std::move(next));
+  std::shared_ptr<const runtime> rt;
+  try {
+    rt = make_runtime(cfg, generation_ + 1);
+  } catch (const std::exception& e) {
+    r.changes.clear();
+    r.errors.push_back(e.what());
+    stats_->reloads_failed.add();
+    log_line(log_level::error, "reload_failed").kv("error", e.what());
+    return r;
+  }
+  ++generation_;
+  {
+    std::lock_guard lock(mutex_);
+    cfg_ = cfg;
+  }
+  set_log_level(cfg->log.level);
+  for (auto& w : workers_) {
+    worker* wp = w.get();
+    asio::post(wp->ioc, [wp, rt] {
+      wp->rt = rt;
+      wp->pools.retain(*rt);
+    });
+  }
+  stats_->reloads_ok.add();
+  for (const auto& c : r.changes) log_line(log_level::info, "reload_change").kv("change", c);
+  log_line(log_level::info, "reloaded").kv("generation", generation_).kv("changes", static_cast<std::uint64_t>(r.changes.size()));
+  r.ok = true;
+  return r;
+}
+
+void server::drain() {
+  asio::post(*control_, [this] { begin_drain(); });
+}
+
+void server::begin_drain() {
+  auto& cs = *control_state_;
+  if (cs.draining || cs.finished) return;
+  cs.draining = true;
+  stats_->draining = true;
+  cs.deadline = clock::now() + current_config()->drain_timeout;
+  log_line(log_level::info, "draining")
+      .kv("connections", connections_.load())
+      .kv("timeout_ms", static_cast<std::int64_t>(current_config()->drain_timeout.count()));
+  for (auto& w : workers_) {
+    worker* wp = w.get();
+    asio::post(wp->ioc, [wp] {
+      wp->draining = true;
+      boost::system::error_code ec;
+      for (auto& a : wp->acceptors) a->close(ec);
+      // Copy: closing may end sessions, which unregister themselves later.
+      const std::vector<session*> sessions(wp->sessions.begin(), wp->sessions.end());
+      for (auto* s : sessions) s->close_if_idle();
+    });
+  }
+  poll_drain();
+}
+
+void server::poll_drain() {
+  auto& cs = *control_state_;
+  if (cs.finished) return;
+  if (connections_.load() == 0) {
+    log_line(log_level::info, "drained");
+    finish();
+    return;
+  }
+  const auto now = clock::now();
+  if (now >= cs.deadline && !cs.forced) {
+    cs.forced = true;
+    log_line(log_level::warn, "drain_deadline").kv("connections", connections_.load());
+    for (auto& w : workers_) {
+      worker* wp = w.get();
+      asio::post(wp->ioc, [wp] {
+        const std::vector<session*> sessions(wp->sessions.begin(), wp->sessions.end());
+        for (auto* s : sessions) s->force_close();
+      });
+    }
+  }
+  if (cs.forced && now >= cs.deadline + std::chrono::seconds(2)) {
+    finish();
+    return;
+  }
+  cs.drain_timer.expires_after(std::chrono::milliseconds(10));
+  cs.drain_timer.async_wait([this](boost::system::error_code ec) {
+    if (!ec) poll_drain();
+  });
+}
+
+void server::finish() {
+  auto& cs = *control_state_;
+  if (cs.finished) return;
+  cs.finished = true;
+  stats_->ready = false;
+  boost::system::error_code ec;
+  cs.signals.cancel(ec);
+  cs.drain_timer.cancel();
+  admin_->stop();
+  for (auto& w : workers_) w->ioc.stop();
+  control_->stop();
+}
+
+void server::stop() {
+  if (!started_) return;
+  asio::post(*control_, [this] { finish(); });
+}
+
+void server::wait() {
+  if (!started_ || joined_) return;
+  for (auto& t : threads_running_) t.join();
+  joined_ = true;
+}
+
+}  // namespace customs::daemon

@@ -1,0 +1,113 @@
+#pragma once
+// One client connection: HTTP/1.1 requests one after the other (keep-alive),
+// each a flow through the route's filter chain to the upstream and back.
+// Lives on one worker thread, as a coroutine (run()).
+
+#include "daemon/failure.hpp"
+#include "daemon/filter.hpp"
+#include "daemon/runtime.hpp"
+#include "daemon/sse.hpp"
+#include "daemon/stream.hpp"
+#include "daemon/upstream.hpp"
+#include "daemon/watchdog.hpp"
+#include "daemon/worker.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include <array>
+#include <chrono>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace customs::daemon {
+
+namespace detail {
+struct pending_decision;
+
+}  // namespace detail
+
+struct flow;
+
+class session {
+ public:
+  session(worker& w, boost::asio::ip::tcp::socket socket, unsigned listener,
+          std::shared_ptr<boost::asio::ssl::context> tls);
+  ~session();
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+
+  boost::asio::awaitable<void> run();
+
+  // Drain: closes the connection if it waits for a request; otherwise the
+  // connection closes after the response in flight.
+  void close_if_idle();
+  // Drain deadline: closes the connection and the upstream one now.
+  void force_close();
+
+ private:
+  using response_parser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
+  enum class framing : std::uint8_t { none, content_length, chunked, until_close };
+
+  boost::asio::awaitable<bool> serve_one();
+  boost::asio::awaitable<bool> run_request_phase(flow& f);
+  bool make_filters(flow& f);
+  boost::asio::awaitable<failure> open_exchange(flow& f, std::optional<response_parser>& p,
+                                                std::unique_ptr<upstream_connection>& conn);
+  boost::asio::awaitable<void> relay_events(flow& f, upstream_connection& c, response_parser& p, framing out);
+  boost::asio::awaitable<void> relay_bytes(flow& f, upstream_connection& c, response_parser& p, framing out);
+  boost::asio::awaitable<bool> read_whole(flow& f, upstream_connection& c, response_parser& p, std::string& body);
+  boost::asio::awaitable<void> send_error(flow& f, failure why, std::string_view detail);
+  boost::asio::awaitable<void> send_local(flow& f, const local_response& r);
+  boost::asio::awaitable<bool> send(flow& f, std::string_view a, std::string_view b = {},
+                                    std::string_view c = {}, std::string_view d = {},
+                                    std::string_view e = {});
+  boost::asio::awaitable<bool> send_chunk(flow& f, framing out, std::string_view payload, bool last);
+
+  void build_head(flow& f, unsigned status, const boost::beast::http::fields* upstream,
+                  const std::vector<header_field>& add, framing fr, std::uint64_t length);
+  void build_upstream_head(flow& f);
+  bool run_event(flow& f, const sse_block& ev, std::size_t from);
+  // Why a read of an upstream body failed.
+  [[nodiscard]] failure read_failure(const flow& f, const boost::system::error_code& ec) const;
+  bool run_stream_end(flow& f);
+  void finish(flow& f);
+  std::chrono::steady_clock::time_point until(const flow& f, std::chrono::milliseconds d) const;
+
+  worker& w_;
+  std::shared_ptr<boost::asio::ssl::context> tls_ctx_;  // outlives client_
+  any_stream client_;
+  unsigned listener_;
+  boost::asio::ip::address peer_;
+  std::uint16_t peer_port_ = 0;
+  std::string peer_ip_;
+  boost::beast::flat_buffer buf_;   // client bytes read, not yet parsed
+  std::unique_ptr<char[]> rbuf_;     // upstream body bytes, one read at a time
+  std::string head_;                 // response head waiting to be sent with the first body bytes
+  std::string payload_;              // body bytes of one client write
+  std::string upstream_head_;
+  std::array<char, 24> chunk_size_{};
+  std::optional<sse_parser> sse_;
+  std::list<session*>::iterator registration_;
+  upstream_connection* upstream_ = nullptr;         // in use by the flow in flight
+  std::shared_ptr<detail::pending_decision> wait_;  // a pending filter decision
+  watchdog client_wd_;  // deadlines of client reads and writes (after the TLS handshake)
+  bool idle_ = true;
+  bool closing_ = false;  // drain: no further request on this connection
+  bool forced_ = false;   // drain deadline: the flow in flight is being cut
+  bool first_request_ = true;
+};
+
+// Runs a session to its end (the spawned coroutine of an accepted connection).
+boost::asio::awaitable<void> run_session(worker& w, boost::asio::ip::tcp::socket socket,
+                                         unsigned listener,
+                                         std::shared_ptr<boost::asio::ssl::context> tls);
+
+}  // namespace customs::daemon

@@ -1,0 +1,83 @@
+#pragma once
+// One worker thread of customsd: its own io_context, acceptors, sessions,
+// upstream pools and metric shard. Everything here is touched only on the
+// worker's thread, except what is posted to its io_context.
+
+#include "daemon/metrics.hpp"
+#include "daemon/runtime.hpp"
+#include "daemon/upstream.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace customs::daemon {
+
+class session;
+
+// Lets other threads post to a worker for as long as it exists: filters keep
+// request_resume handles that may be called (or dropped) after the server is
+// gone. Only the pending-decision path goes through it (a lock per post).
+class post_gate {
+ public:
+  explicit post_gate(boost::asio::io_context& ioc) : ioc_(&ioc) {}
+  template <class F>
+  bool post(F&& f) {
+    std::lock_guard lock(mutex_);
+    if (ioc_ == nullptr) return false;
+    boost::asio::post(*ioc_, std::forward<F>(f));
+    return true;
+  }
+  void close() {
+    std::lock_guard lock(mutex_);
+    ioc_ = nullptr;
+  }
+
+ private:
+  std::mutex mutex_;
+  boost::asio::io_context* ioc_;
+};
+
+struct worker {
+  worker(unsigned index, metrics& stats, std::atomic<std::uint64_t>& connections, std::uint32_t nonce);
+  // The io_context runs on one thread and every socket and timer is used only
+  // there: reactor locking is off (BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO); the
+  // scheduler still locks, so other threads may post() to it.
+  // Destroys the io_context first: that ends the sessions' coroutine frames
+  // while everything they touch still exists.
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  std::unique_ptr<boost::asio::io_context> ioc_ptr = std::make_unique<boost::asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
+  boost::asio::io_context& ioc = *ioc_ptr;
+  std::shared_ptr<post_gate> gate = std::make_shared<post_gate>(ioc);
+  unsigned index;
+  metrics& stats;
+  worker_shard& shard;
+  std::shared_ptr<const runtime> rt;       // current snapshot; replaced by reload
+  upstream_pools pools;
+  std::atomic<std::uint64_t>& connections;  // client connections of all workers
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors;  // by listener index
+  std::list<session*> sessions;
+  std::unique_ptr<boost::asio::steady_timer> sweep_timer = std::make_unique<boost::asio::steady_timer>(ioc);
+  bool draining = false;
+
+  // 20 hex digits: process nonce (32 bits), worker (8 bits), counter (40 bits).
+  [[nodiscard]] std::string next_flow_id();
+
+ private:
+  std::uint32_t nonce_;
+  std::uint64_t flows_ = 0;
+};
+
+}  // namespace customs::daemon
