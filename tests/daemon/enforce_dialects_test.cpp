@@ -370,7 +370,7 @@ TEST_CASE("enforce: non-text parts are visible to rules") {
   trail_files t(dir.path());
   fake_provider provider;
   auto cfg = enforcing_config(t, provider.port());
-  cfg.rules.push_back(test_rules("uploads.yaml"));
+  cfg.rules.push_back(test_rules("flow-rules.yaml"));
   enforced_server s(std::move(cfg));
   const json::object image_part{{"type", "image_url"}, {"image_url", json::object{{"url", "data:image/png;base64,iVBORw0KGgo="}}}};
   const json::object text_part{{"type", "text"}, {"text", "what is this?"}};
