@@ -51,7 +51,7 @@ TEST_CASE("enforce audit: when the store refuses records, new flows get 503 and 
   CHECK(await_metric(s.admin_port(), R"(customs_audit_refusals_total{reason="store_failed"})", 4) == 4);
   const auto m = scrape(s.admin_port());
   CHECK(metric(m, R"(customs_enforced_flows_total{route="/anthropic-us/",action="refused"})") == 3);
-  CHECK(metric(m, "customs_audit_healthy") == 0);
+  CHECK(metric(m, "customs_audit_store_errors_total") >= 4);
 
   // Room again: flows go through.
   store_of(s).set_max_pages(0);
@@ -75,7 +75,13 @@ TEST_CASE("enforce audit: on_failure: allow lets flows through while the store r
   const auto r = post(s.port(), "/openai-us/v1/chat/completions", chat_body(big_prompt(), false));
   CHECK(r.status == 200);
   CHECK(provider.request_count() == 1);
-  CHECK(await_metric(s.admin_port(), R"(customs_audit_failures_total{reason="store_failed"})", 2) >= 1);
+  // The opened record failed (counted when the flow ends); the closed one may fit.
+  std::uint64_t failures = 0;
+  for (int i = 0; i < 250 && failures == 0; ++i) {
+    failures = metric(scrape(s.admin_port()), R"(customs_audit_failures_total{reason="store_failed"})");
+    if (failures == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(failures >= 1);
   CHECK(metric(scrape(s.admin_port()), R"(customs_audit_refusals_total{reason="store_failed"})") == 0);
 }
 
