@@ -33,7 +33,8 @@ void header(std::string& out, std::string_view name, std::string_view type, std:
   out += '\n';
 }
 
-void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
+// "name{labels} " (no braces without labels).
+void begin_sample(std::string& out, std::string_view name, std::string_view labels) {
   out += name;
   if (!labels.empty()) {
     out += '{';
@@ -41,6 +42,10 @@ void sample(std::string& out, std::string_view name, std::string_view labels, st
     out += '}';
   }
   out += ' ';
+}
+
+void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
+  begin_sample(out, name, labels);
   out += std::to_string(v);
   out += '\n';
 }
@@ -63,13 +68,7 @@ void write_sample(std::string& out, std::string_view name, std::string_view labe
 }
 
 void write_gauge_value(std::string& out, std::string_view name, std::string_view labels, double v) {
-  out += name;
-  if (!labels.empty()) {
-    out += '{';
-    out += labels;
-    out += '}';
-  }
-  out += ' ';
+  begin_sample(out, name, labels);
   append_number(out, v);
   out += '\n';
 }

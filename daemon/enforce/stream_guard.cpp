@@ -162,16 +162,8 @@ stream_guard::step stream_guard::on_event(const sse_block& block, std::vector<st
   }
   if (ev.kind == event_kind::error) {
     // The provider ends the stream: release what the open channels still hold
-    // (each as a delta before the error event), then the error as it came.
-    for (auto& seg : segs_) {
-      if (!seg.open) continue;
-      std::string rest;
-      if (!finish(seg, rest)) return stop_blocked(&seg, nullptr, out);
-      if (rest.empty()) continue;
-      auto d = codec_->make_delta(seg.key, rest);
-      if (!d) return stop_engine("make_delta: " + d.error().message(), out);
-      out.push_back(sse_text(d->name, d->data));
-    }
+    // (as deltas before the error event), then the error as it came.
+    if (flush_open(out) == step::stop) return step::stop;
     if (out.empty()) return step::pass;
     out.emplace_back(block.raw);
     return step::replace;
@@ -275,19 +267,12 @@ stream_guard::step stream_guard::on_end(std::vector<std::string>& out) {
     const auto v = rules_->decide(ctx_, {});
     return stop_blocked(nullptr, &v, out);
   }
-  for (const auto& key : codec_->open_channels()) {
-    auto it = latest_.find(key);
-    if (it == latest_.end() || !segs_[it->second].open) continue;
-    segment& seg = segs_[it->second];
-    std::string rest;
-    if (!finish(seg, rest)) return stop_blocked(&seg, nullptr, out);
-    if (rest.empty()) continue;
-    auto d = codec_->make_delta(key, rest);
-    if (!d) return stop_engine("make_delta: " + d.error().message(), out);
-    out.push_back(sse_text(d->name, d->data));
-  }
-  // Segments the codec no longer lists as open (it closed them without telling,
-  // e.g. after a provider error) must not keep text either.
+  // Gemini has no end marker, and a stream may end without one: the channels
+  // still open (in the order they opened) release what they hold.
+  return flush_open(out);
+}
+
+stream_guard::step stream_guard::flush_open(std::vector<std::string>& out) {
   for (auto& seg : segs_) {
     if (!seg.open) continue;
     std::string rest;

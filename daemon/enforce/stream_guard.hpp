@@ -113,6 +113,8 @@ class stream_guard {
   // Finishes a segment; false when it blocked.
   [[nodiscard]] bool finish(segment& seg, std::string& released);
   void track_hold(segment& seg);
+  // Finishes every open segment; held text goes into `out` as delta events.
+  [[nodiscard]] step flush_open(std::vector<std::string>& out);
 
   dialect api_;
   std::optional<stream_codec> codec_;
