@@ -1,40 +1,93 @@
 #!/usr/bin/env bash
-# Proxy benchmark (not a test): customsd's relay against nginx, on loopback,
-# against the same local upstream (the fake provider), in one run.
+# Proxy benchmark (not a test): customsd as a plain relay and customsd
+# enforcing (all shipped packs, auditing) against nginx, on loopback, against
+# the same local upstream (the fake provider), in one run.
 #
 #   bench/proxy/run.sh
 #
-# Measures, for a non-streamed chat completion (POST, JSON answer):
+# Servers: the fake provider (--stamp) as the upstream; nginx (proxy_pass,
+# upstream keepalive); customsd as a plain relay (no rules, no audit); customsd
+# enforcing: every pack of rules/, a listener default_source {jurisdiction: CN},
+# a route to jurisdiction US, and an audit trail (keys from `customsctl keys
+# gen`, content: full, commit_interval: 0ms; the store always commits with
+# synchronous=FULL) in the temp dir, on the disk that holds it.
+#
+# Measures, for a non-streamed chat completion (POST, JSON answer, allowed):
 #   requests/s, p50 and p99 latency (wrk), and the server's CPU time per request
-#   (utime + stime from /proc/PID/stat before and after, divided by requests):
-#   directly against the upstream, through nginx (proxy_pass, upstream
-#   keepalive) and through customsd;
-# and for a streamed chat completion, TTFB and the latency of every event
+#   (utime + stime from /proc/PID/stat before and after, divided by requests;
+#   nginx: master + workers; customsd is one process, so its figure covers all
+#   its threads: workers, the audit writer, the WAL checkpointer), directly
+#   against the upstream, through nginx, customsd and customsd enforcing;
+# for a streamed chat completion, TTFB and the latency of every event
 # (bench/proxy/stream_client: receive time minus the upstream's
-# "customs_sent_ns" stamp, same clock) directly and through customsd.
+# "customs_sent_ns" stamp, same clock), directly and through each proxy.
+#   Hold-back: the enforcing guard forwards every event when it arrives, with
+#   only the text already safe (a partial word waits for the next delta), so an
+#   event's latency against its own stamp is the latency customsd adds beyond
+#   the hold-back. Text still held when a channel closes rides in an extra
+#   delta event, measured against the stamp of the event that released it (see
+#   stream_client's header; counted as "flushed"). The hold-back itself is
+#   reported from customsd's customs_hold_back_seconds histogram (holds, mean,
+#   bucket bound of p99); the upstream sends events back to back, so holds are
+#   short here and grow with a real model's pace between deltas.
+# and, for a fresh enforcing customsd in front of a second, slow fake provider
+# (--event-interval-ms 600000: the first event at once, then silence), its
+# resident memory (VmRSS) with STREAMS concurrent open streams
+# (bench/proxy/hold_streams: every stream has had its first event and stays
+# open). Last, the enforcing customsd of the load runs is stopped and its audit
+# trail is checked with `customsctl audit verify`; audit refusals must be 0.
+#
+# Goals (docs/performance.md): enforcing vs nginx: CPU per request <= 3x,
+# p99 <= 2x; p99 added latency per event <= 1 ms; 10,000 open streams in
+# < 1 GiB RSS. Plain relay vs nginx: CPU <= 2x, p99 <= 1.5x, per event < 100 us.
 #
 # Knobs (environment): DURATION (s per load run, 8), CONNECTIONS (32),
-# WORKERS (customsd threads = nginx workers, 2), STREAM_REQUESTS (200).
-# Loopback only; every process it starts is stopped on exit; each load run is
-# bounded by DURATION, the streaming probe by 60 s.
+# WORKERS (customsd threads = nginx workers, 2), STREAM_REQUESTS (200),
+# STREAMS (concurrent streams for the memory phase, 10000; 0 skips it),
+# STREAMS_SECONDS (the most the streams may take to open, 120).
+# The memory phase needs an open-file limit of 2 x STREAMS + 100 (customsd holds
+# a client and an upstream socket per stream): the script raises the soft limit
+# (to 65536, or the hard limit if lower) and stops with a message if that is
+# not enough.
+# Loopback only; every process it starts is stopped on exit. Bounded: each load
+# run by DURATION, each streaming probe by 70 s, the memory phase by
+# STREAMS_SECONDS + 30 s, the audit check by 120 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
+build=$root/build/release
 
 DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-32}
 WORKERS=${WORKERS:-2}
 STREAM_REQUESTS=${STREAM_REQUESTS:-200}
+STREAMS=${STREAMS:-10000}
+STREAMS_SECONDS=${STREAMS_SECONDS:-120}
 
-for tool in nginx wrk; do
+for tool in nginx wrk curl; do
   if ! command -v "$tool" >/dev/null; then
     echo "run.sh: $tool is missing: CUSTOMS_WITH_BENCH=1 bash tools/scripts/install-deps.sh" >&2
     exit 2
   fi
 done
 
+if (( STREAMS > 0 )); then
+  fds_needed=$((2 * STREAMS + 100))
+  hard=$(ulimit -Hn)
+  want=65536
+  if [[ $hard != unlimited ]] && (( hard < want )); then want=$hard; fi
+  if (( $(ulimit -Sn) < want )); then ulimit -Sn "$want" 2>/dev/null || true; fi
+  if (( $(ulimit -Sn) < fds_needed )); then
+    echo "run.sh: STREAMS=$STREAMS needs an open-file limit of at least $fds_needed (customsd holds a client" \
+         "and an upstream socket per stream); the soft limit is $(ulimit -Sn), the hard limit $hard." >&2
+    echo "run.sh: raise the hard limit (limits.conf, systemd LimitNOFILE, docker --ulimit nofile) or set a" \
+         "smaller STREAMS (0 skips the memory phase)." >&2
+    exit 2
+  fi
+fi
+
 cmake --preset release >/dev/null
-cmake --build --preset release --target customsd fake_provider stream_client >/dev/null
+cmake --build --preset release --target customsd customsctl fake_provider stream_client hold_streams >/dev/null
 
 tmp=$(mktemp -d)
 pids=()
@@ -61,9 +114,11 @@ upstream_port=$(free_port)
 nginx_port=$(free_port)
 customsd_port=$(free_port)
 admin_port=$(free_port)
+enforce_port=$(free_port)
+enforce_admin_port=$(free_port)
 
 # The upstream: the fake provider, stamping each streamed chunk.
-"$root/build/release/tests/support/fake_provider" --address 127.0.0.1 --port "$upstream_port" --stamp \
+"$build/tests/support/fake_provider" --address 127.0.0.1 --port "$upstream_port" --stamp \
   >"$tmp/provider.log" 2>&1 &
 provider_pid=$!
 pids+=("$provider_pid")
@@ -111,6 +166,7 @@ nginx_pid=$!
 pids+=("$nginx_pid")
 wait_port "$nginx_port"
 
+# customsd as a plain relay.
 cat >"$tmp/customsd.yaml" <<EOF
 version: 1
 listeners:
@@ -121,10 +177,42 @@ routes:
 threads: $WORKERS
 log: {level: warn, flows: false}
 EOF
-"$root/build/release/daemon/customsd" --config "$tmp/customsd.yaml" 2>"$tmp/customsd.log" &
+"$build/daemon/customsd" --config "$tmp/customsd.yaml" 2>"$tmp/customsd.log" &
 customsd_pid=$!
 pids+=("$customsd_pid")
 wait_port "$customsd_port"
+
+# customsd enforcing: every shipped pack, CN clients by default, a US route, an
+# audit trail with fresh keys.
+"$build/tools/customsctl" keys gen --out "$tmp/keys" >/dev/null
+enforcing_config() {  # NAME PORT ADMIN_PORT UPSTREAM_PORT CONNECTIONS
+  mkdir -p "$tmp/$1"
+  cat >"$tmp/$1/customsd.yaml" <<EOF
+version: 1
+listeners:
+  - {name: edge, address: 127.0.0.1, port: $2, default_source: {jurisdiction: CN}}
+admin: {address: 127.0.0.1, port: $3}
+routes:
+  - {prefix: /openai/, upstream: "http://127.0.0.1:$4", dialect: openai, jurisdiction: US}
+rules: ["$root/rules"]
+audit:
+  path: $tmp/$1/audit.db
+  auditor_keys: [$tmp/keys/auditor.pub]
+  sealing_key: $tmp/keys/sealing.key
+  signing_key: $tmp/keys/signing.key
+  content: full
+  on_failure: refuse
+  commit_interval: 0ms
+limits: {connections: $5}
+threads: $WORKERS
+log: {level: warn, flows: false}
+EOF
+}
+enforcing_config enforce "$enforce_port" "$enforce_admin_port" "$upstream_port" 10000
+"$build/daemon/customsd" --config "$tmp/enforce/customsd.yaml" 2>"$tmp/enforce/customsd.log" &
+enforce_pid=$!
+pids+=("$enforce_pid")
+wait_port "$enforce_port"
 
 cat >"$tmp/post.lua" <<'EOF'
 wrk.method = "POST"
@@ -133,8 +221,20 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer bench"
 EOF
 
+# The benchmark's request must be allowed by the enforcing customsd: a blocked
+# (451) or refused (503) answer would measure something else.
+verdict=$(curl -s --max-time 10 -o /dev/null -D - -X POST -H 'Content-Type: application/json' \
+  -d '{"model":"bench","messages":[{"role":"user","content":"measure me"}]}' \
+  "http://127.0.0.1:$enforce_port/openai/v1/chat/completions" |
+  tr -d '\r' | awk -F': ' 'tolower($1) == "x-customs-verdict" { print $2 }')
+if [[ $verdict != allow ]]; then
+  echo "run.sh: the enforcing customsd did not allow the benchmark's request (verdict: ${verdict:-none})" >&2
+  cat "$tmp/enforce/customsd.log" >&2
+  exit 1
+fi
+
 ticks_per_s=$(getconf CLK_TCK)
-# CPU ticks (utime + stime) of a process and all its children's threads.
+# CPU ticks (utime + stime) of processes, all their threads included.
 cpu_ticks() {
   local total=0 p
   for p in "$@"; do
@@ -163,8 +263,8 @@ measure() {  # name url pids...
   local requests errors
   requests=$(awk '/requests in/ {print $1}' "$tmp/wrk.$name")
   errors=$(awk '/Non-2xx or 3xx responses/ {print $5}' "$tmp/wrk.$name")
-  if [[ -n "$errors" ]]; then
-    echo "run.sh: $name answered $errors requests with errors" >&2
+  if [[ -n "$errors" ]] || grep -q 'Socket errors' "$tmp/wrk.$name"; then
+    echo "run.sh: $name answered ${errors:-some} requests with errors" >&2
     cat "$tmp/wrk.$name" >&2
     exit 1
   fi
@@ -178,36 +278,113 @@ echo "bench/proxy: $(nproc) cores, $WORKERS workers, $CONNECTIONS connections, $
 measure direct "http://127.0.0.1:$upstream_port/v1/chat/completions" "$provider_pid"
 measure nginx "http://127.0.0.1:$nginx_port/openai/v1/chat/completions" $(nginx_pids)
 measure customsd "http://127.0.0.1:$customsd_port/openai/v1/chat/completions" "$customsd_pid"
+measure enforcing "http://127.0.0.1:$enforce_port/openai/v1/chat/completions" "$enforce_pid"
 
-stream_direct=$("$root/build/release/bench/proxy/stream_client" --port "$upstream_port" \
-  --path /v1/chat/completions --requests "$STREAM_REQUESTS")
-stream_nginx=$("$root/build/release/bench/proxy/stream_client" --port "$nginx_port" \
-  --path /stream/v1/chat/completions --requests "$STREAM_REQUESTS")
-stream_customsd=$("$root/build/release/bench/proxy/stream_client" --port "$customsd_port" \
-  --path /openai/v1/chat/completions --requests "$STREAM_REQUESTS")
+stream_probe() {  # port path
+  timeout 70 "$build/bench/proxy/stream_client" --port "$1" --path "$2" --requests "$STREAM_REQUESTS" --max-seconds 60
+}
+stream_direct=$(stream_probe "$upstream_port" /v1/chat/completions)
+stream_nginx=$(stream_probe "$nginx_port" /stream/v1/chat/completions)
+stream_customsd=$(stream_probe "$customsd_port" /openai/v1/chat/completions)
+stream_enforcing=$(stream_probe "$enforce_port" /openai/v1/chat/completions)
+metrics_enforcing=$(curl -s --max-time 5 "http://127.0.0.1:$enforce_admin_port/metrics")
 field() { sed -n "s/.*\b$2=\([0-9.]*\).*/\1/p" <<<"$1"; }
 
 printf '\nNon-streamed chat completion (wrk, %s connections, %ss)\n' "$CONNECTIONS" "$DURATION"
-printf '%-10s %12s %10s %10s %16s\n' "path" "requests/s" "p50 us" "p99 us" "server CPU us/req"
-for n in direct nginx customsd; do
-  printf '%-10s %12s %10s %10s %16s\n' "$n" "${rps[$n]}" "${p50[$n]}" "${p99[$n]}" "${cpu[$n]}"
+printf '%-10s %12s %10s %10s %18s\n' "path" "requests/s" "p50 us" "p99 us" "server CPU us/req"
+for n in direct nginx customsd enforcing; do
+  printf '%-10s %12s %10s %10s %18s\n' "$n" "${rps[$n]}" "${p50[$n]}" "${p99[$n]}" "${cpu[$n]}"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 printf '\ncustomsd / nginx: CPU per request %sx (goal <= 2), p99 %sx (goal <= 1.5), requests/s %sx\n' \
   "$(ratio "${cpu[customsd]}" "${cpu[nginx]}")" "$(ratio "${p99[customsd]}" "${p99[nginx]}")" \
   "$(ratio "${rps[customsd]}" "${rps[nginx]}")"
+printf 'enforcing / nginx: CPU per request %sx (goal <= 3), p99 %sx (goal <= 2), requests/s %sx\n' \
+  "$(ratio "${cpu[enforcing]}" "${cpu[nginx]}")" "$(ratio "${p99[enforcing]}" "${p99[nginx]}")" \
+  "$(ratio "${rps[enforcing]}" "${rps[nginx]}")"
 
 printf '\nStreamed chat completion (%s requests, one after the other)\n' "$STREAM_REQUESTS"
-printf '%-10s %8s %12s %12s %14s %14s\n' "path" "events" "TTFB p50 us" "TTFB p99 us" "event p50 us" "event p99 us"
-for n in direct nginx customsd; do
+printf '%-10s %8s %8s %12s %12s %14s %14s\n' "path" "events" "flushed" "TTFB p50 us" "TTFB p99 us" \
+  "event p50 us" "event p99 us"
+for n in direct nginx customsd enforcing; do
   line=stream_$n
-  printf '%-10s %8s %12s %12s %14s %14s\n' "$n" "$(field "${!line}" events)" \
+  printf '%-10s %8s %8s %12s %12s %14s %14s\n' "$n" "$(field "${!line}" events)" "$(field "${!line}" flushed)" \
     "$(field "${!line}" ttfb_p50_us)" "$(field "${!line}" ttfb_p99_us)" \
     "$(field "${!line}" event_p50_us)" "$(field "${!line}" event_p99_us)"
 done
 added() { awk -v a="$(field "$2" "$1")" -v b="$(field "$stream_direct" "$1")" 'BEGIN { printf "%.1f", a - b }'; }
-printf '\nadded per event: customsd p50 %s us, p99 %s us (goal p99 < 100 us); nginx p50 %s us, p99 %s us\n' \
-  "$(added event_p50_us "$stream_customsd")" "$(added event_p99_us "$stream_customsd")" \
-  "$(added event_p50_us "$stream_nginx")" "$(added event_p99_us "$stream_nginx")"
-printf 'added TTFB p50: customsd %s us, nginx %s us\n' \
-  "$(added ttfb_p50_us "$stream_customsd")" "$(added ttfb_p50_us "$stream_nginx")"
+printf '\nadded per event: nginx p50 %s us, p99 %s us; customsd p50 %s us, p99 %s us (goal p99 < 100 us)\n' \
+  "$(added event_p50_us "$stream_nginx")" "$(added event_p99_us "$stream_nginx")" \
+  "$(added event_p50_us "$stream_customsd")" "$(added event_p99_us "$stream_customsd")"
+printf 'added per event beyond the hold-back: enforcing p50 %s us, p99 %s us (goal p99 <= 1000 us)\n' \
+  "$(added event_p50_us "$stream_enforcing")" "$(added event_p99_us "$stream_enforcing")"
+printf 'added TTFB p50: nginx %s us, customsd %s us, enforcing %s us\n' \
+  "$(added ttfb_p50_us "$stream_nginx")" "$(added ttfb_p50_us "$stream_customsd")" \
+  "$(added ttfb_p50_us "$stream_enforcing")"
+# The hold-back as customsd measured it: holds, mean, and the bucket bound below
+# which 99% of them ended.
+awk '
+  /^customs_hold_back_seconds_bucket/ {
+    le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le); n++; les[n] = le; cum[n] = $2 }
+  /^customs_hold_back_seconds_sum/ { sum = $2 }
+  /^customs_hold_back_seconds_count/ { count = $2 }
+  END {
+    if (count == 0) { print "hold-back (customs_hold_back_seconds): no text was held"; exit }
+    for (i = 1; i <= n; i++) if (cum[i] >= 0.99 * count) { p99 = les[i]; break }
+    printf "hold-back (customs_hold_back_seconds, enforcing): %d holds, mean %.1f us, p99 <= %s s\n",
+      count, sum / count * 1e6, p99
+  }' <<<"$metrics_enforcing"
+
+failed=""
+if (( STREAMS > 0 )); then
+  slow_port=$(free_port)
+  mem_port=$(free_port)
+  mem_admin_port=$(free_port)
+  "$build/tests/support/fake_provider" --address 127.0.0.1 --port "$slow_port" --event-interval-ms 600000 \
+    >"$tmp/slow_provider.log" 2>&1 &
+  slow_pid=$!
+  pids+=("$slow_pid")
+  wait_port "$slow_port"
+  enforcing_config memory "$mem_port" "$mem_admin_port" "$slow_port" $((STREAMS + 100))
+  "$build/daemon/customsd" --config "$tmp/memory/customsd.yaml" 2>"$tmp/memory/customsd.log" &
+  mem_pid=$!
+  pids+=("$mem_pid")
+  wait_port "$mem_port"
+  held=$(timeout $((STREAMS_SECONDS + 30)) "$build/bench/proxy/hold_streams" --port "$mem_port" --pid "$mem_pid" \
+    --streams "$STREAMS" --max-seconds "$STREAMS_SECONDS" --path /openai/v1/chat/completions) || true
+  printf '\nConcurrent open streams through a fresh enforcing customsd (hold_streams)\n%s\n' \
+    "${held:-hold_streams gave no result}"
+  if [[ $(field "$held" open) == "$STREAMS" && $held != *error=* ]]; then
+    rss=$(field "$held" rss_mib)
+    before=$(field "$held" rss_before_mib)
+    printf '%s open streams: RSS %s MiB (idle before: %s MiB, peak %s MiB), %s KiB per stream (goal: 10000 streams < 1024 MiB)\n' \
+      "$STREAMS" "$rss" "$before" "$(field "$held" hwm_mib)" \
+      "$(awk -v a="$rss" -v b="$before" -v n="$STREAMS" 'BEGIN { printf "%.1f", (a - b) * 1024 / n }')"
+  else
+    echo "run.sh: the memory phase failed: not every stream was open (see the line above); customsd's log:" >&2
+    tail -5 "$tmp/memory/customsd.log" >&2
+    failed="memory"
+  fi
+  kill "$mem_pid" "$slow_pid" 2>/dev/null || true
+fi
+
+# The enforcing customsd's audit trail: stop it (SIGTERM drains and closes the
+# store), then verify the chain, MACs and checkpoint signatures.
+refusals=$(awk '/^customs_audit_refusals_total/ { s += $2 } END { print s + 0 }' <<<"$metrics_enforcing")
+committed=$(awk '/^customs_audit_records_committed_total/ { s += $2 } END { print s + 0 }' <<<"$metrics_enforcing")
+kill -TERM "$enforce_pid"
+wait "$enforce_pid" 2>/dev/null || true
+if verify=$(timeout 120 "$build/tools/customsctl" audit verify --db "$tmp/enforce/audit.db" \
+    --seed "$tmp/keys/sealing.seed" --signer "$tmp/keys/signing.pub" 2>&1); then
+  verdict="verify passed"
+else
+  verdict="VERIFY FAILED"
+  failed="$failed audit"
+fi
+if [[ $refusals != 0 ]]; then failed="$failed refusals"; fi
+printf '\nAudit trail of the enforcing customsd: %s records committed before the stop, %s refusals; %s: %s\n' \
+  "$committed" "$refusals" "$verdict" "$(tail -1 <<<"$verify")"
+if [[ -n $failed ]]; then
+  echo "run.sh: failed:$failed" >&2
+  exit 1
+fi
