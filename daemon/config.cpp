@@ -246,6 +246,32 @@ void read_address(walker& w, const YAML::Node& v, const std::string& path, std::
   if (!valid_ip(out)) w.error(v, "E_VALUE", path + ": '" + out + "' is not an IPv4 or IPv6 address");
 }
 
+void read_jurisdiction(walker& w, const YAML::Node& v, const std::string& path, std::string& out) {
+  if (!w.string(v, path, out)) return;
+  if (!valid_jurisdiction(out)) w.error(v, "E_VALUE", path + ": expected an ISO 3166-1 alpha-2 code such as US");
+}
+
+void read_tenant(walker& w, const YAML::Node& v, const std::string& path, std::string& out) {
+  if (!w.string(v, path, out)) return;
+  if (!valid_tenant(out)) {
+    w.error(v, "E_VALUE", path + ": a tenant is 1 to 64 letters, digits, '.', '_', ':' or '-'");
+  }
+}
+
+void read_cidr(walker& w, const YAML::Node& v, const std::string& path, cidr_block& out) {
+  std::string s;
+  if (!w.string(v, path, s)) return;
+  std::string why;
+  if (!parse_cidr(s, out, why)) w.error(v, "E_VALUE", path + ": " + why);
+}
+
+void read_source_spec(walker& w, const YAML::Node& n, const std::string& path, source_spec& s) {
+  w.map(n, path, {
+    {"jurisdiction", true, [&](const YAML::Node& v, const std::string& p) { read_jurisdiction(w, v, p, s.jurisdiction); }},
+    {"tenant", false, [&](const YAML::Node& v, const std::string& p) { read_tenant(w, v, p, s.tenant); }},
+  });
+}
+
 void read_listener(walker& w, const YAML::Node& n, const std::string& path, listener_config& l) {
   w.map(n, path, {
     {"name", true, [&](const YAML::Node& v, const std::string& p) {
@@ -258,8 +284,132 @@ void read_listener(walker& w, const YAML::Node& n, const std::string& path, list
        w.map(v, p, {
          {"cert", true, [&](const YAML::Node& x, const std::string& q) { (void)w.file(x, q, t.cert); }},
          {"key", true, [&](const YAML::Node& x, const std::string& q) { (void)w.file(x, q, t.key); }},
+         {"client_ca", false, [&](const YAML::Node& x, const std::string& q) { (void)w.file(x, q, t.client_ca); }},
        });
        l.tls = t;
+     }},
+    {"default_source", false, [&](const YAML::Node& v, const std::string& p) {
+       source_spec s;
+       read_source_spec(w, v, p, s);
+       l.default_source = s;
+     }},
+  });
+}
+
+void read_source_rule(walker& w, const YAML::Node& n, const std::string& path, source_rule& r) {
+  const bool ok = w.map(n, path, {
+    {"cidr", false, [&](const YAML::Node& v, const std::string& p) {
+       cidr_block c;
+       read_cidr(w, v, p, c);
+       r.cidr = c;
+     }},
+    {"client_cert_subject", false, [&](const YAML::Node& v, const std::string& p) {
+       if (w.string(v, p, r.client_cert_subject) && r.client_cert_subject.empty()) {
+         w.error(v, "E_VALUE", p + ": empty subject");
+       }
+     }},
+    {"jurisdiction", true, [&](const YAML::Node& v, const std::string& p) { read_jurisdiction(w, v, p, r.source.jurisdiction); }},
+    {"tenant", false, [&](const YAML::Node& v, const std::string& p) { read_tenant(w, v, p, r.source.tenant); }},
+  });
+  const bool by_subject = n.IsMap() && n["client_cert_subject"];
+  const bool by_cidr = n.IsMap() && n["cidr"];
+  if (ok && by_subject == by_cidr) {
+    w.error(n, "E_VALUE", path + ": give exactly one of cidr and client_cert_subject");
+  }
+}
+
+// A path named in the config that may not exist yet (created or provisioned
+// later): resolved against the config's folder only.
+void read_path(walker& w, const YAML::Node& v, const std::string& path, const std::filesystem::path& base,
+               std::filesystem::path& out) {
+  std::string s;
+  if (!w.string(v, path, s)) return;
+  if (s.empty()) {
+    w.error(v, "E_VALUE", path + ": empty path");
+    return;
+  }
+  std::filesystem::path p(s);
+  if (p.is_relative()) p = base / p;
+  out = p.lexically_normal();
+}
+
+void read_audit(walker& w, const YAML::Node& n, const std::string& path, const std::filesystem::path& base,
+                audit_config& a) {
+  w.map(n, path, {
+    {"path", true, [&](const YAML::Node& v, const std::string& p) { read_path(w, v, p, base, a.path); }},
+    {"auditor_keys", true, [&](const YAML::Node& v, const std::string& p) {
+       if (!w.sequence(v, p)) return;
+       if (v.size() == 0) w.error(v, "E_VALUE", p + ": at least one auditor key is needed");
+       std::size_t i = 0;
+       for (const auto& item : v) {
+         std::filesystem::path k;
+         read_path(w, item, p + "[" + std::to_string(i++) + "]", base, k);
+         a.auditor_keys.push_back(std::move(k));
+       }
+     }},
+    {"sealing_key", true, [&](const YAML::Node& v, const std::string& p) { read_path(w, v, p, base, a.sealing_key); }},
+    {"signing_key", true, [&](const YAML::Node& v, const std::string& p) { read_path(w, v, p, base, a.signing_key); }},
+    {"content", false, [&](const YAML::Node& v, const std::string& p) {
+       std::string s;
+       if (!w.string(v, p, s)) return;
+       if (s == "none") a.content = audit_content::none;
+       else if (s == "findings") a.content = audit_content::findings;
+       else if (s == "full") a.content = audit_content::full;
+       else w.error(v, "E_VALUE", p + ": expected none, findings or full");
+     }},
+    {"on_failure", false, [&](const YAML::Node& v, const std::string& p) {
+       std::string s;
+       if (!w.string(v, p, s)) return;
+       if (s == "refuse") a.refuse_on_failure = true;
+       else if (s == "allow") a.refuse_on_failure = false;
+       else w.error(v, "E_VALUE", p + ": expected refuse or allow");
+     }},
+    {"epoch_records", false, [&](const YAML::Node& v, const std::string& p) {
+       std::uint64_t x = 0;
+       if (!w.integer(v, p, 1'000'000'000, x)) return;
+       if (x == 0) w.error(v, "E_VALUE", p + ": must be at least 1");
+       else a.epoch_records = x;
+     }},
+    {"epoch_duration", false, [&](const YAML::Node& v, const std::string& p) {
+       duration d{};
+       if (!w.duration_value(v, p, d)) return;
+       if (d < std::chrono::seconds(1)) w.error(v, "E_VALUE", p + ": must be at least 1s");
+       else a.epoch_duration = d;
+     }},
+    {"commit_records", false, [&](const YAML::Node& v, const std::string& p) {
+       std::uint64_t x = 0;
+       if (!w.integer(v, p, 1'000'000, x)) return;
+       if (x == 0) w.error(v, "E_VALUE", p + ": must be at least 1");
+       else a.commit_records = x;
+     }},
+    {"commit_interval", false, [&](const YAML::Node& v, const std::string& p) {
+       duration d{};
+       if (!w.duration_value(v, p, d)) return;
+       if (d > std::chrono::seconds(1)) w.error(v, "E_VALUE", p + ": must be at most 1s (flows wait for it)");
+       else a.commit_interval = d;
+     }},
+    {"queue_capacity", false, [&](const YAML::Node& v, const std::string& p) {
+       std::uint64_t x = 0;
+       if (!w.integer(v, p, 100'000'000, x)) return;
+       if (x < 16) w.error(v, "E_VALUE", p + ": must be at least 16");
+       else a.queue_capacity = x;
+     }},
+    {"index_fields", false, [&](const YAML::Node& v, const std::string& p) {
+       if (!w.sequence(v, p)) return;
+       static constexpr std::string_view known[] = {"route", "src", "dst", "tenant", "action",
+                                                    "rules", "rule_set_hash", "tokens"};
+       a.index_fields.clear();
+       std::size_t i = 0;
+       for (const auto& item : v) {
+         std::string s;
+         const std::string q = p + "[" + std::to_string(i++) + "]";
+         if (!w.string(item, q, s)) continue;
+         if (std::find(std::begin(known), std::end(known), s) == std::end(known)) {
+           w.error(item, "E_VALUE", q + ": '" + s + "' is not one of route, src, dst, tenant, action, rules, rule_set_hash, tokens");
+           continue;
+         }
+         a.index_fields.push_back(std::move(s));
+       }
      }},
   });
 }
@@ -287,14 +437,7 @@ void read_route(walker& w, const YAML::Node& n, const std::string& path, route_c
        if (auto d = parse_dialect(s)) r.api = *d;
        else w.error(v, "E_VALUE", p + ": '" + s + "' is not one of openai, anthropic, gemini");
      }},
-    {"jurisdiction", true, [&](const YAML::Node& v, const std::string& p) {
-       if (!w.string(v, p, r.jurisdiction)) return;
-       const auto& j = r.jurisdiction;
-       if (j.size() != 2 || !std::isupper(static_cast<unsigned char>(j[0])) ||
-           !std::isupper(static_cast<unsigned char>(j[1]))) {
-         w.error(v, "E_VALUE", p + ": expected an ISO 3166-1 alpha-2 code such as US");
-       }
-     }},
+    {"jurisdiction", true, [&](const YAML::Node& v, const std::string& p) { read_jurisdiction(w, v, p, r.jurisdiction); }},
     {"ca_bundle", false, [&](const YAML::Node& v, const std::string& p) {
        ca_copy = v;
        ca_node = &ca_copy;
@@ -351,9 +494,11 @@ void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits
   });
 }
 
-void read_document(walker& w, const YAML::Node& root, config& c) {
+void read_document(walker& w, const YAML::Node& root, const std::filesystem::path& base, config& c) {
   const YAML::Node* listeners_node = nullptr;
   YAML::Node listeners_copy;
+  YAML::Node rules_node, audit_node;
+  bool has_rules = false, has_audit = false;
   w.map(root, "", {
     {"version", true, [&](const YAML::Node& v, const std::string& p) {
        std::uint64_t x = 0;
@@ -411,7 +556,61 @@ void read_document(walker& w, const YAML::Node& root, config& c) {
          {"flows", false, [&](const YAML::Node& x, const std::string& q) { (void)w.boolean(x, q, c.log.flows); }},
        });
      }},
+    {"sources", false, [&](const YAML::Node& v, const std::string& p) {
+       if (!w.sequence(v, p)) return;
+       std::size_t i = 0;
+       for (const auto& item : v) {
+         source_rule r;
+         read_source_rule(w, item, p + "[" + std::to_string(i++) + "]", r);
+         c.sources.push_back(std::move(r));
+       }
+     }},
+    {"trusted_proxies", false, [&](const YAML::Node& v, const std::string& p) {
+       if (!w.sequence(v, p)) return;
+       std::size_t i = 0;
+       for (const auto& item : v) {
+         cidr_block b;
+         read_cidr(w, item, p + "[" + std::to_string(i++) + "]", b);
+         c.trusted_proxies.push_back(std::move(b));
+       }
+     }},
+    {"rules", false, [&](const YAML::Node& v, const std::string& p) {
+       rules_node = v;
+       has_rules = true;
+       if (!w.sequence(v, p)) return;
+       if (v.size() == 0) w.error(v, "E_VALUE", p + ": name at least one rule file or folder");
+       std::size_t i = 0;
+       for (const auto& item : v) {
+         const std::string q = p + "[" + std::to_string(i++) + "]";
+         std::filesystem::path f;
+         read_path(w, item, q, base, f);
+         std::error_code ec;
+         if (!f.empty() && !std::filesystem::exists(f, ec)) {
+           w.error(item, "E_FILE", q + ": no such file or folder: " + f.string());
+         }
+         c.rules.push_back(std::move(f));
+       }
+     }},
+    {"audit", false, [&](const YAML::Node& v, const std::string& p) {
+       audit_node = v;
+       has_audit = true;
+       audit_config a;
+       read_audit(w, v, p, base, a);
+       c.audit = std::move(a);
+     }},
+    {"unscannable", false, [&](const YAML::Node& v, const std::string& p) {
+       std::string s;
+       if (!w.string(v, p, s)) return;
+       if (s == "block") c.unscannable = unscannable_mode::block;
+       else if (s == "tag") c.unscannable = unscannable_mode::tag;
+       else if (s == "allow") c.unscannable = unscannable_mode::allow;
+       else w.error(v, "E_VALUE", p + ": expected block, tag or allow");
+     }},
   });
+  // No audit, no egress: enforcement runs only with an audit trail, and an audit
+  // trail without rules would record nothing but pass-through.
+  if (has_rules && !has_audit) w.error(rules_node, "E_MISSING", "audit: required when rules are set");
+  if (has_audit && !has_rules) w.error(audit_node, "E_MISSING", "rules: required when audit is set");
   // Two listeners on one address and port cannot both bind.
   if (listeners_node != nullptr && listeners_node->IsSequence()) {
     std::set<std::string> names;
@@ -430,6 +629,94 @@ void read_document(walker& w, const YAML::Node& root, config& c) {
 }
 
 }  // namespace
+
+bool valid_tenant(std::string_view t) noexcept {
+  if (t.empty() || t.size() > 64) return false;
+  return std::all_of(t.begin(), t.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return std::isalnum(c) || c == '.' || c == '_' || c == ':' || c == '-';
+  });
+}
+
+bool valid_jurisdiction(std::string_view j) noexcept {
+  return j.size() == 2 && std::isupper(static_cast<unsigned char>(j[0])) &&
+         std::isupper(static_cast<unsigned char>(j[1]));
+}
+
+bool parse_cidr(std::string_view s, cidr_block& out, std::string& why) {
+  out = cidr_block{};
+  out.text = std::string(s);
+  const auto slash = s.find('/');
+  const std::string addr(s.substr(0, slash));
+  if (inet_pton(AF_INET, addr.c_str(), out.bytes.data()) == 1) {
+    out.v6 = false;
+  } else if (inet_pton(AF_INET6, addr.c_str(), out.bytes.data()) == 1) {
+    out.v6 = true;
+  } else {
+    why = "'" + std::string(s) + "' is not an IPv4 or IPv6 address or network (e.g. 10.20.0.0/16)";
+    return false;
+  }
+  const unsigned max = out.v6 ? 128 : 32;
+  out.prefix = max;
+  if (slash != std::string_view::npos) {
+    const auto bits = s.substr(slash + 1);
+    unsigned n = 0;
+    if (bits.empty() || bits.size() > 3) {
+      why = "bad prefix length in '" + std::string(s) + "'";
+      return false;
+    }
+    for (char c : bits) {
+      if (c < '0' || c > '9') {
+        why = "bad prefix length in '" + std::string(s) + "'";
+        return false;
+      }
+      n = n * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (n > max) {
+      why = "prefix length of '" + std::string(s) + "' is over " + std::to_string(max);
+      return false;
+    }
+    out.prefix = n;
+  }
+  // Bits after the prefix must be zero: "10.20.1.0/16" is most likely a typo.
+  for (unsigned bit = out.prefix; bit < max; ++bit) {
+    if (out.bytes[bit / 8] & (0x80u >> (bit % 8))) {
+      why = "'" + std::string(s) + "' has address bits set after the /" + std::to_string(out.prefix) + " prefix";
+      return false;
+    }
+  }
+  return true;
+}
+
+bool cidr_block::contains(const std::uint8_t* addr, bool addr_v6) const noexcept {
+  if (addr_v6 != v6) return false;
+  const unsigned full = prefix / 8;
+  for (unsigned i = 0; i < full; ++i) {
+    if (addr[i] != bytes[i]) return false;
+  }
+  const unsigned rest = prefix % 8;
+  if (rest == 0) return true;
+  const auto mask = static_cast<std::uint8_t>(0xFFu << (8 - rest));
+  return (addr[full] & mask) == bytes[full];
+}
+
+std::string_view to_string(audit_content c) noexcept {
+  switch (c) {
+    case audit_content::none: return "none";
+    case audit_content::findings: return "findings";
+    case audit_content::full: return "full";
+  }
+  return "none";
+}
+
+std::string_view to_string(unscannable_mode m) noexcept {
+  switch (m) {
+    case unscannable_mode::block: return "block";
+    case unscannable_mode::tag: return "tag";
+    case unscannable_mode::allow: return "allow";
+  }
+  return "block";
+}
 
 std::string config_diagnostic::to_string() const {
   std::string s = file;
@@ -571,7 +858,7 @@ config parse_config(std::string_view yaml, const std::string& file_name,
     throw config_error(w.diagnostics());
   }
   try {
-    read_document(w, root, c);
+    read_document(w, root, base_dir, c);
   } catch (const YAML::Exception& e) {
     // yaml-cpp throws on some malformed documents only while they are walked.
     w.error(e.mark, "E_YAML", e.msg);

@@ -19,6 +19,27 @@
 //   drain_timeout: 30s             # SIGTERM: how long streams in flight may finish
 //   log: {level: info, flows: true}
 //
+// Enforcement (issue 5; `rules` and `audit` go together, without both customsd
+// relays uninspected):
+//
+//   listeners[].default_source: {jurisdiction: CN, tenant: acme}  # tenant optional
+//   listeners[].tls.client_ca: ca.pem  # mTLS: a client certificate chaining to it is required
+//   sources:                       # first match wins
+//     - {cidr: 10.20.0.0/16, jurisdiction: CN, tenant: acme}
+//     - {client_cert_subject: "CN=bank-gw", jurisdiction: DE, tenant: bank}
+//   trusted_proxies: [127.0.0.1/32]  # may set X-Customs-Source / X-Customs-Tenant
+//   rules: [rules/]                # rule files or folders, loaded as one set
+//   audit:
+//     path: audit.db               # created when missing
+//     auditor_keys: [keys/auditor.pub]
+//     sealing_key: keys/sealing.key
+//     signing_key: keys/signing.key
+//     content: findings            # none | findings | full
+//     on_failure: refuse           # refuse (503) | allow
+//     epoch_records: 100000        # and epoch_duration, commit_records,
+//     commit_interval: 0ms         # queue_capacity, index_fields
+//   unscannable: block             # block | tag | allow
+//
 // Relative file paths are taken from the config file's folder. Durations are
 // strings with a unit (ms, s, m, h), e.g. "250ms", "30s"; sizes are integers
 // (bytes) or strings with a binary unit ("64KiB", "16MiB", "1GiB").
@@ -26,14 +47,14 @@
 // Control plane: the loader throws config_error listing every problem found,
 // each as "file:line:col: error: CODE: message".
 //
-// To add a section (issue 5: sources, trusted_proxies, rules, audit, unscannable,
-// listeners[].default_source, tls.client_ca): add the field here, its key to the
-// allowed keys of its mapping in config.cpp, and a read_* function there; the
-// walker reports unknown keys, wrong types and positions by itself.
+// To add a section: add the field here, its key to the allowed keys of its
+// mapping in config.cpp, and a read_* function there; the walker reports unknown
+// keys, wrong types and positions by itself.
 
 #include "daemon/dialect/dialect.hpp"
 #include "daemon/log.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -74,7 +95,47 @@ class config_io_error : public std::runtime_error {
 struct tls_files {
   std::filesystem::path cert;  // PEM certificate chain
   std::filesystem::path key;   // PEM private key
+  // PEM CA certificates: when set, clients must present a certificate that
+  // chains to one of them (mTLS); its subject can name a source.
+  std::filesystem::path client_ca;
   friend bool operator==(const tls_files&, const tls_files&) = default;
+};
+
+// Where a flow comes from: the source jurisdiction and the tenant (may be empty).
+struct source_spec {
+  std::string jurisdiction;  // ISO 3166-1 alpha-2
+  std::string tenant;
+  friend bool operator==(const source_spec&, const source_spec&) = default;
+};
+
+// An IPv4 or IPv6 network ("10.20.0.0/16", "::1/128"; a bare address is a host).
+struct cidr_block {
+  std::array<std::uint8_t, 16> bytes{};  // network address (IPv4 in the first 4)
+  bool v6 = false;
+  unsigned prefix = 0;  // bits
+  std::string text;     // as written
+  // Whether the address (4 or 16 bytes) lies in this network. IPv4-mapped IPv6
+  // addresses (::ffff:a.b.c.d) must be passed as IPv4.
+  [[nodiscard]] bool contains(const std::uint8_t* addr, bool addr_v6) const noexcept;
+  friend bool operator==(const cidr_block& a, const cidr_block& b) { return a.text == b.text; }
+};
+
+// "CN": two upper-case ASCII letters (ISO 3166-1 alpha-2 shape).
+[[nodiscard]] bool valid_jurisdiction(std::string_view j) noexcept;
+// 1 to 64 of [A-Za-z0-9._:-]: safe in headers, logs and metric labels.
+[[nodiscard]] bool valid_tenant(std::string_view t) noexcept;
+
+// Parses "a.b.c.d[/n]" or an IPv6 literal with optional "/n"; false with a reason.
+[[nodiscard]] bool parse_cidr(std::string_view s, cidr_block& out, std::string& why);
+
+// One entry of `sources`: exactly one of cidr and client_cert_subject is set.
+struct source_rule {
+  std::optional<cidr_block> cidr;
+  // The client certificate's subject in RFC 2253 form, most specific RDN first
+  // ("CN=bank-gw,O=Bank,C=DE"), compared exactly.
+  std::string client_cert_subject;
+  source_spec source;
+  friend bool operator==(const source_rule&, const source_rule&) = default;
 };
 
 struct listener_config {
@@ -82,6 +143,7 @@ struct listener_config {
   std::string address;
   std::uint16_t port = 0;
   std::optional<tls_files> tls;
+  std::optional<source_spec> default_source;  // when nothing else resolves the source
   friend bool operator==(const listener_config&, const listener_config&) = default;
 };
 
@@ -133,6 +195,41 @@ struct limits_config {
   friend bool operator==(const limits_config&, const limits_config&) = default;
 };
 
+// What the audit trail keeps of a flow's content (always: verdicts, rule ids,
+// detector names and positions, usage, bytes, timings).
+enum class audit_content : std::uint8_t {
+  none,      // no text at all
+  findings,  // the matched text of each finding
+  full,      // and every request and response text (needed by audit replay)
+};
+
+struct audit_config {
+  std::filesystem::path path;  // the SQLite database; created when missing
+  std::vector<std::filesystem::path> auditor_keys;
+  std::filesystem::path sealing_key;
+  std::filesystem::path signing_key;
+  audit_content content = audit_content::findings;
+  bool refuse_on_failure = true;  // on_failure: refuse (503) or allow
+  std::uint64_t epoch_records = 100000;
+  duration epoch_duration{3'600'000};
+  std::uint64_t commit_records = 512;
+  duration commit_interval{0};  // 0: commit as soon as the writer caught up
+  std::uint64_t queue_capacity = 65536;
+  std::vector<std::string> index_fields = {"route", "src", "dst", "tenant", "action",
+                                           "rules", "rule_set_hash", "tokens"};
+  friend bool operator==(const audit_config&, const audit_config&) = default;
+};
+
+// What happens to a body, endpoint or event that cannot be parsed.
+enum class unscannable_mode : std::uint8_t {
+  block,  // refused (451, or the stream is cut)
+  tag,    // forwarded with X-Customs-Tags: unscannable
+  allow,  // forwarded
+};
+
+[[nodiscard]] std::string_view to_string(audit_content c) noexcept;
+[[nodiscard]] std::string_view to_string(unscannable_mode m) noexcept;
+
 struct log_config {
   log_level level = log_level::info;
   bool flows = true;  // one line per finished flow
@@ -149,6 +246,14 @@ struct config {
   unsigned threads = 0;  // as written; see effective_threads()
   duration drain_timeout{30'000};
   log_config log;
+  // Enforcement (see the top of this file).
+  std::vector<source_rule> sources;
+  std::vector<cidr_block> trusted_proxies;
+  std::vector<std::filesystem::path> rules;  // files or folders; empty: no enforcement
+  std::optional<audit_config> audit;
+  unscannable_mode unscannable = unscannable_mode::block;
+
+  [[nodiscard]] bool enforcing() const noexcept { return !rules.empty(); }
 
   [[nodiscard]] unsigned effective_threads() const noexcept;
 };

@@ -55,6 +55,10 @@ struct flow_info {
   boost::asio::ip::address peer;      // client address (TCP peer)
   std::uint16_t peer_port = 0;
   bool client_tls = false;            // the client connection is TLS
+  // The verified client certificate's subject (mTLS listeners, see
+  // peer_subject in tls.hpp); empty without one.
+  std::string client_subject;
+  unsigned worker = 0;                // index of the worker thread running the flow
   std::shared_ptr<const route_config> route;  // the route of the snapshot the flow started with
 };
 

@@ -1,18 +1,22 @@
-// customsd: the Customs daemon. A thin main over daemon/server.hpp.
+// customsd: the Customs daemon. A thin main over daemon/server.hpp and, when the
+// config names rules and an audit trail, daemon/enforce/enforcer.hpp.
 //
 //   customsd --config FILE          run (SIGTERM/SIGINT drain, SIGHUP reloads)
-//   customsd --config FILE --check-config
+//   customsd --config FILE --check-config   also loads the rule files
 //   customsd --version
 //
-// Exit codes: 0 ok (also after a drain); 1 the config is invalid; 2 usage or
-// I/O error (unreadable file, a listener that cannot bind).
+// Exit codes: 0 ok (also after a drain); 1 the config or its rules are invalid;
+// 2 usage or I/O error (unreadable file, a listener that cannot bind, an audit
+// trail or key that cannot be opened).
 
 #include "daemon/config.hpp"
+#include "daemon/enforce/enforcer.hpp"
 #include "daemon/log.hpp"
 #include "daemon/server.hpp"
 
 #include <csignal>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -21,6 +25,10 @@ namespace {
 void usage(std::ostream& out) {
   out << "usage: customsd --config FILE [--check-config]\n"
          "       customsd --version\n";
+}
+
+void print_rules_error(const customs::daemon::enforce::rules_error& e) {
+  for (const auto& d : e.diagnostics()) std::cerr << d.to_string() << "\n";
 }
 
 }  // namespace
@@ -67,25 +75,48 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check) {
-    std::cout << file << ": ok (" << cfg.listeners.size() << " listeners, " << cfg.routes.size()
-              << " routes)\n";
+    std::string rules = "no rules";
+    if (cfg.enforcing()) {
+      try {
+        const auto r = enforce::load_rules(cfg);
+        rules = "rule set " + r.rules->id() + " " + r.rules->hash().substr(0, 12);
+      } catch (const enforce::rules_error& e) {
+        print_rules_error(e);
+        return 1;
+      }
+    }
+    std::cout << file << ": ok (" << cfg.listeners.size() << " listeners, " << cfg.routes.size() << " routes, "
+              << rules << ")\n";
     return 0;
   }
 
   // Writes to a client or upstream that went away must fail with EPIPE, not
   // kill the process.
   std::signal(SIGPIPE, SIG_IGN);
+  std::unique_ptr<enforce::enforcer> enf;
   try {
     server_options opts;
+    if (cfg.enforcing()) {
+      enf = std::make_unique<enforce::enforcer>(cfg);
+      opts = enf->server_options();
+    } else {
+      log_line(log_level::warn, "not_enforcing")
+          .kv("warning", "the config names no rules: customsd relays without inspection or audit");
+    }
     opts.handle_signals = true;
     server s(std::move(cfg), std::move(opts));
+    if (enf) enf->install(s);
     s.start();
     s.wait();
+  } catch (const enforce::rules_error& e) {
+    print_rules_error(e);
+    return 1;
   } catch (const std::exception& e) {
     log_line(log_level::error, "fatal").kv("error", e.what());
     std::cerr << "customsd: " << e.what() << "\n";
     return 2;
   }
+  if (enf) enf->close();
   log_line(log_level::info, "stopped");
   return 0;
 }

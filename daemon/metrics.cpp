@@ -3,7 +3,6 @@
 #include <cstdio>
 
 namespace customs::daemon {
-namespace {
 
 void append_label_value(std::string& out, std::string_view v) {
   for (char c : v) {
@@ -13,6 +12,8 @@ void append_label_value(std::string& out, std::string_view v) {
     else out += c;
   }
 }
+
+namespace {
 
 void append_number(std::string& out, double v) {
   char buf[40];
@@ -32,7 +33,8 @@ void header(std::string& out, std::string_view name, std::string_view type, std:
   out += '\n';
 }
 
-void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
+// "name{labels} " (no braces without labels).
+void begin_sample(std::string& out, std::string_view name, std::string_view labels) {
   out += name;
   if (!labels.empty()) {
     out += '{';
@@ -40,6 +42,10 @@ void sample(std::string& out, std::string_view name, std::string_view labels, st
     out += '}';
   }
   out += ' ';
+}
+
+void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
+  begin_sample(out, name, labels);
   out += std::to_string(v);
   out += '\n';
 }
@@ -53,10 +59,48 @@ std::string route_label(const route_metrics& r) {
 
 }  // namespace
 
+void write_metric_header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  header(out, name, type, help);
+}
+
+void write_sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
+  sample(out, name, labels, v);
+}
+
+void write_gauge_value(std::string& out, std::string_view name, std::string_view labels, double v) {
+  begin_sample(out, name, labels);
+  append_number(out, v);
+  out += '\n';
+}
+
+void write_histogram(std::string& out, std::string_view name, std::string_view labels,
+                     const std::vector<const histogram*>& shards) {
+  if (shards.empty()) return;
+  const auto& bounds = shards.front()->bounds();
+  const std::string prefix = labels.empty() ? std::string() : std::string(labels) + ",";
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b <= bounds.size(); ++b) {
+    for (const auto* h : shards) cumulative += h->buckets[b].get();
+    std::string l = prefix + "le=\"";
+    if (b == bounds.size()) l += "+Inf";
+    else append_number(l, bounds[b]);
+    l += '"';
+    sample(out, std::string(name) + "_bucket", l, cumulative);
+  }
+  std::uint64_t sum_ns = 0, count = 0;
+  for (const auto* h : shards) {
+    sum_ns += h->sum_ns.get();
+    count += h->count.get();
+  }
+  write_gauge_value(out, std::string(name) + "_sum", labels, static_cast<double>(sum_ns) / 1e9);
+  sample(out, std::string(name) + "_count", labels, count);
+}
+
 void histogram::observe(std::chrono::nanoseconds d) noexcept {
   const double s = static_cast<double>(d.count()) / 1e9;
+  const auto& bounds = *bounds_;
   std::size_t i = 0;
-  while (i < latency_buckets.size() && s > latency_buckets[i]) ++i;
+  while (i < bounds.size() && s > bounds[i]) ++i;
   buckets[i].add();
   sum_ns.add(static_cast<std::uint64_t>(d.count() < 0 ? 0 : d.count()));
   count.add();
@@ -75,6 +119,11 @@ route_metrics& metrics::route(std::string_view label) {
                          std::make_unique<route_metrics>(std::string(label), workers())).first;
   }
   return *it->second;
+}
+
+void metrics::add_section(std::function<void(std::string&)> render) {
+  std::lock_guard lock(mutex_);
+  sections_.push_back(std::move(render));
 }
 
 std::string metrics::render() const {
@@ -163,28 +212,12 @@ std::string metrics::render() const {
   for (const auto& h : hists) {
     header(out, h.name, "histogram", h.help);
     for (const auto& [_, r] : routes_) {
-      const std::string rl = route_label(*r);
-      std::uint64_t cumulative = 0;
-      for (std::size_t b = 0; b <= latency_buckets.size(); ++b) {
-        for (const auto& sh : r->shards()) cumulative += (sh.*(h.member)).buckets[b].get();
-        std::string labels = rl + ",le=\"";
-        if (b == latency_buckets.size()) labels += "+Inf";
-        else append_number(labels, latency_buckets[b]);
-        labels += '"';
-        sample(out, std::string(h.name) + "_bucket", labels, cumulative);
-      }
-      std::uint64_t sum_ns = 0, count = 0;
-      for (const auto& sh : r->shards()) {
-        sum_ns += (sh.*(h.member)).sum_ns.get();
-        count += (sh.*(h.member)).count.get();
-      }
-      out += h.name;
-      out += "_sum{" + rl + "} ";
-      append_number(out, static_cast<double>(sum_ns) / 1e9);
-      out += '\n';
-      sample(out, std::string(h.name) + "_count", rl, count);
+      std::vector<const histogram*> shards;
+      for (const auto& sh : r->shards()) shards.push_back(&(sh.*(h.member)));
+      write_histogram(out, h.name, route_label(*r), shards);
     }
   }
+  for (const auto& s : sections_) s(out);
   return out;
 }
 

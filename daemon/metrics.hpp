@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -43,14 +44,34 @@ inline constexpr std::array<double, 16> latency_buckets = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
     0.25, 0.5, 1, 2.5, 5, 10, 30, 120};
 
+// Finer bounds for work measured in microseconds (inspection time per flow).
+inline constexpr std::array<double, 16> cpu_buckets = {
+    0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1};
+
 class histogram {
  public:
+  explicit histogram(const std::array<double, 16>& bounds = latency_buckets) noexcept : bounds_(&bounds) {}
   void observe(std::chrono::nanoseconds d) noexcept;
+  [[nodiscard]] const std::array<double, 16>& bounds() const noexcept { return *bounds_; }
   // Per-bucket (not cumulative) counts; the last is +Inf.
   std::array<counter, latency_buckets.size() + 1> buckets;
   counter sum_ns;
   counter count;
+
+ private:
+  const std::array<double, 16>* bounds_;
 };
+
+// Prometheus text format pieces, for the sections other parts add.
+void write_metric_header(std::string& out, std::string_view name, std::string_view type, std::string_view help);
+void write_sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v);
+void write_gauge_value(std::string& out, std::string_view name, std::string_view labels, double v);
+// Appends a label value with the format's escapes (\\, \", \n).
+void append_label_value(std::string& out, std::string_view v);
+// The _bucket, _sum and _count samples of the sum of `shards` (same bounds).
+void write_histogram(std::string& out, std::string_view name, std::string_view labels,
+                     const std::vector<const histogram*>& shards);
 
 inline constexpr std::size_t max_status = 600;
 
@@ -105,9 +126,14 @@ class metrics {
   std::atomic<bool> ready{false};
   std::atomic<bool> draining{false};
 
+  // Another part's metrics (enforcement, audit), appended to every scrape by
+  // `render`, which must be thread-safe. Control plane.
+  void add_section(std::function<void(std::string&)> render);
+
   [[nodiscard]] std::string render() const;
 
  private:
+  std::vector<std::function<void(std::string&)>> sections_;  // guarded by mutex_
   mutable std::mutex mutex_;  // guards routes_ (control plane and scrapes only)
   std::map<std::string, std::unique_ptr<route_metrics>, std::less<>> routes_;
   std::vector<worker_shard> workers_;

@@ -45,7 +45,7 @@ std::shared_ptr<const runtime> build_runtime(std::shared_ptr<const config> cfg, 
     return a.cfg->prefix.size() > b.cfg->prefix.size();
   });
   for (const auto& l : cfg->listeners) {
-    rt->listener_tls.push_back(l.tls ? make_server_tls(l.tls->cert, l.tls->key) : nullptr);
+    rt->listener_tls.push_back(l.tls ? make_server_tls(l.tls->cert, l.tls->key, l.tls->client_ca) : nullptr);
   }
   rt->cfg = std::move(cfg);
   return rt;
@@ -74,7 +74,7 @@ std::vector<std::string> describe_changes(const config& before, const config& af
       only_tls_files = a.name == b.name && a.address == b.address && a.port == b.port &&
                        a.tls.has_value() == b.tls.has_value();
     }
-    if (only_tls_files) out.push_back("listener certificate files changed");
+    if (only_tls_files) out.push_back("listener settings changed (certificate files, client_ca or default_source)");
     else out.push_back("restart needed: listeners changed (kept the running ones)");
   }
   if (before.admin != after.admin) out.push_back("restart needed: admin listener changed (kept the running one)");
@@ -121,6 +121,35 @@ std::vector<std::string> describe_changes(const config& before, const config& af
     out.push_back("log: level " + std::string(to_string(before.log.level)) + " flows " +
                   (before.log.flows ? "true" : "false") + " => level " +
                   std::string(to_string(after.log.level)) + " flows " + (after.log.flows ? "true" : "false"));
+  }
+  if (before.sources != after.sources) {
+    out.push_back("sources: " + std::to_string(before.sources.size()) + " => " +
+                  std::to_string(after.sources.size()) + " entries");
+  }
+  if (before.trusted_proxies != after.trusted_proxies) {
+    out.push_back("trusted_proxies: " + std::to_string(before.trusted_proxies.size()) + " => " +
+                  std::to_string(after.trusted_proxies.size()) + " networks");
+  }
+  if (before.rules != after.rules) out.push_back("rules: the list of rule files changed");
+  if (before.unscannable != after.unscannable) {
+    out.push_back("unscannable: " + std::string(to_string(before.unscannable)) + " => " +
+                  std::string(to_string(after.unscannable)));
+  }
+  if (before.audit.has_value() != after.audit.has_value()) {
+    out.push_back("restart needed: audit added or removed (kept the running setting)");
+  } else if (before.audit && after.audit && !(*before.audit == *after.audit)) {
+    auto a = *before.audit;
+    auto b = *after.audit;
+    if (a.content != b.content) {
+      out.push_back("audit.content: " + std::string(to_string(a.content)) + " => " + std::string(to_string(b.content)));
+    }
+    if (a.refuse_on_failure != b.refuse_on_failure) {
+      out.push_back(std::string("audit.on_failure: ") + (a.refuse_on_failure ? "refuse" : "allow") + " => " +
+                    (b.refuse_on_failure ? "refuse" : "allow"));
+    }
+    a.content = b.content;
+    a.refuse_on_failure = b.refuse_on_failure;
+    if (!(a == b)) out.push_back("restart needed: audit trail settings changed (kept the running trail)");
   }
   return out;
 }

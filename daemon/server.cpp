@@ -147,6 +147,7 @@ server::server(config cfg, server_options opts)
   }
   admin_ = std::make_unique<admin_server>(*control_, cfg_->admin.address, cfg_->admin.port);
   install_admin_handlers();
+  if (opts_.config_applied) opts_.config_applied(*cfg_);
 }
 
 std::shared_ptr<const runtime> server::make_runtime(std::shared_ptr<const config> cfg, std::uint64_t generation) {
@@ -348,6 +349,7 @@ reload_result server::reload(config next) {
     cfg_ = cfg;
   }
   set_log_level(cfg->log.level);
+  if (opts_.config_applied) opts_.config_applied(*cfg);
   for (auto& w : workers_) {
     worker* wp = w.get();
     asio::post(wp->ioc, [wp, rt] {

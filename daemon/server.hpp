@@ -37,6 +37,10 @@ struct server_options {
   // `filters` is not used.
   std::function<filter_chain_builder(const config&)> filters_for_config;
   bool handle_signals = false;   // SIGTERM/SIGINT: drain; SIGHUP: reload from the config file
+  // Called (control plane) each time a config became the running one: at
+  // construction and after each successful reload, with the config that
+  // filters_for_config was last called with for it.
+  std::function<void(const config&)> config_applied;
 };
 
 struct reload_result {

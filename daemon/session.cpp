@@ -3,6 +3,7 @@
 #include "daemon/dialect/dialect.hpp"
 #include "daemon/http_util.hpp"
 #include "daemon/log.hpp"
+#include "daemon/tls.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -263,6 +264,7 @@ asio::awaitable<void> session::run() {
       co_return;
     }
     client_.tcp().expires_never();  // from here on: client_wd_
+    client_subject_ = peer_subject(tls->native_handle());
   }
   while (!closing_) {
     const bool keep = co_await serve_one();
@@ -300,6 +302,8 @@ asio::awaitable<bool> session::serve_one() {
   f.info.peer = peer_;
   f.info.peer_port = peer_port_;
   f.info.client_tls = client_.is_tls();
+  f.info.client_subject = client_subject_;
+  f.info.worker = w_.index;
   w_.shard.flows_active.add();
 
   http::request_parser<http::string_body> parser;

@@ -88,6 +88,7 @@ class session {
   boost::asio::ip::address peer_;
   std::uint16_t peer_port_ = 0;
   std::string peer_ip_;
+  std::string client_subject_;  // of a verified client certificate (mTLS)
   boost::beast::flat_buffer buf_;   // client bytes read, not yet parsed
   std::unique_ptr<char[]> rbuf_;     // upstream body bytes, one read at a time
   std::string head_;                 // response head waiting to be sent with the first body bytes

@@ -24,7 +24,8 @@ void harden(ssl::context& ctx) {
 }  // namespace
 
 std::shared_ptr<ssl::context> make_server_tls(const std::filesystem::path& cert,
-                                              const std::filesystem::path& key) {
+                                              const std::filesystem::path& key,
+                                              const std::filesystem::path& client_ca) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   harden(*ctx);
   boost::system::error_code ec;
@@ -35,7 +36,33 @@ std::shared_ptr<ssl::context> make_server_tls(const std::filesystem::path& cert,
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
     throw std::runtime_error(key.string() + ": private key does not match " + cert.string());
   }
+  if (!client_ca.empty()) {
+    ctx->load_verify_file(client_ca.string(), ec);
+    if (ec) throw std::runtime_error(client_ca.string() + ": cannot load client CA certificates: " + ec.message());
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(client_ca.string().c_str());
+    if (names == nullptr) throw std::runtime_error(client_ca.string() + ": no CA certificate in the file");
+    SSL_CTX_set_client_CA_list(ctx->native_handle(), names);  // takes ownership
+    ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+    // Session resumption with client verification needs a context id.
+    static constexpr unsigned char sid[] = "customsd";
+    SSL_CTX_set_session_id_context(ctx->native_handle(), sid, sizeof sid - 1);
+  }
   return ctx;
+}
+
+std::string peer_subject(SSL* h) {
+  X509* cert = SSL_get0_peer_certificate(h);
+  if (cert == nullptr || SSL_get_verify_result(h) != X509_V_OK) return {};
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (bio == nullptr) return {};
+  std::string out;
+  if (X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio, &data);
+    if (n > 0 && data != nullptr) out.assign(data, static_cast<std::size_t>(n));
+  }
+  BIO_free(bio);
+  return out;
 }
 
 std::shared_ptr<ssl::context> make_client_tls(const std::filesystem::path& ca_bundle) {

@@ -17,8 +17,16 @@
 
 namespace customs::daemon {
 
+// client_ca non-empty: mutual TLS; the handshake fails unless the client
+// presents a certificate that chains to one of its certificates.
 [[nodiscard]] std::shared_ptr<boost::asio::ssl::context> make_server_tls(
-    const std::filesystem::path& cert, const std::filesystem::path& key);
+    const std::filesystem::path& cert, const std::filesystem::path& key,
+    const std::filesystem::path& client_ca = {});
+
+// The subject of the verified peer certificate of a finished handshake, as
+// OpenSSL prints it in RFC 2253 form (most specific RDN first, e.g.
+// "CN=bank-gw,O=Bank,C=DE"); empty when the peer sent none.
+[[nodiscard]] std::string peer_subject(SSL* ssl);
 
 // ca_bundle empty: the system's default verify paths.
 [[nodiscard]] std::shared_ptr<boost::asio::ssl::context> make_client_tls(

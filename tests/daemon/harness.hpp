@@ -43,7 +43,7 @@ inline daemon::route_config make_route(const std::string& prefix, const std::str
 // One plain listener "edge" and the admin listener on free loopback ports.
 inline daemon::config test_config(std::vector<daemon::route_config> routes = {}) {
   daemon::config c;
-  c.listeners.push_back({"edge", "127.0.0.1", 0, std::nullopt});
+  c.listeners.push_back({"edge", "127.0.0.1", 0, std::nullopt, std::nullopt});
   c.admin = {"127.0.0.1", 0};
   c.routes = std::move(routes);
   c.threads = 1;

@@ -350,7 +350,7 @@ TEST_CASE("relay: TLS on the client listener") {
   const auto pki = make_test_pki(dir.path());
   fake_provider up;
   auto cfg = test_config({make_route("/openai/", url(up))});
-  cfg.listeners.push_back({"secure", "127.0.0.1", 0, tls_files{pki.server.cert, pki.server.key}});
+  cfg.listeners.push_back({"secure", "127.0.0.1", 0, tls_files{pki.server.cert, pki.server.key, {}}, std::nullopt});
   running_server px(cfg);
   boost::asio::ssl::context ctx(boost::asio::ssl::context::tls_client);
   ctx.load_verify_file(pki.ca.cert.string());

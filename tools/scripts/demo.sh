@@ -2,10 +2,13 @@
 # Installs the dependencies, builds Customs and starts customsd with the default
 # config (config/customsd.yaml): an offline demo. A scripted fake provider
 # (tests/support, the same one the tests use) answers on 127.0.0.1:8091 in the
-# background and is stopped when customsd stops; no internet is needed.
-# Ctrl-C (SIGINT) drains and stops customsd.
+# background and is stopped when customsd stops; no internet is needed. Its
+# answer contains a PRC mobile number, which customsd redacts on the fly.
+# On first run the audit keys are made in config/state/keys (customsctl keys gen);
+# the audit trail is config/state/audit.db. Ctrl-C (SIGINT) drains and stops
+# customsd.
 #
-# Try, from another terminal:
+# Try, from another terminal (see README.md):
 #   curl -N http://127.0.0.1:8080/openai/v1/chat/completions \
 #     -H 'Content-Type: application/json' -H 'Authorization: Bearer demo' \
 #     -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"Hello"}]}'
@@ -16,8 +19,16 @@ bash tools/scripts/install-deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release --target customsd customsctl fake_provider
 
+state=config/state
+if [ ! -f "$state/keys/auditor.pub" ]; then
+  mkdir -p "$state"
+  build/release/tools/customsctl keys gen --out "$state/keys" >/dev/null
+  echo "demo: audit keys made in $state/keys (auditor.key and sealing.seed are the auditors' copies)" >&2
+fi
+
 provider_log=$(mktemp)
-build/release/tests/support/fake_provider --address 127.0.0.1 --port 8091 2>"$provider_log" >"$provider_log" &
+build/release/tests/support/fake_provider --address 127.0.0.1 --port 8091 \
+  --text "Sure. Our Shanghai office answers on 138 1234 5678, nine to five." 2>"$provider_log" >"$provider_log" &
 provider_pid=$!
 cleanup() {
   kill "$provider_pid" 2>/dev/null || true
@@ -36,7 +47,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 echo "demo: fake provider $(grep -m1 'listening on' "$provider_log")" >&2
-echo "demo: customsd on http://127.0.0.1:8080 (admin http://127.0.0.1:9090/metrics); Ctrl-C stops" >&2
+echo "demo: customsd on http://127.0.0.1:8080 (admin http://127.0.0.1:9090/metrics, /rules); audit trail $state/audit.db; Ctrl-C stops" >&2
 
 status=0
 build/release/daemon/customsd --config config/customsd.yaml || status=$?

@@ -1,0 +1,128 @@
+#pragma once
+// Enforcement's metrics (a section of customsd's /metrics, see
+// daemon/metrics.hpp for the sharding rules: every counter is written by one
+// worker thread only).
+//
+//   customs_enforced_flows_total{route,action}   flows by final action
+//   customs_flow_pairs_total{src,dst}            flows by source / destination jurisdiction
+//   customs_rule_flows_total{rule}               flows in which a rule fired
+//   customs_findings_total{detector,direction}   findings
+//   customs_audit_refusals_total{reason}         flows refused (503) because the trail refused
+//                                                their record: queue_full, store_failed, closed
+//   customs_audit_failures_total{reason}         records the trail did not take (also of
+//                                                flows let through with on_failure: allow)
+//   customs_source_headers_ignored_total         X-Customs-* source headers from untrusted peers
+//   customs_unscanned_events_total               events forwarded uninspected (unscannable: tag/allow)
+//   customs_hold_back_seconds                    how long streamed text was held back (histogram)
+//   customs_inspect_seconds                      inspection time per flow (histogram; CPU on the worker)
+//   customs_audit_durable_wait_seconds           flow_opened append -> durable (histogram)
+//   customs_audit_queue_depth, customs_audit_commit_latency_seconds (last commit),
+//   customs_audit_records_committed_total, customs_audit_commits_total,
+//   customs_audit_store_errors_total             from the audit writer at scrape time
+//   customs_rule_loads_total{result}             rule set loads at start-up and reload
+//   customs_rule_set_info{id,version,hash}       1 for the active rule set
+//
+// Labelled series are created the first time a label set is seen: those known
+// from the config (routes, actions) when it is loaded, rules and detectors when
+// a flow first reports them (their number is bounded by the rule sets loaded),
+// jurisdiction pairs likewise (bounded by 26 x 26 per destination). Each worker
+// keeps its own index of them, so that the data plane takes a lock only when a
+// label set is new to the process.
+
+#include "daemon/metrics.hpp"
+
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace customs::audit {
+class writer;
+}
+
+namespace customs::daemon::enforce {
+
+struct alignas(64) padded_counter {
+  counter c;
+};
+
+// One counter metric with labels, sharded per worker.
+class counter_family {
+ public:
+  counter_family(std::string name, std::string help, std::vector<std::string> labels, unsigned workers);
+
+  // The worker's shard of the series with these label values (as many as label
+  // names), created on first use. Data plane: call only from `worker`'s thread.
+  [[nodiscard]] counter& at(unsigned worker, std::initializer_list<std::string_view> values);
+  // Creates the series (control plane, any thread) so that it renders as 0.
+  void ensure(std::initializer_list<std::string_view> values);
+
+  void render(std::string& out) const;
+
+ private:
+  struct series {
+    std::string labels;  // rendered: name="value",...
+    std::unique_ptr<padded_counter[]> shards;
+  };
+  series& find_or_create(const std::string& key, std::initializer_list<std::string_view> values);
+
+  struct key_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  struct worker_index {
+    std::string key;  // reused buffer
+    std::unordered_map<std::string, series*, key_hash, std::equal_to<>> map;
+  };
+
+  std::string name_, help_;
+  std::vector<std::string> labels_;
+  unsigned workers_;
+  mutable std::mutex mutex_;  // guards all_
+  std::map<std::string, std::unique_ptr<series>, std::less<>> all_;
+  std::vector<worker_index> index_;  // per worker, touched by that worker only
+};
+
+struct alignas(64) enforce_shard {
+  enforce_shard() : hold_back(latency_buckets), inspect(cpu_buckets), audit_wait(latency_buckets) {}
+  histogram hold_back;
+  histogram inspect;
+  histogram audit_wait;
+  counter headers_ignored;
+  counter unscanned_events;
+};
+
+class enforce_metrics {
+ public:
+  explicit enforce_metrics(unsigned workers);
+
+  counter_family flows;
+  counter_family pairs;
+  counter_family rules;
+  counter_family findings;
+  counter_family audit_refusals;
+  counter_family audit_failures;
+  counter_family rule_loads;
+
+  [[nodiscard]] enforce_shard& shard(unsigned worker) noexcept { return shards_[worker]; }
+
+  // The audit writer whose statistics are rendered (control plane).
+  void set_writer(std::shared_ptr<audit::writer> w);
+  // The active rule set (control plane).
+  void set_rule_set(std::string id, std::string version, std::string hash);
+
+  void render(std::string& out) const;
+
+ private:
+  std::vector<enforce_shard> shards_;
+  mutable std::mutex mutex_;  // guards writer_ and the rule set info
+  std::shared_ptr<audit::writer> writer_;
+  std::string set_id_, set_version_, set_hash_;
+};
+
+}  // namespace customs::daemon::enforce

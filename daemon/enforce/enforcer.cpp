@@ -1,0 +1,193 @@
+#include "daemon/enforce/enforcer.hpp"
+
+#include "audit/audit.hpp"
+#include "daemon/log.hpp"
+#include "policy/authoring.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <ctime>
+
+namespace customs::daemon::enforce {
+namespace {
+
+std::string first_errors(const std::vector<policy::diagnostic>& d) {
+  std::size_t errors = 0;
+  std::string first;
+  for (const auto& x : d) {
+    if (x.level != policy::diagnostic::severity::error) continue;
+    if (errors++ == 0) first = x.to_string();
+  }
+  std::string s = "rules: " + std::to_string(errors) + (errors == 1 ? " error" : " errors");
+  if (!first.empty()) s += " (first: " + first + ")";
+  return s;
+}
+
+std::string utc(std::chrono::system_clock::time_point t) {
+  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+rules_error::rules_error(std::vector<policy::diagnostic> d)
+    : std::runtime_error(first_errors(d)), diagnostics_(std::move(d)) {}
+
+policy::load_result load_rules(const config& cfg) {
+  auto r = policy::load_rule_set(cfg.rules);
+  if (!r.ok()) throw rules_error(std::move(r.diagnostics));
+  return r;
+}
+
+enforcer::enforcer(const config& cfg) {
+  if (!cfg.enforcing() || !cfg.audit) throw std::runtime_error("enforcement needs rules and audit in the config");
+  stats_ = std::make_shared<enforce_metrics>(cfg.effective_threads());
+  // Rules first: a broken rule file should not leave a new audit trail behind.
+  auto loaded = load_rules(cfg);
+  preloaded_ = loaded.rules;
+  preloaded_paths_ = cfg.rules;
+  for (const auto& d : loaded.diagnostics) log_line(log_level::debug, "rules_warning").kv("diagnostic", d.to_string());
+
+  const audit_config& a = *cfg.audit;
+  audit::writer_options o;
+  o.db = a.path;
+  o.auditor_keys = a.auditor_keys;
+  o.sealing_key = a.sealing_key;
+  o.signing_key = a.signing_key;
+  o.epoch_records = a.epoch_records;
+  o.epoch_duration = std::chrono::duration_cast<std::chrono::seconds>(a.epoch_duration);
+  o.commit_records = static_cast<std::uint32_t>(a.commit_records);
+  o.commit_interval = a.commit_interval;
+  o.queue_capacity = a.queue_capacity;
+  o.index_fields = a.index_fields;
+  trail_ = std::shared_ptr<audit::writer>(audit::writer::open(o));
+  stats_->set_writer(trail_);
+  log_line(log_level::info, "audit_open")
+      .kv("path", a.path.string())
+      .kv("content", to_string(a.content))
+      .kv("on_failure", a.refuse_on_failure ? "refuse" : "allow")
+      .kv("commit_interval_ms", static_cast<std::int64_t>(a.commit_interval.count()));
+  if (!a.refuse_on_failure) {
+    log_line(log_level::error, "audit_failures_allowed")
+        .kv("warning",
+            "audit.on_failure is allow: flows are forwarded even when the audit trail cannot record them");
+  }
+}
+
+enforcer::~enforcer() { close(); }
+
+void enforcer::close() {
+  if (trail_) trail_->close();
+}
+
+daemon::server_options enforcer::server_options() {
+  daemon::server_options o;
+  o.handle_signals = false;
+  o.filters_for_config = [this](const config& c) { return chain_for(c); };
+  o.config_applied = [this](const config& c) { applied(c); };
+  return o;
+}
+
+std::shared_ptr<const policy_snapshot> enforcer::build(const config& cfg, policy::rule_set_ptr rules) {
+  auto s = std::make_shared<policy_snapshot>();
+  s->rules = std::move(rules);
+  s->sources = source_resolver(cfg);
+  s->unscannable = cfg.unscannable;
+  if (cfg.audit) {
+    s->content = cfg.audit->content;
+    s->refuse_on_audit_failure = cfg.audit->refuse_on_failure;
+  }
+  s->audit = trail_;
+  s->stats = stats_;
+  for (const auto& p : cfg.rules) s->rule_files.push_back(p.string());
+  s->loaded_at = std::chrono::system_clock::now();
+  return s;
+}
+
+filter_chain_builder enforcer::chain_for(const config& cfg) {
+  if (!cfg.enforcing()) {
+    throw std::runtime_error("rules: the config no longer names rules; removing enforcement needs a restart");
+  }
+  policy::rule_set_ptr rules;
+  {
+    std::lock_guard lock(mutex_);
+    if (preloaded_ && preloaded_paths_ == cfg.rules) rules = std::move(preloaded_);
+    preloaded_.reset();
+  }
+  if (!rules) {
+    auto r = policy::load_rule_set(cfg.rules);
+    if (!r.ok()) {
+      stats_->rule_loads.at(0, {"failed"}).add();
+      for (const auto& d : r.diagnostics) {
+        log_line(d.level == policy::diagnostic::severity::error ? log_level::error : log_level::debug, "rules_invalid")
+            .kv("diagnostic", d.to_string());
+      }
+      log_line(log_level::error, "rules_rejected").kv("kept", active() ? active()->rules->hash() : std::string());
+      throw rules_error(std::move(r.diagnostics));
+    }
+    rules = r.rules;
+  }
+  stats_->rule_loads.at(0, {"ok"}).add();
+  auto snap = build(cfg, rules);
+  {
+    std::lock_guard lock(mutex_);
+    built_for_ = &cfg;
+    built_ = snap;
+  }
+  log_line(log_level::info, "rules_loaded").kv("id", rules->id()).kv("version", rules->version()).kv("hash", rules->hash());
+  return [snap](const route_config& r) { return enforce_chain(snap, r); };
+}
+
+void enforcer::applied(const config& cfg) {
+  std::shared_ptr<const policy_snapshot> now;
+  {
+    std::lock_guard lock(mutex_);
+    if (built_for_ != &cfg || !built_) return;
+    active_ = built_;
+    now = active_;
+  }
+  stats_->set_rule_set(now->rules->id(), now->rules->version(), now->rules->hash());
+  log_line(log_level::info, "rules_active").kv("id", now->rules->id()).kv("hash", now->rules->hash());
+}
+
+std::shared_ptr<const policy_snapshot> enforcer::active() const {
+  std::lock_guard lock(mutex_);
+  return active_;
+}
+
+std::string enforcer::rules_json() const {
+  const auto s = active();
+  boost::json::object o;
+  if (!s) return "{}\n";
+  o["id"] = s->rules->id();
+  o["version"] = s->rules->version();
+  o["hash"] = s->rules->hash();
+  o["max_hold_back"] = s->rules->max_hold_back();
+  o["loaded_at"] = utc(s->loaded_at);
+  boost::json::array files;
+  for (const auto& f : s->rule_files) files.emplace_back(f);
+  o["files"] = std::move(files);
+  const auto sum = policy::summarize(*s->rules);
+  boost::json::array packs;
+  for (const auto& [id, version] : sum.packs) packs.push_back(boost::json::object{{"id", id}, {"version", version}});
+  o["packs"] = std::move(packs);
+  o["detectors"] = sum.detectors;
+  o["rules"] = sum.rules;
+  o["exceptions"] = sum.exceptions;
+  return boost::json::serialize(o) + "\n";
+}
+
+void enforcer::install(server& s) {
+  s.add_admin_handler(boost::beast::http::verb::get, "/rules", [this](const admin_request&) {
+    return admin_reply{200, "application/json", rules_json()};
+  });
+  s.stats().add_section([stats = stats_](std::string& out) { stats->render(out); });
+}
+
+}  // namespace customs::daemon::enforce

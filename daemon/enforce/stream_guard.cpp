@@ -1,0 +1,308 @@
+#include "daemon/enforce/stream_guard.hpp"
+
+#include "daemon/dialect/dialect.hpp"
+#include "daemon/enforce/logprobs.hpp"
+
+namespace customs::daemon::enforce {
+
+using clock = std::chrono::steady_clock;
+
+std::string_view to_string(cut_reason r) noexcept {
+  switch (r) {
+    case cut_reason::none: return "none";
+    case cut_reason::blocked: return "blocked";
+    case cut_reason::unscannable: return "unscannable";
+    case cut_reason::engine_error: return "engine_error";
+  }
+  return "none";
+}
+
+std::string sse_text(std::string_view name, std::string_view data) {
+  std::string s;
+  s.reserve(name.size() + data.size() + 16);
+  if (!name.empty()) {
+    s += "event: ";
+    s += name;
+    s += '\n';
+  }
+  s += "data: ";
+  s += data;
+  s += "\n\n";
+  return s;
+}
+
+stream_guard::stream_guard(dialect d, stream_codec codec, policy::rule_set_ptr rules, policy::flow_context ctx,
+                           stream_guard_options opts, bool keep_released)
+    : api_(d),
+      codec_(std::move(codec)),
+      rules_(std::move(rules)),
+      ctx_(std::move(ctx)),
+      opts_(opts),
+      keep_released_(keep_released) {
+  // A response rule without selectors (say, "no answers from this destination")
+  // blocks the stream whatever its text, even one without text events.
+  if (rules_) flow_blocked_ = rules_->decide(ctx_, {}).act == policy::action::block;
+  segs_.reserve(4);
+}
+
+stream_guard::stream_guard(stream_guard&&) noexcept = default;
+stream_guard& stream_guard::operator=(stream_guard&&) noexcept = default;
+stream_guard::~stream_guard() = default;
+
+codec_result<stream_guard> stream_guard::create(dialect d, endpoint_kind e, policy::rule_set_ptr rules,
+                                                policy::flow_context ctx, stream_guard_options opts) {
+  auto codec = stream_codec::create(d, e);
+  if (!codec) return codec.error();
+  const bool aggregates = e == endpoint_kind::openai_responses;
+  return stream_guard(d, std::move(*codec), std::move(rules), std::move(ctx), opts, aggregates);
+}
+
+stream_guard::segment* stream_guard::open_segment(const std::string& key) {
+  if (last_ < segs_.size() && segs_[last_].open && segs_[last_].key == key) return &segs_[last_];
+  auto it = latest_.find(key);
+  if (it != latest_.end() && segs_[it->second].open) {
+    last_ = it->second;
+    return &segs_[last_];
+  }
+  if (segs_.size() >= max_segments) return nullptr;
+  segment s;
+  s.key = key;
+  s.scanner.emplace(rules_, ctx_);
+  segs_.push_back(std::move(s));
+  last_ = segs_.size() - 1;
+  latest_[key] = last_;
+  return &segs_[last_];
+}
+
+stream_guard::segment* stream_guard::latest_segment(std::string_view key) {
+  auto it = latest_.find(std::string(key));
+  return it == latest_.end() ? nullptr : &segs_[it->second];
+}
+
+void stream_guard::track_hold(segment& seg) {
+  const bool h = seg.scanner && seg.scanner->held() > 0;
+  if (h == seg.holding) return;
+  const auto now = clock::now();
+  if (h) {
+    seg.hold_since = now;
+  } else if (opts_.stats != nullptr) {
+    opts_.stats->hold_back.observe(now - seg.hold_since);
+  }
+  seg.holding = h;
+}
+
+bool stream_guard::finish(segment& seg, std::string& released) {
+  seg.open = false;
+  if (!seg.scanner) return true;
+  auto r = seg.scanner->finish();
+  track_hold(seg);
+  if (r.blocked) return false;
+  if (keep_released_) seg.released += r.released;
+  released = std::move(r.released);
+  return true;
+}
+
+stream_guard::step stream_guard::stop_blocked(const segment* seg, const policy::verdict* v,
+                                              std::vector<std::string>& out) {
+  cut_ = cut_reason::blocked;
+  if (v == nullptr && seg != nullptr && seg->scanner) v = &seg->scanner->current();
+  std::string msg = "customs: the response was stopped by policy";
+  if (v != nullptr && !v->rules.empty()) {
+    msg += " (rules: ";
+    for (std::size_t i = 0; i < v->rules.size(); ++i) {
+      if (i > 0) msg += ", ";
+      msg += v->rules[i];
+    }
+    msg += ')';
+  }
+  detail_ = msg;
+  out.clear();
+  out.push_back(stream_error_event(api_, 451, msg, "customs_blocked"));
+  return step::stop;
+}
+
+stream_guard::step stream_guard::stop_engine(std::string why, std::vector<std::string>& out) {
+  cut_ = cut_reason::engine_error;
+  detail_ = std::move(why);
+  out.clear();
+  out.push_back(stream_error_event(api_, 500, "customs: internal error while inspecting the response",
+                                   "customs_inspection_error"));
+  return step::stop;
+}
+
+stream_guard::step stream_guard::unscannable_event(std::string why, std::vector<std::string>& out) {
+  if (opts_.unscannable != unscannable_mode::block) {
+    ++unscanned_;
+    if (opts_.stats != nullptr) opts_.stats->unscanned_events.add();
+    if (detail_.empty()) detail_ = std::move(why);
+    return step::pass;
+  }
+  cut_ = cut_reason::unscannable;
+  detail_ = std::move(why);
+  out.clear();
+  out.push_back(stream_error_event(api_, 451, "customs: the provider sent an event that could not be inspected",
+                                   "customs_unscannable"));
+  return step::stop;
+}
+
+stream_guard::step stream_guard::on_event(const sse_block& block, std::vector<std::string>& out) {
+  if (cut_ != cut_reason::none) return step::stop;
+  if (!block.has_data) return step::pass;  // comments and keep-alives carry no text
+  if (flow_blocked_) {
+    const auto v = rules_->decide(ctx_, {});
+    return stop_blocked(nullptr, &v, out);
+  }
+  auto decoded = codec_->decode(block.event, block.data);
+  if (!decoded) return unscannable_event("event: " + decoded.error().message(), out);
+  stream_event& ev = *decoded;
+  usage_.merge(ev.usage);
+
+  if (ev.kind == event_kind::unknown) {
+    return unscannable_event("unknown event type" + (block.event.empty() ? std::string() : " " + std::string(block.event)), out);
+  }
+  if (ev.kind == event_kind::error) {
+    // The provider ends the stream: release what the open channels still hold
+    // (as deltas before the error event), then the error as it came.
+    if (flush_open(out) == step::stop) return step::stop;
+    if (out.empty()) return step::pass;
+    out.emplace_back(block.raw);
+    return step::replace;
+  }
+
+  const std::size_t n = ev.slots.size();
+  repl_.resize(n);
+  changed_.assign(n, 0);
+  bool any_change = false;
+
+  // 1. Deltas, in slot order.
+  for (std::size_t i = 0; i < n; ++i) {
+    const text_slot& slot = ev.slots[i];
+    if (slot.aggregate) continue;
+    segment* seg = open_segment(slot.channel);
+    if (seg == nullptr) return stop_engine("more than " + std::to_string(max_segments) + " channel segments", out);
+    if (opts_.keep_texts) seg->original += slot.text;
+    auto r = seg->scanner->feed(slot.text);
+    track_hold(*seg);
+    if (r.blocked) return stop_blocked(seg, nullptr, out);
+    if (keep_released_) seg->released += r.released;
+    if (r.released != slot.text) {
+      repl_[i] = std::move(r.released);
+      changed_[i] = 1;
+      any_change = true;
+    }
+  }
+
+  // 2. Channels that close here.
+  for (const auto& key : ev.closes) {
+    auto it = latest_.find(key);
+    if (it == latest_.end() || !segs_[it->second].open) continue;
+    segment& seg = segs_[it->second];
+    std::string rest;
+    if (!finish(seg, rest)) return stop_blocked(&seg, nullptr, out);
+    if (rest.empty()) continue;
+    std::size_t last = n;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!ev.slots[i].aggregate && ev.slots[i].channel == key) last = i;
+    }
+    if (last < n) {
+      if (!changed_[last]) repl_[last].assign(ev.slots[last].text);
+      repl_[last] += rest;
+      changed_[last] = 1;
+      any_change = true;
+    } else {
+      auto d = codec_->make_delta(key, rest);
+      if (!d) return stop_engine("make_delta: " + d.error().message(), out);
+      out.push_back(sse_text(d->name, d->data));
+    }
+  }
+
+  // 3. Aggregates: the channel's full released text.
+  for (std::size_t i = 0; i < n; ++i) {
+    const text_slot& slot = ev.slots[i];
+    if (!slot.aggregate) continue;
+    segment* seg = latest_segment(slot.channel);
+    if (seg == nullptr) {
+      if (segs_.size() >= max_segments) return stop_engine("too many channel segments", out);
+      const auto part = static_cast<std::uint32_t>(segs_.size());
+      auto v = rules_->decide(ctx_, rules_->scan(slot.text, part));
+      if (v.act == policy::action::block) return stop_blocked(nullptr, &v, out);
+      segment s;
+      s.key = slot.channel;
+      s.open = false;
+      if (opts_.keep_texts) s.original.assign(slot.text);
+      s.released = v.act == policy::action::redact ? rules_->redact(slot.text, v.findings, part) : std::string(slot.text);
+      s.whole = std::move(v.findings);
+      segs_.push_back(std::move(s));
+      latest_[slot.channel] = segs_.size() - 1;
+      seg = &segs_.back();
+    }
+    if (seg->released != slot.text) {
+      repl_[i] = seg->released;
+      changed_[i] = 1;
+      any_change = true;
+    }
+  }
+
+  // 4. Forward.
+  if (ev.has_logprobs && strip_logprobs(ev.document)) any_change = true;
+  if (!any_change) {
+    if (out.empty()) return step::pass;
+    out.emplace_back(block.raw);
+    return step::replace;
+  }
+  std::vector<text_replacement> changes;
+  changes.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (changed_[i]) changes.push_back({i, repl_[i]});
+  }
+  auto data = codec_->encode(ev, changes);
+  if (!data) return stop_engine("encode: " + data.error().message(), out);
+  out.push_back(sse_text(block.event, *data));
+  return step::replace;
+}
+
+stream_guard::step stream_guard::on_end(std::vector<std::string>& out) {
+  if (cut_ != cut_reason::none) return step::stop;
+  if (flow_blocked_) {
+    const auto v = rules_->decide(ctx_, {});
+    return stop_blocked(nullptr, &v, out);
+  }
+  // Gemini has no end marker, and a stream may end without one: the channels
+  // still open (in the order they opened) release what they hold.
+  return flush_open(out);
+}
+
+stream_guard::step stream_guard::flush_open(std::vector<std::string>& out) {
+  for (auto& seg : segs_) {
+    if (!seg.open) continue;
+    std::string rest;
+    if (!finish(seg, rest)) return stop_blocked(&seg, nullptr, out);
+    if (rest.empty()) continue;
+    auto d = codec_->make_delta(seg.key, rest);
+    if (!d) return stop_engine("make_delta: " + d.error().message(), out);
+    out.push_back(sse_text(d->name, d->data));
+  }
+  return step::pass;
+}
+
+std::vector<std::string> stream_guard::texts() const {
+  std::vector<std::string> t;
+  t.reserve(segs_.size());
+  for (const auto& s : segs_) t.push_back(s.original);
+  return t;
+}
+
+std::vector<policy::finding> stream_guard::findings() const {
+  std::vector<policy::finding> all;
+  for (std::size_t i = 0; i < segs_.size(); ++i) {
+    const auto& s = segs_[i];
+    const auto& src = s.scanner ? s.scanner->current().findings : s.whole;
+    for (const auto& f : src) {
+      all.push_back(f);
+      all.back().part = static_cast<std::uint32_t>(i);
+    }
+  }
+  return all;
+}
+
+}  // namespace customs::daemon::enforce

@@ -1,0 +1,317 @@
+// The stream guard without networking: SSE streams of each dialect fed block by
+// block, as customsd's relay feeds them, checking what a client would receive.
+#include "enforce_harness.hpp"
+
+#include "daemon/enforce/logprobs.hpp"
+#include "daemon/enforce/stream_guard.hpp"
+
+using namespace customs::testing;
+using namespace customs::testing::enforce;
+using customs::daemon::endpoint_kind;
+using customs::daemon::unscannable_mode;
+using customs::daemon::enforce::cut_reason;
+using customs::daemon::enforce::stream_guard;
+using customs::daemon::enforce::stream_guard_options;
+
+namespace {
+
+customs::policy::rule_set_ptr test_rule_set() {
+  static const customs::policy::rule_set_ptr rs = [] {
+    const std::vector<fs::path> paths = {shipped_rules(), test_rules("responses.yaml"), test_rules("flow-rules.yaml")};
+    auto r = customs::policy::load_rule_set(paths);
+    REQUIRE(r.ok());
+    return r.rules;
+  }();
+  return rs;
+}
+
+customs::policy::flow_context response_ctx(const std::string& dst = "US") {
+  customs::policy::flow_context c;
+  c.dir = customs::policy::direction::response;
+  c.src = "CN";
+  c.dst = dst;
+  c.tenant = "demo";
+  return c;
+}
+
+struct guarded {
+  std::string out;  // what the client receives
+  bool stopped = false;
+  std::size_t replaced = 0;
+};
+
+// Feeds a raw SSE stream through a guard, block by block, then ends it.
+guarded run(stream_guard& g, const std::string& raw) {
+  guarded r;
+  customs::daemon::sse_parser p(1 << 20);
+  std::string_view in(raw);
+  auto one = [&](const customs::daemon::sse_block& b) {
+    std::vector<std::string> out;
+    const auto s = g.on_event(b, out);
+    if (s == stream_guard::step::pass) {
+      r.out += b.raw;
+    } else {
+      for (const auto& o : out) r.out += o;
+      ++r.replaced;
+      if (s == stream_guard::step::stop) r.stopped = true;
+    }
+  };
+  while (!in.empty() && !r.stopped) {
+    const auto res = p.feed(in);
+    in.remove_prefix(res.consumed);
+    if (res.what == customs::daemon::sse_parser::status::event) one(p.event());
+  }
+  if (!r.stopped && p.finish()) one(p.event());
+  if (!r.stopped) {
+    std::vector<std::string> out;
+    if (g.on_end(out) == stream_guard::step::stop) r.stopped = true;
+    for (const auto& o : out) r.out += o;
+  }
+  return r;
+}
+
+stream_guard make(endpoint_kind e, dialect d, stream_guard_options o = {}, const std::string& dst = "US") {
+  o.keep_texts = true;
+  auto g = stream_guard::create(d, e, test_rule_set(), response_ctx(dst), o);
+  REQUIRE(g.has_value());
+  return std::move(*g);
+}
+
+std::string data(const json::object& o) { return "data: " + json::serialize(o) + "\n\n"; }
+std::string named(const std::string& name, const json::object& o) {
+  return "event: " + name + "\n" + data(o);
+}
+
+std::string chat_stream(const std::vector<std::string>& deltas) {
+  std::string s;
+  for (const auto& d : deltas) {
+    s += data({{"id", "c1"}, {"object", "chat.completion.chunk"},
+               {"choices", json::array{json::object{{"index", 0}, {"delta", json::object{{"content", d}}}, {"finish_reason", nullptr}}}}});
+  }
+  s += data({{"id", "c1"}, {"object", "chat.completion.chunk"},
+             {"choices", json::array{json::object{{"index", 0}, {"delta", json::object{}}, {"finish_reason", "stop"}}}}});
+  return s + "data: [DONE]\n\n";
+}
+
+std::string anthropic_stream(const std::vector<std::string>& deltas) {
+  std::string s = named("message_start", {{"type", "message_start"},
+                                          {"message", json::object{{"id", "m1"}, {"type", "message"}, {"role", "assistant"},
+                                                                   {"content", json::array{}}, {"model", "c"},
+                                                                   {"usage", json::object{{"input_tokens", 5}, {"output_tokens", 1}}}}}});
+  s += named("content_block_start", {{"type", "content_block_start"}, {"index", 0},
+                                     {"content_block", json::object{{"type", "text"}, {"text", ""}}}});
+  for (const auto& d : deltas) {
+    s += named("content_block_delta", {{"type", "content_block_delta"}, {"index", 0},
+                                       {"delta", json::object{{"type", "text_delta"}, {"text", d}}}});
+  }
+  s += named("content_block_stop", {{"type", "content_block_stop"}, {"index", 0}});
+  s += named("message_delta", {{"type", "message_delta"}, {"delta", json::object{{"stop_reason", "end_turn"}}},
+                               {"usage", json::object{{"output_tokens", 9}}}});
+  return s + named("message_stop", {{"type", "message_stop"}});
+}
+
+json::object gemini_chunk(const std::string& text, bool finish) {
+  json::object cand{{"content", json::object{{"parts", json::array{json::object{{"text", text}}}}, {"role", "model"}}}, {"index", 0}};
+  if (finish) cand["finishReason"] = "STOP";
+  return {{"candidates", json::array{cand}}};
+}
+
+// Gemini's last chunk carries text and finishReason together, or (finish ==
+// false) the stream just ends.
+std::string gemini_stream(const std::vector<std::string>& deltas, bool finish = true) {
+  std::string s;
+  for (std::size_t i = 0; i < deltas.size(); ++i) s += data(gemini_chunk(deltas[i], finish && i + 1 == deltas.size()));
+  return s;
+}
+
+std::vector<std::string> bytes_of(const std::string& s) {
+  std::vector<std::string> v;
+  for (char c : s) v.emplace_back(1, c);
+  return v;
+}
+
+const api_call chat_api{"openai chat", dialect::openai, "openai", "", nullptr};
+const api_call anthropic_api{"anthropic messages", dialect::anthropic, "anthropic", "", nullptr};
+const api_call gemini_api{"gemini", dialect::gemini, "gemini", "", nullptr};
+const api_call responses_api{"openai responses", dialect::openai, "openai", "", nullptr};
+
+}  // namespace
+
+TEST_CASE("stream guard: a phone number fed one byte per delta is redacted in each dialect") {
+  const std::string text = "Ring 138 1234 5678 today, or +86 139 1234 5678.";
+  const std::string want = "Ring [REDACTED:pi.phone] today, or [REDACTED:pi.phone].";
+  {
+    auto g = make(endpoint_kind::openai_chat, dialect::openai);
+    const auto r = run(g, chat_stream(bytes_of(text)));
+    const auto v = reassemble(chat_api, r.out);
+    CHECK(v.text == want);
+    CHECK(v.ended);
+    CHECK(g.texts() == std::vector<std::string>{text});
+    CHECK(g.findings().size() == 2);
+  }
+  {
+    auto g = make(endpoint_kind::anthropic_messages, dialect::anthropic);
+    const auto r = run(g, anthropic_stream(bytes_of(text)));
+    const auto v = reassemble(anthropic_api, r.out);
+    CHECK(v.text == want);
+    CHECK(v.ended);
+    CHECK(g.usage().output_tokens == 9u);
+  }
+  {
+    auto g = make(endpoint_kind::gemini_stream_generate, dialect::gemini);
+    const auto r = run(g, gemini_stream(bytes_of(text)));
+    const auto v = reassemble(gemini_api, r.out);
+    CHECK(v.text == want);
+    CHECK(v.ended);
+  }
+}
+
+TEST_CASE("stream guard: text held back at a channel's close goes into the closing event or a delta before it") {
+  SECTION("gemini: the last chunk closes the candidate and carries text") {
+    auto g = make(endpoint_kind::gemini_stream_generate, dialect::gemini);
+    const auto r = run(g, gemini_stream({"call 138 1234 ", "5678"}));
+    // The number ends the text: only the close releases it, in the same event.
+    const auto events = parse_sse(r.out, nullptr);
+    REQUIRE(events.size() == 2);
+    CHECK(events[1].data.find("[REDACTED:pi.phone]") != std::string::npos);
+    CHECK(events[1].data.find("finishReason") != std::string::npos);
+    CHECK(reassemble(gemini_api, r.out).text == "call [REDACTED:pi.phone]");
+  }
+  SECTION("gemini: a stream without finishReason is flushed at its end") {
+    auto g = make(endpoint_kind::gemini_stream_generate, dialect::gemini);
+    const auto r = run(g, gemini_stream({"call 138 1234 ", "5678"}, false));
+    CHECK(reassemble(gemini_api, r.out).text == "call [REDACTED:pi.phone]");
+    CHECK(r.out.find("5678") == std::string::npos);
+  }
+  SECTION("openai chat: finish_reason without text: a delta event comes first") {
+    auto g = make(endpoint_kind::openai_chat, dialect::openai);
+    const auto r = run(g, chat_stream({"call 138 1234 5678"}));
+    const auto events = parse_sse(r.out, nullptr);
+    REQUIRE(events.size() == 4);
+    CHECK(events[1].data.find("[REDACTED:pi.phone]") != std::string::npos);
+    CHECK(events[2].data.find("\"finish_reason\":\"stop\"") != std::string::npos);
+    CHECK(events[3].data == "[DONE]");
+  }
+}
+
+TEST_CASE("stream guard: Responses API aggregates repeat the released text, never the original") {
+  const std::string item = "msg_1";
+  auto ev = [&](const std::string& type, json::object o) {
+    o["type"] = type;
+    return named(type, o);
+  };
+  const auto part = [](const std::string& t) {
+    return json::object{{"type", "output_text"}, {"text", t}, {"annotations", json::array{}}, {"logprobs", json::array{}}};
+  };
+  const auto done_item = json::object{{"id", item}, {"type", "message"}, {"role", "assistant"}, {"status", "completed"},
+                                      {"content", json::array{part("tel 138 1234 5678.")}}};
+  std::string s = ev("response.created", {{"sequence_number", 0}, {"response", json::object{{"id", "r"}, {"output", json::array{}}}}});
+  s += ev("response.output_item.added", {{"sequence_number", 1}, {"output_index", 0},
+                                         {"item", json::object{{"id", item}, {"type", "message"}, {"role", "assistant"}, {"content", json::array{}}}}});
+  s += ev("response.content_part.added", {{"sequence_number", 2}, {"item_id", item}, {"output_index", 0}, {"content_index", 0}, {"part", part("")}});
+  int seq = 3;
+  for (const std::string d : {"tel 138", " 1234 56", "78."}) {
+    s += ev("response.output_text.delta", {{"sequence_number", seq++}, {"item_id", item}, {"output_index", 0}, {"content_index", 0},
+                                           {"delta", d}, {"logprobs", json::array{}}});
+  }
+  s += ev("response.output_text.done", {{"sequence_number", seq++}, {"item_id", item}, {"output_index", 0}, {"content_index", 0},
+                                        {"text", "tel 138 1234 5678."}, {"logprobs", json::array{}}});
+  s += ev("response.content_part.done", {{"sequence_number", seq++}, {"item_id", item}, {"output_index", 0}, {"content_index", 0},
+                                         {"part", part("tel 138 1234 5678.")}});
+  s += ev("response.output_item.done", {{"sequence_number", seq++}, {"output_index", 0}, {"item", done_item}});
+  s += ev("response.completed", {{"sequence_number", seq++},
+                                 {"response", json::object{{"id", "r"}, {"status", "completed"}, {"output", json::array{done_item}},
+                                                           {"usage", json::object{{"input_tokens", 3}, {"output_tokens", 4}}}}}});
+  auto g = make(endpoint_kind::openai_responses, dialect::openai);
+  const auto r = run(g, s);
+  INFO(r.out);
+  CHECK_FALSE(r.stopped);
+  CHECK(r.out.find("5678") == std::string::npos);
+  CHECK(reassemble(responses_api, r.out).text == "tel [REDACTED:pi.phone].");
+  // Every aggregate carries the redacted text.
+  std::size_t count = 0;
+  for (std::size_t at = r.out.find("tel [REDACTED:pi.phone]."); at != std::string::npos;
+       at = r.out.find("tel [REDACTED:pi.phone].", at + 1)) {
+    ++count;
+  }
+  CHECK(count == 4);
+  CHECK(g.usage().output_tokens == 4u);
+  CHECK(g.texts() == std::vector<std::string>{"tel 138 1234 5678."});
+}
+
+TEST_CASE("stream guard: a block rule stops the stream with the error event, before the match") {
+  auto g = make(endpoint_kind::anthropic_messages, dialect::anthropic);
+  const auto r = run(g, anthropic_stream({"key AKIAUJZ", "DE8GXD6", "NCF10E end"}));
+  CHECK(r.stopped);
+  CHECK(g.cut() == cut_reason::blocked);
+  CHECK(r.out.find("AKIA") == std::string::npos);
+  CHECK(r.out.find("event: error\ndata: {\"type\":\"error\"") != std::string::npos);
+  CHECK(r.out.find("message_stop") == std::string::npos);
+  const auto v = reassemble(anthropic_api, r.out);
+  CHECK(v.text == "key ");
+  CHECK_FALSE(v.ended);
+}
+
+TEST_CASE("stream guard: a response rule on the flow blocks at the first event") {
+  auto g = make(endpoint_kind::openai_chat, dialect::openai, {}, "KP");
+  const auto r = run(g, chat_stream({"hello"}));
+  CHECK(r.stopped);
+  CHECK(g.cut() == cut_reason::blocked);
+  CHECK(r.out.find("hello") == std::string::npos);
+  CHECK(r.out.find("test.no-answers-from-kp") != std::string::npos);
+}
+
+TEST_CASE("stream guard: events that cannot be inspected follow unscannable") {
+  const std::string s = named("message_start", {{"type", "message_start"}, {"message", json::object{{"id", "m"}, {"content", json::array{}}}}}) +
+                        named("surprise", {{"type", "surprise"}, {"text", "unseen"}}) +
+                        named("message_stop", {{"type", "message_stop"}});
+  SECTION("block cuts the stream") {
+    auto g = make(endpoint_kind::anthropic_messages, dialect::anthropic);
+    const auto r = run(g, s);
+    CHECK(r.stopped);
+    CHECK(g.cut() == cut_reason::unscannable);
+    CHECK(r.out.find("customs_unscannable") != std::string::npos);
+    CHECK(r.out.find("unseen") == std::string::npos);
+  }
+  SECTION("allow forwards it and counts it") {
+    stream_guard_options o;
+    o.unscannable = unscannable_mode::allow;
+    auto g = make(endpoint_kind::anthropic_messages, dialect::anthropic, o);
+    const auto r = run(g, s);
+    CHECK_FALSE(r.stopped);
+    CHECK(r.out == s);
+    CHECK(g.unscanned_events() == 1);
+  }
+  SECTION("malformed JSON under block") {
+    auto g = make(endpoint_kind::openai_chat, dialect::openai);
+    const auto r = run(g, "data: {\"choices\": [\n\n");
+    CHECK(r.stopped);
+    CHECK(g.cut() == cut_reason::unscannable);
+  }
+}
+
+TEST_CASE("stream guard: events without a change are forwarded byte for byte; log-probabilities are emptied") {
+  auto g = make(endpoint_kind::openai_chat, dialect::openai);
+  // Odd spacing and key order survive when nothing changes.
+  const std::string plain = "data: {\"choices\":[{\"index\":0,  \"delta\":{\"content\":\"hello \"},\"finish_reason\":null}]}\n\n";
+  const std::string with_lp =
+      "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"world\"},\"finish_reason\":null,"
+      "\"logprobs\":{\"content\":[{\"token\":\"world\",\"logprob\":-0.1,\"bytes\":[119],\"top_logprobs\":[]}]}}]}\n\n";
+  const auto r = run(g, plain + with_lp);
+  const auto events = parse_sse(r.out, nullptr);
+  // The stream ends without finish_reason: a last delta releases what the
+  // scanner still held at the end of "world".
+  REQUIRE(events.size() == 3);
+  CHECK(r.out.substr(0, plain.size()) == plain);
+  CHECK(events[1].data.find("\"logprobs\":null") != std::string::npos);
+  CHECK(events[1].data.find("token") == std::string::npos);
+  CHECK(reassemble(chat_api, r.out).text == "hello world");
+}
+
+TEST_CASE("strip_logprobs empties every dialect's log-probabilities in place") {
+  auto v = json::parse(R"({"a":{"logprobs":{"content":[1]}},"b":[{"logprobs":[{"token":"x"}]}],)"
+                       R"("c":{"logprobsResult":{"topCandidates":[1]},"avgLogprobs":-0.5},"logprobs":null})");
+  CHECK(customs::daemon::enforce::strip_logprobs(v));
+  CHECK(json::serialize(v) == R"({"a":{"logprobs":null},"b":[{"logprobs":[]}],"c":{"logprobsResult":{},"avgLogprobs":-5E-1},"logprobs":null})");
+  CHECK_FALSE(customs::daemon::enforce::strip_logprobs(v));
+}
