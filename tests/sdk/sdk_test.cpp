@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include "harness.hpp"
 #include "tests/support/fake_provider.hpp"
@@ -55,7 +56,7 @@ struct sdk_setup {
         << "  signing_key: \"" << (dir / "keys/signing.key").string() << "\"\n"
         << "  content: full\n"
         << "threads: 1\n"
-        << "log: {level: warn, flows: false}\n";
+        << "log: {level: info, flows: false}\n";  // the harness reads event=listening (info)
     daemon = std::make_unique<customsd_process>(dir / "customsd.yaml");
   }
   ~sdk_setup() {
@@ -75,7 +76,7 @@ struct sdk_setup {
   }
 
   void require_audit_verifies() {
-    daemon.reset();  // a clean shutdown writes the closing checkpoint
+    daemon.reset();  // stops customsd (SIGKILL): verify checks the chain up to the last commit
     const auto v = run_program({customsctl, "audit", "verify", "--db", (dir / "audit.db").string(),
                                 "--seed", (dir / "keys/sealing.seed").string(), "--signer",
                                 (dir / "keys/signing.pub").string()});
