@@ -11,8 +11,13 @@ packages=(
   sqlite3 openssl curl python3
   python3-yaml python3-jsonschema
 )
-# Test and benchmark peers: nginx (baseline reverse proxy), wrk (load),
-# Node.js + npm (official provider SDK clients in the end-to-end tests).
+# Node.js + npm run the official provider SDK clients in the end-to-end tests.
+# A machine that already has them (Debian's or another build, such as one that
+# bundles npm with nodejs) keeps its own: Debian's npm package would conflict.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
+# Benchmark peers: nginx (baseline reverse proxy) and wrk (load).
 if [[ "${CUSTOMS_WITH_BENCH:-0}" == 1 ]]; then
   packages+=(nginx-light wrk)
 fi
