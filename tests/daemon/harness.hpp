@@ -167,9 +167,19 @@ class customsd_process {
     posix_spawn_file_actions_destroy(&fa);
     ::close(fds[1]);
     err_ = fds[0];
-    const std::string listening = wait_for_log("event=listening", std::chrono::seconds(20));
-    port_ = port_of(listening);
-    admin_port_ = port_of(wait_for_log("event=admin_listening", std::chrono::seconds(5)));
+    try {
+      const std::string listening = wait_for_log("event=listening", std::chrono::seconds(20));
+      port_ = port_of(listening);
+      admin_port_ = port_of(wait_for_log("event=admin_listening", std::chrono::seconds(5)));
+    } catch (...) {
+      // The destructor does not run for a half-made object: never leave an
+      // orphan customsd holding the test runner's pipes.
+      ::kill(pid_, SIGKILL);
+      int st;
+      ::waitpid(pid_, &st, 0);
+      ::close(err_);
+      throw;
+    }
   }
   ~customsd_process() {
     if (pid_ > 0) {
