@@ -112,14 +112,37 @@ asio::awaitable<connect_result> connect_upstream(const upstream_target& target,
     conn = std::make_unique<upstream_connection>(any_stream(boost::beast::tcp_stream(ex)));
   }
   auto& tcp_layer = conn->stream.tcp();
-  tcp_layer.expires_at(deadline);
-  auto [cec, ep] = co_await tcp_layer.async_connect(endpoints, tok);
-  if (cec) {
+  // Each address in turn. The socket is opened here, not inside the connect
+  // operation, so that a failure to open one (out of file descriptors: EMFILE,
+  // ENFILE) is reported as itself rather than as a cancelled connect.
+  boost::system::error_code cec;
+  boost::system::error_code ignored;
+  for (const auto& entry : endpoints) {
+    auto& sock = tcp_layer.socket();
+    if (sock.is_open()) sock.close(ignored);
+    sock.open(entry.endpoint().protocol(), cec);
+    if (cec) {
+      out.error = connect_error::unreachable;
+      out.detail = "connect " + target.url.host + ":" + port + ": cannot open a socket: " + cec.message();
+      continue;
+    }
+    tcp_layer.expires_at(deadline);
+    auto [e] = co_await tcp_layer.async_connect(entry.endpoint(), tok);
+    cec = e;
+    if (!cec) break;
     out.error = cec == boost::beast::error::timeout ? connect_error::timeout : connect_error::unreachable;
     out.detail = "connect " + target.url.host + ":" + port + ": " + cec.message();
+    if (cec == boost::beast::error::timeout) break;
+  }
+  if (cec || endpoints.empty()) {
+    if (endpoints.empty()) {
+      out.error = connect_error::unreachable;
+      out.detail = "resolve " + target.url.host + ": no addresses";
+    }
     co_return out;
   }
-  boost::system::error_code ignored;
+  out.error = connect_error::none;
+  out.detail.clear();
   tcp_layer.socket().set_option(tcp::no_delay(true), ignored);
 
   if (auto* tls = conn->stream.tls()) {
