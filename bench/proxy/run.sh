@@ -101,12 +101,13 @@ trap cleanup EXIT
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
-wait_port() {
-  for _ in $(seq 100); do
+wait_port() {  # PORT [LOG]: up to 20 s (loading every pack takes a few seconds)
+  for _ in $(seq 400); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
     sleep 0.05
   done
   echo "run.sh: nothing listens on port $1" >&2
+  if [[ -n ${2:-} ]]; then tail -20 "$2" >&2; fi
   exit 2
 }
 
@@ -122,7 +123,7 @@ enforce_admin_port=$(free_port)
   >"$tmp/provider.log" 2>&1 &
 provider_pid=$!
 pids+=("$provider_pid")
-wait_port "$upstream_port"
+wait_port "$upstream_port" "$tmp/provider.log"
 
 # nginx as the current user, all paths in the temp dir.
 mkdir -p "$tmp/nginx"
@@ -164,7 +165,7 @@ EOF
 nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" >"$tmp/nginx/stdout.log" 2>&1 &
 nginx_pid=$!
 pids+=("$nginx_pid")
-wait_port "$nginx_port"
+wait_port "$nginx_port" "$tmp/nginx/error.log"
 
 # customsd as a plain relay.
 cat >"$tmp/customsd.yaml" <<EOF
@@ -180,13 +181,14 @@ EOF
 "$build/daemon/customsd" --config "$tmp/customsd.yaml" 2>"$tmp/customsd.log" &
 customsd_pid=$!
 pids+=("$customsd_pid")
-wait_port "$customsd_port"
+wait_port "$customsd_port" "$tmp/customsd.log"
 
 # customsd enforcing: every shipped pack, CN clients by default, a US route, an
 # audit trail with fresh keys.
-"$build/tools/customsctl" keys gen --out "$tmp/keys" >/dev/null
-enforcing_config() {  # NAME PORT ADMIN_PORT UPSTREAM_PORT CONNECTIONS
+# Each trail has its own keys: a sealing key evolves with the trail it seals.
+enforcing_config() {  # NAME PORT ADMIN_PORT UPSTREAM_PORT CONNECTIONS (keys: $tmp/NAME/keys)
   mkdir -p "$tmp/$1"
+  "$build/tools/customsctl" keys gen --out "$tmp/$1/keys" >/dev/null
   cat >"$tmp/$1/customsd.yaml" <<EOF
 version: 1
 listeners:
@@ -197,9 +199,9 @@ routes:
 rules: ["$root/rules"]
 audit:
   path: $tmp/$1/audit.db
-  auditor_keys: [$tmp/keys/auditor.pub]
-  sealing_key: $tmp/keys/sealing.key
-  signing_key: $tmp/keys/signing.key
+  auditor_keys: [$tmp/$1/keys/auditor.pub]
+  sealing_key: $tmp/$1/keys/sealing.key
+  signing_key: $tmp/$1/keys/signing.key
   content: full
   on_failure: refuse
   commit_interval: 0ms
@@ -212,7 +214,7 @@ enforcing_config enforce "$enforce_port" "$enforce_admin_port" "$upstream_port" 
 "$build/daemon/customsd" --config "$tmp/enforce/customsd.yaml" 2>"$tmp/enforce/customsd.log" &
 enforce_pid=$!
 pids+=("$enforce_pid")
-wait_port "$enforce_port"
+wait_port "$enforce_port" "$tmp/enforce/customsd.log"
 
 cat >"$tmp/post.lua" <<'EOF'
 wrk.method = "POST"
@@ -344,12 +346,12 @@ if (( STREAMS > 0 )); then
     >"$tmp/slow_provider.log" 2>&1 &
   slow_pid=$!
   pids+=("$slow_pid")
-  wait_port "$slow_port"
+  wait_port "$slow_port" "$tmp/slow_provider.log"
   enforcing_config memory "$mem_port" "$mem_admin_port" "$slow_port" $((STREAMS + 100))
   "$build/daemon/customsd" --config "$tmp/memory/customsd.yaml" 2>"$tmp/memory/customsd.log" &
   mem_pid=$!
   pids+=("$mem_pid")
-  wait_port "$mem_port"
+  wait_port "$mem_port" "$tmp/memory/customsd.log"
   held=$(timeout $((STREAMS_SECONDS + 30)) "$build/bench/proxy/hold_streams" --port "$mem_port" --pid "$mem_pid" \
     --streams "$STREAMS" --max-seconds "$STREAMS_SECONDS" --path /openai/v1/chat/completions) || true
   printf '\nConcurrent open streams through a fresh enforcing customsd (hold_streams)\n%s\n' \
@@ -375,7 +377,7 @@ committed=$(awk '/^customs_audit_records_committed_total/ { s += $2 } END { prin
 kill -TERM "$enforce_pid"
 wait "$enforce_pid" 2>/dev/null || true
 if verify=$(timeout 120 "$build/tools/customsctl" audit verify --db "$tmp/enforce/audit.db" \
-    --seed "$tmp/keys/sealing.seed" --signer "$tmp/keys/signing.pub" 2>&1); then
+    --seed "$tmp/enforce/keys/sealing.seed" --signer "$tmp/enforce/keys/signing.pub" 2>&1); then
   verdict="verify passed"
 else
   verdict="VERIFY FAILED"
