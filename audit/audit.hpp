@@ -102,6 +102,7 @@ class writer {
     std::size_t queue_depth = 0;
     std::uint64_t records_committed = 0;
     std::uint64_t commits = 0;
+    std::uint64_t checkpoints = 0;      // background WAL checkpoint runs
     std::uint64_t append_refused = 0;   // queue full or failing
     std::uint64_t store_errors = 0;
     std::chrono::microseconds last_commit_latency{0};

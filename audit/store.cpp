@@ -220,6 +220,7 @@ class store_impl final : public store {
   std::atomic<std::uint64_t> epoch_atomic_{0};
   std::atomic<std::uint64_t> records_committed_{0};
   std::atomic<std::uint64_t> commits_{0};
+  std::atomic<std::uint64_t> checkpoints_{0};
   std::atomic<std::uint64_t> append_refused_{0};
   std::atomic<std::uint64_t> store_errors_{0};
   std::atomic<std::int64_t> last_commit_latency_us_{0};
@@ -384,6 +385,7 @@ writer::stats store_impl::get_stats() const {
   }
   s.records_committed = records_committed_.load();
   s.commits = commits_.load();
+  s.checkpoints = checkpoints_.load();
   s.append_refused = append_refused_.load();
   s.store_errors = store_errors_.load();
   s.last_commit_latency = std::chrono::microseconds(last_commit_latency_us_.load());
@@ -716,6 +718,7 @@ void store_impl::run_checkpointer() {
     // Failures (disk full, busy) are harmless here: the WAL keeps the data, and
     // the next commit asks again.
     (void)sqlite3_wal_checkpoint_v2(ckpt_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    checkpoints_.fetch_add(1, std::memory_order_relaxed);
     lk.lock();
   }
 }

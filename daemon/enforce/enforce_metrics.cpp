@@ -141,6 +141,9 @@ void enforce_metrics::render(std::string& out) const {
     write_sample(out, "customs_audit_records_committed_total", "", st.records_committed);
     write_metric_header(out, "customs_audit_commits_total", "counter", "Audit group commits.");
     write_sample(out, "customs_audit_commits_total", "", st.commits);
+    write_metric_header(out, "customs_audit_checkpoints_total", "counter",
+                        "Background WAL checkpoint runs of the audit store.");
+    write_sample(out, "customs_audit_checkpoints_total", "", st.checkpoints);
     write_metric_header(out, "customs_audit_store_errors_total", "counter", "Audit commits the database refused.");
     write_sample(out, "customs_audit_store_errors_total", "", st.store_errors);
     write_metric_header(out, "customs_audit_healthy", "gauge", "1 while the audit trail takes records.");

@@ -18,6 +18,7 @@
 //   customs_audit_durable_wait_seconds           flow_opened append -> durable (histogram)
 //   customs_audit_queue_depth, customs_audit_commit_latency_seconds (last commit),
 //   customs_audit_records_committed_total, customs_audit_commits_total,
+//   customs_audit_checkpoints_total,
 //   customs_audit_store_errors_total             from the audit writer at scrape time
 //   customs_rule_loads_total{result}             rule set loads at start-up and reload
 //   customs_rule_set_info{id,version,hash}       1 for the active rule set
