@@ -107,45 +107,33 @@ void require_api_error(const json::object& out, int status) {
 
 }  // namespace
 
-TEST_CASE("openai SDK parses a stream customsd redacted", "[sdk][openai]") {
-  sdk_setup s;
-  s.provider.set_script(phone_stream());
-  const auto out = s.probe("openai", "What is your number?");
-  require_no_error(out);
-  const std::string text(out.at("text").as_string());
-  CHECK(text.find("[REDACTED:pi.phone]") != std::string::npos);
-  CHECK(text.find("8000") == std::string::npos);
-  CHECK(text.rfind("Sure, call ", 0) == 0);
-  CHECK(text.ends_with(" any time."));
-  s.require_audit_verifies();
+TEST_CASE("SDKs parse a stream customsd redacted", "[sdk]") {
+  for (const std::string sdk : {"openai", "anthropic"}) {
+    DYNAMIC_SECTION(sdk) {
+      sdk_setup s;
+      s.provider.set_script(phone_stream());
+      const auto out = s.probe(sdk, "What is your number?");
+      require_no_error(out);
+      const std::string text(out.at("text").as_string());
+      CHECK(text.find("[REDACTED:pi.phone]") != std::string::npos);
+      CHECK(text.find("8000") == std::string::npos);
+      CHECK(text.rfind("Sure, call ", 0) == 0);
+      CHECK(text.ends_with(" any time."));
+      s.require_audit_verifies();
+    }
+  }
 }
 
-TEST_CASE("anthropic SDK parses a stream customsd redacted", "[sdk][anthropic]") {
-  sdk_setup s;
-  s.provider.set_script(phone_stream());
-  const auto out = s.probe("anthropic", "What is your number?");
-  require_no_error(out);
-  const std::string text(out.at("text").as_string());
-  CHECK(text.find("[REDACTED:pi.phone]") != std::string::npos);
-  CHECK(text.find("8000") == std::string::npos);
-  CHECK(text.ends_with(" any time."));
-  s.require_audit_verifies();
-}
-
-TEST_CASE("openai SDK raises an API error with status 451 for a blocked request", "[sdk][openai]") {
-  sdk_setup s;
-  const auto out = s.probe("openai", "My resident ID is 11010519491231002X, please check it.");
-  require_api_error(out, 451);
-  CHECK(s.provider.request_count() == 0);
-  s.require_audit_verifies();
-}
-
-TEST_CASE("anthropic SDK raises an API error with status 451 for a blocked request", "[sdk][anthropic]") {
-  sdk_setup s;
-  const auto out = s.probe("anthropic", "My resident ID is 11010519491231002X, please check it.");
-  require_api_error(out, 451);
-  CHECK(s.provider.request_count() == 0);
-  s.require_audit_verifies();
+TEST_CASE("SDKs raise an API error with status 451 for a blocked request", "[sdk]") {
+  for (const std::string sdk : {"openai", "anthropic"}) {
+    DYNAMIC_SECTION(sdk) {
+      sdk_setup s;
+      const auto out = s.probe(sdk, "My resident ID is 11010519491231002X, please check it.");
+      require_api_error(out, 451);
+      CHECK(s.provider.request_count() == 0);
+      s.require_audit_verifies();
+    }
+  }
 }
 
 TEST_CASE("SDKs raise an API error when customsd cuts a stream that produces a secret", "[sdk]") {
