@@ -415,3 +415,96 @@ TEST_CASE("relay: limits.flow_timeout ends a stream that takes too long with an 
   CHECK(r.body.ends_with(stream_error_event(dialect::openai, 504, "customs: request took too long",
                                             "customs_flow_timeout")));
 }
+
+namespace {
+
+// Polls the provider's count of streamed bytes until it has not moved for
+// `quiet` (the pipe between provider and client is full) or `limit` passed.
+std::size_t settled_stream_bytes(const fake_provider& up, std::chrono::milliseconds quiet,
+                                 std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  std::size_t last = up.stream_bytes_sent();
+  auto since = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const std::size_t now = up.stream_bytes_sent();
+    if (now != last) {
+      last = now;
+      since = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - since >= quiet) {
+      break;
+    }
+  }
+  return last;
+}
+
+}  // namespace
+
+TEST_CASE("relay: backpressure: a client that stops reading holds the upstream back; nothing buffers the stream") {
+  // 48 MiB of text in 64 KiB deltas: far more than every socket buffer on the
+  // way (provider send, customsd receive, customsd send, client receive).
+  constexpr std::size_t text_bytes = 48u << 20;
+  fake_provider up;
+  script s;
+  s.text.assign(text_bytes, 'a');
+  s.delta_bytes = 64u << 10;
+  up.set_script(s);
+  running_server px(test_config({make_route("/openai/", url(up))}));
+  http_client c(px.port());
+  c.send_request("POST", "/openai/v1/chat/completions", chat_stream);
+  c.start_streamed_response();
+  REQUIRE(c.streamed_status() == 200);
+
+  // The client reads nothing more. Once the buffers are full, customsd stops
+  // reading the upstream, so the provider's writes stop well before the end.
+  const std::size_t held = settled_stream_bytes(up, std::chrono::milliseconds(500), std::chrono::seconds(20));
+  INFO("provider wrote " << held << " bytes before it was held back");
+  CHECK(up.streams_finished() == 0);
+  CHECK(held > 0);
+  CHECK(held < text_bytes / 2);
+
+  // Reading again releases the rest, intact.
+  std::string body;
+  while (auto piece = c.next_piece()) body += *piece;
+  CHECK(up.streams_finished() == 1);
+  CHECK(up.stream_bytes_sent() > text_bytes);
+  CHECK(chat_text(body).size() == text_bytes);
+  CHECK(body.find("[DONE]") != std::string::npos);
+}
+
+TEST_CASE("relay: a client that does not read for limits.send_timeout is disconnected and the upstream dropped") {
+  constexpr std::size_t text_bytes = 48u << 20;
+  fake_provider up;
+  script s;
+  s.text.assign(text_bytes, 'b');
+  s.delta_bytes = 64u << 10;
+  up.set_script(s);
+  auto cfg = test_config({make_route("/openai/", url(up))});
+  cfg.limits.send_timeout = std::chrono::milliseconds(300);
+  running_server px(cfg);
+  http_client c(px.port());
+  c.send_request("POST", "/openai/v1/chat/completions", chat_stream);
+  c.start_streamed_response();
+  REQUIRE(c.streamed_status() == 200);
+  // Not reading for much longer than send_timeout.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // customsd gave up on the client: the upstream connection is closed, so the
+  // provider's stream ends early instead of waiting for a reader forever.
+  const std::size_t held = settled_stream_bytes(up, std::chrono::milliseconds(300), std::chrono::seconds(10));
+  CHECK(up.streams_finished() == 0);
+  CHECK(held < text_bytes / 2);
+  // The client gets what was already in flight, then the connection ends
+  // without the stream's end: no [DONE], no terminating chunk.
+  std::string body;
+  bool ended_early = false;
+  try {
+    while (auto piece = c.next_piece()) body += *piece;
+  } catch (const std::runtime_error&) {
+    ended_early = true;
+  }
+  CHECK(ended_early);
+  CHECK(body.find("[DONE]") == std::string::npos);
+  CHECK(body.size() < text_bytes);
+  // The flow is counted as failed because of the client.
+  CHECK(await_metric(px.admin_port(), R"(customs_flow_failures_total{route="/openai/",reason="client_gone"})", 1) == 1);
+}

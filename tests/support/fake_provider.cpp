@@ -86,6 +86,8 @@ struct fake_provider::impl {
   std::vector<recorded_request> recorded;  // guarded by mutex
   std::size_t request_count = 0;         // guarded by mutex
   std::atomic<std::size_t> accepted{0};
+  std::atomic<std::size_t> stream_bytes{0};      // body bytes of streams written so far
+  std::atomic<std::size_t> streams_finished{0};  // streams whose last chunk was written
 
   // I/O thread only.
   bool stopping = false;
@@ -291,6 +293,7 @@ net::awaitable<bool> fake_provider::impl::send_stream(Stream& stream, net::stead
   const auto write = [&](std::string_view data) -> net::awaitable<bool> {
     const std::string chunk = http_chunk(data);
     auto [ec, n] = co_await net::async_write(stream, net::buffer(chunk), use_tuple);
+    stream_bytes.fetch_add(n);
     co_return !ec && !stopping;
   };
   const auto fault_now = [&]() -> net::awaitable<void> {
@@ -326,6 +329,8 @@ net::awaitable<bool> fake_provider::impl::send_stream(Stream& stream, net::stead
     }
   }
   auto [ec, n] = co_await net::async_write(stream, net::buffer("0\r\n\r\n", 5), use_tuple);
+  stream_bytes.fetch_add(n);
+  if (!ec) streams_finished.fetch_add(1);
   co_return !ec;
 }
 
@@ -393,6 +398,8 @@ std::size_t fake_provider::request_count() const {
 }
 
 std::size_t fake_provider::connections_accepted() const { return impl_->accepted.load(); }
+std::size_t fake_provider::stream_bytes_sent() const { return impl_->stream_bytes.load(); }
+std::size_t fake_provider::streams_finished() const { return impl_->streams_finished.load(); }
 
 bool fake_provider::wait_for_requests(std::size_t n, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(impl_->mutex);

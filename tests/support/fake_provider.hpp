@@ -132,6 +132,11 @@ class fake_provider {
   [[nodiscard]] std::vector<recorded_request> requests() const;
   [[nodiscard]] std::size_t request_count() const;
   [[nodiscard]] std::size_t connections_accepted() const;  // to prove keep-alive reuse
+  // Body bytes of streamed answers written so far (chunk framing included; a
+  // write counts once the kernel took it), and streams written to the end: to
+  // prove that a client that does not read holds the provider back.
+  [[nodiscard]] std::size_t stream_bytes_sent() const;
+  [[nodiscard]] std::size_t streams_finished() const;
   // Returns when n requests have been seen or the timeout has passed; the return
   // value says which.
   bool wait_for_requests(std::size_t n, std::chrono::milliseconds timeout) const;
