@@ -508,3 +508,67 @@ TEST_CASE("relay: a client that does not read for limits.send_timeout is disconn
   // The flow is counted as failed because of the client.
   CHECK(await_metric(px.admin_port(), R"(customs_flow_failures_total{route="/openai/",reason="client_gone"})", 1) == 1);
 }
+
+namespace {
+
+std::string http10_post(const std::string& target, const std::string& body) {
+  return "POST " + target + " HTTP/1.0\r\nHost: customs.test\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+}  // namespace
+
+TEST_CASE("relay: an HTTP/1.0 client gets a stream delimited by the connection's close, not chunked") {
+  fake_provider up;
+  script s;
+  s.text = "one two three";
+  up.set_script(s);
+  running_server px(test_config({make_route("/openai/", url(up))}));
+  http_client c(px.port());
+  c.send(http10_post("/openai/v1/chat/completions", chat_stream));
+  // Without Content-Length or chunking the client's parser completes only at
+  // the end of the connection: reading the whole response proves the close.
+  const auto r = c.read_response();
+  CHECK(r.status == 200);
+  CHECK(r.header("Transfer-Encoding").empty());
+  CHECK(r.header("Content-Length").empty());
+  CHECK(r.header("Connection") == "close");
+  CHECK_FALSE(r.keep_alive);
+  CHECK(chat_text(r.body) == "one two three");
+  CHECK(r.body.find("[DONE]") != std::string::npos);
+  // The upstream side stays HTTP/1.1 with keep-alive: the stream was chunked
+  // there and the connection went back to the pool.
+  http_client c2(px.port());
+  CHECK(c2.request("POST", "/openai/v1/chat/completions", chat_whole).status == 200);
+  CHECK(up.connections_accepted() == 1);
+}
+
+TEST_CASE("relay: an HTTP/1.0 client gets a non-streamed answer with Content-Length, then the close") {
+  fake_provider up;
+  running_server px(test_config({make_route("/openai/", url(up))}));
+  http_client c(px.port());
+  c.send(http10_post("/openai/v1/chat/completions", chat_whole));
+  const auto r = c.read_response();
+  CHECK(r.status == 200);
+  CHECK(r.header("Content-Length") == std::to_string(r.body.size()));
+  CHECK_FALSE(r.keep_alive);
+  CHECK(boost::json::parse(r.body).at("object").as_string() == "chat.completion");
+  CHECK(c.closed_by_peer());
+}
+
+TEST_CASE("relay: a pooled upstream connection idle for longer than limits.upstream_idle_timeout is not reused") {
+  fake_provider up;
+  auto cfg = test_config({make_route("/openai/", url(up))});
+  cfg.limits.upstream_idle_timeout = std::chrono::milliseconds(200);
+  running_server px(cfg);
+  http_client c(px.port());
+  CHECK(c.request("POST", "/openai/v1/chat/completions", chat_whole).status == 200);
+  CHECK(c.request("POST", "/openai/v1/chat/completions", chat_whole).status == 200);
+  CHECK(up.connections_accepted() == 1);  // reused within the idle timeout
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(c.request("POST", "/openai/v1/chat/completions", chat_whole).status == 200);
+  CHECK(up.connections_accepted() == 2);  // too old: a new connection
+  const auto m = scrape(px.admin_port());
+  CHECK(metric(m, R"(customs_upstream_connects_total{route="/openai/"})") == 2);
+  CHECK(metric(m, R"(customs_upstream_reuses_total{route="/openai/"})") == 1);
+}
