@@ -908,21 +908,44 @@ asio::awaitable<void> session::relay_events(flow& f, upstream_connection& c, res
       if (ec && c.wd->fired()) ec = beast::error::timeout;
       got = rbuf_size - p.get().body().size;
     }
-    f.up_in += got;
     payload_.clear();
     bool stop = false;
-    std::string_view in(rbuf_.get(), got);
-    while (!in.empty() && !stop) {
-      const auto r = sse_->feed(in);
-      in.remove_prefix(r.consumed);
-      if (r.what == sse_parser::status::event) {
-        ++f.events;
-        stop = !run_event(f, sse_->event(), 0);
-        ++f.event_index;
-      } else if (r.what == sse_parser::status::too_large) {
-        f.fail(failure::event_too_large, "over limits.sse_event_bytes");
-        stop = true;
+    const auto feed = [&](std::size_t n) {
+      f.up_in += n;
+      std::string_view in(rbuf_.get(), n);
+      while (!in.empty() && !stop) {
+        const auto r = sse_->feed(in);
+        in.remove_prefix(r.consumed);
+        if (r.what == sse_parser::status::event) {
+          ++f.events;
+          stop = !run_event(f, sse_->event(), 0);
+          ++f.event_index;
+        } else if (r.what == sse_parser::status::too_large) {
+          f.fail(failure::event_too_large, "over limits.sse_event_bytes");
+          stop = true;
+        }
       }
+    };
+    feed(got);
+    // Chunks that came with the same read are parsed now, without waiting for
+    // more input (the parser stops after each chunk), so events that arrived
+    // together leave together in one write. Beast's eager mode would instead
+    // wait for the next chunk's header before returning.
+    while (!stop && !ec && !p.is_done() && c.buffer.size() > 0 && payload_.size() < rbuf_size) {
+      auto& body = p.get().body();
+      body.data = rbuf_.get();
+      body.size = rbuf_size;
+      boost::system::error_code pec;
+      const std::size_t used = p.put(c.buffer.data(), pec);
+      c.buffer.consume(used);
+      if (pec == http::error::need_buffer || pec == http::error::need_more) pec = {};
+      if (pec) {
+        ec = pec;
+        break;
+      }
+      const std::size_t more = rbuf_size - p.get().body().size;
+      feed(more);
+      if (used == 0 && more == 0) break;  // the rest of an element has not arrived
     }
     bool done = false;
     if (!stop && !ec && p.is_done()) {

@@ -81,6 +81,9 @@ void upstream_pools::retain(const runtime& rt) {
   }
 }
 
+// The upstream read buffer's capacity, so the size of one read from it.
+constexpr std::size_t upstream_read_bytes = 4096;
+
 asio::awaitable<connect_result> connect_upstream(const upstream_target& target,
                                                  clock::time_point deadline) {
   connect_result out;
@@ -165,6 +168,10 @@ asio::awaitable<connect_result> connect_upstream(const upstream_target& target,
       co_return out;
     }
   }
+  // Beast reads at most the buffer's free capacity (at least 512 bytes); a
+  // buffer that never grows (the parser moves body bytes out of it) would read a
+  // stream 512 bytes at a time: two or three reads per typical event.
+  conn->buffer.reserve(upstream_read_bytes);
   tcp_layer.expires_never();  // from here on: the connection's watchdog
   conn->wd = std::make_unique<watchdog>(ex, tcp_layer.socket());
   out.conn = std::move(conn);
