@@ -438,22 +438,32 @@ std::size_t settled_stream_bytes(const fake_provider& up, std::chrono::milliseco
   return last;
 }
 
-}  // namespace
-
-TEST_CASE("relay: backpressure: a client that stops reading holds the upstream back; nothing buffers the stream") {
-  // 48 MiB of text in 64 KiB deltas: far more than every socket buffer on the
-  // way (provider send, customsd receive, customsd send, client receive).
-  constexpr std::size_t text_bytes = 48u << 20;
-  fake_provider up;
+// 48 MiB of text in 64 KiB deltas: far more than every socket buffer on the
+// way (provider send, customsd receive, customsd send, client receive).
+constexpr std::size_t big_text_bytes = 48u << 20;
+script big_stream(char fill) {
   script s;
-  s.text.assign(text_bytes, 'a');
+  s.text.assign(big_text_bytes, fill);
   s.delta_bytes = 64u << 10;
-  up.set_script(s);
-  running_server px(test_config({make_route("/openai/", url(up))}));
-  http_client c(px.port());
+  return s;
+}
+
+// Sends a streamed chat completion and reads the response head only.
+void start_stream(http_client& c) {
   c.send_request("POST", "/openai/v1/chat/completions", chat_stream);
   c.start_streamed_response();
   REQUIRE(c.streamed_status() == 200);
+}
+
+}  // namespace
+
+TEST_CASE("relay: backpressure: a client that stops reading holds the upstream back; nothing buffers the stream") {
+  constexpr std::size_t text_bytes = big_text_bytes;
+  fake_provider up;
+  up.set_script(big_stream('a'));
+  running_server px(test_config({make_route("/openai/", url(up))}));
+  http_client c(px.port());
+  start_stream(c);
 
   // The client reads nothing more. Once the buffers are full, customsd stops
   // reading the upstream, so the provider's writes stop well before the end.
@@ -473,19 +483,14 @@ TEST_CASE("relay: backpressure: a client that stops reading holds the upstream b
 }
 
 TEST_CASE("relay: a client that does not read for limits.send_timeout is disconnected and the upstream dropped") {
-  constexpr std::size_t text_bytes = 48u << 20;
+  constexpr std::size_t text_bytes = big_text_bytes;
   fake_provider up;
-  script s;
-  s.text.assign(text_bytes, 'b');
-  s.delta_bytes = 64u << 10;
-  up.set_script(s);
+  up.set_script(big_stream('b'));
   auto cfg = test_config({make_route("/openai/", url(up))});
   cfg.limits.send_timeout = std::chrono::milliseconds(300);
   running_server px(cfg);
   http_client c(px.port());
-  c.send_request("POST", "/openai/v1/chat/completions", chat_stream);
-  c.start_streamed_response();
-  REQUIRE(c.streamed_status() == 200);
+  start_stream(c);
   // Not reading for much longer than send_timeout.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   // customsd gave up on the client: the upstream connection is closed, so the

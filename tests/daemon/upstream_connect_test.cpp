@@ -61,14 +61,18 @@ class fd_limit {
   rlimit saved_{};
 };
 
+// A plain-TCP target on loopback.
+upstream_target loopback_target(std::uint16_t port) {
+  const upstream_target target = loopback_target(port);
+  return target;
+}
+
 }  // namespace
 
 TEST_CASE("upstream connect: a listening upstream connects") {
   asio::io_context ioc;
   tcp::acceptor acc(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  upstream_target target;
-  target.url.host = "127.0.0.1";
-  target.url.port = acc.local_endpoint().port();
+  const upstream_target target = loopback_target(acc.local_endpoint().port());
   const auto r = run_connect(ioc, target);
   CHECK(r.error == connect_error::none);
   CHECK(r.detail.empty());
@@ -82,9 +86,7 @@ TEST_CASE("upstream connect: a refused connect is unreachable and names the addr
     tcp::acceptor acc(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     port = acc.local_endpoint().port();
   }  // closed: nothing listens there now
-  upstream_target target;
-  target.url.host = "127.0.0.1";
-  target.url.port = port;
+  const upstream_target target = loopback_target(port);
   const auto r = run_connect(ioc, target);
   CHECK(r.error == connect_error::unreachable);
   CHECK(r.conn == nullptr);
@@ -95,9 +97,7 @@ TEST_CASE("upstream connect: a refused connect is unreachable and names the addr
 TEST_CASE("upstream connect: out of file descriptors is reported as such, not as a cancelled connect") {
   asio::io_context ioc;
   tcp::acceptor acc(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  upstream_target target;
-  target.url.host = "127.0.0.1";
-  target.url.port = acc.local_endpoint().port();
+  const upstream_target target = loopback_target(acc.local_endpoint().port());
   connect_result r;
   {
     // Every descriptor number below the limit is taken: the next socket fails
