@@ -63,7 +63,9 @@ class fd_limit {
 
 // A plain-TCP target on loopback.
 upstream_target loopback_target(std::uint16_t port) {
-  const upstream_target target = loopback_target(port);
+  upstream_target target;
+  target.url.host = "127.0.0.1";
+  target.url.port = port;
   return target;
 }
 
