@@ -85,7 +85,7 @@ TEST_CASE("enforce audit: on_failure: allow lets flows through while the store r
   CHECK(metric(scrape(s.admin_port()), R"(customs_audit_refusals_total{reason="store_failed"})") == 0);
 }
 
-TEST_CASE("enforce audit: content none keeps no text; findings keeps the matches only; full keeps the texts") {
+TEST_CASE("enforce audit: content none keeps no text, findings keeps the matches only, full keeps the texts") {
   for (const auto mode : {audit_content::none, audit_content::findings, audit_content::full}) {
     INFO("content " << to_string(mode));
     temp_dir dir;

@@ -53,7 +53,7 @@ std::vector<std::string> strings(const json::value& v) {
 
 }  // namespace
 
-TEST_CASE("enforce: a PRC resident ID from CN to a US route is blocked with 451 in every dialect; nothing reaches the provider; the trail verifies") {
+TEST_CASE("enforce: a PRC resident ID from CN to a US route is blocked with 451 in every dialect, nothing reaches the provider, the trail verifies") {
   temp_dir dir;
   trail_files t(dir.path());
   fake_provider provider;

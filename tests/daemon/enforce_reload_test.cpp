@@ -69,7 +69,7 @@ std::string streamed_text(std::uint16_t port) {
 
 }  // namespace
 
-TEST_CASE("enforce reload: a broken pack keeps the running set; a good one replaces it; flows in flight keep theirs") {
+TEST_CASE("enforce reload: a broken pack keeps the running set, a good one replaces it, flows in flight keep theirs") {
   temp_dir dir;
   trail_files t(dir.path());
   fake_provider provider;

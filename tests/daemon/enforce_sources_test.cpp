@@ -201,7 +201,7 @@ TEST_CASE("enforce sources: a flow whose source cannot be resolved is refused (4
   CHECK(recs[0].payload.at("detail").as_string().find("no default_source") != std::string::npos);
 }
 
-TEST_CASE("enforce sources: a CIDR entry names the source; its tenant reaches the trail") {
+TEST_CASE("enforce sources: a CIDR entry names the source, its tenant reaches the trail") {
   temp_dir dir;
   trail_files t(dir.path());
   fake_provider provider;

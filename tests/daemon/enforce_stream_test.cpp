@@ -290,7 +290,7 @@ TEST_CASE("stream guard: events that cannot be inspected follow unscannable") {
   }
 }
 
-TEST_CASE("stream guard: events without a change are forwarded byte for byte; log-probabilities are emptied") {
+TEST_CASE("stream guard: events without a change are forwarded byte for byte, log-probabilities are emptied") {
   auto g = make(endpoint_kind::openai_chat, dialect::openai);
   // Odd spacing and key order survive when nothing changes.
   const std::string plain = "data: {\"choices\":[{\"index\":0,  \"delta\":{\"content\":\"hello \"},\"finish_reason\":null}]}\n\n";

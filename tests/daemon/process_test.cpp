@@ -74,7 +74,7 @@ TEST_CASE("process: a listener that cannot bind is an I/O error (exit 2)") {
   CHECK(r.err.find("cannot listen") != std::string::npos);
 }
 
-TEST_CASE("process: SIGHUP reloads routes and logs the change; a broken file keeps the running config") {
+TEST_CASE("process: SIGHUP reloads routes and logs the change, a broken file keeps the running config") {
   const std::string closed = std::to_string(closed_port());
   const auto file = write_config("reload.yaml", config_text("  - {prefix: /a/, upstream: \"http://127.0.0.1:" + closed + "\", dialect: openai, jurisdiction: US}\n"));
   customsd_process p(file);

@@ -141,7 +141,7 @@ TEST_CASE("filter: a request decided later on another thread, with a rewritten b
   CHECK(flows[0].outcome == flow_outcome::relayed);
 }
 
-TEST_CASE("filter: a local answer (451) decided on another thread; nothing reaches the upstream") {
+TEST_CASE("filter: a local answer (451) decided on another thread, nothing reaches the upstream") {
   fake_provider up;
   filter_lab lab;
   lab.on_request = [&lab](request_state& req, const request_resume& resume) {
@@ -238,7 +238,7 @@ TEST_CASE("filter: stopping a stream sends the filter's error event, no normal e
   CHECK(flows[1].outcome == flow_outcome::relayed);
 }
 
-TEST_CASE("filter: replaced events go through the rest of the chain; stream end can add events") {
+TEST_CASE("filter: replaced events go through the rest of the chain, stream end can add events") {
   fake_provider up;
   script s;
   s.text = "abcdefghij";

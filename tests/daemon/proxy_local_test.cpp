@@ -223,7 +223,7 @@ TEST_CASE("local: reload applies routes and limits and reports what cannot chang
   CHECK(metric(scrape(s.admin_port()), R"(customs_reloads_total{result="ok"})") == 1);
 }
 
-TEST_CASE("local: a per-config chain builder runs once per load; when it throws, the reload is rejected") {
+TEST_CASE("local: a per-config chain builder runs once per load, when it throws, the reload is rejected") {
   std::atomic<int> calls{0};
   server_options o;
   o.filters_for_config = [&calls](const config& c) -> filter_chain_builder {

@@ -322,7 +322,7 @@ TEST_CASE("relay: slow events are forwarded one by one, before the stream ends")
   CHECK(chat_text(body) == "abcdefgh");
 }
 
-TEST_CASE("relay: TLS upstream verified against ca_bundle; an untrusted certificate is refused with 502") {
+TEST_CASE("relay: TLS upstream verified against ca_bundle, an untrusted certificate is refused with 502") {
   temp_dir dir;
   const auto pki = make_test_pki(dir.path());
   fake_provider good({.address = "127.0.0.1", .port = 0, .tls_cert = pki.server.cert, .tls_key = pki.server.key});
@@ -457,7 +457,7 @@ void start_stream(http_client& c) {
 
 }  // namespace
 
-TEST_CASE("relay: backpressure: a client that stops reading holds the upstream back; nothing buffers the stream") {
+TEST_CASE("relay: backpressure: a client that stops reading holds the upstream back, nothing buffers the stream") {
   constexpr std::size_t text_bytes = big_text_bytes;
   fake_provider up;
   up.set_script(big_stream('a'));

@@ -616,7 +616,7 @@ TEST_CASE("stamp_send_time puts a monotonic customs_sent_ns first in every chunk
     CHECK(parse_json(e.data).as_object().contains("customs_sent_ns") == (e.event == "content_block_delta"));
 }
 
-TEST_CASE("TLS: the generated CA verifies the provider; an untrusted certificate fails verification") {
+TEST_CASE("TLS: the generated CA verifies the provider, an untrusted certificate fails verification") {
   temp_dir dir;
   const test_pki pki = make_test_pki(dir.path());
 

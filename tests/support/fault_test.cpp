@@ -163,7 +163,7 @@ TEST_CASE("malformed_sse inserts an event with truncated JSON after N events, th
   }
 }
 
-TEST_CASE("slow_events pauses between events; the stream is otherwise intact") {
+TEST_CASE("slow_events pauses between events, the stream is otherwise intact") {
   script s = faulty(fault::slow_events);
   s.event_interval = 30ms;
   connected c(s);
