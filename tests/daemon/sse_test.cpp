@@ -162,6 +162,43 @@ TEST_CASE("sse: split at every byte gives the same blocks and bytes") {
   CHECK(fields(one) == fields(whole));
 }
 
+TEST_CASE("sse: a blank line whose CR LF is split between pieces stays in its block") {
+  const std::string s = "data: a\r\n\r\ndata: b\r\n\r\n";
+  const auto whole = run_whole(s);
+  REQUIRE(whole.events.size() == 2);
+  const auto split = run({"data: a\r\n\r", "\ndata: b\r\n\r", "\n"});
+  REQUIRE(split.events.size() == 2);
+  CHECK(split.events[0] == whole.events[0]);
+  CHECK(split.events[0].raw == "data: a\r\n\r\n");
+  CHECK(split.events[1] == whole.events[1]);
+}
+
+TEST_CASE("sse: where a CR LF is split does not move the size limit") {
+  const std::string ev = "data: x\r\n\r\n";  // 11 bytes
+  const std::vector<std::string> pieces = {"data: x\r\n\r", "\n", ev};
+  CHECK_FALSE(run(pieces, ev.size()).too_large);
+  CHECK(run(pieces, ev.size()).events.size() == 2);
+  CHECK(run_whole(ev + ev, ev.size() - 1).too_large);
+  CHECK(run(pieces, ev.size() - 1).too_large);
+}
+
+TEST_CASE("sse: a block ended by a bare CR is yielded once the next byte shows it is not CR LF") {
+  sse_parser p(1024);
+  auto r = p.feed("data: a\r\r");
+  CHECK(r.what == sse_parser::status::need_more);
+  CHECK(r.consumed == 9);
+  r = p.feed("data: b\r\r");
+  REQUIRE(r.what == sse_parser::status::event);
+  CHECK(r.consumed == 0);
+  CHECK(p.event().raw == "data: a\r\r");
+  CHECK(p.event().data == "a");
+  CHECK(p.feed("data: b\r\r").what == sse_parser::status::need_more);
+  REQUIRE(p.finish());
+  CHECK(p.event().raw == "data: b\r\r");
+  CHECK(p.event().terminated);
+  CHECK_FALSE(p.finish());
+}
+
 TEST_CASE("sse: a block over the size limit is refused, one at the limit passes") {
   const std::string ev = "data: 0123456789\n\n";  // 18 bytes
   CHECK_FALSE(run_whole(ev + ev, ev.size()).too_large);
