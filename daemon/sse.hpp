@@ -11,6 +11,11 @@
 // reproduces the stream byte for byte. A block "dispatches" an event in the
 // specification's sense only when it has at least one data field.
 //
+// Where the pieces are cut never changes the blocks: a blank line that ends
+// with a '\r' at the end of a piece is held until the next byte shows whether
+// a '\n' belongs to it (or until finish()), so streams that end lines with a
+// bare '\r' yield each block when the next one starts.
+//
 // Bounded: a block longer than max_event_bytes (raw bytes, line ends included)
 // is an error; nothing else grows.
 //
@@ -87,6 +92,7 @@ class sse_parser {
   bool has_id_ = false;
   bool has_event_ = false;
   bool after_cr_ = false;      // the last byte seen ended a line with '\r'
+  bool blank_pending_ = false; // that line was blank: complete once the next byte is seen
   bool at_stream_start_ = true;  // no line of the stream completed yet (BOM rule)
   bool delivered_ = false;     // event_ refers to raw_; clear it on next feed
   sse_block event_;
