@@ -220,7 +220,13 @@ class responses_codec final : public stream_codec_impl {
                          : std::int64_t{0};
     if (auto* lp = array_member(o, "logprobs"); lp != nullptr && !lp->empty()) ev.has_logprobs = true;
 
+    // The Responses API's own error event, or an error object as in every
+    // OpenAI stream (the SDKs raise on a data object with a non-null "error").
     if (type == "error" || name == "error") {
+      ev.kind = event_kind::error;
+      return ev;
+    }
+    if (auto* err = member(o, "error"); err != nullptr && !err->is_null() && type.empty()) {
       ev.kind = event_kind::error;
       return ev;
     }

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/dialect/dialect.hpp"
 #include "daemon/dialect/stream_codec.hpp"
 #include "tests/daemon/dialect_test_support.hpp"
 
@@ -257,6 +258,12 @@ TEST_CASE("openai responses stream: errors, failed responses, unknown events, ba
   auto e2 = decode_ok(codec, "response.failed",
                       R"({"type":"response.failed","sequence_number":2,"response":{"id":"r","object":"response","status":"failed","error":{"code":"server_error","message":"x"},"output":[],"usage":null}})");
   CHECK(e2.kind == event_kind::error);
+  // An error object without an event name, as the SDKs read it in any OpenAI
+  // stream (and as customsd writes its own error events).
+  auto e3 = decode_ok(codec, "", R"({"error":{"message":"customs: blocked","type":"permission_error","param":null,"code":"customs_blocked"}})");
+  CHECK(e3.kind == event_kind::error);
+  auto own = decode_ok(codec, "", error_body(dialect::openai, 451, "customs: blocked", "customs_blocked"));
+  CHECK(own.kind == event_kind::error);
   auto u = decode_ok(codec, "response.audio.transcript.delta",
                      R"({"type":"response.audio.transcript.delta","sequence_number":3,"response_id":"r","delta":"hello"})");
   CHECK(u.kind == event_kind::unknown);
