@@ -203,13 +203,7 @@ std::optional<format::checkpoint> reader::latest_checkpoint() {
                                "ORDER BY id DESC LIMIT 1");
   if (st.step() != SQLITE_ROW) return std::nullopt;
   format::checkpoint cp;
-  cp.seq = static_cast<std::uint64_t>(st.column_int(0));
-  cp.epoch = static_cast<std::uint64_t>(st.column_int(1));
-  cp.time_us = st.column_int(2);
-  const auto sig = st.column_blob(4);
-  if (!sql::column_hash(st, 3, cp.head) || sig.size() != cp.sig.size())
-    throw std::runtime_error("the latest checkpoint is malformed");
-  std::memcpy(cp.sig.data(), sig.data(), sig.size());
+  if (!read_checkpoint_row(st, cp)) throw std::runtime_error("the latest checkpoint is malformed");
   sql::statement es(impl_->db, "SELECT payload FROM records WHERE kind = 16 AND epoch = ?1 LIMIT 1");
   es.bind(1, static_cast<std::int64_t>(cp.epoch));
   if (es.step() == SQLITE_ROW)

@@ -1,5 +1,7 @@
 #include "audit/row.hpp"
 
+#include <algorithm>
+
 namespace customs::audit {
 
 void read_row(const sql::statement& st, stored_row& out) {
@@ -52,6 +54,19 @@ void read_row(const sql::statement& st, stored_row& out) {
   if (!out.payload_null && sqlite3_column_type(st.get(), c_payload) != SQLITE_BLOB)
     bad("the payload is not a blob");
   out.payload = out.payload_null ? crypto::byte_view{} : st.column_blob(c_payload);
+}
+
+bool read_checkpoint_row(const sql::statement& st, format::checkpoint& out) {
+  const auto type = [&](int col) { return sqlite3_column_type(st.get(), col); };
+  const bool typed = type(0) == SQLITE_INTEGER && type(1) == SQLITE_INTEGER && type(2) == SQLITE_INTEGER &&
+                     type(3) == SQLITE_BLOB && type(4) == SQLITE_BLOB;
+  out.seq = static_cast<std::uint64_t>(st.column_int(0));
+  out.epoch = static_cast<std::uint64_t>(st.column_int(1));
+  out.time_us = st.column_int(2);
+  const auto sig = st.column_blob(4);
+  if (!typed || !sql::column_hash(st, 3, out.head) || sig.size() != out.sig.size()) return false;
+  std::copy(sig.begin(), sig.end(), out.sig.begin());
+  return true;
 }
 
 }  // namespace customs::audit

@@ -1,6 +1,6 @@
 #pragma once
-// One stored record as read back from the records table (internal to audit/):
-// shared by the verifier and the reader.
+// One stored record or checkpoint as read back from its table (internal to
+// audit/): shared by the verifier and the reader.
 
 #include <cstdint>
 #include <string>
@@ -26,5 +26,12 @@ struct stored_row {
 
 // Reads the columns (schema::record_columns order) of the current row.
 void read_row(const sql::statement& st, stored_row& out);
+
+// Reads the signed columns of a checkpoint row (seq, epoch, time_us, head,
+// signature in this order). False when a column has another type than its
+// declared one or a hash or signature has the wrong size: SQLite would convert
+// such a value silently, so a checkpoint edited that way could still read as
+// the signed one.
+[[nodiscard]] bool read_checkpoint_row(const sql::statement& st, format::checkpoint& out);
 
 }  // namespace customs::audit

@@ -92,14 +92,7 @@ class verifier {
     int rc;
     while ((rc = st.step()) == SQLITE_ROW) {
       checkpoint_row r;
-      r.cp.seq = static_cast<std::uint64_t>(st.column_int(0));
-      r.cp.epoch = static_cast<std::uint64_t>(st.column_int(1));
-      r.cp.time_us = st.column_int(2);
-      const auto sig = st.column_blob(4);
-      if (!sql::column_hash(st, 3, r.cp.head) || sig.size() != r.cp.sig.size())
-        r.well_formed = false;
-      else
-        std::copy(sig.begin(), sig.end(), r.cp.sig.begin());
+      r.well_formed = read_checkpoint_row(st, r.cp);
       wanted_.insert(r.cp.seq);
       checkpoints_.push_back(r);
     }
