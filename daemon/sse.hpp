@@ -39,7 +39,7 @@ struct sse_block {
   std::optional<std::uint64_t> retry;  // last "retry" field made only of digits
   bool has_data = false;   // at least one "data" field: the block dispatches
   bool has_id = false;
-  bool terminated = true;  // false only for the unterminated tail from finish()
+  bool terminated = true;  // false only for an unterminated tail from finish()
 };
 
 class sse_parser {
@@ -64,8 +64,10 @@ class sse_parser {
   // finish() when it returned true.
   [[nodiscard]] const sse_block& event() const noexcept { return event_; }
 
-  // End of stream: when bytes of an unterminated block are pending, parses them
-  // as a final block (terminated = false) and returns true.
+  // End of stream: when bytes of a block are pending, parses them as a final
+  // block and returns true. The block is terminated = false when the stream
+  // ended inside it, true when it ended with its blank line's '\r' (a block that
+  // was waiting for the next byte, see above).
   [[nodiscard]] bool finish();
 
   // Back to the start of a stream (a new byte-order mark is accepted).

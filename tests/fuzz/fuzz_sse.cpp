@@ -10,7 +10,9 @@
 //     too_large verdict it yields when fed the whole body at once;
 //   - without too_large, the blocks' raw bytes put together are the body, byte
 //     for byte (what the relay forwards is what was parsed);
-//   - no block is longer than the limit; data, event and id lie within raw.
+//   - no block is longer than the limit; data, event and id lie within raw;
+//   - the block finish() yields is terminated exactly when it ends with a blank
+//     line (one ended by a '\r' as the stream's last byte).
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -53,6 +55,16 @@ block_copy copy_of(const sse_block& b, std::size_t limit) {
           b.retry,            b.has_data,           b.has_id,             b.terminated};
 }
 
+// Whether raw ends with a blank line ended by '\r' (the only kind finish() can
+// see: a '\n' completes a blank line at once): a '\r' that starts the block or
+// follows another line end.
+bool ends_with_blank_line(std::string_view raw) {
+  if (!raw.ends_with('\r')) return false;
+  if (raw.size() == 1) return true;
+  const char before = raw[raw.size() - 2];
+  return before == '\r' || before == '\n';
+}
+
 outcome parse(const std::vector<std::string_view>& pieces, std::size_t limit) {
   sse_parser p(limit);
   outcome out;
@@ -70,7 +82,10 @@ outcome parse(const std::vector<std::string_view>& pieces, std::size_t limit) {
     }
   }
   if (p.finish()) {
-    check(!p.event().terminated, "the tail block from finish() claims a blank line");
+    // A stream may end right after a blank line ended by a bare '\r': its block
+    // waits for the next byte, so finish() yields it, terminated.
+    check(p.event().terminated == ends_with_blank_line(p.event().raw),
+          "the tail block from finish() is terminated if and only if it ends with a blank line");
     out.blocks.push_back(copy_of(p.event(), limit));
   }
   check(!p.finish(), "finish() yields a block twice");
