@@ -123,6 +123,18 @@ TEST_CASE("sse: an unterminated tail is yielded by finish()") {
   CHECK(o.events[0].terminated);
 }
 
+TEST_CASE("sse: the tail from finish() is terminated exactly when the stream ends with its blank line") {
+  const auto cut = run_whole("event: x\r\ndata: a\r");  // the data line's CR: no blank line yet
+  REQUIRE(cut.events.size() == 1);
+  CHECK_FALSE(cut.events[0].terminated);
+  CHECK(cut.events[0].data == "a");
+  const auto ended = run_whole("event: x\r\ndata: a\r\n\r");  // a blank line ended by a bare CR
+  REQUIRE(ended.events.size() == 1);
+  CHECK(ended.events[0].terminated);
+  CHECK(ended.events[0].raw == "event: x\r\ndata: a\r\n\r");
+  CHECK(ended.events[0].event == "x");
+}
+
 TEST_CASE("sse: split at every byte gives the same blocks and bytes") {
   const std::string s =
       "\xEF\xBB\xBF" "event: message_start\r\ndata: {\"text\":\"h\xC3\xA9llo \xE4\xB8\xAD\xE6\x96\x87\"}\r\n\r\n"
