@@ -297,6 +297,18 @@ template <class Parser>
 void put_rest(std::string_view bytes, std::size_t cap, Parser& p, parsed_message& r) {
   p.eager(true);
   while (!p.is_done()) {
+    if (r.consumed == bytes.size()) {
+      // The input ended: the peer closed. That ends a body read until the
+      // connection closes; any other message is incomplete.
+      error_code ec;
+      p.put_eof(ec);
+      if (ec) {
+        r.ec = ec == http::error::partial_message ? error_code(http::error::need_more) : ec;
+        r.violation = p.violation();
+        return;
+      }
+      break;
+    }
     const std::string_view window = bytes.substr(r.consumed, std::min(cap, bytes.size() - r.consumed));
     error_code ec;
     const std::size_t n = p.put(boost::asio::buffer(window.data(), window.size()), ec);
