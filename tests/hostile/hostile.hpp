@@ -185,8 +185,9 @@ inline raw_reply exchange(std::uint16_t port, std::string_view bytes, std::size_
       continue;
     }
   }
-  if (!out.closed) {
-    // Closed right after the response(s)?
+  auto all = parse_responses(out.raw);
+  if (!out.closed && !(complete > 0 && !all.empty() && all.back().keep_alive)) {
+    // The last response did not keep the connection: closed right after it?
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, 2000) > 0) {
       const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
@@ -195,7 +196,7 @@ inline raw_reply exchange(std::uint16_t port, std::string_view bytes, std::size_
     }
   }
   ::close(fd);
-  auto all = parse_responses(out.raw);
+  all = parse_responses(out.raw);
   if (!all.empty()) {
     out.status = all.front().status;
     out.response = all.front();
