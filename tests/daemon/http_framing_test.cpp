@@ -155,3 +155,21 @@ TEST_CASE("http framing: response heads are scanned too: exact header limit, no 
   CHECK(parse_response("HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n", l, c).violation ==
         framing_error::obs_fold);
 }
+
+TEST_CASE("http framing: an answer read until the connection closes ends with the input, others are incomplete") {
+  const framing_limits l = small();
+  string_response_parser a(l);
+  const std::string until_close = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nread until the close";
+  const auto r = parse_response(until_close, l, a);
+  CHECK(r.done);
+  CHECK(r.consumed == until_close.size());
+  CHECK(a.get().body() == "read until the close");
+  string_response_parser b(l);
+  const auto cut = parse_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", l, b);
+  CHECK_FALSE(cut.done);
+  CHECK(cut.ec == http::error::need_more);
+  string_response_parser c(l);
+  const auto cut_chunked = parse_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", l, c);
+  CHECK_FALSE(cut_chunked.done);
+  CHECK(cut_chunked.ec == http::error::need_more);
+}
