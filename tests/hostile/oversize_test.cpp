@@ -84,9 +84,9 @@ TEST_CASE("oversize: one 70 KB header with header_bytes raised past 64 KiB is 43
 
 TEST_CASE("oversize: limits.request_body_bytes: a body of the limit is forwarded, one byte more is 413") {
   fake_provider up;
-  daemon_under_test d(relay_config(up.port(), "request_body_bytes: 1000"));
+  daemon_under_test d(relay_config(up.port(), "request_body_bytes: 1024"));
   std::string body = chat_json();
-  body.resize(1000, ' ');
+  body.resize(1024, ' ');
   auto r = exchange(d.port(), content_length_request(body));
   CHECK(r.status == 200);
   REQUIRE(up.request_count() == 1);
