@@ -523,6 +523,9 @@ void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits
       else out = x;
     }};
   };
+  // Heads are parsed whole in memory; a field's storage in the HTTP parser
+  // holds at most 64 KiB (see max_field_bytes in daemon/http_framing.hpp).
+  constexpr std::uint64_t head_max = 1 << 20;
   auto count = [&](std::string_view key, std::uint64_t& out, std::uint64_t min, std::uint64_t max) {
     return walker::field{key, false, [&w, &out, min, max](const YAML::Node& v, const std::string& p) {
       std::uint64_t x = 0;
@@ -540,10 +543,14 @@ void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits
     }};
   };
   w.map(n, path, {
-    size("header_bytes", l.header_bytes, 1024),
+    size("header_bytes", l.header_bytes, 1024, head_max),
+    count("header_fields", l.header_fields, 1, 10'000),
+    size("target_bytes", l.target_bytes, 256, head_max),
+    size("trailer_bytes", l.trailer_bytes, 0, head_max),
+    size("chunk_extension_bytes", l.chunk_extension_bytes, 0, head_max),
     size("request_body_bytes", l.request_body_bytes, limit_bounds::min_body_bytes, limit_bounds::max_body_bytes),
     size("response_body_bytes", l.response_body_bytes, limit_bounds::min_body_bytes, limit_bounds::max_body_bytes),
-    size("response_header_bytes", l.response_header_bytes, 1024),
+    size("response_header_bytes", l.response_header_bytes, 1024, head_max),
     size("sse_event_bytes", l.sse_event_bytes, limit_bounds::min_sse_event_bytes, limit_bounds::max_sse_event_bytes),
     count("connections", l.connections, 1, 10'000'000),
     count("upstream_idle_per_route", l.upstream_idle_per_route, 0, 100'000),

@@ -189,10 +189,14 @@ struct limit_bounds {
 
 // Every bound of the data plane, with its config key (limits.<key>).
 struct limits_config {
-  std::uint64_t header_bytes = 16 * 1024;           // request line + headers
+  std::uint64_t header_bytes = 16 * 1024;           // request line + headers (at most 1 MiB)
+  std::uint64_t header_fields = 100;                // header fields of a request or response
+  std::uint64_t target_bytes = 8 * 1024;            // the request target (path and query)
+  std::uint64_t trailer_bytes = 4 * 1024;           // trailer section of a chunked body, either direction
+  std::uint64_t chunk_extension_bytes = 1024;       // chunk extensions of one chunked body, summed
   std::uint64_t request_body_bytes = 16 << 20;      // a bigger body: 413
   std::uint64_t response_body_bytes = 16 << 20;     // non-streamed bodies a filter inspects whole
-  std::uint64_t response_header_bytes = 64 * 1024;  // upstream status line + headers
+  std::uint64_t response_header_bytes = 64 * 1024;  // upstream status line + headers (at most 1 MiB)
   std::uint64_t sse_event_bytes = 1 << 20;          // one SSE block, line ends included
   std::uint64_t connections = 10000;                // client connections at once; more: refused
   std::uint64_t upstream_idle_per_route = 64;       // idle pooled connections per route and thread

@@ -108,7 +108,16 @@ daemon::server_options enforcer::server_options() {
   o.handle_signals = false;
   o.filters_for_config = [this](const config& c) { return chain_for(c); };
   o.config_applied = [this](const config& c) { applied(c); };
+  o.describe_filter_changes = [this] { return rule_changes(); };
   return o;
+}
+
+std::vector<std::string> enforcer::rule_changes() const {
+  std::lock_guard lock(mutex_);
+  if (!built_ || !active_ || built_->rules->hash() == active_->rules->hash()) return {};
+  const auto& a = *active_->rules;
+  const auto& b = *built_->rules;
+  return {"rules: " + a.id() + " " + a.hash().substr(0, 12) + " => " + b.id() + " " + b.hash().substr(0, 12)};
 }
 
 std::shared_ptr<const policy_snapshot> enforcer::build(const config& cfg, policy::rule_set_ptr rules) {

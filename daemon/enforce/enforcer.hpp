@@ -58,6 +58,9 @@ class enforcer {
   [[nodiscard]] filter_chain_builder chain_for(const config& cfg);
   // cfg (last passed to chain_for) is now the running config.
   void applied(const config& cfg);
+  // The rule set chain_for last built against the active one: one item when
+  // their hashes differ (a reload that changed rule files' contents).
+  [[nodiscard]] std::vector<std::string> rule_changes() const;
 
   // The snapshot new flows use.
   [[nodiscard]] std::shared_ptr<const policy_snapshot> active() const;
