@@ -183,6 +183,10 @@ struct limits_config {
   std::uint64_t sse_event_bytes = 1 << 20;          // one SSE block, line ends included
   std::uint64_t connections = 10000;                // client connections at once; more: refused
   std::uint64_t upstream_idle_per_route = 64;       // idle pooled connections per route and thread
+  // Enforcement: findings collected per flow and direction. Past it the scan
+  // stops; a block among what was found blocks, anything else makes the flow
+  // (or the rest of the stream) unscannable (docs/operator-guide.md).
+  std::uint64_t findings_per_flow = 10000;
   duration header_timeout{10'000};           // first byte to end of headers
   duration body_timeout{60'000};             // reading the request body
   duration idle_timeout{60'000};             // keep-alive: between requests
@@ -215,6 +219,9 @@ struct audit_config {
   std::uint64_t commit_records = 512;
   duration commit_interval{0};  // 0: commit as soon as the writer caught up
   std::uint64_t queue_capacity = 65536;
+  // content: full: text kept per flow and direction for the audit record; past
+  // it a text is cut and its length and BLAKE2b hash are recorded instead.
+  std::uint64_t content_bytes = 1 << 20;
   std::vector<std::string> index_fields = {"route", "src", "dst", "tenant", "action",
                                            "rules", "rule_set_hash", "tokens"};
   friend bool operator==(const audit_config&, const audit_config&) = default;

@@ -38,11 +38,18 @@ namespace customs::daemon::enforce {
 
 // What the flows of one config enforce with. Immutable once built; each flow
 // keeps the snapshot it started with, so a reload never changes a flow in flight.
+class inspect_pool;
+
 struct policy_snapshot {
   policy::rule_set_ptr rules;
   source_resolver sources;
   unscannable_mode unscannable = unscannable_mode::block;
   audit_content content = audit_content::findings;
+  std::uint64_t findings_per_flow = 10000;    // limits.findings_per_flow
+  std::uint64_t content_bytes = 1 << 20;      // audit.content_bytes
+  std::size_t decoded_text_bytes = 8u << 20;  // inline files per request (request.hpp)
+  // Large request bodies are inspected here; null: on the flow's worker.
+  std::shared_ptr<inspect_pool> pool;
   bool refuse_on_audit_failure = true;
   std::shared_ptr<audit::writer> audit;    // null only in tests of the filter alone
   std::shared_ptr<enforce_metrics> stats;  // never null

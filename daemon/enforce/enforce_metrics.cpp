@@ -67,7 +67,12 @@ enforce_metrics::enforce_metrics(unsigned workers)
                      "Flows refused with 503 because the audit trail did not take their record.", {"reason"}, workers),
       audit_failures("customs_audit_failures_total", "Audit records the trail did not take.", {"reason"}, workers),
       rule_loads("customs_rule_loads_total", "Rule set loads at start-up and reload, by result.", {"result"}, 1),
+      limit_hits("customs_limit_hits_total",
+                 "Flows that reached an enforcement bound, by bound (see the operator guide).", {"limit"}, workers),
       shards_(workers) {
+  for (const char* l : {"findings_per_flow", "decoded_text_bytes", "audit_content_bytes", "inspect_queue"}) {
+    limit_hits.ensure({l});
+  }
   for (const char* r : {"queue_full", "store_failed", "closed"}) {
     audit_refusals.ensure({r});
     audit_failures.ensure({r});
@@ -96,6 +101,7 @@ void enforce_metrics::render(std::string& out) const {
   audit_refusals.render(out);
   audit_failures.render(out);
   rule_loads.render(out);
+  limit_hits.render(out);
 
   auto sum = [&](counter enforce_shard::*m) {
     std::uint64_t v = 0;

@@ -22,6 +22,12 @@
 //   customs_audit_store_errors_total             from the audit writer at scrape time
 //   customs_rule_loads_total{result}             rule set loads at start-up and reload
 //   customs_rule_set_info{id,version,hash}       1 for the active rule set
+//   customs_limit_hits_total{limit}              flows that reached a bound: findings_per_flow
+//                                                (limits.findings_per_flow, either direction),
+//                                                decoded_text_bytes (inline files of a request),
+//                                                audit_content_bytes (audit.content_bytes: texts
+//                                                cut in the record), inspect_queue (large requests
+//                                                refused because the inspection pool was full)
 //
 // Labelled series are created the first time a label set is seen: those known
 // from the config (routes, actions) when it is loaded, rules and detectors when
@@ -109,6 +115,7 @@ class enforce_metrics {
   counter_family audit_refusals;
   counter_family audit_failures;
   counter_family rule_loads;
+  counter_family limit_hits;
 
   [[nodiscard]] enforce_shard& shard(unsigned worker) noexcept { return shards_[worker]; }
 
