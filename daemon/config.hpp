@@ -37,7 +37,7 @@
 //     content: findings            # none | findings | full
 //     on_failure: refuse           # refuse (503) | allow
 //     epoch_records: 100000        # and epoch_duration, commit_records,
-//     commit_interval: 0ms         # queue_capacity, index_fields
+//     commit_interval: 0ms         # queue_capacity, index_fields, content_bytes
 //   unscannable: block             # block | tag | allow
 //
 // Relative file paths are taken from the config file's folder. Durations are

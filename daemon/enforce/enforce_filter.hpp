@@ -14,6 +14,16 @@
 //   X-Customs-Response-Verdict / -Rule / -Tags: the same for a non-streamed
 //                      response that was tagged, redacted or blocked.
 //
+// What is scanned and where a redaction cannot go: daemon/dialect/request.hpp
+// and stream_guard.hpp. Bounds (each counted in customs_limit_hits_total):
+//   findings_per_flow   per flow and direction; past it a block among what was
+//                       found blocks, anything else is unscannable
+//   content_bytes       text kept per flow and direction for content: full
+//                       (kept_texts.hpp)
+//   decoded_text_bytes  inline files decoded per request (too_much_text: unscannable)
+//   inspect_pool        bodies of inspect_pool::offload_bytes or more are
+//                       inspected on the pool; past its jobs, 503 customs_busy
+//
 // Final actions in the audit index: allow, tag, redact, block (the most severe
 // of request and response), unscannable (not parsed; see `unscannable`),
 // refused (no source, or the audit trail did not take the record: 403 / 503),

@@ -467,3 +467,112 @@ TEST_CASE("enforce content: the inspection pool takes at most max_jobs, at and j
   CHECK(ran == 2);
   CHECK_FALSE(pool.try_post(job));  // stopped
 }
+
+// ---- non-streamed answers from a scripted upstream -------------------------------
+
+namespace {
+
+// An upstream that answers every request with one canned response (status,
+// JSON body), on a loopback port, until destroyed.
+class canned_upstream {
+ public:
+  canned_upstream(unsigned status, std::string body)
+      : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}), status_(status), body_(std::move(body)) {
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~canned_upstream() {
+    stop_ = true;
+    boost::system::error_code ec;
+    // Wake the blocking accept with a connection of our own.
+    boost::asio::ip::tcp::socket s(ioc_);
+    s.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  [[nodiscard]] std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      boost::asio::ip::tcp::socket s(ioc_);
+      boost::system::error_code ec;
+      acceptor_.accept(s, ec);
+      if (ec || stop_) return;
+      std::string in;
+      char buf[4096];
+      std::size_t need = std::string::npos;
+      while (true) {
+        const std::size_t n = s.read_some(boost::asio::buffer(buf), ec);
+        if (ec) break;
+        in.append(buf, n);
+        const auto head_end = in.find("\r\n\r\n");
+        if (head_end == std::string::npos) continue;
+        if (need == std::string::npos) {
+          std::size_t len = 0;
+          const auto cl = in.find("Content-Length: ");
+          if (cl != std::string::npos && cl < head_end) len = std::stoul(in.substr(cl + 16));
+          need = head_end + 4 + len;
+        }
+        if (in.size() >= need) break;
+      }
+      std::string out = "HTTP/1.1 " + std::to_string(status_) + " X\r\nContent-Type: application/json\r\nContent-Length: " +
+                        std::to_string(body_.size()) + "\r\nConnection: close\r\n\r\n" + body_;
+      boost::asio::write(s, boost::asio::buffer(out), ec);
+    }
+  }
+
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  unsigned status_;
+  std::string body_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// customsd in front of a canned upstream: /openai-us/ to it, clients CN / demo.
+struct canned_fixture {
+  temp_dir dir;
+  trail_files t{dir.path()};
+  canned_upstream up;
+  std::unique_ptr<enforced_server> s;
+  canned_fixture(unsigned status, std::string body) : up(status, std::move(body)) {
+    s = std::make_unique<enforced_server>(enforcing_config(t, up.port()));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("enforce content: a provider error that quotes a secret is not relayed") {
+  canned_fixture f(400, R"({"error":{"message":"invalid key AKIAUJZDE8GXD6NCF10E in input","type":"invalid_request_error"}})");
+  const auto r = post(f.s->port(), "/openai-us/v1/chat/completions", chat_body("hi", false));
+  INFO(r.body);
+  CHECK(r.status == 451);
+  CHECK(r.header("X-Customs-Response-Verdict") == "block");
+  CHECK(r.body.find("AKIA") == std::string::npos);
+}
+
+TEST_CASE("enforce content: a provider error that quotes a phone number is redacted, and a non-JSON error is scanned as text") {
+  {
+    canned_fixture f(422, R"({"error":{"message":"cannot call 138 1234 5678","type":"invalid_request_error"}})");
+    const auto r = post(f.s->port(), "/openai-us/v1/chat/completions", chat_body("hi", false));
+    INFO(r.body);
+    CHECK(r.status == 422);
+    CHECK(r.header("X-Customs-Response-Verdict") == "redact");
+    CHECK(json::parse(r.body).at_pointer("/error/message").as_string() == "cannot call [REDACTED:pi.phone]");
+  }
+  {
+    canned_fixture f(502, "<html>upstream says 138 1234 5678</html>");
+    const auto r = post(f.s->port(), "/openai-us/v1/chat/completions", chat_body("hi", false));
+    CHECK(r.status == 502);
+    CHECK(r.body == "<html>upstream says [REDACTED:pi.phone]</html>");
+  }
+}
+
+TEST_CASE("enforce content: a non-streamed answer that repeats a key is forwarded re-serialised from what was scanned") {
+  canned_fixture f(200, R"({"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",)"
+                        R"("content":"AKIAUJZDE8GXD6NCF10E","content":"fine"},"finish_reason":"stop"}]})");
+  const auto r = post(f.s->port(), "/openai-us/v1/chat/completions", chat_body("hi", false));
+  INFO(r.body);
+  CHECK(r.status == 200);
+  CHECK(r.body.find("AKIA") == std::string::npos);
+  CHECK(json::parse(r.body).at_pointer("/choices/0/message/content").as_string() == "fine");
+}
