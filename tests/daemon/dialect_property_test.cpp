@@ -5,6 +5,7 @@
 // bounded count.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -111,5 +112,141 @@ TEST_CASE("property: a rewritten body holds only scanned texts and their replace
     // And a fresh extraction of the output agrees (nothing new appeared).
     auto again = extract_request(c.api, c.path, *out);
     REQUIRE_OK(again);
+  }
+}
+
+namespace {
+
+// One way of carrying text past a scanner that reads one value of a repeated
+// key: a dialect, the object that repeats, and the key.
+struct repeat_variant {
+  const char* name;
+  dialect api;
+  const char* path;
+  gen::node (*body)(gen::generator&);
+  const char* key;
+  // The object that gets the repeated key (a member of the body), and its
+  // JSON pointer; nullptr when the body has none.
+  gen::object* (*target)(gen::generator&, gen::node&, std::string&);
+};
+
+gen::object* root(gen::generator&, gen::node& body, std::string& where) {
+  where.clear();
+  return body.as_object();
+}
+
+// The member `key` of object `o`, or nullptr.
+gen::node* member(gen::object& o, const std::string& key) {
+  for (auto& [k, v] : o) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+// A random element of the array `key` of the root, with its pointer.
+gen::object* element_of(gen::generator& g, gen::node& body, const char* key, std::string& where) {
+  auto* list = member(*body.as_object(), key);
+  if (list == nullptr || list->as_array() == nullptr || list->as_array()->empty()) return nullptr;
+  const std::size_t i = g.pick(list->as_array()->size());
+  where = std::string("/") + key + "/" + std::to_string(i);
+  return (*list->as_array())[i].as_object();
+}
+
+gen::object* chat_message(gen::generator& g, gen::node& body, std::string& where) {
+  return element_of(g, body, "messages", where);
+}
+
+// A Gemini part that has a text (one is added to a random content if none has).
+gen::object* gemini_text_part(gen::generator& g, gen::node& body, std::string& where) {
+  std::string content_where;
+  auto* content = element_of(g, body, "contents", content_where);
+  if (content == nullptr) return nullptr;
+  auto& parts = *member(*content, "parts")->as_array();
+  std::vector<std::size_t> with_text;
+  for (std::size_t j = 0; j < parts.size(); ++j) {
+    if (member(*parts[j].as_object(), "text") != nullptr) with_text.push_back(j);
+  }
+  std::size_t j = 0;
+  if (with_text.empty()) {
+    parts.push_back(gen::object{{"text", g.text()}});
+    j = parts.size() - 1;
+  } else {
+    j = with_text[g.pick(with_text.size())];
+  }
+  where = content_where + "/parts/" + std::to_string(j);
+  return parts[j].as_object();
+}
+
+gen::node anthropic_with_system(gen::generator& g) {
+  gen::node b = gen::anthropic(g);
+  if (member(*b.as_object(), "system") == nullptr) b.as_object()->emplace_back("system", g.text());
+  return b;
+}
+
+gen::node responses_body(gen::generator& g) { return gen::responses(g); }
+
+const repeat_variant repeat_variants[] = {
+    {"openai messages", dialect::openai, "/v1/chat/completions", gen::openai_chat, "messages", root},
+    {"openai content", dialect::openai, "/v1/chat/completions", gen::openai_chat, "content", chat_message},
+    {"anthropic system", dialect::anthropic, "/v1/messages", anthropic_with_system, "system", root},
+    {"anthropic messages", dialect::anthropic, "/v1/messages", gen::anthropic, "messages", root},
+    {"gemini contents", dialect::gemini, "/v1beta/models/gemini-test:generateContent", gen::gemini, "contents", root},
+    {"gemini text", dialect::gemini, "/v1beta/models/gemini-test:generateContent", gen::gemini, "text",
+     gemini_text_part},
+    {"responses input", dialect::openai, "/v1/responses", responses_body, "input", root},
+};
+
+}  // namespace
+
+TEST_CASE("property: each way of repeating a key to carry text past the scanner is refused", "[dialect][property]") {
+  // For every variant: generated bodies of its dialect with the key repeated
+  // (before or after the original, once or twice more, with a value of the
+  // same shape from another generated body or any JSON value; keys written
+  // with random escapes). Each is refused at the second occurrence, and the
+  // same body without the repeat is accepted.
+  gen::generator g(seed + 2);
+  constexpr int per_variant = 150;
+  for (const auto& v : repeat_variants) {
+    int refused = 0;
+    for (int i = 0; i < per_variant; ++i) {
+      gen::node body = v.body(g);
+      std::string where;
+      gen::object* target = v.target(g, body, where);
+      REQUIRE(target != nullptr);
+      const auto original = std::find_if(target->begin(), target->end(), [&](const auto& kv) { return kv.first == v.key; });
+      REQUIRE(original != target->end());
+      const std::size_t original_at = static_cast<std::size_t>(original - target->begin());
+
+      const std::string plain = g.write(body);
+      INFO(v.name << ", body " << i << " without the repeat: " << plain);
+      REQUIRE_OK(extract_request(v.api, v.path, plain));
+
+      // The repeat's value: the same member of another generated body (the
+      // shape a provider would read), or any value.
+      gen::node value;
+      if (g.chance(0.6)) {
+        gen::node other = v.body(g);
+        std::string other_where;
+        gen::object* o = v.target(g, other, other_where);
+        const gen::node* m = o == nullptr ? nullptr : member(*o, v.key);
+        value = m != nullptr ? *m : gen::node(g.text());
+      } else {
+        value = g.value(2);
+      }
+      const std::size_t copies = 1 + g.pick(2);
+      const bool before = g.chance(0.5);
+      for (std::size_t c = 0; c < copies; ++c) {
+        const std::size_t at = before ? g.pick(original_at + 1) : original_at + 1 + g.pick(target->size() - original_at);
+        target->insert(target->begin() + static_cast<std::ptrdiff_t>(at), {v.key, value});
+      }
+      const std::string repeated = g.write(body);
+      INFO(v.name << ", body " << i << ": " << repeated);
+      auto ex = extract_request(v.api, v.path, repeated);
+      REQUIRE_FALSE(ex.has_value());
+      CHECK(ex.error().code == codec_errc::duplicate_key);
+      CHECK(ex.error().where == where + "/" + v.key);
+      ++refused;
+    }
+    CHECK(refused == per_variant);
   }
 }

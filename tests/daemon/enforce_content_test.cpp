@@ -5,6 +5,9 @@
 #include "enforce_harness.hpp"
 #include "tests/daemon/request_bodies.hpp"
 #include "daemon/enforce/inspect_pool.hpp"
+#include "daemon/enforce/kept_texts.hpp"
+#include "daemon/dialect/request.hpp"
+#include "crypto/crypto.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -382,6 +385,97 @@ TEST_CASE("enforce content: texts kept for the audit record past audit.content_b
   CHECK(cut[0].at("kept").to_number<std::int64_t>() == 1024);
   CHECK(cut[0].at("blake2b").as_string().size() == 64);
   CHECK(await_metric(f.s->admin_port(), R"(customs_limit_hits_total{limit="audit_content_bytes"})", 1) == 1);
+}
+
+TEST_CASE("enforce content: audit.content_bytes, at the bound nothing is cut, just past it one byte is") {
+  // The texts a request records: measured with a budget that keeps them all.
+  const std::string body = chat_body("hello there " + std::string(500, 'b'), false);
+  std::size_t total = 0;
+  {
+    content_fixture f;
+    const auto r = post(f.port(), "/openai-us/v1/chat/completions", body);
+    REQUIRE(r.status == 200);
+    const auto recs = flow_records(f.t, r.header("X-Customs-Flow"));
+    REQUIRE(recs.size() == 2);
+    for (const auto& t : recs[0].payload.at("request_texts").as_array()) total += t.as_string().size();
+  }
+  REQUIRE(total > 500);
+  for (const std::size_t budget : {total, total - 1}) {
+    INFO("content_bytes " << budget << " for " << total << " bytes of text");
+    content_fixture f([&](customs::daemon::config& c) { c.audit->content_bytes = budget; });
+    const auto r = post(f.port(), "/openai-us/v1/chat/completions", body);
+    CHECK(r.status == 200);
+    const auto recs = flow_records(f.t, r.header("X-Customs-Flow"));
+    REQUIRE(recs.size() == 2);
+    std::size_t kept = 0;
+    for (const auto& t : recs[0].payload.at("request_texts").as_array()) kept += t.as_string().size();
+    CHECK(kept == budget);
+    const bool past = budget < total;
+    CHECK(recs[0].payload.contains("request_texts_cut") == past);
+    const char* hits = R"(customs_limit_hits_total{limit="audit_content_bytes"})";
+    if (past) CHECK(await_metric(f.s->admin_port(), hits, 1) == 1);
+    else CHECK(metric(scrape(f.s->admin_port()), hits) == 0);
+  }
+}
+
+TEST_CASE("enforce content: inline files decoding to one byte past the per-request text bound are unscannable and counted") {
+  // The bound itself is exercised at and past in the codec test (request_options::max_decoded_text).
+  content_fixture f;
+  const std::string file(customs::daemon::default_max_decoded_text + 1, 'x');
+  const std::string body = R"({"contents":[{"parts":[{"inlineData":{"mimeType":"text/plain","data":")" + b64(file) +
+                           R"("}}]}]})";
+  const auto r = post(f.port(), "/gemini-us/v1beta/models/g:generateContent", body);
+  CHECK(r.status == 451);
+  CHECK(r.header("X-Customs-Verdict") == "unscannable");
+  CHECK(f.provider.request_count() == 0);
+  CHECK(await_metric(f.s->admin_port(), R"(customs_limit_hits_total{limit="decoded_text_bytes"})", 1) == 1);
+}
+
+TEST_CASE("kept texts: at the budget every text is whole, one byte past it the last is cut with its hash") {
+  using customs::daemon::enforce::kept_texts;
+  {
+    kept_texts k(7);
+    k.add("abc");
+    k.add("defg");
+    CHECK_FALSE(k.cut());
+    CHECK(k.texts() == json::array{"abc", "defg"});
+    CHECK(k.markers().empty());
+  }
+  {
+    kept_texts k(6);
+    k.add("abc");
+    k.add("defg");
+    k.add("hi");  // after the cut: kept empty, marked
+    CHECK(k.cut());
+    CHECK(k.texts() == json::array{"abc", "def", ""});
+    const auto m = k.markers();
+    REQUIRE(m.size() == 2);
+    CHECK(m[0].at("part").to_number<std::int64_t>() == 1);
+    CHECK(m[0].at("bytes").to_number<std::int64_t>() == 4);
+    CHECK(m[0].at("kept").to_number<std::int64_t>() == 3);
+    CHECK(m[0].at("blake2b").as_string() == customs::crypto::to_hex(customs::crypto::blake2b(
+                                                  {reinterpret_cast<const std::uint8_t*>("defg"), 4})));
+    CHECK(m[1].at("part").to_number<std::int64_t>() == 2);
+    CHECK(m[1].at("kept").to_number<std::int64_t>() == 0);
+  }
+}
+
+TEST_CASE("kept texts: a text appended in pieces is cut at a character boundary and hashed whole") {
+  using customs::daemon::enforce::kept_texts;
+  kept_texts k(4);
+  const auto p = k.open();
+  k.append(p, "ab");
+  k.append(p, "\xe4\xbd\xa0z");  // a 3-byte character that does not fit whole
+  k.append(p, "tail");
+  CHECK(k.texts() == json::array{"ab"});
+  const auto m = k.markers();
+  REQUIRE(m.size() == 1);
+  CHECK(m[0].at("bytes").to_number<std::int64_t>() == 10);
+  const std::string whole = "ab\xe4\xbd\xa0ztail";
+  CHECK(m[0].at("blake2b").as_string() ==
+        customs::crypto::to_hex(customs::crypto::blake2b({reinterpret_cast<const std::uint8_t*>(whole.data()), whole.size()})));
+  k.append(p, "more");  // sealed by markers()
+  CHECK(k.markers()[0].at("bytes").to_number<std::int64_t>() == 10);
 }
 
 namespace {
