@@ -578,6 +578,7 @@ request_status enforce_filter::on_request(request_state& req, const request_resu
       // On an exception the resume handle is dropped uncalled: the client gets 500.
     });
     if (posted) {
+      shard_->offloaded.add();
       note_time(t0);
       return request_status::pending;
     }

@@ -114,6 +114,9 @@ void enforce_metrics::render(std::string& out) const {
   write_metric_header(out, "customs_unscanned_events_total", "counter",
                       "Stream events forwarded without inspection (unscannable: tag or allow).");
   write_sample(out, "customs_unscanned_events_total", "", sum(&enforce_shard::unscanned_events));
+  write_metric_header(out, "customs_inspect_offloaded_total", "counter",
+                      "Requests inspected on the inspection pool instead of their worker (large bodies).");
+  write_sample(out, "customs_inspect_offloaded_total", "", sum(&enforce_shard::offloaded));
 
   struct hist {
     std::string_view name;

@@ -13,6 +13,8 @@
 //                                                flows let through with on_failure: allow)
 //   customs_source_headers_ignored_total         X-Customs-* source headers from untrusted peers
 //   customs_unscanned_events_total               events forwarded uninspected (unscannable: tag/allow)
+//   customs_inspect_offloaded_total              requests inspected on the inspection pool
+//                                                (bodies of inspect_pool::offload_bytes or more)
 //   customs_hold_back_seconds                    how long streamed text was held back (histogram)
 //   customs_inspect_seconds                      inspection time per flow (histogram; CPU on the worker)
 //   customs_audit_durable_wait_seconds           flow_opened append -> durable (histogram)
@@ -102,6 +104,7 @@ struct alignas(64) enforce_shard {
   histogram audit_wait;
   counter headers_ignored;
   counter unscanned_events;
+  counter offloaded;
 };
 
 class enforce_metrics {

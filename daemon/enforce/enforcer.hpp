@@ -65,6 +65,8 @@ class enforcer {
   [[nodiscard]] enforce_metrics& stats() noexcept { return *stats_; }
   // Large requests being inspected (or waiting) on the inspection pool.
   [[nodiscard]] std::size_t inspecting() const noexcept;
+  // The inspection pool itself (tests fill it to reach its bound).
+  [[nodiscard]] inspect_pool& pool() noexcept { return *pool_; }
 
   // Flushes and closes the audit trail (after the server stopped).
   void close();

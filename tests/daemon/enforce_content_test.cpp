@@ -670,3 +670,66 @@ TEST_CASE("enforce content: a non-streamed answer that repeats a key is forwarde
   CHECK(r.body.find("AKIA") == std::string::npos);
   CHECK(json::parse(r.body).at_pointer("/choices/0/message/content").as_string() == "fine");
 }
+
+namespace {
+
+// A chat request body of exactly `size` bytes (one prompt of 'a's).
+std::string chat_body_of_size(std::size_t size) {
+  const std::size_t overhead = chat_body("", false).size();
+  REQUIRE(size >= overhead);
+  std::string body = chat_body(std::string(size - overhead, 'a'), false);
+  REQUIRE(body.size() == size);
+  return body;
+}
+
+}  // namespace
+
+TEST_CASE("enforce content: a body one byte below offload_bytes is inspected on its worker, one of offload_bytes on the pool") {
+  using customs::daemon::enforce::inspect_pool;
+  content_fixture f;
+  const char* offloaded = "customs_inspect_offloaded_total";
+  auto r = post(f.port(), "/openai-us/v1/chat/completions", chat_body_of_size(inspect_pool::offload_bytes - 1));
+  CHECK(r.status == 200);
+  CHECK(metric(scrape(f.s->admin_port()), offloaded) == 0);
+  r = post(f.port(), "/openai-us/v1/chat/completions", chat_body_of_size(inspect_pool::offload_bytes));
+  CHECK(r.status == 200);
+  CHECK(metric(scrape(f.s->admin_port()), offloaded) == 1);
+  CHECK(f.provider.request_count() == 2);
+}
+
+TEST_CASE("enforce content: with the inspection pool full a large request is refused with 503 and counted, nothing forwarded") {
+  using customs::daemon::enforce::inspect_pool;
+  content_fixture f;
+  // Fill the pool with jobs that wait for us.
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  auto hold = [&] {
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return release; });
+  };
+  std::size_t held = 0;
+  while (f.s->enforcer().pool().try_post(hold)) ++held;
+  REQUIRE(held > 0);
+  const std::string large = chat_body_of_size(inspect_pool::offload_bytes);
+  const auto r = post(f.port(), "/openai-us/v1/chat/completions", large);
+  CHECK(r.status == 503);
+  CHECK(r.header("Retry-After") == "1");
+  CHECK(r.header("X-Customs-Verdict") == "refused");
+  CHECK(r.body.find("customs_busy") != std::string::npos);
+  CHECK(await_metric(f.s->admin_port(), R"(customs_limit_hits_total{limit="inspect_queue"})", 1) == 1);
+  const auto recs = flow_records(f.t, r.header("X-Customs-Flow"));
+  REQUIRE(recs.size() == 2);
+  CHECK(recs[0].index.action == "refused");
+  // A small request is inspected on its worker meanwhile.
+  CHECK(post(f.port(), "/openai-us/v1/chat/completions", chat_body("hello", false)).status == 200);
+  {
+    std::lock_guard lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  // Once the pool has room again, the same request goes through.
+  for (int i = 0; i < 5000 && f.s->enforcer().inspecting() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  CHECK(post(f.port(), "/openai-us/v1/chat/completions", large).status == 200);
+  CHECK(f.provider.request_count() == 2);
+}
