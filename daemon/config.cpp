@@ -447,6 +447,12 @@ void read_audit(walker& w, const YAML::Node& n, const std::string& path, const s
        if (x < 16) w.error(v, "E_VALUE", p + ": must be at least 16");
        else a.queue_capacity = x;
      }},
+    {"content_bytes", false, [&](const YAML::Node& v, const std::string& p) {
+       std::uint64_t x = 0;
+       if (!w.size_value(v, p, x)) return;
+       if (x < 1024) w.error(v, "E_VALUE", p + ": must be at least 1024");
+       else a.content_bytes = x;
+     }},
     {"queue_bytes", false, [&](const YAML::Node& v, const std::string& p) {
        std::uint64_t x = 0;
        if (!w.size_value(v, p, x)) return;
@@ -554,6 +560,7 @@ void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits
     size("sse_event_bytes", l.sse_event_bytes, limit_bounds::min_sse_event_bytes, limit_bounds::max_sse_event_bytes),
     count("connections", l.connections, 1, 10'000'000),
     count("upstream_idle_per_route", l.upstream_idle_per_route, 0, 100'000),
+    count("findings_per_flow", l.findings_per_flow, 1, 100'000'000),
     time("header_timeout", l.header_timeout),
     time("body_timeout", l.body_timeout),
     time("idle_timeout", l.idle_timeout),

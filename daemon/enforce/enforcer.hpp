@@ -66,6 +66,10 @@ class enforcer {
   [[nodiscard]] std::shared_ptr<const policy_snapshot> active() const;
   [[nodiscard]] const std::shared_ptr<audit::writer>& trail() const noexcept { return trail_; }
   [[nodiscard]] enforce_metrics& stats() noexcept { return *stats_; }
+  // Large requests being inspected (or waiting) on the inspection pool.
+  [[nodiscard]] std::size_t inspecting() const noexcept;
+  // The inspection pool itself (tests fill it to reach its bound).
+  [[nodiscard]] inspect_pool& pool() noexcept { return *pool_; }
 
   // Flushes and closes the audit trail (after the server stopped).
   void close();
@@ -75,6 +79,7 @@ class enforcer {
   [[nodiscard]] std::string rules_json() const;
 
   std::shared_ptr<enforce_metrics> stats_;
+  std::shared_ptr<inspect_pool> pool_;  // large request bodies are inspected here
   std::shared_ptr<audit::writer> trail_;
   policy::rule_set_ptr preloaded_;  // the constructor's load, used by the first chain_for
   std::vector<std::filesystem::path> preloaded_paths_;
