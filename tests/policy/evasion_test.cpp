@@ -73,52 +73,126 @@ std::string base64(std::string_view in) {
   return out;
 }
 
+// One row of the table: the evasion class (as the detection guide names it),
+// the encoding, and the ID written that way. Every row must be found.
 struct vector {
+  const char* cls;
   const char* name;
-  std::string hidden;  // how the ID is written
+  std::string hidden;
 };
 
+// Every character of id in another form, with sep between them.
+std::string each_sep(const std::function<std::string(char)>& f, const std::string& sep) {
+  std::string s;
+  for (std::size_t i = 0; i < id.size(); ++i) s += (i ? sep : "") + f(id[i]);
+  return s;
+}
+
+std::string hex_ref(char c, const char* prefix, int width) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string h;
+  for (int k = (width - 1) * 4; k >= 0; k -= 4) h += hex[(c >> k) & 15];
+  return prefix + h;
+}
+
+// The ID grouped 6-8-4 with sep between the groups.
+std::string grouped(const std::string& sep) { return id.substr(0, 6) + sep + id.substr(6, 8) + sep + id.substr(14); }
+
 std::vector<vector> vectors() {
-  return {
-      {"zero-width space", joined(utf8(0x200B))},
-      {"zero-width joiner", joined(utf8(0x200D))},
-      {"zero-width non-joiner", joined(utf8(0x200C))},
-      {"word joiner", joined(utf8(0x2060))},
-      {"soft hyphen", joined(utf8(0x00AD))},
-      {"byte order mark", joined(utf8(0xFEFF))},
-      {"two invisible characters", joined(utf8(0x200B) + utf8(0x2060))},
-      {"single spaces", joined(" ")},
-      {"groups of four with slashes", "1101/0519/4912/3100/2X"},
-      {"groups with underscores", "110105_19491231_002X"},
-      {"groups on new lines", "110105\n19491231\n002X"},
-      {"groups on CR LF lines", "110105\r\n19491231\r\n002X"},
-      {"groups of three with dots", "110.105.194.912.310.02X"},
-      {"groups of two with dashes", "11-01-05-19-49-12-31-00-2X"},
-      {"HTML decimal references", each([](char c) { return "&#" + std::to_string(static_cast<int>(c)) + ";"; })},
-      {"HTML hex references", each([](char c) {
-         static constexpr char hex[] = "0123456789abcdef";
-         return std::string("&#x") + hex[c >> 4] + hex[c & 15] + ";";
-       })},
-      {"HTML references without semicolons", each([](char c) { return "&#" + std::to_string(static_cast<int>(c)); })},
-      {"\\u escapes", each([](char c) {
-         static constexpr char hex[] = "0123456789ABCDEF";
-         return std::string("\\u00") + hex[c >> 4] + hex[c & 15];
-       })},
-      {"Arabic-Indic digits", digits_from(0x0660)},
-      {"Extended Arabic-Indic digits", digits_from(0x06F0)},
-      {"Devanagari digits", digits_from(0x0966)},
-      {"full-width digits", digits_from(0xFF10)},
-      {"mathematical bold digits", digits_from(0x1D7CE)},
-      {"mathematical monospace digits", digits_from(0x1D7F6)},
-      {"Arabic-Indic digits and zero-width spaces", [] {
+  const auto zw = utf8(0x200B);
+  std::vector<vector> v = {
+      // Invisible characters between the characters.
+      {"invisible", "zero-width space", joined(zw)},
+      {"invisible", "zero-width joiner", joined(utf8(0x200D))},
+      {"invisible", "zero-width non-joiner", joined(utf8(0x200C))},
+      {"invisible", "word joiner", joined(utf8(0x2060))},
+      {"invisible", "soft hyphen", joined(utf8(0x00AD))},
+      {"invisible", "byte order mark", joined(utf8(0xFEFF))},
+      {"invisible", "left-to-right mark", joined(utf8(0x200E))},
+      {"invisible", "right-to-left mark", joined(utf8(0x200F))},
+      {"invisible", "Arabic letter mark", joined(utf8(0x061C))},
+      {"invisible", "left-to-right embedding", joined(utf8(0x202A))},
+      {"invisible", "first strong isolate", joined(utf8(0x2068))},
+      {"invisible", "function application", joined(utf8(0x2061))},
+      {"invisible", "invisible times", joined(utf8(0x2062))},
+      {"invisible", "invisible separator", joined(utf8(0x2063))},
+      {"invisible", "Mongolian vowel separator", joined(utf8(0x180E))},
+      {"invisible", "combining grapheme joiner", joined(utf8(0x034F))},
+      {"invisible", "variation selector-16", joined(utf8(0xFE0F))},
+      {"invisible", "tag space", joined(utf8(0xE0020))},
+      {"invisible", "Hangul filler", joined(utf8(0x3164))},
+      {"invisible", "two invisible characters", joined(zw + utf8(0x2060))},
+      {"invisible", "one zero-width space in the middle", id.substr(0, 9) + zw + id.substr(9)},
+      // Separators between digits or groups.
+      {"separators", "single spaces", joined(" ")},
+      {"separators", "single dashes", joined("-")},
+      {"separators", "single dots", joined(".")},
+      {"separators", "single slashes", joined("/")},
+      {"separators", "groups of four with slashes", "1101/0519/4912/3100/2X"},
+      {"separators", "groups with underscores", "110105_19491231_002X"},
+      {"separators", "groups on new lines", "110105\n19491231\n002X"},
+      {"separators", "groups on CR LF lines", "110105\r\n19491231\r\n002X"},
+      {"separators", "groups of three with dots", "110.105.194.912.310.02X"},
+      {"separators", "groups of two with dashes", "11-01-05-19-49-12-31-00-2X"},
+      {"separators", "mixed separators", "110105 1949-1231/002X"},
+      {"separators", "no-break spaces", grouped(utf8(0x00A0))},
+      {"separators", "narrow no-break spaces", grouped(utf8(0x202F))},
+      {"separators", "figure spaces", grouped(utf8(0x2007))},
+      {"separators", "thin spaces", grouped(utf8(0x2009))},
+      {"separators", "ideographic spaces", grouped(utf8(0x3000))},
+      {"separators", "en dashes", grouped(utf8(0x2013))},
+      {"separators", "full-width hyphen-minus", grouped(utf8(0xFF0D))},
+      {"separators", "lower-case check character", "11010519491231002x"},
+      // HTML character references and escapes.
+      {"references", "HTML decimal references", each([](char c) { return "&#" + std::to_string(static_cast<int>(c)) + ";"; })},
+      {"references", "HTML hex references", each([](char c) { return hex_ref(c, "&#x", 2) + ";"; })},
+      {"references", "HTML upper-case hex references", each([](char c) { return hex_ref(c, "&#X", 2) + ";"; })},
+      {"references", "HTML zero-padded decimal references", each([](char c) { return "&#00" + std::to_string(static_cast<int>(c)) + ";"; })},
+      {"references", "HTML references without semicolons", each([](char c) { return "&#" + std::to_string(static_cast<int>(c)); })},
+      {"references", "HTML named zero-width spaces between digits", joined("&ZeroWidthSpace;")},
+      {"references", "HTML named soft hyphens between digits", joined("&shy;")},
+      {"references", "HTML named no-break spaces between groups", grouped("&nbsp;")},
+      {"references", "half the digits as references", each_sep([](char c) { return c % 2 ? "&#" + std::to_string(static_cast<int>(c)) + ";" : std::string(1, c); }, "")},
+      {"references", "\\u escapes", each([](char c) { return hex_ref(c, "\\u", 4); })},
+      {"references", "\\u{} escapes", each([](char c) { return hex_ref(c, "\\u{", 2) + "}"; })},
+      {"references", "\\U escapes", each([](char c) { return hex_ref(c, "\\U", 8); })},
+      {"references", "\\u escaped zero-width spaces between digits", joined("\\u200b")},
+      // Digits of other scripts.
+      {"digits", "Arabic-Indic digits", digits_from(0x0660)},
+      {"digits", "Extended Arabic-Indic digits", digits_from(0x06F0)},
+      {"digits", "Devanagari digits", digits_from(0x0966)},
+      {"digits", "Bengali digits", digits_from(0x09E6)},
+      {"digits", "Thai digits", digits_from(0x0E50)},
+      {"digits", "Myanmar digits", digits_from(0x1040)},
+      {"digits", "full-width digits", digits_from(0xFF10)},
+      {"digits", "mathematical bold digits", digits_from(0x1D7CE)},
+      {"digits", "mathematical double-struck digits", digits_from(0x1D7D8)},
+      {"digits", "mathematical sans-serif digits", digits_from(0x1D7E2)},
+      {"digits", "mathematical monospace digits", digits_from(0x1D7F6)},
+      {"digits", "every digit in another script", [] {
+         static constexpr std::uint32_t zeros[] = {0x0660, 0x06F0, 0x0966, 0x09E6, 0x0E50, 0xFF10, 0x1D7CE, 0x1D7F6};
          std::string s;
          for (std::size_t i = 0; i < id.size(); ++i)
-           s += (i ? utf8(0x200B) : "") + (id[i] == 'X' ? std::string("X") : utf8(0x0660 + static_cast<std::uint32_t>(id[i] - '0')));
+           s += id[i] == 'X' ? std::string("X") : utf8(zeros[i % 8] + static_cast<std::uint32_t>(id[i] - '0'));
          return s;
        }()},
-      {"base64 of the ID with a label", base64("ID " + id)},
-      {"base64 of a Chinese sentence with the ID", base64("身份证号 " + id)},
+      {"digits", "Arabic-Indic digits and zero-width spaces", [&] {
+         std::string s;
+         for (std::size_t i = 0; i < id.size(); ++i)
+           s += (i ? zw : "") + (id[i] == 'X' ? std::string("X") : utf8(0x0660 + static_cast<std::uint32_t>(id[i] - '0')));
+         return s;
+       }()},
+      // Base64 in prompt text.
+      {"base64", "base64 of the ID with a label", base64("ID " + id)},
+      {"base64", "base64 of a Chinese sentence with the ID", base64("身份证号 " + id)},
+      {"base64", "base64 of the bare ID", base64(id)},
+      {"base64", "base64 without padding", [] {
+         auto s = base64("ID: " + id + "!");
+         while (!s.empty() && s.back() == '=') s.pop_back();
+         return s;
+       }()},
   };
+  return v;
 }
 
 const std::string before = "请核对身份证号：";
@@ -133,7 +207,7 @@ const rule_set_ptr& redact_pack() {
 
 TEST_CASE("every evasion of the resident ID is found at its exact bytes and blocked CN to US", "[evasion]") {
   for (const auto& v : vectors()) {
-    INFO(v.name << ": " << v.hidden);
+    INFO(v.cls << ", " << v.name << ": " << v.hidden);
     const std::string t = before + v.hidden + after;
     const auto e = shipped()->evaluate(t, flow("CN", "US"));
     CHECK(e.result.act == action::block);
