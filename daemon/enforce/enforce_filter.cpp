@@ -326,8 +326,25 @@ request_status inspect_request(const flow_env& env, request_state& req, request_
   if (r.verdict.act == policy::action::redact) {
     // A redaction that nothing can take (an identifier, a key, the target, a
     // header: see request.hpp) blocks instead.
+    // An inline file's own string (base64, a data: URL) is scanned as it is
+    // and cannot take a replacement, but it is rewritten whole from its decoded
+    // text: a finding in it is covered when the same detector's match is
+    // redacted in the decoded text of the same string.
+    const auto covered_by_attachment = [&](const policy::finding& f) {
+      const auto* target = ex->slots[f.part].target;
+      if (target == nullptr) return false;
+      for (const auto& g : r.verdict.findings) {
+        if (g.part >= ex->slots.size() || g.applied != policy::action::redact) continue;
+        const auto& a = ex->slots[g.part];
+        if (a.role == slot_role::attachment && a.target == target && a.writable() && g.detector == f.detector) {
+          return true;
+        }
+      }
+      return false;
+    };
     for (const auto& f : r.verdict.findings) {
       if (f.applied != policy::action::redact || f.part >= ex->slots.size() || ex->slots[f.part].writable()) continue;
+      if (covered_by_attachment(f)) continue;
       const auto& s = ex->slots[f.part];
       r.verdict.act = policy::action::block;
       r.detail = "a finding to redact is in " + std::string(to_string(s.role)) +
@@ -347,7 +364,16 @@ request_status inspect_request(const flow_env& env, request_state& req, request_
     case policy::action::redact: {
       std::vector<std::string> replaced;
       std::vector<text_replacement> changes;
-      redactions(rules, ex->slots, r.verdict.findings, replaced, changes);
+      // Findings in slots that cannot take a replacement reach here only when
+      // they are covered (an inline file's own string, rewritten whole from its
+      // decoded text, see above); any other such finding blocked the flow.
+      std::vector<policy::finding> writable_findings;
+      writable_findings.reserve(r.verdict.findings.size());
+      for (const auto& f : r.verdict.findings) {
+        if (f.part < ex->slots.size() && !ex->slots[f.part].writable() && f.applied == policy::action::redact) continue;
+        writable_findings.push_back(f);
+      }
+      redactions(rules, ex->slots, writable_findings, replaced, changes);
       auto body = rewrite_request(*ex, changes);
       if (!body) {
         r.outcome = request_outcome::error;

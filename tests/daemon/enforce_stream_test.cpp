@@ -530,7 +530,10 @@ TEST_CASE("stream guard: findings per flow, just past the bound the stream is un
     const auto r = run(g, stream);
     CHECK_FALSE(r.stopped);
     CHECK(g.findings_limit());
-    CHECK(g.unscanned_events() == 3);  // "e tail", the finish chunk, [DONE]
+    // [DONE] only: the detectors' hold-back (spaced and separated digits are
+    // one number) reaches past "d 138 1234 5673, e tail", so the fourth number
+    // is confirmed when the finish chunk closes the channel.
+    CHECK(g.unscanned_events() == 1);
     CHECK(reassemble(chat_api, r.out).ended);
   }
 }

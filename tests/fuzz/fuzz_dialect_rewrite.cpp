@@ -94,6 +94,9 @@ plan make_plan(const std::vector<text_slot>& slots, customs::fuzz::rng& r) {
   p.texts.reserve(slots.size());
   for (std::size_t i = 0; i < slots.size(); ++i) {
     p.expected.emplace_back(slots[i].text);
+    // Keys, the request target and headers are scanned but cannot take a
+    // replacement (a finding there blocks instead).
+    if (!slots[i].writable()) continue;
     if (r.below(2) == 0) continue;
     const auto own = slots[i].text;
     if (r.below(4) == 0 && !own.empty()) {
