@@ -172,6 +172,10 @@ class customsd_process {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    // Not the test's own stdout: a customsd left behind by a test that died
+    // must not hold CTest's output pipe open (CTest would wait for it until
+    // the test's timeout instead of reporting the failure).
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     std::string bin = customsd_path(), flag = "--config", file = config.string();
     char* argv[] = {bin.data(), flag.data(), file.data(), nullptr};
     if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv, environ) != 0) throw std::runtime_error("spawn customsd");

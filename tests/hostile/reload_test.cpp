@@ -89,14 +89,27 @@ TEST_CASE("reload: a storm of reloads while flows are in flight: every answer de
       }
     });
   }
+  // The load stops and is joined however the storm ends: a failed check or
+  // request below must not leave joinable threads behind (std::terminate).
+  struct stopper {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& load;
+    ~stopper() { join(); }
+    void join() {
+      stop = true;
+      for (auto& th : load)
+        if (th.joinable()) th.join();
+    }
+  } stopper{stop, load};
   unsigned ok = 0;
   for (int i = 0; i < 20; ++i) {
     write_file(pack, pack_version(i % 2 == 0 ? 2 : 1));
-    http_client admin(p.admin_port());
+    // A reload compiles the whole rule set while the load runs: seconds under
+    // the sanitizers, so the admin client waits longer than its default.
+    http_client admin(p.admin_port(), std::chrono::seconds(120));
     if (admin.request("POST", "/reload").status == 200) ++ok;
   }
-  stop = true;
-  for (auto& th : load) th.join();
+  stopper.join();
   CHECK(ok == 20);
   CHECK(wrong.empty());
   CHECK(answered > 10);
