@@ -3,6 +3,7 @@
 #include "daemon/dialect/blob.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include <unordered_set>
 
@@ -27,6 +28,11 @@ struct counting_handler {
   static constexpr std::size_t max_array_size = json::array::max_size();
   static constexpr std::size_t max_key_size = json::string::max_size();
   static constexpr std::size_t max_string_size = json::string::max_size();
+
+  // Spelled out: basic_parser constructs its handler from the arguments after
+  // the options (aggregate initialization from parentheses is C++20, which
+  // clang 14, the fuzz build's compiler, does not implement).
+  explicit counting_handler(json::storage_ptr sp) : st(std::move(sp)) {}
 
   json::value_stack st;
   std::size_t members = 0;
@@ -69,7 +75,14 @@ struct counting_handler {
     st.push_uint64(u);
     return true;
   }
-  bool on_double(double d, json::string_view, json::error_code&) {
+  bool on_double(double d, json::string_view, json::error_code& ec) {
+    // A number beyond a double's range parses as infinity, which no JSON text
+    // can hold: a rewritten body would carry "Infinity". Such bodies are
+    // malformed.
+    if (!std::isfinite(d)) {
+      ec = json::error::exponent_overflow;
+      return false;
+    }
     st.push_double(d);
     return true;
   }

@@ -189,6 +189,10 @@ TEST_CASE("malformed or unwalkable request bodies are errors", "[dialect][reques
       {R"({"model":"m","messages":[)", codec_errc::malformed_json},
       {R"({"model":"m","messages":[]} trailing)", codec_errc::malformed_json},
       {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", codec_errc::malformed_json},
+      // Numbers beyond the range of a double: no rewritten body could carry
+      // them on (they would serialize as the non-JSON "Infinity").
+      {R"({"model":"m","temperature":1e400,"messages":[]})", codec_errc::malformed_json},
+      {R"({"model":"m","temperature":-31e4002,"messages":[]})", codec_errc::malformed_json},
       {R"([{"role":"user"}])", codec_errc::not_an_object},
       {R"({"model":"m"})", codec_errc::unexpected_shape},
       {R"({"model":"m","messages":{"role":"user"}})", codec_errc::unexpected_shape},

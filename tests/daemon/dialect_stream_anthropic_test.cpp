@@ -11,12 +11,12 @@ using namespace customs::daemon::test;
 
 namespace {
 
-stream_codec make_codec() { return make_stream_codec(dialect::anthropic, endpoint_kind::anthropic_messages); }
+stream_codec anthropic_codec() { return make_stream_codec(dialect::anthropic, endpoint_kind::anthropic_messages); }
 
 }  // namespace
 
 TEST_CASE("anthropic stream: text and tool_use input_json channels, closes, usage, message_stop", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = anthropic_codec();
   auto events = split_sse(read_fixture("anthropic_messages.sse"));
   REQUIRE(events.size() == 14);
   auto r = replay_stream(codec, events);
@@ -44,7 +44,7 @@ TEST_CASE("anthropic stream: text and tool_use input_json channels, closes, usag
 }
 
 TEST_CASE("anthropic stream: encode and make_delta keep the SDK's event shapes", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = anthropic_codec();
   auto events = split_sse(read_fixture("anthropic_messages.sse"));
   std::vector<stream_event> decoded;
   for (const auto& e : events) decoded.push_back(decode_ok(codec, e.name, e.data));
@@ -75,7 +75,7 @@ TEST_CASE("anthropic stream: encode and make_delta keep the SDK's event shapes",
 }
 
 TEST_CASE("anthropic stream: thinking, signature, error, unknown events", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = anthropic_codec();
   (void)decode_ok(codec, "content_block_start",
                   R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}})");
   auto t = decode_ok(codec, "content_block_delta",
@@ -110,7 +110,7 @@ TEST_CASE("anthropic stream: thinking, signature, error, unknown events", "[dial
 }
 
 TEST_CASE("anthropic stream: a tool_use start with a filled input yields whole leaves", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = anthropic_codec();
   auto ev = decode_ok(codec, "content_block_start",
                       R"({"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"t","name":"n","input":{"to":"13800138000","n":2}}})");
   REQUIRE(ev.slots.size() == 2);

@@ -19,7 +19,7 @@ std::string split_attempt(const std::string& framing_lines, const std::string& v
   return "POST /openai/v1/chat/completions " + version + "\r\nHost: customs.test\r\n" + framing_lines + "\r\n" + body;
 }
 
-std::string rejected(const std::string& rule) {
+std::string client_rejected(const std::string& rule) {
   return "customs_framing_rejected_total{side=\"client\",rule=\"" + rule + "\"}";
 }
 
@@ -127,7 +127,7 @@ TEST_CASE("framing: a Transfer-Encoding whose final coding is not chunked is 400
     CHECK(r.closed);
   }
   CHECK(up.request_count() == 0);
-  CHECK(metric(d.metrics(), rejected("bad_transfer_encoding")) == 7);
+  CHECK(metric(d.metrics(), client_rejected("bad_transfer_encoding")) == 7);
   CHECK(serving(d));
 }
 
@@ -139,7 +139,7 @@ TEST_CASE("framing: a coding other than chunked before the final chunked is 501 
   CHECK(parse_responses(r.raw).size() == 1);
   CHECK(r.closed);
   CHECK(up.request_count() == 0);
-  CHECK(metric(d.metrics(), rejected("unsupported_coding")) == 1);
+  CHECK(metric(d.metrics(), client_rejected("unsupported_coding")) == 1);
 }
 
 TEST_CASE("framing: Transfer-Encoding with Content-Length, twice, or in HTTP/1.0 is 400 and closes") {
@@ -220,7 +220,7 @@ TEST_CASE("framing: obsolete line folding in a request head is 400") {
     CHECK(r.closed);
   }
   CHECK(up.request_count() == 0);
-  CHECK(metric(d.metrics(), rejected("obs_fold")) == 3);
+  CHECK(metric(d.metrics(), client_rejected("obs_fold")) == 3);
 }
 
 TEST_CASE("framing: two Host fields, a Host list, a bad Host or none in HTTP/1.1 is 400") {
@@ -236,7 +236,7 @@ TEST_CASE("framing: two Host fields, a Host list, a bad Host or none in HTTP/1.1
     CHECK(r.closed);
   }
   CHECK(up.request_count() == 0);
-  CHECK(metric(d.metrics(), rejected("bad_host")) == 6);
+  CHECK(metric(d.metrics(), client_rejected("bad_host")) == 6);
   // HTTP/1.0 may omit it; a Host with a port and an IP literal are fine.
   CHECK(exchange(d.port(), "GET /no-such-route/ HTTP/1.0\r\n\r\n").status == 404);
   CHECK(exchange(d.port(), "GET /no-such-route/ HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n").status == 404);
@@ -253,7 +253,7 @@ TEST_CASE("framing: a bare LF or CR in a request head is 400") {
     CHECK(r.status == 400);
     CHECK(r.closed);
   }
-  CHECK(metric(d.metrics(), rejected("bad_line_ending")) == 3);
+  CHECK(metric(d.metrics(), client_rejected("bad_line_ending")) == 3);
 }
 
 TEST_CASE("framing: pipelined requests are answered one by one, in order, each forwarded once") {

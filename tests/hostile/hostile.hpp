@@ -356,4 +356,7 @@ inline std::string content_length_answer(const std::string& body, const std::str
          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
+// The metric series of a limit's hits.
+inline std::string hits(const std::string& key) { return "customs_limit_hits_total{limit=\"" + key + "\"}"; }
+
 }  // namespace customs::testing::hostile

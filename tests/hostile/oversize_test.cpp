@@ -9,7 +9,6 @@ using namespace customs::testing::hostile;
 
 namespace {
 
-std::string hits(const std::string& key) { return "customs_limit_hits_total{limit=\"" + key + "\"}"; }
 
 // A GET to an unknown route whose head is exactly `total` bytes.
 std::string head_of(std::size_t total) {

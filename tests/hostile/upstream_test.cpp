@@ -10,8 +10,7 @@ using namespace customs::testing::hostile;
 
 namespace {
 
-std::string hits(const std::string& key) { return "customs_limit_hits_total{limit=\"" + key + "\"}"; }
-std::string rejected(const std::string& rule) {
+std::string upstream_rejected(const std::string& rule) {
   return "customs_framing_rejected_total{side=\"upstream\",rule=\"" + rule + "\"}";
 }
 
@@ -73,7 +72,7 @@ TEST_CASE("upstream: a transfer coding other than chunked fails the flow with 50
     CHECK(r.status == 502);
     CHECK(up.connections() == 2);  // nothing of the first answer was taken for the second
     const auto m = d.metrics();
-    CHECK(metric(m, rejected("bad_transfer_encoding")) + metric(m, rejected("unsupported_coding")) == 2);
+    CHECK(metric(m, upstream_rejected("bad_transfer_encoding")) + metric(m, upstream_rejected("unsupported_coding")) == 2);
   }
 }
 
@@ -93,7 +92,7 @@ TEST_CASE("upstream: a bad chunk size cuts the answer") {
   });
   daemon_under_test d(relay_config(up.port()));
   check_cut(exchange(d.port(), content_length_request(chat_json())));
-  CHECK(metric(d.metrics(), rejected("bad_chunk")) == 1);
+  CHECK(metric(d.metrics(), upstream_rejected("bad_chunk")) == 1);
   CHECK(serving(d));
 }
 
