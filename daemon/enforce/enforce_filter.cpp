@@ -361,6 +361,11 @@ std::string enforce_filter::opened_payload() const {
   json::object p;
   p["listener"] = info_->listener;
   p["peer"] = info_->peer.to_string();
+  if (info_->mode != listener_mode::reverse) {
+    p["mode"] = to_string(info_->mode);
+    p["host"] = info_->host;
+    if (!info_->destination.empty()) p["destination"] = info_->destination;
+  }
   json::object source;
   source["jurisdiction"] = src_.jurisdiction;
   source["tenant"] = src_.tenant;

@@ -10,6 +10,8 @@ packages=(
   libssl-dev libre2-dev libsqlite3-dev libsodium-dev catch2 libyaml-cpp-dev
   sqlite3 openssl curl python3
   python3-yaml python3-jsonschema
+  # The transparent-mode test: network namespaces (unshare, ip) and nftables.
+  util-linux iproute2 nftables
 )
 # Node.js + npm run the official provider SDK clients in the end-to-end tests.
 # A machine that already has them (Debian's or another build, such as one that
@@ -17,9 +19,10 @@ packages=(
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)
 fi
-# Benchmark peers: nginx (baseline reverse proxy) and wrk (load).
+# Benchmark peers: nginx (baseline reverse proxy), wrk (load), squid with
+# ssl_bump (the TLS-intercepting proxy the edge benchmark compares with).
 if [[ "${CUSTOMS_WITH_BENCH:-0}" == 1 ]]; then
-  packages+=(nginx-light wrk)
+  packages+=(nginx-light wrk squid-openssl)
 fi
 
 missing=()
