@@ -46,10 +46,8 @@ struct sdk_daemon {
   // Writes the config (`listeners_and_routes` first) and starts customsd.
   void start(const std::string& listeners_and_routes) {
     std::ofstream(dir / "customsd.yaml")
-        << "version: 1
-"
-        << listeners_and_routes << "admin: {address: 127.0.0.1, port: 0}
-"
+        << "version: 1\n"
+        << listeners_and_routes << "admin: {address: 127.0.0.1, port: 0}\n"
         << "rules: [\"" << CUSTOMS_SOURCE_DIR << "/rules\", \"" << CUSTOMS_SOURCE_DIR
         << "/tests/sdk/response-phone.yaml\"]\n"
         << "audit:\n"
