@@ -105,6 +105,32 @@ TEST_CASE("CONNECT to loopback, a private address, another port or the admin lis
   }
 }
 
+TEST_CASE("with unknown_hosts refuse, a CONNECT to a host outside the catalogue is refused and audited", "[edge][forward]") {
+  edge_env env;
+  auto cfg = env.config();
+  cfg.interception->refuse_unknown_hosts = true;
+  edge_server srv(cfg);
+  {
+    http_client c(srv.port());
+    const auto r = c.proxy_connect("tunnel.test:443");
+    CHECK(r.status == 403);
+    CHECK(r.header("X-Customs-Reason") == "unknown_host");
+    CHECK(r.header("X-Customs-Verdict") == "refused");
+  }
+  {
+    // A catalogued host still passes.
+    http_client c(srv.port());
+    CHECK(c.proxy_connect("api.openai.com:443").status == 200);
+  }
+  CHECK(env.other_site.request_count() == 0);
+  const auto recs = records_until(env.trail, [](const any_record& r) { return is_edge(r, "refused", "unknown_host"); });
+  const any_record* rec = find_record(recs, [](const any_record& r) { return is_edge(r, "refused", "unknown_host"); });
+  REQUIRE(rec != nullptr);
+  CHECK(rec->index.action == "refused");
+  CHECK(rec->payload.at("host").as_string() == "tunnel.test");
+  CHECK(metric_of(srv.admin_port(), "customs_edge_refusals_total{reason=\"unknown_host\"}") == 1);
+}
+
 TEST_CASE("an intercepted request that must not leave is answered 451 and never reaches the provider", "[edge][forward]") {
   edge_env env;
   edge_server srv(env.config());
