@@ -131,6 +131,47 @@ TEST_CASE("with unknown_hosts refuse, a CONNECT to a host outside the catalogue 
   CHECK(metric_of(srv.admin_port(), "customs_edge_refusals_total{reason=\"unknown_host\"}") == 1);
 }
 
+TEST_CASE("a host added to the catalogue is intercepted after a reload", "[edge][forward]") {
+  edge_env env;
+  auto cfg = env.config();
+  const auto providers = env.dir.path() / "providers";
+  std::filesystem::create_directories(providers);
+  std::filesystem::copy_file(std::filesystem::path(CUSTOMS_SOURCE_DIR) / "config" / "providers" / "ai-providers.yaml",
+                             providers / "ai-providers.yaml");
+  cfg.providers = {providers};
+  edge_server srv(cfg);
+  {
+    // Not catalogued yet: tunnelled, the client sees the site's own certificate.
+    http_client c(srv.port());
+    REQUIRE(c.proxy_connect("tunnel.test:443").status == 200);
+    auto ctx = edge_env::trusting(env.pki.ca.cert);
+    c.start_tls(*ctx, "tunnel.test");
+    const auto r = c.request("POST", "/v1/chat/completions", enforce::chat_body("Hello", false),
+                             {{"Content-Type", "application/json"}});
+    CHECK(r.status == 200);
+    CHECK(r.header("X-Customs-Verdict").empty());
+  }
+  std::ofstream(providers / "local.yaml")
+      << "schema: customs/providers/v1\n"
+      << "hosts:\n"
+      << "  - {host: tunnel.test, provider: Test, dialect: openai, jurisdiction: US, sources: [test]}\n";
+  const auto res = srv.server().reload(cfg);
+  INFO((res.errors.empty() ? std::string() : res.errors.front()));
+  REQUIRE(res.ok);
+  {
+    // Catalogued now: intercepted with a leaf from the interception CA and enforced.
+    http_client c(srv.port());
+    REQUIRE(c.proxy_connect("tunnel.test:443").status == 200);
+    auto ctx = edge_env::trusting(env.ica / "ca.pem");
+    c.start_tls(*ctx, "tunnel.test");
+    const auto r = c.request("POST", "/v1/chat/completions", enforce::chat_body(resident_id_prompt, false),
+                             {{"Content-Type", "application/json"}});
+    CHECK(r.status == 451);
+    CHECK(r.header("X-Customs-Verdict") == "block");
+  }
+  CHECK(env.other_site.request_count() == 1);  // only the request made before the reload
+}
+
 TEST_CASE("an intercepted request that must not leave is answered 451 and never reaches the provider", "[edge][forward]") {
   edge_env env;
   edge_server srv(env.config());
