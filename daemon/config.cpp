@@ -603,6 +603,12 @@ void read_audit(walker& w, const YAML::Node& n, const std::string& path, const s
        if (x < 16) w.error(v, "E_VALUE", p + ": must be at least 16");
        else a.queue_capacity = x;
      }},
+    {"content_bytes", false, [&](const YAML::Node& v, const std::string& p) {
+       std::uint64_t x = 0;
+       if (!w.size_value(v, p, x)) return;
+       if (x < 1024) w.error(v, "E_VALUE", p + ": must be at least 1024");
+       else a.content_bytes = x;
+     }},
     {"queue_bytes", false, [&](const YAML::Node& v, const std::string& p) {
        std::uint64_t x = 0;
        if (!w.size_value(v, p, x)) return;
@@ -679,6 +685,9 @@ void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits
       else out = x;
     }};
   };
+  // Heads are parsed whole in memory; a field's storage in the HTTP parser
+  // holds at most 64 KiB (see max_field_bytes in daemon/http_framing.hpp).
+  constexpr std::uint64_t head_max = 1 << 20;
   auto count = [&](std::string_view key, std::uint64_t& out, std::uint64_t min, std::uint64_t max) {
     return walker::field{key, false, [&w, &out, min, max](const YAML::Node& v, const std::string& p) {
       std::uint64_t x = 0;
@@ -696,13 +705,18 @@ void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits
     }};
   };
   w.map(n, path, {
-    size("header_bytes", l.header_bytes, 1024),
+    size("header_bytes", l.header_bytes, 1024, head_max),
+    count("header_fields", l.header_fields, 1, 10'000),
+    size("target_bytes", l.target_bytes, 256, head_max),
+    size("trailer_bytes", l.trailer_bytes, 0, head_max),
+    size("chunk_extension_bytes", l.chunk_extension_bytes, 0, head_max),
     size("request_body_bytes", l.request_body_bytes, limit_bounds::min_body_bytes, limit_bounds::max_body_bytes),
     size("response_body_bytes", l.response_body_bytes, limit_bounds::min_body_bytes, limit_bounds::max_body_bytes),
-    size("response_header_bytes", l.response_header_bytes, 1024),
+    size("response_header_bytes", l.response_header_bytes, 1024, head_max),
     size("sse_event_bytes", l.sse_event_bytes, limit_bounds::min_sse_event_bytes, limit_bounds::max_sse_event_bytes),
     count("connections", l.connections, 1, 10'000'000),
     count("upstream_idle_per_route", l.upstream_idle_per_route, 0, 100'000),
+    count("findings_per_flow", l.findings_per_flow, 1, 100'000'000),
     time("header_timeout", l.header_timeout),
     time("body_timeout", l.body_timeout),
     time("idle_timeout", l.idle_timeout),

@@ -37,7 +37,8 @@
 //     content: findings            # none | findings | full
 //     on_failure: refuse           # refuse (503) | allow
 //     epoch_records: 100000        # and epoch_duration, commit_records,
-//     commit_interval: 0ms         # queue_capacity, queue_bytes, index_fields
+//     commit_interval: 0ms         # queue_capacity, queue_bytes, index_fields,
+//                                  # content_bytes
 //   unscannable: block             # block | tag | allow
 //
 // Forward proxy and transparent interception (the edge modes):
@@ -257,13 +258,21 @@ struct limit_bounds {
 
 // Every bound of the data plane, with its config key (limits.<key>).
 struct limits_config {
-  std::uint64_t header_bytes = 16 * 1024;           // request line + headers
+  std::uint64_t header_bytes = 16 * 1024;           // request line + headers (at most 1 MiB)
+  std::uint64_t header_fields = 100;                // header fields of a request or response
+  std::uint64_t target_bytes = 8 * 1024;            // the request target (path and query)
+  std::uint64_t trailer_bytes = 4 * 1024;           // trailer section of a chunked body, either direction
+  std::uint64_t chunk_extension_bytes = 1024;       // chunk extensions of one chunked body, summed
   std::uint64_t request_body_bytes = 16 << 20;      // a bigger body: 413
   std::uint64_t response_body_bytes = 16 << 20;     // non-streamed bodies a filter inspects whole
-  std::uint64_t response_header_bytes = 64 * 1024;  // upstream status line + headers
+  std::uint64_t response_header_bytes = 64 * 1024;  // upstream status line + headers (at most 1 MiB)
   std::uint64_t sse_event_bytes = 1 << 20;          // one SSE block, line ends included
   std::uint64_t connections = 10000;                // client connections at once; more: refused
   std::uint64_t upstream_idle_per_route = 64;       // idle pooled connections per route and thread
+  // Enforcement: findings collected per flow and direction. Past it the scan
+  // stops; a block among what was found blocks, anything else makes the flow
+  // (or the rest of the stream) unscannable (docs/operator-guide.md).
+  std::uint64_t findings_per_flow = 10000;
   duration header_timeout{10'000};           // first byte to end of headers
   duration body_timeout{60'000};             // reading the request body
   duration idle_timeout{60'000};             // keep-alive: between requests
@@ -302,6 +311,9 @@ struct audit_config {
   std::uint64_t queue_bytes = 256u << 20;  // bytes of records waiting (audit.queue_bytes)
   static constexpr std::uint64_t min_queue_bytes = 64u << 20;
   static constexpr std::uint64_t max_queue_bytes = 64ull << 30;
+  // content: full: text kept per flow and direction for the audit record; past
+  // it a text is cut and its length and BLAKE2b hash are recorded instead.
+  std::uint64_t content_bytes = 1 << 20;
   std::vector<std::string> index_fields = {"route", "src", "dst", "tenant", "action",
                                            "rules", "rule_set_hash", "tokens"};
   friend bool operator==(const audit_config&, const audit_config&) = default;

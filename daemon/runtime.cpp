@@ -103,6 +103,10 @@ std::vector<std::string> describe_changes(const config& before, const config& af
 #define CUSTOMS_LIMIT_TIME(k) \
   if (x.k != y.k) out.push_back("limits." #k ": " + ms(x.k) + " => " + ms(y.k));
   CUSTOMS_LIMIT_SIZE(header_bytes)
+  CUSTOMS_LIMIT_SIZE(header_fields)
+  CUSTOMS_LIMIT_SIZE(target_bytes)
+  CUSTOMS_LIMIT_SIZE(trailer_bytes)
+  CUSTOMS_LIMIT_SIZE(chunk_extension_bytes)
   CUSTOMS_LIMIT_SIZE(request_body_bytes)
   CUSTOMS_LIMIT_SIZE(response_body_bytes)
   CUSTOMS_LIMIT_SIZE(response_header_bytes)

@@ -45,6 +45,11 @@ struct server_options {
   // construction and after each successful reload, with the config that
   // filters_for_config was last called with for it.
   std::function<void(const config&)> config_applied;
+  // Called (control plane) on reload after filters_for_config built the chains
+  // of the new config, before it is applied: what changed in what the filters
+  // use besides the config itself (the contents of rule files), one item per
+  // change; reported with the config's own changes.
+  std::function<std::vector<std::string>()> describe_filter_changes;
 };
 
 struct reload_result {
@@ -111,6 +116,7 @@ class server {
   std::unique_ptr<control_state> control_state_;
   std::vector<std::thread> threads_running_;
   std::vector<std::uint16_t> ports_;
+  std::vector<int> port_locks_;  // one per listener with a fixed port (see claim_listen_address)
   mutable std::mutex mutex_;
   std::mutex reload_mutex_;
   bool started_ = false;

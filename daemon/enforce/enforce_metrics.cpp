@@ -67,7 +67,12 @@ enforce_metrics::enforce_metrics(unsigned workers)
                      "Flows refused with 503 because the audit trail did not take their record.", {"reason"}, workers),
       audit_failures("customs_audit_failures_total", "Audit records the trail did not take.", {"reason"}, workers),
       rule_loads("customs_rule_loads_total", "Rule set loads at start-up and reload, by result.", {"result"}, 1),
+      limit_hits("customs_limit_hits_total",
+                 "Flows that reached an enforcement bound, by bound (see the operator guide).", {"limit"}, workers),
       shards_(workers) {
+  for (const char* l : {"findings_per_flow", "decoded_text_bytes", "audit_content_bytes", "inspect_queue"}) {
+    limit_hits.ensure({l});
+  }
   for (const char* r : {"queue_full", "store_failed", "closed", "trail_lost"}) {
     audit_refusals.ensure({r});
     audit_failures.ensure({r});
@@ -96,6 +101,7 @@ void enforce_metrics::render(std::string& out) const {
   audit_refusals.render(out);
   audit_failures.render(out);
   rule_loads.render(out);
+  limit_hits.render(out);
 
   auto sum = [&](counter enforce_shard::*m) {
     std::uint64_t v = 0;
@@ -108,6 +114,9 @@ void enforce_metrics::render(std::string& out) const {
   write_metric_header(out, "customs_unscanned_events_total", "counter",
                       "Stream events forwarded without inspection (unscannable: tag or allow).");
   write_sample(out, "customs_unscanned_events_total", "", sum(&enforce_shard::unscanned_events));
+  write_metric_header(out, "customs_inspect_offloaded_total", "counter",
+                      "Requests inspected on the inspection pool instead of their worker (large bodies).");
+  write_sample(out, "customs_inspect_offloaded_total", "", sum(&enforce_shard::offloaded));
 
   struct hist {
     std::string_view name;

@@ -27,15 +27,16 @@ TEST_CASE("anthropic stream: text and tool_use input_json channels, closes, usag
                        event_kind::other,       // ping
                        event_kind::content, event_kind::content, event_kind::content,
                        event_kind::other,       // content_block_stop
-                       event_kind::other,       // content_block_start tool_use (input {})
+                       event_kind::content,     // content_block_start tool_use: its name (input {})
                        event_kind::content, event_kind::content, event_kind::content,
                        event_kind::other,       // content_block_stop
                        event_kind::usage_only,  // message_delta
                        event_kind::end_marker});
-  CHECK(r.opened == std::vector<std::string>{"b0", "b1"});
+  CHECK(r.opened == std::vector<std::string>{"b0", "b1.n", "b1"});
   CHECK(r.delta_text["b0"] == "Okay, I will text 138 0013 8000 now.");
   CHECK(r.delta_text["b1"] == R"({"to": "+86 138 0013 8000", "body": "hi"})");
-  CHECK(r.closes == std::vector<std::string>{"b0", "b1"});
+  CHECK(r.delta_text["b1.n"] == "send_sms");
+  CHECK(r.closes == std::vector<std::string>{"b0", "b1.n", "b1"});
   // input_tokens + cache_creation_input_tokens + cache_read_input_tokens; the
   // final output_tokens from message_delta.
   CHECK(r.usage.input_tokens == 572u);
@@ -112,9 +113,12 @@ TEST_CASE("anthropic stream: a tool_use start with a filled input yields whole l
   auto codec = make_codec();
   auto ev = decode_ok(codec, "content_block_start",
                       R"({"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"t","name":"n","input":{"to":"13800138000","n":2}}})");
-  REQUIRE(ev.slots.size() == 1);
+  REQUIRE(ev.slots.size() == 2);
   CHECK(ev.slots[0].text == "13800138000");
   CHECK(ev.slots[0].channel == "b3.l0");
-  CHECK(ev.closes == std::vector<std::string>{"b3.l0"});
+  CHECK(ev.slots[1].text == "n");
+  CHECK(ev.slots[1].channel == "b3.n");
+  CHECK(ev.slots[1].role == slot_role::tool_name);
+  CHECK(ev.closes == std::vector<std::string>{"b3.l0", "b3.n"});
   CHECK(ev.kind == event_kind::content);
 }

@@ -81,10 +81,11 @@ TEST_CASE("gemini stream: a functionCall arrives whole as leaf channels that clo
   for (const auto& s : ev.slots) {
     texts.emplace_back(s.text);
     channels.push_back(s.channel);
-    CHECK(s.role == slot_role::structured_leaf);
+    CHECK(s.role == (s.channel.ends_with(".n") ? slot_role::tool_name : slot_role::structured_leaf));
   }
-  CHECK(texts == std::vector<std::string>{"+86 138 0013 8000", "hello", "a", "b"});
-  CHECK(channels == std::vector<std::string>{"c0.p0.l0", "c0.p0.l1", "c0.p0.l2", "c0.p0.l3"});
+  // The args' leaves, then the function's name.
+  CHECK(texts == std::vector<std::string>{"+86 138 0013 8000", "hello", "a", "b", "send_sms"});
+  CHECK(channels == std::vector<std::string>{"c0.p0.l0", "c0.p0.l1", "c0.p0.l2", "c0.p0.l3", "c0.p0.n"});
   CHECK(ev.closes == channels);
   CHECK(ev.usage.output_tokens == 22u);
   auto d = codec.make_delta("c0.p0.l0", "x");

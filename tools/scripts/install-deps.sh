@@ -10,8 +10,11 @@ packages=(
   libssl-dev libre2-dev libsqlite3-dev libsodium-dev catch2 libyaml-cpp-dev
   sqlite3 openssl curl python3
   python3-yaml python3-jsonschema
-  # The transparent-mode test: network namespaces (unshare, ip) and nftables.
-  util-linux iproute2 nftables
+  # The edge shell tests: network namespaces (unshare, mount, ip), nftables;
+  # openssl and curl above make their certificates and send their requests.
+  util-linux mount iproute2 nftables
+  # The fuzz targets (tools/scripts/fuzz.sh): clang and its libFuzzer runtime.
+  clang-14 libclang-rt-14-dev
 )
 # Node.js + npm run the official provider SDK clients in the end-to-end tests.
 # A machine that already has them (Debian's or another build, such as one that
