@@ -1,6 +1,7 @@
 #include "daemon/server.hpp"
 
 #include "daemon/dialect/dialect.hpp"
+#include "daemon/listen/edge.hpp"
 #include "daemon/log.hpp"
 #include "daemon/session.hpp"
 #include "daemon/worker.hpp"
@@ -145,8 +146,12 @@ asio::awaitable<void> accept_loop(worker& w, unsigned listener) {
       continue;
     }
     try {
-      asio::co_spawn(w.ioc, run_session(w, std::move(socket), listener, rt->listener_tls[listener]),
-                     on_worker_exception{&w, "session"});
+      if (rt->cfg->listeners[listener].mode != listener_mode::reverse) {
+        asio::co_spawn(w.ioc, run_edge(w, std::move(socket), listener), on_worker_exception{&w, "edge"});
+      } else {
+        asio::co_spawn(w.ioc, run_session(w, std::move(socket), listener, rt->listener_tls[listener]),
+                       on_worker_exception{&w, "session"});
+      }
     } catch (...) {
       // The session could not even start (out of memory): this connection is
       // dropped, the listener goes on.
@@ -238,6 +243,7 @@ server::server(config cfg, server_options opts)
       control_state_(std::make_unique<control_state>(*control_)) {
   set_log_level(cfg_->log.level);
   auto rt = make_runtime(cfg_, generation_);
+  last_rt_ = rt;
   std::random_device rd;
   const std::uint32_t nonce = rd();
   for (unsigned i = 0; i < threads_; ++i) {
@@ -250,11 +256,13 @@ server::server(config cfg, server_options opts)
 }
 
 std::shared_ptr<const runtime> server::make_runtime(std::shared_ptr<const config> cfg, std::uint64_t generation) {
+  const runtime* previous = last_rt_.get();
   if (opts_.filters_for_config) {
     const filter_chain_builder chain = opts_.filters_for_config(*cfg);
-    return build_runtime(std::move(cfg), *stats_, chain, generation);
+    auto edge = opts_.edge_for_config ? opts_.edge_for_config(*cfg) : nullptr;
+    return build_runtime(std::move(cfg), *stats_, chain, generation, std::move(edge), previous);
   }
-  return build_runtime(std::move(cfg), *stats_, opts_.filters, generation);
+  return build_runtime(std::move(cfg), *stats_, opts_.filters, generation, nullptr, previous);
 }
 
 server::~server() {
@@ -337,6 +345,7 @@ void server::start() {
     schedule_sweep(*w);
   }
   admin_->start();
+  for (auto& w : workers_) w->admin_port = admin_->port();
   if (opts_.handle_signals) watch_signals();
   for (auto& w : workers_) {
     worker* wp = w.get();
@@ -440,7 +449,7 @@ reload_result server::reload(config next) {
     const auto& a = running->listeners[i];
     const auto& b = next.listeners[i];
     listeners_live = a.name == b.name && a.address == b.address && a.port == b.port &&
-                     a.tls.has_value() == b.tls.has_value();
+                     a.tls.has_value() == b.tls.has_value() && a.mode == b.mode;
   }
   if (!listeners_live) next.listeners = running->listeners;
   next.admin = running->admin;
@@ -462,6 +471,7 @@ reload_result server::reload(config next) {
     for (auto& c : opts_.describe_filter_changes()) r.changes.push_back(std::move(c));
   }
   ++generation_;
+  last_rt_ = rt;
   {
     std::lock_guard lock(mutex_);
     cfg_ = cfg;
@@ -504,6 +514,8 @@ void server::begin_drain() {
       // Copy: closing may end sessions, which unregister themselves later.
       const std::vector<session*> sessions(wp->sessions.begin(), wp->sessions.end());
       for (auto* s : sessions) s->close_if_idle();
+      const std::vector<edge_connection*> edges(wp->edges.begin(), wp->edges.end());
+      for (auto* e : edges) e->close_if_idle();
     });
   }
   poll_drain();
@@ -526,6 +538,8 @@ void server::poll_drain() {
       asio::post(wp->ioc, [wp] {
         const std::vector<session*> sessions(wp->sessions.begin(), wp->sessions.end());
         for (auto* s : sessions) s->force_close();
+        const std::vector<edge_connection*> edges(wp->edges.begin(), wp->edges.end());
+        for (auto* e : edges) e->force_close();
       });
     }
   }

@@ -36,6 +36,10 @@ struct server_options {
   // constructor throws, on reload the running config and chains stay. When set,
   // `filters` is not used.
   std::function<filter_chain_builder(const config&)> filters_for_config;
+  // With filters_for_config: the edge policy for the same config (policy before
+  // decryption, records of tunnels and refusals); called right after it.
+  // Unset or null: default_edge_policy.
+  std::function<std::shared_ptr<const edge_policy>(const config&)> edge_for_config;
   bool handle_signals = false;   // SIGTERM/SIGINT: drain; SIGHUP: reload from the config file
   // Called (control plane) each time a config became the running one: at
   // construction and after each successful reload, with the config that
@@ -100,6 +104,7 @@ class server {
 
   server_options opts_;
   std::shared_ptr<const config> cfg_;  // running config (guarded by mutex_)
+  std::shared_ptr<const runtime> last_rt_;  // the newest snapshot (guarded by reload_mutex_): its caches carry over
   unsigned threads_;
   std::unique_ptr<metrics> stats_;
   std::atomic<std::uint64_t> connections_{0};

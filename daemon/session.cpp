@@ -2,6 +2,8 @@
 
 #include "daemon/dialect/dialect.hpp"
 #include "daemon/http_util.hpp"
+#include "daemon/listen/edge.hpp"
+#include "daemon/listen/edge_runtime.hpp"
 #include "daemon/log.hpp"
 #include "daemon/tls.hpp"
 
@@ -83,6 +85,11 @@ void request_resume::operator()(request_status decision) const {
 struct flow {
   std::shared_ptr<const runtime> rt;
   const route_runtime* route = nullptr;
+  // Where the request goes: the route's upstream, or (edge listeners) the
+  // intercepted host or forwarded URL's destination (own_up).
+  const upstream_target* up = nullptr;
+  upstream_target own_up;
+  std::string origin;  // edge listeners: the origin-form target sent upstream
   route_metrics* stats = nullptr;
   flow_info info;
   dialect api = dialect::openai;
@@ -212,15 +219,29 @@ void merge_headers(std::vector<header_field>& into, std::vector<header_field>&& 
 
 // ---- session -------------------------------------------------------------------
 
-session::session(worker& w, tcp::socket socket, unsigned listener,
-                 std::shared_ptr<asio::ssl::context> tls)
+namespace {
+any_stream client_stream(tcp::socket socket, const std::shared_ptr<asio::ssl::context>& tls) {
+  return tls ? any_stream(beast::tcp_stream(std::move(socket)), *tls) : any_stream(beast::tcp_stream(std::move(socket)));
+}
+}  // namespace
+
+session::session(worker& w, tcp::socket socket, unsigned listener, std::shared_ptr<asio::ssl::context> tls)
+    : session(w, client_stream(std::move(socket), tls), listener, tls, std::nullopt, false) {}
+
+session::session(worker& w, any_stream client, unsigned listener, std::shared_ptr<asio::ssl::context> tls,
+                 edge_binding bound)
+    : session(w, std::move(client), listener, std::move(tls), std::move(bound), true) {}
+
+session::session(worker& w, any_stream client, unsigned listener, std::shared_ptr<asio::ssl::context> tls,
+                 std::optional<edge_binding> bound, bool handshaken)
     : w_(w),
       tls_ctx_(std::move(tls)),
-      client_(tls_ctx_ ? any_stream(beast::tcp_stream(std::move(socket)), *tls_ctx_)
-                       : any_stream(beast::tcp_stream(std::move(socket)))),
+      client_(std::move(client)),
       listener_(listener),
       rbuf_(new char[rbuf_size]),
-      client_wd_(client_.get_executor(), client_.tcp().socket()) {
+      client_wd_(client_.get_executor(), client_.tcp().socket()),
+      handshaken_(handshaken),
+      bound_(std::move(bound)) {
   boost::system::error_code ec;
   auto ep = client_.tcp().socket().remote_endpoint(ec);
   if (!ec) {
@@ -356,8 +377,21 @@ asio::awaitable<void> run_session(worker& w, tcp::socket socket, unsigned listen
   if (error) report_internal_error(w, error, "session");
 }
 
+asio::awaitable<void> run_session(worker& w, any_stream client, unsigned listener,
+                                  std::shared_ptr<asio::ssl::context> tls, edge_binding bound) {
+  connection_slot slot{w};
+  std::exception_ptr error;
+  try {
+    session s(w, std::move(client), listener, std::move(tls), std::move(bound));
+    co_await s.run();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) report_internal_error(w, error, "session");
+}
+
 asio::awaitable<void> session::run() {
-  if (auto* tls = client_.tls()) {
+  if (auto* tls = client_.tls(); tls != nullptr && !handshaken_) {
     client_.tcp().expires_after(w_.rt->cfg->limits.header_timeout);
     auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, tok);
     if (ec) {
@@ -407,6 +441,12 @@ asio::awaitable<bool> session::serve_one() {
   f.info.client_tls = client_.is_tls();
   f.info.client_subject = client_subject_;
   f.info.worker = w_.index;
+  f.info.mode = rt->cfg->listeners[listener_].mode;
+  if (bound_) {
+    f.info.host = bound_->host;
+    f.info.destination = bound_->destination;
+    f.info.proxy_tenant = bound_->proxy_tenant;
+  }
   w_.shard.flows_active.add();
   // From here on the flow ends through finish(), whatever happens: no
   // exception leaves this coroutine with the flow unrecorded.
@@ -507,7 +547,15 @@ asio::awaitable<bool> session::handle(flow& f) {
     f.path = std::string(target.substr(0, target.find('?')));
     if (f.path.size() > 256) f.path.resize(256);
     if (!hec || hec == http::error::body_limit) {
-      f.route = rt->match(target);
+      if (bound_) {
+        bind_edge_route(f, *rt, target);
+      } else if (f.info.mode == listener_mode::reverse) {
+        f.route = rt->match(target);
+        if (f.route != nullptr) {
+          f.up = &f.route->upstream;
+          f.origin = std::string(target);
+        }
+      }
       if (f.route != nullptr) {
         f.stats = f.route->stats;
         f.api = f.route->cfg->api;
@@ -531,7 +579,20 @@ asio::awaitable<bool> session::handle(flow& f) {
   f.keep_alive = msg.keep_alive();
   const bool has_body = parser.chunked() || parser.content_length().value_or(0) > 0;
 
-  if (f.route == nullptr || !safe_target(msg.target())) {
+  if (!bound_ && f.info.mode == listener_mode::forward) {
+    // An absolute-form request on a forward listener: its own destination.
+    local_response refusal;
+    const std::string_view auth(msg[http::field::proxy_authorization].data(), msg[http::field::proxy_authorization].size());
+    if (!co_await route_forward_request(f, std::string_view(msg.target().data(), msg.target().size()), auth, refusal)) {
+      if (has_body) f.keep_alive = false;
+      f.outcome = flow_outcome::answered;
+      co_await send_local(f, refusal);
+      finish(f);
+      co_return f.keep_alive;
+    }
+  }
+
+  if (f.route == nullptr || !safe_target(f.origin)) {
     // Answered without reading the body: the connection cannot be reused when
     // one follows.
     if (has_body) f.keep_alive = false;
@@ -581,7 +642,11 @@ asio::awaitable<bool> session::handle(flow& f) {
   req.method = f.method;
   req.version = f.version;
   req.target = std::string(msg.target());
-  map_target(req.target, f.route->cfg->prefix, f.route->upstream.url.base_path, req.upstream_target);
+  if (f.info.mode == listener_mode::reverse) {
+    map_target(req.target, f.route->cfg->prefix, f.route->upstream.url.base_path, req.upstream_target);
+  } else {
+    req.upstream_target = f.origin;
+  }
   req.headers = std::move(static_cast<http::fields&>(msg.base()));
   req.body = std::move(msg.body());
 
@@ -676,13 +741,43 @@ asio::awaitable<bool> session::handle(flow& f) {
 
   upstream_ = nullptr;
   if (reusable && conn->buffer.size() == 0 && !closing_) {
-    w_.pools.pool(f.route->upstream.pool_key)
-        .put(std::move(conn), clock::now(), lim.upstream_idle_per_route);
+    w_.pools.pool(f.up->pool_key).put(std::move(conn), clock::now(), lim.upstream_idle_per_route);
   } else {
     conn->stream.close();
   }
   finish(f);
   co_return f.keep_alive && !closing_;
+}
+
+void session::bind_edge_route(flow& f, const runtime& rt, std::string_view target) {
+  if (!rt.edge) return;
+  const catalogue_entry* e = rt.edge->providers->find(bound_->host);
+  if (e == nullptr) return;  // no longer in the catalogue (a reload): 404
+  f.route = &rt.edge->route_for(*e, target);
+  f.up = &bound_->target;
+  f.origin = std::string(target);
+}
+
+asio::awaitable<bool> session::route_forward_request(flow& f, std::string_view target,
+                                                     std::string_view proxy_authorization, local_response& refusal) {
+  const edge_runtime& e = *f.rt->edge;
+  const auto now = clock::now();
+  listen::forward_decision d = co_await listen::route_forward(
+      e, w_, listener_, f.info, target, proxy_authorization, client_.tcp().socket(),
+      now + f.rt->cfg->limits.upstream_connect_timeout < f.deadline ? now + f.rt->cfg->limits.upstream_connect_timeout
+                                                                    : f.deadline);
+  if (d.route == nullptr) {
+    refusal = std::move(d.refusal);
+    co_return false;
+  }
+  f.route = d.route;
+  f.stats = f.route->stats;
+  f.api = f.route->cfg->api;
+  f.info.route = f.route->cfg;
+  f.own_up = std::move(d.target);
+  f.up = &f.own_up;
+  f.origin = std::move(d.origin);
+  co_return true;
 }
 
 bool session::make_filters(flow& f) {
@@ -743,7 +838,7 @@ asio::awaitable<bool> session::run_request_phase(flow& f) {
 
 void session::build_upstream_head(flow& f) {
   const request_state& req = *f.req;
-  const auto& up = f.route->upstream;
+  const auto& up = *f.up;
   std::string& h = upstream_head_;
   h.clear();
   const auto method = http::to_string(req.method);
@@ -774,13 +869,19 @@ void session::build_upstream_head(flow& f) {
     if (named_in(name, req.upstream_headers)) continue;
     append_header(h, name, std::string_view(field.value().data(), field.value().size()));
   }
-  h += "X-Forwarded-For: ";
-  if (!forwarded_for.empty()) {
-    h += forwarded_for;
-    h += ", ";
+  if (f.info.mode == listener_mode::reverse) {
+    h += "X-Forwarded-For: ";
+    if (!forwarded_for.empty()) {
+      h += forwarded_for;
+      h += ", ";
+    }
+    h += peer_ip_;
+    h += "\r\n";
+  } else if (!forwarded_for.empty()) {
+    // A forward proxy or interceptor does not reveal the client's address to
+    // the provider; what the client sent itself passes on unchanged.
+    append_header(h, "X-Forwarded-For", forwarded_for);
   }
-  h += peer_ip_;
-  h += "\r\n";
   for (const auto& x : req.upstream_headers) append_header(h, x.name, x.value);
   const bool body_expected = !req.body.empty() || req.method == http::verb::post ||
                              req.method == http::verb::put || req.method == http::verb::patch;
@@ -798,7 +899,7 @@ asio::awaitable<failure> session::open_exchange(flow& f, std::optional<response_
                                                 std::unique_ptr<upstream_connection>& conn) {
   const limits_config& lim = f.rt->cfg->limits;
   const framing_limits upstream_limits = response_framing(lim);
-  const auto& target = f.route->upstream;
+  const auto& target = *f.up;
   auto& shard = f.stats->shard(w_.index);
   for (int attempt = 0; attempt < 2; ++attempt) {
     conn = w_.pools.pool(target.pool_key).take(clock::now(), lim.upstream_idle_timeout);

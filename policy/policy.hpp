@@ -148,6 +148,13 @@ class rule_set {
                                            std::span<const finding> findings,
                                            std::uint32_t part = 0) const = 0;
 
+  // Policy before decryption: the verdict of the rules that act on the
+  // destination alone, for a flow whose content is not known (yet). Only rules
+  // of the request direction without detectors, categories, `sensitive` or
+  // `parts` can fire: a block here refuses the connection before any text is
+  // seen. ctx.dir and ctx.non_text_parts are ignored.
+  [[nodiscard]] verdict decide_destination(const flow_context& ctx) const;
+
   // Convenience for one text: scan + decide + redact.
   struct evaluation {
     verdict result;

@@ -197,6 +197,10 @@ struct flow_env {
   dialect api = dialect::openai;
   std::string dst, route;
   std::string flow_id, listener, peer, client_subject;
+  // Forward and transparent listeners: how the flow arrived, the host asked
+  // for and the destination address (see flow_info).
+  listener_mode mode = listener_mode::reverse;
+  std::string host, destination;
   resolved_source src;
 
   [[nodiscard]] policy::flow_context context(policy::direction dir) const {
@@ -426,6 +430,11 @@ std::string opened_payload(const flow_env& env, request_result& r) {
   json::object p;
   p["listener"] = env.listener;
   p["peer"] = env.peer;
+  if (env.mode != listener_mode::reverse) {
+    p["mode"] = to_string(env.mode);
+    p["host"] = env.host;
+    if (!env.destination.empty()) p["destination"] = env.destination;
+  }
   json::object source;
   source["jurisdiction"] = env.src.jurisdiction;
   source["tenant"] = env.src.tenant;
@@ -510,6 +519,9 @@ class enforce_filter final : public filter {
     env_->listener = f.listener;
     env_->peer = f.peer.to_string();
     env_->client_subject = f.client_subject;
+    env_->mode = f.mode;
+    env_->host = f.host;
+    env_->destination = f.destination;
     if (f.route) {
       env_->api = f.route->api;
       env_->dst = f.route->jurisdiction;

@@ -1,6 +1,7 @@
 #include "daemon/enforce/enforcer.hpp"
 
 #include "audit/audit.hpp"
+#include "daemon/enforce/edge_enforce.hpp"
 #include "daemon/enforce/inspect_pool.hpp"
 #include "daemon/log.hpp"
 #include "policy/authoring.hpp"
@@ -113,6 +114,11 @@ daemon::server_options enforcer::server_options() {
   daemon::server_options o;
   o.handle_signals = false;
   o.filters_for_config = [this](const config& c) { return chain_for(c); };
+  o.edge_for_config = [this](const config& c) -> std::shared_ptr<const edge_policy> {
+    std::lock_guard lock(mutex_);
+    if (built_for_ != &c || !built_) return nullptr;
+    return make_edge_policy(built_);
+  };
   o.config_applied = [this](const config& c) { applied(c); };
   o.describe_filter_changes = [this] { return rule_changes(); };
   return o;
