@@ -6,6 +6,10 @@ parsed_args::parsed_args(std::span<const std::string_view> args, const std::set<
                          const std::set<std::string>& flags) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string_view a = args[i];
+    if (a == "--") {  // the end of options: the rest are positional
+      for (++i; i < args.size(); ++i) positional_.emplace_back(args[i]);
+      break;
+    }
     if (a.size() > 2 && a.substr(0, 2) == "--") {
       std::string name(a.substr(2));
       std::optional<std::string> inline_value;

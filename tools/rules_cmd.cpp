@@ -80,8 +80,11 @@ std::string summary_line(const policy::rule_set& rs) {
 int check(std::span<const std::string_view> args) {
   bool as_json = false;
   std::vector<std::filesystem::path> paths;
+  bool options_end = false;  // after `--` every argument is a path
   for (const auto a : args) {
-    if (a == "--json") as_json = true;
+    if (options_end) paths.emplace_back(a);
+    else if (a == "--") options_end = true;
+    else if (a == "--json") as_json = true;
     else if (a.starts_with("--")) return usage_error("unknown option " + std::string(a));
     else paths.emplace_back(a);
   }
@@ -124,8 +127,11 @@ int check(std::span<const std::string_view> args) {
 int test(std::span<const std::string_view> args) {
   bool verbose = false;
   std::vector<std::filesystem::path> paths;
+  bool options_end = false;  // after `--` every argument is a path
   for (const auto a : args) {
-    if (a == "--verbose" || a == "-v") verbose = true;
+    if (options_end) paths.emplace_back(a);
+    else if (a == "--") options_end = true;
+    else if (a == "--verbose" || a == "-v") verbose = true;
     else if (a.starts_with("--")) return usage_error("unknown option " + std::string(a));
     else paths.emplace_back(a);
   }
@@ -158,9 +164,15 @@ int explain(std::span<const std::string_view> args) {
     }
     return std::string(args[++i]);
   };
+  bool options_end = false;  // after `--` the argument is the text
   for (std::size_t i = 0; i < args.size(); ++i) {
     const auto a = args[i];
-    if (a == "--rules") {
+    if (options_end) {
+      if (text) return usage_error("give the text once (quote it)");
+      text = std::string(a);
+    } else if (a == "--") {
+      options_end = true;
+    } else if (a == "--rules") {
       auto v = value(i, a);
       if (!v) return 2;
       paths.emplace_back(*v);

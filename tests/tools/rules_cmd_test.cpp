@@ -309,3 +309,18 @@ TEST_CASE("rules explain refuses a FIFO or a device as --file, and a text over 1
   r = rules({"explain", "--json", "--rules", packs, "--from", "US", "--to", "US", "-"}, std::string(16u << 20, 'a'));
   CHECK(r.code == 0);  // at the limit
 }
+
+TEST_CASE("rules commands take -- as the end of options: a text or path after it may start with dashes", "[tools][rules]") {
+  const auto c = rules({"check", "--", packs});
+  CHECK(c.code == 0);
+  CHECK(c.err.empty());
+  const auto t = rules({"test", "--", packs});
+  CHECK(t.code == 0);
+  const auto e = rules({"explain", "--rules", packs, "--from", "CN", "--to", "US", "--", "--json 电话 13812345678"});
+  CHECK(e.code == 0);
+  REQUIRE(e.out_lines().size() >= 3);
+  CHECK(e.out_lines()[0] == "flow: request CN -> US");
+  CHECK(e.out_lines()[2] == "  cn.mobile  pi.phone  [14, 25)  *******5678  -> redact");
+  // Before `--` an unknown option is still refused.
+  CHECK(rules({"check", "--bogus", packs}).code == 2);
+}
