@@ -192,6 +192,9 @@ class verifier {
     while (have_cp_ && cp_.cp.seq <= seq) {
       const std::string what = "checkpoint at seq " + std::to_string(cp_.cp.seq);
       if (!cp_.well_formed) fail(failure_kind::altered, cp_.cp.seq, what + " is malformed");
+      // Seqs start at 1: a checkpoint at 0 names no record (a moved one would
+      // otherwise pass unchecked).
+      else if (cp_.cp.seq == 0) fail(failure_kind::altered, 0, what + " names no record (seqs start at 1)");
       else if (row && cp_.cp.seq == seq) check_checkpoint(cp_.cp, *row, what, {});
       // A checkpoint of a seq the scan passed without seeing (missing) was
       // reported as missing records already.
