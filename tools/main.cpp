@@ -13,7 +13,7 @@ constexpr std::string_view usage =
     "  rules test PATH...              run the rule files' embedded tests\n"
     "  rules explain --rules PATH ...  show why a text gets its verdict\n"
     "  keys gen --out DIR              create auditor, sealing and signing keys\n"
-    "  audit verify|show|export|replay|report|erase|checkpoint ...\n"
+    "  audit verify|show|export|replay|report|volumes|erase|checkpoint ...\n"
     "\n"
     "  --version                       print the version\n"
     "Exit codes: 0 ok, 1 the check failed, 2 usage or I/O error.\n";

@@ -6,8 +6,10 @@
 #include "daemon/dialect/request.hpp"
 #include "daemon/dialect/response.hpp"
 #include "daemon/enforce/logprobs.hpp"
+#include "daemon/enforce/metering.hpp"
 #include "daemon/enforce/stream_guard.hpp"
 #include "daemon/log.hpp"
+#include "policy/volume.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -193,6 +195,7 @@ class enforce_filter final : public filter {
   [[nodiscard]] std::string opened_payload() const;
   [[nodiscard]] policy::action response_action(std::optional<policy::verdict>& final_resp) const;
   void note_time(clock::time_point t0) { inspect_ += clock::now() - t0; }
+  void count_volumes();
 
   std::shared_ptr<const policy_snapshot> snap_;
   const flow_info* info_;
@@ -208,8 +211,10 @@ class enforce_filter final : public filter {
   std::string model_;
   bool stream_requested_ = false;
   bool logprobs_requested_ = false;
+  bool usage_injected_ = false;  // customsd asked the provider for stream usage
   media_counts non_text_;
   std::vector<std::string> request_texts_;  // content full, until the opened record is built
+  volume::counting_outcome volumes_;
   std::shared_ptr<audit_ticket> ticket_;
 
   // Response.
@@ -285,6 +290,22 @@ request_status enforce_filter::unscannable_request(request_state& req, std::stri
   return request_status::respond;
 }
 
+void enforce_filter::count_volumes() {
+  auto& stats = *snap_->stats;
+  const unsigned w = info_->worker;
+  const std::string_view backend = snap_->volumes->backend();
+  if (!volumes_.errors.empty()) {
+    stats.volume_ops.at(w, {backend, "unavailable"}).add();
+    stats.volume_unavailable.at(w, {volumes_.refused ? "refuse" : "local"}).add();
+  }
+  if (volumes_.rounds > 0 && volumes_.errors.empty()) {
+    stats.volume_ops.at(w, {backend, volumes_.added.empty() ? "limited" : "added"}).add();
+  }
+  for (const auto& h : req_v_.volumes) {
+    if (!h.level.empty()) stats.volume_levels.at(w, {h.counter, h.level}).add();
+  }
+}
+
 request_status enforce_filter::decide_request(request_state& req) {
   auto ex = extract_request(api_, req.upstream_target, req.body);
   if (!ex) return unscannable_request(req, ex.error().message());
@@ -308,10 +329,36 @@ request_status enforce_filter::decide_request(request_state& req) {
   }
   req_v_ = rules.decide(ctx, std::move(found));
   outcome_ = request_outcome::decided;
+  if (snap_->volumes && policy::has_volumes(rules)) {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    volumes_ = snap_->volumes->run(rules, ctx, req_v_, now);
+    count_volumes();
+    if (volumes_.refused) {
+      outcome_ = request_outcome::refused;
+      detail_ = "volume counters unavailable: " + volumes_.detail;
+      log_line(log_level::warn, "volumes_unavailable").kv("flow", info_->id).kv("error", volumes_.detail).kv("on_unavailable", "refuse");
+      req.response = json_reply(api_, 503, "customs: the volume counters cannot be reached; try again later",
+                                "customs_volumes_unavailable");
+      req.response.headers.push_back({"Retry-After", "1"});
+      req.response_headers.push_back({"X-Customs-Verdict", "refused"});
+      return request_status::respond;
+    }
+    if (volumes_.used_local) {
+      log_line(log_level::warn, "volumes_unavailable").kv("flow", info_->id).kv("error", volumes_.detail).kv("on_unavailable", "local");
+    }
+  }
   if (snap_->content == audit_content::full) {
     request_texts_.reserve(ex->slots.size());
     for (const auto& s : ex->slots) request_texts_.emplace_back(s.text);
   }
+  // Metering: an OpenAI chat stream reports usage only when asked. Done last:
+  // the extraction's slots are not used after it.
+  const auto meter = [&] {
+    if (snap_->inject_stream_usage && ex->endpoint == endpoint_kind::openai_chat && ex->stream && !ex->include_usage) {
+      usage_injected_ = request_stream_usage(*ex, req.body);
+    }
+  };
 
   switch (req_v_.act) {
     case policy::action::block:
@@ -332,13 +379,16 @@ request_status enforce_filter::decide_request(request_state& req) {
         return request_status::respond;
       }
       req.body = std::move(*body);
+      meter();
       add_verdict_headers(req, "redact", true);
       return request_status::proceed;
     }
     case policy::action::tag:
+      meter();
       add_verdict_headers(req, "tag", true);
       return request_status::proceed;
     case policy::action::allow:
+      meter();
       add_verdict_headers(req, "allow", true);
       return request_status::proceed;
   }
@@ -383,6 +433,35 @@ std::string enforce_filter::opened_payload() const {
     p["non_text"] = std::move(parts);
   }
   p["findings"] = findings_json(req_v_.findings, policy::direction::request, snap_->content);
+  if (!req_v_.volumes.empty()) {
+    json::array hits;
+    for (const auto& h : req_v_.volumes) {
+      json::object o;
+      o["counter"] = h.counter;
+      o["scope"] = h.scope;
+      o["window"] = h.window;
+      o["count"] = h.count;
+      o["added"] = h.added;
+      if (!h.level.empty()) o["level"] = h.level;
+      o["action"] = policy::to_string(h.act);
+      hits.push_back(std::move(o));
+    }
+    p["volumes"] = std::move(hits);
+  }
+  if (!volumes_.added.empty()) {
+    // The keyed hashes this flow added per counter key: what an auditor
+    // recomputes the counters from (customsctl audit volumes).
+    json::array keys;
+    for (const auto& k : volumes_.added) {
+      json::array subjects;
+      subjects.reserve(k.subjects.size());
+      for (const auto& h : k.subjects) subjects.emplace_back(volume::to_hex(h));
+      keys.push_back(json::object{{"counter", k.counter}, {"scope", k.scope}, {"window", k.window},
+                                  {"subjects", std::move(subjects)}});
+    }
+    p["volume_subjects"] = std::move(keys);
+  }
+  if (volumes_.used_local) p["volume_store"] = "local";
   if (snap_->content == audit_content::full && outcome_ == request_outcome::decided) {
     p["request_texts"] = strings_json(request_texts_);
   }
@@ -401,6 +480,7 @@ request_status enforce_filter::commit(request_state& req, const request_resume& 
   rec.kind = audit::record_kind::flow_opened;
   rec.flow_id = info_->id;
   rec.index = index(std::move(action), req_v_.rules);
+  rec.index.tokens_in = rec.index.tokens_out = audit::tokens_unknown;  // not answered yet
   rec.payload = opened_payload();
   request_texts_.clear();
   request_texts_.shrink_to_fit();
@@ -450,6 +530,7 @@ response_head_status enforce_filter::on_response_head(response_head_state& head)
     o.unscannable = snap_->unscannable;
     o.keep_texts = snap_->content == audit_content::full;
     o.stats = shard_;
+    o.strip_usage = usage_injected_;
     auto g = stream_guard::create(api_, *endpoint_, snap_->rules, context(policy::direction::response), o);
     if (g) guard_.emplace(std::move(*g));
     else response_detail_ = "event stream on " + std::string(to_string(*endpoint_)) + ": " + g.error().message();
@@ -623,8 +704,8 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     rec.kind = audit::record_kind::flow_closed;
     rec.flow_id = info_->id;
     rec.index = index(action, rules);
-    rec.index.tokens_in = usage_.input_tokens.value_or(0);
-    rec.index.tokens_out = usage_.output_tokens.value_or(0);
+    rec.index.tokens_in = usage_.input_tokens.value_or(audit::tokens_unknown);
+    rec.index.tokens_out = usage_.output_tokens.value_or(audit::tokens_unknown);
 
     json::object p;
     p["outcome"] = to_string(summary.outcome);
@@ -648,6 +729,8 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     if (usage_.input_tokens) usage["input_tokens"] = *usage_.input_tokens;
     if (usage_.output_tokens) usage["output_tokens"] = *usage_.output_tokens;
     p["usage"] = std::move(usage);
+    if (usage_injected_) p["usage_requested"] = true;
+    if (!model_.empty()) p["model"] = model_;
     p["bytes"] = json::object{{"in", summary.bytes_in},
                               {"out", summary.bytes_out},
                               {"upstream_in", summary.upstream_bytes_in},
@@ -686,6 +769,22 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     stats.flows.at(w, {route_, action}).add();
     if (!src_.jurisdiction.empty()) stats.pairs.at(w, {src_.jurisdiction, dst_}).add();
     for (const auto& r : rules) stats.rules.at(w, {r}).add();
+    {
+      const std::string_view model = stats.models.admit(model_);
+      const std::string_view tenant = stats.tenants.admit(src_.tenant);
+      if (usage_.empty()) {
+        if (outcome_ == request_outcome::decided && req_v_.act != policy::action::block) {
+          stats.usage_unknown.at(w, {route_, model}).add();
+        }
+      } else {
+        if (usage_.input_tokens) {
+          stats.tokens.at(w, {route_, tenant, src_.jurisdiction, dst_, model, "in"}).add(*usage_.input_tokens);
+        }
+        if (usage_.output_tokens) {
+          stats.tokens.at(w, {route_, tenant, src_.jurisdiction, dst_, model, "out"}).add(*usage_.output_tokens);
+        }
+      }
+    }
     for (const auto& f : req_v_.findings) stats.findings.at(w, {f.detector, "request"}).add();
     if (resp) {
       for (const auto& f : resp->findings) stats.findings.at(w, {f.detector, "response"}).add();

@@ -45,6 +45,10 @@ struct stream_guard_options {
   unscannable_mode unscannable = unscannable_mode::block;
   bool keep_texts = false;          // keep each segment's text as received (audit content full)
   enforce_shard* stats = nullptr;   // hold-back histogram; may be null
+  // OpenAI chat: customsd asked for usage the client did not ask for (see
+  // metering.hpp). Every chunk's top-level "usage" member is removed and the
+  // closing usage chunk dropped; usage() still reports what they carried.
+  bool strip_usage = false;
 };
 
 // Why a guarded stream was cut.

@@ -10,6 +10,7 @@ packages=(
   libssl-dev libre2-dev libsqlite3-dev libsodium-dev catch2 libyaml-cpp-dev
   sqlite3 openssl curl python3
   python3-yaml python3-jsonschema
+  libhiredis-dev redis-server tzdata
 )
 # Node.js + npm run the official provider SDK clients in the end-to-end tests.
 # A machine that already has them (Debian's or another build, such as one that

@@ -1,0 +1,107 @@
+#pragma once
+// A real redis-server (Debian package redis-server) for the tests, on a free
+// loopback port, with its data in a temporary folder (append-only file, fsynced
+// at every write so that a stop and start keep every count). Stopped and the
+// folder removed at the end of the scope.
+
+#include "daemon/config.hpp"
+#include "daemon/volume/counter_store.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace customs::testing {
+
+class redis_server {
+ public:
+  redis_server() : dir_(std::filesystem::temp_directory_path() / ("customs-redis-" + std::to_string(::getpid()) + "-" + std::to_string(++serial()))) {
+    std::filesystem::create_directories(dir_);
+    {
+      boost::asio::io_context ioc;
+      boost::asio::ip::tcp::acceptor a(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+      port_ = a.local_endpoint().port();
+    }
+    start();
+  }
+  ~redis_server() {
+    stop();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  redis_server(const redis_server&) = delete;
+  redis_server& operator=(const redis_server&) = delete;
+
+  static std::string binary() {
+    for (const char* p : {"/usr/bin/redis-server", "/usr/local/bin/redis-server"})
+      if (::access(p, X_OK) == 0) return p;
+    throw std::runtime_error("redis-server is not installed (tools/scripts/install-deps.sh installs it)");
+  }
+
+  void start() {
+    if (pid_ > 0) return;
+    std::vector<std::string> args = {binary(), "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                     "--dir", dir_.string(), "--save", "", "--appendonly", "yes",
+                                     "--appendfsync", "always", "--daemonize", "no", "--logfile",
+                                     (dir_ / "redis.log").string()};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0)
+      throw std::runtime_error("cannot start redis-server");
+  }
+
+  // SIGKILL: the server dies mid-run, as a crash would take it.
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  [[nodiscard]] std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+  [[nodiscard]] daemon::volumes_config config() const {
+    daemon::volumes_config c;
+    c.backend = daemon::volumes_config::backend_kind::redis;
+    c.url = url();
+    c.budget = std::chrono::milliseconds(500);
+    return c;
+  }
+
+  // Waits (at most 10 s) until the store answers.
+  bool wait_ready(daemon::volume::counter_store& s) const {
+    for (int i = 0; i < 400; ++i) {
+      std::uint64_t n = 0;
+      if (!s.count("__probe__", 0, n)) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return false;
+  }
+
+ private:
+  static int& serial() {
+    static int n = 0;
+    return n;
+  }
+  std::filesystem::path dir_;
+  std::uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+}  // namespace customs::testing
