@@ -268,7 +268,7 @@ class redis_store final : public counter_store {
       if (e) return retry("connect: " + e.message());
       (tls_ ? beast::get_lowest_layer(*tls_) : *plain_).expires_never();
       boost::system::error_code ignored;
-      beast::get_lowest_layer(tls_ ? beast::get_lowest_layer(*tls_) : *plain_).set_option(tcp::no_delay(true), ignored);
+      (tls_ ? beast::get_lowest_layer(*tls_) : *plain_).socket().set_option(tcp::no_delay(true), ignored);
       if (!tls_) return on_open();
       beast::get_lowest_layer(*tls_).expires_after(std::chrono::seconds(5));
       tls_->async_handshake(asio::ssl::stream_base::client, [this, gen](boost::system::error_code h) {

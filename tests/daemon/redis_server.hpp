@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -28,7 +29,12 @@ namespace customs::testing {
 
 class redis_server {
  public:
-  redis_server() : dir_(std::filesystem::temp_directory_path() / ("customs-redis-" + std::to_string(::getpid()) + "-" + std::to_string(++serial()))) {
+  // tls: the server listens with TLS only, with this certificate (its CA is
+  // what clients must trust); client certificates are not required.
+  struct tls_files {
+    std::filesystem::path cert, key, ca;
+  };
+  explicit redis_server(std::optional<tls_files> tls = std::nullopt) : tls_(std::move(tls)), dir_(std::filesystem::temp_directory_path() / ("customs-redis-" + std::to_string(::getpid()) + "-" + std::to_string(++serial()))) {
     std::filesystem::create_directories(dir_);
     {
       boost::asio::io_context ioc;
@@ -53,10 +59,17 @@ class redis_server {
 
   void start() {
     if (pid_ > 0) return;
-    std::vector<std::string> args = {binary(), "--port", std::to_string(port_), "--bind", "127.0.0.1",
+    std::vector<std::string> args = {binary(), "--port", tls_ ? "0" : std::to_string(port_), "--bind", "127.0.0.1",
                                      "--dir", dir_.string(), "--save", "", "--appendonly", "yes",
                                      "--appendfsync", "always", "--daemonize", "no", "--logfile",
                                      (dir_ / "redis.log").string()};
+    if (tls_) {
+      for (const auto& a : {std::string("--tls-port"), std::to_string(port_), std::string("--tls-cert-file"),
+                            tls_->cert.string(), std::string("--tls-key-file"), tls_->key.string(),
+                            std::string("--tls-ca-cert-file"), tls_->ca.string(), std::string("--tls-auth-clients"),
+                            std::string("no")})
+        args.push_back(a);
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -74,7 +87,9 @@ class redis_server {
   }
 
   [[nodiscard]] std::uint16_t port() const { return port_; }
-  [[nodiscard]] std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] std::string url() const {
+    return (tls_ ? "rediss://127.0.0.1:" : "redis://127.0.0.1:") + std::to_string(port_);
+  }
 
   [[nodiscard]] daemon::volumes_config config() const {
     daemon::volumes_config c;
@@ -99,6 +114,7 @@ class redis_server {
     static int n = 0;
     return n;
   }
+  std::optional<tls_files> tls_;
   std::filesystem::path dir_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;

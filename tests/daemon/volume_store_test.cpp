@@ -3,14 +3,17 @@
 // added, or none when any op would pass its limit.
 #include <catch2/catch.hpp>
 
+#include "audit/sqlite.hpp"
 #include "crypto/key_file.hpp"
 #include "daemon/volume/redis_protocol.hpp"
 #include "daemon/volume/redis_store.hpp"
 #include "daemon/volume/sqlite_store.hpp"
 #include "daemon/volume/subject_key.hpp"
 #include "redis_server.hpp"
+#include "tests/support/test_certs.hpp"
 #include "tests/support/test_helpers.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -195,4 +198,22 @@ TEST_CASE("volume store redis: replies are bounded and checked") {
   REQUIRE(decreasing.feed("*3\r\n:1\r\n:5\r\n:4\r\n"));
   REQUIRE(decreasing.next(rep));
   CHECK(redis::decode_add_reply(rep, 1).error);
+}
+
+TEST_CASE("volume store redis: rediss:// verifies the server's certificate") {
+  temp_dir dir;
+  const auto pki = customs::testing::make_test_pki(dir.path() / "pki");
+  customs::testing::redis_server redis(customs::testing::redis_server::tls_files{pki.server.cert, pki.server.key, pki.ca.cert});
+  auto cfg = redis.config();
+  cfg.tls = customs::daemon::volumes_tls{pki.ca.cert, {}, {}};
+  auto s = open_redis_store(cfg);
+  REQUIRE(redis.wait_ready(*s));
+  CHECK(s->add({op("k", {1, 2})}).counts[0].after == 2);
+  // A server whose certificate the configured CA did not sign is never used.
+  auto wrong = cfg;
+  wrong.tls = customs::daemon::volumes_tls{pki.untrusted.cert, {}, {}};
+  wrong.budget = std::chrono::milliseconds(300);
+  auto u = open_redis_store(wrong);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(u->add({op("k", {3})}).error);
 }

@@ -233,7 +233,7 @@ struct volume_trail : trail {
     auto s = customs::audit::store::open_store(opts);
     ack_counter acks;
     for (std::uint64_t i = 0; i < 6; ++i) {
-      auto opened = make_record(i, record_kind::flow_opened);
+      auto opened = make_record(i, customs::audit::record_kind::flow_opened);
       const std::string tenant = "t-" + std::to_string(i % 2);
       opened.index.tenant = tenant;
       auto hex = [](std::uint64_t n) {
@@ -246,7 +246,7 @@ struct volume_trail : trail {
                        "\",\"window\":\"2026\",\"count\":" + std::to_string(i + 2) +
                        ",\"added\":2,\"action\":\"allow\"}],\"volume_subjects\":[{\"counter\":\"c\",\"scope\":\"tenant=" +
                        tenant + "\",\"window\":\"2026\",\"subjects\":[\"" + hex(i) + "\",\"" + hex(i + 1) + "\"]}]}";
-      auto closed = make_record(i, record_kind::flow_closed);
+      auto closed = make_record(i, customs::audit::record_kind::flow_closed);
       closed.index.tenant = tenant;
       if (i % 3 == 0) closed.index.tokens_in = closed.index.tokens_out = customs::audit::tokens_unknown;
       closed.payload = "{\"findings\":[],\"model\":\"m-" + std::to_string(i % 2) + "\"}";
