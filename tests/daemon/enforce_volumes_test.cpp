@@ -20,7 +20,7 @@ std::string member_prompt(int n) {
   return std::string("please look up member ") + id;
 }
 
-daemon::config volume_config(const trail_files& t, std::uint16_t provider_port, const fs::path& rules) {
+customs::daemon::config volume_config(const trail_files& t, std::uint16_t provider_port, const fs::path& rules) {
   auto c = enforcing_config(t, provider_port);
   c.rules = {rules};
   return c;
@@ -31,8 +31,8 @@ int send(enforced_server& s, int member) {
   return static_cast<int>(r.status);
 }
 
-daemon::volumes_config sqlite_volumes(const fs::path& dir) {
-  daemon::volumes_config v;
+customs::daemon::volumes_config sqlite_volumes(const fs::path& dir) {
+  customs::daemon::volumes_config v;
   v.path = dir / "counters.db";
   v.subject_key = dir / "keys" / "subject.key";
   if (!fs::exists(v.subject_key)) (void)customs::crypto::generate_key_set(dir / "keys", customs::crypto::key_set::subject);
@@ -64,7 +64,7 @@ TEST_CASE("enforce volumes: the audit trail holds the keyed hashes and the level
   trail_files t(dir.path());
   fake_provider provider;
   auto cfg = volume_config(t, provider.port(), test_rules("volumes.yaml"));
-  cfg.audit->content = daemon::audit_content::none;
+  cfg.audit->content = customs::daemon::audit_content::none;
   cfg.volumes = sqlite_volumes(dir.path());
   const auto key = cfg.volumes->subject_key;
   enforced_server s(std::move(cfg));

@@ -79,8 +79,8 @@ void check_store_semantics(counter_store& s) {
   CHECK(r.counts[0].after == 4);
 
   // Rolling windows: members last seen before expire_before no longer count.
-  r = s.add({op("roll", {1, 2}, ~std::uint64_t{0}, 100)});
-  r = s.add({op("roll", {2, 3}, ~std::uint64_t{0}, 200)});
+  r = s.add({op("roll", {1, 2}, ~std::uint64_t{0}, 100, 1)});
+  r = s.add({op("roll", {2, 3}, ~std::uint64_t{0}, 200, 1)});  // 2 seen again at 200
   CHECK(r.counts[0].after == 3);
   r = s.add({op("roll", {4}, ~std::uint64_t{0}, 300, 150)});  // 1 (seen at 100) expired
   CHECK(r.counts[0].before == 2);
