@@ -9,8 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "audit_test_support.hpp"
@@ -25,11 +27,23 @@ namespace {
 struct child_run {
   std::string output;  // everything the child wrote before it died
   int status = 0;
+  bool stuck = false;  // killed because no acknowledgement came within ack_wait_limit
 };
 
-// Starts the writer, lets it run for `run_for`, kills it with SIGKILL and
-// collects what it acknowledged.
-child_run run_and_kill(const fs::path& db, const fs::path& keys, std::chrono::milliseconds run_for) {
+// When run_and_kill sends SIGKILL: `after` from the start, or (when acks > 0)
+// once the child has acknowledged `acks` records, plus `after`.
+struct kill_moment {
+  std::chrono::milliseconds after{0};
+  std::uint64_t acks = 0;
+};
+
+// Waiting for acknowledgements is bounded by this, however slow the machine:
+// a child that acknowledges nothing for so long is stuck, not slow.
+constexpr auto ack_wait_limit = std::chrono::seconds(60);
+
+// Starts the writer, kills it with SIGKILL at `when` and collects what it
+// acknowledged.
+child_run run_and_kill(const fs::path& db, const fs::path& keys, kill_moment when) {
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
   posix_spawn_file_actions_t fa;
@@ -48,24 +62,39 @@ child_run run_and_kill(const fs::path& db, const fs::path& keys, std::chrono::mi
 
   child_run out;
   char buf[65536];
-  const auto deadline = std::chrono::steady_clock::now() + run_for;
+  using clk = std::chrono::steady_clock;
+  const auto started = clk::now();
+  // Unknown until the acknowledgements arrive when the moment counts them.
+  std::optional<clk::time_point> deadline;
+  if (when.acks == 0) deadline = started + when.after;
+  std::uint64_t lines = 0;
   bool killed = false;
   for (;;) {
-    const auto now = std::chrono::steady_clock::now();
-    if (!killed && now >= deadline) {
+    const auto now = clk::now();
+    if (!killed && !deadline && now - started >= ack_wait_limit) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+      out.stuck = true;
+    }
+    if (!killed && deadline && now >= *deadline) {
       ::kill(pid, SIGKILL);
       killed = true;
     }
     pollfd p{fds[0], POLLIN, 0};
-    const int timeout =
-        killed ? 1000
-               : static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) + 1;
+    int timeout = 1000;
+    if (!killed && deadline) {
+      timeout = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now).count()) + 1;
+    }
     const int n = ::poll(&p, 1, timeout);
     if (n < 0) continue;
     if (n == 0) continue;
     const ssize_t got = ::read(fds[0], buf, sizeof buf);
     if (got <= 0) break;  // EOF: the child is gone
     out.output.append(buf, static_cast<std::size_t>(got));
+    if (!deadline) {
+      lines += static_cast<std::uint64_t>(std::count(buf, buf + got, '\n'));
+      if (lines >= when.acks) deadline = clk::now() + when.after;
+    }
   }
   ::close(fds[0]);
   if (!killed) ::kill(pid, SIGKILL);
@@ -82,14 +111,27 @@ TEST_CASE("SIGKILL at random moments loses no acknowledged record and leaves a v
   const auto seed = rd();
   INFO("random seed " << seed);
   std::mt19937 rng(seed);
-  // Early kills land in open (recovery, key evolution), later ones in steady
-  // writing and epoch ends (an epoch is 40 records).
+  // Even rounds kill at a random time from the start, so that some kills land
+  // in open (recovery, key evolution); odd rounds kill a random time after a
+  // random number of acknowledgements, in steady writing and epoch ends (an
+  // epoch is 40 records). Counting acknowledgements rather than time makes the
+  // amount of work between kills independent of the machine's speed.
   std::uniform_int_distribution<int> ms(5, 120);
+  std::uniform_int_distribution<int> after_ms(0, 20);
+  std::uniform_int_distribution<std::uint64_t> acks(84, 200);
   std::map<std::uint64_t, std::string> acked;  // over all runs
   std::uint64_t killed_with_acks = 0;
   for (int round = 0; round < 24; ++round) {
     INFO("round " << round);
-    const auto run = run_and_kill(t.db, t.keys, std::chrono::milliseconds(ms(rng)));
+    kill_moment when;
+    if (round % 2 == 0) {
+      when.after = std::chrono::milliseconds(ms(rng));
+    } else {
+      when.acks = acks(rng);
+      when.after = std::chrono::milliseconds(after_ms(rng));
+    }
+    const auto run = run_and_kill(t.db, t.keys, when);
+    REQUIRE_FALSE(run.stuck);
     REQUIRE(WIFSIGNALED(run.status));
     REQUIRE(WTERMSIG(run.status) == SIGKILL);
     std::istringstream lines(run.output);
@@ -100,6 +142,7 @@ TEST_CASE("SIGKILL at random moments loses no acknowledged record and leaves a v
       acked[seq] = flow;
       ++n;
     }
+    if (when.acks > 0) REQUIRE(n >= when.acks);
     if (n) ++killed_with_acks;
     if (acked.empty() && (!fs::exists(t.db) || sql::database(t.db, SQLITE_OPEN_READONLY)
                                                       .query_int("PRAGMA application_id") == 0))
@@ -121,7 +164,8 @@ TEST_CASE("SIGKILL at random moments loses no acknowledged record and leaves a v
       REQUIRE(present.at(s) == f);
     }
   }
-  // The test means something only if the writer got work done between kills.
+  // The test means something only if the writer got work done between kills:
+  // the odd rounds guarantee it (12 rounds of at least 84 acknowledgements).
   CHECK(killed_with_acks >= 12);
   CHECK(acked.size() >= 1000);
 }
