@@ -187,7 +187,11 @@ class enforce_filter final : public filter {
     c.route = route_;
     return c;
   }
-  request_status decide_request(request_state& req);
+  request_status decide_request(request_state& req, const request_resume& resume);
+  request_status count_rounds(request_state& req, const request_resume& resume);
+  void on_counted(request_state& req, const request_resume& resume, volume::counter_result answer);
+  request_status counted(request_state& req);
+  request_status finish_request(request_state& req);
   request_status unscannable_request(request_state& req, std::string why);
   request_status commit(request_state& req, const request_resume& resume, request_status decision);
   void add_verdict_headers(request_state& req, std::string_view verdict, bool upstream_tags);
@@ -216,6 +220,12 @@ class enforce_filter final : public filter {
   std::vector<std::string> request_texts_;  // content full, until the opened record is built
   volume::counting_outcome volumes_;
   std::shared_ptr<audit_ticket> ticket_;
+  // While the request is decided (also across a pending wait for the counter
+  // store): the extraction, the context and the counting in progress.
+  std::optional<request_extraction> ex_;
+  policy::flow_context req_ctx_;
+  volume::counting_state counting_;
+  std::int64_t counted_at_ = 0;  // unix seconds: the flow's time for its counters
 
   // Response.
   std::optional<stream_guard> guard_;
@@ -263,9 +273,11 @@ request_status enforce_filter::on_request(request_state& req, const request_resu
   } else {
     // A compressed answer could not be inspected: ask for an uncompressed one.
     req.upstream_headers.push_back({"Accept-Encoding", "identity"});
-    decision = decide_request(req);
+    decision = decide_request(req, resume);
   }
   note_time(t0);
+  // Pending: the counter store answers later, and on_counted commits.
+  if (decision == request_status::pending) return decision;
   return commit(req, resume, decision);
 }
 
@@ -306,57 +318,114 @@ void enforce_filter::count_volumes() {
   }
 }
 
-request_status enforce_filter::decide_request(request_state& req) {
-  auto ex = extract_request(api_, req.upstream_target, req.body);
-  if (!ex) return unscannable_request(req, ex.error().message());
-  endpoint_ = ex->endpoint;
-  model_ = ex->model;
-  stream_requested_ = ex->stream;
-  logprobs_requested_ = ex->logprobs_requested;
-  non_text_ = ex->non_text;
+request_status enforce_filter::decide_request(request_state& req, const request_resume& resume) {
+  auto extracted = extract_request(api_, req.upstream_target, req.body);
+  if (!extracted) return unscannable_request(req, extracted.error().message());
+  auto& ex = ex_.emplace(std::move(*extracted));
+  endpoint_ = ex.endpoint;
+  model_ = ex.model;
+  stream_requested_ = ex.stream;
+  logprobs_requested_ = ex.logprobs_requested;
+  non_text_ = ex.non_text;
 
   const auto& rules = *snap_->rules;
   policy::flow_context ctx = context(policy::direction::request);
   for (std::size_t k = 0; k < media_kind_count; ++k) {
-    const auto n = ex->non_text.count[k];
+    const auto n = ex.non_text.count[k];
     if (n > 0) ctx.non_text_parts.emplace(std::string(to_string(static_cast<media_kind>(k))), n);
   }
   std::vector<policy::finding> found;
-  for (std::size_t i = 0; i < ex->slots.size(); ++i) {
-    auto f = rules.scan(ex->slots[i].text, static_cast<std::uint32_t>(i));
+  for (std::size_t i = 0; i < ex.slots.size(); ++i) {
+    auto f = rules.scan(ex.slots[i].text, static_cast<std::uint32_t>(i));
     if (found.empty()) found = std::move(f);
     else found.insert(found.end(), std::make_move_iterator(f.begin()), std::make_move_iterator(f.end()));
   }
   req_v_ = rules.decide(ctx, std::move(found));
   outcome_ = request_outcome::decided;
   if (snap_->volumes && policy::has_volumes(rules)) {
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
-    volumes_ = snap_->volumes->run(rules, ctx, req_v_, now);
-    count_volumes();
-    if (volumes_.refused) {
-      outcome_ = request_outcome::refused;
-      detail_ = "volume counters unavailable: " + volumes_.detail;
-      log_line(log_level::warn, "volumes_unavailable").kv("flow", info_->id).kv("error", volumes_.detail).kv("on_unavailable", "refuse");
-      req.response = json_reply(api_, 503, "customs: the volume counters cannot be reached; try again later",
-                                "customs_volumes_unavailable");
-      req.response.headers.push_back({"Retry-After", "1"});
-      req.response_headers.push_back({"X-Customs-Verdict", "refused"});
-      return request_status::respond;
-    }
-    if (volumes_.used_local) {
-      log_line(log_level::warn, "volumes_unavailable").kv("flow", info_->id).kv("error", volumes_.detail).kv("on_unavailable", "local");
-    }
+    req_ctx_ = std::move(ctx);
+    counted_at_ = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count();
+    return count_rounds(req, resume);
   }
+  return finish_request(req);
+}
+
+// Counting rounds (volume_counter::prepare): a synchronous store answers at
+// once; an asynchronous one (Redis) answers on its own thread, and the flow
+// waits pending while its worker serves other flows. The answer comes back to
+// the worker through resume.post (which runs only while the flow still waits,
+// so `this` and the request state exist), and on_counted goes on from there.
+request_status enforce_filter::count_rounds(request_state& req, const request_resume& resume) {
+  const auto& counter = *snap_->volumes;
+  const auto& rules = *snap_->rules;
+  while (counter.prepare(rules, req_ctx_, req_v_, counted_at_, counting_)) {
+    auto& store = counter.store_for(counting_);
+    if (!store.asynchronous()) {
+      counter.take(rules, req_ctx_, req_v_, counting_, store.add(counting_.ops));
+      continue;
+    }
+    request_state* r = &req;  // kept alive by the resume handle
+    store.add_async(counting_.ops, [this, r, resume](volume::counter_result answer) {
+      resume.post([this, r, resume, answer = std::move(answer)]() mutable { on_counted(*r, resume, std::move(answer)); });
+    });
+    return request_status::pending;
+  }
+  return counted(req);
+}
+
+void enforce_filter::on_counted(request_state& req, const request_resume& resume, volume::counter_result answer) {
+  const auto t0 = clock::now();
+  request_status st = request_status::respond;
+  try {
+    snap_->volumes->take(*snap_->rules, req_ctx_, req_v_, counting_, std::move(answer));
+    st = count_rounds(req, resume);
+    if (st != request_status::pending) st = commit(req, resume, st);
+  } catch (...) {
+    // Out of memory while deciding: no record was appended, nothing leaves.
+    outcome_ = request_outcome::error;
+    detail_ = "internal error after counting";
+    req.response = json_reply(api_, 500, "customs: internal error while enforcing the policy", "customs_inspection_error");
+    req.response_headers.push_back({"X-Customs-Verdict", "error"});
+    st = request_status::respond;
+  }
+  note_time(t0);
+  if (st != request_status::pending) resume(st);
+}
+
+request_status enforce_filter::counted(request_state& req) {
+  volumes_ = std::move(counting_.out);
+  counting_ = {};
+  count_volumes();
+  if (volumes_.refused) {
+    outcome_ = request_outcome::refused;
+    detail_ = "volume counters unavailable: " + volumes_.detail;
+    log_line(log_level::warn, "volumes_unavailable").kv("flow", info_->id).kv("error", volumes_.detail).kv("on_unavailable", "refuse");
+    req.response = json_reply(api_, 503, "customs: the volume counters cannot be reached; try again later",
+                              "customs_volumes_unavailable");
+    req.response.headers.push_back({"Retry-After", "1"});
+    req.response_headers.push_back({"X-Customs-Verdict", "refused"});
+    return request_status::respond;
+  }
+  if (volumes_.used_local) {
+    log_line(log_level::warn, "volumes_unavailable").kv("flow", info_->id).kv("error", volumes_.detail).kv("on_unavailable", "local");
+  }
+  return finish_request(req);
+}
+
+// The decided verdict applied to the request (and the metering request).
+request_status enforce_filter::finish_request(request_state& req) {
+  auto& ex = *ex_;
+  const auto& rules = *snap_->rules;
   if (snap_->content == audit_content::full) {
-    request_texts_.reserve(ex->slots.size());
-    for (const auto& s : ex->slots) request_texts_.emplace_back(s.text);
+    request_texts_.reserve(ex.slots.size());
+    for (const auto& s : ex.slots) request_texts_.emplace_back(s.text);
   }
   // Metering: an OpenAI chat stream reports usage only when asked. Done last:
   // the extraction's slots are not used after it.
   const auto meter = [&] {
-    if (snap_->inject_stream_usage && ex->endpoint == endpoint_kind::openai_chat && ex->stream && !ex->include_usage) {
-      usage_injected_ = request_stream_usage(*ex, req.body);
+    if (snap_->inject_stream_usage && ex.endpoint == endpoint_kind::openai_chat && ex.stream && !ex.include_usage) {
+      usage_injected_ = request_stream_usage(ex, req.body);
     }
   };
 
@@ -368,8 +437,8 @@ request_status enforce_filter::decide_request(request_state& req) {
     case policy::action::redact: {
       std::vector<std::string> texts;
       std::vector<text_replacement> changes;
-      redactions(rules, ex->slots, req_v_.findings, texts, changes);
-      auto body = rewrite_request(*ex, changes);
+      redactions(rules, ex.slots, req_v_.findings, texts, changes);
+      auto body = rewrite_request(ex, changes);
       if (!body) {
         outcome_ = request_outcome::error;
         detail_ = "rewrite_request: " + body.error().message();
@@ -484,6 +553,7 @@ request_status enforce_filter::commit(request_state& req, const request_resume& 
   rec.payload = opened_payload();
   request_texts_.clear();
   request_texts_.shrink_to_fit();
+  ex_.reset();
   if (!trail) return decision;
 
   auto ticket = std::make_shared<audit_ticket>();

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -40,17 +41,24 @@ struct counter_result {
 
 class counter_store {
  public:
+  // Receives the answer of add_async; called exactly once.
+  using completion = std::function<void(counter_result)>;
+
   virtual ~counter_store() = default;
-  // Runs ops atomically (see above). Never throws. Blocks the calling thread
-  // for the time the store takes: a local transaction (sqlite), or at most the
-  // configured budget (redis: the round trip runs on the store's own thread
-  // and an answer later than the budget is a timeout).
-  //
-  // FUTURE: the enforcement filter could go pending instead of waiting, so that
-  // a slow Redis holds the flow and not its worker; with loopback or same-rack
-  // Redis (round trips of 0.1-0.5 ms) the wait is shorter than a pending
-  // request's bookkeeping.
+  // Runs ops atomically (see above) and waits for the answer. Never throws.
+  // Blocks the calling thread for the time the store takes: a local
+  // transaction (sqlite), or at most the configured budget (redis). For the
+  // control plane, tools, tests and benches; the data plane uses add_async on
+  // stores that are asynchronous().
   [[nodiscard]] virtual counter_result add(const std::vector<counter_op>& ops) = 0;
+  // The same without waiting: `done` runs exactly once with the answer, on the
+  // store's own thread (or on the caller's, before add_async returns, when the
+  // store answers at once: unreachable, closed, or a synchronous store). An
+  // asynchronous store answers within its budget: a later answer is a timeout.
+  virtual void add_async(std::vector<counter_op> ops, completion done) { done(add(ops)); }
+  // Whether add() waits for something slower than local work (a network round
+  // trip): then a worker thread must not call it, and goes through add_async.
+  [[nodiscard]] virtual bool asynchronous() const noexcept { return false; }
   // The subjects a key holds now (for tests, the bench and the admin view).
   [[nodiscard]] virtual std::error_code count(const std::string& key, std::int64_t expire_before,
                                               std::uint64_t& out) = 0;

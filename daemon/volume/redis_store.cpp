@@ -11,9 +11,9 @@
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include <charconv>
-#include <condition_variable>
 #include <deque>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -91,30 +91,39 @@ std::string read_password(const std::filesystem::path& p) {
   return s;
 }
 
-// One request in flight: the caller waits on it up to the budget.
+// Calls waiting for a reply, at most: past it an add is answered unavailable at
+// once (Redis is far behind; the flows follow on_unavailable).
+constexpr std::size_t max_in_flight = 65536;
+
+// One request in flight. Touched on the I/O thread only.
 struct call {
-  std::mutex m;
-  std::condition_variable cv;
-  bool done = false;
-  counter_result result;
+  counter_store::completion done;
+  clock::time_point deadline = clock::time_point::max();
   std::size_t n_ops = 0;
-  bool setup = false;  // AUTH / SELECT: nobody waits
+  bool integer_reply = false;  // ZCOUNT
+  bool setup = false;          // AUTH / SELECT: nobody waits
+  bool finished = false;       // answered (or timed out); a late reply is dropped
   void finish(counter_result r) {
-    {
-      std::lock_guard lock(m);
-      if (done) return;
-      done = true;
-      result = std::move(r);
+    if (finished) return;
+    finished = true;
+    if (done) {
+      auto d = std::move(done);
+      d(std::move(r));
     }
-    cv.notify_all();
   }
 };
+
+counter_result error_result(store_errc e) {
+  counter_result r;
+  r.error = e;
+  return r;
+}
 
 class redis_store final : public counter_store {
  public:
   explicit redis_store(const volumes_config& cfg)
       : url_(parse_url(cfg.url)), password_(read_password(cfg.password_file)), budget_(cfg.budget),
-        work_(asio::make_work_guard(io_)), reconnect_timer_(io_) {
+        work_(asio::make_work_guard(io_)), reconnect_timer_(io_), budget_timer_(io_) {
     if (url_.tls) {
       ssl_ = make_client_tls(cfg.tls ? cfg.tls->ca : std::filesystem::path());
       if (cfg.tls && !cfg.tls->cert.empty()) {
@@ -128,34 +137,36 @@ class redis_store final : public counter_store {
   ~redis_store() override { close(); }
 
   counter_result add(const std::vector<counter_op>& ops) override {
+    std::promise<counter_result> answer;
+    auto got = answer.get_future();
+    add_async(ops, [&answer](counter_result r) { answer.set_value(std::move(r)); });
+    return got.get();  // the budget timer, a dropped connection or close() answers
+  }
+
+  void add_async(std::vector<counter_op> ops, completion done) override {
     auto c = std::make_shared<call>();
     c->n_ops = ops.size();
-    std::string cmd = redis::eval_command(ops);
-    const auto deadline = clock::now() + budget_;
-    asio::post(io_, [this, c, cmd = std::move(cmd)]() mutable { submit(c, std::move(cmd)); });
-    std::unique_lock lock(c->m);
-    if (!c->cv.wait_until(lock, deadline, [&] { return c->done; })) {
-      // Late: the script may still run in Redis (the count then holds subjects
-      // of a flow that was refused or counted locally: an overcount).
-      c->done = true;
-      counter_result r;
-      r.error = store_errc::timeout;
-      return r;
-    }
-    return std::move(c->result);
+    c->done = std::move(done);
+    c->deadline = clock::now() + budget_;
+    enqueue(std::move(c), redis::eval_command(ops));
   }
+
+  bool asynchronous() const noexcept override { return true; }
 
   std::error_code count(const std::string& key, std::int64_t expire_before, std::uint64_t& out) override {
     // ZCOUNT key (expire_before +inf: the members that still count.
+    std::promise<counter_result> answer;
+    auto got = answer.get_future();
     auto c = std::make_shared<call>();
-    c->n_ops = 0;
-    std::string cmd = redis::command({"ZCOUNT", std::string(redis::key_prefix) + key,
-                                      expire_before > 0 ? std::to_string(expire_before) : std::string("-inf"), "+inf"});
-    asio::post(io_, [this, c, cmd = std::move(cmd)]() mutable { submit(c, std::move(cmd), true); });
-    std::unique_lock lock(c->m);
-    if (!c->cv.wait_for(lock, std::chrono::seconds(5), [&] { return c->done; })) return store_errc::timeout;
-    if (c->result.error) return c->result.error;
-    out = c->result.counts.empty() ? 0 : c->result.counts[0].after;
+    c->integer_reply = true;
+    c->deadline = clock::now() + std::chrono::seconds(5);
+    c->done = [&answer](counter_result r) { answer.set_value(std::move(r)); };
+    enqueue(std::move(c), redis::command({"ZCOUNT", std::string(redis::key_prefix) + key,
+                                          expire_before > 0 ? std::to_string(expire_before) : std::string("-inf"),
+                                          "+inf"}));
+    const counter_result r = got.get();
+    if (r.error) return r.error;
+    out = r.counts.empty() ? 0 : r.counts[0].after;
     return {};
   }
 
@@ -163,10 +174,12 @@ class redis_store final : public counter_store {
 
   void close() noexcept override {
     std::lock_guard lock(close_mutex_);
-    if (!thread_.joinable()) return;
+    if (closed_) return;
+    closed_ = true;
     asio::post(io_, [this] {
       stopping_ = true;
       reconnect_timer_.cancel();
+      budget_timer_.cancel();
       drop("closing");
       work_.reset();
     });
@@ -174,17 +187,63 @@ class redis_store final : public counter_store {
   }
 
  private:
+  // Any thread: hands a call to the I/O thread, or answers it at once when the
+  // store is closed. Posts happen under close_mutex_, so every call posted
+  // before close() is answered by its drop("closing").
+  void enqueue(std::shared_ptr<call> c, std::string cmd) {
+    {
+      std::lock_guard lock(close_mutex_);
+      if (!closed_) {
+        asio::post(io_, [this, c = std::move(c), cmd = std::move(cmd)]() mutable { submit(c, std::move(cmd)); });
+        return;
+      }
+    }
+    c->finish(error_result(store_errc::unavailable));
+  }
+
   // ---- on the I/O thread ----------------------------------------------------
 
-  void submit(const std::shared_ptr<call>& c, std::string cmd, bool integer_reply = false) {
-    if (!ready_) {
-      counter_result r;
-      r.error = store_errc::unavailable;
-      c->finish(std::move(r));
+  void submit(const std::shared_ptr<call>& c, std::string cmd) {
+    if (!ready_ || pending_.size() >= max_in_flight) {
+      c->finish(error_result(store_errc::unavailable));
       return;
     }
-    pending_.push_back({c, integer_reply});
+    if (clock::now() >= c->deadline) {
+      c->finish(error_result(store_errc::timeout));
+      return;
+    }
+    pending_.push_back(c);
+    arm_budget(c->deadline);
     write(std::move(cmd));
+  }
+
+  // The budget: one timer at the earliest deadline of the calls waiting. When it
+  // fires, every call past its deadline is answered `timeout`; it stays in
+  // pending_ (its reply, if one comes, is read and dropped).
+  void arm_budget(clock::time_point deadline) {
+    if (budget_armed_ && deadline >= budget_at_) return;
+    budget_armed_ = true;
+    budget_at_ = deadline;
+    budget_timer_.expires_at(deadline);
+    budget_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;  // re-armed or closing
+      budget_armed_ = false;
+      expire_late();
+    });
+  }
+
+  void expire_late() {
+    const auto now = clock::now();
+    auto next = clock::time_point::max();
+    for (const auto& c : pending_) {
+      if (c->finished || c->setup) continue;
+      if (c->deadline <= now) {
+        c->finish(error_result(store_errc::timeout));
+      } else {
+        next = std::min(next, c->deadline);
+      }
+    }
+    if (next != clock::time_point::max()) arm_budget(next);
   }
 
   void write(std::string cmd) {
@@ -216,14 +275,15 @@ class redis_store final : public counter_store {
       redis::reply rep;
       while (reader_->next(rep)) {
         if (pending_.empty()) return drop("a reply nobody asked for");
-        auto [c, integer_reply] = pending_.front();
+        auto c = std::move(pending_.front());
         pending_.pop_front();
         if (c->setup) {
           if (rep.k == redis::reply::kind::error) return drop("setup: " + rep.text);
           continue;
         }
+        if (c->finished) continue;  // answered `timeout` already: this reply is late
         counter_result r;
-        if (integer_reply) {
+        if (c->integer_reply) {
           if (rep.k != redis::reply::kind::integer || rep.integer < 0) {
             r.error = store_errc::unavailable;
           } else {
@@ -290,7 +350,7 @@ class redis_store final : public counter_store {
       for (std::size_t i = 0; i < n; ++i) {
         auto c = std::make_shared<call>();
         c->setup = true;
-        pending_.push_back({c, false});
+        pending_.push_back(std::move(c));
       }
       write(std::move(setup));
     }
@@ -311,12 +371,9 @@ class redis_store final : public counter_store {
     boost::system::error_code ignored;
     if (tls_) beast::get_lowest_layer(*tls_).socket().close(ignored);
     if (plain_) plain_->socket().close(ignored);
-    for (auto& [c, _] : pending_) {
-      counter_result r;
-      r.error = store_errc::unavailable;
-      c->finish(std::move(r));
-    }
+    auto waiting = std::move(pending_);
     pending_.clear();
+    for (auto& c : waiting) c->finish(error_result(store_errc::unavailable));
     if (stopping_) return;
     if (was_ready) log_line(log_level::error, "volumes_redis_down").kv("error", why);
     retry(why);
@@ -342,13 +399,17 @@ class redis_store final : public counter_store {
   std::shared_ptr<asio::ssl::context> ssl_;
   std::thread thread_;
   std::mutex close_mutex_;
+  bool closed_ = false;  // under close_mutex_
 
   // I/O thread only.
   asio::steady_timer reconnect_timer_;
+  asio::steady_timer budget_timer_;
+  clock::time_point budget_at_;
+  bool budget_armed_ = false;
   std::unique_ptr<beast::tcp_stream> plain_;
   std::unique_ptr<asio::ssl::stream<beast::tcp_stream>> tls_;
   std::unique_ptr<redis::reply_reader> reader_;
-  std::deque<std::pair<std::shared_ptr<call>, bool>> pending_;
+  std::deque<std::shared_ptr<call>> pending_;  // in the order of their replies
   std::string outbox_, sending_;
   std::array<char, 16384> inbox_{};
   std::uint64_t generation_ = 0;

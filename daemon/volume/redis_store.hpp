@@ -15,9 +15,26 @@
 // (a skiplist entry plus a dict entry), so 10 million subjects in one key take
 // about 1 GB of Redis memory. Keys carry an expiry at the end of their window.
 //
-// Budget: a call waits at most `budget`; a late or failed answer is a
-// store_errc::timeout / unavailable error (the caller follows on_unavailable).
-// A broken connection is re-opened in the background, at most every 250 ms.
+// Waiting: add_async returns at once and its completion runs on the store's
+// I/O thread when the reply comes, so a worker never waits for Redis: the
+// enforcement filter leaves the flow pending and serves other flows meanwhile
+// (add(), which blocks, is for tools, tests and benches).
+//
+// Budget: a call not answered within `budget` of add_async is answered
+// store_errc::timeout (one timer at the earliest deadline); a broken connection
+// answers every waiting call store_errc::unavailable and is re-opened in the
+// background, at most every 250 ms. At most 65,536 calls wait at once; past
+// that a call is answered unavailable at once. The caller follows
+// on_unavailable in every case.
+//
+// Late answers: a script that Redis runs after its call timed out (or whose
+// reply was lost with the connection) still adds its members, although the
+// flow was refused or counted in the local store. Counts then err high, never
+// low: a flow is not let through because of it. Re-running an add is harmless
+// for the count itself (a member already present is not counted again), so
+// operation ids would not make a late add undone; only the local store's
+// counts made meanwhile are not in Redis (see on_unavailable in
+// docs/operator-guide.md).
 
 #include "daemon/config.hpp"
 #include "daemon/volume/counter_store.hpp"

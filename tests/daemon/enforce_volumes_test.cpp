@@ -9,6 +9,8 @@
 
 #include "daemon/volume/subject_key.hpp"
 
+#include <future>
+
 using namespace customs::testing;
 using namespace customs::testing::enforce;
 
@@ -206,4 +208,35 @@ TEST_CASE("enforce volumes: Redis down with on_unavailable local counts in the l
   REQUIRE(recs.size() == 2);
   CHECK(recs[0].payload.at("volume_store").as_string() == "local");
   CHECK(await_metric(s.admin_port(), R"(customs_volume_unavailable_flows_total{policy="local"})", 3) == 3);
+}
+
+TEST_CASE("enforce volumes: a flow waiting for Redis does not hold its worker, other flows go on") {
+  customs::testing::silent_redis redis;  // accepts and reads, never answers
+  temp_dir dir;
+  trail_files t(dir.path());
+  fake_provider provider;
+  auto cfg = volume_config(t, provider.port(), test_rules("volumes.yaml"));
+  REQUIRE(cfg.threads == 1);  // one worker: a blocked worker would hold every flow
+  cfg.volumes = customs::daemon::volumes_config{};
+  cfg.volumes->backend = customs::daemon::volumes_config::backend_kind::redis;
+  cfg.volumes->url = redis.url();
+  cfg.volumes->budget = std::chrono::seconds(60);
+  cfg.volumes->subject_key = sqlite_volumes(dir.path()).subject_key;
+  enforced_server s(std::move(cfg));
+  // A flow with a subject, until its script reaches the server (flows sent
+  // before the store connected are answered 503 at once).
+  std::future<int> waiting;
+  for (int i = 0; i < 200; ++i) {
+    waiting = std::async(std::launch::async, [&] { return send(s, 1); });
+    if (redis.wait_scripts(1, std::chrono::milliseconds(100))) break;
+    REQUIRE(waiting.get() == 503);
+  }
+  REQUIRE(redis.scripts() == 1);
+  // It waits for Redis; a flow without subjects on the same worker is served.
+  CHECK(post(s.port(), "/openai-us/v1/chat/completions", chat_body("hello", false)).status == 200);
+  CHECK(waiting.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
+  // The connection drops: the waiting flow follows on_unavailable (refuse).
+  redis.close_connections();
+  CHECK(waiting.get() == 503);
+  CHECK(provider.request_count() == 1);
 }

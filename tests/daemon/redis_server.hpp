@@ -10,13 +10,19 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -118,6 +124,93 @@ class redis_server {
   std::filesystem::path dir_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;
+};
+
+// A server that accepts Redis connections and reads what is sent, but never
+// answers: Redis stalled (a long command, a full disk, a paused process), for
+// the tests of what waits and what does not. Tells when a script arrived.
+class silent_redis {
+ public:
+  silent_redis() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (listener_ < 0) throw std::runtime_error("socket");
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listener_, 16) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("bind/listen");
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~silent_redis() {
+    stopping_ = true;
+    ::shutdown(listener_, SHUT_RDWR);
+    close_connections();
+    thread_.join();
+    ::close(listener_);
+  }
+  silent_redis(const silent_redis&) = delete;
+  silent_redis& operator=(const silent_redis&) = delete;
+
+  [[nodiscard]] std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  // Scripts (EVAL / EVALSHA) received so far.
+  [[nodiscard]] int scripts() const { return scripts_.load(); }
+  // Waits (at most `limit`) until at least n scripts arrived.
+  bool wait_scripts(int n, std::chrono::milliseconds limit) const {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (scripts_.load() < n) {
+      if (std::chrono::steady_clock::now() >= until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+  }
+  // Closes every accepted connection (the client sees it drop).
+  void close_connections() {
+    std::lock_guard lock(mutex_);
+    for (int fd : conns_) ::shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  void serve() {
+    std::vector<std::thread> readers;
+    while (!stopping_) {
+      const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) break;
+      {
+        std::lock_guard lock(mutex_);
+        conns_.push_back(fd);
+      }
+      readers.emplace_back([this, fd] {
+        std::string seen;
+        char buf[4096];
+        while (!stopping_) {
+          pollfd p{fd, POLLIN, 0};
+          if (::poll(&p, 1, 100) <= 0) continue;
+          const ssize_t n = ::read(fd, buf, sizeof buf);
+          if (n <= 0) break;
+          seen.append(buf, static_cast<std::size_t>(n));
+          for (std::size_t at; (at = seen.find("EVAL")) != std::string::npos;) {
+            ++scripts_;
+            seen.erase(0, at + 4);
+          }
+          if (seen.size() > 8) seen.erase(0, seen.size() - 8);
+        }
+      });
+    }
+    for (auto& t : readers) t.join();
+    std::lock_guard lock(mutex_);
+    for (int fd : conns_) ::close(fd);
+  }
+
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> scripts_{0};
+  std::mutex mutex_;
+  std::vector<int> conns_;
+  std::thread thread_;
 };
 
 }  // namespace customs::testing

@@ -15,6 +15,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 using namespace customs::daemon::volume;
@@ -175,6 +178,49 @@ TEST_CASE("volume store redis: a stopped server is unavailable, and a restart re
   const auto again = s->add({op("k", {2})});
   REQUIRE_FALSE(again.error);
   CHECK(again.counts[0].after == 2);  // the server kept its data (appendonly)
+}
+
+TEST_CASE("volume store redis: add_async returns at once, and a call Redis does not answer is a timeout at the budget") {
+  customs::testing::silent_redis redis;
+  customs::daemon::volumes_config cfg;
+  cfg.backend = customs::daemon::volumes_config::backend_kind::redis;
+  cfg.url = redis.url();
+  cfg.budget = std::chrono::milliseconds(300);
+  auto s = open_redis_store(cfg);
+  REQUIRE(s->asynchronous());
+  struct answer_box {
+    std::mutex m;
+    std::condition_variable cv;
+    std::optional<counter_result> r;
+  };
+  // Calls made before the connection is open are answered unavailable at
+  // once; repeat until one reaches the server.
+  std::shared_ptr<answer_box> box;
+  bool answered_before_return = true;
+  for (int i = 0; i < 400 && redis.scripts() == 0; ++i) {
+    box = std::make_shared<answer_box>();
+    s->add_async({op("k", {1})}, [box](counter_result r) {
+      std::lock_guard lock(box->m);
+      box->r = std::move(r);
+      box->cv.notify_all();
+    });
+    {
+      std::lock_guard lock(box->m);
+      answered_before_return = box->r.has_value();
+    }
+    if (redis.wait_scripts(1, std::chrono::milliseconds(50))) break;
+    std::unique_lock lock(box->m);
+    box->cv.wait(lock, [&] { return box->r.has_value(); });
+    REQUIRE(box->r->error == store_errc::unavailable);
+  }
+  REQUIRE(redis.scripts() == 1);
+  // The call that reached the server was not answered while add_async ran ...
+  CHECK_FALSE(answered_before_return);
+  // ... and is answered `timeout` once its budget passed.
+  std::unique_lock lock(box->m);
+  REQUIRE(box->cv.wait_for(lock, std::chrono::seconds(30), [&] { return box->r.has_value(); }));
+  CHECK(box->r->error == store_errc::timeout);
+  CHECK(box->r->counts.empty());
 }
 
 TEST_CASE("volume store redis: replies are bounded and checked") {
