@@ -44,6 +44,10 @@ struct index_fields {
 inline constexpr std::uint64_t tokens_unknown = ~std::uint64_t{0};
 
 // What a writer hands in. The store adds sequence number, time, epoch, hashes, MAC.
+// Sizes are bounded (format.hpp): an index field longer than
+// format::max_field_bytes is cut (rule ids are dropped whole), a payload longer
+// than format::max_payload_bytes is replaced by a marker object (see
+// format::payload_over_limit); both are counted in stats::records_truncated.
 //
 // payload is a JSON object, encrypted at rest. Keys that replay relies on:
 //   "request_texts":  [string, ...]  the outbound texts of the flow (flow_opened)
@@ -57,6 +61,17 @@ struct record {
   std::string payload;
 };
 
+// A lasting change of the trail's state, reported through
+// writer_options::on_health: lost, read-only, and writable again after being
+// read-only. (Failing commits, e.g. on a full disk, come and go with each batch
+// and are reported per record instead.)
+struct trail_health {
+  bool healthy = true;
+  bool lost = false;       // the trail is lost (errc::trail_lost): for good
+  bool read_only = false;  // the database is read-only: records are refused while it lasts
+  std::string reason;      // why it is unhealthy (empty when healthy)
+};
+
 struct writer_options {
   std::filesystem::path db;
   std::vector<std::filesystem::path> auditor_keys;  // X25519 public key files
@@ -66,17 +81,29 @@ struct writer_options {
   std::chrono::seconds epoch_duration{3600};        // ... or after T, whichever first
   std::uint32_t commit_records = 512;               // group commit at N records ...
   std::chrono::milliseconds commit_interval{2};     // ... or T, whichever first
-  std::size_t queue_capacity = 65536;
+  std::size_t queue_capacity = 65536;               // records waiting ...
+  std::size_t queue_bytes = 256u << 20;             // ... and their bytes; past either: queue_full
+  // How often the writer checks, without traffic, that its files are still the
+  // ones it opened and still writable (it also checks around every commit).
+  std::chrono::milliseconds trail_check_interval{1000};
   // Names of the index fields stored in plaintext; the default is all of them.
   std::vector<std::string> index_fields = {"route", "src", "dst", "tenant", "action",
                                            "rules", "rule_set_hash", "tokens"};
+  // Called on the writer thread on each lasting change of the trail's state
+  // (see trail_health; keep it short, it must not call back into the writer).
+  std::function<void(const trail_health&)> on_health;
 };
 
 // Error codes reported to callers of writer::append and its durable handlers.
 enum class errc {
   queue_full = 1,  // the bounded queue is full: the record was not taken
-  store_failed,    // the database refused a write (disk full, I/O error, ...)
+  store_failed,    // the database refused a write (disk full, I/O error, read-only, ...)
   closed,          // the writer is closed
+  // The database, its WAL or shared-memory file, or the writer's lock file was
+  // deleted or replaced under the writer: what it commits no longer reaches the
+  // trail at its path. Permanent: the writer takes no record until it is
+  // reopened, and a new open decides by the ordinary rules (store.cpp).
+  trail_lost,
 };
 [[nodiscard]] const std::error_category& audit_category() noexcept;
 [[nodiscard]] std::error_code make_error_code(errc e) noexcept;
@@ -103,13 +130,19 @@ class writer {
   // Whether the store currently takes records (false while it is failing).
   [[nodiscard]] virtual bool healthy() const noexcept = 0;
 
+  using health = trail_health;
+
   struct stats {
     std::size_t queue_depth = 0;
+    std::size_t queue_bytes = 0;
     std::uint64_t records_committed = 0;
     std::uint64_t commits = 0;
-    std::uint64_t checkpoints = 0;      // background WAL checkpoint runs
-    std::uint64_t append_refused = 0;   // queue full or failing
+    std::uint64_t checkpoints = 0;      // signed audit checkpoints written (table checkpoints)
+    std::uint64_t wal_checkpoints = 0;  // SQLite WAL checkpoint runs (copying the WAL into the file)
+    std::uint64_t append_refused = 0;   // queue full, failing, lost or closed
     std::uint64_t store_errors = 0;
+    std::uint64_t records_truncated = 0;  // records with a field cut or the payload replaced
+    bool trail_lost = false;
     std::chrono::microseconds last_commit_latency{0};
   };
   [[nodiscard]] virtual stats get_stats() const = 0;

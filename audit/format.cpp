@@ -100,6 +100,51 @@ void encode_header(record_kind kind, std::uint64_t seq, std::uint64_t epoch, std
   put_u64(out, index.tokens_out);
 }
 
+std::string payload_over_limit(std::size_t original_bytes) {
+  return "{\"truncated\":{\"reason\":\"payload over the audit record size limit\",\"bytes\":" +
+         std::to_string(original_bytes) + ",\"limit\":" + std::to_string(max_payload_bytes) + "}}";
+}
+
+namespace {
+
+// Cuts s to at most max bytes, not inside a UTF-8 sequence.
+bool cut_field(std::string& s, std::size_t max) {
+  if (s.size() <= max) return false;
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  s.resize(n);
+  return true;
+}
+
+}  // namespace
+
+bool bound_record(record& r) {
+  bool changed = false;
+  for (auto* f : {&r.flow_id, &r.index.route, &r.index.src, &r.index.dst, &r.index.tenant,
+                  &r.index.action, &r.index.rule_set_hash})
+    changed |= cut_field(*f, max_field_bytes);
+  // Rule ids, joined with ',', within one field: whole ids, then "...".
+  std::size_t joined = 0;
+  for (std::size_t i = 0; i < r.index.rules.size(); ++i) joined += r.index.rules[i].size() + (i ? 1 : 0);
+  if (joined > max_field_bytes) {
+    std::size_t keep = 0;
+    joined = 0;
+    for (; keep < r.index.rules.size(); ++keep) {
+      const std::size_t add = r.index.rules[keep].size() + (keep ? 1 : 0);
+      if (joined + add > max_field_bytes - 4) break;
+      joined += add;
+    }
+    r.index.rules.resize(keep);
+    r.index.rules.emplace_back("...");
+    changed = true;
+  }
+  if (r.payload.size() > max_payload_bytes) {
+    r.payload = payload_over_limit(r.payload.size());
+    changed = true;
+  }
+  return changed;
+}
+
 std::string join_rules(const std::vector<std::string>& rules) {
   std::string out;
   for (std::size_t i = 0; i < rules.size(); ++i) {

@@ -50,7 +50,10 @@
 //   signature = Ed25519(signing key, message)
 //
 // A TRAIL IS VALID IF AND ONLY IF
-//   1. SQLite's quick_check passes and application_id / user_version match;
+//   1. SQLite's quick_check passes, application_id / user_version match, the
+//      schema is exactly schema::create_sql's (no other table, index, view or
+//      trigger), and every value has its column's type and keeps to the size
+//      bounds below;
 //   2. the records' seqs are exactly 1..N (N = 0, a trail that was created but
 //      never written to, is valid: only a held checkpoint tells it from a trail
 //      whose every record and checkpoint was deleted);
@@ -83,9 +86,29 @@ inline constexpr std::uint8_t version = 1;
 inline constexpr std::uint32_t schema_version = 1;   // PRAGMA user_version
 inline constexpr std::int32_t application_id = 0x43535441;  // "CSTA"
 inline constexpr std::size_t sealed_key_bytes = crypto::aead_key_bytes + crypto::seal_overhead;
-// Bounds the verifier and reader hold every stored value to.
+// Size bounds. The writer keeps every record within them (bound_record), the
+// verifier and reader hold every stored value to them: a stored value past a
+// bound is a malformed record, never read further.
+//   max_field_bytes    one index field (flow_id, route, ..., rules joined)
+//   max_payload_bytes  the JSON payload of a flow record, before encryption
+//   max_stored_payload_bytes  a stored payload of any kind (nonce and tag included)
 inline constexpr std::size_t max_field_bytes = 64 * 1024;
+inline constexpr std::size_t max_payload_bytes = 16u << 20;
+inline constexpr std::size_t max_stored_payload_bytes = max_payload_bytes + 64;
 inline constexpr std::size_t max_auditors = 64;
+
+// The payload that stands in for one over max_payload_bytes (documented in
+// docs/audit-format.md): a JSON object with the one key "truncated":
+//   {"truncated":{"reason":"payload over the audit record size limit",
+//                 "bytes":<original size>,"limit":<max_payload_bytes>}}
+// The record's index fields (verdict, rules, tokens) are kept as they were.
+[[nodiscard]] std::string payload_over_limit(std::size_t original_bytes);
+
+// Holds a record to the bounds: an index field over max_field_bytes is cut at
+// a UTF-8 character boundary (rule ids: whole ids are dropped, the list ends
+// with "..."), a payload over max_payload_bytes is replaced by
+// payload_over_limit. Returns whether anything was changed.
+bool bound_record(record& r);
 
 // What the header encodes: the stored columns of a record minus its payload.
 struct header_fields {

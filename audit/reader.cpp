@@ -75,14 +75,15 @@ where_clause make_where(const record_filter& f, const std::string& p) {
 }  // namespace
 
 struct reader::impl {
+  static constexpr std::size_t max_cached_epochs = 4096;
   sql::database db;
   std::optional<crypto::box_public_key> pk;
   crypto::box_secret_key sk;
   std::map<std::uint64_t, crypto::aead_key> data_keys;
   std::map<std::uint64_t, std::string> key_errors;
 
-  explicit impl(const std::filesystem::path& file) : db(file, SQLITE_OPEN_READONLY) {
-    sqlite3_busy_timeout(db.get(), 5000);
+  // The file may be hostile: opened as untrusted, values bounded (row.hpp).
+  explicit impl(const std::filesystem::path& file) : db(sql::open_untrusted(file)) {
     db.exec("PRAGMA mmap_size=1073741824");  // read through a memory map
     if (db.query_int("PRAGMA application_id") != format::application_id)
       throw std::runtime_error(file.string() + ": not a customs audit database");
@@ -112,11 +113,14 @@ struct reader::impl {
         if (k.auditor != *pk) continue;
         crypto::aead_key dk;
         if (crypto::seal_open(k.box, *pk, sk, {dk.data(), dk.size()})) {
+          if (data_keys.size() >= max_cached_epochs) data_keys.clear();
           return &data_keys.emplace(epoch, std::move(dk)).first->second;
         }
         why = "the sealed data key of epoch " + std::to_string(epoch) + " does not open";
       }
     }
+    // Bounded caches: a hostile trail may name any number of epochs.
+    if (key_errors.size() >= max_cached_epochs) key_errors.clear();
     key_errors[epoch] = why;
     error = why;
     return nullptr;
@@ -145,7 +149,7 @@ void reader::set_auditor_key(const crypto::box_secret_key& sk) {
 
 void reader::for_each(const record_filter& f, const std::function<bool(const read_record&)>& fn) {
   const auto w = make_where(f, "");
-  sql::statement st(impl_->db, (std::string("SELECT ") + schema::record_columns +
+  sql::statement st(impl_->db, (std::string("SELECT ") + schema::record_columns_sized +
                                 " FROM records" + w.sql + " ORDER BY seq")
                                    .c_str());
   w.bind(st);
@@ -155,7 +159,7 @@ void reader::for_each(const record_filter& f, const std::function<bool(const rea
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) {
     read_row(st, row);
-    out.seq = row.h.seq;
+    out.seq = static_cast<std::uint64_t>(st.column_int(schema::c_seq));
     out.kind = row.h.kind;
     out.epoch = row.h.epoch;
     out.time_us = row.h.time_us;
@@ -164,7 +168,9 @@ void reader::for_each(const record_filter& f, const std::function<bool(const rea
     out.erased = row.payload_null;
     out.payload.reset();
     out.payload_error.clear();
-    if (row.h.kind == record_kind::erasure && !row.payload_null) {
+    if (!row.well_formed) {
+      out.payload_error = "record is malformed: " + row.problem;
+    } else if (row.h.kind == record_kind::erasure && !row.payload_null) {
       if (const auto body = format::decode_erasure(row.payload)) {
         std::string j = "{\"reason\":";
         json_escape(j, body->reason);
@@ -198,18 +204,33 @@ void reader::for_each(const record_filter& f, const std::function<bool(const rea
   if (rc != SQLITE_DONE) throw std::runtime_error("cannot read records: " + impl_->db.message());
 }
 
+void reader::for_each_flow(const record_filter& f, const std::function<bool(const std::string&)>& fn) {
+  record_filter flows = f;
+  flows.include_internal = true;  // flow records only, below
+  const auto w = make_where(flows, "");
+  const std::string sql = "SELECT flow_id, max(seq) AS last FROM records" +
+                          (w.sql.empty() ? std::string(" WHERE") : w.sql + " AND") +
+                          " kind IN (1, 2) GROUP BY flow_id ORDER BY last";
+  sql::statement st(impl_->db, sql.c_str());
+  w.bind(st);
+  int rc;
+  std::string id;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    id.assign(st.column_text(0));
+    if (!fn(id)) return;
+  }
+  if (rc != SQLITE_DONE) throw std::runtime_error("cannot read records: " + impl_->db.message());
+}
+
 std::optional<format::checkpoint> reader::latest_checkpoint() {
-  sql::statement st(impl_->db, "SELECT seq, epoch, time_us, head, signature FROM checkpoints "
-                               "ORDER BY id DESC LIMIT 1");
+  sql::statement st(impl_->db, (std::string("SELECT ") + schema::checkpoint_columns +
+                                " FROM checkpoints ORDER BY id DESC LIMIT 1")
+                                   .c_str());
   if (st.step() != SQLITE_ROW) return std::nullopt;
-  format::checkpoint cp;
-  cp.seq = static_cast<std::uint64_t>(st.column_int(0));
-  cp.epoch = static_cast<std::uint64_t>(st.column_int(1));
-  cp.time_us = st.column_int(2);
-  const auto sig = st.column_blob(4);
-  if (!sql::column_hash(st, 3, cp.head) || sig.size() != cp.sig.size())
-    throw std::runtime_error("the latest checkpoint is malformed");
-  std::memcpy(cp.sig.data(), sig.data(), sig.size());
+  stored_checkpoint stored;
+  read_checkpoint(st, stored);
+  if (!stored.well_formed) throw std::runtime_error("the latest checkpoint is malformed");
+  format::checkpoint cp = stored.cp;
   sql::statement es(impl_->db, "SELECT payload FROM records WHERE kind = 16 AND epoch = ?1 LIMIT 1");
   es.bind(1, static_cast<std::int64_t>(cp.epoch));
   if (es.step() == SQLITE_ROW)

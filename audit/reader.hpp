@@ -62,6 +62,13 @@ class reader {
   // Throws std::runtime_error on a database error.
   void for_each(const record_filter& f, const std::function<bool(const read_record&)>& fn);
 
+  // Calls fn with the id of each flow that has flow records (opened or closed)
+  // matching f, in the order of each flow's last matching record, until fn
+  // returns false. Streams: memory does not grow with the number of flows (the
+  // grouping and ordering run in SQLite, which spills to temporary files).
+  // Throws std::runtime_error on a database error.
+  void for_each_flow(const record_filter& f, const std::function<bool(const std::string& flow_id)>& fn);
+
   // The latest checkpoint in the database, with the signer recorded for its epoch.
   [[nodiscard]] std::optional<format::checkpoint> latest_checkpoint();
 

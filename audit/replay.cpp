@@ -2,12 +2,14 @@
 
 #include <boost/json.hpp>
 
-#include <map>
 #include <stdexcept>
 
 namespace customs::audit {
 
 namespace {
+
+// A flow has two flow records (opened, closed); replay reads at most this many.
+constexpr std::size_t max_records_per_flow = 16;
 
 struct open_flow {
   replay_input in;
@@ -60,7 +62,6 @@ void absorb(open_flow& f, const read_record& rec) {
 
 replay_summary replay(reader& r, const record_filter& filter, const replay_evaluator& eval) {
   replay_summary sum;
-  std::map<std::string, open_flow> open;
   const auto settle = [&](open_flow& f) {
     ++sum.flows;
     if (!f.have_text) {
@@ -80,18 +81,29 @@ replay_summary replay(reader& r, const record_filter& filter, const replay_evalu
   };
   record_filter rf = filter;
   rf.include_internal = false;
-  r.for_each(rf, [&](const read_record& rec) {
-    if (rec.kind != record_kind::flow_opened && rec.kind != record_kind::flow_closed) return true;
-    auto& f = open[rec.flow_id];
-    absorb(f, rec);
-    if (rec.kind == record_kind::flow_closed) {
-      settle(f);
-      open.erase(rec.flow_id);
-    }
+  // One flow at a time (its records through the flow_id index), so that a trail
+  // of many flows, or of flows that never close, does not grow memory.
+  r.for_each_flow(rf, [&](const std::string& id) {
+    record_filter one = rf;
+    one.flow = id;
+    open_flow f;
+    std::size_t n = 0;
+    r.for_each(one, [&](const read_record& rec) {
+      if (rec.kind != record_kind::flow_opened && rec.kind != record_kind::flow_closed) return true;
+      if (++n > max_records_per_flow) {
+        // customsd writes two records per flow: this trail was made otherwise.
+        f.have_text = false;
+        f.in.request_texts.clear();
+        f.in.response_texts.clear();
+        f.problem = "the flow has more than " + std::to_string(max_records_per_flow) + " flow records";
+        return false;
+      }
+      absorb(f, rec);
+      return true;
+    });
+    if (f.have_record) settle(f);
     return true;
   });
-  // Flows never closed (cut off by the time filter, or still running), in id order.
-  for (auto& [id, f] : open) settle(f);
   return sum;
 }
 

@@ -53,10 +53,10 @@ struct replay_summary {
   std::vector<skipped_flow> skipped;
 };
 
-// The reader must have an auditor key set. Flows are taken whole once their
-// flow_closed record is read (and at the end for flows never closed); memory
-// holds only the flows still open at that point of the trail. Throws
-// std::runtime_error on a database error.
+// The reader must have an auditor key set. Flows are taken one at a time, in the
+// order of each flow's last record, with all their records: memory holds one
+// flow's texts (and the list of changes and skipped flows that is the result),
+// whatever the trail holds. Throws std::runtime_error on a database error.
 [[nodiscard]] replay_summary replay(reader& r, const record_filter& f, const replay_evaluator& eval);
 
 }  // namespace customs::audit

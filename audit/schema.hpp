@@ -6,6 +6,10 @@
 
 namespace customs::audit::schema {
 
+// The text of create_sql is part of the format (version 1): SQLite keeps it in
+// sqlite_schema and the verifier compares that with this text byte for byte.
+// Changing it, even a comment inside it, needs a new format::schema_version.
+
 inline constexpr const char* create_sql = R"sql(
 CREATE TABLE IF NOT EXISTS records (
   seq           INTEGER PRIMARY KEY,  -- chain (H): 1, 2, 3, ... without gaps
@@ -40,13 +44,24 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 )sql";
 
 // Columns in this order wherever records are read in full.
-inline constexpr const char* record_columns =
-    "seq, kind, epoch, time_us, flow_id, route, src, dst, tenant, action, rules, "
-    "rule_set_hash, tokens_in, tokens_out, payload_hash, payload, hash, mac";
+#define CUSTOMS_AUDIT_RECORD_COLUMNS                                                    \
+  "seq, kind, epoch, time_us, flow_id, route, src, dst, tenant, action, rules, "       \
+  "rule_set_hash, tokens_in, tokens_out, payload_hash, payload, hash, mac"
+inline constexpr const char* record_columns = CUSTOMS_AUDIT_RECORD_COLUMNS;
+// The same and the payload's byte length (length() of a blob reads no content):
+// what the verifier and reader select, so that an over-large payload in a
+// hostile file is never loaded.
+inline constexpr const char* record_columns_sized = CUSTOMS_AUDIT_RECORD_COLUMNS ", length(payload)";
+#undef CUSTOMS_AUDIT_RECORD_COLUMNS
 
 enum column : int {
   c_seq, c_kind, c_epoch, c_time_us, c_flow_id, c_route, c_src, c_dst, c_tenant, c_action,
-  c_rules, c_rule_set_hash, c_tokens_in, c_tokens_out, c_payload_hash, c_payload, c_hash, c_mac
+  c_rules, c_rule_set_hash, c_tokens_in, c_tokens_out, c_payload_hash, c_payload, c_hash, c_mac,
+  c_payload_size  // record_columns_sized only
 };
+inline constexpr int record_column_count = c_mac + 1;
+
+// Columns of the checkpoints table in this order wherever they are read.
+inline constexpr const char* checkpoint_columns = "seq, epoch, time_us, head, signature";
 
 }  // namespace customs::audit::schema

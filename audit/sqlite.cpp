@@ -63,6 +63,15 @@ statement& statement::operator=(statement&& o) noexcept {
   return *this;
 }
 
+database open_untrusted(const std::filesystem::path& file) {
+  database d(file, SQLITE_OPEN_READONLY);
+  sqlite3_busy_timeout(d.get(), 5000);
+  sqlite3_limit(d.get(), SQLITE_LIMIT_LENGTH, max_untrusted_value_bytes);
+  d.exec("PRAGMA trusted_schema=OFF");
+  d.exec("PRAGMA cell_size_check=ON");
+  return d;
+}
+
 bool column_hash(const statement& st, int i, crypto::hash& out) noexcept {
   const auto b = st.column_blob(i);
   if (b.size() != out.size()) return false;

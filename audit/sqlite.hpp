@@ -102,6 +102,14 @@ class statement {
   sqlite3_stmt* st_ = nullptr;
 };
 
+// Opens a database that may be hostile (a trail handed to an auditor),
+// read-only: no trust in its schema (PRAGMA trusted_schema=OFF: no functions
+// with side effects run from its views or triggers), cell size checks on, and
+// no value longer than max_untrusted_value_bytes is loaded (SQLITE_LIMIT_LENGTH:
+// reading one fails with SQLITE_TOOBIG).
+inline constexpr int max_untrusted_value_bytes = 32 << 20;
+[[nodiscard]] database open_untrusted(const std::filesystem::path& file);
+
 // Copies a 32-byte column into a hash; false if the size is wrong.
 [[nodiscard]] bool column_hash(const statement& st, int i, crypto::hash& out) noexcept;
 

@@ -6,25 +6,43 @@
 //   start  a random data key and nonce prefix are drawn; an epoch_start record
 //          carries the data key sealed to each auditor key; records of epoch e are
 //          MACed with k_e (the sealing key's state, held in memory and on disk).
-//   end    after epoch_records records or epoch_duration (or at close): a signed
-//          checkpoint of the chain head is committed; then the sealing key file is
-//          replaced by k_{e+1} (crash-safe: tmp file, fsync, rename, fsync folder)
-//          and k_e and the data key are wiped from memory.
+//   end    after epoch_records records or epoch_duration (or at close): the
+//          sealing key file is replaced by k_{e+1} (crash-safe: tmp file, fsync,
+//          rename, fsync folder) and k_e and the data key are wiped from memory;
+//          then a signed checkpoint of the chain head (epoch e) is committed.
+//          The order matters: a checkpoint of epoch e exists only once the key
+//          file has left epoch e, so a key file at an epoch that a checkpoint
+//          names was restored from a backup, not left by a crash.
 //
 // Recovery rule at open (e_file = the epoch in sealing.key, e_db = the epoch of
-// the last record):
+// the last record, e_cp = the greatest epoch a checkpoint names):
 //   empty database      e_file must be 0: the trail starts at epoch 0 (a verifier
 //                       requires it); otherwise refuse (use fresh keys).
-//   e_file <  e_db      refuse: the key file is older than the trail (restored
-//                       from a backup?) and its records would not verify.
-//   e_file == e_db      epoch e_db was never ended (a crash, or a crash between the
-//                       epoch-end checkpoint's commit and the key's replacement):
-//                       end it now (checkpoint if the head is not yet covered,
-//                       evolve the key file), then start epoch e_db + 1.
+//   e_file <  e_db, or  refuse: the key file is older than the trail (restored
+//   e_file <= e_cp      from a backup?); the key of an epoch that was ended must
+//                       never come back.
+//   e_file == e_db      epoch e_db was never ended (a crash inside it): end it now
+//                       (evolve the key file, checkpoint the head), then start
+//                       epoch e_db + 1.
 //   e_file >  e_db      the key was evolved but the next epoch_start was not
-//                       committed (crash, or a clean close): start epoch e_file.
+//                       committed (crash, or a clean close): checkpoint the head if
+//                       no checkpoint covers it yet, start epoch e_file.
 // Either way a new epoch starts at every open, so a data key is never reused
 // across processes, and the chain continues from the last committed record.
+//
+// The trail's files are watched (check_trail): before and after every batch
+// (a few stat calls beside a commit's fsync), and every trail_check_interval
+// without traffic, the paths of the database, its -wal and -shm files and the lock file
+// must still name the files the writer opened (device and inode). A file
+// deleted or replaced means that what the writer commits no longer reaches the
+// trail at its path: the trail is lost, for good. The batch that noticed it is
+// reported errc::trail_lost (its records went to the unlinked file), every later
+// append is refused with trail_lost, and the writer never reopens the path by
+// itself: a replaced trail must not be silently continued, and a restart decides
+// by the recovery rule above (a deleted trail leaves an empty database and a key
+// past epoch 0: refused). A database without any write permission bit, or on a
+// read-only file system, is refused records (store_failed) while it stays so;
+// the writer does not write into a file its operator made read-only.
 //
 // Errors: a batch whose insert or commit fails is rolled back as a whole; each of
 // its records is reported to its durable handler as errc::store_failed, and the
@@ -34,6 +52,8 @@
 // (customsd) fails closed on them and may write them again.
 
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -44,11 +64,13 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
 #include "audit/format.hpp"
 #include "audit/schema.hpp"
+#include "audit/schema_check.hpp"
 #include "audit/sqlite.hpp"
 #include "audit/store.hpp"
 #include "crypto/key_file.hpp"
@@ -65,6 +87,7 @@ class audit_category_impl final : public std::error_category {
       case errc::queue_full: return "audit queue is full";
       case errc::store_failed: return "audit store failed to write";
       case errc::closed: return "audit writer is closed";
+      case errc::trail_lost: return "the audit trail was deleted or replaced under the writer";
     }
     return "unknown audit error";
   }
@@ -87,23 +110,70 @@ struct item {
   writer::durable_handler on_durable;
   std::int64_t time_us = 0;
   clock::time_point enqueued;
+  std::size_t bytes = 0;  // counted against writer_options::queue_bytes until committed
 };
 
-// Holds an exclusive advisory lock on "<db>-writer.lock" so that two writers
-// (customsd and customsctl audit erase, say) never interleave their chains.
+// What a record costs in the queue: its variable-size parts.
+std::size_t record_bytes(const record& r) {
+  std::size_t n = r.flow_id.size() + r.payload.size() + r.index.route.size() + r.index.src.size() +
+                  r.index.dst.size() + r.index.tenant.size() + r.index.action.size() +
+                  r.index.rule_set_hash.size();
+  for (const auto& x : r.index.rules) n += x.size() + 1;
+  return n;
+}
+
+// Which file a path names: its device and inode.
+struct file_id {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  friend bool operator==(const file_id&, const file_id&) = default;
+};
+
+std::optional<file_id> identity_of(const std::filesystem::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return std::nullopt;
+  return file_id{st.st_dev, st.st_ino};
+}
+
+std::filesystem::path with_suffix(const std::filesystem::path& p, const char* suffix) {
+  std::filesystem::path q = p;
+  q += suffix;
+  return q;
+}
+
+// Holds an exclusive advisory lock (flock) on "<db>-writer.lock" so that two
+// writers (two customsd on one audit.path, or customsd and customsctl audit
+// erase) never interleave their chains. A separate file, because SQLite holds
+// POSIX locks on the database itself and closing any other descriptor of it
+// would drop them. Readers (verify, show, export, ...) do not take it.
 class writer_lock {
  public:
-  explicit writer_lock(const std::filesystem::path& db) {
-    path_ = db;
-    path_ += "-writer.lock";
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0)
-      throw std::runtime_error(path_.string() + ": cannot open lock file: " + std::strerror(errno));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+  explicit writer_lock(const std::filesystem::path& db) : path_(with_suffix(db, "-writer.lock")) {
+    // The file locked must be the one at the path: if it was removed or replaced
+    // between open and flock, lock the new one.
+    for (int attempt = 0;; ++attempt) {
+      fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (fd_ < 0)
+        throw std::runtime_error(path_.string() + ": cannot open lock file: " + std::strerror(errno));
+      if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        const int e = errno;
+        ::close(fd_);
+        fd_ = -1;
+        if (e == EWOULDBLOCK)
+          throw std::runtime_error(
+              "audit database " + db.string() + " is in use by another process (it holds " +
+              path_.string() + "): two writers would interleave their chains; stop the other "
+              "customsd (or customsctl audit erase), or give this one its own audit.path");
+        throw std::runtime_error(path_.string() + ": cannot lock: " + std::strerror(e));
+      }
+      struct stat st {};
+      if (::fstat(fd_, &st) == 0) {
+        id_ = file_id{st.st_dev, st.st_ino};
+        if (identity_of(path_) == id_) return;
+      }
       ::close(fd_);
-      throw std::runtime_error(db.string() +
-                               ": another audit writer has this database open (customsd?); "
-                               "one writer per database");
+      fd_ = -1;
+      if (attempt == 2) throw std::runtime_error(path_.string() + ": the lock file keeps changing");
     }
   }
   ~writer_lock() {
@@ -112,9 +182,13 @@ class writer_lock {
   writer_lock(const writer_lock&) = delete;
   writer_lock& operator=(const writer_lock&) = delete;
 
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+  [[nodiscard]] file_id id() const noexcept { return id_; }
+
  private:
   std::filesystem::path path_;
   int fd_ = -1;
+  file_id id_;
 };
 
 class store_impl final : public store {
@@ -123,7 +197,9 @@ class store_impl final : public store {
   ~store_impl() override { close(); }
 
   std::error_code append(record r, durable_handler on_durable) override;
-  bool healthy() const noexcept override { return healthy_.load(std::memory_order_relaxed); }
+  bool healthy() const noexcept override {
+    return healthy_.load(std::memory_order_relaxed) && !lost_.load(std::memory_order_relaxed);
+  }
   stats get_stats() const override;
   void close() override;
   erase_result erase_flow(std::string_view flow_id, std::string_view reason) override;
@@ -138,7 +214,13 @@ class store_impl final : public store {
     crypto::hash head = format::zero_hash;
     std::uint64_t records_in_epoch = 0;
     bool epoch_start_pending = false;
+    std::uint64_t last_epoch = 0;  // epoch of the record at next_seq - 1
   };
+
+  // What check_trail found.
+  enum class trail_state { ok, read_only, lost };
+  // Why the store is unhealthy (writer thread).
+  enum class cause { none, store_error, read_only, lost };
 
   void run();
   void begin_batch();
@@ -151,13 +233,22 @@ class store_impl final : public store {
   [[nodiscard]] bool write_checkpoint(const char* reason);
   void start_epoch(std::uint64_t epoch);
   [[nodiscard]] bool write_epoch_start_now();
-  // Ends the current epoch: checkpoint, then evolve the key. With start_next, a
-  // new epoch starts (its epoch_start is written at once, or with the next batch).
+  // Ends the current epoch: evolve the key, then checkpoint. With start_next, a
+  // new epoch starts once the key moved (its epoch_start is written at once, or
+  // with the next batch). False if the key could not be replaced (the epoch goes
+  // on) or the checkpoint could not be written (the next one covers its records).
   [[nodiscard]] bool end_epoch(const char* reason, bool start_next);
   void maybe_end_epoch();
   void run_task(const std::function<void()>& task) noexcept;
   void note_error(const std::string& what);
   void filter_index(index_fields& f) const;
+  // The trail watch (see the top of this file). Writer thread (and the
+  // constructor before the threads start).
+  void remember_trail_files();
+  [[nodiscard]] trail_state check_trail(std::string& why) const;
+  // Runs check_trail and applies what it found; false unless the trail is ok.
+  bool watch_trail();
+  void set_health(cause c, const std::string& why);
 
   // Which index fields are stored (writer_options::index_fields), as bits.
   enum : unsigned {
@@ -191,6 +282,10 @@ class store_impl final : public store {
   clock::time_point batch_deadline_;
   std::vector<item> batch_;
   std::uint64_t checkpointed_seq_ = 0;  // seq covered by the last checkpoint
+  errc batch_errc_ = errc::store_failed;  // what a failed batch reports
+  cause cause_ = cause::none;
+  clock::time_point next_trail_check_;
+  std::optional<file_id> db_id_, wal_id_, shm_id_;
   crypto::bytes header_buf_;
   crypto::bytes payload_buf_;
   std::string last_error_;
@@ -199,6 +294,7 @@ class store_impl final : public store {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<item> queue_;
+  std::size_t queued_bytes_ = 0;  // of queue_ and the batch in progress
   std::deque<std::function<void()>> tasks_;
   bool closing_ = false;
   bool closed_ = false;
@@ -217,10 +313,13 @@ class store_impl final : public store {
   bool ckpt_wanted_ = false;
   bool ckpt_stop_ = false;
   std::atomic<bool> healthy_{true};
+  std::atomic<bool> lost_{false};
   std::atomic<std::uint64_t> epoch_atomic_{0};
   std::atomic<std::uint64_t> records_committed_{0};
   std::atomic<std::uint64_t> commits_{0};
   std::atomic<std::uint64_t> checkpoints_{0};
+  std::atomic<std::uint64_t> wal_checkpoints_{0};
+  std::atomic<std::uint64_t> records_truncated_{0};
   std::atomic<std::uint64_t> append_refused_{0};
   std::atomic<std::uint64_t> store_errors_{0};
   std::atomic<std::int64_t> last_commit_latency_us_{0};
@@ -235,6 +334,8 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
   if (opts_.commit_records == 0) opts_.commit_records = 1;
   if (opts_.epoch_records == 0) opts_.epoch_records = 1;
   if (opts_.queue_capacity == 0) opts_.queue_capacity = 1;
+  if (opts_.queue_bytes == 0) opts_.queue_bytes = 1;
+  if (opts_.trail_check_interval.count() <= 0) opts_.trail_check_interval = std::chrono::milliseconds(1000);
   for (const auto& name : opts_.index_fields) {
     static constexpr std::pair<std::string_view, unsigned> names[] = {
         {"route", f_route},   {"src", f_src},       {"dst", f_dst},
@@ -274,6 +375,9 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
       throw std::runtime_error("has audit schema version " + std::to_string(user_version) +
                                ", this build reads version " +
                                std::to_string(format::schema_version));
+    } else if (const auto diff = schema::differences(db_); !diff.empty()) {
+      // Not written to: an added trigger, say, would run on the writer's inserts.
+      throw std::runtime_error(diff.front().what + "; run customsctl audit verify");
     }
     if (db_.query_text("PRAGMA journal_mode=WAL") != "wal")
       throw std::runtime_error("cannot switch to WAL mode");
@@ -298,6 +402,7 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
     // Where the chain stands.
     bool empty = true;
     std::uint64_t db_epoch = 0;
+    std::optional<std::uint64_t> checkpoint_epoch;  // the greatest epoch a checkpoint names
     {
       sql::statement last(db_, "SELECT seq, epoch, hash FROM records ORDER BY seq DESC LIMIT 1");
       if (last.step() == SQLITE_ROW) {
@@ -307,9 +412,13 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
         if (!sql::column_hash(last, 2, committed_.head))
           throw std::runtime_error("the last record's hash is malformed; run customsctl audit verify");
       }
-      sql::statement cp(db_, "SELECT coalesce(max(seq), 0) FROM checkpoints");
-      if (cp.step() == SQLITE_ROW) checkpointed_seq_ = static_cast<std::uint64_t>(cp.column_int(0));
+      sql::statement cp(db_, "SELECT coalesce(max(seq), 0), max(epoch) FROM checkpoints");
+      if (cp.step() == SQLITE_ROW) {
+        checkpointed_seq_ = static_cast<std::uint64_t>(cp.column_int(0));
+        if (!cp.column_null(1)) checkpoint_epoch = static_cast<std::uint64_t>(cp.column_int(1));
+      }
     }
+    committed_.last_epoch = db_epoch;
     work_ = committed_;
     epoch_ = db_epoch;
     epoch_started_ = clock::now();
@@ -325,6 +434,12 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
                                opts_.sealing_key.string() + " is at epoch " +
                                std::to_string(sealing_.epoch) +
                                " (restored from a backup?); records MACed with it would not verify");
+    } else if (checkpoint_epoch && sealing_.epoch <= *checkpoint_epoch) {
+      throw std::runtime_error("has a checkpoint of epoch " + std::to_string(*checkpoint_epoch) +
+                               ", which is signed only after the key has left that epoch, but " +
+                               opts_.sealing_key.string() + " is at epoch " +
+                               std::to_string(sealing_.epoch) +
+                               " (restored from a backup?); the key of an ended epoch is never used again");
     } else if (sealing_.epoch == db_epoch) {
       if (!end_epoch("open", true)) throw std::runtime_error(last_error_);
     } else {
@@ -333,9 +448,11 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
       start_epoch(sealing_.epoch);
     }
     if (!write_epoch_start_now()) throw std::runtime_error(last_error_);
+    remember_trail_files();
   } catch (const std::exception& e) {
     throw std::runtime_error("audit database " + opts_.db.string() + ": " + e.what());
   }
+  next_trail_check_ = clock::now() + opts_.trail_check_interval;
   checkpointer_ = std::thread([this] { run_checkpointer(); });
   thread_ = std::thread([this] { run(); });
 }
@@ -356,16 +473,23 @@ std::error_code store_impl::append(record r, durable_handler on_durable) {
     append_refused_.fetch_add(1, std::memory_order_relaxed);
     return std::make_error_code(std::errc::invalid_argument);
   }
+  if (format::bound_record(r)) records_truncated_.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t bytes = record_bytes(r);
   std::unique_lock lk(mu_);
   if (closing_ || closed_) {
     append_refused_.fetch_add(1, std::memory_order_relaxed);
     return make_error_code(errc::closed);
   }
-  if (queue_.size() >= opts_.queue_capacity) {
+  if (lost_.load(std::memory_order_relaxed)) {
+    append_refused_.fetch_add(1, std::memory_order_relaxed);
+    return make_error_code(errc::trail_lost);
+  }
+  if (queue_.size() >= opts_.queue_capacity || queued_bytes_ + bytes > opts_.queue_bytes) {
     append_refused_.fetch_add(1, std::memory_order_relaxed);
     return make_error_code(errc::queue_full);
   }
-  queue_.push_back(item{std::move(r), std::move(on_durable), now_us(), clock::now()});
+  queued_bytes_ += bytes;
+  queue_.push_back(item{std::move(r), std::move(on_durable), now_us(), clock::now(), bytes});
   // Wake the writer when it idles, when a batch is full, and every wake_stride
   // records while a batch fills (so that it encrypts and inserts them while the
   // batch waits for its deadline); not for every record: a wake-up costs more
@@ -382,10 +506,14 @@ writer::stats store_impl::get_stats() const {
   {
     std::lock_guard lk(mu_);
     s.queue_depth = queue_.size();
+    s.queue_bytes = queued_bytes_;
   }
   s.records_committed = records_committed_.load();
   s.commits = commits_.load();
   s.checkpoints = checkpoints_.load();
+  s.wal_checkpoints = wal_checkpoints_.load();
+  s.records_truncated = records_truncated_.load();
+  s.trail_lost = lost_.load();
   s.append_refused = append_refused_.load();
   s.store_errors = store_errors_.load();
   s.last_commit_latency = std::chrono::microseconds(last_commit_latency_us_.load());
@@ -408,6 +536,14 @@ void store_impl::close() {
   }
   ckpt_cv_.notify_one();
   if (checkpointer_.joinable()) checkpointer_.join();
+  if (lost_.load()) {
+    // SQLite deletes the WAL file by name when its last connection closes; the
+    // name may now belong to the file that replaced ours. Keep it.
+    int persist = 1;
+    (void)sqlite3_file_control(db_.get(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    persist = 1;
+    (void)sqlite3_file_control(ckpt_db_.get(), "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  }
   ckpt_db_ = {};
   // Let another writer (a later customsd, customsctl audit erase) take over.
   // Closing the last connection checkpoints the WAL into the database.
@@ -420,7 +556,98 @@ void store_impl::close() {
 void store_impl::note_error(const std::string& what) {
   last_error_ = what;
   store_errors_.fetch_add(1, std::memory_order_relaxed);
-  healthy_.store(false, std::memory_order_relaxed);
+  set_health(cause::store_error, what);
+}
+
+void store_impl::set_health(cause c, const std::string& why) {
+  if (cause_ == cause::lost) return;  // for good
+  // Lasting changes only: to lost, to read-only, from read-only to writable.
+  const bool report = c != cause_ && (c == cause::lost || c == cause::read_only ||
+                                      (c == cause::none && cause_ == cause::read_only));
+  cause_ = c;
+  if (c == cause::lost) lost_.store(true, std::memory_order_relaxed);
+  healthy_.store(c == cause::none, std::memory_order_relaxed);
+  if (!report || !opts_.on_health) return;
+  trail_health h;
+  h.healthy = c == cause::none;
+  h.lost = c == cause::lost;
+  h.read_only = c == cause::read_only;
+  if (!h.healthy) h.reason = why;
+  try {
+    opts_.on_health(h);
+  } catch (...) {
+    // Reporting must not stop the writer.
+  }
+}
+
+void store_impl::remember_trail_files() {
+  db_id_ = identity_of(opts_.db);
+  wal_id_ = identity_of(with_suffix(opts_.db, "-wal"));
+  shm_id_ = identity_of(with_suffix(opts_.db, "-shm"));
+  if (!db_id_) throw std::runtime_error("cannot stat the database file: " + std::string(std::strerror(errno)));
+}
+
+store_impl::trail_state store_impl::check_trail(std::string& why) const {
+  const auto lost_file = [&](const std::filesystem::path& p, const std::optional<file_id>& want,
+                             const char* what) {
+    if (!want) return false;
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) {
+      if (errno != ENOENT && errno != ENOTDIR) return false;  // cannot tell: the database check decides
+      why = std::string(what) + " " + p.string() + " was deleted";
+      return true;
+    }
+    if (file_id{st.st_dev, st.st_ino} != *want) {
+      why = std::string(what) + " " + p.string() + " was replaced by another file";
+      return true;
+    }
+    return false;
+  };
+  if (lost_file(opts_.db, db_id_, "the audit database") ||
+      lost_file(with_suffix(opts_.db, "-wal"), wal_id_, "the audit database's WAL file") ||
+      lost_file(with_suffix(opts_.db, "-shm"), shm_id_, "the audit database's shared-memory file") ||
+      (lock_ && lost_file(lock_->path(), lock_->id(), "the audit writer's lock file")))
+    return trail_state::lost;
+  struct stat st {};
+  if (::stat(opts_.db.c_str(), &st) != 0) {
+    why = "cannot check the audit database " + opts_.db.string() + ": " + std::strerror(errno);
+    return trail_state::read_only;
+  }
+  if ((st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) == 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    why = "the audit database " + opts_.db.string() + " is read-only (mode " + mode + ")";
+    return trail_state::read_only;
+  }
+  struct statvfs fs {};
+  if (::statvfs(opts_.db.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY)) {
+    why = "the file system of the audit database " + opts_.db.string() + " is read-only";
+    return trail_state::read_only;
+  }
+  return trail_state::ok;
+}
+
+bool store_impl::watch_trail() {
+  if (cause_ == cause::lost) return false;
+  std::string why;
+  switch (check_trail(why)) {
+    case trail_state::ok:
+      if (cause_ == cause::read_only) set_health(cause::none, {});
+      return true;
+    case trail_state::read_only:
+      if (cause_ != cause::read_only) {
+        last_error_ = why;
+        store_errors_.fetch_add(1, std::memory_order_relaxed);
+        set_health(cause::read_only, why);
+      }
+      return false;
+    case trail_state::lost:
+      last_error_ = why;
+      store_errors_.fetch_add(1, std::memory_order_relaxed);
+      set_health(cause::lost, why);
+      return false;
+  }
+  return false;
 }
 
 void store_impl::start_epoch(std::uint64_t epoch) {
@@ -485,6 +712,7 @@ bool store_impl::insert_record(record_kind kind, std::string_view flow_id,
   }
   if (seq_out) *seq_out = seq;
   work_.head = hash;
+  work_.last_epoch = epoch_;
   ++work_.next_seq;
   ++work_.records_in_epoch;
   return true;
@@ -493,6 +721,20 @@ bool store_impl::insert_record(record_kind kind, std::string_view flow_id,
 void store_impl::begin_batch() {
   in_txn_ = true;
   batch_failed_ = false;
+  batch_errc_ = errc::store_failed;
+  if (cause_ == cause::lost) {
+    batch_errc_ = errc::trail_lost;
+    batch_failed_ = true;
+    return;
+  }
+  // The files are checked before anything is written (a database made
+  // read-only takes nothing from then on), and again after the commit (a file
+  // deleted or replaced meanwhile took the batch).
+  if (!watch_trail()) {
+    if (cause_ == cause::lost) batch_errc_ = errc::trail_lost;
+    batch_failed_ = true;
+    return;
+  }
   if (db_.try_exec("BEGIN IMMEDIATE") != SQLITE_OK) {
     note_error("cannot begin audit transaction: " + db_.message());
     batch_failed_ = true;
@@ -538,13 +780,23 @@ void store_impl::commit_batch() {
     note_error("cannot commit audit records: " + db_.message());
     batch_failed_ = true;
   }
+  // Committed, but to the trail at its path? A deleted or replaced file takes
+  // commits as well; then these records are not in the trail.
+  if (!batch_failed_) {
+    (void)watch_trail();
+    if (cause_ == cause::lost) {
+      batch_failed_ = true;
+      batch_errc_ = errc::trail_lost;
+    }
+  }
+  next_trail_check_ = clock::now() + opts_.trail_check_interval;
   in_txn_ = false;
   std::error_code ec;
   std::uint64_t first_seq = 0;
   if (batch_failed_) {
     if (!sqlite3_get_autocommit(db_.get())) (void)db_.try_exec("ROLLBACK");
     work_ = committed_;
-    ec = make_error_code(errc::store_failed);
+    ec = make_error_code(batch_errc_);
   } else {
     first_seq = committed_.next_seq + (committed_.epoch_start_pending ? 1 : 0);
     committed_ = work_;
@@ -552,7 +804,15 @@ void store_impl::commit_batch() {
     commits_.fetch_add(1, std::memory_order_relaxed);
     last_commit_latency_us_.store(
         std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t0).count());
-    healthy_.store(true, std::memory_order_relaxed);
+    // Records were taken: the store is healthy again, unless the watch found the
+    // database read-only just now (these records are in it; the next batch is not).
+    if (cause_ != cause::read_only) set_health(cause::none, {});
+  }
+  std::size_t done_bytes = 0;
+  for (const auto& it : batch_) done_bytes += it.bytes;
+  if (done_bytes) {
+    std::lock_guard lk(mu_);
+    queued_bytes_ -= done_bytes;
   }
   for (std::size_t i = 0; i < batch_.size(); ++i) {
     auto& it = batch_[i];
@@ -579,7 +839,7 @@ bool store_impl::write_epoch_start_now() {
 bool store_impl::write_checkpoint(const char* reason) {
   format::checkpoint cp;
   cp.seq = committed_.next_seq - 1;
-  cp.epoch = epoch_;
+  cp.epoch = committed_.last_epoch;
   cp.time_us = now_us();
   cp.head = committed_.head;
   cp.sig = crypto::sign(signing_, format::checkpoint_message(cp));
@@ -596,27 +856,33 @@ bool store_impl::write_checkpoint(const char* reason) {
     return false;
   }
   checkpointed_seq_ = cp.seq;
+  checkpoints_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
 bool store_impl::end_epoch(const char* reason, bool start_next) {
-  // The checkpoint covers the last committed record of this epoch (autocommit:
-  // one statement, one durable transaction).
-  if (checkpointed_seq_ < committed_.next_seq - 1 && !write_checkpoint(reason)) return false;
-  crypto::sealing_state next;
-  next.epoch = sealing_.epoch + 1;
-  next.key = crypto::evolve(sealing_.key, sealing_.epoch);
-  try {
-    crypto::replace_sealing_key(opts_.sealing_key, next);
-  } catch (const std::exception& e) {
-    note_error(e.what());
-    return false;  // stays in this epoch; retried at the next epoch-end check
+  // First the key leaves epoch e (once: a retry after a failed checkpoint does
+  // not evolve it again) ...
+  if (sealing_.epoch == epoch_) {
+    crypto::sealing_state next;
+    next.epoch = sealing_.epoch + 1;
+    next.key = crypto::evolve(sealing_.key, sealing_.epoch);
+    try {
+      crypto::replace_sealing_key(opts_.sealing_key, next);
+    } catch (const std::exception& e) {
+      note_error(e.what());
+      return false;  // stays in this epoch; retried at the next epoch-end check
+    }
+    // The old key is overwritten in place (secret's move assignment) and the source wiped.
+    sealing_ = std::move(next);
+    data_key_.wipe();
   }
-  // The old key is overwritten in place (secret's move assignment) and the source wiped.
-  sealing_ = std::move(next);
-  data_key_.wipe();
+  // ... then the checkpoint covers the last committed record (autocommit: one
+  // statement, one durable transaction). If it fails, the next checkpoint covers
+  // these records too.
+  const bool ok = checkpointed_seq_ >= committed_.next_seq - 1 || write_checkpoint(reason);
   if (start_next) start_epoch(sealing_.epoch);
-  return true;
+  return ok;
 }
 
 void store_impl::maybe_end_epoch() {
@@ -624,7 +890,8 @@ void store_impl::maybe_end_epoch() {
   const bool by_time = committed_.records_in_epoch > 1 &&
                        clock::now() - epoch_started_ >= opts_.epoch_duration;
   if (!by_count && !by_time) return;
-  if (end_epoch("epoch end", true)) (void)write_epoch_start_now();
+  (void)end_epoch("epoch end", true);
+  (void)write_epoch_start_now();
 }
 
 void store_impl::run_task(const std::function<void()>& task) noexcept {
@@ -649,10 +916,9 @@ void store_impl::run() {
         cv_.wait_until(lk, batch_deadline_, ready);
       } else {
         writer_idle_ = true;
-        if (committed_.records_in_epoch > 1)
-          cv_.wait_until(lk, epoch_started_ + opts_.epoch_duration, ready);
-        else
-          cv_.wait(lk, ready);
+        auto until = next_trail_check_;
+        if (committed_.records_in_epoch > 1) until = std::min(until, epoch_started_ + opts_.epoch_duration);
+        cv_.wait_until(lk, until, ready);
         writer_idle_ = false;
       }
       const std::size_t room = opts_.commit_records - batch_.size();
@@ -679,6 +945,10 @@ void store_impl::run() {
     if (!in_txn_) {
       for (const auto& t : tasks) run_task(t);
       maybe_end_epoch();
+      if (clock::now() >= next_trail_check_) {
+        (void)watch_trail();
+        next_trail_check_ = clock::now() + opts_.trail_check_interval;
+      }
     }
     if (closing && !queue_left && !in_txn_) break;
   }
@@ -698,6 +968,7 @@ int store_impl::on_wal_commit(void* arg, sqlite3* db, const char*, int pages) {
   auto* self = static_cast<store_impl*>(arg);
   if (pages >= checkpoint_pages_hard) {
     sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    self->wal_checkpoints_.fetch_add(1, std::memory_order_relaxed);
   } else if (pages >= checkpoint_pages) {
     {
       std::lock_guard lk(self->ckpt_mu_);
@@ -716,9 +987,12 @@ void store_impl::run_checkpointer() {
     ckpt_wanted_ = false;
     lk.unlock();
     // Failures (disk full, busy) are harmless here: the WAL keeps the data, and
-    // the next commit asks again.
-    (void)sqlite3_wal_checkpoint_v2(ckpt_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    checkpoints_.fetch_add(1, std::memory_order_relaxed);
+    // the next commit asks again. Nothing is copied into a database the store
+    // does not write to (read-only, lost).
+    if (healthy()) {
+      (void)sqlite3_wal_checkpoint_v2(ckpt_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      wal_checkpoints_.fetch_add(1, std::memory_order_relaxed);
+    }
     lk.lock();
   }
 }

@@ -1,5 +1,21 @@
 // Checks a trail against the "valid if and only if" rule of format.hpp, rule by
 // rule; the numbers in comments refer to that rule.
+//
+// The trail is outside input (a file handed to an auditor), so the verifier
+// holds itself to bounds that do not grow with what the file claims:
+//   - records and checkpoints are read in one pass each, in seq order (the
+//     checkpoints are checked as the record scan reaches their seq: nothing is
+//     kept per checkpoint);
+//   - memory per record is bounded (format's field and payload bounds; a value
+//     past them is a malformed record and is not loaded, the connection refuses
+//     any value over max_value_bytes);
+//   - what is kept across records: the erased payloads whose erasure record is
+//     still ahead (seq and a hash of the flow id each), the first
+//     max_listed_flows erased flow ids, the current epoch's signer;
+//   - MAC key evolution is budgeted: at most max_epoch_jump steps at once and
+//     evolve_budget_base + evolve_budget_per_record per record scanned in all,
+//     so a trail that claims huge or alternating epochs costs time in
+//     proportion to its size, not to the epochs it names.
 #include "audit/verifier.hpp"
 
 #include <algorithm>
@@ -7,9 +23,11 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "audit/row.hpp"
 #include "audit/schema.hpp"
+#include "audit/schema_check.hpp"
 #include "audit/sqlite.hpp"
 
 namespace customs::audit {
@@ -31,20 +49,30 @@ namespace {
 // How far around a record that breaks the chain the verifier looks for the
 // record that belongs at its place (to tell "reordered" from "altered").
 constexpr std::uint64_t reorder_window = 64;
-// An epoch more than this far ahead of the last one seen is not evolved to (it
-// would take the verifier hours); its MAC is reported bad.
-constexpr std::uint64_t max_epoch_jump = 1u << 22;
+// An epoch more than this far ahead of the last one seen is not evolved to; its
+// MAC is reported bad. (A valid trail moves one epoch at a time.)
+constexpr std::uint64_t max_epoch_jump = 1u << 16;
+// Key evolution steps allowed in all: a trail has at least one record per
+// epoch, so a valid trail never needs more than one step per record.
+constexpr std::uint64_t evolve_budget_base = max_epoch_jump;
+constexpr std::uint64_t evolve_budget_per_record = 4;
 
-struct checkpoint_row {
-  format::checkpoint cp;
-  bool well_formed = true;
+// The flow id of an erased record, kept until its erasure record is reached.
+struct flow_digest {
+  crypto::hash h{};
+  friend bool operator==(const flow_digest&, const flow_digest&) = default;
 };
+
+flow_digest digest_of(std::string_view flow) {
+  crypto::hasher h;
+  h.update(crypto::byte_view(reinterpret_cast<const std::uint8_t*>(flow.data()), flow.size()));
+  return {h.finish()};
+}
 
 class verifier {
  public:
   verifier(const std::filesystem::path& db, const verify_options& opts)
-      : opts_(opts), path_(db), db_(db, SQLITE_OPEN_READONLY) {
-    sqlite3_busy_timeout(db_.get(), 5000);
+      : opts_(opts), path_(db), db_(sql::open_untrusted(db)) {
     // Read through a memory map: no read(2) copy per page.
     db_.exec("PRAGMA mmap_size=1073741824");
   }
@@ -57,28 +85,26 @@ class verifier {
       throw std::runtime_error("audit schema version " + std::to_string(version) +
                                " is not the one this build reads (" +
                                std::to_string(format::schema_version) + ")");
+    // 1: exactly the format's tables and index: no other table, index, view or
+    // trigger. If the two tables are not the format's own, their rows cannot be
+    // read as records at all.
+    if (!check_schema()) return finish_summary({});
     // 1: SQLite's own check reads every page; it runs on a second connection
     // beside the scan (a second core shortens verify by its share).
     auto integrity = std::async(std::launch::async, [this] {
-      sql::database db2(path_, SQLITE_OPEN_READONLY);
-      sqlite3_busy_timeout(db2.get(), 5000);
+      auto db2 = sql::open_untrusted(path_);
       return db2.query_text("PRAGMA quick_check");
     });
-    load_checkpoints();
-    if (opts_.held) wanted_.insert(opts_.held->seq);
     sum_.macs_checked = opts_.seed != nullptr;
+    sum_.signer_trusted = opts_.signer.has_value();
+    sum_.held_checkpoint_checked = opts_.held.has_value();
     if (opts_.seed) {
       key_epoch_ = 0;
       key_ = crypto::evolve_to(opts_.seed->key, 0, 0);
     }
     scan();
     finish();
-    const std::string check = integrity.get();
-    if (check != "ok") fail(failure_kind::altered, 0, "SQLite integrity check: " + check);
-    std::stable_sort(sum_.failures.begin(), sum_.failures.end(),
-                     [](const auto& a, const auto& b) { return a.seq < b.seq; });
-    if (sum_.failures.size() > opts_.max_failures) sum_.failures.resize(opts_.max_failures);
-    return std::move(sum_);
+    return finish_summary(integrity.get());
   }
 
  private:
@@ -87,34 +113,40 @@ class verifier {
   }
   [[nodiscard]] bool enough() const { return sum_.failures.size() >= opts_.max_failures; }
 
-  void load_checkpoints() {
-    sql::statement st(db_, "SELECT seq, epoch, time_us, head, signature FROM checkpoints ORDER BY id");
-    int rc;
-    while ((rc = st.step()) == SQLITE_ROW) {
-      checkpoint_row r;
-      r.cp.seq = static_cast<std::uint64_t>(st.column_int(0));
-      r.cp.epoch = static_cast<std::uint64_t>(st.column_int(1));
-      r.cp.time_us = st.column_int(2);
-      const auto sig = st.column_blob(4);
-      if (!sql::column_hash(st, 3, r.cp.head) || sig.size() != r.cp.sig.size())
-        r.well_formed = false;
-      else
-        std::copy(sig.begin(), sig.end(), r.cp.sig.begin());
-      wanted_.insert(r.cp.seq);
-      checkpoints_.push_back(r);
-    }
-    if (rc != SQLITE_DONE) throw std::runtime_error("cannot read checkpoints: " + db_.message());
-    sum_.checkpoints = checkpoints_.size();
+  verify_summary finish_summary(const std::string& integrity) {
+    if (!integrity.empty() && integrity != "ok") fail(failure_kind::altered, 0, "SQLite integrity check: " + integrity);
+    std::stable_sort(sum_.failures.begin(), sum_.failures.end(),
+                     [](const auto& a, const auto& b) { return a.seq < b.seq; });
+    if (sum_.failures.size() > opts_.max_failures) sum_.failures.resize(opts_.max_failures);
+    return std::move(sum_);
   }
 
-  const crypto::mac_key* key_for(std::uint64_t epoch) {
-    if (epoch < key_epoch_) {  // only a tampered trail goes backwards
-      key_ = crypto::evolve_to(opts_.seed->key, 0, 0);
-      key_epoch_ = 0;
+  // False when the records or checkpoints table is not the format's.
+  bool check_schema() {
+    bool tables_ok = true;
+    for (const auto& d : schema::differences(db_)) {
+      fail(failure_kind::altered, 0, "the database " + d.what);
+      if (d.table) tables_ok = false;
     }
-    if (epoch == key_epoch_) return &key_;
-    if (epoch - key_epoch_ > max_epoch_jump) return nullptr;
-    key_ = crypto::evolve_to(key_, key_epoch_, epoch);
+    return tables_ok;
+  }
+
+  // The MAC key of an epoch, or null with the reason.
+  const crypto::mac_key* key_for(std::uint64_t epoch, std::string& why) {
+    const bool back = epoch < key_epoch_;  // only a tampered trail goes backwards
+    const std::uint64_t from = back ? 0 : key_epoch_;
+    const std::uint64_t steps = epoch - from;
+    if (steps > max_epoch_jump) {
+      why = "epoch " + std::to_string(epoch) + " is too far from epoch " + std::to_string(from) + " to evolve the key to";
+      return nullptr;
+    }
+    if (evolved_ + steps > evolve_budget_base + evolve_budget_per_record * sum_.records) {
+      why = "epoch " + std::to_string(epoch) + " needs more key evolution than the trail's size allows";
+      return nullptr;
+    }
+    evolved_ += steps;
+    if (back) key_ = crypto::evolve_to(opts_.seed->key, 0, 0);
+    if (steps) key_ = crypto::evolve_to(key_, from, epoch);
     key_epoch_ = epoch;
     return &key_;
   }
@@ -122,11 +154,13 @@ class verifier {
   // The record that was written at seq n, if it stands elsewhere nearby: its
   // header rebuilt with seq n chains from prev to its own stored hash.
   std::optional<std::uint64_t> find_moved(std::uint64_t n, const crypto::hash& prev) {
-    sql::statement st(db_, (std::string("SELECT ") + schema::record_columns +
+    sql::statement st(db_, (std::string("SELECT ") + schema::record_columns_sized +
                             " FROM records WHERE seq BETWEEN ?1 AND ?2 AND seq != ?3")
                                .c_str());
-    st.bind(1, static_cast<std::int64_t>(n > reorder_window ? n - reorder_window : 1));
-    st.bind(2, static_cast<std::int64_t>(n + reorder_window));
+    const std::uint64_t lo = n > reorder_window ? n - reorder_window : 1;
+    const std::uint64_t hi = n > INT64_MAX - reorder_window ? INT64_MAX : n + reorder_window;
+    st.bind(1, static_cast<std::int64_t>(lo));
+    st.bind(2, static_cast<std::int64_t>(hi));
     st.bind(3, static_cast<std::int64_t>(n));
     stored_row row;
     crypto::bytes header;
@@ -141,8 +175,58 @@ class verifier {
     return std::nullopt;
   }
 
+  // The next stored checkpoint in seq order (false at the end).
+  bool next_checkpoint() {
+    const int rc = checkpoints_.step();
+    if (rc == SQLITE_ROW) {
+      read_checkpoint(checkpoints_, cp_);
+      ++sum_.checkpoints;
+      return true;
+    }
+    if (rc != SQLITE_DONE) throw std::runtime_error("cannot read checkpoints: " + db_.message());
+    return false;
+  }
+
+  // Checkpoints (stored ones and the held one) whose seq the scan has reached.
+  void checkpoints_up_to(std::uint64_t seq, const stored_row* row) {
+    while (have_cp_ && cp_.cp.seq <= seq) {
+      const std::string what = "checkpoint at seq " + std::to_string(cp_.cp.seq);
+      if (!cp_.well_formed) fail(failure_kind::altered, cp_.cp.seq, what + " is malformed");
+      else if (row && cp_.cp.seq == seq) check_checkpoint(cp_.cp, *row, what, {});
+      // A checkpoint of a seq the scan passed without seeing (missing) was
+      // reported as missing records already.
+      have_cp_ = next_checkpoint();
+    }
+    if (opts_.held && !held_done_ && opts_.held->seq <= seq) {
+      held_done_ = true;
+      if (row && opts_.held->seq == seq) check_checkpoint(*opts_.held, *row, "the held checkpoint", opts_.held->signer);
+    }
+  }
+
+  void check_checkpoint(const format::checkpoint& cp, const stored_row& row, const std::string& what,
+                        const std::optional<crypto::sign_public_key>& fallback_signer) {
+    if (row.hash != cp.head || row.h.epoch != cp.epoch) {
+      fail(failure_kind::altered, cp.seq,
+           what + " does not match record " + std::to_string(cp.seq) +
+               " (the trail was rolled back, rebuilt or altered)");
+      return;
+    }
+    std::optional<crypto::sign_public_key> key = opts_.signer;
+    if (!key) key = fallback_signer;
+    if (!key && signer_epoch_ == cp.epoch) key = signer_;
+    if (!key) {
+      fail(failure_kind::bad_signature, cp.seq, what + ": no signer key known for epoch " + std::to_string(cp.epoch));
+      return;
+    }
+    if (!crypto::sign_verify(*key, format::checkpoint_message(cp), cp.sig))
+      fail(failure_kind::bad_signature, cp.seq, what + " has a bad signature");
+  }
+
   void scan() {
-    sql::statement st(db_, (std::string("SELECT ") + schema::record_columns +
+    checkpoints_ = sql::statement(
+        db_, (std::string("SELECT ") + schema::checkpoint_columns + " FROM checkpoints ORDER BY seq, id").c_str());
+    have_cp_ = next_checkpoint();
+    sql::statement st(db_, (std::string("SELECT ") + schema::record_columns_sized +
                             " FROM records ORDER BY seq")
                                .c_str());
     stored_row row;
@@ -151,10 +235,18 @@ class verifier {
     crypto::hash prev = format::zero_hash;
     bool prev_known = true;
     std::optional<std::uint64_t> cur_epoch;
-    int rc;
+    int rc = SQLITE_DONE;
     while (!enough() && (rc = st.step()) == SQLITE_ROW) {
+      // seq is the table's INTEGER PRIMARY KEY (the rowid): an integer, in
+      // ascending order, but it may be 0 or negative in a hostile file.
+      const std::int64_t raw_seq = st.column_int(schema::c_seq);
+      if (raw_seq < 1) {
+        ++sum_.records;
+        fail(failure_kind::altered, 0, "a record has seq " + std::to_string(raw_seq) + " (seqs start at 1)");
+        continue;
+      }
       read_row(st, row);
-      const auto seq = row.h.seq;
+      const auto seq = static_cast<std::uint64_t>(raw_seq);
       const bool first = sum_.records == 0;
       ++sum_.records;
       sum_.last_seq = seq;
@@ -162,6 +254,7 @@ class verifier {
       sum_.last_time_us = row.h.time_us;
       if (!row.well_formed) {
         fail(failure_kind::altered, seq, "record is malformed: " + row.problem);
+        checkpoints_up_to(seq, nullptr);
         prev = row.hash;
         expected = seq + 1;
         continue;
@@ -172,13 +265,14 @@ class verifier {
                                  : "records " + std::to_string(expected) + " to " +
                                        std::to_string(seq - 1) + " are missing");
         prev_known = false;
+        checkpoints_up_to(seq - 1, nullptr);
       }
       // 4: payload against its hash; 5: erased payloads are collected here.
       if (!row.payload_null) {
         if (format::payload_hash(row.payload) != row.payload_hash)
           fail(failure_kind::altered, seq, "payload does not match its hash");
       } else if (row.h.kind == record_kind::flow_opened || row.h.kind == record_kind::flow_closed) {
-        erased_pending_[seq] = row.h.flow_id;
+        erased_pending_[seq] = digest_of(row.h.flow_id);
       } else {
         fail(failure_kind::altered, seq, "payload of a " +
                                              std::string(format::kind_name(row.h.kind)) +
@@ -202,10 +296,12 @@ class verifier {
         else if (!first && cur_epoch && row.h.epoch <= *cur_epoch)
           fail(failure_kind::altered, seq, "epoch " + std::to_string(row.h.epoch) +
                                                " does not follow epoch " + std::to_string(*cur_epoch));
-        if (const auto body = format::decode_epoch_start(row.payload))
-          signers_[row.h.epoch] = body->signer;
-        else if (!row.payload_null)
+        if (const auto body = format::decode_epoch_start(row.payload)) {
+          signer_ = body->signer;
+          signer_epoch_ = row.h.epoch;
+        } else if (!row.payload_null) {
           fail(failure_kind::altered, seq, "epoch_start record is malformed");
+        }
         cur_epoch = row.h.epoch;
         ++sum_.epochs;
       } else {
@@ -219,16 +315,23 @@ class verifier {
       }
       // 4: the MAC under the epoch's key.
       if (opts_.seed) {
-        const auto* k = key_for(row.h.epoch);
-        if (!k || !crypto::equal(format::record_mac(*k, row.hash), row.mac))
+        std::string why;
+        const auto* k = key_for(row.h.epoch, why);
+        if (!k)
+          fail(failure_kind::bad_mac, seq, "MAC not checked: " + why);
+        else if (!crypto::equal(format::record_mac(*k, row.hash), row.mac))
           fail(failure_kind::bad_mac, seq,
                "MAC does not verify under the key of epoch " + std::to_string(row.h.epoch));
       }
-      if (wanted_.count(seq)) hashes_[seq] = {row.hash, row.h.epoch};
+      // 6, 7: checkpoints of this seq.
+      checkpoints_up_to(seq, &row);
       prev = row.hash;
       prev_known = true;
       expected = seq + 1;
     }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+      throw std::runtime_error("cannot read records after seq " + std::to_string(sum_.last_seq) + ": " +
+                               db_.message());
     scan_complete_ = !enough();
   }
 
@@ -238,67 +341,41 @@ class verifier {
       if (!row.payload_null) fail(failure_kind::altered, row.h.seq, "erasure record is malformed");
       return;
     }
+    const auto flow = digest_of(row.h.flow_id);
     bool any = false;
     for (const auto s : body->seqs) {
       const auto it = erased_pending_.find(s);
-      if (it != erased_pending_.end() && it->second == row.h.flow_id) {
+      if (it != erased_pending_.end() && it->second == flow) {
         erased_pending_.erase(it);
         ++sum_.erased_payloads;
         any = true;
       }
     }
-    if (any && std::find(sum_.erased_flows.begin(), sum_.erased_flows.end(), row.h.flow_id) ==
-                   sum_.erased_flows.end())
+    if (!any) return;
+    ++sum_.erasure_records;
+    if (listed_flows_.size() < verify_summary::max_listed_flows && listed_flows_.insert(flow.h).second)
       sum_.erased_flows.push_back(row.h.flow_id);
   }
 
-  void check_checkpoint(const format::checkpoint& cp, bool well_formed, const std::string& what,
-                        const std::optional<crypto::sign_public_key>& fallback_signer) {
-    if (!well_formed) {
-      fail(failure_kind::altered, cp.seq, what + " is malformed");
-      return;
-    }
-    if (cp.seq > sum_.last_seq) {
-      if (scan_complete_)
-        fail(failure_kind::truncated, sum_.last_seq + 1,
-             "the trail ends at seq " + std::to_string(sum_.last_seq) + " but " + what +
-                 " covers seq " + std::to_string(cp.seq) + " (" + format::format_time(cp.time_us) + ")");
-      return;
-    }
-    const auto it = hashes_.find(cp.seq);
-    if (it == hashes_.end()) return;  // that part was not scanned (stopped early) or is missing
-    if (it->second.first != cp.head || it->second.second != cp.epoch) {
-      fail(failure_kind::altered, cp.seq,
-           what + " does not match record " + std::to_string(cp.seq) +
-               " (the trail was rolled back, rebuilt or altered)");
-      return;
-    }
-    std::optional<crypto::sign_public_key> key = opts_.signer;
-    if (!key) key = fallback_signer;
-    if (!key) {
-      const auto s = signers_.find(cp.epoch);
-      if (s != signers_.end()) key = s->second;
-    }
-    if (!key) {
-      fail(failure_kind::bad_signature, cp.seq, what + ": no signer key known for epoch " +
-                                                    std::to_string(cp.epoch));
-      return;
-    }
-    if (!crypto::sign_verify(*key, format::checkpoint_message(cp), cp.sig))
-      fail(failure_kind::bad_signature, cp.seq, what + " has a bad signature");
-  }
-
   void finish() {
-    if (scan_complete_)
-      for (const auto& [seq, flow] : erased_pending_)
-        fail(failure_kind::altered, seq,
-             "payload of flow " + flow + " was removed without an erasure record");
-    for (const auto& r : checkpoints_)
-      check_checkpoint(r.cp, r.well_formed, "checkpoint at seq " + std::to_string(r.cp.seq), {});
-    sum_.signer_trusted = opts_.signer.has_value();
-    if (opts_.held) {
-      sum_.held_checkpoint_checked = true;
-      check_checkpoint(*opts_.held, true, "the held checkpoint", opts_.held->signer);
+    if (!scan_complete_) return;
+    for (const auto& [seq, flow] : erased_pending_)
+      fail(failure_kind::altered, seq, "payload of a flow record was removed without an erasure record");
+    // 6, 7: checkpoints past the end of the trail.
+    const std::string ends = "the trail ends at seq " + std::to_string(sum_.last_seq) + " but ";
+    while (have_cp_ && !enough()) {
+      if (!cp_.well_formed)
+        fail(failure_kind::altered, cp_.cp.seq, "checkpoint at seq " + std::to_string(cp_.cp.seq) + " is malformed");
+      else
+        fail(failure_kind::truncated, sum_.last_seq + 1,
+             ends + "checkpoint at seq " + std::to_string(cp_.cp.seq) + " covers it (" +
+                 format::format_time(cp_.cp.time_us) + ")");
+      have_cp_ = next_checkpoint();
+    }
+    if (opts_.held && !held_done_) {
+      fail(failure_kind::truncated, sum_.last_seq + 1,
+           ends + "the held checkpoint covers seq " + std::to_string(opts_.held->seq) + " (" +
+               format::format_time(opts_.held->time_us) + ")");
     }
   }
 
@@ -306,13 +383,17 @@ class verifier {
   std::filesystem::path path_;
   sql::database db_;
   verify_summary sum_;
-  std::vector<checkpoint_row> checkpoints_;
-  std::set<std::uint64_t> wanted_;  // seqs whose hash a checkpoint repeats
-  std::map<std::uint64_t, std::pair<crypto::hash, std::uint64_t>> hashes_;
-  std::map<std::uint64_t, crypto::sign_public_key> signers_;
-  std::map<std::uint64_t, std::string> erased_pending_;
+  sql::statement checkpoints_;
+  stored_checkpoint cp_;
+  bool have_cp_ = false;
+  bool held_done_ = false;
+  crypto::sign_public_key signer_{};
+  std::optional<std::uint64_t> signer_epoch_;
+  std::map<std::uint64_t, flow_digest> erased_pending_;
+  std::set<crypto::hash> listed_flows_;
   crypto::mac_key key_;
   std::uint64_t key_epoch_ = 0;
+  std::uint64_t evolved_ = 0;
   bool scan_complete_ = false;
 };
 

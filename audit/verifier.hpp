@@ -1,7 +1,10 @@
 #pragma once
 // Verification of an audit database against the "valid if and only if" rule of
 // format.hpp. Reads the database only (read-only open; safe while customsd
-// writes). Names the first failing record and the kind of failure.
+// writes). Names the first failing record and the kind of failure. The file is
+// taken as hostile: its schema must be exactly the format's, every value is
+// bounded, and memory does not grow with the number of records or checkpoints
+// (see verifier.cpp for the bounds).
 
 #include <cstdint>
 #include <filesystem>
@@ -53,6 +56,10 @@ struct verify_summary {
   std::int64_t first_time_us = 0;
   std::int64_t last_time_us = 0;
   std::uint64_t erased_payloads = 0;  // records whose payload was erased (legitimately)
+  std::uint64_t erasure_records = 0;  // erasure records that erased a payload
+  // The erased flows, the first max_listed_flows of them (a hostile trail may
+  // claim any number).
+  static constexpr std::size_t max_listed_flows = 100;
   std::vector<std::string> erased_flows;
   std::uint64_t checkpoints = 0;
   bool macs_checked = false;

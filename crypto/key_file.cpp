@@ -127,7 +127,9 @@ struct parsed {
 };
 
 void read_key_file(const fs::path& file, const kind_info& i, parsed& out) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  // O_NONBLOCK: a FIFO named as a key file is refused below (not a regular
+  // file) instead of blocking the open until someone writes to it.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     if (errno == ELOOP) fail(file, "is a symbolic link; give the key file itself");
     fail(file, "cannot open " + std::string(i.file) + ": " + errno_text());

@@ -1,5 +1,8 @@
 #include "daemon/config.hpp"
 
+#include "policy/input_file.hpp"
+#include "policy/jurisdictions.hpp"
+
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
@@ -224,6 +227,51 @@ bool valid_ip(const std::string& s) {
   return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
+// Whether two listening sockets (address literal, port) would claim the same
+// connections: same port (0 picks a free one: never) and the same address, or
+// one of them the wildcard of the other's family (:: also takes IPv4, as Linux
+// binds it dual-stack by default). IPv4-mapped IPv6 addresses count as IPv4.
+bool endpoints_overlap(const std::string& a, std::uint16_t pa, const std::string& b, std::uint16_t pb) {
+  if (pa == 0 || pa != pb) return false;
+  struct addr {
+    std::array<unsigned char, 16> bytes{};
+    bool v4 = false;
+    bool any = false;
+    bool ok = false;
+  };
+  const auto parse = [](const std::string& s) {
+    addr r;
+    unsigned char v4[4];
+    if (inet_pton(AF_INET, s.c_str(), v4) == 1) {
+      r.ok = r.v4 = true;
+      std::copy(v4, v4 + 4, r.bytes.begin());
+    } else if (inet_pton(AF_INET6, s.c_str(), r.bytes.data()) == 1) {
+      r.ok = true;
+      static constexpr unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+      if (std::equal(mapped, mapped + 12, r.bytes.begin())) {
+        r.v4 = true;
+        std::copy(r.bytes.begin() + 12, r.bytes.end(), r.bytes.begin());
+        std::fill(r.bytes.begin() + 4, r.bytes.end(), 0);
+      }
+    }
+    const std::size_t n = r.v4 ? 4 : 16;
+    r.any = r.ok && std::all_of(r.bytes.begin(), r.bytes.begin() + static_cast<std::ptrdiff_t>(n),
+                                [](unsigned char c) { return c == 0; });
+    return r;
+  };
+  const addr x = parse(a), y = parse(b);
+  if (!x.ok || !y.ok) return false;  // reported elsewhere
+  if ((x.any && !x.v4) || (y.any && !y.v4)) return true;  // "::"
+  if (x.v4 != y.v4) return false;
+  return x.any || y.any || x.bytes == y.bytes;
+}
+
+// "127.0.0.1:8080", "[::1]:8443"
+std::string endpoint_text(const std::string& address, std::uint16_t port) {
+  const bool v6 = address.find(':') != std::string::npos;
+  return (v6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+}
+
 bool has_dot_segment(std::string_view path) {
   std::size_t i = 0;
   while (i < path.size()) {
@@ -248,7 +296,12 @@ void read_address(walker& w, const YAML::Node& v, const std::string& path, std::
 
 void read_jurisdiction(walker& w, const YAML::Node& v, const std::string& path, std::string& out) {
   if (!w.string(v, path, out)) return;
-  if (!valid_jurisdiction(out)) w.error(v, "E_VALUE", path + ": expected an ISO 3166-1 alpha-2 code such as US");
+  if (valid_jurisdiction(out)) return;
+  // The rule loader's check (an assigned code, not just two letters): a code no
+  // rule names, such as UK for GB, would change verdicts silently.
+  std::string m = path + ": expected an ISO 3166-1 alpha-2 code such as US, not '" + out + "'";
+  if (const auto hint = policy::country_code_hint(out); !hint.empty()) m += " (did you mean " + std::string(hint) + "?)";
+  w.error(v, "E_VALUE", m);
 }
 
 void read_tenant(walker& w, const YAML::Node& v, const std::string& path, std::string& out) {
@@ -394,6 +447,16 @@ void read_audit(walker& w, const YAML::Node& n, const std::string& path, const s
        if (x < 16) w.error(v, "E_VALUE", p + ": must be at least 16");
        else a.queue_capacity = x;
      }},
+    {"queue_bytes", false, [&](const YAML::Node& v, const std::string& p) {
+       std::uint64_t x = 0;
+       if (!w.size_value(v, p, x)) return;
+       if (x < audit_config::min_queue_bytes)
+         w.error(v, "E_VALUE", p + ": must be at least " + std::to_string(audit_config::min_queue_bytes) +
+                                   " (two records of the largest size)");
+       else if (x > audit_config::max_queue_bytes)
+         w.error(v, "E_VALUE", p + ": must be at most " + std::to_string(audit_config::max_queue_bytes));
+       else a.queue_bytes = x;
+     }},
     {"index_fields", false, [&](const YAML::Node& v, const std::string& p) {
        if (!w.sequence(v, p)) return;
        static constexpr std::string_view known[] = {"route", "src", "dst", "tenant", "action",
@@ -531,11 +594,13 @@ void read_route(walker& w, const YAML::Node& n, const std::string& path, route_c
 }
 
 void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits_config& l) {
-  auto size = [&](std::string_view key, std::uint64_t& out, std::uint64_t min) {
-    return walker::field{key, false, [&w, &out, min](const YAML::Node& v, const std::string& p) {
+  auto size = [&](std::string_view key, std::uint64_t& out, std::uint64_t min,
+                  std::uint64_t max = UINT64_MAX) {
+    return walker::field{key, false, [&w, &out, min, max](const YAML::Node& v, const std::string& p) {
       std::uint64_t x = 0;
       if (!w.size_value(v, p, x)) return;
       if (x < min) w.error(v, "E_VALUE", p + ": must be at least " + std::to_string(min));
+      else if (x > max) w.error(v, "E_VALUE", p + ": must be at most " + std::to_string(max));
       else out = x;
     }};
   };
@@ -557,10 +622,10 @@ void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits
   };
   w.map(n, path, {
     size("header_bytes", l.header_bytes, 1024),
-    size("request_body_bytes", l.request_body_bytes, 0),
-    size("response_body_bytes", l.response_body_bytes, 1024),
+    size("request_body_bytes", l.request_body_bytes, limit_bounds::min_body_bytes, limit_bounds::max_body_bytes),
+    size("response_body_bytes", l.response_body_bytes, limit_bounds::min_body_bytes, limit_bounds::max_body_bytes),
     size("response_header_bytes", l.response_header_bytes, 1024),
-    size("sse_event_bytes", l.sse_event_bytes, 256),
+    size("sse_event_bytes", l.sse_event_bytes, limit_bounds::min_sse_event_bytes, limit_bounds::max_sse_event_bytes),
     count("connections", l.connections, 1, 10'000'000),
     count("upstream_idle_per_route", l.upstream_idle_per_route, 0, 100'000),
     time("header_timeout", l.header_timeout),
@@ -578,6 +643,8 @@ void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits
 void read_document(walker& w, const YAML::Node& root, const std::filesystem::path& base, config& c) {
   const YAML::Node* listeners_node = nullptr;
   YAML::Node listeners_copy;
+  const YAML::Node* admin_node = nullptr;
+  YAML::Node admin_copy;
   YAML::Node rules_node, audit_node;
   bool has_rules = false, has_audit = false;
   w.map(root, "", {
@@ -600,6 +667,8 @@ void read_document(walker& w, const YAML::Node& root, const std::filesystem::pat
        }
      }},
     {"admin", false, [&](const YAML::Node& v, const std::string& p) {
+       admin_copy = v;
+       admin_node = &admin_copy;
        w.map(v, p, {
          {"address", true, [&](const YAML::Node& x, const std::string& q) { read_address(w, x, q, c.admin.address); }},
          {"port", true, [&](const YAML::Node& x, const std::string& q) { read_port(w, x, q, c.admin.port); }},
@@ -698,18 +767,30 @@ void read_document(walker& w, const YAML::Node& root, const std::filesystem::pat
   // trail without rules would record nothing but pass-through.
   if (has_rules && !has_audit) w.error(rules_node, "E_MISSING", "audit: required when rules are set");
   if (has_audit && !has_rules) w.error(audit_node, "E_MISSING", "rules: required when audit is set");
-  // Two listeners on one address and port cannot both bind.
+  // Two sockets on one port whose addresses overlap cannot both bind (or, with
+  // SO_REUSEPORT, would share the traffic): listeners among themselves and with
+  // the admin listener.
   if (listeners_node != nullptr && listeners_node->IsSequence()) {
     std::set<std::string> names;
-    std::set<std::pair<std::string, std::uint16_t>> endpoints;
     for (std::size_t i = 0; i < c.listeners.size() && i < listeners_node->size(); ++i) {
       const auto& l = c.listeners[i];
       const YAML::Node item = (*listeners_node)[i];
       if (!l.name.empty() && !names.insert(l.name).second) {
         w.error(item, "E_DUPLICATE", "listeners: name '" + l.name + "' appears twice");
       }
-      if (l.port != 0 && !l.address.empty() && !endpoints.insert({l.address, l.port}).second) {
-        w.error(item, "E_DUPLICATE", "listeners: " + l.address + ":" + std::to_string(l.port) + " appears twice");
+      for (std::size_t j = 0; j < i; ++j) {
+        const auto& o = c.listeners[j];
+        if (endpoints_overlap(l.address, l.port, o.address, o.port)) {
+          w.error(item, "E_DUPLICATE", "listeners: " + l.name + " (" + endpoint_text(l.address, l.port) +
+                                           ") overlaps listener " + o.name + " (" +
+                                           endpoint_text(o.address, o.port) + ")");
+          break;
+        }
+      }
+      if (endpoints_overlap(l.address, l.port, c.admin.address, c.admin.port)) {
+        w.error(admin_node ? *admin_node : item, "E_DUPLICATE",
+                "admin: " + endpoint_text(c.admin.address, c.admin.port) + " overlaps listener " + l.name + " (" +
+                    endpoint_text(l.address, l.port) + "); give the admin listener its own port");
       }
     }
   }
@@ -725,10 +806,7 @@ bool valid_tenant(std::string_view t) noexcept {
   });
 }
 
-bool valid_jurisdiction(std::string_view j) noexcept {
-  return j.size() == 2 && std::isupper(static_cast<unsigned char>(j[0])) &&
-         std::isupper(static_cast<unsigned char>(j[1]));
-}
+bool valid_jurisdiction(std::string_view j) noexcept { return policy::is_country_code(j); }
 
 bool parse_cidr(std::string_view s, cidr_block& out, std::string& why) {
   out = cidr_block{};
@@ -931,7 +1009,14 @@ config parse_config(std::string_view yaml, const std::string& file_name,
   walker w(file_name, base_dir);
   YAML::Node root;
   try {
-    root = YAML::Load(std::string(yaml));
+    // One document: a second one (after "---") would be ignored silently by a
+    // plain load, so what the operator reads would not be what customsd runs.
+    const auto docs = YAML::LoadAll(std::string(yaml));
+    if (docs.size() > 1) {
+      w.error(docs[1].Mark(), "E_YAML", "a config file holds one YAML document; this is a second one");
+      throw config_error(w.diagnostics());
+    }
+    if (!docs.empty()) root = docs[0];
   } catch (const YAML::ParserException& e) {
     w.error(e.mark, "E_YAML", e.msg);
     throw config_error(w.diagnostics());
@@ -955,14 +1040,15 @@ config parse_config(std::string_view yaml, const std::string& file_name,
 }
 
 config load_config(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw config_io_error(file.string() + ": error: E_IO: cannot open the file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw config_io_error(file.string() + ": error: E_IO: cannot read the file");
+  std::string text;
+  try {
+    text = policy::read_input_file(file, max_config_bytes);
+  } catch (const policy::input_file_error& e) {
+    throw config_io_error(file.string() + ": error: E_IO: " + e.why());
+  }
   auto base = file.parent_path();
   if (base.empty()) base = ".";
-  config c = parse_config(ss.str(), file.string(), base);
+  config c = parse_config(text, file.string(), base);
   c.file = file;
   return c;
 }

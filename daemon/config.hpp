@@ -37,7 +37,7 @@
 //     content: findings            # none | findings | full
 //     on_failure: refuse           # refuse (503) | allow
 //     epoch_records: 100000        # and epoch_duration, commit_records,
-//     commit_interval: 0ms         # queue_capacity, index_fields
+//     commit_interval: 0ms         # queue_capacity, queue_bytes, index_fields
 //   unscannable: block             # block | tag | allow
 //
 // Relative file paths are taken from the config file's folder. Durations are
@@ -120,7 +120,8 @@ struct cidr_block {
   friend bool operator==(const cidr_block& a, const cidr_block& b) { return a.text == b.text; }
 };
 
-// "CN": two upper-case ASCII letters (ISO 3166-1 alpha-2 shape).
+// "CN": an assigned ISO 3166-1 alpha-2 code (the rule loader's check,
+// policy::is_country_code): "UK" and "ZZ" are not.
 [[nodiscard]] bool valid_jurisdiction(std::string_view j) noexcept;
 // 1 to 64 of [A-Za-z0-9._:-]: safe in headers, logs and metric labels.
 [[nodiscard]] bool valid_tenant(std::string_view t) noexcept;
@@ -174,6 +175,18 @@ struct route_config {
 
 using duration = std::chrono::milliseconds;
 
+// The largest config file read (a larger one is an I/O error).
+inline constexpr std::size_t max_config_bytes = 1u << 20;
+
+// The range the body and event limits may be set to (the loader refuses values
+// outside). Bodies and events are held whole while they are inspected.
+struct limit_bounds {
+  static constexpr std::uint64_t min_body_bytes = 1024;
+  static constexpr std::uint64_t max_body_bytes = 1ull << 30;
+  static constexpr std::uint64_t min_sse_event_bytes = 256;
+  static constexpr std::uint64_t max_sse_event_bytes = 64ull << 20;
+};
+
 // Every bound of the data plane, with its config key (limits.<key>).
 struct limits_config {
   std::uint64_t header_bytes = 16 * 1024;           // request line + headers
@@ -215,6 +228,9 @@ struct audit_config {
   std::uint64_t commit_records = 512;
   duration commit_interval{0};  // 0: commit as soon as the writer caught up
   std::uint64_t queue_capacity = 65536;
+  std::uint64_t queue_bytes = 256u << 20;  // bytes of records waiting (audit.queue_bytes)
+  static constexpr std::uint64_t min_queue_bytes = 64u << 20;
+  static constexpr std::uint64_t max_queue_bytes = 64ull << 30;
   std::vector<std::string> index_fields = {"route", "src", "dst", "tenant", "action",
                                            "rules", "rule_set_hash", "tokens"};
   friend bool operator==(const audit_config&, const audit_config&) = default;

@@ -91,8 +91,11 @@ int main(int argc, char** argv) {
   }
 
   // Writes to a client or upstream that went away must fail with EPIPE, not
-  // kill the process.
+  // kill the process; a write past a file size limit (RLIMIT_FSIZE, systemd's
+  // LimitFSIZE=) must fail with EFBIG (the audit trail then refuses records, as
+  // on a full disk), not kill it.
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGXFSZ, SIG_IGN);
   std::unique_ptr<enforce::enforcer> enf;
   try {
     server_options opts;

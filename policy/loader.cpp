@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "policy/canonical.hpp"
+#include "policy/input_file.hpp"
 #include "policy/jurisdictions.hpp"
 #include "policy/model.hpp"
 #include "policy/pattern.hpp"
@@ -1022,22 +1023,20 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
   for (const auto& f : files) {
     const std::string name = f.string();
     file_order.push_back(name);
-    std::ifstream in(f, std::ios::binary);
     origin o;
     o.file = name;
-    if (!in) {
-      s.error(o, "E_IO", "cannot read the file");
-      continue;
-    }
-    std::stringstream buf;
-    buf << in.rdbuf();
-    if (buf.str().size() > opts.max_file_size) {
-      s.error(o, "E_IO", "the file is over " + std::to_string(opts.max_file_size) + " bytes");
+    // Regular files only, at most max_file_size bytes: a FIFO or a device named
+    // as a rule file is refused without blocking or reading it.
+    std::string text;
+    try {
+      text = read_input_file(f, opts.max_file_size);
+    } catch (const input_file_error& e) {
+      s.error(o, "E_IO", e.why());
       continue;
     }
     std::vector<YAML::Node> docs;
     try {
-      docs = YAML::LoadAll(buf.str());
+      docs = YAML::LoadAll(text);
     } catch (const YAML::Exception& e) {
       o.line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
       o.col = e.mark.column >= 0 ? e.mark.column + 1 : 0;

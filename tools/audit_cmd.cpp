@@ -14,6 +14,7 @@
 #include "audit/store.hpp"
 #include "audit/verifier.hpp"
 #include "crypto/key_file.hpp"
+#include "policy/input_file.hpp"
 #include "tools/args.hpp"
 #include "tools/audit_volumes.hpp"
 #include "tools/commands.hpp"
@@ -153,12 +154,10 @@ int cmd_verify(const parsed_args& a) {
   vo.seed = seed ? &*seed : nullptr;
   if (const auto p = a.get("signer")) vo.signer = crypto::load_signing_public(*p);
   if (const auto p = a.get("checkpoint")) {
-    std::ifstream in(*p);
-    if (!in) throw std::runtime_error(*p + ": cannot read checkpoint file");
-    std::stringstream ss;
-    ss << in.rdbuf();
+    // A checkpoint file is a few hundred bytes of text.
+    const std::string text = policy::read_input_file(*p, 64 * 1024);
     try {
-      vo.held = audit::format::checkpoint_from_text(ss.str());
+      vo.held = audit::format::checkpoint_from_text(text);
     } catch (const std::exception& e) {
       throw std::runtime_error(*p + ":" + e.what());
     }
@@ -192,7 +191,12 @@ int cmd_verify(const parsed_args& a) {
     std::cout << "held checkpoint: none given (truncation after the last stored checkpoint "
                  "cannot be detected; give --checkpoint FILE)\n";
   std::cout << "erased payloads: " << sum.erased_payloads;
-  if (!sum.erased_flows.empty()) std::cout << " (flows: " << join(sum.erased_flows, ", ") << ")";
+  if (!sum.erased_flows.empty()) {
+    std::cout << " (flows: " << join(sum.erased_flows, ", ");
+    if (sum.erased_flows.size() >= audit::verify_summary::max_listed_flows)
+      std::cout << ", ... (the first " << audit::verify_summary::max_listed_flows << " are listed)";
+    std::cout << ")";
+  }
   std::cout << "\n";
   return 0;
 }

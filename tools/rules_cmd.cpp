@@ -24,6 +24,7 @@
 #include <sstream>
 
 #include "policy/authoring.hpp"
+#include "policy/input_file.hpp"
 #include "policy/policy.hpp"
 #include "policy/volume.hpp"
 #include "tools/commands.hpp"
@@ -33,6 +34,9 @@ namespace customs::tools {
 namespace {
 
 namespace json = boost::json;
+
+// The largest text `rules explain` reads from a file or standard input.
+constexpr std::size_t max_explain_bytes = 16u << 20;
 using policy::diagnostic;
 
 constexpr std::string_view usage =
@@ -253,15 +257,13 @@ int explain(std::span<const std::string_view> args) {
   if (!have_from || !have_to) return usage_error("explain needs --from and --to");
   if (text.has_value() == file.has_value()) return usage_error("give the text as an argument, --file F or - (stdin)");
   if (file) {
-    if (*file == "-") {
-      text = std::string(std::istreambuf_iterator<char>(std::cin), {});
-    } else {
-      std::ifstream in(*file, std::ios::binary);
-      if (!in) {
-        std::cerr << *file << ": error: E_IO: cannot read the file\n";
-        return 2;
-      }
-      text = std::string(std::istreambuf_iterator<char>(in), {});
+    // A text to explain is at most what customsd takes as a request body.
+    try {
+      text = *file == "-" ? policy::read_input_stream(std::cin, "-", max_explain_bytes)
+                          : policy::read_input_file(*file, max_explain_bytes);
+    } catch (const policy::input_file_error& e) {
+      std::cerr << e.file() << ": error: E_IO: " << e.why() << "\n";
+      return 2;
     }
   }
   const auto r = policy::load_rule_set(paths);

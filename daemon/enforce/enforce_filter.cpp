@@ -48,6 +48,7 @@ std::string_view audit_reason(int e) {
     case audit::errc::queue_full: return "queue_full";
     case audit::errc::store_failed: return "store_failed";
     case audit::errc::closed: return "closed";
+    case audit::errc::trail_lost: return "trail_lost";
   }
   return "store_failed";
 }

@@ -78,7 +78,7 @@ enforce_metrics::enforce_metrics(unsigned workers)
                          "Flows that met an unavailable counter store, by on_unavailable policy.", {"policy"}, workers),
       volume_levels("customs_volume_levels_total", "Flows that reached a volume level.", {"counter", "level"}, workers),
       shards_(workers) {
-  for (const char* r : {"queue_full", "store_failed", "closed"}) {
+  for (const char* r : {"queue_full", "store_failed", "closed", "trail_lost"}) {
     audit_refusals.ensure({r});
     audit_failures.ensure({r});
   }
@@ -151,6 +151,9 @@ void enforce_metrics::render(std::string& out) const {
     const auto st = writer_->get_stats();
     write_metric_header(out, "customs_audit_queue_depth", "gauge", "Audit records waiting for the writer thread.");
     write_sample(out, "customs_audit_queue_depth", "", st.queue_depth);
+    write_metric_header(out, "customs_audit_queue_bytes", "gauge",
+                        "Bytes of the audit records waiting for the writer thread or its commit.");
+    write_sample(out, "customs_audit_queue_bytes", "", st.queue_bytes);
     write_metric_header(out, "customs_audit_commit_latency_seconds", "gauge", "Duration of the last audit commit.");
     write_gauge_value(out, "customs_audit_commit_latency_seconds", "",
                       static_cast<double>(st.last_commit_latency.count()) / 1e6);
@@ -159,12 +162,21 @@ void enforce_metrics::render(std::string& out) const {
     write_metric_header(out, "customs_audit_commits_total", "counter", "Audit group commits.");
     write_sample(out, "customs_audit_commits_total", "", st.commits);
     write_metric_header(out, "customs_audit_checkpoints_total", "counter",
-                        "Background WAL checkpoint runs of the audit store.");
+                        "Signed audit checkpoints written (chain head statements for auditors).");
     write_sample(out, "customs_audit_checkpoints_total", "", st.checkpoints);
+    write_metric_header(out, "customs_audit_wal_checkpoints_total", "counter",
+                        "SQLite WAL checkpoint runs of the audit store (WAL copied into the database file).");
+    write_sample(out, "customs_audit_wal_checkpoints_total", "", st.wal_checkpoints);
+    write_metric_header(out, "customs_audit_records_truncated_total", "counter",
+                        "Audit records held to the size bounds (an index field cut or the payload replaced).");
+    write_sample(out, "customs_audit_records_truncated_total", "", st.records_truncated);
     write_metric_header(out, "customs_audit_store_errors_total", "counter", "Audit commits the database refused.");
     write_sample(out, "customs_audit_store_errors_total", "", st.store_errors);
     write_metric_header(out, "customs_audit_healthy", "gauge", "1 while the audit trail takes records.");
     write_sample(out, "customs_audit_healthy", "", writer_->healthy() ? 1 : 0);
+    write_metric_header(out, "customs_audit_trail_lost", "gauge",
+                        "1 once the audit database was deleted or replaced under customsd (until restart).");
+    write_sample(out, "customs_audit_trail_lost", "", st.trail_lost ? 1 : 0);
   }
   if (!set_hash_.empty()) {
     write_metric_header(out, "customs_rule_set_info", "gauge", "The active rule set.");

@@ -8,7 +8,8 @@
 //   customs_rule_flows_total{rule}               flows in which a rule fired
 //   customs_findings_total{detector,direction}   findings
 //   customs_audit_refusals_total{reason}         flows refused (503) because the trail refused
-//                                                their record: queue_full, store_failed, closed
+//                                                their record: queue_full, store_failed, closed,
+//                                                trail_lost
 //   customs_audit_failures_total{reason}         records the trail did not take (also of
 //                                                flows let through with on_failure: allow)
 //   customs_source_headers_ignored_total         X-Customs-* source headers from untrusted peers
@@ -16,10 +17,13 @@
 //   customs_hold_back_seconds                    how long streamed text was held back (histogram)
 //   customs_inspect_seconds                      inspection time per flow (histogram; CPU on the worker)
 //   customs_audit_durable_wait_seconds           flow_opened append -> durable (histogram)
-//   customs_audit_queue_depth, customs_audit_commit_latency_seconds (last commit),
+//   customs_audit_queue_depth, customs_audit_queue_bytes,
+//   customs_audit_commit_latency_seconds (last commit),
 //   customs_audit_records_committed_total, customs_audit_commits_total,
-//   customs_audit_checkpoints_total,
-//   customs_audit_store_errors_total             from the audit writer at scrape time
+//   customs_audit_checkpoints_total (signed checkpoints),
+//   customs_audit_wal_checkpoints_total (SQLite WAL checkpoints),
+//   customs_audit_records_truncated_total, customs_audit_store_errors_total,
+//   customs_audit_healthy, customs_audit_trail_lost   from the audit writer at scrape time
 //   customs_tokens_total{route,tenant,src,dst,model,direction}
 //                                                tokens the providers reported (direction in:
 //                                                prompt, out: completion); model and tenant

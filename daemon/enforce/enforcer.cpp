@@ -104,7 +104,24 @@ enforcer::enforcer(const config& cfg) {
   o.commit_records = static_cast<std::uint32_t>(a.commit_records);
   o.commit_interval = a.commit_interval;
   o.queue_capacity = a.queue_capacity;
+  o.queue_bytes = a.queue_bytes;
   o.index_fields = a.index_fields;
+  // Health changes of the trail, logged once each (on the writer thread).
+  o.on_health = [path = a.path.string()](const audit::trail_health& h) {
+    if (h.lost) {
+      log_line(log_level::error, "audit_trail_lost")
+          .kv("path", path)
+          .kv("reason", h.reason)
+          .kv("action", "new flows are refused until customsd is restarted; the trail is not continued");
+    } else if (h.read_only) {
+      log_line(log_level::error, "audit_read_only")
+          .kv("path", path)
+          .kv("reason", h.reason)
+          .kv("action", "new flows are refused until the database is writable again");
+    } else {
+      log_line(log_level::info, "audit_writable").kv("path", path);
+    }
+  };
   trail_ = std::shared_ptr<audit::writer>(audit::writer::open(o));
   stats_->set_writer(trail_);
   log_line(log_level::info, "audit_open")

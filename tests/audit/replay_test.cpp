@@ -113,3 +113,69 @@ TEST_CASE("replay without the right key replays nothing and says why", "[audit][
   REQUIRE(sum.skipped.size() == 1);
   CHECK_THAT(sum.skipped[0].reason, Catch::Contains("not sealed"));
 }
+
+TEST_CASE("replay takes flows one at a time, in the order of each flow's last record, closed or not", "[audit][replay]") {
+  trail t;
+  {
+    auto s = store::open_store(t.opts);
+    ack_counter acks;
+    const auto opened = [&](const std::string& id) {
+      record o;
+      o.kind = record_kind::flow_opened;
+      o.flow_id = id;
+      o.index.action = "allow";
+      o.payload = "{\"request_texts\":[\"passport of " + id + "\"]}";
+      REQUIRE_FALSE(s->append(std::move(o), acks.handler()));
+    };
+    const auto closed = [&](const std::string& id) {
+      record c;
+      c.kind = record_kind::flow_closed;
+      c.flow_id = id;
+      c.index.action = "allow";
+      c.payload = "{\"response_texts\":[\"ok\"]}";
+      REQUIRE_FALSE(s->append(std::move(c), acks.handler()));
+    };
+    opened("a");
+    opened("b");  // never closed
+    closed("a");
+    opened("c");
+    closed("c");
+    acks.wait_for(5);
+  }
+  reader r(t.db);
+  r.set_auditor_key(crypto::load_auditor_secret(t.keys / "auditor.key"));
+  std::vector<std::string> seen;
+  const auto sum = replay(r, {}, [&](const replay_input& in) {
+    seen.push_back(in.flow_id);
+    return fake_rules(in);
+  });
+  CHECK(seen == std::vector<std::string>{"b", "a", "c"});
+  CHECK(sum.changed == 3);
+}
+
+TEST_CASE("replay skips a flow with more flow records than customsd writes for one", "[audit][replay]") {
+  trail t;
+  t.opts.epoch_records = 1000;
+  {
+    auto s = store::open_store(t.opts);
+    ack_counter acks;
+    for (int i = 0; i < 20; ++i) {
+      record o;
+      o.kind = record_kind::flow_opened;
+      o.flow_id = "x";
+      o.index.action = "allow";
+      o.payload = "{\"request_texts\":[\"passport\"]}";
+      REQUIRE_FALSE(s->append(std::move(o), acks.handler()));
+    }
+    write_flow(*s, acks, "y", "passport", "ok", "allow");
+    acks.wait_for(22);
+  }
+  reader r(t.db);
+  r.set_auditor_key(crypto::load_auditor_secret(t.keys / "auditor.key"));
+  const auto sum = replay(r, {}, fake_rules);
+  CHECK(sum.flows == 2);
+  CHECK(sum.replayed == 1);
+  REQUIRE(sum.skipped.size() == 1);
+  CHECK(sum.skipped[0].flow_id == "x");
+  CHECK_THAT(sum.skipped[0].reason, Catch::Contains("more than 16 flow records"));
+}

@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -236,4 +238,116 @@ TEST_CASE("config: upstream URLs") {
   CHECK_FALSE(parse_upstream_url("http://", u, why));
   CHECK_FALSE(parse_upstream_url("h:80", u, why));
   CHECK_FALSE(parse_upstream_url("http://h/a/%2e%2e/", u, why));
+}
+
+TEST_CASE("config: a route or source jurisdiction must be an assigned ISO 3166-1 code, as in rule files") {
+  auto e = errors(R"(version: 1
+listeners:
+  - {name: edge, address: 127.0.0.1, port: 1, default_source: {jurisdiction: ZZ}}
+routes:
+  - {prefix: /a/, upstream: "http://h", dialect: openai, jurisdiction: UK}
+  - {prefix: /b/, upstream: "http://h", dialect: openai, jurisdiction: gb}
+  - {prefix: /c/, upstream: "http://h", dialect: openai, jurisdiction: GB}
+)");
+  CHECK(has(e, "test.yaml:3:78: error: E_VALUE: listeners[0].default_source.jurisdiction: expected an ISO 3166-1 alpha-2 code such as US, not 'ZZ'"));
+  CHECK(has(e, "test.yaml:5:72: error: E_VALUE: routes[0].jurisdiction: expected an ISO 3166-1 alpha-2 code such as US, not 'UK' (did you mean GB?)"));
+  CHECK(has(e, "routes[1].jurisdiction: expected an ISO 3166-1 alpha-2 code such as US, not 'gb' (did you mean GB?)"));
+  CHECK(e.size() == 3);
+  CHECK_FALSE(valid_jurisdiction("UK"));
+  CHECK_FALSE(valid_jurisdiction("ZZ"));
+  CHECK(valid_jurisdiction("GB"));
+  CHECK(valid_jurisdiction("XK"));
+}
+
+TEST_CASE("config: a second YAML document is an error") {
+  const auto e = errors(minimal + "---\nthreads: 4\n");
+  REQUIRE(e.size() == 1);
+  CHECK(has(e, "test.yaml:10:1: error: E_YAML: a config file holds one YAML document"));
+}
+
+TEST_CASE("config: request_body_bytes 0 is refused, like every body limit under 1 KiB") {
+  const auto e = errors(minimal + "limits: {request_body_bytes: 0}\n");
+  CHECK(has(e, "E_VALUE: limits.request_body_bytes: must be at least 1024"));
+  CHECK(e.size() == 1);
+}
+
+TEST_CASE("config: the body and event limits are accepted at their bounds") {
+  const auto c = parse(minimal + "limits: {request_body_bytes: 1GiB, response_body_bytes: 1KiB, "
+                                 "sse_event_bytes: 64MiB}\n");
+  CHECK(c.limits.request_body_bytes == 1ull << 30);
+  CHECK(c.limits.response_body_bytes == 1024);
+  CHECK(c.limits.sse_event_bytes == 64ull << 20);
+  const auto d = parse(minimal + "limits: {request_body_bytes: 1KiB, response_body_bytes: 1GiB, "
+                                 "sse_event_bytes: 256}\n");
+  CHECK(d.limits.request_body_bytes == 1024);
+  CHECK(d.limits.response_body_bytes == 1ull << 30);
+  CHECK(d.limits.sse_event_bytes == 256);
+}
+
+TEST_CASE("config: the body and event limits are refused just past their bounds") {
+  auto e = errors(minimal + "limits: {request_body_bytes: 1023, response_body_bytes: 1023, sse_event_bytes: 255}\n");
+  CHECK(has(e, "E_VALUE: limits.request_body_bytes: must be at least 1024"));
+  CHECK(has(e, "E_VALUE: limits.response_body_bytes: must be at least 1024"));
+  CHECK(has(e, "E_VALUE: limits.sse_event_bytes: must be at least 256"));
+  CHECK(e.size() == 3);
+  e = errors(minimal + "limits: {request_body_bytes: 1073741825, response_body_bytes: 1073741825, "
+                       "sse_event_bytes: 67108865}\n");
+  CHECK(has(e, "E_VALUE: limits.request_body_bytes: must be at most 1073741824"));
+  CHECK(has(e, "E_VALUE: limits.response_body_bytes: must be at most 1073741824"));
+  CHECK(has(e, "E_VALUE: limits.sse_event_bytes: must be at most 67108864"));
+  CHECK(e.size() == 3);
+}
+
+TEST_CASE("config: the admin listener may not share a listener's port on an overlapping address") {
+  const std::string listeners = R"(version: 1
+listeners:
+  - {name: edge, address: 0.0.0.0, port: 8080}
+  - {name: v6, address: "::1", port: 8443}
+routes: []
+)";
+  CHECK(has(errors(listeners + "admin: {address: 127.0.0.1, port: 8080}\n"),
+            "test.yaml:6:8: error: E_DUPLICATE: admin: 127.0.0.1:8080 overlaps listener edge (0.0.0.0:8080)"));
+  CHECK(has(errors(listeners + "admin: {address: \"::\", port: 8443}\n"), "admin: [::]:8443 overlaps listener v6 ([::1]:8443)"));
+  CHECK(has(errors(listeners + "admin: {address: \"::ffff:10.0.0.1\", port: 8080}\n"), "overlaps listener edge"));
+  // Another address of the same family on the port, or another family: fine.
+  CHECK(errors(listeners + "admin: {address: \"::1\", port: 8080}\n").empty());
+  CHECK(errors(listeners + "admin: {address: 127.0.0.1, port: 8443}\n").empty());
+  CHECK(errors(listeners + "admin: {address: 127.0.0.1, port: 9090}\n").empty());
+  // Two listeners likewise.
+  CHECK(has(errors(R"(version: 1
+listeners:
+  - {name: a, address: 127.0.0.2, port: 8080}
+  - {name: b, address: 0.0.0.0, port: 8080}
+routes: []
+)"),
+            "E_DUPLICATE: listeners: b (0.0.0.0:8080) overlaps listener a (127.0.0.2:8080)"));
+  // Port 0 picks a free port: never a conflict.
+  CHECK(errors("version: 1\nlisteners:\n  - {name: a, address: 127.0.0.1, port: 0}\nadmin: {address: 127.0.0.1, port: 0}\nroutes: []\n").empty());
+}
+
+TEST_CASE("config: a config path naming a FIFO or a device is an I/O error, without blocking or reading it") {
+  const auto fifo = temp_dir() / "config.fifo";
+  std::filesystem::remove(fifo);
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH(load_config(fifo), Catch::Contains("E_IO") && Catch::Contains("a FIFO, not a regular file"));
+  CHECK_THROWS_WITH(load_config("/dev/zero"), Catch::Contains("a character device, not a regular file"));
+  std::filesystem::remove(fifo);
+}
+
+TEST_CASE("config: a config file over 1 MiB is an I/O error") {
+  const auto f = temp_dir() / "huge.yaml";
+  {
+    std::ofstream out(f);
+    out << minimal << "# " << std::string(max_config_bytes, 'x') << "\n";
+  }
+  CHECK_THROWS_WITH(load_config(f), Catch::Contains("E_IO") && Catch::Contains("larger than the limit"));
+  std::filesystem::resize_file(f, max_config_bytes);  // at the limit: read
+  CHECK(load_config(f).routes.size() == 1);
+}
+
+TEST_CASE("config: audit.queue_bytes is read within its bounds") {
+  const std::string keys = "rules: [.]\naudit: {path: a.db, auditor_keys: [k], sealing_key: s, signing_key: g, queue_bytes: ";
+  CHECK(parse(minimal + keys + "128MiB}\n").audit->queue_bytes == 128u << 20);
+  CHECK(has(errors(minimal + keys + "1MiB}\n"), "E_VALUE: audit.queue_bytes: must be at least 67108864"));
+  CHECK(has(errors(minimal + keys + "65GiB}\n"), "E_VALUE: audit.queue_bytes: must be at most"));
 }

@@ -191,6 +191,7 @@ class customsd_process {
   }
   [[nodiscard]] std::uint16_t port() const { return port_; }
   [[nodiscard]] std::uint16_t admin_port() const { return admin_port_; }
+  [[nodiscard]] pid_t pid() const { return pid_; }
   void signal(int sig) { ::kill(pid_, sig); }
 
   // The first stderr line (from the start) that contains `needle`; throws after `timeout`.

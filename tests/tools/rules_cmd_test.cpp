@@ -1,6 +1,8 @@
 // customsctl rules check / test / explain: exit codes, output lines, --json shape.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <boost/json/parse.hpp>
 
 #include <filesystem>
@@ -299,4 +301,42 @@ TEST_CASE("rules test --volume sets the counters of tests that set none", "[tool
   CHECK(r.code == 1);
   CHECK(r.out.find("FAIL us.phone.tagged") != std::string::npos);
   CHECK(r.out.find("FAIL us.ssn.below-bulk") == std::string::npos);  // sets its own state
+}
+
+TEST_CASE("rules check refuses a FIFO or a device named as a rule file, without blocking or reading it", "[tools][rules]") {
+  temp_file dir_holder("x");
+  const auto fifo = dir_holder.path.parent_path() / "rules.fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto r = rules({"check", fifo.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find(fifo.string() + ": error: E_IO: is a FIFO, not a regular file") != std::string::npos);
+  r = rules({"check", "/dev/zero"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("/dev/zero: error: E_IO: is a character device, not a regular file") != std::string::npos);
+}
+
+TEST_CASE("rules check refuses a rule file over the size limit", "[tools][rules]") {
+  const customs::policy::load_options defaults;
+  temp_file f("schema: customs/v1\n# " + std::string(defaults.max_file_size, 'x') + "\n");
+  const auto r = rules({"check", f.path.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("E_IO: is " + std::to_string(defaults.max_file_size + 22) + " bytes, larger than the limit of " +
+                   std::to_string(defaults.max_file_size)) != std::string::npos);
+}
+
+TEST_CASE("rules explain refuses a FIFO or a device as --file, and a text over 16 MiB on stdin", "[tools][rules]") {
+  temp_file dir_holder("x");
+  const auto fifo = dir_holder.path.parent_path() / "text.fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  for (const std::string& file : {fifo.string(), std::string("/dev/zero")}) {
+    const auto r = rules({"explain", "--rules", packs, "--from", "US", "--to", "US", "--file", file});
+    INFO(r.err);
+    CHECK(r.code == 2);
+    CHECK(r.err.find(file + ": error: E_IO: is a") != std::string::npos);
+  }
+  auto r = rules({"explain", "--rules", packs, "--from", "US", "--to", "US", "-"}, std::string((16u << 20) + 1, 'a'));
+  CHECK(r.code == 2);
+  CHECK(r.err.find("-: error: E_IO: is larger than 16777216 bytes") != std::string::npos);
+  r = rules({"explain", "--json", "--rules", packs, "--from", "US", "--to", "US", "-"}, std::string(16u << 20, 'a'));
+  CHECK(r.code == 0);  // at the limit
 }
