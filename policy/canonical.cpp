@@ -58,6 +58,10 @@ class writer {
     comma();
     out += std::to_string(n);
   }
+  void number_signed(long long n) {
+    comma();
+    out += std::to_string(n);
+  }
   void null() {
     comma();
     out += "null";
@@ -102,6 +106,99 @@ void matcher(writer& w, std::string_view k, const value_matcher& m) {
   w.close('}');
 }
 
+std::string value_map_text(const check_scheme::value_map& m) {
+  std::string out;
+  for (std::size_t c = 0; c < m.size(); ++c) {
+    if (m[c] < 0) continue;
+    if (!out.empty()) out += ' ';
+    out += static_cast<char>(c);
+    out += '=';
+    out += std::to_string(m[c]);
+  }
+  return out;
+}
+
+void numbers(writer& w, std::string_view k, const auto& v) {
+  w.key(k);
+  w.open('[');
+  for (const auto x : v) w.number_signed(static_cast<long long>(x));
+  w.close(']');
+}
+
+// Every field that can change what the scheme accepts, defaults written out.
+void scheme(writer& w, const scheme_def& d) {
+  const check_scheme& c = d.scheme;
+  w.open('{');
+  w.field("algorithm", to_string(c.algorithm));
+  w.field_list("check_table", c.check_table);
+  w.key("date");
+  if (c.date) {
+    w.open('{');
+    w.key("at");
+    w.number(c.date->at);
+    numbers(w, "day_offsets", c.date->day_offsets);
+    w.field("format", to_string(c.date->fmt));
+    w.key("max_year");
+    w.number_signed(c.date->max_year);
+    w.key("min_year");
+    w.number_signed(c.date->min_year);
+    numbers(w, "month_offsets", c.date->month_offsets);
+    w.close('}');
+  } else {
+    w.null();
+  }
+  w.field("description", d.description);
+  w.field("expand_decimal", c.expand_decimal);
+  w.field("format", c.format);
+  w.field("from_right", c.from_right);
+  w.field("id", d.id);
+  numbers(w, "length", c.lengths);
+  w.key("modulus");
+  w.number_signed(c.modulus);
+  w.key("pad");
+  w.open('{');
+  w.key("length");
+  w.number(c.pad_length);
+  w.key("value");
+  w.number_signed(c.pad_value);
+  w.close('}');
+  w.key("position_values");
+  w.open('[');
+  for (const auto& m : c.position_values) w.value(value_map_text(m));
+  w.close(']');
+  w.key("prefixes");
+  w.open('[');
+  for (const auto& p : c.prefixes) {
+    w.open('{');
+    w.field("hi", p.hi);
+    numbers(w, "length", p.lengths);
+    w.field("lo", p.lo);
+    w.close('}');
+  }
+  w.close(']');
+  w.key("radix");
+  w.number_signed(c.radix);
+  w.key("rotate");
+  w.number(c.rotate);
+  w.key("substitute");
+  w.open('[');
+  for (const auto& x : c.substitutions) {
+    w.open('{');
+    w.key("at");
+    w.number(x.at);
+    w.field("from", x.from);
+    w.field("to", x.to);
+    w.close('}');
+  }
+  w.close(']');
+  w.key("sum_to");
+  if (c.sum_to) w.number_signed(*c.sum_to);
+  else w.null();
+  w.field("values", value_map_text(c.values));
+  numbers(w, "weights", c.weights);
+  w.close('}');
+}
+
 }  // namespace
 
 std::string canonical_form(const compiled_rule_set& set) {
@@ -111,6 +208,11 @@ std::string canonical_form(const compiled_rule_set& set) {
   w.open('[');
   for (const auto& p : set.packs) {
     w.open('{');
+    w.key("check_digits");
+    w.open('[');
+    for (const auto& c : set.schemes)
+      if (c.pack == p.id) scheme(w, c);
+    w.close(']');
     w.field("description", p.description);
     w.key("detectors");
     w.open('[');
@@ -126,6 +228,9 @@ std::string canonical_form(const compiled_rule_set& set) {
       w.field_list("words", d.context_words);
       w.close('}');
       w.field("description", d.description);
+      w.field("digit_separators", d.digit_separators == detector_def::separators::off   ? "false"
+                                  : d.digit_separators == detector_def::separators::any ? "true"
+                                                                                         : "uniform");
       w.field("fullwidth_digits", d.fullwidth_digits);
       w.field("id", d.id);
       w.field("ignore_case", d.ignore_case);
@@ -136,7 +241,7 @@ std::string canonical_form(const compiled_rule_set& set) {
       w.field("pattern", d.pattern);
       w.field("sensitive", d.sensitive);
       std::vector<std::string> v;
-      for (const auto x : d.validators) v.emplace_back(to_string(x));
+      for (const auto& x : d.validators) v.push_back(x.name);
       w.field_list("validators", sorted(v));
       w.close('}');
     }

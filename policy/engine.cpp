@@ -17,6 +17,7 @@
 #include <algorithm>
 
 #include "policy/model.hpp"
+#include "policy/normalize.hpp"
 #include "policy/text.hpp"
 
 namespace customs::policy {
@@ -75,16 +76,34 @@ void redact_into(std::string_view text, const std::vector<const finding*>& redac
   if (cursor < text.size()) out.append(text.substr(cursor));
 }
 
-bool compiled_rule_set::accept(std::size_t d, std::string_view text, std::size_t s, std::size_t e) const {
+bool compiled_rule_set::validators_pass(std::size_t d, std::string_view normalized) const {
+  for (const auto& v : detectors[d].validators) {
+    const bool ok = v.builtin ? validate_normalized(*v.builtin, normalized)
+                              : v.scheme < schemes.size() && schemes[v.scheme].scheme.validate(normalized);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+compiled_rule_set::decision compiled_rule_set::accept(std::size_t d, std::string_view text, std::size_t s,
+                                                      std::size_t e, bool more) const {
+  constexpr auto no = decision::no;
   const detector_def& det = detectors[d];
-  if (text::word_starts_at(text, s) && text::word_ends_before(text, s)) return false;
-  if (text::word_ends_before(text, e) && text::word_starts_at(text, e)) return false;
+  if (text::word_starts_at(text, s) && text::word_ends_before(text, s)) return no;
+  if (text::word_ends_before(text, e) && text::word_starts_at(text, e)) return no;
   const std::string_view m = text.substr(s, e - s);
   if (!det.allow.empty() && std::binary_search(det.allow.begin(), det.allow.end(), m,
                                                [](std::string_view a, std::string_view b) { return a < b; }))
-    return false;
-  for (const auto v : det.validators)
-    if (!validate(v, m)) return false;
+    return no;
+  // A match that needs separators the pattern does not write (pattern::loosen)
+  // may not start inside a spaced number: not "3704 0044 0532 ..." of
+  // "DE89 3704 0044 0532 0130 00". (It may end before more digits, as a card
+  // number before its expiry date does.)
+  if (det.strict_re && text::digit_starts_at(text, s) && text::separator_after_digit(text, s) &&
+      !RE2::FullMatch(re2::StringPiece(m.data(), m.size()), *det.strict_re))
+    return no;
+  if (det.digit_separators == detector_def::separators::uniform && !text::uniform_separators(m)) return no;
+  if (!det.validators.empty() && !validators_pass(d, text::alnum_upper(m))) return no;
   if (!det.context_words.empty()) {
     const std::size_t w = det.context_window;
     const std::string_view before = text.substr(s >= w ? s - w : 0, s >= w ? w : s);
@@ -92,9 +111,9 @@ bool compiled_rule_set::accept(std::size_t d, std::string_view text, std::size_t
     const bool near = std::any_of(det.context_words.begin(), det.context_words.end(), [&](const std::string& k) {
       return text::contains_ci(before, k) || text::contains_ci(after, k);
     });
-    if (!near) return false;
+    if (!near) return more && e + w > text.size() ? decision::wait : no;
   }
-  return true;
+  return decision::yes;
 }
 
 finding compiled_rule_set::make_finding(std::size_t d, std::string_view text, std::size_t s, std::size_t e,
@@ -111,18 +130,42 @@ finding compiled_rule_set::make_finding(std::size_t d, std::string_view text, st
   return f;
 }
 
-std::size_t compiled_rule_set::match_at(std::size_t d, std::string_view text, std::size_t s,
-                                        std::size_t e) const {
-  if (accept(d, text, s, e)) return e;
+std::size_t compiled_rule_set::match_at(std::size_t d, std::string_view text, std::size_t s, std::size_t e,
+                                        bool more, bool* wait) const {
+  auto decide_at = [&](std::size_t k, std::size_t& out) {
+    const decision a = accept(d, text, s, k, more);
+    if (a == decision::no) return false;
+    if (a == decision::wait && wait != nullptr) *wait = true;
+    out = a == decision::yes ? k : 0;
+    return true;  // decided (or undecidable yet): stop here
+  };
+  std::size_t out = 0;
+  if (decide_at(e, out)) return out;
   // The start boundary does not depend on the end: if it fails, so do all.
   if (text::word_starts_at(text, s) && text::word_ends_before(text, s)) return 0;
   const detector_def& det = detectors[d];
   const re2::StringPiece sp(text.data(), text.size());
+  // Shorter ends: the validators are cheaper than RE2, and the normalized form
+  // of [s, k) is a prefix of that of [s, e); check them first.
+  std::string norm;
+  std::vector<std::uint16_t> norm_len;  // per byte offset from s: length of the normalized prefix
+  if (!det.validators.empty()) {
+    norm.reserve(e - s);
+    norm_len.assign(e - s + 1, 0);
+    for (std::size_t i = s; i < e;) {
+      std::size_t len = 1;
+      const char c = text::word_to_ascii_upper(text::decode(text, i, len));
+      if (c != 0) norm.push_back(c);
+      for (std::size_t j = 1; j <= len && i + j <= e; ++j) norm_len[i + j - s] = static_cast<std::uint16_t>(norm.size());
+      i += len;
+    }
+  }
   for (std::size_t k = e - 1; k >= s + det.min_len && k > s; --k) {
     if (text::is_continuation(static_cast<unsigned char>(text[k]))) continue;
     if (text::word_ends_before(text, k) && text::word_starts_at(text, k)) continue;
+    if (!norm_len.empty() && !validators_pass(d, std::string_view(norm).substr(0, norm_len[k - s]))) continue;
     if (!det.re->Match(sp, s, k, RE2::ANCHOR_BOTH, nullptr, 0)) continue;
-    if (accept(d, text, s, k)) return k;
+    if (decide_at(k, out)) return out;
   }
   return 0;
 }
@@ -163,22 +206,73 @@ bool compiled_rule_set::detect(std::string_view text, std::vector<int>& hits) co
   return true;
 }
 
-std::vector<finding> compiled_rule_set::scan_all(std::string_view text, std::uint32_t part) const {
+std::vector<finding> compiled_rule_set::scan_view(std::string_view view, std::uint32_t part, bool all) const {
   std::vector<finding> out;
-  for (std::size_t d = 0; d < detectors.size(); ++d) scan_detector(*this, d, text, part, out);
+  std::vector<int> hits;
+  if (all || !detect(view, hits)) {  // every detector, or the set's DFA gave up: scan each
+    for (std::size_t d = 0; d < detectors.size(); ++d) scan_detector(*this, d, view, part, out);
+  } else {
+    std::sort(hits.begin(), hits.end());
+    for (const int d : hits) scan_detector(*this, static_cast<std::size_t>(d), view, part, out);
+  }
   sort_findings(out);
   return out;
 }
 
-std::vector<finding> compiled_rule_set::scan(std::string_view text, std::uint32_t part) const {
-  std::vector<int> hits;
-  if (!detect(text, hits)) return scan_all(text, part);  // the set's DFA gave up: scan each
-  std::vector<finding> out;
-  if (hits.empty()) return out;
-  std::sort(hits.begin(), hits.end());
-  for (const int d : hits) scan_detector(*this, static_cast<std::size_t>(d), text, part, out);
-  sort_findings(out);
+std::vector<finding> compiled_rule_set::base64_findings(std::string_view run, std::uint32_t part) const {
+  const std::string decoded = text::base64_text(run);
+  if (decoded.empty()) return {};
+  const text::normalized n = text::normalize(decoded);
+  std::vector<finding> out = scan_view(n.identity ? std::string_view(decoded) : std::string_view(n.text), part, false);
+  // All of them stand for the run: one per detector.
+  std::sort(out.begin(), out.end(), [](const finding& a, const finding& b) { return a.detector < b.detector; });
+  out.erase(std::unique(out.begin(), out.end(), [](const finding& a, const finding& b) { return a.detector == b.detector; }),
+            out.end());
   return out;
+}
+
+std::vector<finding> compiled_rule_set::scan_text(std::string_view text, std::uint32_t part, bool all) const {
+  const text::normalized n = text::normalize(text);
+  const std::string_view view = n.identity ? text : std::string_view(n.text);
+  std::vector<finding> out = scan_view(view, part, all);
+  const auto to_original = [&](finding& f, std::size_t s, std::size_t e) {
+    f.start = n.identity ? s : n.map.original_start(s);
+    f.end = n.identity ? e : n.map.original_end(e);
+    f.text.assign(text.substr(f.start, f.end - f.start));
+  };
+  if (!n.identity)
+    for (auto& f : out) to_original(f, f.start, f.end);
+  // Base64 runs, decoded and scanned; their findings stand for the whole run.
+  text::base64_tracker tracker;
+  text::base64_tracker::run r;
+  std::size_t before = out.size();
+  const auto consider = [&] {
+    if (!r.eligible || (!n.identity && !n.map.is_copy(r.start, r.end))) return;
+    for (auto& f : base64_findings(view.substr(r.start, r.end - r.start), part)) {
+      to_original(f, r.start, r.end);
+      out.push_back(std::move(f));
+    }
+  };
+  for (std::size_t i = 0; i < view.size(); ++i)
+    if (tracker.feed(static_cast<unsigned char>(view[i]), i, r)) consider();
+  if (tracker.finish(view.size(), r)) consider();
+  if (out.size() != before) {
+    sort_findings(out);
+    out.erase(std::unique(out.begin(), out.end(),
+                          [](const finding& a, const finding& b) {
+                            return a.part == b.part && a.start == b.start && a.end == b.end && a.detector == b.detector;
+                          }),
+              out.end());
+  }
+  return out;
+}
+
+std::vector<finding> compiled_rule_set::scan_all(std::string_view text, std::uint32_t part) const {
+  return scan_text(text, part, true);
+}
+
+std::vector<finding> compiled_rule_set::scan(std::string_view text, std::uint32_t part) const {
+  return scan_text(text, part, false);
 }
 
 flow_plan compiled_rule_set::plan(const flow_context& ctx) const {
@@ -248,22 +342,26 @@ flow_plan compiled_rule_set::plan(const flow_context& ctx) const {
 
 std::string compiled_rule_set::replacement(redaction style, const finding& f) const {
   std::string out;
+  // Built from the normalized match: invisible characters are gone, decoded
+  // references and escapes show as what they stand for.
+  const text::normalized n = style == redaction::label ? text::normalized{} : text::normalize(f.text);
+  const std::string_view t = n.identity ? std::string_view(f.text) : std::string_view(n.text);
   switch (style) {
     case redaction::label: return "[REDACTED:" + f.category + "]";
-    case redaction::mask: return std::string(text::count_chars(f.text), '*');
+    case redaction::mask: return std::string(text::count_chars(t), '*');
     case redaction::last4: {
       std::size_t words = 0;
-      for (std::size_t i = 0; i < f.text.size();) {
+      for (std::size_t i = 0; i < t.size();) {
         std::size_t len = 1;
-        if (text::word_to_ascii_upper(text::decode(f.text, i, len))) ++words;
+        if (text::word_to_ascii_upper(text::decode(t, i, len))) ++words;
         i += len;
       }
       std::size_t seen = 0;
-      for (std::size_t i = 0; i < f.text.size();) {
+      for (std::size_t i = 0; i < t.size();) {
         std::size_t len = 1;
-        const bool word = text::word_to_ascii_upper(text::decode(f.text, i, len)) != 0;
+        const bool word = text::word_to_ascii_upper(text::decode(t, i, len)) != 0;
         if (word && ++seen + 4 <= words) out += '*';
-        else out.append(f.text, i, len);
+        else out.append(t, i, len);
         i += len;
       }
       return out;

@@ -17,7 +17,9 @@
 #include "policy/input_file.hpp"
 #include "policy/jurisdictions.hpp"
 #include "policy/model.hpp"
+#include "policy/normalize.hpp"
 #include "policy/pattern.hpp"
+#include "policy/text.hpp"
 #include "policy/volume_compile.hpp"
 
 namespace customs::policy {
@@ -73,7 +75,7 @@ std::string where(const std::string& what, const std::string& path) {
 
 // A name used before everything is read, checked afterwards.
 struct reference {
-  enum class kind { group, detector, category, rule, volume } k;
+  enum class kind { group, detector, category, rule, volume, scheme } k;
   std::string name;
   origin at;
   std::string what;
@@ -135,6 +137,13 @@ std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
+// Keywords, context words and allow-list entries are compared with the
+// normalized text (normalize.hpp), so they are normalized too.
+std::string normalized_text(const std::string& s) {
+  text::normalized n = text::normalize(s);
+  return n.identity ? s : std::move(n.text);
+}
+
 template <class T>
 void sort_unique(std::vector<T>& v) {
   std::sort(v.begin(), v.end());
@@ -154,7 +163,7 @@ class file_reader {
       err(root, "E_TYPE", "file", "(top level)", "a rule file is a mapping (schema, pack, ...)");
       return;
     }
-    check_keys(root, {"schema", "pack", "jurisdictions", "detectors", "rules", "exceptions", "volumes", "tests"},
+    check_keys(root, {"schema", "pack", "jurisdictions", "check_digits", "detectors", "rules", "exceptions", "volumes", "tests"},
                "file", "");
     const YAML::Node schema = get(root, "schema");
     if (!schema) {
@@ -172,6 +181,7 @@ class file_reader {
       read_pack(pack);
     }
     if (const YAML::Node j = get(root, "jurisdictions")) read_groups(j);
+    if (const YAML::Node c = get(root, "check_digits")) each(c, "check_digits", [&](const YAML::Node& n, const std::string& p) { read_scheme(n, p); });
     if (const YAML::Node d = get(root, "detectors")) each(d, "detectors", [&](const YAML::Node& n, const std::string& p) { read_detector(n, p); });
     if (const YAML::Node r = get(root, "rules")) each(r, "rules", [&](const YAML::Node& n, const std::string& p) { read_rule(n, p); });
     if (const YAML::Node e = get(root, "exceptions")) each(e, "exceptions", [&](const YAML::Node& n, const std::string& p) { read_exception(n, p); });
@@ -384,6 +394,282 @@ class file_reader {
     }
   }
 
+  std::optional<std::int64_t> integer(const YAML::Node& n, const std::string& what, const std::string& path,
+                                      std::int64_t lo, std::int64_t hi) {
+    std::int64_t v = 0;
+    if (n.IsScalar()) {
+      const auto& t = n.Scalar();
+      const auto r = std::from_chars(t.data(), t.data() + t.size(), v);
+      if (r.ec == std::errc{} && r.ptr == t.data() + t.size() && v >= lo && v <= hi) return v;
+    }
+    err(n, "E_VALUE", what, path, "expected a whole number from " + std::to_string(lo) + " to " + std::to_string(hi));
+    return std::nullopt;
+  }
+
+  std::vector<std::int64_t> integers(const YAML::Node& n, const std::string& what, const std::string& path,
+                                     std::int64_t lo, std::int64_t hi) {
+    std::vector<std::int64_t> out;
+    if (!n.IsSequence()) {
+      err(n, "E_TYPE", what, path, "expected a list of whole numbers");
+      return out;
+    }
+    for (std::size_t i = 0; i < n.size(); ++i)
+      if (auto v = integer(n[i], what, path + "[" + std::to_string(i) + "]", lo, hi)) out.push_back(*v);
+    return out;
+  }
+
+  // Lengths: 9, "12-19", or a list of those.
+  void read_lengths(const YAML::Node& n, std::vector<std::uint16_t>& out, const std::string& what,
+                    const std::string& path) {
+    auto one = [&](const YAML::Node& e, const std::string& p) {
+      if (e.IsScalar()) {
+        const std::string& t = e.Scalar();
+        const auto dash = t.find('-');
+        std::size_t a = 0, b = 0;
+        auto num = [](std::string_view x, std::size_t& v) {
+          const auto r = std::from_chars(x.data(), x.data() + x.size(), v);
+          return !x.empty() && r.ec == std::errc{} && r.ptr == x.data() + x.size();
+        };
+        const bool ok = dash == std::string::npos
+                            ? num(t, a) && (b = a, true)
+                            : num(std::string_view(t).substr(0, dash), a) && num(std::string_view(t).substr(dash + 1), b);
+        if (ok && a >= 1 && a <= b && b <= 256) {
+          for (std::size_t k = a; k <= b; ++k) out.push_back(static_cast<std::uint16_t>(k));
+          return;
+        }
+      }
+      err(e, "E_VALUE", what, p, "expected a length from 1 to 256, or a range such as 12-19");
+    };
+    if (n.IsSequence()) {
+      for (std::size_t i = 0; i < n.size(); ++i) one(n[i], path + "[" + std::to_string(i) + "]");
+    } else {
+      one(n, path);
+    }
+    sort_unique(out);
+  }
+
+  static bool id_chars(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); });
+  }
+
+  // A map of characters (digits or upper-case letters) to values, over base.
+  check_scheme::value_map value_map(const YAML::Node& n, check_scheme::value_map base, const std::string& what,
+                                    const std::string& path) {
+    if (!n.IsMap()) {
+      err(n, "E_TYPE", what, path, "expected a mapping of characters to values, e.g. {X: 0, Y: 1}");
+      return base;
+    }
+    std::set<std::string> seen;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const YAML::Node k = it->first;
+      const std::string key = k.IsScalar() ? k.Scalar() : "?";
+      if (key.size() != 1 || !id_chars(key)) {
+        err(k, "E_VALUE", what, path, "'" + key + "' is not one character (a digit or an upper-case letter)");
+        continue;
+      }
+      if (!seen.insert(key).second) {
+        err(k, "E_DUPLICATE_KEY", what, path + "." + key, "character '" + key + "' is given twice");
+        continue;
+      }
+      if (auto v = integer(it->second, what, path + "." + key, 0, 9999))
+        base[static_cast<unsigned char>(key[0])] = static_cast<std::int16_t>(*v);
+    }
+    return base;
+  }
+
+  void read_scheme(const YAML::Node& n, const std::string& path) {
+    std::string what;
+    scheme_def def;
+    const std::size_t errors_before = sink_.errors;
+    def.id = take_id(n, "check-digit scheme", path, what);
+    if (!n.IsMap()) return;
+    check_keys(n, {"id", "description", "length", "format", "prefixes", "date", "substitute", "rotate", "pad",
+                   "algorithm", "alphabet", "values", "position_values", "expand_decimal", "from_right", "weights",
+                   "radix", "modulus", "sum_to", "check_table", "examples"},
+               what, path);
+    if (parse_validator(def.id))
+      err(get(n, "id"), "E_VALUE", what, path + ".id", "'" + def.id + "' is the name of a built-in validator");
+    def.pack = pack_;
+    def.at = at(n);
+    def.description = opt_str(n, "description", what, path);
+    check_scheme& sc = def.scheme;
+    sc.id = def.id;
+    if (const YAML::Node l = get(n, "length")) read_lengths(l, sc.lengths, what, path + ".length");
+    if (const YAML::Node f = get(n, "format")) {
+      if (auto v = str(f, what, path + ".format")) {
+        RE2::Options o;
+        o.set_log_errors(false);
+        o.set_max_mem(1 << 20);
+        auto re = std::make_shared<RE2>(*v, o);
+        if (!re->ok()) err(f, "E_REGEX", what, path + ".format", re->error());
+        else sc.format = *v, sc.format_re = std::move(re);
+      }
+    }
+    if (const YAML::Node p = get(n, "prefixes")) {
+      if (!p.IsSequence()) err(p, "E_TYPE", what, path + ".prefixes", "expected a list of prefixes");
+      for (std::size_t i = 0; p.IsSequence() && i < p.size(); ++i) {
+        const YAML::Node e = p[i];
+        const std::string ep = path + ".prefixes[" + std::to_string(i) + "]";
+        check_scheme::prefix_range pr;
+        if (e.IsMap()) {
+          check_keys(e, {"prefix", "length"}, what, ep);
+          if (!get(e, "prefix")) {
+            err(e, "E_MISSING_KEY", what, ep + ".prefix", "missing 'prefix'");
+            continue;
+          }
+          if (const YAML::Node l = get(e, "length")) read_lengths(l, pr.lengths, what, ep + ".length");
+        }
+        // (A YAML::Node is a handle: assigning one to another would overwrite the document.)
+        const YAML::Node range = e.IsMap() ? get(e, "prefix") : e;
+        const auto t = str(range, what, ep);
+        if (!t) continue;
+        const auto dash = t->find('-');
+        pr.lo = t->substr(0, dash);
+        pr.hi = dash == std::string::npos ? pr.lo : t->substr(dash + 1);
+        if (!id_chars(pr.lo) || !id_chars(pr.hi) || pr.lo.size() != pr.hi.size() || pr.hi < pr.lo) {
+          err(range, "E_VALUE", what, ep,
+              "a prefix is digits or upper-case letters, or a range of two of the same length such as 51-55");
+          continue;
+        }
+        sc.prefixes.push_back(std::move(pr));
+      }
+    }
+    if (const YAML::Node dn = get(n, "date")) {
+      const std::string dp = path + ".date";
+      if (is_map(dn, what, dp)) {
+        check_keys(dn, {"at", "format", "min_year", "max_year", "month_offsets", "day_offsets"}, what, dp);
+        check_scheme::date_rule r;
+        if (const YAML::Node a = get(dn, "at")) r.at = static_cast<std::size_t>(integer(a, what, dp + ".at", 0, 255).value_or(0));
+        else err(dn, "E_MISSING_KEY", what, dp + ".at", "missing 'at' (the position of the date, from 0)");
+        if (auto f = required_str(dn, "format", what, dp)) {
+          if (auto form = parse_date_form(*f)) r.fmt = *form;
+          else err(get(dn, "format"), "E_VALUE", what, dp + ".format", "format is YYYYMMDD, YYMMDD, DDMMYYYY, DDMMYY, YYYYMM or YYMM");
+        }
+        if (const YAML::Node y = get(dn, "min_year")) r.min_year = static_cast<int>(integer(y, what, dp + ".min_year", 1000, 9999).value_or(0));
+        if (const YAML::Node y = get(dn, "max_year")) r.max_year = static_cast<int>(integer(y, what, dp + ".max_year", 1000, 9999).value_or(0));
+        for (const char* k : {"month_offsets", "day_offsets"}) {
+          if (const YAML::Node o = get(dn, k)) {
+            std::vector<int> v;
+            for (const auto x : integers(o, what, dp + "." + k, 0, 99)) v.push_back(static_cast<int>(x));
+            (std::string_view(k) == "month_offsets" ? r.month_offsets : r.day_offsets) = v;
+          }
+        }
+        sc.date = r;
+      }
+    }
+    if (const YAML::Node sub = get(n, "substitute")) {
+      if (!sub.IsSequence()) err(sub, "E_TYPE", what, path + ".substitute", "expected a list of {at, from, to}");
+      for (std::size_t i = 0; sub.IsSequence() && i < sub.size(); ++i) {
+        const YAML::Node e = sub[i];
+        const std::string ep = path + ".substitute[" + std::to_string(i) + "]";
+        if (!is_map(e, what, ep)) continue;
+        check_keys(e, {"at", "from", "to"}, what, ep);
+        check_scheme::substitution x;
+        if (const YAML::Node a = get(e, "at")) x.at = static_cast<std::size_t>(integer(a, what, ep + ".at", 0, 255).value_or(0));
+        else err(e, "E_MISSING_KEY", what, ep + ".at", "missing 'at'");
+        x.from = required_str(e, "from", what, ep).value_or("");
+        x.to = required_str(e, "to", what, ep).value_or("");
+        if (!id_chars(x.from) || !id_chars(x.to) || x.from.size() != x.to.size())
+          err(e, "E_VALUE", what, ep, "'from' and 'to' are digits or upper-case letters of the same length");
+        sc.substitutions.push_back(std::move(x));
+      }
+    }
+    if (const YAML::Node r = get(n, "rotate")) sc.rotate = static_cast<std::size_t>(integer(r, what, path + ".rotate", 0, 64).value_or(0));
+    if (const YAML::Node pd = get(n, "pad")) {
+      if (is_map(pd, what, path + ".pad")) {
+        check_keys(pd, {"length", "value"}, what, path + ".pad");
+        if (const YAML::Node l = get(pd, "length")) sc.pad_length = static_cast<std::size_t>(integer(l, what, path + ".pad.length", 1, 256).value_or(0));
+        else err(pd, "E_MISSING_KEY", what, path + ".pad.length", "missing 'length'");
+        if (const YAML::Node v = get(pd, "value")) sc.pad_value = integer(v, what, path + ".pad.value", 0, 9999).value_or(0);
+        else err(pd, "E_MISSING_KEY", what, path + ".pad.value", "missing 'value'");
+      }
+    }
+    if (const YAML::Node a = get(n, "algorithm")) {
+      const auto v = str(a, what, path + ".algorithm");
+      if (auto al = v ? parse_algo(*v) : std::nullopt) sc.algorithm = *al;
+      else if (v) err(a, "E_VALUE", what, path + ".algorithm", "algorithm is weighted, luhn, verhoeff, damm, iso7064_hybrid or none");
+    }
+    const bool weighted = sc.algorithm == check_scheme::algo::weighted;
+    const bool valued = weighted || sc.algorithm == check_scheme::algo::iso7064_hybrid;
+    auto only = [&](const char* key, bool allowed, const char* for_what) {
+      const YAML::Node k = get(n, key);
+      if (k && !allowed)
+        err(k, "E_VALUE", what, path + "." + key, std::string("'") + key + "' is only for " + for_what +
+                                                      " (the algorithm is " + std::string(to_string(sc.algorithm)) + ")");
+      return k && allowed ? k : YAML::Node(YAML::NodeType::Undefined);
+    };
+    if (const YAML::Node al = only("alphabet", valued, "weighted and iso7064_hybrid")) {
+      if (auto v = str(al, what, path + ".alphabet")) {
+        std::string sorted_chars = *v;
+        std::sort(sorted_chars.begin(), sorted_chars.end());
+        if (!id_chars(*v) || std::adjacent_find(sorted_chars.begin(), sorted_chars.end()) != sorted_chars.end())
+          err(al, "E_VALUE", what, path + ".alphabet", "an alphabet is distinct digits and upper-case letters");
+        else sc.values = check_scheme::alphabet_values(*v);
+      }
+    }
+    if (const YAML::Node v = only("values", valued, "weighted and iso7064_hybrid"))
+      sc.values = value_map(v, sc.values, what, path + ".values");
+    if (const YAML::Node pv = only("position_values", weighted, "weighted")) {
+      if (!pv.IsSequence() || pv.size() == 0) err(pv, "E_TYPE", what, path + ".position_values", "expected a list of mappings");
+      for (std::size_t i = 0; pv.IsSequence() && i < pv.size(); ++i)
+        sc.position_values.push_back(value_map(pv[i], sc.values, what, path + ".position_values[" + std::to_string(i) + "]"));
+    }
+    if (const YAML::Node e = only("expand_decimal", weighted, "weighted"))
+      sc.expand_decimal = boolean(e, what, path + ".expand_decimal").value_or(false);
+    if (const YAML::Node e = only("from_right", weighted, "weighted"))
+      sc.from_right = boolean(e, what, path + ".from_right").value_or(false);
+    if (const YAML::Node w = only("weights", weighted, "weighted")) {
+      sc.weights = integers(w, what, path + ".weights", -1000000, 1000000);
+      if (w.IsSequence() && w.size() == 0) err(w, "E_VALUE", what, path + ".weights", "the weight list is empty");
+    }
+    if (const YAML::Node r = only("radix", weighted, "weighted")) sc.radix = integer(r, what, path + ".radix", 2, 1000).value_or(0);
+    if (const YAML::Node m = only("modulus", valued, "weighted and iso7064_hybrid"))
+      sc.modulus = integer(m, what, path + ".modulus", 2, 1000000).value_or(0);
+    else if (valued)
+      err(n, "E_MISSING_KEY", what, path + ".modulus", "missing 'modulus'");
+    if (const YAML::Node t = only("sum_to", weighted, "weighted")) sc.sum_to = integer(t, what, path + ".sum_to", 0, 999999);
+    if (const YAML::Node t = only("check_table", weighted, "weighted")) {
+      if (t.IsScalar()) {
+        for (const char c : t.Scalar()) sc.check_table.emplace_back(1, c);
+      } else {
+        for (auto& [e, node] : strs(t, what, path + ".check_table")) sc.check_table.push_back(e);
+      }
+      for (const auto& e : sc.check_table)
+        if (!id_chars(e)) {
+          err(t, "E_VALUE", what, path + ".check_table", "check characters are digits and upper-case letters");
+          break;
+        }
+    }
+    if (sink_.errors == errors_before) {
+      const std::string why = sc.consistency_error();
+      if (!why.empty()) err(n, "E_CHECK_DIGITS", what, path, why);
+    }
+    if (const YAML::Node ex = get(n, "examples")) {
+      const std::string xp = path + ".examples";
+      if (is_map(ex, what, xp)) {
+        check_keys(ex, {"valid", "invalid"}, what, xp);
+        for (const char* k : {"valid", "invalid"})
+          if (const YAML::Node list = get(ex, k))
+            for (auto& [v, node] : strs(list, what, xp + "." + k))
+              def.examples.push_back({v, std::string_view(k) == "valid", at(node)});
+      }
+    }
+    def.broken = sink_.errors != errors_before;
+    if (!def.broken) {
+      // The scheme's own examples: a scheme that rejects its valid examples or
+      // accepts its invalid ones is an error where the example is written.
+      for (const auto& e : def.examples) {
+        const bool ok = sc.validate(text::alnum_upper(e.text));
+        if (ok == e.valid) continue;
+        sink_.error(e.at, "E_CHECK_DIGITS_EXAMPLE",
+                    where(what, path + ".examples." + (e.valid ? "valid" : "invalid")) + "'" + e.text + "' is " +
+                        (e.valid ? "rejected" : "accepted") +
+                        (e.valid && !sc.structure_ok(text::alnum_upper(e.text)) ? " (length, format, prefix or date)" : ""));
+      }
+    }
+    if (!def.id.empty()) out_.schemes.push_back(std::move(def));
+  }
+
   void read_detector(const YAML::Node& n, const std::string& path) {
     std::string what;
     detector_def d;
@@ -391,7 +677,7 @@ class file_reader {
     d.id = take_id(n, "detector", path, what);
     if (!n.IsMap()) return;
     check_keys(n, {"id", "description", "category", "sensitive", "pattern", "keywords", "ignore_case",
-                   "fullwidth_digits", "validators", "context", "allow", "max_length"},
+                   "fullwidth_digits", "digit_separators", "validators", "context", "allow", "max_length"},
                what, path);
     d.pack = pack_;
     d.at = at(n);
@@ -406,6 +692,14 @@ class file_reader {
     if (const YAML::Node s = get(n, "ignore_case")) d.ignore_case = boolean(s, what, path + ".ignore_case").value_or(false);
     if (const YAML::Node s = get(n, "fullwidth_digits"))
       d.fullwidth_digits = boolean(s, what, path + ".fullwidth_digits").value_or(true);
+    if (const YAML::Node s = get(n, "digit_separators")) {
+      if (s.IsScalar() && (s.Scalar() == "true" || s.Scalar() == "false" || s.Scalar() == "uniform"))
+        d.digit_separators = s.Scalar() == "true"    ? detector_def::separators::any
+                             : s.Scalar() == "false" ? detector_def::separators::off
+                                                     : detector_def::separators::uniform;
+      else
+        err(s, "E_VALUE", what, path + ".digit_separators", "digit_separators is true, false or uniform");
+    }
     const YAML::Node pat = get(n, "pattern");
     const YAML::Node kws = get(n, "keywords");
     if (pat && kws) {
@@ -422,17 +716,20 @@ class file_reader {
       d.pattern_at = at(kws);
       for (auto& [k, node] : strs(kws, what, path + ".keywords")) {
         if (k.empty()) err(node, "E_VALUE", what, path + ".keywords", "empty keyword");
-        else d.keywords.push_back(k);
+        else d.keywords.push_back(normalized_text(k));
       }
       sort_unique(d.keywords);
       if (d.keywords.empty()) err(kws, "E_VALUE", what, path + ".keywords", "the keyword list is empty");
     }
     if (const YAML::Node v = get(n, "validators")) {
       for (auto& [name, node] : strs(v, what, path + ".validators")) {
-        if (auto val = parse_validator(name)) d.validators.push_back(*val);
-        else
-          err(node, "E_UNKNOWN_VALIDATOR", what, path + ".validators",
-              "unknown validator '" + name + "' (known: luhn, gb11643, iban_mod97, us_ssn, es_dni)");
+        validator_ref ref;
+        ref.name = name;
+        ref.at = at(node);
+        ref.builtin = parse_validator(name);
+        // Not built in: a check-digit scheme of the set, resolved once all files are read.
+        if (!ref.builtin) refs_.push_back({reference::kind::scheme, name, at(node), what, path + ".validators"});
+        d.validators.push_back(std::move(ref));
       }
       sort_unique(d.validators);
     }
@@ -440,6 +737,7 @@ class file_reader {
       if (is_map(c, what, path + ".context")) {
         check_keys(c, {"words", "window"}, what, path + ".context");
         d.context_words = plain_strs(c, "words", what, path + ".context");
+        for (auto& w : d.context_words) w = normalized_text(w);
         sort_unique(d.context_words);
         if (d.context_words.empty()) err(c, "E_MISSING_KEY", what, path + ".context.words", "context needs at least one word");
         if (const YAML::Node w = get(c, "window")) d.context_window = count(w, what, path + ".context.window", 256).value_or(0);
@@ -447,6 +745,7 @@ class file_reader {
       }
     }
     d.allow = plain_strs(n, "allow", what, path);
+    for (auto& a : d.allow) a = normalized_text(a);
     sort_unique(d.allow);
     if (const YAML::Node m = get(n, "max_length")) d.declared_max = count(m, what, path + ".max_length", 1 << 20);
     d.broken = sink_.errors != errors_before;  // not compiled: its errors are reported already
@@ -944,20 +1243,44 @@ void compile_detector(detector_def& d, std::size_t index, pattern::nfa& nfa, std
       return fail("E_REGEX_TOO_BIG", "the pattern is over the regex memory limit (" + re->error() + ")");
     return fail("E_REGEX", re->error() + (re->error_arg().empty() ? "" : ": " + re->error_arg()));
   }
+  // max_length is about the pattern as written; separators between digits come on top.
+  std::size_t written_max = 0;
+  {
+    pattern::nfa scratch;
+    const auto c = pattern::compile(d.re2_pattern, 0, scratch, opts.max_pattern_states);
+    if (!c.code.empty()) return fail(c.code, c.error);
+    written_max = c.max_len;
+  }
+  if (d.declared_max && *d.declared_max < written_max)
+    return fail("E_MAX_LENGTH", "the pattern can match up to " + std::to_string(written_max) +
+                                    " bytes (full-width digits take 3), more than max_length " +
+                                    std::to_string(*d.declared_max));
+  if (d.digit_separators != detector_def::separators::off && d.keywords.empty()) {
+    auto loose = pattern::loosen(d.re2_pattern);
+    if (!loose.error.empty()) return fail("E_PATTERN_UNSUPPORTED", loose.error);
+    if (loose.re2 != d.re2_pattern) {  // else the pattern has no two digits in a row
+      d.strict_re = re;
+      d.re2_pattern = std::move(loose.re2);
+      re = std::make_shared<RE2>(d.re2_pattern, o);
+    }
+    if (!re->ok()) {
+      if (re->error_code() == RE2::ErrorPatternTooLarge)
+        return fail("E_REGEX_TOO_BIG", "with separators between digits, the pattern is over the regex memory limit (" +
+                                           re->error() + "); set digit_separators: false or simplify it");
+      return fail("E_REGEX", "with separators between digits: " + re->error());
+    }
+  }
   if (static_cast<std::size_t>(re->ProgramSize()) > opts.max_program_size)
     return fail("E_REGEX_TOO_BIG", "the compiled pattern has " + std::to_string(re->ProgramSize()) +
                                        " instructions, over the limit of " + std::to_string(opts.max_program_size));
-  const auto c = pattern::compile(d.re2_pattern, static_cast<std::int32_t>(index), nfa, opts.max_pattern_states);
+  const int loop_over = getenv("LOOP_OVER") ? atoi(getenv("LOOP_OVER")) : 0;
+  const auto c = pattern::compile(d.re2_pattern, static_cast<std::int32_t>(index), nfa, opts.max_pattern_states, loop_over);
   if (!c.code.empty()) return fail(c.code, c.error);
   d.min_len = c.min_len;
   d.max_len = c.max_len;
   if (d.max_len > opts.max_match_length)
     return fail("E_PATTERN_TOO_LONG", "a match can be " + std::to_string(d.max_len) + " bytes long, over the limit of " +
                                           std::to_string(opts.max_match_length));
-  if (d.declared_max && *d.declared_max < d.max_len)
-    return fail("E_MAX_LENGTH", "the pattern can match up to " + std::to_string(d.max_len) +
-                                    " bytes (full-width digits take 3), more than max_length " +
-                                    std::to_string(*d.declared_max));
   d.re = std::move(re);
   starts[index] = c.start;
 }
@@ -1058,6 +1381,7 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
   compiled_rule_set& set = *rs;
   check_duplicates(set.packs, "pack", s);
   check_duplicates(set.groups, "group", s);
+  check_duplicates(set.schemes, "check-digit scheme", s);
   check_duplicates(set.detectors, "detector", s);
   check_duplicates(set.rules, "rule", s);
   check_duplicates(set.exceptions, "exception", s);
@@ -1068,12 +1392,15 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
   std::stable_sort(set.rules.begin(), set.rules.end(), by_id);
   std::stable_sort(set.exceptions.begin(), set.exceptions.end(), by_id);
   std::stable_sort(set.groups.begin(), set.groups.end(), by_id);
+  std::stable_sort(set.schemes.begin(), set.schemes.end(), by_id);
   std::stable_sort(set.packs.begin(), set.packs.end(), by_id);
 
   std::map<std::string, const group_def*> groups;
   for (const auto& g : set.groups) groups.emplace(g.id, &g);
   std::map<std::string, std::size_t> detector_index;
   for (std::size_t i = 0; i < set.detectors.size(); ++i) detector_index.emplace(set.detectors[i].id, i);
+  std::map<std::string, std::size_t> scheme_index;
+  for (std::size_t i = 0; i < set.schemes.size(); ++i) scheme_index.emplace(set.schemes[i].id, i);
   std::map<std::string, std::uint32_t> rule_index;
   for (std::size_t i = 0; i < set.rules.size(); ++i) rule_index.emplace(set.rules[i].id, static_cast<std::uint32_t>(i));
   std::stable_sort(set.volumes.begin(), set.volumes.end(), by_id);
@@ -1113,8 +1440,19 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
       case reference::kind::rule:
         if (!rule_index.count(r.name) && !level_ids.count(r.name)) s.error(r.at, "E_UNKNOWN_RULE", head + "no rule '" + r.name + "' in this rule set");
         break;
+      case reference::kind::scheme:
+        if (!scheme_index.count(r.name))
+          s.error(r.at, "E_UNKNOWN_VALIDATOR", head + "unknown validator '" + r.name + "' (built in: " +
+                                                   std::string(validator_names()) + "; or the id of a check_digits scheme of the set)");
+        break;
     }
   }
+
+  // Validators that name a scheme of the set.
+  for (auto& d : set.detectors)
+    for (auto& v : d.validators)
+      if (!v.builtin)
+        if (auto it = scheme_index.find(v.name); it != scheme_index.end()) v.scheme = it->second;
 
   // Rules: expand groups, compute the detectors each selects.
   auto expand = [&](const std::vector<std::string>& names, std::vector<std::string>& into) {
@@ -1175,7 +1513,10 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
     set.set = std::make_unique<RE2::Set>(o, RE2::UNANCHORED);
     for (const auto& d : set.detectors) {
       std::string e;
-      if (set.set->Add(d.re2_pattern, &e) < 0) s.error(d.pattern_at, "E_REGEX", "detector '" + d.id + "' (pattern): " + e);
+      const int relax_over = getenv("RELAX_OVER") ? atoi(getenv("RELAX_OVER")) : 0;
+      auto relaxed = pattern::relax(d.re2_pattern, relax_over);
+      if (set.set->Add(relaxed.error.empty() ? relaxed.re2 : d.re2_pattern, &e) < 0)
+        s.error(d.pattern_at, "E_REGEX", "detector '" + d.id + "' (pattern): " + e);
     }
     origin o0;
     o0.file = set.packs.empty() ? std::string() : set.packs.front().at.file;
@@ -1193,12 +1534,12 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
   // A candidate is decided once the bytes after it hold the next character (for
   // the boundary rule) and the context window.
   set.lookahead_ = std::max<std::size_t>(4, set.max_context_);
-  for (const auto& m : set.automaton.masks()) {
-    std::size_t w = 0;
-    for (const auto d : m) w = std::max(w, set.detectors[d].context_window);
-    set.mask_context.push_back(static_cast<std::uint32_t>(w));
-  }
-  set.max_hold_back_ = 2 * set.max_match_ + set.lookahead_ + 4;
+  // Of N (normalize.hpp): the oldest undecided candidate and a redacted finding
+  // before it; each byte of N stands for at most max_expansion bytes of the
+  // text; an open base64 run holds up to base64_max_run bytes; the normalizer
+  // keeps back at most an escape.
+  set.max_hold_back_ = (2 * set.max_match_ + set.lookahead_ + 4) * text::max_expansion + text::base64_max_run +
+                       text::max_escape + 4;
 
   // Warnings about coverage, for sets that are otherwise valid.
   for (std::size_t i = 0; i < set.detectors.size() && s.errors == 0; ++i) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "policy/automaton.hpp"
+#include "policy/checksum.hpp"
 #include "policy/policy.hpp"
 #include "policy/validators.hpp"
 #include "policy/volume_model.hpp"
@@ -52,6 +53,32 @@ enum class redaction : std::uint8_t {
 [[nodiscard]] std::string_view to_string(redaction r) noexcept;
 [[nodiscard]] std::optional<redaction> parse_redaction(std::string_view s) noexcept;
 
+// A check-digit scheme declared in a rule file (`check_digits:`).
+struct scheme_def {
+  std::string id;
+  check_scheme scheme;  // scheme.id == id
+  std::string pack;
+  std::string description;
+  origin at;
+  struct example {
+    std::string text;
+    bool valid = true;
+    origin at;
+  };
+  std::vector<example> examples;  // checked at load; not part of the canonical form
+  bool broken = false;            // had errors while reading
+};
+
+// A validator a detector names: a built-in one or a scheme of the set.
+struct validator_ref {
+  std::string name;
+  std::optional<validator> builtin;
+  std::size_t scheme = 0;  // index into compiled_rule_set::schemes when not built in
+  origin at;
+  friend bool operator<(const validator_ref& a, const validator_ref& b) { return a.name < b.name; }
+  friend bool operator==(const validator_ref& a, const validator_ref& b) { return a.name == b.name; }
+};
+
 struct detector_def {
   std::string id;
   std::string pack;
@@ -62,7 +89,12 @@ struct detector_def {
   std::vector<std::string> keywords;  // sorted, unique
   bool ignore_case = false;
   bool fullwidth_digits = true;
-  std::vector<validator> validators;        // sorted, unique
+  // Whether a separator may stand between two digits of the pattern
+  // (pattern::loosen); uniform: and every separator between two digits of a
+  // match must be the same.
+  enum class separators : std::uint8_t { off, any, uniform };
+  separators digit_separators = separators::any;
+  std::vector<validator_ref> validators;    // sorted by name, unique
   std::vector<std::string> context_words;   // sorted, unique
   std::size_t context_window = 0;           // bytes either side of the match
   std::vector<std::string> allow;           // sorted, unique
@@ -74,6 +106,10 @@ struct detector_def {
   // Compiled.
   std::string re2_pattern;
   std::shared_ptr<const RE2> re;
+  // With digit_separators: the pattern as written (without the separators
+  // between digits). A match that needed those separators may not be a piece
+  // of a longer spaced number (text::separator_after_digit).
+  std::shared_ptr<const RE2> strict_re;
   std::size_t min_len = 0;
   std::size_t max_len = 0;  // bytes; bounds every match (superset analysis)
 };
@@ -181,19 +217,35 @@ class compiled_rule_set final : public rule_set {
   // The verdict fields that depend on findings; findings must be in text order
   // with applied set.
   void summarize(const flow_plan& p, verdict& v) const;
+  // Whether the normalized form of a match passes detector d's validators.
+  [[nodiscard]] bool validators_pass(std::size_t d, std::string_view normalized) const;
   // Whether a match [s, e) of detector d in text is a finding: boundaries,
-  // allow-list, validators, context words.
-  [[nodiscard]] bool accept(std::size_t d, std::string_view text, std::size_t s, std::size_t e) const;
+  // allow-list, validators, context words. With `more` (a stream whose text
+  // goes on after `text`), `wait` when the answer depends on context words
+  // that may still come.
+  enum class decision : std::uint8_t { no, yes, wait };
+  [[nodiscard]] decision accept(std::size_t d, std::string_view text, std::size_t s, std::size_t e,
+                                bool more = false) const;
   // The end of the finding of detector d that starts at s, given RE2's
   // leftmost-first match [s, e) there: e if accepted, else the longest shorter
-  // match at s that is accepted; 0 when none is.
-  [[nodiscard]] std::size_t match_at(std::size_t d, std::string_view text, std::size_t s, std::size_t e) const;
+  // match at s that is accepted; 0 when none is. With `more`, sets wait (and
+  // returns 0) when that cannot be decided before more text arrives.
+  [[nodiscard]] std::size_t match_at(std::size_t d, std::string_view text, std::size_t s, std::size_t e,
+                                     bool more = false, bool* wait = nullptr) const;
   [[nodiscard]] finding make_finding(std::size_t d, std::string_view text, std::size_t s,
                                      std::size_t e, std::uint32_t part) const;
   [[nodiscard]] std::string replacement(redaction style, const finding& f) const;
-  // Findings scanned without the RE2::Set pass (every detector); for tests and
-  // as the fallback when the set's DFA runs out of memory.
+  // Findings scanned without the RE2::Set pass (every detector); for tests.
   [[nodiscard]] std::vector<finding> scan_all(std::string_view text, std::uint32_t part) const;
+  // scan / scan_all: normalize (normalize.hpp), scan the normalized view, map
+  // the findings back to the text, add those of base64 runs.
+  [[nodiscard]] std::vector<finding> scan_text(std::string_view text, std::uint32_t part, bool all) const;
+  // The findings of a normalized view, in its positions (the set pass unless
+  // all, or when the set's DFA runs out of memory).
+  [[nodiscard]] std::vector<finding> scan_view(std::string_view view, std::uint32_t part, bool all) const;
+  // The findings of the text a base64 run decodes to, one per detector, their
+  // positions unset; none when the run does not decode to text.
+  [[nodiscard]] std::vector<finding> base64_findings(std::string_view run, std::uint32_t part) const;
   // The RE2::Set pass alone: indices of detectors whose pattern occurs in text
   // (before validation). False when the set's DFA ran out of memory.
   [[nodiscard]] bool detect(std::string_view text, std::vector<int>& hits) const;
@@ -205,11 +257,9 @@ class compiled_rule_set final : public rule_set {
   std::size_t max_match_ = 0;       // longest match of any detector
   std::size_t max_context_ = 0;     // widest context window
   std::size_t lookahead_ = 0;       // bytes a candidate needs past its end, at most
-  // Per automaton accept mask: the widest context window of its detectors, the
-  // bytes past a match they look at.
-  std::vector<std::uint32_t> mask_context;
   std::vector<pack_def> packs;
   std::vector<group_def> groups;
+  std::vector<scheme_def> schemes;      // sorted by id
   std::vector<detector_def> detectors;  // sorted by id: the index is the detector's order
   std::vector<rule_def> rules;          // sorted by id
   std::vector<exception_def> exceptions;  // sorted by id

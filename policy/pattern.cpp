@@ -10,7 +10,6 @@ namespace customs::policy::pattern {
 
 namespace {
 constexpr std::string_view digit_ranges = "0-9\\x{FF10}-\\x{FF19}";
-constexpr std::string_view sep_class = "[ .\\-\\x{A0}\\x{3000}\\x{FF0D}\\x{FF0E}]";
 }  // namespace
 
 namespace {
@@ -121,7 +120,7 @@ rewrite_result rewrite(std::string_view p, bool fullwidth_digits) {
     }
     if (!in_class && c == '{') {
       if (p.substr(i, 5) == "{sep}") {
-        out += sep_class;
+        out += separator_re2;
         i += 5;
         continue;
       }
@@ -231,12 +230,27 @@ constexpr std::uint32_t max_cp = 0x10FFFF;
 constexpr std::size_t unbounded = std::numeric_limits<std::size_t>::max();
 
 struct node {
-  enum class kind : std::uint8_t { empty, cls, concat, alt, repeat } k = kind::empty;
+  // group: a parenthesised sub-pattern (one kid), kept so that its flags can be
+  // written back; raw: a flag change such as (?i) that matches nothing.
+  enum class kind : std::uint8_t { empty, cls, concat, alt, repeat, group, raw } k = kind::empty;
   std::vector<range> ranges;  // cls
-  std::vector<node> kids;     // concat, alt, repeat (one kid)
+  std::vector<node> kids;     // concat, alt, repeat and group (one kid)
   int min = 0;
   int max = 0;  // -1: unbounded
+  bool lazy = false;  // repeat: non-greedy
+  std::string src;    // cls, raw: the RE2 text that stands for it; group: its opening, e.g. "(?i:"
 };
+
+// RE2 text for one code point, safe anywhere outside brackets.
+std::string escape_cp(std::uint32_t cp) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string h;
+  do {
+    h.insert(h.begin(), hex[cp & 15]);
+    cp >>= 4;
+  } while (cp != 0);
+  return "\\x{" + h + "}";
+}
 
 void normalize(std::vector<range>& rs) {
   std::sort(rs.begin(), rs.end());
@@ -348,7 +362,14 @@ class parser {
     n.k = node::kind::concat;
     const flags saved = flags_;
     while (!at_end() && peek() != '|' && peek() != ')') {
-      if (p_.substr(i_, 2) == "(?" && parse_flag_only()) continue;
+      const std::size_t at = i_;
+      if (p_.substr(i_, 2) == "(?" && parse_flag_only()) {
+        node raw;
+        raw.k = node::kind::raw;
+        raw.src = std::string(p_.substr(at, i_ - at));
+        n.kids.push_back(std::move(raw));
+        continue;
+      }
       node atom = parse_atom();
       if (!error_.empty()) return n;
       parse_quantifiers(atom);
@@ -394,11 +415,13 @@ class parser {
       } else {
         return;
       }
-      if (!at_end() && peek() == '?') ++i_;  // non-greedy: same language
+      bool lazy = false;
+      if (!at_end() && peek() == '?') ++i_, lazy = true;  // non-greedy: same language
       node r;
       r.k = node::kind::repeat;
       r.min = lo;
       r.max = hi;
+      r.lazy = lazy;
       r.kids.push_back(std::move(atom));
       atom = std::move(r);
     }
@@ -438,6 +461,13 @@ class parser {
   }
 
   node parse_atom() {
+    const std::size_t at = i_;
+    node n = parse_atom_at();
+    if (n.k == node::kind::cls && n.src.empty()) n.src = std::string(p_.substr(at, i_ - at));
+    return n;
+  }
+
+  node parse_atom_at() {
     const char c = peek();
     if (c == '(') return parse_group();
     if (c == '[') return parse_class();
@@ -459,12 +489,16 @@ class parser {
     }
     if (c == '{' || c == '}' || c == ']') {
       ++i_;
-      return cls({{static_cast<std::uint32_t>(c), static_cast<std::uint32_t>(c)}});
+      node n = cls({{static_cast<std::uint32_t>(c), static_cast<std::uint32_t>(c)}});
+      n.src = escape_cp(static_cast<std::uint32_t>(c));
+      return n;
     }
     std::size_t len = 1;
     const std::uint32_t cp = text::decode(p_, i_, len);
     i_ += len;
-    return cls({{cp, cp}});
+    node n = cls({{cp, cp}});
+    n.src = escape_cp(cp);
+    return n;
   }
 
   node parse_quoted() {
@@ -476,14 +510,17 @@ class parser {
       const std::uint32_t cp = text::decode(p_, i_, len);
       i_ += len;
       n.kids.push_back(cls({{cp, cp}}));
+      n.kids.back().src = escape_cp(cp);
     }
     if (!at_end()) i_ += 2;
     return n;
   }
 
   node parse_group() {
+    const std::size_t open_at = i_;
     ++i_;  // (
     const flags saved = flags_;
+    std::string opening = "(?:";  // captures and names do not matter here
     if (peek() == '?') {
       ++i_;
       if (peek() == 'P' || peek() == '<') {
@@ -507,6 +544,7 @@ class parser {
           }
         }
         ++i_;  // :
+        opening = std::string(p_.substr(open_at, i_ - open_at));
       }
     }
     node body = parse_alt();
@@ -516,7 +554,11 @@ class parser {
       return {};
     }
     ++i_;
-    return body;
+    node g;
+    g.k = node::kind::group;
+    g.src = std::move(opening);
+    g.kids.push_back(std::move(body));
+    return g;
   }
 
   static void perl_class(char c, std::vector<range>& rs) {
@@ -752,7 +794,8 @@ std::size_t sat_mul(std::size_t a, std::size_t n) {
 
 void lengths(const node& n, std::size_t& lo, std::size_t& hi) {
   switch (n.k) {
-    case node::kind::empty: lo = hi = 0; return;
+    case node::kind::empty: case node::kind::raw: lo = hi = 0; return;
+    case node::kind::group: lengths(n.kids[0], lo, hi); return;
     case node::kind::cls:
       // An empty class matches nothing; treat it as length 0 both ways (it can
       // only make its branch impossible).
@@ -791,7 +834,8 @@ void lengths(const node& n, std::size_t& lo, std::size_t& hi) {
 
 class builder {
  public:
-  builder(nfa& out, std::size_t limit) : out_(out), limit_(out.states.size() + limit) {}
+  builder(nfa& out, std::size_t limit, int loop_over)
+      : out_(out), limit_(out.states.size() + limit), loop_over_(loop_over) {}
 
   std::uint32_t add() {
     if (out_.states.size() >= limit_) {
@@ -807,7 +851,8 @@ class builder {
   void build(const node& n, std::uint32_t s, std::uint32_t e) {
     if (over_) return;
     switch (n.k) {
-      case node::kind::empty: out_.states[s].eps.push_back(e); return;
+      case node::kind::empty: case node::kind::raw: out_.states[s].eps.push_back(e); return;
+      case node::kind::group: build(n.kids[0], s, e); return;
       case node::kind::cls: {
         std::vector<byte_ranges> seqs;
         for (const auto& r : n.ranges) utf8_sequences(r.first, r.second, seqs);
@@ -842,6 +887,22 @@ class builder {
         }
         return;
       case node::kind::repeat: {
+        if (loop_over_ > 0 && n.max > loop_over_) {
+          // A superset: min mandatory copies, then any number more (a loop).
+          std::uint32_t cur = s;
+          for (int k = 0; k < n.min; ++k) {
+            const std::uint32_t next = add();
+            if (over_) return;
+            build(n.kids[0], cur, next);
+            cur = next;
+          }
+          const std::uint32_t back = add();
+          if (over_) return;
+          build(n.kids[0], cur, back);
+          out_.states[back].eps.push_back(cur);
+          out_.states[cur].eps.push_back(e);
+          return;
+        }
         // min mandatory copies, then (max - min) copies each of which may end the
         // repetition.
         std::uint32_t cur = s;
@@ -862,13 +923,202 @@ class builder {
  private:
   nfa& out_;
   std::size_t limit_;
+  int loop_over_;
   bool over_ = false;
 };
 
+// --- Separators between digits (loosen) ---------------------------------
+
+// A class of digits (and the check character X) only: the atoms between which
+// a separator may stand.
+bool digitish(const node& n) {
+  if (n.k != node::kind::cls || n.ranges.empty()) return false;
+  bool digit = false;
+  for (const auto& r : n.ranges) {
+    const bool ascii_digit = r.first >= '0' && r.second <= '9';
+    const bool wide_digit = r.first >= 0xFF10 && r.second <= 0xFF19;
+    const bool check_x = (r.first == r.second) && (r.first == 'X' || r.first == 'x' || r.first == 0xFF38 || r.first == 0xFF58);
+    if (!ascii_digit && !wide_digit && !check_x) return false;
+    digit = digit || ascii_digit || wide_digit;
+  }
+  return digit;
+}
+
+bool nullable(const node& n) {
+  switch (n.k) {
+    case node::kind::empty: case node::kind::raw: return true;
+    case node::kind::cls: return false;
+    case node::kind::group: return nullable(n.kids[0]);
+    case node::kind::concat: return std::all_of(n.kids.begin(), n.kids.end(), nullable);
+    case node::kind::alt: return n.kids.empty() || std::any_of(n.kids.begin(), n.kids.end(), nullable);
+    case node::kind::repeat: return n.min == 0 || n.max == 0 || nullable(n.kids[0]);
+  }
+  return true;
+}
+
+// Whether n can start (first = true) or end with a digit atom.
+bool edge_digit(const node& n, bool first) {
+  switch (n.k) {
+    case node::kind::empty: case node::kind::raw: return false;
+    case node::kind::cls: return digitish(n);
+    case node::kind::group: return edge_digit(n.kids[0], first);
+    case node::kind::alt: return std::any_of(n.kids.begin(), n.kids.end(), [&](const node& k) { return edge_digit(k, first); });
+    case node::kind::repeat: return n.max != 0 && edge_digit(n.kids[0], first);
+    case node::kind::concat: {
+      // The first (last) part decides; an optional part there, such as an
+      // author's {sep}?, means a separator may already stand at this edge.
+      const node* edge = nullptr;
+      for (std::size_t i = 0; i < n.kids.size(); ++i) {
+        const node& k = first ? n.kids[i] : n.kids[n.kids.size() - 1 - i];
+        if (k.k == node::kind::raw) continue;
+        edge = &k;
+        break;
+      }
+      return edge != nullptr && edge_digit(*edge, first);
+    }
+  }
+  return false;
+}
+
+node optional_separator() {
+  node sep;
+  sep.k = node::kind::cls;
+  sep.src = std::string(separator_re2);
+  node r;
+  r.k = node::kind::repeat;
+  r.min = 0;
+  r.max = 1;
+  r.kids.push_back(std::move(sep));
+  return r;
+}
+
+node loosened(const node& n) {
+  switch (n.k) {
+    case node::kind::empty: case node::kind::raw: case node::kind::cls: return n;
+    case node::kind::group: case node::kind::alt: {
+      node out = n;
+      for (auto& k : out.kids) k = loosened(k);
+      return out;
+    }
+    case node::kind::repeat: {
+      node kid = loosened(n.kids[0]);
+      if (n.max == 0 || n.max == 1 || !edge_digit(n.kids[0], true) || !edge_digit(n.kids[0], false)) {
+        node out = n;
+        out.kids[0] = std::move(kid);
+        return out;
+      }
+      // x{a,b} -> x(?:S?x){a-1,b-1}, made optional as a whole when a == 0.
+      node step;
+      step.k = node::kind::concat;
+      step.kids.push_back(optional_separator());
+      step.kids.push_back(kid);
+      node more;
+      more.k = node::kind::repeat;
+      more.min = std::max(n.min - 1, 0);
+      more.max = n.max < 0 ? -1 : n.max - 1;
+      more.lazy = n.lazy;
+      more.kids.push_back(std::move(step));
+      node seq;
+      seq.k = node::kind::concat;
+      seq.kids.push_back(std::move(kid));
+      seq.kids.push_back(std::move(more));
+      if (n.min > 0) return seq;
+      node opt;
+      opt.k = node::kind::repeat;
+      opt.min = 0;
+      opt.max = 1;
+      opt.lazy = n.lazy;
+      opt.kids.push_back(std::move(seq));
+      return opt;
+    }
+    case node::kind::concat: {
+      node out;
+      out.k = node::kind::concat;
+      // Whether what is already in `out` can end with a digit (looking back
+      // through parts that may match nothing, such as an optional {sep}).
+      // A separator goes only between two parts that are both there: after a
+      // part that must match something (so that a match never starts with it)
+      // and before one that must (so that it never ends with it).
+      bool digit_before = false;
+      bool required_before = false;
+      for (const auto& k : n.kids) {
+        node lk = loosened(k);
+        if (k.k == node::kind::raw) {
+          out.kids.push_back(std::move(lk));
+          continue;
+        }
+        if (digit_before && required_before && !nullable(k) && edge_digit(k, true))
+          out.kids.push_back(optional_separator());
+        digit_before = edge_digit(k, false);
+        if (!nullable(k)) required_before = true;
+        out.kids.push_back(std::move(lk));
+      }
+      return out;
+    }
+  }
+  return n;
+}
+
+// loop_over > 0: repetitions of more copies print as {min,} (a superset).
+void print(const node& n, std::string& out, int loop_over = 0) {
+  switch (n.k) {
+    case node::kind::empty: return;
+    case node::kind::cls: case node::kind::raw: out += n.src; return;
+    case node::kind::group:
+      out += n.src;
+      print(n.kids[0], out, loop_over);
+      out += ')';
+      return;
+    case node::kind::concat:
+      for (const auto& k : n.kids) print(k, out, loop_over);
+      return;
+    case node::kind::alt:
+      out += "(?:";
+      for (std::size_t i = 0; i < n.kids.size(); ++i) {
+        if (i) out += '|';
+        print(n.kids[i], out, loop_over);
+      }
+      out += ')';
+      return;
+    case node::kind::repeat:
+      out += "(?:";
+      print(n.kids[0], out, loop_over);
+      out += "){" + std::to_string(n.min) + ",";
+      if (n.max >= 0 && !(loop_over > 0 && n.max > loop_over)) out += std::to_string(n.max);
+      out += '}';
+      if (n.lazy) out += '?';
+      return;
+  }
+}
+
 }  // namespace
 
-compiled compile(std::string_view re2_pattern, std::int32_t accept_id, nfa& out,
-                 std::size_t max_states) {
+rewrite_result relax(std::string_view re2_pattern, int loop_over) {
+  rewrite_result r;
+  node root;
+  parser p(re2_pattern);
+  if (!p.parse(root)) {
+    r.error = p.error();
+    return r;
+  }
+  print(root, r.re2, loop_over);
+  return r;
+}
+
+rewrite_result loosen(std::string_view re2_pattern) {
+  rewrite_result r;
+  node root;
+  parser p(re2_pattern);
+  if (!p.parse(root)) {
+    r.error = p.error();
+    return r;
+  }
+  print(loosened(root), r.re2);
+  return r;
+}
+
+compiled compile(std::string_view re2_pattern, std::int32_t accept_id, nfa& out, std::size_t max_states,
+                 int loop_over) {
   compiled c;
   node root;
   parser p(re2_pattern);
@@ -889,7 +1139,7 @@ compiled compile(std::string_view re2_pattern, std::int32_t accept_id, nfa& out,
     return c;
   }
   const std::size_t before = out.states.size();
-  builder b(out, max_states);
+  builder b(out, max_states, loop_over);
   const std::uint32_t s = b.add();
   const std::uint32_t e = b.add();
   if (!b.over()) b.build(root, s, e);

@@ -29,11 +29,35 @@
 
 namespace customs::policy::pattern {
 
+// One separator inside a number, in RE2 syntax: `{sep}` in patterns, and what
+// may stand between two digits of a pattern (loosen): space, line break (LF,
+// CR or CR LF), '/', '_', '-', '.', no-break and narrow no-break space, figure
+// and thin space, the dashes U+2010-2013, minus U+2212, ideographic space
+// U+3000, full-width hyphen, full stop, solidus and low line.
+inline constexpr std::string_view separator_re2 =
+    "(?:\\r\\n|[\\n\\r /_.\\-\\x{A0}\\x{2007}\\x{2009}\\x{2010}-\\x{2013}\\x{202F}\\x{2212}\\x{3000}"
+    "\\x{FF0D}\\x{FF0E}\\x{FF0F}\\x{FF3F}])";
+
 struct rewrite_result {
   std::string re2;    // the pattern in RE2 syntax
   std::string error;  // empty when ok
 };
 [[nodiscard]] rewrite_result rewrite(std::string_view authored, bool fullwidth_digits = true);
+
+// The pattern (RE2 syntax, as rewrite() returns it) with one optional
+// separator (separator_re2) between any two digit atoms that follow each other:
+// `\\d{6}` becomes `\\d(?:S?\\d){5}`, and `\\d{3}{sep}?\\d` lets a separator stand
+// before the last digit too. A digit atom is a class of digits only (the check
+// character X allowed). Detectors with digit_separators (the default) use it,
+// so that identifiers written with their digits spaced or grouped in unusual
+// ways are still found.
+[[nodiscard]] rewrite_result loosen(std::string_view re2_pattern);
+
+// The pattern (RE2 syntax) with every repetition of more than loop_over
+// copies unbounded: a superset whose DFA does not count (the multi-pattern
+// pass only says which detectors may occur, and long counters of one pattern
+// multiply the DFA states of the others).
+[[nodiscard]] rewrite_result relax(std::string_view re2_pattern, int loop_over);
 
 // A pattern matching exactly the given literal, ASCII letters in either case when
 // ignore_case (other characters as they are). Used for keyword lists.
@@ -65,8 +89,14 @@ struct compiled {
 
 // Parses re2_pattern and appends its NFA to out, accepting with accept_id. On
 // error, out is left as it was. max_states bounds the states this pattern adds.
+// With loop_over > 0, a repetition of more than loop_over copies becomes its
+// minimum and then a loop: a superset that keeps the streaming automaton small
+// where long counters would multiply its states (an email's 64-character local
+// part against the digits of a number); the stream scanner then ends candidates
+// older than the longest match itself. min_len and max_len stay those of the
+// pattern as written.
 [[nodiscard]] compiled compile(std::string_view re2_pattern, std::int32_t accept_id, nfa& out,
-                               std::size_t max_states);
+                               std::size_t max_states, int loop_over = 0);
 
 // Splits the code point range [lo, hi] into UTF-8 byte-range sequences (each a
 // list of 1..4 byte ranges), as a UTF-8 automaton needs them.

@@ -18,13 +18,23 @@
 //   before it any more. Text before SAFE is released, except that a redacted
 //   finding is emitted only once SAFE has passed its end (then every finding that
 //   overlaps it is known, for the overlap rule of rule_set::decide).
-// Bounds: a candidate closes within max_match bytes; so the oldest unresolved one
-// starts at most max_match + lookahead bytes before the end, and a waiting
-// redacted finding at most max_match before SAFE: held() <= max_hold_back().
+// Normalisation (normalize.hpp): the fed text T goes through the incremental
+// normalizer, which keeps back at most an incomplete character, escape or
+// reference; candidates run on its output N, and findings, SAFE and releases are
+// mapped back to T through the source map, as rule_set::scan maps the
+// whole-text findings. Base64 runs of N (normalize.hpp) are tracked alongside:
+// an open run that may still be decoded holds SAFE at its start; a closed one
+// becomes a candidate of its own, resolved with the candidates of the same start.
+// Bounds: a candidate closes within max_match bytes of N; so the oldest
+// unresolved one starts at most max_match + lookahead bytes of N before the end,
+// and a waiting redacted finding at most max_match before SAFE; a byte of N
+// stands for at most text::max_expansion bytes of T; a base64 run holds at most
+// text::base64_max_run bytes: held() <= max_hold_back().
 // Cost per fed byte: one table lookup, plus one per open candidate (usually 0-2).
 #include <algorithm>
 
 #include "policy/model.hpp"
+#include "policy/normalize.hpp"
 #include "policy/text.hpp"
 
 namespace customs::policy {
@@ -41,11 +51,23 @@ struct stream_scanner::impl {
   detail::flow_plan plan;
   verdict v;
 
-  std::string buf;           // the bytes [base, end)
-  std::size_t base = 0;      // absolute offset of buf[0]
-  std::size_t end = 0;       // bytes fed so far
-  std::size_t release = 0;   // output emitted for [0, release)
-  std::size_t history = 4;   // bytes kept before `release` for boundary and context checks
+  // N, the normalized text candidates run on, and T, the text as fed, which is
+  // released; offsets are absolute.
+  text::normalizer norm;
+  text::source_map map;      // N -> T, from about base on
+  std::string buf;           // N [base, end)
+  std::size_t base = 0;      // N offset of buf[0]
+  std::size_t end = 0;       // N bytes so far
+  std::string obuf;          // T [obase, oend)
+  std::size_t obase = 0;
+  std::size_t oend = 0;      // T bytes fed so far
+  std::size_t release = 0;   // T emitted for [0, release)
+  std::size_t history = 8;   // N bytes kept before SAFE for boundary and context checks
+
+  text::base64_tracker b64;
+  static constexpr std::size_t none = static_cast<std::size_t>(-1);
+  std::size_t run_hold = none;  // start of the open base64 run that may still be decoded
+  std::size_t run_dirty = none; // start of an open run that is not a copy of T (never decoded)
 
   // Candidates still reading bytes, in start order.
   struct open_candidate {
@@ -59,15 +81,28 @@ struct stream_scanner::impl {
     std::size_t start;
     std::uint32_t state;  // the last live DFA state: its accept set says which detectors
     std::size_t closed;   // where the DFA died: every match from start ends at or before it
-    std::size_t context;  // the widest context window of those detectors
+    bool base64 = false;  // a base64 run [start, closed) instead
   };
   std::vector<closed_candidate> closed;
   std::size_t closed_head = 0;
 
-  std::vector<std::size_t> next_pos;  // per detector: where its search resumes
-  std::vector<std::size_t> pending;   // indices into v.findings: redacted, not yet emitted
-  std::size_t last_redacted_end = 0;
-  std::vector<finding> batch;
+  std::vector<std::size_t> next_pos;  // per detector: where its search resumes (N)
+  // Redacted findings not yet emitted: index into v.findings, and their N range.
+  struct pending_finding {
+    std::size_t index;
+    std::size_t n_start;
+    std::size_t n_end;
+  };
+  std::vector<pending_finding> pending;
+  std::size_t last_redacted_end = 0;  // T
+  struct batch_entry {
+    finding f;  // positions in T
+    std::size_t n_start;
+    std::size_t n_end;
+    std::size_t detector;
+    bool base64;
+  };
+  std::vector<batch_entry> batch;
   bool blocked = false;
   bool finished = false;
 
@@ -77,11 +112,30 @@ struct stream_scanner::impl {
     const stream_automaton& a = rs->automaton;
     const std::uint32_t mask = a.mask_id(state);
     if (mask == 0) return;  // no detector can have matched: nothing to resolve (callers check too)
-    closed_candidate c{start, state, at, rs->mask_context[mask]};
+    insert_closed({start, state, at, false});
+  }
+
+  void insert_closed(const closed_candidate& c) {
     // Candidates close out of start order (a longer one may outlive a later one).
     auto pos = closed.end();
-    while (pos != closed.begin() + static_cast<std::ptrdiff_t>(closed_head) && (pos - 1)->start > start) --pos;
+    while (pos != closed.begin() + static_cast<std::ptrdiff_t>(closed_head) && (pos - 1)->start > c.start) --pos;
     closed.insert(pos, c);
+  }
+
+  // Base64 runs over the N bytes from `from` on (none to find without detectors).
+  void track_base64(std::size_t from) {
+    if (rs->detectors.empty()) return;
+    text::base64_tracker::run r;
+    for (std::size_t p = from; p < end; ++p)
+      if (b64.feed(static_cast<unsigned char>(buf[p - base]), p, r)) on_run(r);
+    const std::size_t h = b64.holding();
+    if (h != none && h != run_dirty && !map.is_copy(h, end)) run_dirty = h;  // decoded only if T has it as is
+    run_hold = (h != none && h != run_dirty) ? h : none;
+  }
+
+  void on_run(const text::base64_tracker::run& r) {
+    if (!r.eligible || r.start == run_dirty || !map.is_copy(r.start, r.end)) return;
+    insert_closed({r.start, 0, r.end, true});
   }
 
   // Whether the character that ends right before the next byte is a word
@@ -173,55 +227,79 @@ struct stream_scanner::impl {
     word_state = ws;
   }
 
-  void resolve_one(const closed_candidate& c) {
-    const stream_automaton& a = rs->automaton;
-    batch.clear();
+  // A finding of N [s, e) with its positions and text in T.
+  batch_entry located(finding f, std::size_t s, std::size_t e, std::size_t d, bool base64) const {
+    f.start = map.original_start(s);
+    f.end = map.original_end(e);
+    f.text.assign(obuf, f.start - obase, f.end - f.start);
+    return {std::move(f), s, e, d, base64};
+  }
+
+  // Adds the findings of a closed candidate to the batch; false when a decision
+  // needs context words that may still come (the batch is then cleared by the caller).
+  bool collect(const closed_candidate& c, bool final) {
     const std::string_view t = text();
     const std::size_t s = c.start - base;
-    for (const auto d : a.accepted(c.state)) {
+    if (c.base64) {
+      for (auto& f : rs->base64_findings(t.substr(s, c.closed - c.start), 0))
+        batch.push_back(located(std::move(f), c.start, c.closed, detector_index(f.detector), true));
+      return true;
+    }
+    for (const auto d : rs->automaton.accepted(c.state)) {
       if (c.start < next_pos[d]) continue;  // inside this detector's previous finding
       const auto& det = rs->detectors[d];
       const std::size_t stop = std::min(t.size(), s + det.max_len);
       re2::StringPiece m;
       if (!det.re->Match(re2::StringPiece(t.data(), t.size()), s, stop, RE2::ANCHOR_START, &m, 1)) continue;
-      const std::size_t e = m.size() == 0 ? 0 : rs->match_at(d, t, s, s + m.size());
+      bool wait = false;
+      const std::size_t e = m.size() == 0 ? 0 : rs->match_at(d, t, s, s + m.size(), !final, &wait);
+      if (wait) return false;
       if (e <= s) continue;
-      finding f = rs->make_finding(d, t, s, e, 0);
-      f.start += base;
-      f.end += base;
-      next_pos[d] = f.end;
-      batch.push_back(std::move(f));
+      batch.push_back(located(rs->make_finding(d, t, s, e, 0), c.start, c.start + (e - s), d, false));
     }
-    if (batch.empty()) return;
-    std::sort(batch.begin(), batch.end(), detail::finding_before);
+    return true;
+  }
+
+  // Applies a complete batch (the candidates of one start) to the verdict.
+  void commit() {
+    for (const auto& b : batch)
+      if (!b.base64) next_pos[b.detector] = b.n_end;
+    std::sort(batch.begin(), batch.end(), [](const batch_entry& a, const batch_entry& b) { return detail::finding_before(a.f, b.f); });
+    // A base64 run's finding that a detector also made of the run's own text counts once.
+    batch.erase(std::unique(batch.begin(), batch.end(),
+                            [](const batch_entry& a, const batch_entry& b) {
+                              return a.f.start == b.f.start && a.f.end == b.f.end && a.f.detector == b.f.detector;
+                            }),
+                batch.end());
     bool new_rule = false;
-    for (auto& f : batch) {
+    for (auto& b : batch) {
+      finding& f = b.f;
       rs->apply(plan, f);
       const action act = f.applied;
       v.act = std::max(v.act, act);
       // The verdict's lists change only when a detector first shows up: keep the
       // cost per finding constant however many findings a long stream has.
-      const std::size_t d = detector_of(f);
-      if (!seen_detector[d]) seen_detector[d] = true, new_rule = true;
+      if (!seen_detector[b.detector]) seen_detector[b.detector] = true, new_rule = true;
       v.findings.push_back(std::move(f));
-      if (act == action::redact) pending.push_back(v.findings.size() - 1);
+      if (act == action::redact) pending.push_back({v.findings.size() - 1, b.n_start, b.n_end});
       if (act == action::block) blocked = true;
     }
     if (new_rule) rs->summarize(plan, v);
   }
 
   std::vector<bool> seen_detector;  // per detector: has a finding in v
-  [[nodiscard]] std::size_t detector_of(const finding& f) const {
-    const auto it = std::lower_bound(rs->detectors.begin(), rs->detectors.end(), f.detector,
-                                     [](const detail::detector_def& d, const std::string& id) { return d.id < id; });
+  [[nodiscard]] std::size_t detector_index(const std::string& id) const {
+    const auto it = std::lower_bound(rs->detectors.begin(), rs->detectors.end(), id,
+                                     [](const detail::detector_def& d, const std::string& x) { return d.id < x; });
     return static_cast<std::size_t>(it - rs->detectors.begin());
   }
 
   // Whether every byte that accept() may read for a match ending at or before
-  // c.closed is there: the context window after it, and the character after the
-  // match (one byte, or three when it may be a full-width letter or digit, EF ..).
+  // c.closed is there, but the context window (resolve_one waits for that
+  // itself, only when a context word decides): the character after the match
+  // (one byte, or three when it may be a full-width letter or digit, EF ..).
   [[nodiscard]] bool ready(const closed_candidate& c) const noexcept {
-    if (end < c.closed + std::max<std::size_t>(1, c.context)) return false;
+    if (end < c.closed + 1) return false;
     if (end >= c.closed + 3) return true;
     const std::size_t from = c.closed >= 2 ? c.closed - 2 : 0;
     for (std::size_t k = std::max(from, base); k <= c.closed && k < end; ++k)
@@ -229,18 +307,38 @@ struct stream_scanner::impl {
     return true;
   }
 
-  // Resolves closed candidates in start order, as far as no open candidate
-  // starts before them and the bytes they look at are there. final: the text ended.
+  // Resolves closed candidates in start order, those of one start together, as
+  // far as no open candidate or base64 run starts at or before them, the bytes
+  // they look at are there, and no context word is still to come. final: the
+  // text ended.
   void resolve(bool final) {
     if (final) {
       for (const auto& c : open) close(c.start, c.state, end);
       open.clear();
+      text::base64_tracker::run r;
+      if (b64.finish(end, r)) on_run(r);
+      run_hold = none;
     }
     while (closed_head < closed.size() && !blocked) {
-      const closed_candidate& c = closed[closed_head];
-      if (!final && (!ready(c) || (!open.empty() && open.front().start < c.start))) break;
-      resolve_one(c);
-      ++closed_head;
+      const std::size_t start = closed[closed_head].start;
+      std::size_t group_end = closed_head;
+      while (group_end < closed.size() && closed[group_end].start == start) ++group_end;
+      if (!final) {
+        if (!open.empty() && open.front().start <= start) break;
+        if (run_hold <= start) break;
+        bool all = true;
+        for (std::size_t k = closed_head; k < group_end && all; ++k) all = closed[k].base64 || ready(closed[k]);
+        if (!all) break;
+      }
+      batch.clear();
+      bool decided = true;
+      for (std::size_t k = closed_head; k < group_end && decided; ++k) decided = collect(closed[k], final);
+      if (!decided) {
+        batch.clear();
+        break;
+      }
+      commit();
+      closed_head = group_end;
     }
     if (closed_head == closed.size()) {
       closed.clear();
@@ -257,44 +355,52 @@ struct stream_scanner::impl {
     if (!final) {
       if (!open.empty()) safe = std::min(safe, open.front().start);
       if (closed_head < closed.size()) safe = std::min(safe, closed[closed_head].start);
+      safe = std::min(safe, run_hold);
     }
     std::size_t cursor = release;
-    std::size_t limit = safe;
-    const std::string_view t = text();
+    std::size_t limit = safe;  // N
     std::size_t done = 0;
     for (; done < pending.size(); ++done) {
-      finding& f = v.findings[pending[done]];
-      if (f.end > safe) {
-        limit = std::min(limit, f.start);
+      const pending_finding& p = pending[done];
+      finding& f = v.findings[p.index];
+      if (p.n_end > safe) {
+        limit = std::min(limit, p.n_start);
         break;
       }
       const bool overlapped = last_redacted_end > f.start ||
-                              (done + 1 < pending.size() && v.findings[pending[done + 1]].start < f.end);
+                              (done + 1 < pending.size() && v.findings[pending[done + 1].index].start < f.end);
       if (overlapped) f.replacement = rs->replacement(detail::redaction::label, f);
       if (f.end > cursor) {
-        if (f.start > cursor) out.append(t.substr(cursor - base, f.start - cursor));
+        if (f.start > cursor) out.append(obuf, cursor - obase, f.start - cursor);
         out += f.replacement;
         cursor = f.end;
       }
       last_redacted_end = std::max(last_redacted_end, f.end);
     }
     pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(done));
-    if (!final && limit == end) limit = base + text::complete_prefix(t);  // never split a character
-    if (limit > cursor) {
-      out.append(t.substr(cursor - base, limit - cursor));
-      cursor = limit;
+    // T up to the character that N's limit stands for; when all of N is safe, all
+    // of T the normalizer has turned into N (never a character, escape or
+    // reference it still holds).
+    const std::size_t olimit = final ? oend : limit < end ? map.original_start(limit) : norm.consumed();
+    if (olimit > cursor) {
+      out.append(obuf, cursor - obase, olimit - cursor);
+      cursor = olimit;
     }
     release = cursor;
     // Drop what no check can look at any more.
-    if (release > base + history + 4096) {
-      const std::size_t keep_from = release - history;
+    if (release > obase + 4096) {
+      obuf.erase(0, release - obase);
+      obase = release;
+    }
+    const std::size_t keep_from = limit > history ? limit - history : 0;
+    if (keep_from > base + 4096) {
       buf.erase(0, keep_from - base);
       base = keep_from;
+      map.forget_before(keep_from);
     }
     return out;
   }
 };
-
 stream_scanner::stream_scanner(rule_set_ptr rules, flow_context ctx) : impl_(std::make_unique<impl>()) {
   impl& m = *impl_;
   m.keep = std::move(rules);
@@ -307,7 +413,7 @@ stream_scanner::stream_scanner(rule_set_ptr rules, flow_context ctx) : impl_(std
   m.rs->summarize(m.plan, m.v);
   m.next_pos.assign(m.rs->detectors.size(), 0);
   m.seen_detector.assign(m.rs->detectors.size(), false);
-  m.history = std::max<std::size_t>(4, m.rs->max_context_);
+  m.history = std::max<std::size_t>(8, m.rs->max_context_);  // the boundary rules look up to 6 bytes back
   m.buf.reserve(256);
   m.open.reserve(16);
   if (m.v.act == action::block) m.blocked = true;  // a rule blocks this flow whatever the text
@@ -325,20 +431,23 @@ stream_scanner::output stream_scanner::feed(std::string_view piece) {
     out.blocked = m.blocked;
     return out;
   }
-  const std::size_t from = m.end;
-  m.buf.append(piece);
-  m.end += piece.size();
+  m.obuf.append(piece);
+  m.oend += piece.size();
   if (m.rs == nullptr && m.keep) return out;  // another implementation: decided at finish()
   if (m.rs == nullptr) {
     // No rules: release everything but an incomplete trailing character.
-    const std::size_t n = text::complete_prefix(m.buf);
-    out.released = m.buf.substr(0, n);
-    m.buf.erase(0, n);
-    m.base += n;
-    m.release = m.base;
+    const std::size_t n = text::complete_prefix(m.obuf);
+    out.released = m.obuf.substr(0, n);
+    m.obuf.erase(0, n);
+    m.obase += n;
+    m.release = m.obase;
     return out;
   }
+  const std::size_t from = m.end;
+  m.norm.feed(piece, m.buf, m.map);
+  m.end = m.map.n_end;
   m.advance(from);
+  m.track_base64(from);
   m.resolve(false);
   if (m.blocked) {
     out.blocked = true;
@@ -358,19 +467,24 @@ stream_scanner::output stream_scanner::finish() {
   }
   m.finished = true;
   if (m.rs == nullptr && m.keep) {
-    m.v = m.keep->decide(m.ctx, m.keep->scan(m.buf, 0));
+    m.v = m.keep->decide(m.ctx, m.keep->scan(m.obuf, 0));
     out.blocked = m.blocked = m.v.act == action::block;
-    if (!out.blocked) out.released = m.keep->redact(m.buf, m.v.findings, 0);
-    m.base = m.release = m.end;
-    m.buf.clear();
+    if (!out.blocked) out.released = m.keep->redact(m.obuf, m.v.findings, 0);
+    m.obase = m.release = m.oend;
+    m.obuf.clear();
     return out;
   }
   if (m.rs == nullptr) {
-    out.released = std::move(m.buf);
-    m.buf.clear();
-    m.base = m.release = m.end;
+    out.released = std::move(m.obuf);
+    m.obuf.clear();
+    m.obase = m.release = m.oend;
     return out;
   }
+  const std::size_t from = m.end;
+  m.norm.finish(m.buf, m.map);
+  m.end = m.map.n_end;
+  m.advance(from);
+  m.track_base64(from);
   m.resolve(true);
   if (m.blocked) {
     out.blocked = true;
@@ -380,7 +494,7 @@ stream_scanner::output stream_scanner::finish() {
   return out;
 }
 
-std::size_t stream_scanner::held() const noexcept { return impl_ ? impl_->end - impl_->release : 0; }
+std::size_t stream_scanner::held() const noexcept { return impl_ ? impl_->oend - impl_->release : 0; }
 
 const verdict& stream_scanner::current() const noexcept {
   static const verdict none;

@@ -62,6 +62,87 @@ std::string alnum_upper(std::string_view s) {
   return out;
 }
 
+bool is_number_separator(std::uint32_t cp) noexcept {
+  switch (cp) {
+    case ' ': case '\n': case '\r': case '/': case '_': case '-': case '.':
+    case 0xA0: case 0x2007: case 0x2009: case 0x202F: case 0x2212: case 0x3000:
+    case 0xFF0D: case 0xFF0E: case 0xFF0F: case 0xFF3F:
+      return true;
+    default:
+      return cp >= 0x2010 && cp <= 0x2013;
+  }
+}
+
+namespace {
+bool is_digit_cp(std::uint32_t cp) noexcept { return (cp >= '0' && cp <= '9') || (cp >= 0xFF10 && cp <= 0xFF19); }
+}  // namespace
+
+bool digit_starts_at(std::string_view s, std::size_t i) noexcept {
+  if (i >= s.size()) return false;
+  std::size_t len = 1;
+  return is_digit_cp(decode(s, i, len));
+}
+
+namespace {
+// The code point that ends right before i (and its start), or 0xFFFD.
+std::uint32_t last_before(std::string_view s, std::size_t i, std::size_t& start) noexcept {
+  start = i;
+  if (i == 0 || i > s.size()) return 0xFFFD;
+  std::size_t b = i - 1;
+  while (b > 0 && i - b < 4 && is_continuation(static_cast<unsigned char>(s[b]))) --b;
+  std::size_t len = 1;
+  const std::uint32_t cp = decode(s, b, len);
+  if (b + len != i) return 0xFFFD;
+  start = b;
+  return cp;
+}
+}  // namespace
+
+bool digit_ends_before(std::string_view s, std::size_t i) noexcept {
+  std::size_t b = 0;
+  return is_digit_cp(last_before(s, i, b));
+}
+
+bool separator_after_digit(std::string_view s, std::size_t i) noexcept {
+  std::size_t b = 0;
+  const std::uint32_t sep = last_before(s, i, b);
+  if (!is_number_separator(sep)) return false;
+  if (sep == '\n' && b > 0 && s[b - 1] == '\r') --b;  // CR LF is one separator
+  return digit_ends_before(s, b);
+}
+
+bool uniform_separators(std::string_view s) noexcept {
+  std::string_view first;
+  bool have_first = false;
+  bool after_digit = false;
+  for (std::size_t i = 0; i < s.size();) {
+    std::size_t len = 1;
+    const std::uint32_t cp = decode(s, i, len);
+    if (after_digit && is_number_separator(cp)) {
+      // The run of separators that follows a digit; it counts if a digit ends it.
+      const std::size_t from = i;
+      std::size_t j = i + len;
+      while (j < s.size()) {
+        std::size_t l2 = 1;
+        if (!is_number_separator(decode(s, j, l2))) break;
+        j += l2;
+      }
+      std::size_t l3 = 1;
+      if (j < s.size() && is_digit_cp(decode(s, j, l3))) {
+        const std::string_view run = s.substr(from, j - from);
+        if (!have_first) first = run, have_first = true;
+        else if (run != first) return false;
+      }
+      after_digit = false;
+      i = j;
+      continue;
+    }
+    after_digit = is_digit_cp(cp);
+    i += len;
+  }
+  return true;
+}
+
 std::size_t count_chars(std::string_view s) noexcept {
   std::size_t n = 0;
   for (std::size_t i = 0; i < s.size();) {

@@ -90,6 +90,24 @@ void encode(std::uint32_t cp, std::string& out);
 // this form.
 [[nodiscard]] std::string alnum_upper(std::string_view s);
 
+// A separator inside a number ({sep} in patterns, pattern::separator_re2): space,
+// LF, CR, '/', '_', '-', '.', U+00A0, U+2007, U+2009, U+2010-2013, U+202F,
+// U+2212, U+3000, U+FF0D, U+FF0E, U+FF0F, U+FF3F.
+[[nodiscard]] bool is_number_separator(std::uint32_t cp) noexcept;
+
+// Whether every run of separators that stands between two digits of s is the
+// same text (CR LF is one run): "4111 1111 1111 1111" yes, "12-3456 666" no.
+[[nodiscard]] bool uniform_separators(std::string_view s) noexcept;
+
+// Whether a digit and one separator (CR LF counts as one) stand right before
+// byte offset i: "5 " before "1234" in "12345 1234". A match found with
+// separators between its digits may not start there: it would be a piece of a
+// longer spaced number. Reads at most 6 bytes before i.
+[[nodiscard]] bool separator_after_digit(std::string_view s, std::size_t i) noexcept;
+// Whether a digit (ASCII or full-width) starts at i / ends right before i.
+[[nodiscard]] bool digit_starts_at(std::string_view s, std::size_t i) noexcept;
+[[nodiscard]] bool digit_ends_before(std::string_view s, std::size_t i) noexcept;
+
 // Number of code points (invalid bytes count one each).
 [[nodiscard]] std::size_t count_chars(std::string_view s) noexcept;
 

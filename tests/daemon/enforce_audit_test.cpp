@@ -185,5 +185,5 @@ TEST_CASE("enforce metrics: flows by route and action, rules, pairs, findings, i
   CHECK(m.find("customs_audit_queue_depth ") != std::string::npos);
   CHECK(m.find("customs_audit_commit_latency_seconds ") != std::string::npos);
   CHECK(metric(m, R"(customs_rule_loads_total{result="ok"})") == 1);
-  CHECK(m.find("customs_rule_set_info{id=\"cn-pipl-outbound+") != std::string::npos);
+  CHECK(m.find("customs_rule_set_info{id=\"apac-identifiers+cn-pipl-outbound+") != std::string::npos);
 }

@@ -83,9 +83,10 @@ TEST_CASE("enforce reload: a broken pack keeps the running set, a good one repla
   enforced_server s(customs::daemon::load_config(file));
 
   const auto before = rules_info(s.admin_port());
-  CHECK(before.at("id").as_string() == "cn-pipl-outbound+eu-gdpr-transfers+secrets+test-responses+us-bulk-data");
+  CHECK(before.at("id").as_string() ==
+        "apac-identifiers+cn-pipl-outbound+eu-gdpr-transfers+secrets+test-responses+us-bulk-data");
   CHECK(before.at("hash").as_string().size() == 64);
-  CHECK(before.at("packs").as_array().size() == 5);
+  CHECK(before.at("packs").as_array().size() == 6);
   CHECK(before.at("max_hold_back").as_int64() > 0);
   CHECK(streamed_text(s.port()) == "Call [REDACTED:pi.phone] now.");
 
@@ -154,7 +155,7 @@ TEST_CASE("enforce process: customsd checks rules, reloads on SIGHUP keeping the
   auto r = run_program({customsd_path(), "--config", file.string(), "--check-config"});
   INFO(r.err);
   CHECK(r.exit_code == 0);
-  CHECK(r.out.find("rule set cn-pipl-outbound+") != std::string::npos);
+  CHECK(r.out.find("rule set apac-identifiers+cn-pipl-outbound+") != std::string::npos);
 
   write(pack, "schema: customs/v1\npack: {id: broken, version: '1'}\nrules:\n  - id: x\n    when: {detectors: [nope]}\n    then: {action: block}\n");
   r = run_program({customsd_path(), "--config", file.string(), "--check-config"});

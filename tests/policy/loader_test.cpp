@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "policy/authoring.hpp"
 #include "policy/canonical.hpp"
 #include "support.hpp"
 
@@ -109,11 +110,12 @@ TEST_CASE("the shipped packs load with no error and no warning", "[loader]") {
   for (const auto& d : r.diagnostics) INFO(d.to_string());
   REQUIRE(r.ok());
   CHECK(r.diagnostics.empty());
-  CHECK(r.rules->id() == "cn-pipl-outbound+eu-gdpr-transfers+secrets+us-bulk-data");
+  CHECK(r.rules->id() == "apac-identifiers+cn-pipl-outbound+eu-gdpr-transfers+secrets+us-bulk-data");
 }
 
 TEST_CASE("each shipped pack also loads on its own", "[loader]") {
-  for (const char* f : {"cn-pipl-outbound.yaml", "eu-gdpr-transfers.yaml", "secrets.yaml", "us-bulk-data.yaml"}) {
+  for (const char* f : {"apac-identifiers.yaml", "cn-pipl-outbound.yaml", "eu-gdpr-transfers.yaml", "secrets.yaml",
+                        "us-bulk-data.yaml"}) {
     const std::vector<std::filesystem::path> p{source_dir() / "rules" / f};
     const auto r = load_rule_set(p);
     INFO(f);
@@ -299,6 +301,7 @@ TEST_CASE("any semantic change alters the canonical hash", "[loader][hash]") {
       {"then: {action: redact}", "then: {action: redact, tags: [t]}"},
       {"version: \"1\"", "version: \"2\""},
       {"    pattern: '1[3-9]\\d{9}'", "    pattern: '1[3-9]\\d{9}'\n    allow: [\"13800000000\"]"},
+      {"    pattern: '1[3-9]\\d{9}'", "    pattern: '1[3-9]\\d{9}'\n    digit_separators: false"},
   };
   std::set<std::string> seen{base.rules->hash()};
   for (const auto& [from, to] : edits) {
@@ -318,6 +321,122 @@ TEST_CASE("the hash is SHA-256 over the domain-separated canonical form", "[load
   REQUIRE(r.ok());
   const auto& rs = compiled(*r.rules);
   const std::string form = detail::canonical_form(rs);
-  CHECK(form.starts_with("{\"packs\":[{\"description\":\"\",\"detectors\":[{\"allow\":[],\"category\":\"pi.phone\""));
+  CHECK(form.starts_with("{\"packs\":[{\"check_digits\":[],\"description\":\"\",\"detectors\":[{\"allow\":[],\"category\":\"pi.phone\""));
   CHECK(r.rules->hash() == detail::canonical_hash(rs));
+}
+
+namespace {
+const char* with_scheme = R"(schema: customs/v1
+pack: {id: schemes, version: "1"}
+check_digits:
+  - id: s.mod11
+    description: weights 2..7 from the right, check (11 - sum mod 11), 10 and 11 written 0
+    length: 8
+    format: '[0-9]{8}'
+    weights: [2, 7, 6, 5, 4, 3, 2]
+    modulus: 11
+    check_table: "00987654321"
+    examples:
+      valid: ["12345674"]
+      invalid: ["12345675"]
+detectors:
+  - id: d.account
+    category: financial.account
+    pattern: '\d{8}'
+    validators: [s.mod11]
+rules:
+  - id: r.account
+    when: {detectors: [d.account]}
+    then: {action: redact}
+tests:
+  - id: t.pos
+    input: "account 12345674"
+    expect: {findings: [{detector: d.account, text: "12345674"}]}
+  - id: t.neg
+    input: "account 12345675"
+    expect: {absent: [d.account]}
+)";
+// Replaces the first occurrence of from (which must be there).
+void subst(std::string& s, const std::string& from, const std::string& to) {
+  const auto pos = s.find(from);
+  REQUIRE(pos != std::string::npos);
+  s.replace(pos, from.size(), to);
+}
+}  // namespace
+
+TEST_CASE("a check-digit scheme declared in the file validates a detector's matches", "[loader][checksum]") {
+  // 1*2 + 2*7 + 3*6 + 4*5 + 5*4 + 6*3 + 7*2 = 106; 106 mod 11 = 7; check 11 - 7 = 4.
+  const auto r = load_yaml(with_scheme);
+  for (const auto& d : r.diagnostics) INFO(d.to_string());
+  REQUIRE(r.ok());
+  CHECK(r.diagnostics.empty());
+  const auto f = r.rules->scan("a 12345674 b 12345675 c 1234 5674", 0);
+  REQUIRE(f.size() == 2);
+  CHECK(f[0].text == "12345674");
+  CHECK(f[1].text == "1234 5674");  // a separator between digits is allowed by default
+  CHECK(run_rule_tests(*r.rules).failed == 0);
+}
+
+TEST_CASE("a scheme's examples are checked at load time, each at its line", "[loader][checksum]") {
+  std::string y = with_scheme;
+  subst(y, "valid: [\"12345674\"]", "valid: [\"12345673\"]");
+  const auto r = load_yaml(y);
+  CHECK_FALSE(r.ok());
+  CHECK(codes(r) == std::vector<std::string>{"12:15 E_CHECK_DIGITS_EXAMPLE"});
+  REQUIRE_FALSE(r.diagnostics.empty());
+  CHECK(r.diagnostics[0].message.find("check-digit scheme 's.mod11'") != std::string::npos);
+  CHECK(r.diagnostics[0].message.find("'12345673' is rejected") != std::string::npos);
+}
+
+TEST_CASE("changing a scheme changes the hash, its examples do not", "[loader][checksum][hash]") {
+  const auto base = load_yaml(with_scheme);
+  REQUIRE(base.ok());
+  std::string w = with_scheme;
+  subst(w, "weights: [2, 7, 6, 5, 4, 3, 2]", "weights: [3, 7, 6, 5, 4, 3, 2]");
+  // The examples follow the new weights (12345673 valid now), else the set does not load.
+  subst(w, "valid: [\"12345674\"]", "valid: [\"12345673\"]");
+  subst(w, "invalid: [\"12345675\"]", "invalid: [\"12345674\"]");
+  const auto changed = load_yaml(w);
+  for (const auto& d : changed.diagnostics) INFO(d.to_string());
+  REQUIRE(changed.ok());
+  CHECK(changed.rules->hash() != base.rules->hash());
+  std::string e = with_scheme;
+  subst(e, "invalid: [\"12345675\"]", "invalid: [\"12345675\", \"1\"]");
+  const auto examples = load_yaml(e);
+  REQUIRE(examples.ok());
+  CHECK(examples.rules->hash() == base.rules->hash());
+}
+
+TEST_CASE("schemes are shared across the files of a set", "[loader][checksum]") {
+  temp_dir d;
+  d.write("a.yaml", R"(schema: customs/v1
+pack: {id: a, version: "1"}
+check_digits:
+  - {id: shared.luhn, algorithm: luhn}
+)");
+  d.write("b.yaml", R"(schema: customs/v1
+pack: {id: b, version: "1"}
+detectors:
+  - {id: d.card, category: financial.card, pattern: '\d{16}', validators: [shared.luhn]}
+rules:
+  - {id: r.card, when: {detectors: [d.card]}, then: {action: block}}
+)");
+  const std::vector<std::filesystem::path> p{d.path()};
+  const auto r = load_rule_set(p);
+  for (const auto& x : r.diagnostics) INFO(x.to_string());
+  REQUIRE(r.ok());
+  CHECK(r.rules->scan("4111 1111 1111 1111", 0).size() == 1);
+  CHECK(r.rules->scan("4111 1111 1111 1112", 0).empty());
+}
+
+TEST_CASE("digit_separators: false keeps a pattern to the separators it writes", "[loader]") {
+  std::string y = minimal;
+  const auto r = load_yaml(y);
+  REQUIRE(r.ok());
+  CHECK(r.rules->scan("call 138 1234 5678", 0).size() == 1);
+  subst(y, "    pattern: '1[3-9]\\d{9}'", "    pattern: '1[3-9]\\d{9}'\n    digit_separators: false");
+  const auto strict = load_yaml(y);
+  REQUIRE(strict.ok());
+  CHECK(strict.rules->scan("call 138 1234 5678", 0).empty());
+  CHECK(strict.rules->scan("call 13812345678", 0).size() == 1);
 }

@@ -67,10 +67,13 @@ TEST_CASE("rewrite expands {sep} to one separator character", "[pattern]") {
   const auto r = pattern::rewrite("a{sep}?b");
   RE2 re(r.re2);
   REQUIRE(re.ok());
-  for (const char* s : {"ab", "a b", "a-b", "a.b", "a\xC2\xA0" "b", "a\xE3\x80\x80" "b", "a－b", "a．b"})
+  for (const char* s : {"ab", "a b", "a-b", "a.b", "a_b", "a/b", "a\nb", "a\r\nb", "a\xC2\xA0" "b",
+                        "a\xE3\x80\x80" "b", "a－b", "a．b", "a\xE2\x80\x93" "b"})
     CHECK(RE2::FullMatch(s, re));
-  CHECK_FALSE(RE2::FullMatch("a_b", re));
   CHECK_FALSE(RE2::FullMatch("a  b", re));
+  CHECK_FALSE(RE2::FullMatch("a,b", re));
+  CHECK_FALSE(RE2::FullMatch("a\tb", re));
+  CHECK_FALSE(RE2::FullMatch("a\n\nb", re));
 }
 
 TEST_CASE("lengths are bounded in bytes, full-width digits counting three", "[pattern]") {

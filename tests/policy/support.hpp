@@ -1,6 +1,7 @@
 #pragma once
 // Helpers for the policy tests: loading the shipped packs once, rule files
 // written to a fresh temporary folder.
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -44,5 +45,23 @@ class temp_dir {
 
 // A time point for YYYY-MM-DD, at noon UTC.
 [[nodiscard]] std::chrono::system_clock::time_point day(int y, unsigned m, unsigned d);
+
+// Whether s is valid UTF-8.
+[[nodiscard]] bool valid_utf8(std::string_view s);
+
+// The whole-text evaluation of a text, and its blocking finding if any.
+struct expected {
+  rule_set::evaluation whole;
+  const finding* block = nullptr;
+};
+[[nodiscard]] expected expect_of(const rule_set& rs, const std::string& text, const flow_context& ctx);
+
+// Feeds text to a stream_scanner cut at the given (sorted) offsets and checks
+// the result against the whole-text evaluation: the same releases (redacted),
+// findings, verdict; when blocked, nothing of the blocking match released; no
+// release splitting a UTF-8 character; held() within max_hold_back(). Returns
+// false (after reporting with UNSCOPED_INFO) on the first difference.
+[[nodiscard]] bool stream_agrees(const rule_set_ptr& rs, const flow_context& ctx, const std::string& text,
+                                 const std::vector<std::size_t>& cuts, const expected& e);
 
 }  // namespace customs::policy::testing

@@ -88,6 +88,127 @@ TEST_CASE("iban_mod97 checks country, its length and the check digits", "[valida
   CHECK(validate(validator::iban_mod97, "de89 3704 0044 0532 0130 00"));
 }
 
+namespace {
+// An IBAN made of a country code and a BBAN: the check digits computed here
+// (98 - (BBAN + country + "00") mod 97), so that only the BBAN can be wrong.
+std::string make_iban(const std::string& country, const std::string& bban) {
+  int r = 0;
+  for (const char c : bban + country + "00")
+    r = (c >= 'A' && c <= 'Z') ? (r * 100 + (c - 'A' + 10)) % 97 : (r * 10 + (c - '0')) % 97;
+  const int cd = 98 - r;
+  return country + static_cast<char>('0' + cd / 10) + static_cast<char>('0' + cd % 10) + bban;
+}
+// Weighted digit sum.
+int wsum(const std::string& d, std::initializer_list<int> w) {
+  int s = 0;
+  std::size_t i = 0;
+  for (const int x : w) s += (d[i++] - '0') * x;
+  return s;
+}
+}  // namespace
+
+TEST_CASE("iban checks the country's BBAN structure", "[validators]") {
+  CHECK(iban_structure_ok(make_iban("DE", "123456789012345678")));
+  CHECK(iban_ok(make_iban("DE", "1234567A9012345678")));              // passes MOD 97-10 ...
+  CHECK_FALSE(iban_structure_ok(make_iban("DE", "1234567A9012345678")));  // ... but DE is 8!n10!n
+  CHECK(iban_structure_ok(make_iban("NL", "ABNA0123456789")));
+  CHECK_FALSE(iban_structure_ok(make_iban("NL", "1234" "0123456789")));  // 4!a10!n
+  CHECK(iban_structure_ok(make_iban("GB", "WEST12345698765432")));
+  CHECK_FALSE(iban_structure_ok(make_iban("GB", "WEST1234569876543A")));
+  CHECK(iban_bban_format("BR") == "8!n5!n10!n1!a1!c");
+  CHECK(validate(validator::iban, "nl" + make_iban("NL", "ABNA0123456789").substr(2)));  // lower case
+}
+
+TEST_CASE("iban checks national check digits where the country defines them", "[validators]") {
+  // Belgium: the last two digits are the first ten mod 97 (97 for 0).
+  const std::string be10 = "0123456789";
+  const int be = std::stoi(be10) % 97;
+  const std::string be_ok = be10 + (be < 10 ? "0" : "") + std::to_string(be == 0 ? 97 : be);
+  CHECK(iban_structure_ok(make_iban("BE", be_ok)));
+  std::string be_bad = be_ok;
+  be_bad[11] = be_bad[11] == '9' ? '0' : static_cast<char>(be_bad[11] + 1);
+  CHECK(iban_ok(make_iban("BE", be_bad)));
+  CHECK_FALSE(iban_structure_ok(make_iban("BE", be_bad)));
+
+  // Norway: weights 5 4 3 2 7 6 5 4 3 2, check 11 - sum mod 11.
+  const std::string no10 = "8601111794";
+  const int nv = 11 - wsum(no10, {5, 4, 3, 2, 7, 6, 5, 4, 3, 2}) % 11;
+  if (nv != 10) {
+    const std::string no_ok = no10 + static_cast<char>('0' + (nv == 11 ? 0 : nv));
+    CHECK(iban_structure_ok(make_iban("NO", no_ok)));
+    std::string no_bad = no_ok;
+    no_bad[10] = no_bad[10] == '9' ? '0' : static_cast<char>(no_bad[10] + 1);
+    CHECK_FALSE(iban_structure_ok(make_iban("NO", no_bad)));
+  }
+
+  // Spain: two control digits over 00 + bank + branch and over the account.
+  auto es_dc = [](const std::string& ten) {
+    const int v = 11 - wsum(ten, {1, 2, 4, 8, 5, 10, 9, 7, 3, 6}) % 11;
+    return static_cast<char>('0' + (v == 11 ? 0 : v == 10 ? 1 : v));
+  };
+  const std::string bank = "2100", branch = "0418", account = "0200051332";
+  const std::string es_ok = bank + branch + es_dc("00" + bank + branch) + es_dc(account) + account;
+  CHECK(iban_structure_ok(make_iban("ES", es_ok)));
+  std::string es_bad = es_ok;
+  es_bad[8] = es_bad[8] == '9' ? '0' : static_cast<char>(es_bad[8] + 1);
+  CHECK_FALSE(iban_structure_ok(make_iban("ES", es_bad)));
+
+  // Portugal: the 21-digit BBAN is 1 mod 97 (ISO 7064 MOD 97-10).
+  const std::string pt19 = "0002012312345678901";
+  int r = 0;
+  for (const char c : pt19 + "00") r = (r * 10 + (c - '0')) % 97;
+  const int pk = 98 - r;
+  const std::string pt_ok = pt19 + static_cast<char>('0' + pk / 10) + static_cast<char>('0' + pk % 10);
+  CHECK(iban_structure_ok(make_iban("PT", pt_ok)));
+  CHECK(make_iban("PT", pt_ok).substr(2, 2) == "50");  // a BBAN that is 1 mod 97 makes the IBAN digits 50
+  std::string pt_bad = pt_ok;
+  pt_bad[3] = pt_bad[3] == '9' ? '0' : static_cast<char>(pt_bad[3] + 1);
+  CHECK_FALSE(iban_structure_ok(make_iban("PT", pt_bad)));
+
+  // Countries without a national check: structure only.
+  CHECK_FALSE(iban_national_check("DE"));
+  CHECK_FALSE(iban_national_check("NL"));
+  for (const char* c : {"BE", "ES", "FR", "IT", "NO", "PT", "CZ", "SK", "PL", "HU", "HR", "FI", "SI", "RS"})
+    CHECK(iban_national_check(c));
+}
+
+TEST_CASE("iban checks the French RIB key and the Italian CIN", "[validators]") {
+  // France: bank, branch, account (letters count as RIB digits), key: the 23
+  // characters are 0 mod 97.
+  const std::string fr21 = "20041010050500013M026";
+  int r = 0;
+  static constexpr std::string_view rib = "12345678912345678923456789";
+  for (const char c : fr21 + "00") r = (r * 10 + (c >= 'A' ? rib[static_cast<std::size_t>(c - 'A')] - '0' : c - '0')) % 97;
+  const int key = 97 - r;
+  const std::string fr_ok = fr21 + static_cast<char>('0' + key / 10) + static_cast<char>('0' + key % 10);
+  CHECK(iban_structure_ok(make_iban("FR", fr_ok)));
+  CHECK(iban_structure_ok(make_iban("MC", fr_ok)));
+  std::string fr_bad = fr_ok;
+  fr_bad[0] = fr_bad[0] == '9' ? '0' : static_cast<char>(fr_bad[0] + 1);
+  CHECK_FALSE(iban_structure_ok(make_iban("FR", fr_bad)));
+
+  // Italy: the CIN letter over the 22 characters after it (odd/even tables, mod 26).
+  const std::string it22 = "0542811101000000123456";
+  static constexpr int odd[10] = {1, 0, 5, 7, 9, 13, 15, 17, 19, 21};
+  int sum = 0;
+  for (std::size_t i = 0; i < it22.size(); ++i) sum += i % 2 == 0 ? odd[it22[i] - '0'] : it22[i] - '0';
+  const std::string it_ok = std::string(1, static_cast<char>('A' + sum % 26)) + it22;
+  CHECK(iban_structure_ok(make_iban("IT", it_ok)));
+  CHECK(iban_structure_ok(make_iban("SM", it_ok)));
+  std::string it_bad = it_ok;
+  it_bad[0] = it_bad[0] == 'Z' ? 'A' : static_cast<char>(it_bad[0] + 1);
+  CHECK_FALSE(iban_structure_ok(make_iban("IT", it_bad)));
+}
+
+TEST_CASE("us_ssn rejects the publicly voided numbers", "[validators]") {
+  CHECK_FALSE(us_ssn_ok("078051120"));
+  CHECK_FALSE(us_ssn_ok("219099999"));
+  CHECK_FALSE(us_ssn_ok("987654320"));
+  CHECK_FALSE(us_ssn_ok("987654329"));
+  CHECK(us_ssn_ok("078051121"));  // the neighbours were issued
+  CHECK(us_ssn_ok("219099998"));
+}
+
 TEST_CASE("us_ssn rules out never-issued areas, groups and serials", "[validators]") {
   CHECK(us_ssn_ok("536221234"));
   CHECK(us_ssn_ok("001010001"));
@@ -115,7 +236,8 @@ TEST_CASE("es_dni checks the letter of DNI and NIE numbers", "[validators]") {
 }
 
 TEST_CASE("validator names parse both ways", "[validators]") {
-  for (const auto v : {validator::luhn, validator::gb11643, validator::iban_mod97, validator::us_ssn, validator::es_dni})
+  for (const auto v : {validator::luhn, validator::gb11643, validator::iban_mod97, validator::iban, validator::us_ssn,
+                       validator::es_dni})
     CHECK(parse_validator(to_string(v)) == v);
   CHECK_FALSE(parse_validator("mod11"));
 }

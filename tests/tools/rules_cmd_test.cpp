@@ -100,7 +100,8 @@ TEST_CASE("rules check on the shipped packs prints one summary line and exits 0"
   CHECK(r.err.empty());
   REQUIRE(r.out_lines().size() == 1);
   const std::string line = r.out_lines()[0];
-  CHECK(line.starts_with("ok: 4 packs (cn-pipl-outbound 2025.1, eu-gdpr-transfers 2025.1, secrets 2025.1, us-bulk-data 2025.1)"));
+  CHECK(line.starts_with("ok: 5 packs (apac-identifiers 2025.1, cn-pipl-outbound 2025.1, eu-gdpr-transfers 2025.1, "
+                         "secrets 2025.1, us-bulk-data 2025.1)"));
   const std::vector<std::filesystem::path> p{packs};
   const auto loaded = customs::policy::load_rule_set(p);
   REQUIRE(loaded.ok());
@@ -142,7 +143,7 @@ TEST_CASE("rules check --json gives validity, diagnostics and the hash", "[tools
   CHECK(v.at("valid").as_bool());
   CHECK(v.at("diagnostics").as_array().empty());
   CHECK(v.at("rule_set_hash").as_string().size() == 64);
-  CHECK(v.at("detectors").as_int64() == 18);
+  CHECK(v.at("detectors").as_int64() == 33);
   r = rules({"check", "--json", source + "/tests/policy/data/invalid/regex.yaml"});
   CHECK(r.code == 1);
   v = json::parse(r.out).as_object();

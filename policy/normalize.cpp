@@ -1,0 +1,492 @@
+#include "policy/normalize.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "policy/text.hpp"
+
+namespace customs::policy::text {
+
+namespace {
+
+// First code points of the ten-digit blocks of Unicode general category Nd.
+constexpr std::uint32_t digit_zeros[] = {
+    0x0660,  0x06F0,  0x07C0,  0x0966,  0x09E6,  0x0A66,  0x0AE6,  0x0B66,  0x0BE6,  0x0C66,  0x0CE6,  0x0D66,
+    0x0DE6,  0x0E50,  0x0ED0,  0x0F20,  0x1040,  0x1090,  0x17E0,  0x1810,  0x1946,  0x19D0,  0x1A80,  0x1A90,
+    0x1B50,  0x1BB0,  0x1C40,  0x1C50,  0xA620,  0xA8D0,  0xA900,  0xA9D0,  0xA9F0,  0xAA50,  0xABF0,  0xFF10,
+    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650, 0x116C0, 0x11730,
+    0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x11F50, 0x16A60, 0x16AC0, 0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2,
+    0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E4F0, 0x1E950, 0x1FBF0};
+
+struct cp_range {
+  std::uint32_t lo, hi;
+};
+// Invisible characters: general category Cf, the combining grapheme joiner,
+// variation selectors, and the Hangul fillers (which render as nothing).
+constexpr cp_range invisible_ranges[] = {
+    {0x00AD, 0x00AD},   {0x034F, 0x034F},   {0x0600, 0x0605},   {0x061C, 0x061C},   {0x06DD, 0x06DD},
+    {0x070F, 0x070F},   {0x0890, 0x0891},   {0x08E2, 0x08E2},   {0x115F, 0x1160},   {0x17B4, 0x17B5},
+    {0x180B, 0x180F},   {0x200B, 0x200F},   {0x202A, 0x202E},   {0x2060, 0x2064},   {0x2066, 0x206F},
+    {0x3164, 0x3164},   {0xFE00, 0xFE0F},   {0xFEFF, 0xFEFF},   {0xFFA0, 0xFFA0},   {0xFFF9, 0xFFFB},
+    {0x110BD, 0x110BD}, {0x110CD, 0x110CD}, {0x13430, 0x1343F}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A},
+    {0xE0001, 0xE0001}, {0xE0020, 0xE007F}, {0xE0100, 0xE01EF}};
+
+// Lead bytes whose characters are never invisible, digits or full-width
+// letters: copied without decoding. (C2, CD, D8-DC, DF, E0-E3, EA, EF, F0, F3
+// hold some.)
+constexpr std::array<bool, 256> plain_lead = [] {
+  std::array<bool, 256> t{};
+  for (int b = 0xC3; b <= 0xCC; ++b) t[static_cast<std::size_t>(b)] = true;
+  for (int b = 0xCE; b <= 0xD7; ++b) t[static_cast<std::size_t>(b)] = true;
+  t[0xDD] = t[0xDE] = true;
+  for (int b = 0xE4; b <= 0xE9; ++b) t[static_cast<std::size_t>(b)] = true;
+  for (int b = 0xEB; b <= 0xEE; ++b) t[static_cast<std::size_t>(b)] = true;
+  t[0xF1] = t[0xF2] = t[0xF4] = true;
+  return t;
+}();
+
+struct named_ref {
+  std::string_view name;
+  std::uint32_t cp;
+};
+// Named character references: the common ones, and those that stand for
+// separators, digits' neighbours or invisible characters.
+constexpr named_ref named_refs[] = {
+    {"AMP", '&'},         {"Hat", '^'},          {"InvisibleComma", 0x2063}, {"InvisibleTimes", 0x2062},
+    {"LT", '<'},          {"GT", '>'},           {"NewLine", '\n'},          {"NoBreak", 0x2060},
+    {"NonBreakingSpace", 0xA0}, {"QUOT", '"'},   {"Tab", '\t'},              {"ThinSpace", 0x2009},
+    {"ZeroWidthSpace", 0x200B}, {"af", 0x2061},  {"amp", '&'},               {"apos", '\''},
+    {"ast", '*'},         {"bsol", '\\'},        {"bull", 0x2022},           {"colon", ':'},
+    {"comma", ','},       {"commat", '@'},       {"dash", 0x2010},           {"dollar", '$'},
+    {"emsp", 0x2003},     {"ensp", 0x2002},      {"equals", '='},            {"excl", '!'},
+    {"gt", '>'},          {"hellip", 0x2026},    {"hyphen", 0x2010},         {"ic", 0x2063},
+    {"it", 0x2062},       {"lbrack", '['},       {"lcub", '{'},              {"lowbar", '_'},
+    {"lpar", '('},        {"lrm", 0x200E},       {"lsqb", '['},              {"lt", '<'},
+    {"mdash", 0x2014},    {"middot", 0xB7},      {"minus", 0x2212},          {"nbsp", 0xA0},
+    {"ndash", 0x2013},    {"num", '#'},          {"numsp", 0x2007},          {"percnt", '%'},
+    {"period", '.'},      {"plus", '+'},         {"puncsp", 0x2008},         {"quest", '?'},
+    {"quot", '"'},        {"rbrack", ']'},       {"rcub", '}'},              {"rlm", 0x200F},
+    {"rpar", ')'},        {"rsqb", ']'},         {"semi", ';'},              {"shy", 0xAD},
+    {"sol", '/'},         {"thinsp", 0x2009},    {"tilde", '~'},             {"verbar", '|'},
+    {"vert", '|'},        {"zwj", 0x200D},       {"zwnj", 0x200C},
+};
+
+bool hex_digit(char c, std::uint32_t& v) noexcept {
+  if (c >= '0' && c <= '9') v = static_cast<std::uint32_t>(c - '0');
+  else if (c >= 'a' && c <= 'f') v = static_cast<std::uint32_t>(c - 'a' + 10);
+  else if (c >= 'A' && c <= 'F') v = static_cast<std::uint32_t>(c - 'A' + 10);
+  else return false;
+  return true;
+}
+
+bool scalar_value(std::uint32_t cp) noexcept { return cp > 0 && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF); }
+
+bool ascii_alnum(char c) noexcept {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+// What a reader found at a position.
+enum class read : std::uint8_t {
+  incomplete,  // more input may change the answer: wait
+  literal,     // not an escape: the first byte stands for itself
+  decoded,     // an escape or reference: cp, len
+};
+
+// A character reference at s[0] == '&'.
+read reference(std::string_view s, bool final, std::uint32_t& cp, std::size_t& len) noexcept {
+  const auto more = [&](std::size_t need) { return s.size() < need && !final; };
+  if (s.size() < 2) return more(2) ? read::incomplete : read::literal;
+  if (s[1] == '#') {
+    if (s.size() < 3) return more(3) ? read::incomplete : read::literal;
+    const bool hex = s[2] == 'x' || s[2] == 'X';
+    std::size_t i = hex ? 3 : 2;
+    const std::size_t first = i;
+    std::uint32_t v = 0;
+    const std::size_t max_digits = hex ? 6 : 7;
+    for (; i < s.size() && i - first < max_digits + 1; ++i) {
+      std::uint32_t d = 0;
+      if (hex ? !hex_digit(s[i], d) : !(s[i] >= '0' && s[i] <= '9' && (d = static_cast<std::uint32_t>(s[i] - '0'), true)))
+        break;
+      v = v * (hex ? 16 : 10) + d;
+    }
+    const std::size_t digits = i - first;
+    if (i == s.size() && !final && digits <= max_digits) return read::incomplete;  // digits may go on, or ';' may come
+    if (digits == 0 || digits > max_digits || !scalar_value(v)) return read::literal;
+    if (i < s.size() && s[i] == ';') ++i;
+    cp = v;
+    len = i;
+    return read::decoded;
+  }
+  // Named: letters and digits, then ';'.
+  std::size_t i = 1;
+  while (i < s.size() && i <= max_escape && ascii_alnum(s[i])) ++i;
+  if (i == s.size() && !final && i <= max_escape) return read::incomplete;
+  if (i == 1 || i >= s.size() || s[i] != ';') return read::literal;
+  const std::string_view name = s.substr(1, i - 1);
+  for (const auto& r : named_refs)
+    if (r.name == name) {
+      cp = r.cp;
+      len = i + 1;
+      return read::decoded;
+    }
+  return read::literal;
+}
+
+// Four hex digits at s[at].
+int hex4(std::string_view s, std::size_t at, std::uint32_t& v) noexcept {
+  v = 0;
+  for (std::size_t k = 0; k < 4; ++k) {
+    if (at + k >= s.size()) return -1;  // not there yet
+    std::uint32_t d = 0;
+    if (!hex_digit(s[at + k], d)) return 0;
+    v = v * 16 + d;
+  }
+  return 1;
+}
+
+// An escape at s[0] == '\'.
+read escape(std::string_view s, bool final, std::uint32_t& cp, std::size_t& len) noexcept {
+  const auto wait_or_literal = [&] { return final ? read::literal : read::incomplete; };
+  if (s.size() < 2) return wait_or_literal();
+  if (s[1] == 'u') {
+    if (s.size() >= 3 && s[2] == '{') {  // \u{X...}
+      std::uint32_t v = 0;
+      std::size_t i = 3;
+      for (; i < s.size() && i < 9; ++i) {
+        std::uint32_t d = 0;
+        if (!hex_digit(s[i], d)) break;
+        v = v * 16 + d;
+      }
+      if (i == s.size()) return wait_or_literal();
+      if (i == 3 || s[i] != '}' || !scalar_value(v)) return read::literal;
+      cp = v;
+      len = i + 1;
+      return read::decoded;
+    }
+    std::uint32_t hi = 0;
+    const int h = hex4(s, 2, hi);
+    if (h < 0) return wait_or_literal();
+    if (h == 0 || hi == 0) return read::literal;
+    if (hi >= 0xDC00 && hi <= 0xDFFF) return read::literal;  // a lone low surrogate
+    if (hi < 0xD800 || hi > 0xDBFF) {
+      cp = hi;
+      len = 6;
+      return read::decoded;
+    }
+    // A high surrogate: its low half must follow as \uDCxx.
+    if (s.size() < 8) return wait_or_literal();
+    if (s[6] != '\\' || s[7] != 'u') return read::literal;
+    std::uint32_t lo = 0;
+    const int l = hex4(s, 8, lo);
+    if (l < 0) return wait_or_literal();
+    if (l == 0 || lo < 0xDC00 || lo > 0xDFFF) return read::literal;
+    cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+    len = 12;
+    return read::decoded;
+  }
+  if (s[1] == 'U') {
+    std::uint32_t v = 0;
+    for (std::size_t k = 2; k < 10; ++k) {
+      if (k >= s.size()) return wait_or_literal();
+      std::uint32_t d = 0;
+      if (!hex_digit(s[k], d)) return read::literal;
+      v = v * 16 + d;
+    }
+    if (!scalar_value(v)) return read::literal;
+    cp = v;
+    len = 10;
+    return read::decoded;
+  }
+  return read::literal;
+}
+
+// How a character enters N.
+enum class fate : std::uint8_t { keep, remove, fold };
+
+fate classify(std::uint32_t cp, char& folded) noexcept {
+  if (const char d = ascii_digit(cp)) {
+    if (cp < 0x80) return fate::keep;
+    folded = d;
+    return fate::fold;
+  }
+  if (cp >= 0xFF21 && cp <= 0xFF3A) {
+    folded = static_cast<char>('A' + (cp - 0xFF21));
+    return fate::fold;
+  }
+  if (cp >= 0xFF41 && cp <= 0xFF5A) {
+    folded = static_cast<char>('a' + (cp - 0xFF41));
+    return fate::fold;
+  }
+  return is_invisible(cp) ? fate::remove : fate::keep;
+}
+
+void emit_copy(std::string_view bytes, std::size_t o, std::string& out, source_map& map) {
+  if (map.pieces.empty() || !map.pieces.back().copy) map.pieces.push_back({map.n_end, o, true});
+  out.append(bytes);
+  map.n_end += bytes.size();
+  map.o_end = o + bytes.size();
+}
+
+void emit_made(std::string_view bytes, std::size_t o, std::size_t src_len, std::string& out, source_map& map) {
+  map.pieces.push_back({map.n_end, o, false});
+  out.append(bytes);
+  map.n_end += bytes.size();
+  map.o_end = o + src_len;
+}
+
+}  // namespace
+
+bool is_invisible(std::uint32_t cp) noexcept {
+  if (cp < 0xAD) return false;
+  for (const auto& r : invisible_ranges) {
+    if (cp < r.lo) return false;
+    if (cp <= r.hi) return true;
+  }
+  return false;
+}
+
+char ascii_digit(std::uint32_t cp) noexcept {
+  if (cp >= '0' && cp <= '9') return static_cast<char>(cp);
+  if (cp < 0x660) return 0;
+  const auto* it = std::upper_bound(std::begin(digit_zeros), std::end(digit_zeros), cp);
+  if (it == std::begin(digit_zeros)) return 0;
+  const std::uint32_t zero = *(it - 1);
+  return cp - zero < 10 ? static_cast<char>('0' + (cp - zero)) : 0;
+}
+
+bool may_change(std::string_view t) noexcept {
+  for (const char c : t) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b >= 0x80 || b == '&' || b == '\\') return true;
+  }
+  return false;
+}
+
+std::size_t source_map::original_start(std::size_t n) const noexcept {
+  // The last piece starting at or before n; removed pieces come before the
+  // character that follows them, so it is that character's piece.
+  const auto it = std::upper_bound(pieces.begin(), pieces.end(), n, [](std::size_t v, const piece& p) { return v < p.n; });
+  if (it == pieces.begin()) return n;
+  const piece& p = *(it - 1);
+  return p.copy ? p.o + (n - p.n) : p.o;
+}
+
+std::size_t source_map::original_end(std::size_t e) const noexcept {
+  if (e == 0) return original_start(0);
+  const auto it = std::upper_bound(pieces.begin(), pieces.end(), e - 1, [](std::size_t v, const piece& p) { return v < p.n; });
+  if (it == pieces.begin()) return e;
+  const piece& p = *(it - 1);
+  if (p.copy) return p.o + (e - p.n);
+  return it == pieces.end() ? o_end : it->o;
+}
+
+bool source_map::is_copy(std::size_t a, std::size_t b) const noexcept {
+  if (a >= b) return true;
+  return original_end(b) - original_start(a) == b - a;
+}
+
+void source_map::forget_before(std::size_t n) {
+  // Keep the piece that holds n (the last one starting at or before it).
+  const auto it = std::upper_bound(pieces.begin(), pieces.end(), n, [](std::size_t v, const piece& p) { return v < p.n; });
+  if (it == pieces.begin()) return;
+  pieces.erase(pieces.begin(), it - 1);
+}
+
+void normalizer::run(std::string_view in, bool final, std::string& out, source_map& map) {
+  const std::size_t base = consumed_;  // original offset of in[0]
+  std::size_t i = 0;
+  // One character of T, made or decoded, entering N.
+  const auto put = [&](std::uint32_t cp, std::string_view src, bool raw) {
+    const std::size_t o = base + i;
+    char folded = 0;
+    switch (classify(cp, folded)) {
+      case fate::remove:
+        if (removed_run_ + src.size() <= max_removed_run) {
+          emit_made({}, o, src.size(), out, map);
+          removed_run_ += src.size();
+          return;
+        }
+        break;  // past the bound: it stays (and breaks a match there)
+      case fate::fold:
+        emit_made(std::string_view(&folded, 1), o, src.size(), out, map);
+        removed_run_ = 0;
+        return;
+      case fate::keep: break;
+    }
+    removed_run_ = 0;
+    if (raw) {
+      emit_copy(src, o, out, map);
+    } else {
+      std::string enc;
+      encode(cp, enc);
+      emit_made(enc, o, src.size(), out, map);
+    }
+  };
+  while (i < in.size()) {
+    const auto b = static_cast<unsigned char>(in[i]);
+    if (b < 0x80 && b != '&' && b != '\\') {
+      std::size_t j = i + 1;
+      while (j < in.size()) {
+        const auto c = static_cast<unsigned char>(in[j]);
+        if (c >= 0x80 || c == '&' || c == '\\') break;
+        ++j;
+      }
+      emit_copy(in.substr(i, j - i), base + i, out, map);
+      removed_run_ = 0;
+      i = j;
+      continue;
+    }
+    std::uint32_t cp = 0;
+    std::size_t len = 1;
+    if (b == '&' || b == '\\') {
+      const std::string_view rest = in.substr(i, std::min(in.size() - i, max_escape + 1));
+      const read r = b == '&' ? reference(rest, final || in.size() - i > max_escape, cp, len)
+                              : escape(rest, final || in.size() - i > max_escape, cp, len);
+      if (r == read::incomplete) break;
+      if (r == read::literal) {
+        emit_copy(in.substr(i, 1), base + i, out, map);
+        removed_run_ = 0;
+        ++i;
+        continue;
+      }
+      put(cp, in.substr(i, len), false);
+      i += len;
+      continue;
+    }
+    // Non-ASCII: wait for the rest of a character that is still coming.
+    const std::size_t n = sequence_length(b);
+    if (i + n > in.size() && !final) {
+      bool growing = n > 1;
+      for (std::size_t k = i + 1; k < in.size(); ++k) growing = growing && is_continuation(static_cast<unsigned char>(in[k]));
+      if (growing) break;
+    }
+    cp = decode(in, i, len);
+    if (plain_lead[b] || (cp == 0xFFFD && len == 1)) {
+      emit_copy(in.substr(i, len), base + i, out, map);
+      removed_run_ = 0;
+      i += len;
+      continue;
+    }
+    put(cp, in.substr(i, len), true);
+    i += len;
+  }
+  pending_.assign(in.substr(i));
+  consumed_ = base + i;
+}
+
+void normalizer::feed(std::string_view piece, std::string& out, source_map& map) {
+  if (pending_.empty()) {
+    run(piece, false, out, map);
+    return;
+  }
+  std::string in = std::move(pending_);
+  pending_.clear();
+  in.append(piece);
+  run(in, false, out, map);
+}
+
+void normalizer::finish(std::string& out, source_map& map) {
+  std::string in = std::move(pending_);
+  pending_.clear();
+  run(in, true, out, map);
+}
+
+bool is_base64_char(unsigned char c) noexcept {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+         c == '-' || c == '_';
+}
+
+bool base64_tracker::close(std::size_t at, run& closed) noexcept {
+  if (st_ == state::none) return false;
+  closed.start = start_;
+  closed.end = at;
+  // Lengths: within bounds; with padding, a whole number of quads; one
+  // character over a quad is never base64. One alphabet only.
+  closed.eligible = chars_ >= base64_min_run && chars_ <= base64_max_run && pad_ <= 2 && chars_ % 4 != 1 &&
+                    (pad_ == 0 || (chars_ + pad_) % 4 == 0) && !(url_ && std_);
+  st_ = state::none;
+  return true;
+}
+
+bool base64_tracker::feed(unsigned char c, std::size_t at, run& closed) noexcept {
+  if (is_base64_char(c)) {
+    bool ended = false;
+    if (st_ == state::pad) ended = close(at, closed);
+    if (st_ == state::none) {
+      st_ = state::chars;
+      start_ = at;
+      chars_ = pad_ = 0;
+      url_ = std_ = false;
+    }
+    ++chars_;
+    url_ = url_ || c == '-' || c == '_';
+    std_ = std_ || c == '+' || c == '/';
+    return ended;
+  }
+  if (c == '=' && st_ != state::none) {
+    st_ = state::pad;
+    ++pad_;
+    return false;
+  }
+  return close(at, closed);
+}
+
+bool base64_tracker::finish(std::size_t at, run& closed) noexcept { return close(at, closed); }
+
+std::size_t base64_tracker::holding() const noexcept {
+  if (st_ == state::none || chars_ > base64_max_run || pad_ > 2) return static_cast<std::size_t>(-1);
+  return start_;
+}
+
+std::string base64_text(std::string_view run) {
+  while (!run.empty() && run.back() == '=') run.remove_suffix(1);
+  std::string out;
+  out.reserve(run.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (const char ch : run) {
+    const auto c = static_cast<unsigned char>(ch);
+    std::uint32_t v = 0;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '+' || c == '-') v = 62;
+    else if (c == '/' || c == '_') v = 63;
+    else return {};
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  // Text: valid UTF-8, no control characters but tab, LF and CR.
+  for (std::size_t i = 0; i < out.size();) {
+    std::size_t len = 1;
+    const std::uint32_t cp = decode(out, i, len);
+    if (cp == 0xFFFD && len == 1) return {};
+    if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0x7F || (cp >= 0x80 && cp < 0xA0)) return {};
+    i += len;
+  }
+  return out;
+}
+
+normalized normalize(std::string_view t) {
+  normalized r;
+  if (!may_change(t)) {
+    r.identity = true;
+    return r;
+  }
+  normalizer z;
+  r.text.reserve(t.size());
+  z.feed(t, r.text, r.map);
+  z.finish(r.text, r.map);
+  if (r.map.pieces.size() <= 1 && (r.map.pieces.empty() || r.map.pieces.front().copy)) {
+    r.identity = true;
+    r.text.clear();
+    r.map = {};
+  }
+  return r;
+}
+
+}  // namespace customs::policy::text

@@ -1,0 +1,146 @@
+#pragma once
+// Normalisation before scanning (private to policy/): the text detectors see,
+// and where each of its bytes came from in the text as sent, so that findings,
+// redactions and releases use exact original positions.
+//
+// The normalized text N of an original text T, character by character:
+//   - invisible format characters are removed: general category Cf (soft
+//     hyphen U+00AD, zero-width space, non-joiner and joiner U+200B-200D, word
+//     joiner U+2060, byte order mark U+FEFF, bidirectional controls, tags, ...),
+//     plus the combining grapheme joiner U+034F, variation selectors and the
+//     Hangul fillers. At most max_removed_run bytes of T are removed between
+//     two characters of N; an invisible character past that stays in N (and
+//     breaks a match there).
+//   - digits of every script (Unicode Nd: Arabic-Indic, Devanagari,
+//     full-width, mathematical digits U+1D7CE-1D7FF, ...) become ASCII digits;
+//     full-width Latin letters become ASCII letters.
+//   - HTML character references (&#49; &#x31; and named ones such as &amp;,
+//     &nbsp;, &ZeroWidthSpace;) and \uXXXX, \u{X...} and \UXXXXXXXX escapes
+//     (a surrogate pair of \u escapes counts as one character) are decoded,
+//     and the result is normalized as above. At most max_escape bytes each.
+//   - every other character, and every byte that is not valid UTF-8, is kept.
+// A pure function of T, computed left to right with bounded lookahead: fed in
+// any pieces, the normalizer produces the same N and map as on the whole text.
+//
+// The map: N is cut into pieces, each either a copy (same bytes as its source)
+// or one character made from its source (a decoded, folded or removed one; a
+// removed character has an empty piece). A match [s, e) of N stands for the
+// original bytes [original_start(s), original_end(e)): from the first byte of
+// its first character to the last byte of its last, so invisible characters
+// between them belong to it and those around it do not.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace customs::policy::text {
+
+// Bounds: the most original bytes removed between two characters of N, and
+// the longest escape or character reference decoded.
+inline constexpr std::size_t max_removed_run = 64;
+inline constexpr std::size_t max_escape = 16;
+// Original bytes per byte of N, at most (a removed run and an escape).
+inline constexpr std::size_t max_expansion = max_removed_run + max_escape;
+
+struct source_map {
+  struct piece {
+    std::size_t n;  // where it starts in N
+    std::size_t o;  // where its source starts in T
+    bool copy;      // N bytes equal the source bytes (else one made character)
+  };
+  std::vector<piece> pieces;  // in order; a piece ends where the next starts
+  std::size_t n_end = 0;      // N's length (of what is mapped)
+  std::size_t o_end = 0;      // T's length (of what is mapped)
+
+  // Original offset of the character that N byte n belongs to (n < n_end).
+  [[nodiscard]] std::size_t original_start(std::size_t n) const noexcept;
+  // Original end of the character that N byte e - 1 belongs to (0 < e <= n_end).
+  [[nodiscard]] std::size_t original_end(std::size_t e) const noexcept;
+  // Whether N [a, b) is a copy of T [original_start(a), original_end(b)).
+  [[nodiscard]] bool is_copy(std::size_t a, std::size_t b) const noexcept;
+  // Drops pieces that end at or before N offset n (keeps what maps n and later).
+  void forget_before(std::size_t n);
+};
+
+// Incremental normalizer. Offsets in the map are absolute (from the start of
+// the text).
+class normalizer {
+ public:
+  // Appends the N bytes that piece completes to out (and their pieces to
+  // map); keeps back an incomplete trailing character, escape or reference.
+  void feed(std::string_view piece, std::string& out, source_map& map);
+  // End of the text: what was kept back is decided.
+  void finish(std::string& out, source_map& map);
+  // Original bytes converted so far (fed minus kept back).
+  [[nodiscard]] std::size_t consumed() const noexcept { return consumed_; }
+  // Original bytes kept back.
+  [[nodiscard]] std::size_t pending() const noexcept { return pending_.size(); }
+
+ private:
+  void run(std::string_view in, bool final, std::string& out, source_map& map);
+  std::string pending_;
+  std::size_t consumed_ = 0;      // original offset of pending_[0]
+  std::size_t removed_run_ = 0;   // original bytes removed since the last N character
+};
+
+struct normalized {
+  bool identity = false;  // N == T (nothing to fold, decode or remove): text and map are empty
+  std::string text;
+  source_map map;
+};
+
+// The whole-text normalization. Cheap when T is plain: identity is set and
+// nothing is copied.
+[[nodiscard]] normalized normalize(std::string_view t);
+
+// Whether t may change under normalization (any byte >= 0x80, '&' or '\').
+[[nodiscard]] bool may_change(std::string_view t) noexcept;
+
+// Base64 in text. A run is a maximal sequence of base64 characters (either
+// alphabet: A-Z a-z 0-9 + / - _) and up to two '=' after them. A run of
+// base64_min_run to base64_max_run characters (padding not counted) whose
+// bytes in T are the same as in N is decoded; when the result is text (valid
+// UTF-8 without control characters but tab and line breaks) it is scanned, and
+// its findings stand for the whole run. Longer runs are not decoded.
+inline constexpr std::size_t base64_min_run = 12;
+inline constexpr std::size_t base64_max_run = 4096;
+
+// Finds runs in N, fed byte by byte (the same cuts whole or streamed).
+class base64_tracker {
+ public:
+  struct run {
+    std::size_t start = 0;  // N offsets, padding included
+    std::size_t end = 0;
+    bool eligible = false;  // length within bounds, padding well formed
+  };
+  // Feeds the byte at N offset at; returns true and sets closed when a run
+  // ended right before it.
+  bool feed(unsigned char c, std::size_t at, run& closed) noexcept;
+  // End of the text: closes the open run, if any.
+  bool finish(std::size_t at, run& closed) noexcept;
+  // The start of the open run while it may still be decoded (else npos).
+  [[nodiscard]] std::size_t holding() const noexcept;
+
+ private:
+  enum class state : std::uint8_t { none, chars, pad };
+  bool close(std::size_t at, run& closed) noexcept;
+  state st_ = state::none;
+  std::size_t start_ = 0;
+  std::size_t chars_ = 0;
+  std::size_t pad_ = 0;
+  bool url_ = false;
+  bool std_ = false;
+};
+
+[[nodiscard]] bool is_base64_char(unsigned char c) noexcept;
+// The decoded text of a run, if it is text; empty when not.
+[[nodiscard]] std::string base64_text(std::string_view run);
+
+// Classification, exposed for tests.
+[[nodiscard]] bool is_invisible(std::uint32_t cp) noexcept;
+// The ASCII digit of a decimal digit of any script, or 0.
+[[nodiscard]] char ascii_digit(std::uint32_t cp) noexcept;
+
+}  // namespace customs::policy::text

@@ -1,0 +1,197 @@
+// Normalisation before scanning (policy/normalize.hpp): what each rule does to
+// a text, where each normalized byte comes from, the bounds, and that the
+// incremental normalizer equals the whole-text one however the text is cut.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "policy/normalize.hpp"
+#include "policy/text.hpp"
+
+using namespace customs::policy;
+using namespace customs::policy::text;
+
+namespace {
+
+std::string u(std::uint32_t cp) {
+  std::string s;
+  encode(cp, s);
+  return s;
+}
+
+std::string norm(std::string_view t) {
+  const auto n = normalize(t);
+  return n.identity ? std::string(t) : n.text;
+}
+
+// The original bytes N [s, e) stands for.
+std::string source_of(std::string_view t, std::size_t s, std::size_t e) {
+  const auto n = normalize(t);
+  if (n.identity) return std::string(t.substr(s, e - s));
+  const std::size_t a = n.map.original_start(s);
+  const std::size_t b = n.map.original_end(e);
+  return std::string(t.substr(a, b - a));
+}
+
+}  // namespace
+
+TEST_CASE("plain text is left alone and not copied", "[normalize]") {
+  CHECK(normalize("hello 123-45").identity);
+  CHECK(normalize("身份证号码，电话").identity);  // CJK has nothing to fold
+  CHECK(normalize("R&D, a\\b").identity);        // not references or escapes
+  CHECK_FALSE(may_change("plain ascii"));
+  CHECK(may_change("a&b"));
+  CHECK(may_change("\xC3\xA9"));
+}
+
+TEST_CASE("invisible format characters are removed", "[normalize]") {
+  for (const std::uint32_t cp : {0x00ADu, 0x034Fu, 0x061Cu, 0x115Fu, 0x180Eu, 0x200Bu, 0x200Cu, 0x200Du, 0x200Eu,
+                                 0x202Eu, 0x2060u, 0x2063u, 0x2066u, 0x3164u, 0xFE0Fu, 0xFEFFu, 0xFFA0u, 0xFFFBu,
+                                 0x1D173u, 0xE0001u, 0xE0041u, 0xE0100u}) {
+    INFO(std::hex << cp);
+    CHECK(is_invisible(cp));
+    CHECK(norm("1" + u(cp) + "2") == "12");
+  }
+  for (const std::uint32_t cp : {0x20u, 0xA0u, 0x2009u, 0x3000u, 0x4E2Du, 0x200Au, 0x2010u, 0xFFFDu})
+    CHECK_FALSE(is_invisible(cp));
+}
+
+TEST_CASE("digits of every script become ASCII digits", "[normalize]") {
+  struct script {
+    std::uint32_t zero;
+    const char* name;
+  };
+  for (const script s : {script{0x0660, "Arabic-Indic"}, {0x06F0, "Extended Arabic-Indic"}, {0x07C0, "NKo"},
+                         {0x0966, "Devanagari"}, {0x09E6, "Bengali"}, {0x0BE6, "Tamil"}, {0x0E50, "Thai"},
+                         {0x0F20, "Tibetan"}, {0x1040, "Myanmar"}, {0x17E0, "Khmer"}, {0x1810, "Mongolian"},
+                         {0xA9D0, "Javanese"}, {0xFF10, "full-width"}, {0x104A0, "Osmanya"}, {0x1D7CE, "math bold"},
+                         {0x1D7D8, "math double-struck"}, {0x1D7E2, "math sans-serif"}, {0x1D7EC, "math sans bold"},
+                         {0x1D7F6, "math monospace"}, {0x1E950, "Adlam"}, {0x1FBF0, "segmented"}}) {
+    INFO(s.name);
+    std::string t;
+    for (std::uint32_t d = 0; d < 10; ++d) t += u(s.zero + d);
+    CHECK(norm(t) == "0123456789");
+    CHECK(ascii_digit(s.zero + 7) == '7');
+  }
+  CHECK(ascii_digit(0x0660 - 1) == 0);
+  CHECK(ascii_digit(0x1D7CE - 1) == 0);
+  CHECK(norm("ＡＢｘ１") == "ABx1");  // full-width letters too
+}
+
+TEST_CASE("HTML character references are decoded", "[normalize]") {
+  CHECK(norm("&#49;&#x32;&#X33;") == "123");
+  CHECK(norm("&#49&#50 and &#51x") == "12 and 3x");  // the semicolon may be left out
+  CHECK(norm("Tom &amp; Jerry&nbsp;&lt;&gt;") == "Tom & Jerry" + u(0xA0) + "<>");
+  CHECK(norm("1&ZeroWidthSpace;2&zwj;3&shy;4") == "1234");  // and what they decode to is normalized too
+  CHECK(norm("&#1633;&#x661;") == "11");                   // Arabic-Indic one, twice
+  CHECK(norm("&amp;#49;") == "&#49;");                     // one level only
+  for (const char* literal : {"&#;", "&#x;", "&foo;", "&amp", "R&D", "&#0;", "&#55296;", "&#1114112;", "&#00000049;",
+                              "& #49;", "&#x0000031;"})
+    CHECK(norm(literal) == literal);
+}
+
+TEST_CASE("\\u escapes are decoded", "[normalize]") {
+  CHECK(norm("\\u0031\\u0032") == "12");
+  CHECK(norm("\\u{33}\\U00000034") == "34");
+  CHECK(norm("\\uD835\\uDFCF") == "1");  // a surrogate pair: mathematical bold one
+  CHECK(norm("a\\u200Bb") == "ab");
+  for (const char* literal : {"\\u", "\\u12", "\\uZZZZ", "\\uDFCF", "\\uD835x", "\\n", "C:\\Users\\x", "\\U0011FFFF",
+                              "\\u{}", "\\u{110000}"})
+    CHECK(norm(literal) == literal);
+}
+
+TEST_CASE("each normalized character maps back to the bytes it came from", "[normalize]") {
+  const std::string t = "a" + u(0x200B) + "&#49;" + u(0x0662) + "\\u0033x" + u(0xFEFF) + u(0xFEFF);
+  const auto n = normalize(t);
+  REQUIRE_FALSE(n.identity);
+  CHECK(n.text == "a123x");
+  CHECK(source_of(t, 0, 1) == "a");
+  CHECK(source_of(t, 1, 2) == "&#49;");  // the removed character before it is not its own
+  CHECK(source_of(t, 2, 3) == u(0x0662));
+  CHECK(source_of(t, 0, 2) == "a" + u(0x200B) + "&#49;");  // but between two, it belongs to the span
+  CHECK(source_of(t, 3, 5) == "\\u0033x");                  // the trailing invisible characters do not
+  CHECK(n.map.original_start(4) == t.size() - 7);
+  CHECK(n.map.original_end(5) == t.size() - 6);
+  CHECK(n.map.o_end == t.size());
+}
+
+TEST_CASE("at most max_removed_run bytes are removed between two characters", "[normalize]") {
+  const std::string zwsp = u(0x200B);  // 3 bytes
+  std::string run;
+  for (std::size_t i = 0; i * 3 < max_removed_run - 2; ++i) run += zwsp;  // 21 of them: 63 bytes
+  CHECK(norm("1" + run + "2") == "12");
+  CHECK(norm("1" + run + zwsp + "2") == "1" + zwsp + "2");  // the 22nd stays and breaks the number
+  CHECK(norm("1" + run + "2" + run + "3") == "123");           // the count starts again after a character
+}
+
+TEST_CASE("fed in any pieces, the normalizer gives the whole-text result", "[normalize][property]") {
+  const std::vector<std::string> frags = {"1", "&#", "49", ";", "&#x3", "1", "&am", "p;", "\\u", "00", "31", "\\uD835",
+                                          "\\uDFCF", u(0x200B), u(0x0661), "\xE4\xB8", "\xAD", "\xFF", "X", " ", "&",
+                                          "\\", "\\u{3", "1}", "&ZeroWidth", "Space;", u(0x1D7CF), "\xF0\x9D"};
+  std::mt19937 rng(3);
+  for (int k = 0; k < 3000; ++k) {
+    std::string t;
+    const std::size_t n = 1 + rng() % 12;
+    for (std::size_t i = 0; i < n; ++i) t += frags[rng() % frags.size()];
+    const normalized whole = normalize(t);
+    std::string out;
+    source_map map;
+    normalizer z;
+    std::size_t prev = 0;
+    while (prev < t.size()) {
+      const std::size_t next = std::min(t.size(), prev + 1 + rng() % 5);
+      z.feed(std::string_view(t).substr(prev, next - prev), out, map);
+      CHECK(z.consumed() + z.pending() == next);
+      CHECK(z.pending() <= max_escape + 3);
+      prev = next;
+    }
+    z.finish(out, map);
+    INFO(t);
+    REQUIRE(out == (whole.identity ? t : whole.text));
+    REQUIRE(map.o_end == t.size());
+    if (whole.identity) continue;
+    REQUIRE(map.pieces.size() == whole.map.pieces.size());
+    for (std::size_t i = 0; i < map.pieces.size(); ++i) {
+      CHECK(map.pieces[i].n == whole.map.pieces[i].n);
+      CHECK(map.pieces[i].o == whole.map.pieces[i].o);
+      CHECK(map.pieces[i].copy == whole.map.pieces[i].copy);
+    }
+    // Mapping is monotone and within bounds.
+    std::size_t last = 0;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      if (is_continuation(static_cast<unsigned char>(out[i]))) continue;
+      const std::size_t o = map.original_start(i);
+      CHECK(o >= last);
+      CHECK(o < t.size());
+      CHECK(map.original_end(i + 1) - o <= max_expansion);
+      last = o;
+    }
+  }
+}
+
+TEST_CASE("base64 runs: maximal, padded, bounded, decoded only when text", "[normalize][base64]") {
+  auto runs = [](std::string_view s) {
+    base64_tracker t;
+    base64_tracker::run r;
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < s.size(); ++i)
+      if (t.feed(static_cast<unsigned char>(s[i]), i, r) && r.eligible) out.emplace_back(s.substr(r.start, r.end - r.start));
+    if (t.finish(s.size(), r) && r.eligible) out.emplace_back(s.substr(r.start, r.end - r.start));
+    return out;
+  };
+  CHECK(runs("x SUQgMTEwMTA1MTk0OTEy y") == std::vector<std::string>{"SUQgMTEwMTA1MTk0OTEy"});
+  CHECK(runs("(SGVsbG8gd29ybGQh==)") == std::vector<std::string>{});  // padding that does not fit the length
+  CHECK(runs("SGVsbG8gd29ybA==") == std::vector<std::string>{"SGVsbG8gd29ybA=="});
+  CHECK(runs("SGVsbG8gd29yb") == std::vector<std::string>{});        // 13 characters: one over a quad
+  CHECK(runs("short abc123") == std::vector<std::string>{});
+  CHECK(runs("a+b_cdefghijklmnop") == std::vector<std::string>{});   // both alphabets
+  CHECK(runs(std::string(base64_max_run + 4, 'A')).empty());          // too long
+  CHECK(runs(std::string(base64_max_run, 'A')).size() == 1);
+  CHECK(base64_text("SGVsbG8gd29ybGQh") == "Hello world!");
+  CHECK(base64_text("SGVsbG8gd29ybGQ") == "Hello world");
+  CHECK(base64_text("5L2g5aW9") == "你好");
+  CHECK(base64_text("AAECAwQF").empty());        // control characters: not text
+  CHECK(base64_text("3q2+7w").empty());          // not UTF-8
+  CHECK(base64_text("PDw_Pz8-Pg==") == "<<\x3F\x3F\x3F>>");  // URL-safe alphabet
+  CHECK(base64_text("PDw/Pz8+Pg") == "<<\x3F\x3F\x3F>>");
+}
