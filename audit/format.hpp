@@ -64,7 +64,9 @@
 //      hash_n as defined above, and (given the seed) its mac is mac_n;
 //   5. a NULL P belongs to a flow record listed by a later erasure record of the
 //      same flow;
-//   6. every checkpoint names a seq <= N whose hash and epoch it repeats, and its
+//   6. every checkpoint's seq, epoch and time_us are integers and its head and
+//      signature blobs of their sizes (as every record column has its declared
+//      type), it names a seq <= N whose hash and epoch it repeats, and its
 //      signature verifies under the signer (the key given to the verifier, else
 //      the one in the epoch_start of its epoch);
 //   7. a checkpoint held by the auditor satisfies 6 as well (its seq <= N is what

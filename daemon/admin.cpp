@@ -1,5 +1,6 @@
 #include "daemon/admin.hpp"
 
+#include "daemon/http_framing.hpp"
 #include "daemon/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -35,11 +36,18 @@ constexpr auto tok = asio::as_tuple(asio::use_awaitable);
 asio::awaitable<void> admin_session(std::shared_ptr<admin_server::state> st, tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   auto reg = st->connections.insert(st->connections.end(), &stream);
-  beast::flat_buffer buffer;
+  // The same framing checks as the data plane (trailers dropped and bounded,
+  // no field Beast cannot store), with small bounds: admin requests are tiny.
+  framing_limits limits;
+  limits.header_bytes = 8192;
+  limits.header_fields = 100;
+  limits.target_bytes = 4096;
+  limits.trailer_bytes = 1024;
+  limits.chunk_extension_bytes = 256;
+  limits.body_bytes = 1 << 20;
+  beast::flat_buffer buffer(read_buffer_bytes(limits));
   for (;;) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(8192);
-    parser.body_limit(1 << 20);
+    request_parser parser(limits);
     stream.expires_after(std::chrono::seconds(30));
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, tok);
     if (ec) break;

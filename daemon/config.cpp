@@ -346,7 +346,145 @@ void read_listener(walker& w, const YAML::Node& n, const std::string& path, list
        read_source_spec(w, v, p, s);
        l.default_source = s;
      }},
+    {"mode", false, [&](const YAML::Node& v, const std::string& p) {
+       std::string s;
+       if (!w.string(v, p, s)) return;
+       if (s == "reverse") l.mode = listener_mode::reverse;
+       else if (s == "forward") l.mode = listener_mode::forward;
+       else if (s == "transparent") l.mode = listener_mode::transparent;
+       else w.error(v, "E_VALUE", p + ": expected reverse, forward or transparent");
+     }},
+    {"proxy_auth", false, [&](const YAML::Node& v, const std::string& p) {
+       proxy_auth_config a;
+       w.map(v, p, {
+         {"users", true, [&](const YAML::Node& x, const std::string& q) { (void)w.file(x, q, a.users); }},
+         {"realm", false, [&](const YAML::Node& x, const std::string& q) {
+            if (!w.string(x, q, a.realm)) return;
+            if (a.realm.empty() || a.realm.size() > 64 ||
+                a.realm.find_first_of("\"\\\r\n") != std::string::npos) {
+              w.error(x, "E_VALUE", q + ": 1 to 64 characters without quotes, backslashes or line breaks");
+            }
+          }},
+       });
+       l.proxy_auth = a;
+     }},
   });
+  // The edge modes read the client's bytes themselves (CONNECT, ClientHello).
+  if (n.IsMap() && l.mode != listener_mode::reverse && l.tls) {
+    w.error(n["tls"], "E_VALUE", path + ".tls: only reverse listeners terminate TLS with a configured certificate");
+  }
+  if (n.IsMap() && l.mode != listener_mode::forward && l.proxy_auth) {
+    w.error(n["proxy_auth"], "E_VALUE", path + ".proxy_auth: only forward listeners ask for proxy credentials");
+  }
+}
+
+// "tunnel" or "refuse"; refuse is set to whether it was "refuse".
+bool read_tunnel_or_refuse(walker& w, const YAML::Node& v, const std::string& p, bool& refuse) {
+  std::string s;
+  if (!w.string(v, p, s)) return false;
+  if (s != "tunnel" && s != "refuse") {
+    w.error(v, "E_VALUE", p + ": expected tunnel or refuse");
+    return false;
+  }
+  refuse = s == "refuse";
+  return true;
+}
+
+void read_interception(walker& w, const YAML::Node& n, const std::string& path, interception_config& c) {
+  bool has_cert = false, has_key = false;
+  w.map(n, path, {
+    {"ca_cert", false, [&](const YAML::Node& v, const std::string& p) { has_cert = w.file(v, p, c.ca_cert); }},
+    {"ca_key", false, [&](const YAML::Node& v, const std::string& p) { has_key = w.file(v, p, c.ca_key); }},
+    {"leaf_validity", false, [&](const YAML::Node& v, const std::string& p) {
+       duration d{};
+       if (!w.duration_value(v, p, d)) return;
+       if (d < std::chrono::hours(1) || d > std::chrono::hours(24 * 90)) {
+         w.error(v, "E_VALUE", p + ": between 1h and 90 days (2160h)");
+       } else {
+         c.leaf_validity = d;
+       }
+     }},
+    {"leaf_cache", false, [&](const YAML::Node& v, const std::string& p) {
+       std::uint64_t x = 0;
+       if (!w.integer(v, p, 10'000'000, x)) return;
+       if (x == 0) w.error(v, "E_VALUE", p + ": must be at least 1");
+       else c.leaf_cache = x;
+     }},
+    {"on_untrusted", false, [&](const YAML::Node& v, const std::string& p) {
+       bool refuse = true;
+       if (read_tunnel_or_refuse(w, v, p, refuse)) c.on_untrusted = refuse ? untrusted_action::refuse : untrusted_action::tunnel;
+     }},
+    {"unknown_hosts", false, [&](const YAML::Node& v, const std::string& p) {
+       (void)read_tunnel_or_refuse(w, v, p, c.refuse_unknown_hosts);
+     }},
+    {"tunnel_records", false, [&](const YAML::Node& v, const std::string& p) { (void)w.boolean(v, p, c.tunnel_records); }},
+    {"ports", false, [&](const YAML::Node& v, const std::string& p) {
+       if (!w.sequence(v, p)) return;
+       c.ports.clear();
+       std::size_t i = 0;
+       for (const auto& item : v) {
+         std::uint16_t port = 0;
+         const std::string q = p + "[" + std::to_string(i++) + "]";
+         read_port(w, item, q, port);
+         if (port == 0) w.error(item, "E_VALUE", q + ": a port from 1 to 65535");
+         else c.ports.push_back(port);
+       }
+     }},
+    {"upstream_mark", false, [](const YAML::Node&, const std::string&) {}},  // read below
+    {"allow_networks", false, [&](const YAML::Node& v, const std::string& p) {
+       if (!w.sequence(v, p)) return;
+       std::size_t i = 0;
+       for (const auto& item : v) {
+         cidr_block b;
+         read_cidr(w, item, p + "[" + std::to_string(i++) + "]", b);
+         c.allow_networks.push_back(std::move(b));
+       }
+     }},
+  });
+  if (n.IsMap() && n["upstream_mark"]) {
+    std::uint64_t x = 0;
+    if (w.integer(n["upstream_mark"], path + ".upstream_mark", 0xFFFFFFFFull, x)) c.upstream_mark = static_cast<std::uint32_t>(x);
+  }
+  if (n.IsMap() && has_cert != has_key && (n["ca_cert"] || n["ca_key"])) {
+    w.error(n, "E_MISSING", path + ": give both ca_cert and ca_key, or neither");
+  }
+}
+
+// "10.1.2.3:443", "10.1.2.3", "[::1]:8443", "::1"
+bool parse_resolve_target(std::string_view s, resolve_entry& e) {
+  std::string addr;
+  std::string_view port;
+  if (!s.empty() && s.front() == '[') {
+    const auto close = s.find(']');
+    if (close == std::string_view::npos) return false;
+    addr = std::string(s.substr(1, close - 1));
+    const auto rest = s.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      port = rest.substr(1);
+      if (port.empty()) return false;
+    }
+  } else if (std::count(s.begin(), s.end(), ':') == 1) {
+    const auto colon = s.find(':');
+    addr = std::string(s.substr(0, colon));
+    port = s.substr(colon + 1);
+    if (port.empty()) return false;
+  } else {
+    addr = std::string(s);
+  }
+  if (!valid_ip(addr)) return false;
+  e.address = std::move(addr);
+  e.port = 0;
+  if (!port.empty()) {
+    std::uint32_t p = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9' || p > 65535) return false;
+      p = p * 10 + static_cast<std::uint32_t>(c - '0');
+    }
+    if (p == 0 || p > 65535) return false;
+    e.port = static_cast<std::uint16_t>(p);
+  }
+  return true;
 }
 
 void read_source_rule(walker& w, const YAML::Node& n, const std::string& path, source_rule& r) {
@@ -384,6 +522,24 @@ void read_path(walker& w, const YAML::Node& v, const std::string& path, const st
   std::filesystem::path p(s);
   if (p.is_relative()) p = base / p;
   out = p.lexically_normal();
+}
+
+// A non-empty list of files or folders that must exist (rules, the catalogue).
+void read_existing_paths(walker& w, const YAML::Node& v, const std::string& p, const std::filesystem::path& base,
+                         std::string_view what, std::vector<std::filesystem::path>& out) {
+  if (!w.sequence(v, p)) return;
+  if (v.size() == 0) w.error(v, "E_VALUE", p + ": name at least one " + std::string(what) + " file or folder");
+  std::size_t i = 0;
+  for (const auto& item : v) {
+    const std::string q = p + "[" + std::to_string(i++) + "]";
+    std::filesystem::path f;
+    read_path(w, item, q, base, f);
+    std::error_code ec;
+    if (!f.empty() && !std::filesystem::exists(f, ec)) {
+      w.error(item, "E_FILE", q + ": no such file or folder: " + f.string());
+    }
+    out.push_back(std::move(f));
+  }
 }
 
 void read_audit(walker& w, const YAML::Node& n, const std::string& path, const std::filesystem::path& base,
@@ -446,6 +602,12 @@ void read_audit(walker& w, const YAML::Node& n, const std::string& path, const s
        if (!w.integer(v, p, 100'000'000, x)) return;
        if (x < 16) w.error(v, "E_VALUE", p + ": must be at least 16");
        else a.queue_capacity = x;
+     }},
+    {"content_bytes", false, [&](const YAML::Node& v, const std::string& p) {
+       std::uint64_t x = 0;
+       if (!w.size_value(v, p, x)) return;
+       if (x < 1024) w.error(v, "E_VALUE", p + ": must be at least 1024");
+       else a.content_bytes = x;
      }},
     {"queue_bytes", false, [&](const YAML::Node& v, const std::string& p) {
        std::uint64_t x = 0;
@@ -604,6 +766,9 @@ void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits
       else out = x;
     }};
   };
+  // Heads are parsed whole in memory; a field's storage in the HTTP parser
+  // holds at most 64 KiB (see max_field_bytes in daemon/http_framing.hpp).
+  constexpr std::uint64_t head_max = 1 << 20;
   auto count = [&](std::string_view key, std::uint64_t& out, std::uint64_t min, std::uint64_t max) {
     return walker::field{key, false, [&w, &out, min, max](const YAML::Node& v, const std::string& p) {
       std::uint64_t x = 0;
@@ -621,13 +786,18 @@ void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits
     }};
   };
   w.map(n, path, {
-    size("header_bytes", l.header_bytes, 1024),
+    size("header_bytes", l.header_bytes, 1024, head_max),
+    count("header_fields", l.header_fields, 1, 10'000),
+    size("target_bytes", l.target_bytes, 256, head_max),
+    size("trailer_bytes", l.trailer_bytes, 0, head_max),
+    size("chunk_extension_bytes", l.chunk_extension_bytes, 0, head_max),
     size("request_body_bytes", l.request_body_bytes, limit_bounds::min_body_bytes, limit_bounds::max_body_bytes),
     size("response_body_bytes", l.response_body_bytes, limit_bounds::min_body_bytes, limit_bounds::max_body_bytes),
-    size("response_header_bytes", l.response_header_bytes, 1024),
+    size("response_header_bytes", l.response_header_bytes, 1024, head_max),
     size("sse_event_bytes", l.sse_event_bytes, limit_bounds::min_sse_event_bytes, limit_bounds::max_sse_event_bytes),
     count("connections", l.connections, 1, 10'000'000),
     count("upstream_idle_per_route", l.upstream_idle_per_route, 0, 100'000),
+    count("findings_per_flow", l.findings_per_flow, 1, 100'000'000),
     time("header_timeout", l.header_timeout),
     time("body_timeout", l.body_timeout),
     time("idle_timeout", l.idle_timeout),
@@ -637,6 +807,13 @@ void read_limits(walker& w, const YAML::Node& n, const std::string& path, limits
     time("send_timeout", l.send_timeout),
     time("flow_timeout", l.flow_timeout),
     time("upstream_idle_timeout", l.upstream_idle_timeout),
+    {"client_hello_bytes", false, [&](const YAML::Node& v, const std::string& p) {
+       std::uint64_t x = 0;
+       if (!w.size_value(v, p, x)) return;
+       if (x < 1024 || x > 65536) w.error(v, "E_VALUE", p + ": between 1KiB and 64KiB");
+       else l.client_hello_bytes = x;
+     }},
+    time("tunnel_idle_timeout", l.tunnel_idle_timeout),
   });
 }
 
@@ -646,7 +823,7 @@ void read_document(walker& w, const YAML::Node& root, const std::filesystem::pat
   const YAML::Node* admin_node = nullptr;
   YAML::Node admin_copy;
   YAML::Node rules_node, audit_node;
-  bool has_rules = false, has_audit = false;
+  bool has_rules = false, has_audit = false, has_providers = false;
   w.map(root, "", {
     {"version", true, [&](const YAML::Node& v, const std::string& p) {
        std::uint64_t x = 0;
@@ -727,19 +904,7 @@ void read_document(walker& w, const YAML::Node& root, const std::filesystem::pat
     {"rules", false, [&](const YAML::Node& v, const std::string& p) {
        rules_node = v;
        has_rules = true;
-       if (!w.sequence(v, p)) return;
-       if (v.size() == 0) w.error(v, "E_VALUE", p + ": name at least one rule file or folder");
-       std::size_t i = 0;
-       for (const auto& item : v) {
-         const std::string q = p + "[" + std::to_string(i++) + "]";
-         std::filesystem::path f;
-         read_path(w, item, q, base, f);
-         std::error_code ec;
-         if (!f.empty() && !std::filesystem::exists(f, ec)) {
-           w.error(item, "E_FILE", q + ": no such file or folder: " + f.string());
-         }
-         c.rules.push_back(std::move(f));
-       }
+       read_existing_paths(w, v, p, base, "rule", c.rules);
      }},
     {"audit", false, [&](const YAML::Node& v, const std::string& p) {
        audit_node = v;
@@ -754,6 +919,48 @@ void read_document(walker& w, const YAML::Node& root, const std::filesystem::pat
        read_volumes(w, v, p, base, x);
        c.volumes = std::move(x);
      }},
+    {"interception", false, [&](const YAML::Node& v, const std::string& p) {
+       interception_config ic;
+       read_interception(w, v, p, ic);
+       c.interception = std::move(ic);
+     }},
+    {"providers", false, [&](const YAML::Node& v, const std::string& p) {
+       has_providers = true;
+       read_existing_paths(w, v, p, base, "catalogue", c.providers);
+     }},
+    {"upstream_ca_bundle", false, [&](const YAML::Node& v, const std::string& p) {
+       (void)w.file(v, p, c.upstream_ca_bundle);
+     }},
+    {"resolve", false, [&](const YAML::Node& v, const std::string& p) {
+       if (!v.IsMap()) {
+         w.error(v, "E_TYPE", p + ": expected a mapping of host names to addresses");
+         return;
+       }
+       std::set<std::string> hosts;
+       for (auto it = v.begin(); it != v.end(); ++it) {
+         const YAML::Node key = it->first;
+         const YAML::Node value = it->second;
+         std::string host, target;
+         if (!w.string(key, p, host) || !w.string(value, p + "." + host, target)) continue;
+         resolve_entry e;
+         for (char& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+         if (!host.empty() && host.back() == '.') host.pop_back();
+         e.host = host;
+         const bool name_ok = !host.empty() && host.size() <= 253 &&
+                              std::all_of(host.begin(), host.end(), [](char ch) {
+                                return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' || ch == '_';
+                              });
+         if (!name_ok) {
+           w.error(key, "E_VALUE", p + ": '" + host + "' is not a host name");
+         } else if (!hosts.insert(host).second) {
+           w.error(key, "E_DUPLICATE", p + ": " + host + " appears twice");
+         } else if (!parse_resolve_target(target, e)) {
+           w.error(value, "E_VALUE", p + "." + host + ": expected an IP address with an optional port, e.g. \"10.1.2.3:443\" or \"[::1]:443\"");
+         } else {
+           c.resolve.push_back(std::move(e));
+         }
+       }
+     }},
     {"unscannable", false, [&](const YAML::Node& v, const std::string& p) {
        std::string s;
        if (!w.string(v, p, s)) return;
@@ -767,6 +974,16 @@ void read_document(walker& w, const YAML::Node& root, const std::filesystem::pat
   // trail without rules would record nothing but pass-through.
   if (has_rules && !has_audit) w.error(rules_node, "E_MISSING", "audit: required when rules are set");
   if (has_audit && !has_rules) w.error(audit_node, "E_MISSING", "rules: required when audit is set");
+  // The edge modes: the catalogue decides what is intercepted; with rules, the
+  // catalogued hosts must be decryptable (no inspection would mean no policy).
+  if (c.has_edge_listener()) {
+    if (!has_providers) c.providers.push_back(default_providers_path());
+    if (has_rules && !c.edge().decrypts()) {
+      w.error(rules_node, "E_MISSING",
+              "interception.ca_cert and interception.ca_key: required with rules and a forward or transparent "
+              "listener (catalogued hosts are inspected)");
+    }
+  }
   // Two sockets on one port whose addresses overlap cannot both bind (or, with
   // SO_REUSEPORT, would share the traffic): listeners among themselves and with
   // the admin listener.
@@ -909,6 +1126,31 @@ static std::string join_diagnostics(const std::vector<config_diagnostic>& d) {
 
 config_error::config_error(std::vector<config_diagnostic> d)
     : std::runtime_error(join_diagnostics(d)), diagnostics_(std::move(d)) {}
+
+std::string_view to_string(listener_mode m) noexcept {
+  switch (m) {
+    case listener_mode::reverse: return "reverse";
+    case listener_mode::forward: return "forward";
+    case listener_mode::transparent: return "transparent";
+  }
+  return "reverse";
+}
+
+std::string_view to_string(untrusted_action a) noexcept {
+  return a == untrusted_action::tunnel ? "tunnel" : "refuse";
+}
+
+bool config::has_edge_listener() const noexcept {
+  return std::any_of(listeners.begin(), listeners.end(),
+                     [](const listener_config& l) { return l.mode != listener_mode::reverse; });
+}
+
+const interception_config& config::edge() const noexcept {
+  static const interception_config defaults;
+  return interception ? *interception : defaults;
+}
+
+std::filesystem::path default_providers_path() { return CUSTOMS_DEFAULT_PROVIDERS; }
 
 unsigned config::effective_threads() const noexcept {
   if (threads != 0) return threads;

@@ -37,8 +37,30 @@
 //     content: findings            # none | findings | full
 //     on_failure: refuse           # refuse (503) | allow
 //     epoch_records: 100000        # and epoch_duration, commit_records,
-//     commit_interval: 0ms         # queue_capacity, queue_bytes, index_fields
+//     commit_interval: 0ms         # queue_capacity, queue_bytes, index_fields,
+//                                  # content_bytes
 //   unscannable: block             # block | tag | allow
+//
+// Forward proxy and transparent interception (the edge modes):
+//
+//   listeners[].mode: reverse      # reverse (default) | forward | transparent
+//   listeners[].proxy_auth: {users: proxy-users, realm: customs}   # forward only:
+//                                  # Proxy-Authorization Basic required (407 without)
+//   interception:                  # needed to decrypt catalogued hosts
+//     ca_cert: ca/ca.pem           # customsctl ca gen --out ca
+//     ca_key: ca/ca.key            # must not be readable by group or others
+//     leaf_validity: 24h           # minted leaf certificates; renewed at half-life
+//     leaf_cache: 10000            # leaf certificates kept (least recently used go)
+//     on_untrusted: refuse         # tunnel | refuse: clients that rejected the CA
+//     unknown_hosts: tunnel        # tunnel | refuse: hosts not in the catalogue
+//     tunnel_records: true         # an audit record per tunnel (metadata only)
+//     ports: [443, 80]             # forward mode: the only ports a client may reach
+//     allow_networks: []           # forward mode: private networks that may be reached
+//     upstream_mark: 0             # SO_MARK on connections to destinations (0: none), so
+//                                  # that a firewall redirect can exclude them
+//   providers: [/usr/share/customs/providers/]   # the catalogue (default: the shipped one)
+//   upstream_ca_bundle: ca.pem     # trust for intercepted upstreams; default: system store
+//   resolve: {api.openai.com: "10.1.2.3:443"}   # host -> address (port optional)
 //
 // Relative file paths are taken from the config file's folder. Durations are
 // strings with a unit (ms, s, m, h), e.g. "250ms", "30s"; sizes are integers
@@ -139,13 +161,60 @@ struct source_rule {
   friend bool operator==(const source_rule&, const source_rule&) = default;
 };
 
+// How connections reach a listener.
+enum class listener_mode : std::uint8_t {
+  reverse,      // clients use customsd as their base URL; routes by path prefix
+  forward,      // an HTTP proxy: CONNECT host:port and absolute-form http:// requests
+  transparent,  // connections redirected by the firewall (SO_ORIGINAL_DST + SNI)
+};
+[[nodiscard]] std::string_view to_string(listener_mode m) noexcept;
+
+// Proxy-Authorization (Basic) on a forward listener: users and their tenants.
+struct proxy_auth_config {
+  std::filesystem::path users;  // "name:$argon2id$...:tenant" lines (customsctl proxy-user)
+  std::string realm = "customs";
+  friend bool operator==(const proxy_auth_config&, const proxy_auth_config&) = default;
+};
+
 struct listener_config {
   std::string name;
   std::string address;
   std::uint16_t port = 0;
   std::optional<tls_files> tls;
   std::optional<source_spec> default_source;  // when nothing else resolves the source
+  listener_mode mode = listener_mode::reverse;
+  std::optional<proxy_auth_config> proxy_auth{};  // forward listeners only
   friend bool operator==(const listener_config&, const listener_config&) = default;
+};
+
+// What happens to the next connections of a client that rejected customsd's
+// certificate for a host.
+enum class untrusted_action : std::uint8_t { tunnel, refuse };
+[[nodiscard]] std::string_view to_string(untrusted_action a) noexcept;
+
+// TLS interception and the edge modes' access rules.
+struct interception_config {
+  std::filesystem::path ca_cert;  // both or neither: without them nothing is decrypted
+  std::filesystem::path ca_key;
+  std::chrono::milliseconds leaf_validity{24 * 3'600'000};
+  std::uint64_t leaf_cache = 10000;
+  untrusted_action on_untrusted = untrusted_action::refuse;
+  bool refuse_unknown_hosts = false;  // unknown_hosts: refuse
+  bool tunnel_records = true;
+  std::vector<std::uint16_t> ports = {443, 80};
+  std::vector<cidr_block> allow_networks;
+  std::uint32_t upstream_mark = 0;  // SO_MARK of connections to destinations (needs CAP_NET_ADMIN)
+  [[nodiscard]] bool decrypts() const noexcept { return !ca_cert.empty(); }
+  friend bool operator==(const interception_config&, const interception_config&) = default;
+};
+
+// One entry of `resolve`: connections to `host` go to address:port instead of
+// what DNS says (port 0: the port that was asked for).
+struct resolve_entry {
+  std::string host;     // lower case
+  std::string address;  // IPv4 or IPv6 literal
+  std::uint16_t port = 0;
+  friend bool operator==(const resolve_entry&, const resolve_entry&) = default;
 };
 
 struct admin_config {
@@ -189,13 +258,21 @@ struct limit_bounds {
 
 // Every bound of the data plane, with its config key (limits.<key>).
 struct limits_config {
-  std::uint64_t header_bytes = 16 * 1024;           // request line + headers
+  std::uint64_t header_bytes = 16 * 1024;           // request line + headers (at most 1 MiB)
+  std::uint64_t header_fields = 100;                // header fields of a request or response
+  std::uint64_t target_bytes = 8 * 1024;            // the request target (path and query)
+  std::uint64_t trailer_bytes = 4 * 1024;           // trailer section of a chunked body, either direction
+  std::uint64_t chunk_extension_bytes = 1024;       // chunk extensions of one chunked body, summed
   std::uint64_t request_body_bytes = 16 << 20;      // a bigger body: 413
   std::uint64_t response_body_bytes = 16 << 20;     // non-streamed bodies a filter inspects whole
-  std::uint64_t response_header_bytes = 64 * 1024;  // upstream status line + headers
+  std::uint64_t response_header_bytes = 64 * 1024;  // upstream status line + headers (at most 1 MiB)
   std::uint64_t sse_event_bytes = 1 << 20;          // one SSE block, line ends included
   std::uint64_t connections = 10000;                // client connections at once; more: refused
   std::uint64_t upstream_idle_per_route = 64;       // idle pooled connections per route and thread
+  // Enforcement: findings collected per flow and direction. Past it the scan
+  // stops; a block among what was found blocks, anything else makes the flow
+  // (or the rest of the stream) unscannable (docs/operator-guide.md).
+  std::uint64_t findings_per_flow = 10000;
   duration header_timeout{10'000};           // first byte to end of headers
   duration body_timeout{60'000};             // reading the request body
   duration idle_timeout{60'000};             // keep-alive: between requests
@@ -205,6 +282,9 @@ struct limits_config {
   duration send_timeout{60'000};             // one write to the client
   duration flow_timeout{1'800'000};          // whole flow, request to last byte
   duration upstream_idle_timeout{30'000};    // pooled connection unused for longer: closed
+  // Edge modes.
+  std::uint64_t client_hello_bytes = 32 * 1024;  // a TLS ClientHello (all its records) read before deciding
+  duration tunnel_idle_timeout{600'000};     // a tunnel with no byte either way for longer: closed
   friend bool operator==(const limits_config&, const limits_config&) = default;
 };
 
@@ -231,6 +311,9 @@ struct audit_config {
   std::uint64_t queue_bytes = 256u << 20;  // bytes of records waiting (audit.queue_bytes)
   static constexpr std::uint64_t min_queue_bytes = 64u << 20;
   static constexpr std::uint64_t max_queue_bytes = 64ull << 30;
+  // content: full: text kept per flow and direction for the audit record; past
+  // it a text is cut and its length and BLAKE2b hash are recorded instead.
+  std::uint64_t content_bytes = 1 << 20;
   std::vector<std::string> index_fields = {"route", "src", "dst", "tenant", "action",
                                            "rules", "rule_set_hash", "tokens"};
   friend bool operator==(const audit_config&, const audit_config&) = default;
@@ -312,8 +395,17 @@ struct config {
   unscannable_mode unscannable = unscannable_mode::block;
   metering_config metering;
   std::optional<volumes_config> volumes;
+  // Edge modes (see the top of this file).
+  std::optional<interception_config> interception;
+  std::vector<std::filesystem::path> providers;  // the catalogue; filled with the default when an edge listener needs it
+  std::filesystem::path upstream_ca_bundle;      // empty: the system store
+  std::vector<resolve_entry> resolve;
 
   [[nodiscard]] bool enforcing() const noexcept { return !rules.empty(); }
+  // A forward or transparent listener exists.
+  [[nodiscard]] bool has_edge_listener() const noexcept;
+  // The interception settings in force (the defaults when the section is absent).
+  [[nodiscard]] const interception_config& edge() const noexcept;
 
   [[nodiscard]] unsigned effective_threads() const noexcept;
 };
@@ -326,6 +418,9 @@ struct config {
 // paths (files named in the config must exist).
 [[nodiscard]] config parse_config(std::string_view yaml, const std::string& file_name,
                                   const std::filesystem::path& base_dir);
+
+// The catalogue used when an edge listener exists and `providers` is not set.
+[[nodiscard]] std::filesystem::path default_providers_path();
 
 // Parses "http(s)://host[:port][/path]"; false when it is not such a URL.
 [[nodiscard]] bool parse_upstream_url(std::string_view s, upstream_url& out, std::string& why);

@@ -10,7 +10,7 @@ namespace customs::daemon {
 enum class failure : std::uint8_t {
   none = 0,
   bad_request,            // 400: the request could not be parsed
-  header_too_large,       // 431: limits.header_bytes
+  header_too_large,       // 431: limits.header_bytes, limits.header_fields, or one field over max_field_bytes
   header_timeout,         // 408: limits.header_timeout / body_timeout
   body_too_large,         // 413: limits.request_body_bytes
   unknown_route,          // 404: no route prefix matches
@@ -26,6 +26,13 @@ enum class failure : std::uint8_t {
   filter_error,           // a filter threw, or abandoned a pending decision
   filter_timeout,         // a pending decision was not made within the flow's deadline
   draining,               // cut at the drain deadline
+  target_too_long,        // 414: the request target over limits.target_bytes
+  trailer_too_large,      // 431: a request's trailer section over limits.trailer_bytes
+  chunk_extension_too_large,  // 400: a request's chunk extensions over limits.chunk_extension_bytes
+  bad_framing,            // 400: framing that two readers could disagree about (Transfer-Encoding
+                          // other than chunked, Content-Length conflicts, obs-fold, bare CR/LF, Host)
+  unsupported_coding,     // 501: a transfer coding other than chunked (before a final chunked)
+  internal_error,         // 500 before the answer started, a cut stream after: customsd's own fault
   count_,                 // number of values (not a reason)
 };
 
@@ -49,6 +56,12 @@ enum class failure : std::uint8_t {
     case failure::filter_error: return "filter_error";
     case failure::filter_timeout: return "filter_timeout";
     case failure::draining: return "draining";
+    case failure::target_too_long: return "target_too_long";
+    case failure::trailer_too_large: return "trailer_too_large";
+    case failure::chunk_extension_too_large: return "chunk_extension_too_large";
+    case failure::bad_framing: return "bad_framing";
+    case failure::unsupported_coding: return "unsupported_coding";
+    case failure::internal_error: return "internal_error";
     case failure::count_: break;
   }
   return "unknown";

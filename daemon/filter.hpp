@@ -60,6 +60,15 @@ struct flow_info {
   std::string client_subject;
   unsigned worker = 0;                // index of the worker thread running the flow
   std::shared_ptr<const route_config> route;  // the route of the snapshot the flow started with
+  // Forward and transparent listeners: how the flow arrived, the host the
+  // client asked for (CONNECT authority, TLS server name or absolute-form URL;
+  // the route's prefix is then the catalogue entry's host or pattern), the
+  // destination address ("address:port") and the tenant named by the
+  // client's Proxy-Authorization credentials (empty without).
+  listener_mode mode = listener_mode::reverse;
+  std::string host;
+  std::string destination;
+  std::string proxy_tenant;
 };
 
 struct header_field {

@@ -9,6 +9,7 @@
 // 2 usage or I/O error (unreadable file, a listener that cannot bind, an audit
 // trail or key that cannot be opened).
 
+#include "daemon/catalogue/catalogue.hpp"
 #include "daemon/config.hpp"
 #include "daemon/enforce/enforcer.hpp"
 #include "daemon/log.hpp"
@@ -28,6 +29,10 @@ void usage(std::ostream& out) {
 }
 
 void print_rules_error(const customs::daemon::enforce::rules_error& e) {
+  for (const auto& d : e.diagnostics()) std::cerr << d.to_string() << "\n";
+}
+
+void print_config_error(const customs::daemon::config_error& e) {
   for (const auto& d : e.diagnostics()) std::cerr << d.to_string() << "\n";
 }
 
@@ -68,7 +73,7 @@ int main(int argc, char** argv) {
   try {
     cfg = load_config(file);
   } catch (const config_error& e) {
-    for (const auto& d : e.diagnostics()) std::cerr << d.to_string() << "\n";
+    print_config_error(e);
     return 1;
   } catch (const config_io_error& e) {
     std::cerr << e.what() << "\n";
@@ -85,8 +90,21 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
+    std::string providers;
+    if (cfg.has_edge_listener()) {
+      try {
+        const auto c = load_catalogue(cfg.providers);
+        providers = ", " + std::to_string(c->entries().size()) + " catalogued hosts";
+      } catch (const config_error& e) {
+        print_config_error(e);
+        return 1;
+      } catch (const config_io_error& e) {
+        std::cerr << e.what() << "\n";
+        return 2;
+      }
+    }
     std::cout << file << ": ok (" << cfg.listeners.size() << " listeners, " << cfg.routes.size() << " routes, "
-              << rules << ")\n";
+              << rules << providers << ")\n";
     return 0;
   }
 
@@ -113,6 +131,9 @@ int main(int argc, char** argv) {
     s.wait();
   } catch (const enforce::rules_error& e) {
     print_rules_error(e);
+    return 1;
+  } catch (const config_error& e) {
+    print_config_error(e);
     return 1;
   } catch (const std::exception& e) {
     log_line(log_level::error, "fatal").kv("error", e.what());

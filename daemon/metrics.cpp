@@ -96,6 +96,42 @@ void write_histogram(std::string& out, std::string_view name, std::string_view l
   sample(out, std::string(name) + "_count", labels, count);
 }
 
+std::string_view to_string(limit_key k) noexcept {
+  switch (k) {
+    case limit_key::header_bytes: return "header_bytes";
+    case limit_key::header_fields: return "header_fields";
+    case limit_key::field_bytes: return "field_bytes";
+    case limit_key::target_bytes: return "target_bytes";
+    case limit_key::trailer_bytes: return "trailer_bytes";
+    case limit_key::chunk_extension_bytes: return "chunk_extension_bytes";
+    case limit_key::request_body_bytes: return "request_body_bytes";
+    case limit_key::response_header_bytes: return "response_header_bytes";
+    case limit_key::response_body_bytes: return "response_body_bytes";
+    case limit_key::sse_event_bytes: return "sse_event_bytes";
+    case limit_key::connections: return "connections";
+    case limit_key::count_: break;
+  }
+  return "unknown";
+}
+
+limit_key limit_of(framing_error e, wire_side side) noexcept {
+  switch (e) {
+    case framing_error::too_many_fields: return limit_key::header_fields;
+    case framing_error::field_too_large: return limit_key::field_bytes;
+    case framing_error::target_too_long: return limit_key::target_bytes;
+    case framing_error::trailer_too_large: return limit_key::trailer_bytes;
+    case framing_error::chunk_extension_too_large: return limit_key::chunk_extension_bytes;
+    default: break;
+  }
+  return side == wire_side::client ? limit_key::header_bytes : limit_key::response_header_bytes;
+}
+
+void worker_shard::framing_refused(framing_error e, wire_side side) noexcept {
+  if (e == framing_error::none || e == framing_error::count_) return;
+  if (is_limit(e)) limit_hits[static_cast<std::size_t>(limit_of(e, side))].add();
+  else framing_rejected[static_cast<std::size_t>(side)][static_cast<std::size_t>(e)].add();
+}
+
 void histogram::observe(std::chrono::nanoseconds d) noexcept {
   const double s = static_cast<double>(d.count()) / 1e9;
   const auto& bounds = *bounds_;
@@ -151,6 +187,31 @@ std::string metrics::render() const {
   sample(out, "customs_flows_active", "", sum_workers(&worker_shard::flows_active));
   header(out, "customs_streams_active", "gauge", "Event-stream responses being relayed.");
   sample(out, "customs_streams_active", "", sum_workers(&worker_shard::streams_active));
+  header(out, "customs_limit_hits_total", "counter",
+         "Messages or connections refused or cut because they went past a bound, by limits key.");
+  for (std::size_t k = 0; k < static_cast<std::size_t>(limit_key::count_); ++k) {
+    std::uint64_t v = 0;
+    for (const auto& w : workers_) v += w.limit_hits[k].get();
+    sample(out, "customs_limit_hits_total",
+           "limit=\"" + std::string(to_string(static_cast<limit_key>(k))) + "\"", v);
+  }
+  header(out, "customs_framing_rejected_total", "counter",
+         "Messages refused for their HTTP framing (smuggling-shaped or malformed), by side and rule.");
+  for (std::size_t side = 0; side < 2; ++side) {
+    for (std::size_t e = 1; e < static_cast<std::size_t>(framing_error::count_); ++e) {
+      if (is_limit(static_cast<framing_error>(e))) continue;
+      std::uint64_t v = 0;
+      for (const auto& w : workers_) v += w.framing_rejected[side][e].get();
+      sample(out, "customs_framing_rejected_total",
+             std::string("side=\"") + (side == 0 ? "client" : "upstream") + "\",rule=\"" +
+                 std::string(to_string(static_cast<framing_error>(e))) + "\"",
+             v);
+    }
+  }
+  header(out, "customs_internal_errors_total", "counter",
+         "Exceptions caught inside customsd: the flow concerned failed, the process went on.");
+  sample(out, "customs_internal_errors_total", "",
+         sum_workers(&worker_shard::internal_errors) + control_internal_errors.get());
   header(out, "customs_reloads_total", "counter", "Config reloads, by result.");
   sample(out, "customs_reloads_total", "result=\"ok\"", reloads_ok.get());
   sample(out, "customs_reloads_total", "result=\"failed\"", reloads_failed.get());

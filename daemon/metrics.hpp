@@ -9,6 +9,7 @@
 // counters half-updated, never torn values.
 
 #include "daemon/failure.hpp"
+#include "daemon/framing_error.hpp"
 
 #include <array>
 #include <atomic>
@@ -101,12 +102,45 @@ class route_metrics {
   std::vector<route_shard> shards_;
 };
 
+// The bound a message or connection hit: customs_limit_hits_total{limit=...},
+// named by the limits.<key> of the bound (field_bytes: the documented constant
+// max_field_bytes of daemon/http_framing.hpp).
+enum class limit_key : std::uint8_t {
+  header_bytes,
+  header_fields,
+  field_bytes,
+  target_bytes,
+  trailer_bytes,
+  chunk_extension_bytes,
+  request_body_bytes,
+  response_header_bytes,
+  response_body_bytes,
+  sse_event_bytes,
+  connections,
+  count_,
+};
+
+[[nodiscard]] std::string_view to_string(limit_key k) noexcept;
+
+// Which peer sent a message: a client or an upstream.
+enum class wire_side : std::uint8_t { client, upstream };
+
+// The bound behind a framing error (for is_limit(e) errors), by side.
+[[nodiscard]] limit_key limit_of(framing_error e, wire_side side) noexcept;
+
 struct alignas(64) worker_shard {
+  // Counts a refused message: a limit hit or a framing rule broken.
+  void framing_refused(framing_error e, wire_side side) noexcept;
+
   counter connections_active;
   counter connections_accepted;
   counter connections_refused;  // over limits.connections
   counter flows_active;
   counter streams_active;       // event-stream responses being relayed
+  std::array<counter, static_cast<std::size_t>(limit_key::count_)> limit_hits;
+  // By side, then by framing_error (the rules; limits go to limit_hits).
+  std::array<std::array<counter, static_cast<std::size_t>(framing_error::count_)>, 2> framing_rejected;
+  counter internal_errors;  // exceptions caught on this worker (a flow failed, the process did not)
 };
 
 class metrics {
@@ -123,6 +157,7 @@ class metrics {
   // Control plane counters (written by the control thread only).
   counter reloads_ok;
   counter reloads_failed;
+  counter control_internal_errors;  // exceptions caught on the control thread
   std::atomic<bool> ready{false};
   std::atomic<bool> draining{false};
 

@@ -1,5 +1,6 @@
 #include "daemon/runtime.hpp"
 
+#include "daemon/listen/edge_runtime.hpp"
 #include "daemon/tls.hpp"
 
 #include <algorithm>
@@ -16,7 +17,9 @@ const route_runtime* runtime::match(std::string_view target) const noexcept {
 
 std::shared_ptr<const runtime> build_runtime(std::shared_ptr<const config> cfg, metrics& stats,
                                              const filter_chain_builder& chain,
-                                             std::uint64_t generation) {
+                                             std::uint64_t generation,
+                                             std::shared_ptr<const edge_policy> edge,
+                                             const runtime* previous) {
   auto rt = std::make_shared<runtime>();
   rt->generation = generation;
   rt->unrouted = &stats.route("");
@@ -47,6 +50,9 @@ std::shared_ptr<const runtime> build_runtime(std::shared_ptr<const config> cfg, 
   for (const auto& l : cfg->listeners) {
     rt->listener_tls.push_back(l.tls ? make_server_tls(l.tls->cert, l.tls->key, l.tls->client_ca) : nullptr);
   }
+  if (cfg->has_edge_listener()) {
+    rt->edge = build_edge_runtime(*cfg, stats, chain, std::move(edge), previous ? previous->edge.get() : nullptr);
+  }
   rt->cfg = std::move(cfg);
   return rt;
 }
@@ -72,9 +78,9 @@ std::vector<std::string> describe_changes(const config& before, const config& af
       const auto& a = before.listeners[i];
       const auto& b = after.listeners[i];
       only_tls_files = a.name == b.name && a.address == b.address && a.port == b.port &&
-                       a.tls.has_value() == b.tls.has_value();
+                       a.tls.has_value() == b.tls.has_value() && a.mode == b.mode;
     }
-    if (only_tls_files) out.push_back("listener settings changed (certificate files, client_ca or default_source)");
+    if (only_tls_files) out.push_back("listener settings changed (certificate files, client_ca, default_source or proxy_auth)");
     else out.push_back("restart needed: listeners changed (kept the running ones)");
   }
   if (before.admin != after.admin) out.push_back("restart needed: admin listener changed (kept the running one)");
@@ -97,6 +103,10 @@ std::vector<std::string> describe_changes(const config& before, const config& af
 #define CUSTOMS_LIMIT_TIME(k) \
   if (x.k != y.k) out.push_back("limits." #k ": " + ms(x.k) + " => " + ms(y.k));
   CUSTOMS_LIMIT_SIZE(header_bytes)
+  CUSTOMS_LIMIT_SIZE(header_fields)
+  CUSTOMS_LIMIT_SIZE(target_bytes)
+  CUSTOMS_LIMIT_SIZE(trailer_bytes)
+  CUSTOMS_LIMIT_SIZE(chunk_extension_bytes)
   CUSTOMS_LIMIT_SIZE(request_body_bytes)
   CUSTOMS_LIMIT_SIZE(response_body_bytes)
   CUSTOMS_LIMIT_SIZE(response_header_bytes)
@@ -112,6 +122,8 @@ std::vector<std::string> describe_changes(const config& before, const config& af
   CUSTOMS_LIMIT_TIME(send_timeout)
   CUSTOMS_LIMIT_TIME(flow_timeout)
   CUSTOMS_LIMIT_TIME(upstream_idle_timeout)
+  CUSTOMS_LIMIT_SIZE(client_hello_bytes)
+  CUSTOMS_LIMIT_TIME(tunnel_idle_timeout)
 #undef CUSTOMS_LIMIT_SIZE
 #undef CUSTOMS_LIMIT_TIME
   if (before.drain_timeout != after.drain_timeout) {
@@ -143,6 +155,15 @@ std::vector<std::string> describe_changes(const config& before, const config& af
                   std::to_string(after.metering.max_tenants));
   }
   if (before.volumes != after.volumes) out.push_back("restart needed: volumes changed (kept the running counter store)");
+  if (before.interception != after.interception) out.push_back("interception settings changed");
+  if (before.providers != after.providers) out.push_back("providers: the list of catalogue files changed");
+  if (before.upstream_ca_bundle != after.upstream_ca_bundle) {
+    out.push_back("upstream_ca_bundle: " + before.upstream_ca_bundle.string() + " => " + after.upstream_ca_bundle.string());
+  }
+  if (before.resolve != after.resolve) {
+    out.push_back("resolve: " + std::to_string(before.resolve.size()) + " => " + std::to_string(after.resolve.size()) +
+                  " entries");
+  }
   if (before.audit.has_value() != after.audit.has_value()) {
     out.push_back("restart needed: audit added or removed (kept the running setting)");
   } else if (before.audit && after.audit && !(*before.audit == *after.audit)) {

@@ -1,6 +1,7 @@
 #include "daemon/server.hpp"
 
 #include "daemon/dialect/dialect.hpp"
+#include "daemon/listen/edge.hpp"
 #include "daemon/log.hpp"
 #include "daemon/session.hpp"
 #include "daemon/worker.hpp"
@@ -12,9 +13,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstddef>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 namespace customs::daemon {
@@ -33,6 +39,7 @@ worker::worker(unsigned i, metrics& m, std::atomic<std::uint64_t>& c, std::uint3
     : index(i), stats(m), shard(m.worker(i)), connections(c), nonce_(nonce) {}
 
 worker::~worker() {
+  stopping = true;
   gate->close();
   acceptors.clear();
   sweep_timer.reset();
@@ -53,14 +60,48 @@ std::string worker::next_flow_id() {
 
 namespace {
 
-void log_exception(std::exception_ptr e) {
+void log_exception(std::string_view where, const std::exception_ptr& e) noexcept {
   if (!e) return;
   try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    log_line(log_level::error, "internal_error").kv("what", x.what());
+    log_line line(log_level::error, "internal_error");
+    line.kv("where", where);
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      line.kv("what", x.what());
+    } catch (...) {
+      line.kv("what", "unknown exception");
+    }
   } catch (...) {
-    log_line(log_level::error, "internal_error");
+    // Logging itself failed (out of memory): the counter still moves.
+  }
+}
+
+// The completion of a coroutine spawned on a worker: an exception that left it
+// is logged and counted, never rethrown (that would end the worker's thread).
+struct on_worker_exception {
+  worker* w;
+  const char* where;
+  void operator()(const std::exception_ptr& e) const noexcept {
+    if (!e) return;
+    w->shard.internal_errors.add();
+    log_exception(where, e);
+  }
+};
+
+// Runs an io_context until it is stopped. A handler that throws (a bug, or an
+// allocation that failed) is logged and counted, and the loop goes on: the
+// operation that threw is lost (its coroutine is destroyed, and the flow in it
+// ends through its flow_closer), the other connections are not.
+void run_guarded(boost::asio::io_context& ioc, counter& errors, const char* where) noexcept {
+  for (;;) {
+    try {
+      ioc.run();
+      return;
+    } catch (...) {
+      errors.add();
+      log_exception(where, std::current_exception());
+    }
   }
 }
 
@@ -100,11 +141,72 @@ asio::awaitable<void> accept_loop(worker& w, unsigned listener) {
     if (w.connections.fetch_add(1, std::memory_order_relaxed) >= rt->cfg->limits.connections) {
       w.connections.fetch_sub(1, std::memory_order_relaxed);
       w.shard.connections_refused.add();
+      w.shard.limit_hits[static_cast<std::size_t>(limit_key::connections)].add();
       refuse(socket, tls);
       continue;
     }
-    asio::co_spawn(w.ioc, run_session(w, std::move(socket), listener, rt->listener_tls[listener]), log_exception);
+    try {
+      if (rt->cfg->listeners[listener].mode != listener_mode::reverse) {
+        asio::co_spawn(w.ioc, run_edge(w, std::move(socket), listener), on_worker_exception{&w, "edge"});
+      } else {
+        asio::co_spawn(w.ioc, run_session(w, std::move(socket), listener, rt->listener_tls[listener]),
+                       on_worker_exception{&w, "session"});
+      }
+    } catch (...) {
+      // The session could not even start (out of memory): this connection is
+      // dropped, the listener goes on.
+      w.connections.fetch_sub(1, std::memory_order_relaxed);
+      w.shard.internal_errors.add();
+      log_exception("accept", std::current_exception());
+    }
   }
+}
+
+// A listener's port is shared by the acceptors of every worker (SO_REUSEPORT),
+// which would let another process bind it too and take part of the traffic:
+// a second customsd started by mistake, perhaps with a config that does not
+// enforce. Before binding, customsd therefore claims the address:
+//  - a lock held for the life of the process: an abstract Unix socket named
+//    after the address (bound once per network namespace, like the port, and
+//    released by the kernel when the process ends, even by SIGKILL); it makes
+//    two customsd starting at the same moment exclusive;
+//  - a probe: binding the address without SO_REUSEPORT fails while any other
+//    socket listens on it (customsd or not; also a wildcard listener on the
+//    same port).
+// Known gap: a process that binds the port with SO_REUSEPORT after customsd
+// started, as the same user, is not detected.
+// Returns the lock's descriptor; throws std::runtime_error naming the reason.
+int claim_listen_address(const std::string& name, const tcp::endpoint& ep) {
+  const std::string where = "listener " + name + ": cannot listen on " + ep.address().to_string() + ":" +
+                            std::to_string(ep.port()) + ": ";
+  const int lock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (lock < 0) throw std::runtime_error(where + "cannot create the address lock: " + std::strerror(errno));
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  const std::string id = "customsd/listen/" + ep.address().to_string() + "/" + std::to_string(ep.port());
+  const std::size_t len = std::min(id.size(), sizeof un.sun_path - 1);
+  std::memcpy(un.sun_path + 1, id.data(), len);  // sun_path[0] == 0: abstract namespace
+  if (::bind(lock, reinterpret_cast<const sockaddr*>(&un),
+             static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + len)) != 0) {
+    const int e = errno;
+    ::close(lock);
+    if (e == EADDRINUSE) throw std::runtime_error(where + "another customsd is listening on it");
+    throw std::runtime_error(where + "cannot take the address lock: " + std::strerror(e));
+  }
+  boost::system::error_code ec;
+  asio::io_context probe_ctx(1);
+  tcp::acceptor probe(probe_ctx);
+  probe.open(ep.protocol(), ec);
+  if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) probe.bind(ep, ec);
+  if (ec) {
+    ::close(lock);
+    if (ec == asio::error::address_in_use) {
+      throw std::runtime_error(where + "the address is in use by another process");
+    }
+    throw std::runtime_error(where + ec.message());
+  }
+  return lock;
 }
 
 void schedule_sweep(worker& w) {
@@ -128,6 +230,8 @@ struct server::control_state {
   bool forced = false;
   bool finished = false;
   clock::time_point deadline;
+  // After the deadline cut the flows: how long they have to end before stop.
+  std::chrono::milliseconds grace{2000};
 };
 
 server::server(config cfg, server_options opts)
@@ -139,6 +243,7 @@ server::server(config cfg, server_options opts)
       control_state_(std::make_unique<control_state>(*control_)) {
   set_log_level(cfg_->log.level);
   auto rt = make_runtime(cfg_, generation_);
+  last_rt_ = rt;
   std::random_device rd;
   const std::uint32_t nonce = rd();
   for (unsigned i = 0; i < threads_; ++i) {
@@ -151,11 +256,13 @@ server::server(config cfg, server_options opts)
 }
 
 std::shared_ptr<const runtime> server::make_runtime(std::shared_ptr<const config> cfg, std::uint64_t generation) {
+  const runtime* previous = last_rt_.get();
   if (opts_.filters_for_config) {
     const filter_chain_builder chain = opts_.filters_for_config(*cfg);
-    return build_runtime(std::move(cfg), *stats_, chain, generation);
+    auto edge = opts_.edge_for_config ? opts_.edge_for_config(*cfg) : nullptr;
+    return build_runtime(std::move(cfg), *stats_, chain, generation, std::move(edge), previous);
   }
-  return build_runtime(std::move(cfg), *stats_, opts_.filters, generation);
+  return build_runtime(std::move(cfg), *stats_, opts_.filters, generation, nullptr, previous);
 }
 
 server::~server() {
@@ -166,6 +273,7 @@ server::~server() {
   admin_.reset();
   control_state_.reset();
   control_.reset();
+  for (const int fd : port_locks_) ::close(fd);
 }
 
 std::shared_ptr<const config> server::current_config() const {
@@ -206,6 +314,8 @@ void server::start() {
     const auto addr = asio::ip::make_address(l.address, ec);
     if (ec) throw std::runtime_error("listener " + l.name + ": bad address " + l.address);
     std::uint16_t port = l.port;
+    // Port 0 takes a free port: nobody else holds it.
+    if (port != 0) port_locks_.push_back(claim_listen_address(l.name, tcp::endpoint(addr, port)));
     for (auto& w : workers_) {
       auto a = std::make_unique<tcp::acceptor>(w->ioc);
       const tcp::endpoint ep(addr, port);
@@ -230,23 +340,24 @@ void server::start() {
   }
   for (auto& w : workers_) {
     for (unsigned li = 0; li < w->acceptors.size(); ++li) {
-      asio::co_spawn(w->ioc, accept_loop(*w, li), log_exception);
+      asio::co_spawn(w->ioc, accept_loop(*w, li), on_worker_exception{w.get(), "accept"});
     }
     schedule_sweep(*w);
   }
   admin_->start();
+  for (auto& w : workers_) w->admin_port = admin_->port();
   if (opts_.handle_signals) watch_signals();
   for (auto& w : workers_) {
-    asio::io_context* ioc = &w->ioc;
-    threads_running_.emplace_back([ioc] {
-      auto guard = asio::make_work_guard(*ioc);
-      ioc->run();
+    worker* wp = w.get();
+    threads_running_.emplace_back([wp] {
+      auto guard = asio::make_work_guard(wp->ioc);
+      run_guarded(wp->ioc, wp->shard.internal_errors, "worker");
     });
   }
   asio::io_context* control = control_.get();
-  threads_running_.emplace_back([control] {
+  threads_running_.emplace_back([control, this] {
     auto guard = asio::make_work_guard(*control);
-    control->run();
+    run_guarded(*control, stats_->control_internal_errors, "control");
   });
   started_ = true;
   stats_->ready = true;
@@ -282,12 +393,25 @@ void server::watch_signals() {
       (void)reload_from_file();
     } else {
       log_line(log_level::info, "signal").kv("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-      if (control_state_->draining) {
-        // A second SIGTERM/SIGINT: stop now.
-        finish();
-        return;
+      auto& cs = *control_state_;
+      if (cs.draining) {
+        if (cs.forced) {
+          // A third signal, or a second one after the drain deadline: stop
+          // now. Flows still open end as their coroutines are destroyed (each
+          // still gets its closing record).
+          finish();
+          return;
+        }
+        // A second SIGTERM/SIGINT: cut every flow now; each ends as failed
+        // (draining) through its filters' end-of-flow phase, so that its
+        // closing audit record is written; then stop.
+        log_line(log_level::warn, "drain_cut").kv("connections", connections_.load());
+        cs.deadline = clock::now();
+        cs.grace = std::chrono::milliseconds(500);
+        poll_drain();
+      } else {
+        begin_drain();
       }
-      begin_drain();
     }
     watch_signals();
   });
@@ -325,7 +449,7 @@ reload_result server::reload(config next) {
     const auto& a = running->listeners[i];
     const auto& b = next.listeners[i];
     listeners_live = a.name == b.name && a.address == b.address && a.port == b.port &&
-                     a.tls.has_value() == b.tls.has_value();
+                     a.tls.has_value() == b.tls.has_value() && a.mode == b.mode;
   }
   if (!listeners_live) next.listeners = running->listeners;
   next.admin = running->admin;
@@ -343,7 +467,11 @@ reload_result server::reload(config next) {
     log_line(log_level::error, "reload_failed").kv("error", e.what());
     return r;
   }
+  if (opts_.describe_filter_changes) {
+    for (auto& c : opts_.describe_filter_changes()) r.changes.push_back(std::move(c));
+  }
   ++generation_;
+  last_rt_ = rt;
   {
     std::lock_guard lock(mutex_);
     cfg_ = cfg;
@@ -386,6 +514,8 @@ void server::begin_drain() {
       // Copy: closing may end sessions, which unregister themselves later.
       const std::vector<session*> sessions(wp->sessions.begin(), wp->sessions.end());
       for (auto* s : sessions) s->close_if_idle();
+      const std::vector<edge_connection*> edges(wp->edges.begin(), wp->edges.end());
+      for (auto* e : edges) e->close_if_idle();
     });
   }
   poll_drain();
@@ -408,10 +538,12 @@ void server::poll_drain() {
       asio::post(wp->ioc, [wp] {
         const std::vector<session*> sessions(wp->sessions.begin(), wp->sessions.end());
         for (auto* s : sessions) s->force_close();
+        const std::vector<edge_connection*> edges(wp->edges.begin(), wp->edges.end());
+        for (auto* e : edges) e->force_close();
       });
     }
   }
-  if (cs.forced && now >= cs.deadline + std::chrono::seconds(2)) {
+  if (cs.forced && now >= cs.deadline + cs.grace) {
     finish();
     return;
   }

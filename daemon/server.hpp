@@ -36,11 +36,20 @@ struct server_options {
   // constructor throws, on reload the running config and chains stay. When set,
   // `filters` is not used.
   std::function<filter_chain_builder(const config&)> filters_for_config;
+  // With filters_for_config: the edge policy for the same config (policy before
+  // decryption, records of tunnels and refusals); called right after it.
+  // Unset or null: default_edge_policy.
+  std::function<std::shared_ptr<const edge_policy>(const config&)> edge_for_config;
   bool handle_signals = false;   // SIGTERM/SIGINT: drain; SIGHUP: reload from the config file
   // Called (control plane) each time a config became the running one: at
   // construction and after each successful reload, with the config that
   // filters_for_config was last called with for it.
   std::function<void(const config&)> config_applied;
+  // Called (control plane) on reload after filters_for_config built the chains
+  // of the new config, before it is applied: what changed in what the filters
+  // use besides the config itself (the contents of rule files), one item per
+  // change; reported with the config's own changes.
+  std::function<std::vector<std::string>()> describe_filter_changes;
 };
 
 struct reload_result {
@@ -95,6 +104,7 @@ class server {
 
   server_options opts_;
   std::shared_ptr<const config> cfg_;  // running config (guarded by mutex_)
+  std::shared_ptr<const runtime> last_rt_;  // the newest snapshot (guarded by reload_mutex_): its caches carry over
   unsigned threads_;
   std::unique_ptr<metrics> stats_;
   std::atomic<std::uint64_t> connections_{0};
@@ -106,6 +116,7 @@ class server {
   std::unique_ptr<control_state> control_state_;
   std::vector<std::thread> threads_running_;
   std::vector<std::uint16_t> ports_;
+  std::vector<int> port_locks_;  // one per listener with a fixed port (see claim_listen_address)
   mutable std::mutex mutex_;
   std::mutex reload_mutex_;
   bool started_ = false;

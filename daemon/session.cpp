@@ -2,6 +2,8 @@
 
 #include "daemon/dialect/dialect.hpp"
 #include "daemon/http_util.hpp"
+#include "daemon/listen/edge.hpp"
+#include "daemon/listen/edge_runtime.hpp"
 #include "daemon/log.hpp"
 #include "daemon/tls.hpp"
 
@@ -94,6 +96,11 @@ void request_resume::post(std::function<void()> fn) const {
 struct flow {
   std::shared_ptr<const runtime> rt;
   const route_runtime* route = nullptr;
+  // Where the request goes: the route's upstream, or (edge listeners) the
+  // intercepted host or forwarded URL's destination (own_up).
+  const upstream_target* up = nullptr;
+  upstream_target own_up;
+  std::string origin;  // edge listeners: the origin-form target sent upstream
   route_metrics* stats = nullptr;
   flow_info info;
   dialect api = dialect::openai;
@@ -117,6 +124,7 @@ struct flow {
   std::vector<header_field> add_headers;  // from every phase, for the client's response
   std::string detail;                     // failure detail for the log
   std::uint64_t event_index = 0;
+  bool finished = false;  // finish() ran
 
   void fail(failure f, std::string d = {}) {
     if (why == failure::none) {
@@ -147,6 +155,12 @@ unsigned status_for(failure f) {
     case failure::filter_error: return 500;
     case failure::filter_timeout: return 504;
     case failure::draining: return 503;
+    case failure::target_too_long: return 414;
+    case failure::trailer_too_large: return 431;
+    case failure::chunk_extension_too_large: return 400;
+    case failure::bad_framing: return 400;
+    case failure::unsupported_coding: return 501;
+    case failure::internal_error: return 500;
     case failure::client_gone:
     case failure::none:
     case failure::count_: break;
@@ -172,6 +186,12 @@ std::string_view message_for(failure f) {
     case failure::filter_error: return "customs: internal error";
     case failure::filter_timeout: return "customs: decision not made in time";
     case failure::draining: return "customs: shutting down";
+    case failure::target_too_long: return "customs: request target too long";
+    case failure::trailer_too_large: return "customs: request trailers too large";
+    case failure::chunk_extension_too_large: return "customs: chunk extensions too large";
+    case failure::bad_framing: return "customs: ambiguous or malformed request framing";
+    case failure::unsupported_coding: return "customs: transfer coding not implemented";
+    case failure::internal_error: return "customs: internal error";
     default: return "customs: error";
   }
 }
@@ -210,15 +230,29 @@ void merge_headers(std::vector<header_field>& into, std::vector<header_field>&& 
 
 // ---- session -------------------------------------------------------------------
 
-session::session(worker& w, tcp::socket socket, unsigned listener,
-                 std::shared_ptr<asio::ssl::context> tls)
+namespace {
+any_stream client_stream(tcp::socket socket, const std::shared_ptr<asio::ssl::context>& tls) {
+  return tls ? any_stream(beast::tcp_stream(std::move(socket)), *tls) : any_stream(beast::tcp_stream(std::move(socket)));
+}
+}  // namespace
+
+session::session(worker& w, tcp::socket socket, unsigned listener, std::shared_ptr<asio::ssl::context> tls)
+    : session(w, client_stream(std::move(socket), tls), listener, tls, std::nullopt, false) {}
+
+session::session(worker& w, any_stream client, unsigned listener, std::shared_ptr<asio::ssl::context> tls,
+                 edge_binding bound)
+    : session(w, std::move(client), listener, std::move(tls), std::move(bound), true) {}
+
+session::session(worker& w, any_stream client, unsigned listener, std::shared_ptr<asio::ssl::context> tls,
+                 std::optional<edge_binding> bound, bool handshaken)
     : w_(w),
       tls_ctx_(std::move(tls)),
-      client_(tls_ctx_ ? any_stream(beast::tcp_stream(std::move(socket)), *tls_ctx_)
-                       : any_stream(beast::tcp_stream(std::move(socket)))),
+      client_(std::move(client)),
       listener_(listener),
       rbuf_(new char[rbuf_size]),
-      client_wd_(client_.get_executor(), client_.tcp().socket()) {
+      client_wd_(client_.get_executor(), client_.tcp().socket()),
+      handshaken_(handshaken),
+      bound_(std::move(bound)) {
   boost::system::error_code ec;
   auto ep = client_.tcp().socket().remote_endpoint(ec);
   if (!ec) {
@@ -238,7 +272,6 @@ session::session(worker& w, tcp::socket socket, unsigned listener,
 session::~session() {
   w_.sessions.erase(registration_);
   w_.shard.connections_active.sub();
-  w_.connections.fetch_sub(1, std::memory_order_relaxed);
   client_.close();
 }
 
@@ -260,14 +293,116 @@ clock::time_point session::until(const flow& f, std::chrono::milliseconds d) con
   return t < f.deadline ? t : f.deadline;
 }
 
+namespace {
+
+// Logs an exception caught on a worker and counts it.
+void report_internal_error(worker& w, const std::exception_ptr& e, std::string_view where,
+                           std::string_view flow_id = {}) noexcept {
+  w.shard.internal_errors.add();
+  try {
+    log_line line(log_level::error, "internal_error");
+    line.kv("where", where);
+    if (!flow_id.empty()) line.kv("flow", flow_id);
+    try {
+      if (e) std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      line.kv("what", x.what());
+    } catch (...) {
+      line.kv("what", "unknown exception");
+    }
+  } catch (...) {
+    // Nothing is left to report with.
+  }
+}
+
+// Reads a message head into `buf` until the scanner finds it complete and
+// checked, then parses it with `parser` (Beast); the bytes of the body that
+// came with it stay in `buf`. Deadlines are the caller's (watchdogs).
+template <class Stream, class Parser>
+asio::awaitable<boost::system::error_code> read_head(Stream& stream, beast::flat_buffer& buf, Parser& parser,
+                                                     head_scanner& scanner, std::size_t& head_bytes) {
+  for (;;) {
+    const auto st = scanner.scan(std::string_view(static_cast<const char*>(buf.data().data()), buf.size()));
+    if (st == head_scanner::status::failed) co_return make_error_code(scanner.error());
+    if (st == head_scanner::status::complete) {
+      boost::system::error_code ec;
+      parser.eager(false);
+      const std::size_t used = parser.put(asio::buffer(buf.data().data(), scanner.head_bytes()), ec);
+      buf.consume(used);
+      head_bytes += used;
+      // The head is complete: Beast wanting more means it read it differently.
+      if (ec == http::error::need_more) ec = boost::system::errc::make_error_code(boost::system::errc::protocol_error);
+      co_return ec;
+    }
+    const std::size_t room = buf.max_size() - buf.size();
+    if (room == 0) co_return make_error_code(framing_error::head_too_large);
+    auto space = buf.prepare(std::min<std::size_t>(room, 4096));
+    auto [ec, n] = co_await stream.async_read_some(space, tok);
+    buf.commit(n);
+    if (ec == asio::error::eof) {
+      // As Beast reports it: closed between messages, or inside one.
+      co_return buf.size() == 0 ? http::error::end_of_stream : http::error::partial_message;
+    }
+    if (ec) co_return ec;
+  }
+}
+
+// The accept loop counted the connection; it is given back however the
+// session ends (also when its coroutine is destroyed at shutdown).
+struct connection_slot {
+  worker& w;
+  ~connection_slot() { w.connections.fetch_sub(1, std::memory_order_relaxed); }
+};
+
+}  // namespace
+
+// Ends a flow that serve_one's coroutine leaves without having ended it: an
+// exception, or the coroutine destroyed with its io_context at shutdown. The
+// flow still reaches on_flow_end (its closing audit record).
+struct flow_closer {
+  session& s;
+  flow& f;
+  flow_closer(session& se, flow& fl) : s(se), f(fl) {}
+  flow_closer(const flow_closer&) = delete;
+  flow_closer& operator=(const flow_closer&) = delete;
+  ~flow_closer() {
+    if (f.finished) return;
+    const bool shutdown = s.w_.stopping || s.forced_ || s.w_.draining;
+    if (!shutdown) s.w_.shard.internal_errors.add();
+    f.fail(shutdown ? failure::draining : failure::internal_error, "flow abandoned");
+    f.stream_cut = f.stream_cut || f.head_sent;
+    s.finish(f);
+  }
+};
+
 asio::awaitable<void> run_session(worker& w, tcp::socket socket, unsigned listener,
                                   std::shared_ptr<asio::ssl::context> tls) {
-  session s(w, std::move(socket), listener, std::move(tls));
-  co_await s.run();
+  connection_slot slot{w};
+  std::exception_ptr error;
+  try {
+    session s(w, std::move(socket), listener, std::move(tls));
+    co_await s.run();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) report_internal_error(w, error, "session");
+}
+
+asio::awaitable<void> run_session(worker& w, any_stream client, unsigned listener,
+                                  std::shared_ptr<asio::ssl::context> tls, edge_binding bound) {
+  connection_slot slot{w};
+  std::exception_ptr error;
+  try {
+    session s(w, std::move(client), listener, std::move(tls), std::move(bound));
+    co_await s.run();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) report_internal_error(w, error, "session");
 }
 
 asio::awaitable<void> session::run() {
-  if (auto* tls = client_.tls()) {
+  if (auto* tls = client_.tls(); tls != nullptr && !handshaken_) {
     client_.tcp().expires_after(w_.rt->cfg->limits.header_timeout);
     auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, tok);
     if (ec) {
@@ -284,13 +419,15 @@ asio::awaitable<void> session::run() {
 }
 
 asio::awaitable<bool> session::serve_one() {
+  // The read buffer's bound follows the limits of the snapshot in use.
+  buf_.max_size(std::max(read_buffer_bytes(request_framing(w_.rt->cfg->limits)), buf_.size()));
   // Wait for the first byte of the next request: idle until then.
   if (buf_.size() == 0) {
     idle_ = true;
     if (w_.draining || closing_) co_return false;
     const limits_config& idle_lim = w_.rt->cfg->limits;
     client_wd_.expires_at(clock::now() + (first_request_ ? idle_lim.header_timeout : idle_lim.idle_timeout));
-    auto space = buf_.prepare(4096);
+    auto space = buf_.prepare(std::min<std::size_t>(4096, buf_.max_size()));
     auto [ec, n] = co_await client_.async_read_some(space, tok);
     if (ec) co_return false;  // closed, reset, idle timeout or drained: nothing to answer
     buf_.commit(n);
@@ -315,13 +452,102 @@ asio::awaitable<bool> session::serve_one() {
   f.info.client_tls = client_.is_tls();
   f.info.client_subject = client_subject_;
   f.info.worker = w_.index;
+  f.info.mode = rt->cfg->listeners[listener_].mode;
+  if (bound_) {
+    f.info.host = bound_->host;
+    f.info.destination = bound_->destination;
+    f.info.proxy_tenant = bound_->proxy_tenant;
+  }
   w_.shard.flows_active.add();
+  // From here on the flow ends through finish(), whatever happens: no
+  // exception leaves this coroutine with the flow unrecorded.
+  flow_closer closer(*this, f);
+  std::exception_ptr error;
+  bool keep = false;
+  try {
+    keep = co_await handle(f);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    co_await fail_internal(f, error);
+    keep = false;
+  }
+  co_return keep;
+}
 
-  http::request_parser<http::string_body> parser;
-  parser.header_limit(static_cast<std::uint32_t>(std::min<std::uint64_t>(lim.header_bytes, UINT32_MAX)));
-  parser.body_limit(lim.request_body_bytes);
+asio::awaitable<void> session::fail_internal(flow& f, std::exception_ptr error) {
+  report_internal_error(w_, error, "flow", f.info.id);
+  // What the failed step held may be gone with its frame.
+  if (upstream_ != nullptr) upstream_ = nullptr;
+  wait_.reset();
+  f.fail(failure::internal_error, "exception");
+  f.why = failure::internal_error;
+  f.outcome = flow_outcome::failed;
+  f.keep_alive = false;
+  closing_ = true;
+  if (!f.finished) {
+    if (f.bytes_out == 0) {
+      // Nothing of the answer left yet: a 500 in the route's dialect.
+      head_.clear();
+      f.head_sent = false;
+      co_await send_error(f, failure::internal_error, "exception");
+    } else {
+      // The answer started: the client sees it cut (no last chunk, or fewer
+      // bytes than announced).
+      f.stream_cut = true;
+    }
+    finish(f);
+  }
+  client_.close();
+}
+
+failure session::client_read_failure(const boost::system::error_code& ec) {
+  framing_error e = framing_error_of(ec);
+  if (e == framing_error::read_buffer_full) {
+    e = classify_full_buffer(std::string_view(static_cast<const char*>(buf_.data().data()), buf_.size()));
+  }
+  if (e != framing_error::none) w_.shard.framing_refused(e, wire_side::client);
+  switch (e) {
+    case framing_error::head_too_large:
+    case framing_error::too_many_fields:
+    case framing_error::field_too_large:
+      return failure::header_too_large;
+    case framing_error::target_too_long: return failure::target_too_long;
+    case framing_error::trailer_too_large: return failure::trailer_too_large;
+    case framing_error::chunk_extension_too_large: return failure::chunk_extension_too_large;
+    case framing_error::unsupported_coding: return failure::unsupported_coding;
+    case framing_error::bad_line_ending:
+    case framing_error::obs_fold:
+    case framing_error::bad_transfer_encoding:
+    case framing_error::bad_host:
+    case framing_error::bad_content_length:
+    case framing_error::bad_chunk:
+      return failure::bad_framing;
+    case framing_error::read_buffer_full:
+    case framing_error::none:
+    case framing_error::count_:
+      break;
+  }
+  if (ec == http::error::body_limit) {
+    w_.shard.limit_hits[static_cast<std::size_t>(limit_key::request_body_bytes)].add();
+    return failure::body_too_large;
+  }
+  if (ec == beast::error::timeout) return failure::header_timeout;
+  if (is_disconnect(ec)) return failure::client_gone;
+  if (ec == boost::system::errc::not_enough_memory) return failure::internal_error;
+  return failure::bad_request;
+}
+
+asio::awaitable<bool> session::handle(flow& f) {
+  const std::shared_ptr<const runtime>& rt = f.rt;
+  const limits_config& lim = rt->cfg->limits;
+  const framing_limits client_limits = request_framing(lim);
+  request_parser parser(client_limits);
   client_wd_.expires_at(f.start + lim.header_timeout);
-  auto [hec_read, head_bytes] = co_await http::async_read_header(client_, buf_, parser, tok);
+  std::size_t head_bytes = 0;
+  head_scanner scanner(client_limits, true);
+  const auto hec_read = co_await read_head(client_, buf_, parser, scanner, head_bytes);
   const auto hec = client_wd_.fired() && hec_read ? boost::system::error_code(beast::error::timeout) : hec_read;
   f.bytes_in = head_bytes;
   auto& msg = parser.get();
@@ -332,7 +558,15 @@ asio::awaitable<bool> session::serve_one() {
     f.path = std::string(target.substr(0, target.find('?')));
     if (f.path.size() > 256) f.path.resize(256);
     if (!hec || hec == http::error::body_limit) {
-      f.route = rt->match(target);
+      if (bound_) {
+        bind_edge_route(f, *rt, target);
+      } else if (f.info.mode == listener_mode::reverse) {
+        f.route = rt->match(target);
+        if (f.route != nullptr) {
+          f.up = &f.route->upstream;
+          f.origin = std::string(target);
+        }
+      }
       if (f.route != nullptr) {
         f.stats = f.route->stats;
         f.api = f.route->cfg->api;
@@ -347,11 +581,8 @@ asio::awaitable<bool> session::serve_one() {
   }
   if (hec) {
     f.keep_alive = false;
-    if (hec == http::error::body_limit) f.fail(failure::body_too_large);
-    else if (hec == http::error::header_limit || hec == http::error::buffer_overflow) f.fail(failure::header_too_large);
-    else if (hec == beast::error::timeout) f.fail(failure::header_timeout);
-    else if (is_disconnect(hec)) f.fail(failure::client_gone, hec.message());
-    else f.fail(failure::bad_request, hec.message());
+    const failure why = client_read_failure(hec);
+    f.fail(why, hec.message());
     if (f.why != failure::client_gone) co_await send_error(f, f.why, hec.message());
     finish(f);
     co_return false;
@@ -359,7 +590,20 @@ asio::awaitable<bool> session::serve_one() {
   f.keep_alive = msg.keep_alive();
   const bool has_body = parser.chunked() || parser.content_length().value_or(0) > 0;
 
-  if (f.route == nullptr || !safe_target(msg.target())) {
+  if (!bound_ && f.info.mode == listener_mode::forward) {
+    // An absolute-form request on a forward listener: its own destination.
+    local_response refusal;
+    const std::string_view auth(msg[http::field::proxy_authorization].data(), msg[http::field::proxy_authorization].size());
+    if (!co_await route_forward_request(f, std::string_view(msg.target().data(), msg.target().size()), auth, refusal)) {
+      if (has_body) f.keep_alive = false;
+      f.outcome = flow_outcome::answered;
+      co_await send_local(f, refusal);
+      finish(f);
+      co_return f.keep_alive;
+    }
+  }
+
+  if (f.route == nullptr || !safe_target(f.origin)) {
     // Answered without reading the body: the connection cannot be reused when
     // one follows.
     if (has_body) f.keep_alive = false;
@@ -395,10 +639,7 @@ asio::awaitable<bool> session::serve_one() {
     f.bytes_in += body_bytes;
     if (bec) {
       f.keep_alive = false;
-      if (bec == http::error::body_limit) f.fail(failure::body_too_large);
-      else if (bec == beast::error::timeout) f.fail(failure::header_timeout);
-      else if (is_disconnect(bec)) f.fail(failure::client_gone, bec.message());
-      else f.fail(failure::bad_request, bec.message());
+      f.fail(client_read_failure(bec), bec.message());
       if (f.why != failure::client_gone) co_await send_error(f, f.why, bec.message());
       finish(f);
       co_return false;
@@ -412,7 +653,11 @@ asio::awaitable<bool> session::serve_one() {
   req.method = f.method;
   req.version = f.version;
   req.target = std::string(msg.target());
-  map_target(req.target, f.route->cfg->prefix, f.route->upstream.url.base_path, req.upstream_target);
+  if (f.info.mode == listener_mode::reverse) {
+    map_target(req.target, f.route->cfg->prefix, f.route->upstream.url.base_path, req.upstream_target);
+  } else {
+    req.upstream_target = f.origin;
+  }
   req.headers = std::move(static_cast<http::fields&>(msg.base()));
   req.body = std::move(msg.body());
 
@@ -507,13 +752,43 @@ asio::awaitable<bool> session::serve_one() {
 
   upstream_ = nullptr;
   if (reusable && conn->buffer.size() == 0 && !closing_) {
-    w_.pools.pool(f.route->upstream.pool_key)
-        .put(std::move(conn), clock::now(), lim.upstream_idle_per_route);
+    w_.pools.pool(f.up->pool_key).put(std::move(conn), clock::now(), lim.upstream_idle_per_route);
   } else {
     conn->stream.close();
   }
   finish(f);
   co_return f.keep_alive && !closing_;
+}
+
+void session::bind_edge_route(flow& f, const runtime& rt, std::string_view target) {
+  if (!rt.edge) return;
+  const catalogue_entry* e = rt.edge->providers->find(bound_->host);
+  if (e == nullptr) return;  // no longer in the catalogue (a reload): 404
+  f.route = &rt.edge->route_for(*e, target);
+  f.up = &bound_->target;
+  f.origin = std::string(target);
+}
+
+asio::awaitable<bool> session::route_forward_request(flow& f, std::string_view target,
+                                                     std::string_view proxy_authorization, local_response& refusal) {
+  const edge_runtime& e = *f.rt->edge;
+  const auto now = clock::now();
+  listen::forward_decision d = co_await listen::route_forward(
+      e, w_, listener_, f.info, target, proxy_authorization, client_.tcp().socket(),
+      now + f.rt->cfg->limits.upstream_connect_timeout < f.deadline ? now + f.rt->cfg->limits.upstream_connect_timeout
+                                                                    : f.deadline);
+  if (d.route == nullptr) {
+    refusal = std::move(d.refusal);
+    co_return false;
+  }
+  f.route = d.route;
+  f.stats = f.route->stats;
+  f.api = f.route->cfg->api;
+  f.info.route = f.route->cfg;
+  f.own_up = std::move(d.target);
+  f.up = &f.own_up;
+  f.origin = std::move(d.origin);
+  co_return true;
 }
 
 bool session::make_filters(flow& f) {
@@ -576,7 +851,7 @@ asio::awaitable<bool> session::run_request_phase(flow& f) {
 
 void session::build_upstream_head(flow& f) {
   const request_state& req = *f.req;
-  const auto& up = f.route->upstream;
+  const auto& up = *f.up;
   std::string& h = upstream_head_;
   h.clear();
   const auto method = http::to_string(req.method);
@@ -607,13 +882,19 @@ void session::build_upstream_head(flow& f) {
     if (named_in(name, req.upstream_headers)) continue;
     append_header(h, name, std::string_view(field.value().data(), field.value().size()));
   }
-  h += "X-Forwarded-For: ";
-  if (!forwarded_for.empty()) {
-    h += forwarded_for;
-    h += ", ";
+  if (f.info.mode == listener_mode::reverse) {
+    h += "X-Forwarded-For: ";
+    if (!forwarded_for.empty()) {
+      h += forwarded_for;
+      h += ", ";
+    }
+    h += peer_ip_;
+    h += "\r\n";
+  } else if (!forwarded_for.empty()) {
+    // A forward proxy or interceptor does not reveal the client's address to
+    // the provider; what the client sent itself passes on unchanged.
+    append_header(h, "X-Forwarded-For", forwarded_for);
   }
-  h += peer_ip_;
-  h += "\r\n";
   for (const auto& x : req.upstream_headers) append_header(h, x.name, x.value);
   const bool body_expected = !req.body.empty() || req.method == http::verb::post ||
                              req.method == http::verb::put || req.method == http::verb::patch;
@@ -630,7 +911,8 @@ void session::build_upstream_head(flow& f) {
 asio::awaitable<failure> session::open_exchange(flow& f, std::optional<response_parser>& p,
                                                 std::unique_ptr<upstream_connection>& conn) {
   const limits_config& lim = f.rt->cfg->limits;
-  const auto& target = f.route->upstream;
+  const framing_limits upstream_limits = response_framing(lim);
+  const auto& target = *f.up;
   auto& shard = f.stats->shard(w_.index);
   for (int attempt = 0; attempt < 2; ++attempt) {
     conn = w_.pools.pool(target.pool_key).take(clock::now(), lim.upstream_idle_timeout);
@@ -654,6 +936,7 @@ asio::awaitable<failure> session::open_exchange(flow& f, std::optional<response_
     upstream_ = conn.get();
     ++conn->requests;
     const bool retry_allowed = reused && attempt == 0;
+    conn->buffer.max_size(std::max(read_buffer_bytes(upstream_limits), conn->buffer.size()));
 
     f.upstream_sent = clock::now();
     conn->wd->expires_at(until(f, lim.upstream_first_byte_timeout));
@@ -682,11 +965,11 @@ asio::awaitable<failure> session::open_exchange(flow& f, std::optional<response_
 
     // The head; 1xx interim responses (103 Early Hints ...) are skipped.
     for (;;) {
-      p.emplace();
-      p->header_limit(static_cast<std::uint32_t>(std::min<std::uint64_t>(lim.response_header_bytes, UINT32_MAX)));
-      p->body_limit(boost::none);
+      p.emplace(upstream_limits);
       if (f.method == http::verb::head) p->skip(true);
-      auto [rec_io, rn] = co_await http::async_read_header(conn->stream, conn->buffer, *p, tok);
+      head_scanner scanner(upstream_limits, false);
+      std::size_t rn = 0;
+      const auto rec_io = co_await read_head(conn->stream, conn->buffer, *p, scanner, rn);
       const auto rec = rec_io && conn->wd->fired() ? boost::system::error_code(beast::error::timeout) : rec_io;
       if (rec) {
         conn->stream.close();
@@ -697,6 +980,10 @@ asio::awaitable<failure> session::open_exchange(flow& f, std::optional<response_
         }
         f.detail = "response head: " + rec.message();
         if (forced_) co_return failure::draining;
+        if (const framing_error fe = framing_error_of(rec); fe != framing_error::none) {
+          w_.shard.framing_refused(fe, wire_side::upstream);
+          co_return failure::upstream_bad_response;
+        }
         if (rec == beast::error::timeout) {
           co_return clock::now() >= f.deadline ? failure::flow_timeout : failure::upstream_timeout;
         }
@@ -883,6 +1170,19 @@ bool session::run_stream_end(flow& f) {
   return true;
 }
 
+void session::upstream_read_failed(flow& f, upstream_connection& c, const boost::system::error_code& ec) {
+  framing_error e = framing_error_of(ec);
+  if (e == framing_error::read_buffer_full) {
+    e = classify_full_buffer(std::string_view(static_cast<const char*>(c.buffer.data().data()), c.buffer.size()));
+  }
+  if (e != framing_error::none && !forced_) {
+    w_.shard.framing_refused(e, wire_side::upstream);
+    f.fail(failure::upstream_bad_response, std::string(to_string(e)));
+    return;
+  }
+  f.fail(read_failure(f, ec), ec.message());
+}
+
 failure session::read_failure(const flow& f, const boost::system::error_code& ec) const {
   if (ec == beast::error::timeout) {
     return clock::now() >= f.deadline ? failure::flow_timeout : failure::stream_gap_timeout;
@@ -896,15 +1196,16 @@ asio::awaitable<void> session::relay_events(flow& f, upstream_connection& c, res
   const limits_config& lim = f.rt->cfg->limits;
   if (!sse_ || sse_->max_event_bytes() != lim.sse_event_bytes) sse_.emplace(lim.sse_event_bytes);
   else sse_->reset();
-  w_.shard.streams_active.add();
+  struct active_stream {
+    counter& gauge;
+    explicit active_stream(counter& g) : gauge(g) { gauge.add(); }
+    ~active_stream() { gauge.sub(); }
+  } active(w_.shard.streams_active);
   const unsigned error_status_fallback = 502;
   if (c.buffer.size() == 0 && !p.is_done()) {
     // No body bytes yet: the client gets the head now rather than with the
     // first event.
-    if (!co_await send(f, {})) {
-      w_.shard.streams_active.sub();
-      co_return;
-    }
+    if (!co_await send(f, {})) co_return;
   }
   for (;;) {
     boost::system::error_code ec;
@@ -935,6 +1236,7 @@ asio::awaitable<void> session::relay_events(flow& f, upstream_connection& c, res
           ++f.event_index;
         } else if (r.what == sse_parser::status::too_large) {
           f.fail(failure::event_too_large, "over limits.sse_event_bytes");
+          w_.shard.limit_hits[static_cast<std::size_t>(limit_key::sse_event_bytes)].add();
           stop = true;
         }
       }
@@ -971,7 +1273,7 @@ asio::awaitable<void> session::relay_events(flow& f, upstream_connection& c, res
       done = !stop;
     }
     if (!stop && ec) {
-      f.fail(read_failure(f, ec), ec.message());
+      upstream_read_failed(f, c, ec);
       stop = true;
     }
     if (stop) {
@@ -990,7 +1292,6 @@ asio::awaitable<void> session::relay_events(flow& f, upstream_connection& c, res
     }
     if (last) break;
   }
-  w_.shard.streams_active.sub();
 }
 
 asio::awaitable<void> session::relay_bytes(flow& f, upstream_connection& c, response_parser& p, framing out) {
@@ -1013,10 +1314,17 @@ asio::awaitable<void> session::relay_bytes(flow& f, upstream_connection& c, resp
     }
     f.up_in += got;
     if (ec) {
-      f.fail(read_failure(f, ec), ec.message());
+      upstream_read_failed(f, c, ec);
+      f.keep_alive = false;
+      if (got == 0 && !head_.empty() && f.bytes_out == 0) {
+        // Nothing of the answer left yet: the client gets the error instead.
+        head_.clear();
+        f.head_sent = false;
+        co_await send_error(f, f.why, f.detail);
+        break;
+      }
       // Framing cannot carry an error now: the client sees a truncated body
       // (no terminating chunk, or fewer bytes than Content-Length).
-      f.keep_alive = false;
       if (got > 0 || !head_.empty()) (void)co_await send_chunk(f, out, std::string_view(rbuf_.get(), got), false);
       break;
     }
@@ -1032,6 +1340,7 @@ asio::awaitable<bool> session::read_whole(flow& f, upstream_connection& c, respo
   const limits_config& lim = f.rt->cfg->limits;
   if (auto len = p.content_length(); len && *len > lim.response_body_bytes) {
     f.fail(failure::response_too_large);
+    w_.shard.limit_hits[static_cast<std::size_t>(limit_key::response_body_bytes)].add();
     co_return false;
   }
   while (!p.is_done()) {
@@ -1045,11 +1354,12 @@ asio::awaitable<bool> session::read_whole(flow& f, upstream_connection& c, respo
     f.up_in += got;
     if (body.size() + got > lim.response_body_bytes) {
       f.fail(failure::response_too_large);
+      w_.shard.limit_hits[static_cast<std::size_t>(limit_key::response_body_bytes)].add();
       co_return false;
     }
     body.append(rbuf_.get(), got);
     if (rec && rec != http::error::need_buffer) {
-      f.fail(read_failure(f, rec), rec.message());
+      upstream_read_failed(f, c, rec);
       co_return false;
     }
   }
@@ -1083,7 +1393,19 @@ asio::awaitable<void> session::send_local(flow& f, const local_response& r) {
   (void)co_await send(f, r.body);
 }
 
-void session::finish(flow& f) {
+void session::finish(flow& f) noexcept {
+  if (f.finished) return;
+  f.finished = true;
+  w_.shard.flows_active.sub();
+  try {
+    finish_flow(f);
+  } catch (...) {
+    // A flow log line or a metric that could not be written; the flow ended.
+    w_.shard.internal_errors.add();
+  }
+}
+
+void session::finish_flow(flow& f) {
   const auto duration = since(f.start);
   if (f.outcome == flow_outcome::relayed && f.why != failure::none) f.outcome = flow_outcome::failed;
   flow_summary s;
@@ -1101,7 +1423,7 @@ void session::finish(flow& f) {
   s.duration = duration;
   s.ttfb = f.ttfb;
   s.upstream_ttfb = f.up_ttfb;
-  for (auto& flt : f.filters) flt->on_flow_end(s);
+  for (auto& flt : f.filters) flt->on_flow_end(s);  // noexcept by contract
 
   auto& shard = f.stats->shard(w_.index);
   shard.by_status[f.status < max_status ? f.status : 0].add();
@@ -1112,7 +1434,6 @@ void session::finish(flow& f) {
   shard.upstream_bytes_out.add(f.up_out);
   shard.duration.observe(duration);
   if (f.ttfb.count() >= 0) shard.ttfb.observe(f.ttfb);
-  w_.shard.flows_active.sub();
 
   if (f.rt->cfg->log.flows || f.why != failure::none) {
     const log_level level = f.why == failure::none || f.why == failure::client_gone ? log_level::info : log_level::warn;

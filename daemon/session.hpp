@@ -5,6 +5,7 @@
 
 #include "daemon/failure.hpp"
 #include "daemon/filter.hpp"
+#include "daemon/http_framing.hpp"
 #include "daemon/runtime.hpp"
 #include "daemon/sse.hpp"
 #include "daemon/stream.hpp"
@@ -21,6 +22,7 @@
 #include <boost/beast/http/parser.hpp>
 
 #include <array>
+#include <exception>
 #include <chrono>
 #include <list>
 #include <memory>
@@ -36,10 +38,24 @@ struct pending_decision;
 
 struct flow;
 
+// An intercepted connection of a forward or transparent listener: the client's
+// TLS handshake is done (with a leaf minted for `host`), and every request on
+// it goes to `host` through the catalogue entry's route.
+struct edge_binding {
+  std::string host;         // the intercepted host (normalised)
+  upstream_target target;   // TLS to host, at the checked address
+  std::string destination;  // "address:port", for the audit trail
+  std::string proxy_tenant; // from Proxy-Authorization (forward listeners)
+};
+
 class session {
  public:
   session(worker& w, boost::asio::ip::tcp::socket socket, unsigned listener,
           std::shared_ptr<boost::asio::ssl::context> tls);
+  // An intercepted connection (see edge_binding); `tls` keeps the stream's
+  // context alive.
+  session(worker& w, any_stream client, unsigned listener, std::shared_ptr<boost::asio::ssl::context> tls,
+          edge_binding bound);
   ~session();
   session(const session&) = delete;
   session& operator=(const session&) = delete;
@@ -53,10 +69,26 @@ class session {
   void force_close();
 
  private:
-  using response_parser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
+  session(worker& w, any_stream client, unsigned listener, std::shared_ptr<boost::asio::ssl::context> tls,
+          std::optional<edge_binding> bound, bool handshaken);
   enum class framing : std::uint8_t { none, content_length, chunked, until_close };
+  friend struct flow_closer;
 
   boost::asio::awaitable<bool> serve_one();
+  // Edge listeners: the route and upstream of a request (see flow::up). False:
+  // refused, and the reply is in `refusal`.
+  void bind_edge_route(flow& f, const runtime& rt, std::string_view target);
+  boost::asio::awaitable<bool> route_forward_request(flow& f, std::string_view target,
+                                                     std::string_view proxy_authorization, local_response& refusal);
+  // One request and its answer, once the flow exists (serve_one guards it).
+  boost::asio::awaitable<bool> handle(flow& f);
+  // An exception escaped handle(): 500 if nothing was sent yet, else the
+  // connection is cut; the flow ends (on_flow_end) as internal_error.
+  boost::asio::awaitable<void> fail_internal(flow& f, std::exception_ptr error);
+  // Why a client message could not be read, counted in the metrics.
+  [[nodiscard]] failure client_read_failure(const boost::system::error_code& ec);
+  // Records why an upstream body read failed (f.fail), counted in the metrics.
+  void upstream_read_failed(flow& f, upstream_connection& c, const boost::system::error_code& ec);
   boost::asio::awaitable<bool> run_request_phase(flow& f);
   bool make_filters(flow& f);
   boost::asio::awaitable<failure> open_exchange(flow& f, std::optional<response_parser>& p,
@@ -78,7 +110,10 @@ class session {
   // Why a read of an upstream body failed.
   [[nodiscard]] failure read_failure(const flow& f, const boost::system::error_code& ec) const;
   bool run_stream_end(flow& f);
-  void finish(flow& f);
+  // Ends the flow: on_flow_end of every filter, metrics, the flow log line.
+  // Once per flow (later calls do nothing); never throws.
+  void finish(flow& f) noexcept;
+  void finish_flow(flow& f);
   std::chrono::steady_clock::time_point until(const flow& f, std::chrono::milliseconds d) const;
 
   worker& w_;
@@ -104,11 +139,16 @@ class session {
   bool closing_ = false;  // drain: no further request on this connection
   bool forced_ = false;   // drain deadline: the flow in flight is being cut
   bool first_request_ = true;
+  bool handshaken_ = false;            // the client's TLS handshake was done before the session
+  std::optional<edge_binding> bound_;  // intercepted connections
 };
 
 // Runs a session to its end (the spawned coroutine of an accepted connection).
 boost::asio::awaitable<void> run_session(worker& w, boost::asio::ip::tcp::socket socket,
                                          unsigned listener,
                                          std::shared_ptr<boost::asio::ssl::context> tls);
+// The same for an intercepted connection.
+boost::asio::awaitable<void> run_session(worker& w, any_stream client, unsigned listener,
+                                         std::shared_ptr<boost::asio::ssl::context> tls, edge_binding bound);
 
 }  // namespace customs::daemon

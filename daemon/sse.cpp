@@ -36,6 +36,7 @@ void sse_parser::start_block() {
   event_begin_ = event_end_ = id_begin_ = id_end_ = 0;
   retry_.reset();
   has_data_ = has_id_ = has_event_ = false;
+  blank_pending_ = false;
   delivered_ = false;
   event_ = sse_block{};
 }
@@ -50,9 +51,15 @@ sse_parser::result sse_parser::feed(std::string_view bytes) {
     // "\r\n" split between two pieces: the '\n' belongs to the line end already
     // counted; keep it in the raw bytes so that the relay stays byte-exact.
     if (bytes[0] == '\n') {
+      if (raw_.size() + 1 > max_) return {status::too_large, 0};
       raw_ += '\n';
       line_begin_ = raw_.size();
       pos = 1;
+    }
+    if (blank_pending_) {
+      blank_pending_ = false;
+      complete(true);
+      return {status::event, pos};
     }
   }
   while (pos < bytes.size()) {
@@ -78,6 +85,12 @@ sse_parser::result sse_parser::feed(std::string_view bytes) {
     line_begin_ = raw_.size();
     pos = next;
     if (line_end_in_raw == line_begin) {
+      // A blank line ended by a '\r' that ends the piece: the next piece may
+      // start with its '\n', which belongs to this block.
+      if (after_cr_) {
+        blank_pending_ = true;
+        return {status::need_more, pos};
+      }
       complete(true);
       return {status::event, pos};
     }
@@ -89,6 +102,11 @@ sse_parser::result sse_parser::feed(std::string_view bytes) {
 bool sse_parser::finish() {
   if (delivered_) start_block();
   after_cr_ = false;
+  if (blank_pending_) {
+    blank_pending_ = false;
+    complete(true);
+    return true;
+  }
   if (raw_.empty()) return false;
   if (line_begin_ < raw_.size()) field_line(line_begin_, raw_.size());
   complete(false);

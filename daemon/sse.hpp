@@ -11,6 +11,11 @@
 // reproduces the stream byte for byte. A block "dispatches" an event in the
 // specification's sense only when it has at least one data field.
 //
+// Where the pieces are cut never changes the blocks: a blank line that ends
+// with a '\r' at the end of a piece is held until the next byte shows whether
+// a '\n' belongs to it (or until finish()), so streams that end lines with a
+// bare '\r' yield each block when the next one starts.
+//
 // Bounded: a block longer than max_event_bytes (raw bytes, line ends included)
 // is an error; nothing else grows.
 //
@@ -34,7 +39,7 @@ struct sse_block {
   std::optional<std::uint64_t> retry;  // last "retry" field made only of digits
   bool has_data = false;   // at least one "data" field: the block dispatches
   bool has_id = false;
-  bool terminated = true;  // false only for the unterminated tail from finish()
+  bool terminated = true;  // false only for an unterminated tail from finish()
 };
 
 class sse_parser {
@@ -59,8 +64,10 @@ class sse_parser {
   // finish() when it returned true.
   [[nodiscard]] const sse_block& event() const noexcept { return event_; }
 
-  // End of stream: when bytes of an unterminated block are pending, parses them
-  // as a final block (terminated = false) and returns true.
+  // End of stream: when bytes of a block are pending, parses them as a final
+  // block and returns true. The block is terminated = false when the stream
+  // ended inside it, true when it ended with its blank line's '\r' (a block that
+  // was waiting for the next byte, see above).
   [[nodiscard]] bool finish();
 
   // Back to the start of a stream (a new byte-order mark is accepted).
@@ -87,6 +94,7 @@ class sse_parser {
   bool has_id_ = false;
   bool has_event_ = false;
   bool after_cr_ = false;      // the last byte seen ended a line with '\r'
+  bool blank_pending_ = false; // that line was blank: complete once the next byte is seen
   bool at_stream_start_ = true;  // no line of the stream completed yet (BOM rule)
   bool delivered_ = false;     // event_ refers to raw_; clear it on next feed
   sse_block event_;

@@ -22,6 +22,9 @@ class any_stream {
   any_stream(boost::beast::tcp_stream tcp, boost::asio::ssl::context& ctx)
       : s_(std::in_place_type<tls_stream>, std::move(tcp), ctx) {}
 
+  // A TLS stream set up elsewhere (an intercepted connection, handshake done).
+  explicit any_stream(tls_stream&& s) : s_(std::in_place_type<tls_stream>, std::move(s)) {}
+
   any_stream(any_stream&&) = default;
   any_stream& operator=(any_stream&&) = default;
 

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace customs::daemon {
 namespace asio = boost::asio;
@@ -69,7 +70,13 @@ void upstream_pool::sweep(clock::time_point now, std::chrono::milliseconds idle_
 }
 
 void upstream_pools::sweep(clock::time_point now, std::chrono::milliseconds idle_timeout) {
-  for (auto& [_, p] : pools_) p.sweep(now, idle_timeout);
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    it->second.sweep(now, idle_timeout);
+    // Edge pools are made per destination on demand: drop the empty ones so
+    // that the map stays as small as the idle connections it holds.
+    if (it->second.idle() == 0 && it->first.starts_with("edge+")) it = pools_.erase(it);
+    else ++it;
+  }
 }
 
 void upstream_pools::retain(const runtime& rt) {
@@ -99,8 +106,9 @@ asio::awaitable<connect_result> connect_upstream(const upstream_target& target,
     if (ec) return;
     if (auto r = weak.lock()) r->cancel();
   });
-  const std::string port = std::to_string(target.url.port);
-  auto [rec, endpoints] = co_await resolver->async_resolve(target.url.host, port, tok);
+  const std::string port = std::to_string(target.connect_port != 0 ? target.connect_port : target.url.port);
+  const std::string& name = target.connect_address.empty() ? target.url.host : target.connect_address;
+  auto [rec, endpoints] = co_await resolver->async_resolve(name, port, tok);
   guard.cancel();
   if (rec) {
     out.error = clock::now() >= deadline ? connect_error::timeout : connect_error::unreachable;
@@ -128,6 +136,11 @@ asio::awaitable<connect_result> connect_upstream(const upstream_target& target,
       out.error = connect_error::unreachable;
       out.detail = "connect " + target.url.host + ":" + port + ": cannot open a socket: " + cec.message();
       continue;
+    }
+    if (target.mark != 0 && ::setsockopt(sock.native_handle(), SOL_SOCKET, SO_MARK, &target.mark, sizeof target.mark) != 0) {
+      out.error = connect_error::unreachable;
+      out.detail = "connect " + target.url.host + ": cannot set SO_MARK (needs CAP_NET_ADMIN): " + std::strerror(errno);
+      co_return out;
     }
     tcp_layer.expires_at(deadline);
     auto [e] = co_await tcp_layer.async_connect(entry.endpoint(), tok);

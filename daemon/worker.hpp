@@ -5,6 +5,7 @@
 
 #include "daemon/metrics.hpp"
 #include "daemon/runtime.hpp"
+#include "daemon/tunnel/relay.hpp"
 #include "daemon/upstream.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -23,6 +24,7 @@
 namespace customs::daemon {
 
 class session;
+class edge_connection;
 
 // Lets other threads post to a worker for as long as it exists: filters keep
 // request_resume handles that may be called (or dropped) after the server is
@@ -69,8 +71,12 @@ struct worker {
   std::atomic<std::uint64_t>& connections;  // client connections of all workers
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors;  // by listener index
   std::list<session*> sessions;
+  std::list<edge_connection*> edges;  // forward and transparent connections before a session, and tunnels
+  tunnel::pipe_pool pipes;
+  std::uint16_t admin_port = 0;       // set at start: edge connections never loop back to it
   std::unique_ptr<boost::asio::steady_timer> sweep_timer = std::make_unique<boost::asio::steady_timer>(ioc);
   bool draining = false;
+  bool stopping = false;  // the io_context is being destroyed: flows still open are cut by shutdown
 
   // 20 hex digits: process nonce (32 bits), worker (8 bits), counter (40 bits).
   [[nodiscard]] std::string next_flow_id();

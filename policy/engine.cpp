@@ -22,6 +22,13 @@
 
 namespace customs::policy {
 
+verdict rule_set::decide_destination(const flow_context& ctx) const {
+  flow_context c = ctx;
+  c.dir = direction::request;
+  c.non_text_parts.clear();
+  return decide(c, {});
+}
+
 rule_set::evaluation rule_set::evaluate(std::string_view text, const flow_context& ctx) const {
   evaluation e;
   e.result = decide(ctx, scan(text, 0));

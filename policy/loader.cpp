@@ -1273,8 +1273,8 @@ void compile_detector(detector_def& d, std::size_t index, pattern::nfa& nfa, std
   if (static_cast<std::size_t>(re->ProgramSize()) > opts.max_program_size)
     return fail("E_REGEX_TOO_BIG", "the compiled pattern has " + std::to_string(re->ProgramSize()) +
                                        " instructions, over the limit of " + std::to_string(opts.max_program_size));
-  const int loop_over = getenv("LOOP_OVER") ? atoi(getenv("LOOP_OVER")) : 0;
-  const auto c = pattern::compile(d.re2_pattern, static_cast<std::int32_t>(index), nfa, opts.max_pattern_states, loop_over);
+  const auto c = pattern::compile(d.re2_pattern, static_cast<std::int32_t>(index), nfa, opts.max_pattern_states,
+                                  opts.stream_counted_repeats);
   if (!c.code.empty()) return fail(c.code, c.error);
   d.min_len = c.min_len;
   d.max_len = c.max_len;
@@ -1513,9 +1513,7 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
     set.set = std::make_unique<RE2::Set>(o, RE2::UNANCHORED);
     for (const auto& d : set.detectors) {
       std::string e;
-      const int relax_over = getenv("RELAX_OVER") ? atoi(getenv("RELAX_OVER")) : 0;
-      auto relaxed = pattern::relax(d.re2_pattern, relax_over);
-      if (set.set->Add(relaxed.error.empty() ? relaxed.re2 : d.re2_pattern, &e) < 0)
+      if (set.set->Add(d.re2_pattern, &e) < 0)
         s.error(d.pattern_at, "E_REGEX", "detector '" + d.id + "' (pattern): " + e);
     }
     origin o0;

@@ -1093,18 +1093,6 @@ void print(const node& n, std::string& out, int loop_over = 0) {
 
 }  // namespace
 
-rewrite_result relax(std::string_view re2_pattern, int loop_over) {
-  rewrite_result r;
-  node root;
-  parser p(re2_pattern);
-  if (!p.parse(root)) {
-    r.error = p.error();
-    return r;
-  }
-  print(root, r.re2, loop_over);
-  return r;
-}
-
 rewrite_result loosen(std::string_view re2_pattern) {
   rewrite_result r;
   node root;

@@ -53,12 +53,6 @@ struct rewrite_result {
 // ways are still found.
 [[nodiscard]] rewrite_result loosen(std::string_view re2_pattern);
 
-// The pattern (RE2 syntax) with every repetition of more than loop_over
-// copies unbounded: a superset whose DFA does not count (the multi-pattern
-// pass only says which detectors may occur, and long counters of one pattern
-// multiply the DFA states of the others).
-[[nodiscard]] rewrite_result relax(std::string_view re2_pattern, int loop_over);
-
 // A pattern matching exactly the given literal, ASCII letters in either case when
 // ignore_case (other characters as they are). Used for keyword lists.
 [[nodiscard]] std::string literal(std::string_view text, bool ignore_case);

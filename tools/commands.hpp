@@ -8,4 +8,6 @@ namespace customs::tools {
 [[nodiscard]] int run_rules(std::span<const std::string_view> args);
 [[nodiscard]] int run_keys(std::span<const std::string_view> args);
 [[nodiscard]] int run_audit(std::span<const std::string_view> args);
+[[nodiscard]] int run_ca(std::span<const std::string_view> args);
+[[nodiscard]] int run_proxy_user(std::span<const std::string_view> args);
 }  // namespace customs::tools

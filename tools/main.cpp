@@ -14,6 +14,8 @@ constexpr std::string_view usage =
     "  rules explain --rules PATH ...  show why a text gets its verdict\n"
     "  keys gen --out DIR              create auditor, sealing and signing keys\n"
     "  audit verify|show|export|replay|report|volumes|erase|checkpoint ...\n"
+    "  ca gen --out DIR                create the interception CA (ca.pem, ca.key)\n"
+    "  proxy-user NAME TENANT          a forward-proxy users-file line (password on stdin)\n"
     "\n"
     "  --version                       print the version\n"
     "Exit codes: 0 ok, 1 the check failed, 2 usage or I/O error.\n";
@@ -33,6 +35,8 @@ int main(int argc, char** argv) {
   if (args[0] == "rules") return customs::tools::run_rules(rest);
   if (args[0] == "keys") return customs::tools::run_keys(rest);
   if (args[0] == "audit") return customs::tools::run_audit(rest);
+  if (args[0] == "ca") return customs::tools::run_ca(rest);
+  if (args[0] == "proxy-user") return customs::tools::run_proxy_user(rest);
   std::cerr << "customsctl: unknown command group '" << args[0] << "'\n" << usage;
   return 2;
 }

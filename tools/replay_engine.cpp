@@ -6,6 +6,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "policy/parts.hpp"
 #include "policy/policy.hpp"
 
 namespace customs::tools {
@@ -22,7 +23,7 @@ replay_engine make_replay_evaluator(const std::vector<std::filesystem::path>& ru
   replay_engine e;
   e.description = rs->id() + " " + rs->version() + " (hash " + rs->hash() + ")";
   // A flow is judged as customsd judges it: the request texts together (one part
-  // each), then, if the flow had a response, the response texts; the flow's
+  // each, and joined), then, if the flow had a response, the response texts; the flow's
   // action is the more severe of the two, its rules the union. Exceptions are
   // judged against the flow's recorded time.
   e.evaluate = [rs](const audit::replay_input& in) {
@@ -35,13 +36,14 @@ replay_engine make_replay_evaluator(const std::vector<std::filesystem::path>& ru
     policy::action act = policy::action::allow;
     std::set<std::string> fired;
     const auto judge = [&](policy::direction dir, const std::vector<std::string>& texts) {
-      std::vector<policy::finding> findings;
-      for (std::size_t i = 0; i < texts.size(); ++i) {
-        auto f = rs->scan(texts[i], static_cast<std::uint32_t>(i));
-        findings.insert(findings.end(), std::make_move_iterator(f.begin()), std::make_move_iterator(f.end()));
-      }
       ctx.dir = dir;
-      const auto v = rs->decide(ctx, std::move(findings));
+      // Requests: each text alone and the texts joined (policy/parts.hpp);
+      // responses: each text alone, as customsd scans them.
+      const std::vector<std::string_view> views(texts.begin(), texts.end());
+      policy::parts_options o;
+      o.join = dir == policy::direction::request;
+      auto scanned = policy::scan_parts(rs, ctx, views, o);
+      const auto v = rs->decide(ctx, std::move(scanned.findings));
       act = std::max(act, v.act);
       fired.insert(v.rules.begin(), v.rules.end());
     };

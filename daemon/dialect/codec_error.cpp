@@ -21,6 +21,10 @@ class codec_category_impl final : public boost::system::error_category {
       case codec_errc::no_delta_form: return "channel has no delta form";
       case codec_errc::too_many_channels: return "too many stream channels";
       case codec_errc::not_streamed: return "endpoint is not streamed";
+      case codec_errc::duplicate_key: return "duplicate JSON object key";
+      case codec_errc::slot_not_writable: return "text slot cannot take a replacement";
+      case codec_errc::undecodable_text: return "inline text file is not valid base64 or UTF-8";
+      case codec_errc::too_much_text: return "inline files decode to more text than the limit";
     }
     return "unknown dialect codec error";
   }

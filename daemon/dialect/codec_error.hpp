@@ -23,6 +23,10 @@ enum class codec_errc {
   no_delta_form,           // the channel's text cannot be carried by a new delta event
   too_many_channels,       // a flow opened more channels than the codec tracks
   not_streamed,            // the endpoint has no streamed form
+  duplicate_key,           // an object repeats a key (a request body; see parse_json)
+  slot_not_writable,       // a text replacement names a slot nothing can be written into
+  undecodable_text,        // an inline file declared as text is not valid base64 / UTF-8
+  too_much_text,           // inline files decode to more text than a request may carry
 };
 
 [[nodiscard]] const boost::system::error_category& codec_category() noexcept;

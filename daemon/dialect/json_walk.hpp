@@ -4,6 +4,7 @@
 // reports the first error with the pointer of the offending value.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -26,11 +27,45 @@ namespace json = boost::json;
 // recurse at most this deep.
 inline constexpr std::size_t max_json_depth = 64;
 
-// Parses one complete JSON text (trailing bytes other than whitespace are an
-// error; so is invalid UTF-8). `reuse` keeps a parser's scratch memory across
-// calls on a hot path.
-[[nodiscard]] codec_result<json::value> parse_json(std::string_view text, json::parser* reuse = nullptr);
+// Repeated object keys. JSON parsers disagree on a key an object repeats (some
+// keep the first value, some the last, some refuse), and Boost.JSON keeps the
+// last: the text a codec reads need not be the text a provider or a client
+// reads. So a body that repeats a key is never taken as it came:
+//   - request bodies fail with duplicate_key at the second occurrence (the flow
+//     is unscannable and the `unscannable` setting decides);
+//   - response bodies and stream events are read (the last value of each key)
+//     and the caller forwards them re-serialised from what was read, so the
+//     client gets exactly the text that was scanned.
+// Detection costs a counter per object while parsing and one walk over the
+// parsed tree: the members objects had in the text are compared with those the
+// parser kept. Only when they differ is the text parsed again to name the key.
+//
+// A parser that keeps its scratch memory across calls (one per stream).
+class json_parser {
+ public:
+  json_parser();
+  ~json_parser();
+  json_parser(const json_parser&) = delete;
+  json_parser& operator=(const json_parser&) = delete;
+
+  // Parses one complete JSON text (trailing bytes other than whitespace are an
+  // error; so is invalid UTF-8, and nesting past max_json_depth). A repeated key
+  // fails with duplicate_key when `duplicates` is null; otherwise the last value
+  // is kept and *duplicates says whether any key was repeated.
+  [[nodiscard]] codec_result<json::value> parse(std::string_view text, bool* duplicates = nullptr);
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+// parse() on a parser made for this call, or on `reuse`.
+[[nodiscard]] codec_result<json::value> parse_json(std::string_view text, json_parser* reuse = nullptr,
+                                                   bool* duplicates = nullptr);
 [[nodiscard]] json::parse_options codec_parse_options() noexcept;
+// The RFC 6901 pointer of the first repeated key in `text` (the second
+// occurrence), or empty when no key repeats or the text is not valid JSON.
+[[nodiscard]] std::string first_duplicate_key(std::string_view text);
 
 [[nodiscard]] json::value* member(json::object& o, std::string_view key) noexcept;
 // Gemini's REST API accepts both the camelCase and the snake_case form of a field.
@@ -90,6 +125,29 @@ class walker {
 
   void media(media_kind k, std::uint32_t n = 1) noexcept { media_.add(k, n); }
 
+  // An inline file in string `s` (at the current path): a data: URL when
+  // `declared` is empty, otherwise base64 of the declared media type. A text
+  // (see blob.hpp) becomes an attachment slot holding the decoded text (written
+  // back re-encoded). Anything else is left alone. Either way sweep() scans the
+  // string itself as well (a string that only claims to be base64 is still
+  // read). Fails (false) with undecodable_text (a declared text that does not
+  // decode to UTF-8) or too_much_text (past the budget, see set_blob_budget).
+  [[nodiscard]] bool blob(json::string& s, std::string_view declared);
+  // blob() on o[key] when it is a string.
+  [[nodiscard]] bool blob_member(json::object& o, std::string_view key, std::string_view declared);
+  // Decoded text a body may carry in all (each blob read as text counts).
+  void set_blob_budget(std::size_t bytes) noexcept { blob_budget_ = bytes; }
+
+  // After the dialect's walk: a slot for every string of `root` that is not a
+  // slot yet, in document order (role field, or identifier under a key the APIs
+  // constrain: name, model, id, type, role, object, media types, and keys
+  // ending in "_id" / "Id"; fixed when nothing can be written into it), and one
+  // key slot holding every distinct object key, one per line, in order of first
+  // appearance.
+  // Inline files met on the way (data: URLs anywhere, base64 "data" beside a
+  // media type) are read as blob() reads them. False on blob()'s errors.
+  [[nodiscard]] bool sweep(json::value& root);
+
   // Records the first error with the current path; returns false for `return w.fail(...)`.
   [[nodiscard]] bool fail(codec_errc e);
   [[nodiscard]] bool failed() const noexcept { return error_.has_value(); }
@@ -105,10 +163,19 @@ class walker {
     std::size_t index;
     bool is_index;
   };
+  struct sweep_state {
+    std::vector<const json::string*> taken;    // slot targets (sorted)
+    std::vector<const json::string*> decoded;  // strings read as inline text files (sorted)
+    std::vector<std::string_view> keys;        // every key, in order
+  };
+  [[nodiscard]] bool sweep_value(json::value& v, std::string_view key, sweep_state& st);
+
   std::vector<text_slot>& slots_;
   media_counts& media_;
   std::vector<segment> path_;
   std::optional<codec_error> error_;
+  std::vector<const json::string*> decoded_;  // strings blob() read as text
+  std::size_t blob_budget_ = 0;
 };
 
 // How a typed content part ({"type": T, ...}) is read: the string field that

@@ -43,23 +43,61 @@
 //                      names are both accepted, as the REST API does.
 //   model_info         no text; the body must be empty.
 //
-// Decisions:
-//   - `name` fields (message participant names, tool and function names) are
-//     identifiers constrained by the APIs (e.g. ^[a-zA-Z0-9_-]{1,64}$), not prose:
-//     they are not extracted, and a redaction could not be written back into them.
-//   - Object keys of tool arguments / inputs are not extracted (identifiers).
+// Everything else is scanned too: every string of the body that the lines above
+// do not name becomes a slot of its own (see json_walk.hpp's sweep): role
+// `field` (metadata, user, stop sequences, response_format and tool schemas
+// with their enum values, titles and examples, unknown fields, URLs), or
+// `identifier` for values the APIs constrain (under
+// the keys name, model, id, type, role, object, mimeType / mime_type /
+// media_type, and any key ending in "_id" or "Id"). All object keys of the body
+// go into one `key` slot (each distinct key on a line). Outside the body: the
+// request target (path percent-decoded, then each query parameter as
+// "name=value", percent-decoded, on a line; a Gemini model name is in the path)
+// is a `target` slot, and the header fields are a `header` slot ("name: value"
+// lines). Credentials are never scanned, recorded or compared: the header
+// fields Authorization, Proxy-Authorization, Cookie, x-api-key, api-key and
+// x-goog-api-key, and the query parameters key, api_key, api-key, apikey,
+// access_token, token, sig and signature.
+//
+// Inline files: data: URLs (in image, audio and file parts, and anywhere else
+// in the body), Anthropic base64 sources, Gemini inlineData, OpenAI file_data
+// and input_audio data are decoded when their media type is textual (text/*,
+// JSON, XML, YAML, CSV, ...; see blob.hpp) or their first KiB looks like text
+// whatever it claims; the text becomes an `attachment` slot. A redaction in it
+// is re-encoded (base64, or a base64 data: URL with the same media type). The
+// decoded text of a body is bounded (request_options::max_decoded_text, past
+// it: too_much_text); a declared text that does not decode to UTF-8 fails with
+// undecodable_text. Other media is still counted (media_counts) and its string
+// is scanned as it is, as every string is.
+//
+// Decision table: what a redaction does, per slot form (text_slot::form):
+//   json_string  the string is replaced (conversation texts, fields)
+//   base64,      the decoded text is redacted and re-encoded
+//   data_url
+//   fixed        nothing can take a replacement (identifiers such as message
+//                and tool `name`s, which the APIs constrain to patterns like
+//                ^[a-zA-Z0-9_-]{1,64}$; object keys; the target; headers; the
+//                encoded string of an inline text file): a finding there whose
+//                action is redact blocks the request (451, customs_blocked).
+//
+// Other decisions:
+//   - Object keys of tool arguments / inputs are in the key slot, not slots of
+//     their own (identifiers; a finding there blocks rather than redacts).
 //   - A content part, block or item of a type not listed above is an error
 //     (unknown_part_type): text a codec does not understand is never skipped.
-//   - Fields that are configuration rather than conversation are not extracted:
-//     metadata, user, response_format / text.format schemas, stop sequences.
-//   - Duplicate object keys: the last one wins, as in the providers' parsers, so
-//     the text scanned is the text the provider reads.
-//   - Inline text/* files (Gemini inlineData, OpenAI file_data) are base64 and are
-//     counted as documents, not decoded and scanned.
+//   - A body that repeats an object key anywhere fails with duplicate_key (at the
+//     pointer of the second occurrence): parsers disagree on which value counts,
+//     so the text scanned could differ from the text the provider reads.
+//   - A Gemini part that names two of its members (text and inlineData, or a
+//     field under both spellings) is read under every name present.
+//
+// Slot order: the dialect's own slots in conversation order, then the swept
+// fields in document order, the key slot, the target slot, the header slot.
 
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/json/value.hpp>
@@ -98,11 +136,30 @@ struct request_extraction {
   request_extraction& operator=(const request_extraction&) = delete;
 };
 
+// Decoded text of inline files a request body may carry in all.
+inline constexpr std::size_t default_max_decoded_text = 8u << 20;
+
+struct request_options {
+  // The request's header fields (name, value) as received; credentials are left
+  // out (see above). Empty: no header slot.
+  std::span<const std::pair<std::string_view, std::string_view>> headers;
+  // Without it no target slot is made (codec tests of the body alone).
+  bool scan_target = true;
+  std::size_t max_decoded_text = default_max_decoded_text;
+};
+
+// Whether a header field (by name, any case) or a query parameter is a
+// credential, never scanned.
+[[nodiscard]] bool credential_header(std::string_view name) noexcept;
+[[nodiscard]] bool credential_parameter(std::string_view name) noexcept;
+
 // `path` is the upstream path including the query; `body` the complete request
-// body. Errors: unknown_endpoint, malformed_json, not_an_object, unexpected_shape,
-// unknown_part_type (each with the JSON pointer where it happened).
+// body. Errors: unknown_endpoint, malformed_json, duplicate_key, not_an_object,
+// unexpected_shape, unknown_part_type, undecodable_text, too_much_text (each
+// with the JSON pointer where it happened).
 [[nodiscard]] codec_result<request_extraction> extract_request(dialect d, std::string_view path,
-                                                               std::string_view body);
+                                                               std::string_view body,
+                                                               const request_options& options = {});
 
 // The body with the named slots' texts replaced, as valid JSON (see
 // rewrite_document for what "identical" means). The extraction's document and

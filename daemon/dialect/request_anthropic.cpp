@@ -4,6 +4,12 @@
 namespace customs::daemon::detail {
 namespace {
 
+// The declared media type of a base64 source, or a binary type to sniff.
+std::string_view media_type_or_binary(const json::object& src) {
+  auto t = string_or_empty(src, "media_type");
+  return t.empty() ? std::string_view("application/octet-stream") : t;
+}
+
 bool walk_blocks(walker& w, json::object& holder, std::string_view key, bool required);
 
 bool walk_citations(walker& w, json::object& block) {
@@ -36,6 +42,8 @@ bool walk_document(walker& w, json::object& block) {
   }
   if (type == "base64" || type == "url" || type == "file") {
     w.media(media_kind::document);
+    // A base64 document of a text type (text/plain) is decoded and scanned.
+    if (type == "base64") return w.blob_member(*src, "data", media_type_or_binary(*src));
     return true;
   }
   auto ts = w.at("type");
@@ -53,7 +61,9 @@ bool walk_web_search_result(walker& w, json::object& block) {
     if (!results[i].is_object()) return w.fail(codec_errc::unexpected_shape);
     auto& r = results[i].get_object();
     if (!w.optional_text(r, "title", slot_role::prose)) return false;
-    if (member(r, "encrypted_content") != nullptr) w.media(media_kind::opaque);
+    if (member(r, "encrypted_content") != nullptr) {
+      w.media(media_kind::opaque);
+    }
   }
   return true;
 }
@@ -68,7 +78,10 @@ bool walk_block(walker& w, json::value& bv) {
   }
   if (type == "image") {
     w.media(media_kind::image);
-    return true;
+    auto* src = object_member(b, "source");
+    if (src == nullptr || string_or_empty(*src, "type") != "base64") return true;
+    auto s = w.at("source");
+    return w.blob_member(*src, "data", media_type_or_binary(*src));
   }
   if (type == "document") return walk_document(w, b);
   if (type == "tool_use" || type == "server_tool_use" || type == "mcp_tool_use") {
@@ -83,7 +96,9 @@ bool walk_block(walker& w, json::value& bv) {
     if (c != nullptr && c->is_string()) return w.required_text(b, "content", slot_role::prose);
     return walk_blocks(w, b, "content", false);
   }
-  if (type == "thinking") return w.required_text(b, "thinking", slot_role::reasoning);
+  if (type == "thinking") {
+    return w.required_text(b, "thinking", slot_role::reasoning);
+  }
   if (type == "redacted_thinking") {
     w.media(media_kind::opaque);
     return true;

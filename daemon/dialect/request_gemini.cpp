@@ -26,48 +26,58 @@ found_member either(json::object& o, std::string_view camel, std::string_view sn
   return {};
 }
 
+// Calls f(value) under each spelling of a field that is present: a part naming
+// both is read under both (a provider might take either). False when f fails.
+template <class F>
+bool each_spelling(walker& w, json::object& o, std::string_view camel, std::string_view snake, bool& found, F f) {
+  for (auto key : {camel, snake}) {
+    auto* v = member(o, key);
+    if (v == nullptr) continue;
+    found = true;
+    auto s = w.at(key);
+    if (!v->is_object()) return w.fail(codec_errc::unexpected_shape);
+    if (!f(v->get_object())) return false;
+  }
+  return true;
+}
+
+// A Part is a oneof (text, inlineData, fileData, functionCall, ...); every member
+// present is read, so that a part naming two cannot hide one.
 bool walk_part(walker& w, json::value& pv) {
   if (!pv.is_object()) return w.fail(codec_errc::unexpected_shape);
   auto& p = pv.get_object();
+  bool found = false;
   if (auto* t = member(p, "text")) {
+    found = true;
     auto s = w.at("text");
     if (!t->is_string()) return w.fail(codec_errc::unexpected_shape);
     w.add(t->get_string(), is_true(p, "thought") ? slot_role::reasoning : slot_role::prose);
-    return true;
   }
-  for (auto [camel, snake] : {std::pair<std::string_view, std::string_view>{"inlineData", "inline_data"},
-                              {"fileData", "file_data"}}) {
-    auto f = either(p, camel, snake);
-    if (f.value == nullptr) continue;
-    auto s = w.at(f.key);
-    if (!f.value->is_object()) return w.fail(codec_errc::unexpected_shape);
-    auto& o = f.value->get_object();
-    auto mime = string_or_empty(o, "mimeType");
-    if (mime.empty()) mime = string_or_empty(o, "mime_type");
-    w.media(media_of_mime(mime));
-    return true;
-  }
-  if (auto f = either(p, "functionCall", "function_call"); f.value != nullptr) {
-    auto s = w.at(f.key);
-    if (!f.value->is_object()) return w.fail(codec_errc::unexpected_shape);
-    return walk_struct_member(w, f.value->get_object(), "args");
-  }
-  if (auto f = either(p, "functionResponse", "function_response"); f.value != nullptr) {
-    auto s = w.at(f.key);
-    if (!f.value->is_object()) return w.fail(codec_errc::unexpected_shape);
-    return walk_struct_member(w, f.value->get_object(), "response");
-  }
-  if (auto f = either(p, "executableCode", "executable_code"); f.value != nullptr) {
-    auto s = w.at(f.key);
-    if (!f.value->is_object()) return w.fail(codec_errc::unexpected_shape);
-    return w.optional_text(f.value->get_object(), "code", slot_role::prose);
-  }
-  if (auto f = either(p, "codeExecutionResult", "code_execution_result"); f.value != nullptr) {
-    auto s = w.at(f.key);
-    if (!f.value->is_object()) return w.fail(codec_errc::unexpected_shape);
-    return w.optional_text(f.value->get_object(), "output", slot_role::prose);
-  }
-  return w.fail(codec_errc::unknown_part_type);
+  auto data = [&w](bool inline_data) {
+    return [&w, inline_data](json::object& o) {
+      auto mime = string_or_empty(o, "mimeType");
+      if (mime.empty()) mime = string_or_empty(o, "mime_type");
+      w.media(media_of_mime(mime));
+      // inlineData carries base64: text types are decoded and scanned (and any
+      // other data that turns out to be text). fileData's URI is a field.
+      if (!inline_data) return true;
+      return w.blob_member(o, "data", mime.empty() ? "application/octet-stream" : mime);
+    };
+  };
+  if (!each_spelling(w, p, "inlineData", "inline_data", found, data(true))) return false;
+  if (!each_spelling(w, p, "fileData", "file_data", found, data(false))) return false;
+  auto structured = [&w](std::string_view key) {
+    return [&w, key](json::object& o) { return walk_struct_member(w, o, key); };
+  };
+  if (!each_spelling(w, p, "functionCall", "function_call", found, structured("args"))) return false;
+  if (!each_spelling(w, p, "functionResponse", "function_response", found, structured("response"))) return false;
+  auto text = [&w](std::string_view key) {
+    return [&w, key](json::object& o) { return w.optional_text(o, key, slot_role::prose); };
+  };
+  if (!each_spelling(w, p, "executableCode", "executable_code", found, text("code"))) return false;
+  if (!each_spelling(w, p, "codeExecutionResult", "code_execution_result", found, text("output"))) return false;
+  if (!found) return w.fail(codec_errc::unknown_part_type);
+  return true;
 }
 
 // A Content object: {role, parts: [...]}.
@@ -127,6 +137,21 @@ bool walk_embed(walker& w, json::object& body) {
 }
 
 }  // namespace
+
+std::string_view media_type_of_filename(std::string_view filename) noexcept {
+  const auto dot = filename.rfind('.');
+  if (dot == std::string_view::npos) return "application/octet-stream";
+  std::string ext(filename.substr(dot + 1));
+  for (auto& c : ext) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  static constexpr std::string_view text_ext[] = {
+      "txt", "md", "markdown", "csv", "tsv", "json", "jsonl", "ndjson", "xml", "yaml", "yml", "html",
+      "htm", "log", "ini", "toml", "cfg", "conf", "sql", "sh", "py", "js", "ts", "c", "h", "cc", "cpp",
+      "hpp", "java", "go", "rs", "rb", "php", "tex", "rtf", "srt", "vtt"};
+  for (auto e : text_ext) {
+    if (ext == e) return "text/plain";
+  }
+  return "application/octet-stream";
+}
 
 media_kind media_of_mime(std::string_view mime) noexcept {
   if (mime.starts_with("image/")) return media_kind::image;

@@ -40,6 +40,50 @@ constexpr part_rule chat_parts[] = {
     {"file", {}, slot_role::prose, media_kind::file},
 };
 
+// An inline file's data in o[key]: a data: URL, or bare base64 whose media
+// type the filename's extension suggests.
+bool file_data(walker& w, json::object& o, std::string_view key) {
+  auto* v = member(o, key);
+  if (v == nullptr || !v->is_string()) return true;
+  const std::string_view data(v->get_string().data(), v->get_string().size());
+  if (data.starts_with("data:")) return w.blob_member(o, key, {});
+  return w.blob_member(o, key, media_type_of_filename(string_or_empty(o, "filename")));
+}
+
+// The inline files of a media part: data: URLs of images and files, base64
+// audio. URLs and file ids are left to the sweep (scanned as fields).
+bool part_blobs(walker& w, json::value& part) {
+  auto& p = part.get_object();
+  const auto type = string_or_empty(p, "type");
+  if (type == "image_url" || type == "input_image") {
+    auto* v = member(p, "image_url");
+    if (v != nullptr && v->is_object()) {
+      auto s = w.at("image_url");
+      return w.blob_member(v->get_object(), "url", {});
+    }
+    return w.blob_member(p, "image_url", {});
+  }
+  if (type == "input_audio") {
+    auto audio = [&w](json::object& holder) {
+      const std::string declared = "audio/" + std::string(string_or_empty(holder, "format"));
+      return w.blob_member(holder, "data", declared);
+    };
+    if (auto* v = object_member(p, "input_audio")) {
+      auto s = w.at("input_audio");
+      return audio(*v);
+    }
+    return audio(p);
+  }
+  if (type == "file") {
+    auto* v = object_member(p, "file");
+    if (v == nullptr) return true;
+    auto s = w.at("file");
+    return file_data(w, *v, "file_data");
+  }
+  if (type == "input_file") return file_data(w, p, "file_data");
+  return true;
+}
+
 // holder[key]: a string, or an array of content parts read by `rules`; absent
 // or null is fine unless required.
 bool walk_string_or_parts(walker& w, json::object& holder, std::string_view key, bool required,
@@ -56,6 +100,7 @@ bool walk_string_or_parts(walker& w, json::object& holder, std::string_view key,
   for (std::size_t i = 0; i < parts.size(); ++i) {
     auto ps = w.at(i);
     if (!walk_typed_part(w, parts[i], rules)) return false;
+    if (!part_blobs(w, parts[i])) return false;
   }
   return true;
 }
@@ -216,7 +261,7 @@ bool walk_responses(walker& w, request_extraction& ex, json::object& body) {
         auto ks = w.at(kv.key());
         if (kv.value().is_string()) {
           w.add(kv.value().get_string(), slot_role::prose);
-        } else if (!walk_typed_part(w, kv.value(), responses_parts)) {
+        } else if (!walk_typed_part(w, kv.value(), responses_parts) || !part_blobs(w, kv.value())) {
           return false;
         }
       }

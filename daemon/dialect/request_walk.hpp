@@ -16,4 +16,9 @@ namespace customs::daemon::detail {
 // text/* are documents; anything else is a file.
 [[nodiscard]] media_kind media_of_mime(std::string_view mime) noexcept;
 
+// The media type a file name's extension suggests for an inline file without
+// one: "text/plain" for common text and source formats, else
+// "application/octet-stream" (sniffed, see blob.hpp).
+[[nodiscard]] std::string_view media_type_of_filename(std::string_view filename) noexcept;
+
 }  // namespace customs::daemon::detail

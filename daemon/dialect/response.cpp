@@ -107,6 +107,11 @@ void walk_responses_item(walker& w, json::object& item, std::uint64_t oi, bool a
       auto s = w.at(key);
       w.add(*a, slot_role::tool_arguments, channel_key("o", oi), aggregate);
     }
+    // The tool's name arrives whole: scanned as a whole text in streams too.
+    if (auto* n = string_member(item, "name")) {
+      auto s = w.at("name");
+      w.add(*n, slot_role::tool_name, channel_key("o", oi) + ".n", true);
+    }
     return;
   }
   if (type == "image_generation_call") {
@@ -146,6 +151,10 @@ void walk_anthropic_block(walker& w, json::object& b, const std::string& channel
     if (auto* input = member(b, "input")) {
       auto ts = w.at("input");
       w.leaves(*input, slot_role::structured_leaf, channel);
+    }
+    if (auto* n = string_member(b, "name")) {
+      auto ts = w.at("name");
+      w.add(*n, slot_role::tool_name, channel);
     }
   } else if (type == "web_search_tool_result") {
     // Titles are text; the pages come encrypted.
@@ -233,13 +242,21 @@ void walk_chat_choices(walker& w, json::object& body) {
           auto fs = w.at("function");
           if (auto* a = string_member(*fn, "arguments")) {
             auto as = w.at("arguments");
-            w.add(*a, slot_role::tool_arguments, std::move(channel));
+            w.add(*a, slot_role::tool_arguments, channel);
+          }
+          if (auto* n = string_member(*fn, "name")) {
+            auto ns = w.at("name");
+            w.add(*n, slot_role::tool_name, channel + ".n");
           }
         } else if (auto* custom = object_member(call, "custom")) {
           auto fs = w.at("custom");
           if (auto* a = string_member(*custom, "input")) {
             auto as = w.at("input");
-            w.add(*a, slot_role::tool_arguments, std::move(channel));
+            w.add(*a, slot_role::tool_arguments, channel);
+          }
+          if (auto* n = string_member(*custom, "name")) {
+            auto ns = w.at("name");
+            w.add(*n, slot_role::tool_name, channel + ".n");
           }
         }
       }
@@ -249,6 +266,10 @@ void walk_chat_choices(walker& w, json::object& body) {
       if (auto* a = string_member(*fc, "arguments")) {
         auto as = w.at("arguments");
         w.add(*a, slot_role::tool_arguments, channel_key("c", ci) + ".f");
+      }
+      if (auto* n = string_member(*fc, "name")) {
+        auto ns = w.at("name");
+        w.add(*n, slot_role::tool_name, channel_key("c", ci) + ".f.n");
       }
     }
     if (auto* audio = object_member(*m, "audio")) {
@@ -296,6 +317,10 @@ void walk_gemini_candidates(walker& w, json::object& body) {
           auto as = w.at("args");
           w.leaves(*args, slot_role::structured_leaf, channel_key("c", ci, ".p", p));
         }
+        if (auto* n = string_member(*fc, "name")) {
+          auto ns = w.at("name");
+          w.add(*n, slot_role::tool_name, channel_key("c", ci, ".p", p) + ".n");
+        }
       } else if (auto* code = object_member(part, "executableCode")) {
         auto fs = w.at("executableCode");
         if (auto* t = string_member(*code, "code")) {
@@ -332,7 +357,7 @@ codec_result<response_extraction> extract_response(dialect d, endpoint_kind endp
                                                    std::string_view body) {
   namespace json = detail::json;
   response_extraction ex;
-  auto parsed = detail::parse_json(body);
+  auto parsed = detail::parse_json(body, nullptr, &ex.duplicate_keys);
   if (!parsed) return parsed.error();
   ex.document = std::move(*parsed);
   detail::walker w(ex.slots, ex.non_text);
@@ -347,6 +372,8 @@ codec_result<response_extraction> extract_response(dialect d, endpoint_kind endp
       if (detail::is_provider_error(d, o)) {
         ex.provider_error = true;
         ex.slots.clear();
+        detail::walker ew(ex.slots, ex.non_text);
+        ew.leaves(ex.document, slot_role::error);
         return ex;
       }
       detail::walk_gemini_candidates(w, o);
@@ -358,6 +385,7 @@ codec_result<response_extraction> extract_response(dialect d, endpoint_kind endp
   auto& root = ex.document.get_object();
   if (detail::is_provider_error(d, root)) {
     ex.provider_error = true;
+    w.leaves(ex.document, slot_role::error);
     return ex;
   }
 
@@ -393,6 +421,17 @@ codec_result<response_extraction> extract_response(dialect d, endpoint_kind endp
     case endpoint_kind::model_info:
       break;
   }
+  return ex;
+}
+
+codec_result<response_extraction> extract_error_body(std::string_view body) {
+  response_extraction ex;
+  auto parsed = detail::parse_json(body, nullptr, &ex.duplicate_keys);
+  if (!parsed) return parsed.error();
+  ex.document = std::move(*parsed);
+  ex.provider_error = true;
+  detail::walker w(ex.slots, ex.non_text);
+  w.leaves(ex.document, slot_role::error);
   return ex;
 }
 

@@ -19,12 +19,16 @@
 //                      parts as opaque. For streamGenerateContent without alt=sse the
 //                      body is a JSON array of such objects.
 //   embeddings, count_tokens, model_info: no text; usage where reported.
+// The names of the tools the model calls (tool_calls[].function.name, function_call
+// and custom_tool_call items' name, tool_use blocks' name, functionCall.name) are
+// `tool_name` slots.
 // Each slot carries `where` (JSON pointer) and `channel` (the same channel keys a
 // stream_codec uses, see stream_codec.hpp). Unlike requests, an unknown inbound
 // part is counted as opaque rather than failing: the text that leaves the
 // jurisdiction was checked on the request side; rules can act on the count.
 // A provider error body ({"error": ...} / {"type":"error"}) sets provider_error
-// and yields no slots.
+// and yields every string of the body as an `error` slot (an error may quote
+// the text it refuses).
 
 #include <span>
 #include <string>
@@ -42,6 +46,10 @@ namespace customs::daemon {
 
 struct response_extraction {
   bool provider_error = false;
+  // The body repeated an object key: the slots are those of the last value of
+  // each key (see json_walk.hpp); forward rewrite_response(...) even without
+  // changes, never the original bytes.
+  bool duplicate_keys = false;
   std::vector<text_slot> slots;
   media_counts non_text;
   token_usage usage;
@@ -56,6 +64,11 @@ struct response_extraction {
 
 [[nodiscard]] codec_result<response_extraction> extract_response(dialect d, endpoint_kind endpoint,
                                                                  std::string_view body);
+
+// A body that is not a 2xx answer (a provider error of any endpoint): every
+// string of the JSON body as an `error` slot; provider_error is set. Errors:
+// malformed_json (the body is not JSON: the caller scans it as plain text).
+[[nodiscard]] codec_result<response_extraction> extract_error_body(std::string_view body);
 
 // The body with the named slots' texts replaced (valid JSON; see rewrite_document).
 [[nodiscard]] codec_result<std::string> rewrite_response(response_extraction& extraction,

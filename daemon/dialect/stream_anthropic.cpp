@@ -29,7 +29,7 @@ class anthropic_codec final : public stream_codec_impl {
     std::string_view type = name.empty() ? string_or_empty(o, "type") : name;
 
     if (type == "error") {
-      ev.kind = event_kind::error;
+      error_event(ev);
       return ev;
     }
     if (type == "ping") {
@@ -153,10 +153,12 @@ class anthropic_codec final : public stream_codec_impl {
       walker w(found, ev.non_text);
       auto bs = w.at("content_block");
       walk_anthropic_block(w, block, {});
-      for (std::size_t k = 0; k < found.size(); ++k) {
-        found[k].channel = channel_key("b", index, ".l", k);
-        ev.closes.push_back(found[k].channel);
-        ev.slots.push_back(std::move(found[k]));
+      std::size_t leaf = 0;
+      for (auto& slot : found) {
+        // The tool's name on "b<i>.n", the input's leaves on "b<i>.l<k>".
+        slot.channel = slot.role == slot_role::tool_name ? channel_key("b", index) + ".n" : channel_key("b", index, ".l", leaf++);
+        ev.closes.push_back(slot.channel);
+        ev.slots.push_back(std::move(slot));
       }
       settle_kind(ev);
       return ev;

@@ -62,7 +62,7 @@ std::vector<std::string> channel_table::open_keys() const {
 }
 
 codec_result<json::object*> stream_codec_impl::parse_object(stream_event& ev, std::string_view data) {
-  auto parsed = parse_json(data, &parser_);
+  auto parsed = parse_json(data, &parser_, &ev.duplicate_keys);
   if (!parsed) return parsed.error();
   ev.document = std::move(*parsed);
   if (!ev.document.is_object()) return codec_error{codec_errc::not_an_object, {}};
@@ -87,6 +87,19 @@ channel_state* stream_codec_impl::add_slot(stream_event& ev, json::string& s, sl
   slot.target = &s;
   ev.slots.push_back(std::move(slot));
   return ch;
+}
+
+bool stream_codec_impl::add_whole_slot(stream_event& ev, json::string& s, slot_role role, std::string_view key,
+                                       std::uint64_t owner) {
+  if (add_slot(ev, s, role, key, owner, delta_form::none) == nullptr) return false;
+  channels.close(key, ev.closes);
+  return true;
+}
+
+void stream_codec_impl::error_event(stream_event& ev) {
+  ev.kind = event_kind::error;
+  walker w(ev.slots, ev.non_text);
+  w.leaves(ev.document, slot_role::error, "err");
 }
 
 void settle_kind(stream_event& ev) noexcept {

@@ -11,13 +11,19 @@
 //                                          (OpenAI-compatible reasoning models)
 //                   "c<choice>.t<index>"   delta.tool_calls[index].function.arguments
 //                                          (or .custom.input)
+//                   "c<choice>.t<index>.n" the tool's name (a whole text: opens and
+//                                          closes in the event that carries it)
 //                   "c<choice>.f"          delta.function_call.arguments (deprecated)
+//                   "c<choice>.f.n"        delta.function_call.name (whole)
 //                   "c<choice>.a"          delta.audio.transcript
 //   Responses API   "o<output>.c<content>" output_text, refusal and reasoning_text parts
 //                   "o<output>.s<summary>" reasoning summary text
 //                   "o<output>"            function_call arguments, custom_tool_call input
+//                   "o<output>.n"          the tool's name: an aggregate slot (scanned whole)
 //   Anthropic       "b<index>"             content block: text_delta.text,
 //                                          input_json_delta.partial_json, thinking_delta.thinking
+//                   "b<index>.n", "b<index>.l<k>"  a tool_use block's name and the string
+//                                          leaves of an input present at its start (whole)
 //   Gemini          "c<candidate>"         text parts
 //                   "c<candidate>.th"      thought text parts
 //                   "c<candidate>.p<n>.l<k>"  string leaf k of the n-th whole part
@@ -25,6 +31,9 @@
 //                                          codeExecutionResult) of the candidate in
 //                                          this flow; such a part arrives whole, so
 //                                          its channels open and close in one event
+//                   "c<candidate>.p<n>.n"  the name of a functionCall part (whole)
+//   Provider error events carry every string of their data as `error` slots on
+//   channel "err" (kind error): the caller scans them whole.
 //
 // Contract for the caller, per event:
 //   1. Feed each non-aggregate slot's text to its channel's scanner, in slot order.
@@ -84,6 +93,10 @@ struct stream_event {
   // The event carries token log-probabilities: they repeat generated tokens
   // outside the slots, so a redaction does not reach them.
   bool has_logprobs = false;
+  // The data repeated an object key: the slots are those of the last value of
+  // each key (see json_walk.hpp). Forward encode(event, changes) even without
+  // changes, never the original bytes, so that the client reads what was scanned.
+  bool duplicate_keys = false;
   boost::json::value document;  // the parsed data; null for "[DONE]"
 
   stream_event() = default;

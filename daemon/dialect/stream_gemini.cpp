@@ -27,7 +27,7 @@ class gemini_codec final : public stream_codec_impl {
     if (!root) return root.error();
     auto& o = **root;
     if (auto* err = member(o, "error"); err != nullptr && !err->is_null()) {
-      ev.kind = event_kind::error;
+      error_event(ev);
       return ev;
     }
     if (auto* cands = member(o, "candidates")) {
@@ -84,18 +84,32 @@ class gemini_codec final : public stream_codec_impl {
     return 0;
   }
 
-  // Texts of a part that arrives whole: leaf channels that open and close here.
-  std::optional<codec_error> add_whole(stream_event& ev, std::uint64_t ci, json::value& v, slot_role role) {
+  // Texts of a part that arrives whole: leaf channels that open and close here
+  // ("c<i>.p<n>.l<k>"), and the name of a called tool ("c<i>.p<n>.n").
+  std::optional<codec_error> add_whole(stream_event& ev, std::uint64_t ci, json::value* v, slot_role role,
+                                       json::string* tool = nullptr) {
     auto n = next_part(ci);
     if (!n) return too_many_channels();
-    std::vector<text_slot> leaves;
-    walker w(leaves, ev.non_text);
-    w.leaves(v, role);
-    for (std::size_t k = 0; k < leaves.size(); ++k) {
-      leaves[k].where.clear();
-      leaves[k].channel = channel_key("c", ci, ".p", *n) + ".l" + std::to_string(k);
-      ev.closes.push_back(leaves[k].channel);
-      ev.slots.push_back(std::move(leaves[k]));
+    const std::string base = channel_key("c", ci, ".p", *n);
+    if (v != nullptr) {
+      std::vector<text_slot> leaves;
+      walker w(leaves, ev.non_text);
+      w.leaves(*v, role);
+      for (std::size_t k = 0; k < leaves.size(); ++k) {
+        leaves[k].where.clear();
+        leaves[k].channel = base + ".l" + std::to_string(k);
+        ev.closes.push_back(leaves[k].channel);
+        ev.slots.push_back(std::move(leaves[k]));
+      }
+    }
+    if (tool != nullptr) {
+      text_slot slot;
+      slot.text = std::string_view(tool->data(), tool->size());
+      slot.role = slot_role::tool_name;
+      slot.channel = base + ".n";
+      slot.target = tool;
+      ev.closes.push_back(slot.channel);
+      ev.slots.push_back(std::move(slot));
     }
     return std::nullopt;
   }
@@ -119,16 +133,18 @@ class gemini_codec final : public stream_codec_impl {
               return too_many_channels();
             }
           } else if (auto* fc = object_member(p, "functionCall")) {
-            if (auto* args = member(*fc, "args")) {
-              if (auto e = add_whole(ev, ci, *args, slot_role::structured_leaf)) return e;
+            json::string* name = string_member(*fc, "name");
+            json::value* args = member(*fc, "args");
+            if (name != nullptr || args != nullptr) {
+              if (auto e = add_whole(ev, ci, args, slot_role::structured_leaf, name)) return e;
             }
           } else if (auto* code = object_member(p, "executableCode")) {
             if (auto* c = member(*code, "code")) {
-              if (auto e = add_whole(ev, ci, *c, slot_role::prose)) return e;
+              if (auto e = add_whole(ev, ci, c, slot_role::prose)) return e;
             }
           } else if (auto* res = object_member(p, "codeExecutionResult")) {
             if (auto* out = member(*res, "output")) {
-              if (auto e = add_whole(ev, ci, *out, slot_role::prose)) return e;
+              if (auto e = add_whole(ev, ci, out, slot_role::prose)) return e;
             }
           } else if (auto* d = object_member(p, "inlineData")) {
             ev.non_text.add(media_of_mime(string_or_empty(*d, "mimeType")));

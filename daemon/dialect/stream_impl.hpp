@@ -9,8 +9,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include <boost/json/parser.hpp>
-
 #include "daemon/dialect/json_walk.hpp"
 #include "daemon/dialect/stream_codec.hpp"
 
@@ -80,7 +78,8 @@ class stream_codec_impl {
   channel_table channels;
 
  protected:
-  // Parses event data into ev.document, which must be an object.
+  // Parses event data into ev.document, which must be an object (a repeated key
+  // sets ev.duplicate_keys).
   [[nodiscard]] codec_result<json::object*> parse_object(stream_event& ev, std::string_view data);
   // OpenAI streams end with "data: [DONE]". True when `data` is that marker;
   // `ev` is then the end marker, closing every open channel.
@@ -88,9 +87,16 @@ class stream_codec_impl {
   // A delta slot on `key` (opening it); nullptr when the channel table is full.
   [[nodiscard]] channel_state* add_slot(stream_event& ev, json::string& s, slot_role role,
                                         std::string_view key, std::uint64_t owner, delta_form form);
+  // A text that arrives whole (a tool's name) on its own channel `key`, which
+  // opens and closes in this event; false when the channel table is full.
+  [[nodiscard]] bool add_whole_slot(stream_event& ev, json::string& s, slot_role role, std::string_view key,
+                                    std::uint64_t owner);
+  // A provider error event: kind error, and every string of its data as an
+  // `error` slot (channel "err"); the caller scans them whole.
+  static void error_event(stream_event& ev);
 
  private:
-  json::parser parser_{{}, codec_parse_options()};
+  json_parser parser_;
 };
 
 [[nodiscard]] std::unique_ptr<stream_codec_impl> make_openai_chat_codec();

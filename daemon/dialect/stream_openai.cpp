@@ -29,7 +29,7 @@ class chat_codec final : public stream_codec_impl {
     if (!root) return root.error();
     auto& o = **root;
     if (auto* err = member(o, "error"); (err != nullptr && !err->is_null()) || name == "error") {
-      ev.kind = event_kind::error;
+      error_event(ev);
       return ev;
     }
     if (auto* choices = member(o, "choices")) {
@@ -117,22 +117,30 @@ class chat_codec final : public stream_codec_impl {
           const auto ti = index_member(call, "index").value_or(t);
           const auto key = channel_key("c", ci, ".t", ti);
           json::string* s = nullptr;
+          json::string* tool = nullptr;  // the tool's name, sent whole in the call's first delta
           delta_form form = delta_form::chat_tool;
           if (auto* fn = object_member(call, "function")) {
             s = string_member(*fn, "arguments");
+            tool = string_member(*fn, "name");
           } else if (auto* custom = object_member(call, "custom")) {
             s = string_member(*custom, "input");
+            tool = string_member(*custom, "name");
             form = delta_form::chat_custom_tool;
           }
-          if (s == nullptr) continue;
-          auto* ch = add_slot(ev, *s, slot_role::tool_arguments, key, ci, form);
-          if (ch == nullptr) return false;
-          ch->sub = ti;
+          if (s != nullptr) {
+            auto* ch = add_slot(ev, *s, slot_role::tool_arguments, key, ci, form);
+            if (ch == nullptr) return false;
+            ch->sub = ti;
+          }
+          if (tool != nullptr && !add_whole_slot(ev, *tool, slot_role::tool_name, key + ".n", ci)) return false;
         }
       }
       if (auto* fc = object_member(*delta, "function_call")) {
         if (auto* s = string_member(*fc, "arguments")) {
           if (!add_slot(ev, *s, slot_role::tool_arguments, base + ".f", ci, delta_form::chat_function)) return false;
+        }
+        if (auto* n = string_member(*fc, "name")) {
+          if (!add_whole_slot(ev, *n, slot_role::tool_name, base + ".f.n", ci)) return false;
         }
       }
       if (auto* audio = object_member(*delta, "audio")) {
@@ -220,12 +228,18 @@ class responses_codec final : public stream_codec_impl {
                          : std::int64_t{0};
     if (auto* lp = array_member(o, "logprobs"); lp != nullptr && !lp->empty()) ev.has_logprobs = true;
 
+    // The Responses API's own error event, or an error object as in every
+    // OpenAI stream (the SDKs raise on a data object with a non-null "error").
     if (type == "error" || name == "error") {
+      error_event(ev);
+      return ev;
+    }
+    if (auto* err = member(o, "error"); err != nullptr && !err->is_null() && type.empty()) {
       ev.kind = event_kind::error;
       return ev;
     }
     if (type == "response.failed") {
-      ev.kind = event_kind::error;
+      error_event(ev);
       if (auto* r = object_member(o, "response")) ev.usage = openai_usage(member(*r, "usage"));
       return ev;
     }
@@ -327,6 +341,7 @@ class responses_codec final : public stream_codec_impl {
         const auto item_id = string_or_empty(*item, "id");
         const bool custom = string_or_empty(*item, "type") == "custom_tool_call";
         for (auto& slot : ev.slots) {
+          if (slot.aggregate) continue;  // a tool's name: a whole text, no channel of deltas
           auto* ch = channels.touch(slot.channel, *oi, added_item_form(slot, custom));
           if (ch == nullptr) return too_many_channels();
           ch->sub = trailing_index(slot.channel);

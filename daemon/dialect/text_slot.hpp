@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -29,15 +30,42 @@ enum class slot_role : std::uint8_t {
   tool_definition,  // a "description" in a tool definition or its parameter schema
   reasoning,        // reasoning / thinking text or summaries
   refusal,          // a model refusal
+  // Requests: every other text, so that nothing leaves unread.
+  field,            // a string of a field the codec does not read as conversation
+                    // (metadata, user, stop sequences, response_format and tool
+                    // schemas, unknown fields, URLs)
+  identifier,       // a string the API constrains to an identifier (name, model,
+                    // ids, type and role values, media types): a redaction cannot
+                    // be written into it
+  key,              // the body's object keys: one slot, each distinct key on a line
+  attachment,       // text decoded from an inline file (a data: URL or base64)
+  target,           // the request target's path and query, percent-decoded
+  header,           // request header fields other than credentials, "name: value" lines
+  // Responses: texts around the conversation.
+  tool_name,        // the name of a tool the model calls
+  error,            // a string of a provider error (body or stream event)
 };
 
 [[nodiscard]] std::string_view to_string(slot_role r) noexcept;
 
-// One piece of text inside a parsed JSON document.
+// How a slot's replacement is written back.
+enum class slot_form : std::uint8_t {
+  json_string,  // `target` is the text itself
+  base64,       // `target` holds the text base64-encoded: the replacement is re-encoded
+  data_url,     // `target` is a data: URL of the text: the replacement is written as
+                // "data:<the same media type and parameters>;base64,<base64>"
+  fixed,        // nothing can take a replacement (identifiers, object keys, the
+                // request target, headers): a redaction there blocks the request
+};
+
+// One piece of text inside a parsed JSON document (or, for requests, decoded
+// from one of its strings, or read from the request line and headers).
 //
 // `text` views the document's own string (unescaped UTF-8) and `target` is that
 // string; both stay valid while the owning extraction or event lives (moving the
-// owner keeps them valid: object and array storage does not move with it).
+// owner keeps them valid: object and array storage does not move with it). A
+// decoded or synthesised text lives in `owned` instead (target, when set, is the
+// string it came from).
 struct text_slot {
   std::string_view text;
   slot_role role = slot_role::prose;
@@ -52,6 +80,13 @@ struct text_slot {
   // Stream events only: the channel this text belongs to (see stream_codec.hpp).
   std::string channel;
   boost::json::string* target = nullptr;
+  slot_form form = slot_form::json_string;
+  std::shared_ptr<std::string> owned;  // the text, when it is not the target's own
+  // base64 / data_url: the media type and parameters to write back.
+  std::string media_type;
+
+  // Whether a replacement can be written (rewrite_document accepts it).
+  [[nodiscard]] bool writable() const noexcept { return target != nullptr && form != slot_form::fixed; }
 };
 
 // A replacement for slot number `slot` of an extraction or event. Slots not named
@@ -114,7 +149,9 @@ struct token_usage {
 };
 
 // Applies `changes` to the slots' strings inside `doc` (each slot's text view is
-// refreshed to the new text) and serialises the document. The result is valid
+// refreshed to the new text; base64 and data: URL slots are re-encoded) and
+// serialises the document. A change to a slot that is not writable() fails with
+// slot_not_writable, leaving everything as it was. The result is valid
 // JSON equal to the original after parsing except for the replaced strings; it is
 // not byte-identical (whitespace is dropped, doubles are printed as e.g. 7E-1).
 [[nodiscard]] codec_result<std::string> rewrite_document(const boost::json::value& doc,

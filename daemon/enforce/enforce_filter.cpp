@@ -5,10 +5,13 @@
 #include "daemon/dialect/endpoint.hpp"
 #include "daemon/dialect/request.hpp"
 #include "daemon/dialect/response.hpp"
+#include "daemon/enforce/inspect_pool.hpp"
+#include "daemon/enforce/kept_texts.hpp"
 #include "daemon/enforce/logprobs.hpp"
 #include "daemon/enforce/metering.hpp"
 #include "daemon/enforce/stream_guard.hpp"
 #include "daemon/log.hpp"
+#include "policy/parts.hpp"
 #include "policy/volume.hpp"
 
 #include <boost/json/array.hpp>
@@ -16,6 +19,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <optional>
 
 namespace customs::daemon::enforce {
@@ -28,9 +32,10 @@ namespace json = boost::json;
 enum class request_outcome : std::uint8_t {
   unseen,       // the request phase never ran (the flow failed before)
   decided,      // scanned and decided: see the verdict's action
-  unscannable,  // not parsed; handled per `unscannable`
-  refused,      // no source: 403
-  error,        // an internal failure while enforcing: 500
+  unscannable,  // not parsed (or not scanned whole); handled per `unscannable`
+  refused,      // no source (403), or no room to inspect it (503)
+  error,        // an internal failure while enforcing (500), or the inspection
+                // had not finished when the flow ended
 };
 
 // The flow_opened record's way through the audit writer. Written by the writer
@@ -126,7 +131,30 @@ void redactions(const policy::rule_set& rules, const std::vector<text_slot>& slo
   }
 }
 
-json::array findings_json(const std::vector<policy::finding>& findings, policy::direction dir, audit_content content) {
+// Runs a function when the scope ends.
+template <class F>
+struct scope_exit {
+  F f;
+  ~scope_exit() { f(); }
+};
+template <class F>
+scope_exit(F) -> scope_exit<F>;
+
+// Where a scanned text sits (findings name it by index).
+struct part_info {
+  slot_role role = slot_role::prose;
+  std::string where;
+};
+
+std::vector<part_info> parts_of(const std::vector<text_slot>& slots) {
+  std::vector<part_info> p;
+  p.reserve(slots.size());
+  for (const auto& s : slots) p.push_back({s.role, s.where.empty() ? s.channel : s.where});
+  return p;
+}
+
+json::array findings_json(const std::vector<policy::finding>& findings, policy::direction dir, audit_content content,
+                          const std::vector<part_info>* parts) {
   json::array a;
   a.reserve(findings.size());
   for (const auto& f : findings) {
@@ -135,6 +163,10 @@ json::array findings_json(const std::vector<policy::finding>& findings, policy::
     o["category"] = f.category;
     o["direction"] = policy::to_string(dir);
     o["part"] = f.part;
+    if (parts != nullptr && f.part < parts->size()) {
+      o["role"] = to_string((*parts)[f.part].role);
+      if (!(*parts)[f.part].where.empty()) o["where"] = (*parts)[f.part].where;
+    }
     o["start"] = f.start;
     o["end"] = f.end;
     o["applied"] = policy::to_string(f.applied);
@@ -160,135 +192,90 @@ json::object verdict_json(std::string_view action, const policy::verdict* v) {
   return o;
 }
 
-class enforce_filter final : public filter {
- public:
-  enforce_filter(std::shared_ptr<const policy_snapshot> snap, const flow_info& f)
-      : snap_(std::move(snap)), info_(&f), shard_(&snap_->stats->shard(f.worker)) {
-    if (f.route) {
-      api_ = f.route->api;
-      dst_ = f.route->jurisdiction;
-      route_ = f.route->prefix;
-    }
-  }
+// What a flow is, copied once: usable from any thread (the inspection pool
+// runs large requests away from the flow's worker).
+struct flow_env {
+  std::shared_ptr<const policy_snapshot> snap;
+  dialect api = dialect::openai;
+  std::string dst, route;
+  std::string flow_id, listener, peer, client_subject;
+  unsigned worker = 0;
+  // Forward and transparent listeners: how the flow arrived, the host asked
+  // for and the destination address (see flow_info).
+  listener_mode mode = listener_mode::reverse;
+  std::string host, destination;
+  resolved_source src;
 
-  request_status on_request(request_state& req, const request_resume& resume) override;
-  response_head_status on_response_head(response_head_state& head) override;
-  event_status on_event(event_state& ev) override;
-  event_status on_stream_end(stream_end_state& end) override;
-  void on_response_body(response_body_state& body) override;
-  void on_flow_end(const flow_summary& summary) noexcept override;
-
- private:
   [[nodiscard]] policy::flow_context context(policy::direction dir) const {
     policy::flow_context c;
     c.dir = dir;
-    c.src = src_.jurisdiction;
-    c.dst = dst_;
-    c.tenant = src_.tenant;
-    c.route = route_;
+    c.src = src.jurisdiction;
+    c.dst = dst;
+    c.tenant = src.tenant;
+    c.route = route;
     return c;
   }
-  request_status decide_request(request_state& req, const request_resume& resume);
-  request_status count_rounds(request_state& req, const request_resume& resume);
-  void on_counted(request_state& req, const request_resume& resume, volume::counter_result answer);
-  request_status counted(request_state& req);
-  request_status finish_request(request_state& req);
-  request_status unscannable_request(request_state& req, std::string why);
-  request_status commit(request_state& req, const request_resume& resume, request_status decision);
-  void add_verdict_headers(request_state& req, std::string_view verdict, bool upstream_tags);
-  [[nodiscard]] audit::index_fields index(std::string action, std::vector<std::string> rules) const;
-  [[nodiscard]] std::string opened_payload() const;
-  [[nodiscard]] policy::action response_action(std::optional<policy::verdict>& final_resp) const;
-  void note_time(clock::time_point t0) { inspect_ += clock::now() - t0; }
-  void count_volumes();
-
-  std::shared_ptr<const policy_snapshot> snap_;
-  const flow_info* info_;
-  enforce_shard* shard_;
-  dialect api_ = dialect::openai;
-  std::string dst_, route_;
-  resolved_source src_;
-
-  request_outcome outcome_ = request_outcome::unseen;
-  policy::verdict req_v_;
-  std::string detail_;  // why unscannable / refused / error
-  std::optional<endpoint_kind> endpoint_;
-  std::string model_;
-  bool stream_requested_ = false;
-  bool logprobs_requested_ = false;
-  bool usage_injected_ = false;  // customsd asked the provider for stream usage
-  media_counts non_text_;
-  std::vector<std::string> request_texts_;  // content full, until the opened record is built
-  volume::counting_outcome volumes_;
-  std::shared_ptr<audit_ticket> ticket_;
-  // While the request is decided (also across a pending wait for the counter
-  // store): the extraction, the context and the counting in progress.
-  std::optional<request_extraction> ex_;
-  policy::flow_context req_ctx_;
-  volume::counting_state counting_;
-  std::int64_t counted_at_ = 0;  // unix seconds: the flow's time for its counters
-
-  // Response.
-  std::optional<stream_guard> guard_;
-  bool response_unscannable_ = false;  // response could not be inspected
-  bool response_error_ = false;        // internal failure on the response
-  std::string response_detail_;
-  std::uint64_t unscanned_events_ = 0;
-  std::optional<policy::verdict> body_v_;  // a non-streamed response's verdict
-  std::vector<std::string> response_texts_;
-  token_usage usage_;
-  std::chrono::nanoseconds inspect_{0};
 };
 
-void enforce_filter::add_verdict_headers(request_state& req, std::string_view verdict, bool upstream_tags) {
+// What the request phase decided. Written by whichever thread inspects the
+// request, read by the worker in the later phases.
+struct request_result {
+  request_outcome outcome = request_outcome::unseen;
+  policy::verdict verdict;
+  std::string detail;  // why unscannable / refused / error / blocked beyond the rules
+  std::optional<endpoint_kind> endpoint;
+  std::string model;
+  bool stream = false;
+  bool logprobs = false;
+  media_counts non_text;
+  std::vector<part_info> parts;
+  std::optional<kept_texts> texts;  // content full: until the opened record is built
+  std::shared_ptr<audit_ticket> ticket;
+  bool findings_limit = false;  // limits.findings_per_flow reached
+  bool decoded_limit = false;   // inline files past the decoded text bound
+  bool content_limit = false;   // texts cut in the opened record
+  bool offloaded = false;       // inspected on the pool
+  bool usage_injected = false;  // customsd asked the provider for stream usage
+  volume::counting_outcome volumes;
+  std::chrono::nanoseconds inspect{0};
+  // While the request is decided (also across a pending wait for the counter
+  // store): the extraction, the context and the counting in progress.
+  std::optional<request_extraction> ex;
+  policy::flow_context ctx;
+  volume::counting_state counting;
+  std::int64_t counted_at = 0;  // unix seconds: the flow's time for its counters
+};
+
+// The request side of a flow and its hand-over between threads: a request
+// inspected on the pool publishes its result under `lock` unless the flow
+// already ended (on_flow_end set `abandoned`), and appends its opened record
+// under the same lock, so that the closed record always follows it.
+struct request_side {
+  std::mutex lock;
+  bool abandoned = false;
+  bool published = false;
+  request_result r;
+};
+
+void add_verdict_headers(request_state& req, const request_result& r, std::string_view verdict, bool upstream_tags) {
   req.response_headers.push_back({"X-Customs-Verdict", std::string(verdict)});
-  if (!req_v_.rules.empty() && req_v_.act >= policy::action::tag) {
-    req.response_headers.push_back({"X-Customs-Rule", join(req_v_.rules)});
+  if (!r.verdict.rules.empty() && r.verdict.act >= policy::action::tag) {
+    req.response_headers.push_back({"X-Customs-Rule", join(r.verdict.rules)});
   }
-  if (!req_v_.tags.empty()) {
-    std::string tags = join(req_v_.tags);
+  if (!r.verdict.tags.empty()) {
+    std::string tags = join(r.verdict.tags);
     if (upstream_tags) req.upstream_headers.push_back({"X-Customs-Tags", tags});
     req.response_headers.push_back({"X-Customs-Tags", std::move(tags)});
   }
 }
 
-request_status enforce_filter::on_request(request_state& req, const request_resume& resume) {
-  const auto t0 = clock::now();
-  src_ = snap_->sources.resolve(*info_, req.headers);
-  strip_customs_headers(req.headers);
-  if (src_.header_ignored) {
-    shard_->headers_ignored.add();
-    log_line(log_level::warn, "source_header_ignored")
-        .kv("flow", info_->id)
-        .kv("peer", info_->peer.to_string())
-        .kv("reason", "the peer is not in trusted_proxies");
-  }
-  request_status decision;
-  if (src_.origin == source_origin::none) {
-    outcome_ = request_outcome::refused;
-    detail_ = src_.error;
-    log_line(log_level::warn, "source_unresolved").kv("flow", info_->id).kv("peer", info_->peer.to_string()).kv("error", detail_);
-    req.response = json_reply(api_, 403, "customs: " + detail_, "customs_unknown_source");
-    req.response_headers.push_back({"X-Customs-Verdict", "refused"});
-    decision = request_status::respond;
-  } else {
-    // A compressed answer could not be inspected: ask for an uncompressed one.
-    req.upstream_headers.push_back({"Accept-Encoding", "identity"});
-    decision = decide_request(req, resume);
-  }
-  note_time(t0);
-  // Pending: the counter store answers later, and on_counted commits.
-  if (decision == request_status::pending) return decision;
-  return commit(req, resume, decision);
-}
-
-request_status enforce_filter::unscannable_request(request_state& req, std::string why) {
-  outcome_ = request_outcome::unscannable;
-  detail_ = std::move(why);
-  if (auto m = classify_endpoint(api_, req.upstream_target)) endpoint_ = m->kind;
-  switch (snap_->unscannable) {
+request_status unscannable_request(const flow_env& env, request_state& req, request_result& r, std::string why) {
+  r.outcome = request_outcome::unscannable;
+  r.detail = std::move(why);
+  if (auto m = classify_endpoint(env.api, req.upstream_target)) r.endpoint = m->kind;
+  switch (env.snap->unscannable) {
     case unscannable_mode::block:
-      req.response = json_reply(api_, 451, "customs: the request could not be inspected (" + detail_ + ")",
+      req.response = json_reply(env.api, 451, "customs: the request could not be inspected (" + r.detail + ")",
                                 "customs_unscannable");
       req.response_headers.push_back({"X-Customs-Verdict", "unscannable"});
       return request_status::respond;
@@ -303,209 +290,204 @@ request_status enforce_filter::unscannable_request(request_state& req, std::stri
   return request_status::respond;
 }
 
-void enforce_filter::count_volumes() {
-  auto& stats = *snap_->stats;
-  const unsigned w = info_->worker;
-  const std::string_view backend = snap_->volumes->backend();
-  if (!volumes_.errors.empty()) {
-    stats.volume_ops.at(w, {backend, "unavailable"}).add();
-    stats.volume_unavailable.at(w, {volumes_.refused ? "refuse" : "local"}).add();
+// Scans and decides the request; fills `r` and sets the reply, headers and
+// body on `req`. Any thread (see request_side).
+request_status inspect_request(const flow_env& env, request_state& req, request_result& r) {
+  const policy_snapshot& snap = *env.snap;
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  for (const auto& h : req.headers) headers.emplace_back(h.name_string(), h.value());
+  request_options opts;
+  opts.headers = headers;
+  opts.max_decoded_text = snap.decoded_text_bytes;
+  auto ex = extract_request(env.api, req.upstream_target, req.body, opts);
+  if (!ex) {
+    if (ex.error().code == codec_errc::too_much_text) r.decoded_limit = true;
+    return unscannable_request(env, req, r, ex.error().message());
   }
-  if (volumes_.rounds > 0 && volumes_.errors.empty()) {
-    stats.volume_ops.at(w, {backend, volumes_.added.empty() ? "limited" : "added"}).add();
-  }
-  for (const auto& h : req_v_.volumes) {
-    if (!h.level.empty()) stats.volume_levels.at(w, {h.counter, h.level}).add();
-  }
-}
+  r.endpoint = ex->endpoint;
+  r.model = ex->model;
+  r.stream = ex->stream;
+  r.logprobs = ex->logprobs_requested;
+  r.non_text = ex->non_text;
+  r.parts = parts_of(ex->slots);
 
-request_status enforce_filter::decide_request(request_state& req, const request_resume& resume) {
-  auto extracted = extract_request(api_, req.upstream_target, req.body);
-  if (!extracted) return unscannable_request(req, extracted.error().message());
-  auto& ex = ex_.emplace(std::move(*extracted));
-  endpoint_ = ex.endpoint;
-  model_ = ex.model;
-  stream_requested_ = ex.stream;
-  logprobs_requested_ = ex.logprobs_requested;
-  non_text_ = ex.non_text;
-
-  const auto& rules = *snap_->rules;
-  policy::flow_context ctx = context(policy::direction::request);
+  const auto& rules = *snap.rules;
+  policy::flow_context ctx = env.context(policy::direction::request);
   for (std::size_t k = 0; k < media_kind_count; ++k) {
-    const auto n = ex.non_text.count[k];
+    const auto n = ex->non_text.count[k];
     if (n > 0) ctx.non_text_parts.emplace(std::string(to_string(static_cast<media_kind>(k))), n);
   }
-  std::vector<policy::finding> found;
-  for (std::size_t i = 0; i < ex.slots.size(); ++i) {
-    auto f = rules.scan(ex.slots[i].text, static_cast<std::uint32_t>(i));
-    if (found.empty()) found = std::move(f);
-    else found.insert(found.end(), std::make_move_iterator(f.begin()), std::make_move_iterator(f.end()));
+  std::vector<std::string_view> texts;
+  texts.reserve(ex->slots.size());
+  for (const auto& s : ex->slots) texts.push_back(s.text);
+  policy::parts_options po;
+  po.max_findings = snap.findings_per_flow;
+  auto scanned = policy::scan_parts(snap.rules, ctx, texts, po);
+  r.verdict = rules.decide(ctx, std::move(scanned.findings));
+  policy::settle_split(r.verdict, scanned.continued);
+  if (snap.content == audit_content::full) {
+    r.texts.emplace(snap.content_bytes);
+    for (auto t : texts) r.texts->add(t);
+    r.content_limit = r.texts->cut();
   }
-  req_v_ = rules.decide(ctx, std::move(found));
-  outcome_ = request_outcome::decided;
-  if (snap_->volumes && policy::has_volumes(rules)) {
-    req_ctx_ = std::move(ctx);
-    counted_at_ = std::chrono::duration_cast<std::chrono::seconds>(
-                      std::chrono::system_clock::now().time_since_epoch()).count();
-    return count_rounds(req, resume);
+  if (scanned.truncated) {
+    r.findings_limit = true;
+    const std::string why = "more than " + std::to_string(snap.findings_per_flow) + " findings";
+    if (r.verdict.act != policy::action::block) return unscannable_request(env, req, r, why);
+    r.detail = why;  // enough to block
   }
-  return finish_request(req);
-}
-
-// Counting rounds (volume_counter::prepare): a synchronous store answers at
-// once; an asynchronous one (Redis) answers on its own thread, and the flow
-// waits pending while its worker serves other flows. The answer comes back to
-// the worker through resume.post (which runs only while the flow still waits,
-// so `this` and the request state exist), and on_counted goes on from there.
-request_status enforce_filter::count_rounds(request_state& req, const request_resume& resume) {
-  const auto& counter = *snap_->volumes;
-  const auto& rules = *snap_->rules;
-  while (counter.prepare(rules, req_ctx_, req_v_, counted_at_, counting_)) {
-    auto& store = counter.store_for(counting_);
-    if (!store.asynchronous()) {
-      counter.take(rules, req_ctx_, req_v_, counting_, store.add(counting_.ops));
-      continue;
-    }
-    request_state* r = &req;  // kept alive by the resume handle
-    store.add_async(counting_.ops, [this, r, resume](volume::counter_result answer) {
-      resume.post([this, r, resume, answer = std::move(answer)]() mutable { on_counted(*r, resume, std::move(answer)); });
-    });
-    return request_status::pending;
-  }
-  return counted(req);
-}
-
-void enforce_filter::on_counted(request_state& req, const request_resume& resume, volume::counter_result answer) {
-  const auto t0 = clock::now();
-  request_status st = request_status::respond;
-  try {
-    snap_->volumes->take(*snap_->rules, req_ctx_, req_v_, counting_, std::move(answer));
-    st = count_rounds(req, resume);
-    if (st != request_status::pending) st = commit(req, resume, st);
-  } catch (...) {
-    // Out of memory while deciding: no record was appended, nothing leaves.
-    outcome_ = request_outcome::error;
-    detail_ = "internal error after counting";
-    req.response = json_reply(api_, 500, "customs: internal error while enforcing the policy", "customs_inspection_error");
-    req.response_headers.push_back({"X-Customs-Verdict", "error"});
-    st = request_status::respond;
-  }
-  note_time(t0);
-  if (st != request_status::pending) resume(st);
-}
-
-request_status enforce_filter::counted(request_state& req) {
-  volumes_ = std::move(counting_.out);
-  counting_ = {};
-  count_volumes();
-  if (volumes_.refused) {
-    outcome_ = request_outcome::refused;
-    detail_ = "volume counters unavailable: " + volumes_.detail;
-    log_line(log_level::warn, "volumes_unavailable").kv("flow", info_->id).kv("error", volumes_.detail).kv("on_unavailable", "refuse");
-    req.response = json_reply(api_, 503, "customs: the volume counters cannot be reached; try again later",
-                              "customs_volumes_unavailable");
-    req.response.headers.push_back({"Retry-After", "1"});
-    req.response_headers.push_back({"X-Customs-Verdict", "refused"});
-    return request_status::respond;
-  }
-  if (volumes_.used_local) {
-    log_line(log_level::warn, "volumes_unavailable").kv("flow", info_->id).kv("error", volumes_.detail).kv("on_unavailable", "local");
-  }
-  return finish_request(req);
+  r.outcome = request_outcome::decided;
+  r.ctx = std::move(ctx);
+  r.ex.emplace(std::move(*ex));
+  return request_status::pending;  // decided: the counters (if any), then finish_request
 }
 
 // The decided verdict applied to the request (and the metering request).
-request_status enforce_filter::finish_request(request_state& req) {
-  auto& ex = *ex_;
-  const auto& rules = *snap_->rules;
-  if (snap_->content == audit_content::full) {
-    request_texts_.reserve(ex.slots.size());
-    for (const auto& s : ex.slots) request_texts_.emplace_back(s.text);
-  }
+request_status finish_request(const flow_env& env, request_state& req, request_result& r) {
+  const policy_snapshot& snap = *env.snap;
+  const auto& rules = *snap.rules;
+  auto* ex = &*r.ex;
   // Metering: an OpenAI chat stream reports usage only when asked. Done last:
   // the extraction's slots are not used after it.
   const auto meter = [&] {
-    if (snap_->inject_stream_usage && ex.endpoint == endpoint_kind::openai_chat && ex.stream && !ex.include_usage) {
-      usage_injected_ = request_stream_usage(ex, req.body);
+    if (snap.inject_stream_usage && ex->endpoint == endpoint_kind::openai_chat && ex->stream && !ex->include_usage) {
+      r.usage_injected = request_stream_usage(*ex, req.body);
     }
   };
 
-  switch (req_v_.act) {
-    case policy::action::block:
-      req.response = json_reply(api_, 451, blocked_message("the request was", req_v_.rules), "customs_blocked");
-      add_verdict_headers(req, "block", false);
+  if (r.verdict.act == policy::action::redact) {
+    // A redaction that nothing can take (an identifier, a key, the target, a
+    // header: see request.hpp) blocks instead.
+    // An inline file's own string (base64, a data: URL) is scanned as it is
+    // and cannot take a replacement, but it is rewritten whole from its decoded
+    // text: a finding in it is covered when the same detector's match is
+    // redacted in the decoded text of the same string.
+    const auto covered_by_attachment = [&](const policy::finding& f) {
+      const auto* target = ex->slots[f.part].target;
+      if (target == nullptr) return false;
+      for (const auto& g : r.verdict.findings) {
+        if (g.part >= ex->slots.size() || g.applied != policy::action::redact) continue;
+        const auto& a = ex->slots[g.part];
+        if (a.role == slot_role::attachment && a.target == target && a.writable() && g.detector == f.detector) {
+          return true;
+        }
+      }
+      return false;
+    };
+    for (const auto& f : r.verdict.findings) {
+      if (f.applied != policy::action::redact || f.part >= ex->slots.size() || ex->slots[f.part].writable()) continue;
+      if (covered_by_attachment(f)) continue;
+      const auto& s = ex->slots[f.part];
+      r.verdict.act = policy::action::block;
+      r.detail = "a finding to redact is in " + std::string(to_string(s.role)) +
+                 (s.where.empty() ? std::string() : " at " + s.where) + ", which cannot take a replacement";
+      break;
+    }
+  }
+
+  switch (r.verdict.act) {
+    case policy::action::block: {
+      std::string msg = blocked_message("the request was", r.verdict.rules);
+      if (!r.detail.empty()) msg += ": " + r.detail;
+      req.response = json_reply(env.api, 451, msg, "customs_blocked");
+      add_verdict_headers(req, r, "block", false);
       return request_status::respond;
+    }
     case policy::action::redact: {
-      std::vector<std::string> texts;
+      std::vector<std::string> replaced;
       std::vector<text_replacement> changes;
-      redactions(rules, ex.slots, req_v_.findings, texts, changes);
-      auto body = rewrite_request(ex, changes);
+      // Findings in slots that cannot take a replacement reach here only when
+      // they are covered (an inline file's own string, rewritten whole from its
+      // decoded text, see above); any other such finding blocked the flow.
+      std::vector<policy::finding> writable_findings;
+      writable_findings.reserve(r.verdict.findings.size());
+      for (const auto& f : r.verdict.findings) {
+        if (f.part < ex->slots.size() && !ex->slots[f.part].writable() && f.applied == policy::action::redact) continue;
+        writable_findings.push_back(f);
+      }
+      redactions(rules, ex->slots, writable_findings, replaced, changes);
+      auto body = rewrite_request(*ex, changes);
       if (!body) {
-        outcome_ = request_outcome::error;
-        detail_ = "rewrite_request: " + body.error().message();
-        log_line(log_level::error, "enforcement_error").kv("flow", info_->id).kv("error", detail_);
-        req.response = json_reply(api_, 500, "customs: internal error while enforcing the policy", "customs_inspection_error");
+        r.outcome = request_outcome::error;
+        r.detail = "rewrite_request: " + body.error().message();
+        log_line(log_level::error, "enforcement_error").kv("flow", env.flow_id).kv("error", r.detail);
+        req.response =
+            json_reply(env.api, 500, "customs: internal error while enforcing the policy", "customs_inspection_error");
         req.response_headers.push_back({"X-Customs-Verdict", "error"});
         return request_status::respond;
       }
       req.body = std::move(*body);
       meter();
-      add_verdict_headers(req, "redact", true);
+      add_verdict_headers(req, r, "redact", true);
       return request_status::proceed;
     }
     case policy::action::tag:
       meter();
-      add_verdict_headers(req, "tag", true);
+      add_verdict_headers(req, r, "tag", true);
       return request_status::proceed;
     case policy::action::allow:
       meter();
-      add_verdict_headers(req, "allow", true);
+      add_verdict_headers(req, r, "allow", true);
       return request_status::proceed;
   }
   return request_status::proceed;
 }
 
-audit::index_fields enforce_filter::index(std::string action, std::vector<std::string> rules) const {
+audit::index_fields index_of(const flow_env& env, std::string action, std::vector<std::string> rules) {
   audit::index_fields x;
-  x.route = route_;
-  x.src = src_.jurisdiction;
-  x.dst = dst_;
-  x.tenant = src_.tenant;
+  x.route = env.route;
+  x.src = env.src.jurisdiction;
+  x.dst = env.dst;
+  x.tenant = env.src.tenant;
   x.action = std::move(action);
   x.rules = std::move(rules);
-  x.rule_set_hash = snap_->rules->hash();
+  x.rule_set_hash = env.snap->rules->hash();
   return x;
 }
 
-std::string enforce_filter::opened_payload() const {
+std::string_view request_action(const request_result& r) {
+  switch (r.outcome) {
+    case request_outcome::decided: return policy::to_string(r.verdict.act);
+    case request_outcome::unscannable: return "unscannable";
+    case request_outcome::error: return "error";
+    case request_outcome::refused:
+    case request_outcome::unseen: return "refused";
+  }
+  return "refused";
+}
+
+std::string opened_payload(const flow_env& env, request_result& r) {
+  const policy_snapshot& snap = *env.snap;
   json::object p;
-  p["listener"] = info_->listener;
-  p["peer"] = info_->peer.to_string();
+  p["listener"] = env.listener;
+  p["peer"] = env.peer;
+  if (env.mode != listener_mode::reverse) {
+    p["mode"] = to_string(env.mode);
+    p["host"] = env.host;
+    if (!env.destination.empty()) p["destination"] = env.destination;
+  }
   json::object source;
-  source["jurisdiction"] = src_.jurisdiction;
-  source["tenant"] = src_.tenant;
-  source["origin"] = to_string(src_.origin);
-  if (!info_->client_subject.empty()) source["client_cert_subject"] = info_->client_subject;
+  source["jurisdiction"] = env.src.jurisdiction;
+  source["tenant"] = env.src.tenant;
+  source["origin"] = to_string(env.src.origin);
+  if (!env.client_subject.empty()) source["client_cert_subject"] = env.client_subject;
   p["source"] = std::move(source);
-  if (endpoint_) p["endpoint"] = to_string(*endpoint_);
-  if (!model_.empty()) p["model"] = model_;
-  p["stream"] = stream_requested_;
-  std::string_view action = "refused";
-  if (outcome_ == request_outcome::decided) action = policy::to_string(req_v_.act);
-  else if (outcome_ == request_outcome::unscannable) action = "unscannable";
-  else if (outcome_ == request_outcome::error) action = "error";
-  p["verdict"] = verdict_json(action, outcome_ == request_outcome::decided ? &req_v_ : nullptr);
-  if (non_text_.total() > 0) {
+  if (r.endpoint) p["endpoint"] = to_string(*r.endpoint);
+  if (!r.model.empty()) p["model"] = r.model;
+  p["stream"] = r.stream;
+  const std::string_view action = request_action(r);
+  p["verdict"] = verdict_json(action, r.outcome == request_outcome::decided ? &r.verdict : nullptr);
+  if (r.non_text.total() > 0) {
     json::object parts;
     for (std::size_t k = 0; k < media_kind_count; ++k) {
-      if (non_text_.count[k] > 0) parts[to_string(static_cast<media_kind>(k))] = non_text_.count[k];
+      if (r.non_text.count[k] > 0) parts[to_string(static_cast<media_kind>(k))] = r.non_text.count[k];
     }
     p["non_text"] = std::move(parts);
   }
-  p["findings"] = findings_json(req_v_.findings, policy::direction::request, snap_->content);
-  if (!req_v_.volumes.empty()) {
+  p["findings"] = findings_json(r.verdict.findings, policy::direction::request, snap.content, &r.parts);
+  if (!r.verdict.volumes.empty()) {
     json::array hits;
-    for (const auto& h : req_v_.volumes) {
+    for (const auto& h : r.verdict.volumes) {
       json::object o;
       o["counter"] = h.counter;
       o["scope"] = h.scope;
@@ -518,11 +500,11 @@ std::string enforce_filter::opened_payload() const {
     }
     p["volumes"] = std::move(hits);
   }
-  if (!volumes_.added.empty()) {
+  if (!r.volumes.added.empty()) {
     // The keyed hashes this flow added per counter key: what an auditor
     // recomputes the counters from (customsctl audit volumes).
     json::array keys;
-    for (const auto& k : volumes_.added) {
+    for (const auto& k : r.volumes.added) {
       json::array subjects;
       subjects.reserve(k.subjects.size());
       for (const auto& h : k.subjects) subjects.emplace_back(volume::to_hex(h));
@@ -531,40 +513,41 @@ std::string enforce_filter::opened_payload() const {
     }
     p["volume_subjects"] = std::move(keys);
   }
-  if (volumes_.used_local) p["volume_store"] = "local";
-  if (snap_->content == audit_content::full && outcome_ == request_outcome::decided) {
-    p["request_texts"] = strings_json(request_texts_);
+  if (r.volumes.used_local) p["volume_store"] = "local";
+  if (snap.content == audit_content::full && r.texts &&
+      (r.outcome == request_outcome::decided || r.findings_limit)) {
+    p["request_texts"] = r.texts->texts();
+    if (r.texts->cut()) p["request_texts_cut"] = r.texts->markers();
   }
-  if (!detail_.empty()) p["detail"] = detail_;
-  p["rule_set"] = json::object{{"id", snap_->rules->id()}, {"version", snap_->rules->version()}};
+  if (r.findings_limit) p["findings_limit"] = snap.findings_per_flow;
+  if (!r.detail.empty()) p["detail"] = r.detail;
+  p["rule_set"] = json::object{{"id", snap.rules->id()}, {"version", snap.rules->version()}};
   return json::serialize(p);
 }
 
-request_status enforce_filter::commit(request_state& req, const request_resume& resume, request_status decision) {
-  const auto& trail = snap_->audit;
-  std::string action = "refused";
-  if (outcome_ == request_outcome::decided) action = policy::to_string(req_v_.act);
-  else if (outcome_ == request_outcome::unscannable) action = "unscannable";
-  else if (outcome_ == request_outcome::error) action = "error";
+// Appends the opened record; the request goes on (or is answered) once it is
+// durable. Returns pending, or the decision when it is final now.
+request_status commit_request(const flow_env& env, request_state& req, request_result& r, const request_resume& resume,
+                              request_status decision) {
+  const auto& trail = env.snap->audit;
   audit::record rec;
   rec.kind = audit::record_kind::flow_opened;
-  rec.flow_id = info_->id;
-  rec.index = index(std::move(action), req_v_.rules);
+  rec.flow_id = env.flow_id;
+  rec.index = index_of(env, std::string(request_action(r)), r.verdict.rules);
   rec.index.tokens_in = rec.index.tokens_out = audit::tokens_unknown;  // not answered yet
-  rec.payload = opened_payload();
-  request_texts_.clear();
-  request_texts_.shrink_to_fit();
-  ex_.reset();
+  rec.payload = opened_payload(env, r);
+  r.texts.reset();
+  r.ex.reset();
   if (!trail) return decision;
 
   auto ticket = std::make_shared<audit_ticket>();
-  ticket_ = ticket;
+  r.ticket = ticket;
   ticket->appended = clock::now();
-  const bool refuse = snap_->refuse_on_audit_failure;
-  const dialect api = api_;
-  request_state* r = &req;  // kept alive by the resume handle the handler holds
+  const bool refuse = env.snap->refuse_on_audit_failure;
+  const dialect api = env.api;
+  request_state* rq = &req;  // kept alive by the resume handle the handler holds
   const std::error_code ec = trail->append(
-      std::move(rec), [ticket, resume, r, decision, refuse, api](std::error_code e, std::uint64_t) {
+      std::move(rec), [ticket, resume, rq, decision, refuse, api](std::error_code e, std::uint64_t) {
         ticket->wait_ns.store((clock::now() - ticket->appended).count());
         if (!e) {
           ticket->st.store(audit_ticket::durable);
@@ -574,7 +557,7 @@ request_status enforce_filter::commit(request_state& req, const request_resume& 
         ticket->error.store(e.value());
         ticket->st.store(audit_ticket::failed);
         if (refuse) {
-          refuse_for_audit(*r, api);
+          refuse_for_audit(*rq, api);
           resume(request_status::respond);
         } else {
           resume(decision);
@@ -584,42 +567,303 @@ request_status enforce_filter::commit(request_state& req, const request_resume& 
   ticket->error.store(ec.value());
   ticket->st.store(audit_ticket::failed);
   if (!refuse) return decision;
-  refuse_for_audit(req, api_);
+  refuse_for_audit(req, api);
   return request_status::respond;
 }
 
+// The counters' answer taken: a refusing store answers 503, else the verdict
+// (with its volume hits) is applied.
+request_status counted(const flow_env& env, request_state& req, request_result& r) {
+  r.volumes = std::move(r.counting.out);
+  r.counting = {};
+  if (r.volumes.refused) {
+    r.outcome = request_outcome::refused;
+    r.detail = "volume counters unavailable: " + r.volumes.detail;
+    log_line(log_level::warn, "volumes_unavailable")
+        .kv("flow", env.flow_id)
+        .kv("error", r.volumes.detail)
+        .kv("on_unavailable", "refuse");
+    req.response = json_reply(env.api, 503, "customs: the volume counters cannot be reached; try again later",
+                              "customs_volumes_unavailable");
+    req.response.headers.push_back({"Retry-After", "1"});
+    req.response_headers.push_back({"X-Customs-Verdict", "refused"});
+    return request_status::respond;
+  }
+  if (r.volumes.used_local) {
+    log_line(log_level::warn, "volumes_unavailable")
+        .kv("flow", env.flow_id)
+        .kv("error", r.volumes.detail)
+        .kv("on_unavailable", "local");
+  }
+  return finish_request(env, req, r);
+}
+
+void on_counted(const std::shared_ptr<flow_env>& env, const std::shared_ptr<request_side>& side, request_state& req,
+                const request_resume& resume, volume::counter_result answer);
+
+// Counting rounds (volume_counter::prepare), with side->lock held (or on the
+// worker before the request side is shared): a
+// synchronous store answers at once; an asynchronous one (Redis) answers on its
+// own thread, and the flow waits pending while its worker serves other flows.
+// The answer comes back to the worker through resume.post (which runs only
+// while the flow still waits, so the request state exists), and on_counted goes
+// on from there.
+request_status count_rounds(const std::shared_ptr<flow_env>& env, const std::shared_ptr<request_side>& side,
+                            request_state& req, const request_resume& resume) {
+  request_result& r = side->r;
+  const auto& counter = *env->snap->volumes;
+  const auto& rules = *env->snap->rules;
+  while (counter.prepare(rules, r.ctx, r.verdict, r.counted_at, r.counting)) {
+    auto& store = counter.store_for(r.counting);
+    if (!store.asynchronous()) {
+      counter.take(rules, r.ctx, r.verdict, r.counting, store.add(r.counting.ops));
+      continue;
+    }
+    request_state* rq = &req;  // kept alive by the resume handle
+    store.add_async(r.counting.ops, [env, side, rq, resume](volume::counter_result answer) {
+      resume.post([env, side, rq, resume, answer = std::move(answer)]() mutable {
+        on_counted(env, side, *rq, resume, std::move(answer));
+      });
+    });
+    return request_status::pending;
+  }
+  return counted(*env, req, r);
+}
+
+void on_counted(const std::shared_ptr<flow_env>& env, const std::shared_ptr<request_side>& side, request_state& req,
+                const request_resume& resume, volume::counter_result answer) {
+  const auto t0 = clock::now();
+  request_status st = request_status::respond;
+  {
+    std::lock_guard lock(side->lock);
+    if (side->abandoned) return;
+    request_result& r = side->r;
+    try {
+      env->snap->volumes->take(*env->snap->rules, r.ctx, r.verdict, r.counting, std::move(answer));
+      st = count_rounds(env, side, req, resume);
+      if (st != request_status::pending) st = commit_request(*env, req, r, resume, st);
+    } catch (...) {
+      // Out of memory while deciding: no record was appended, nothing leaves.
+      r.outcome = request_outcome::error;
+      r.detail = "internal error after counting";
+      req.response =
+          json_reply(env->api, 500, "customs: internal error while enforcing the policy", "customs_inspection_error");
+      req.response_headers.push_back({"X-Customs-Verdict", "error"});
+      st = request_status::respond;
+    }
+    r.inspect += clock::now() - t0;
+  }
+  if (st != request_status::pending) resume(st);
+}
+
+// After inspect_request, with side->lock held (or on the worker before the
+// request side is shared): a decided request (`decision`
+// pending) goes through the volume counters, if the rule set has any, and has
+// its verdict applied; then the opened record is appended.
+request_status settle_request(const std::shared_ptr<flow_env>& env, const std::shared_ptr<request_side>& side,
+                              request_state& req, const request_resume& resume, request_status decision) {
+  request_result& r = side->r;
+  if (decision == request_status::pending) {
+    const policy_snapshot& snap = *env->snap;
+    if (snap.volumes && policy::has_volumes(*snap.rules)) {
+      r.counted_at = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+      decision = count_rounds(env, side, req, resume);
+      if (decision == request_status::pending) return decision;
+    } else {
+      decision = finish_request(*env, req, r);
+    }
+  }
+  return commit_request(*env, req, r, resume, decision);
+}
+
+// The volume metrics of a flow (on its worker, at its end).
+void count_volumes(enforce_metrics& stats, unsigned w, std::string_view backend, const request_result& r) {
+  const auto& v = r.volumes;
+  if (!v.errors.empty()) {
+    stats.volume_ops.at(w, {backend, "unavailable"}).add();
+    stats.volume_unavailable.at(w, {v.refused ? "refuse" : "local"}).add();
+  }
+  if (v.rounds > 0 && v.errors.empty()) {
+    stats.volume_ops.at(w, {backend, v.added.empty() ? "limited" : "added"}).add();
+  }
+  for (const auto& h : r.verdict.volumes) {
+    if (!h.level.empty()) stats.volume_levels.at(w, {h.counter, h.level}).add();
+  }
+}
+
+class enforce_filter final : public filter {
+ public:
+  enforce_filter(std::shared_ptr<const policy_snapshot> snap, const flow_info& f)
+      : info_(&f), shard_(&snap->stats->shard(f.worker)), env_(std::make_shared<flow_env>()),
+        side_(std::make_shared<request_side>()) {
+    env_->snap = std::move(snap);
+    env_->flow_id = f.id;
+    env_->worker = f.worker;
+    env_->listener = f.listener;
+    env_->peer = f.peer.to_string();
+    env_->client_subject = f.client_subject;
+    env_->mode = f.mode;
+    env_->host = f.host;
+    env_->destination = f.destination;
+    if (f.route) {
+      env_->api = f.route->api;
+      env_->dst = f.route->jurisdiction;
+      env_->route = f.route->prefix;
+    }
+  }
+
+  request_status on_request(request_state& req, const request_resume& resume) override;
+  response_head_status on_response_head(response_head_state& head) override;
+  event_status on_event(event_state& ev) override;
+  event_status on_stream_end(stream_end_state& end) override;
+  void on_response_body(response_body_state& body) override;
+  void on_flow_end(const flow_summary& summary) noexcept override;
+
+ private:
+  // The request result, for the phases after the request went on: whoever
+  // inspected it has finished (the resume that let the flow go on came after).
+  [[nodiscard]] const request_result& req() const noexcept { return side_->r; }
+  [[nodiscard]] const policy_snapshot& snap() const noexcept { return *env_->snap; }
+  [[nodiscard]] policy::action response_action(std::optional<policy::verdict>& final_resp) const;
+  void response_unscannable(response_body_state& body, std::string why);
+  void note_time(clock::time_point t0) { inspect_ += clock::now() - t0; }
+
+  const flow_info* info_;
+  enforce_shard* shard_;
+  std::shared_ptr<flow_env> env_;
+  std::shared_ptr<request_side> side_;
+
+  // Response.
+  std::optional<stream_guard> guard_;
+  bool response_unscannable_ = false;  // response could not be inspected
+  bool response_error_ = false;        // internal failure on the response
+  bool response_findings_limit_ = false;
+  std::string response_detail_;
+  std::uint64_t unscanned_events_ = 0;
+  std::optional<policy::verdict> body_v_;  // a non-streamed response's verdict
+  std::vector<part_info> body_parts_;
+  std::optional<kept_texts> response_texts_;
+  token_usage usage_;
+  std::chrono::nanoseconds inspect_{0};
+};
+
+request_status enforce_filter::on_request(request_state& req, const request_resume& resume) {
+  const auto t0 = clock::now();
+  flow_env& env = *env_;
+  request_result& r = side_->r;
+  env.src = snap().sources.resolve(*info_, req.headers);
+  strip_customs_headers(req.headers);
+  if (env.src.header_ignored) {
+    shard_->headers_ignored.add();
+    log_line(log_level::warn, "source_header_ignored")
+        .kv("flow", info_->id)
+        .kv("peer", info_->peer.to_string())
+        .kv("reason", "the peer is not in trusted_proxies");
+  }
+  if (env.src.origin == source_origin::none) {
+    r.outcome = request_outcome::refused;
+    r.detail = env.src.error;
+    log_line(log_level::warn, "source_unresolved").kv("flow", info_->id).kv("peer", info_->peer.to_string()).kv("error", r.detail);
+    req.response = json_reply(env.api, 403, "customs: " + r.detail, "customs_unknown_source");
+    req.response_headers.push_back({"X-Customs-Verdict", "refused"});
+    note_time(t0);
+    return commit_request(env, req, r, resume, request_status::respond);
+  }
+  // A compressed answer could not be inspected: ask for an uncompressed one.
+  req.upstream_headers.push_back({"Accept-Encoding", "identity"});
+
+  if (req.body.size() >= inspect_pool::offload_bytes && snap().pool) {
+    // A large body is inspected on the pool, so that this worker's other flows
+    // go on meanwhile.
+    r.offloaded = true;
+    const bool posted = snap().pool->try_post([env = env_, side = side_, rq = &req, resume]() {
+      try {
+        request_result res;
+        res.offloaded = true;
+        const auto start = clock::now();
+        const request_status decision = inspect_request(*env, *rq, res);
+        res.inspect = clock::now() - start;
+        request_status now = request_status::pending;
+        {
+          std::lock_guard lock(side->lock);
+          if (side->abandoned) return;  // the flow ended meanwhile: nothing goes on
+          side->r = std::move(res);
+          side->published = true;
+          now = settle_request(env, side, *rq, resume, decision);
+        }
+        if (now != request_status::pending) resume(now);
+      } catch (const std::exception& e) {
+        log_line(log_level::error, "enforcement_error").kv("flow", env->flow_id).kv("phase", "request").kv("error", e.what());
+      } catch (...) {
+        log_line(log_level::error, "enforcement_error").kv("flow", env->flow_id).kv("phase", "request");
+      }
+      // On an exception the resume handle is dropped uncalled: the client gets 500.
+    });
+    if (posted) {
+      shard_->offloaded.add();
+      note_time(t0);
+      return request_status::pending;
+    }
+    r.offloaded = false;
+    r.outcome = request_outcome::refused;
+    r.detail = "inspect_queue";
+    snap().stats->limit_hits.at(info_->worker, {"inspect_queue"}).add();
+    req.response = json_reply(env.api, 503, "customs: too many large requests are being inspected; try again later",
+                              "customs_busy");
+    req.response.headers.push_back({"Retry-After", "1"});
+    req.response_headers.push_back({"X-Customs-Verdict", "refused"});
+    note_time(t0);
+    return commit_request(env, req, r, resume, request_status::respond);
+  }
+  // On the worker, nothing else sees the request side yet: no lock needed
+  // (an asynchronous counter store's answer comes back on this worker later).
+  const request_status decision = inspect_request(env, req, r);
+  side_->published = true;
+  const request_status now = settle_request(env_, side_, req, resume, decision);
+  note_time(t0);
+  return now;
+}
+
 response_head_status enforce_filter::on_response_head(response_head_state& head) {
-  if (!endpoint_ || outcome_ != request_outcome::decided) {
+  const request_result& r = req();
+  if (!r.endpoint || r.outcome != request_outcome::decided) {
     // Forwarded without inspection (unscannable: tag or allow): the response
     // cannot be decoded either.
-    if (outcome_ == request_outcome::unscannable) response_unscannable_ = head.kind != body_kind::none;
+    if (r.outcome == request_outcome::unscannable) response_unscannable_ = head.kind != body_kind::none;
     return response_head_status::proceed;
   }
   if (head.kind == body_kind::event_stream) {
     const auto t0 = clock::now();
     stream_guard_options o;
-    o.unscannable = snap_->unscannable;
-    o.keep_texts = snap_->content == audit_content::full;
+    o.unscannable = snap().unscannable;
+    o.keep_texts = snap().content == audit_content::full;
+    o.keep_bytes = snap().content_bytes;
+    o.max_findings = snap().findings_per_flow;
     o.stats = shard_;
-    o.strip_usage = usage_injected_;
-    auto g = stream_guard::create(api_, *endpoint_, snap_->rules, context(policy::direction::response), o);
+    o.strip_usage = r.usage_injected;
+    auto g = stream_guard::create(env_->api, *r.endpoint, snap().rules, env_->context(policy::direction::response), o);
     if (g) guard_.emplace(std::move(*g));
-    else response_detail_ = "event stream on " + std::string(to_string(*endpoint_)) + ": " + g.error().message();
+    else response_detail_ = "event stream on " + std::string(to_string(*r.endpoint)) + ": " + g.error().message();
     note_time(t0);
     return response_head_status::proceed;
   }
-  if (head.kind == body_kind::whole && head.status >= 200 && head.status < 300 && answers_with_text(*endpoint_)) {
-    return response_head_status::inspect_body;
+  if (head.kind != body_kind::whole) return response_head_status::proceed;
+  // Answers with text, and provider errors of any endpoint (an error may quote
+  // what it refuses), are read whole and scanned.
+  if (head.status >= 200 && head.status < 300) {
+    return answers_with_text(*r.endpoint) ? response_head_status::inspect_body : response_head_status::proceed;
   }
-  return response_head_status::proceed;
+  return head.status >= 400 ? response_head_status::inspect_body : response_head_status::proceed;
 }
 
 event_status enforce_filter::on_event(event_state& ev) {
   if (!guard_) {
     // Nothing can decode this stream.
-    if (snap_->unscannable == unscannable_mode::block && outcome_ == request_outcome::decided) {
+    if (snap().unscannable == unscannable_mode::block && req().outcome == request_outcome::decided) {
       response_unscannable_ = true;
-      ev.out.push_back(stream_error_event(api_, 451, "customs: the response could not be inspected", "customs_unscannable"));
+      ev.out.push_back(
+          stream_error_event(env_->api, 451, "customs: the response could not be inspected", "customs_unscannable"));
       return event_status::stop;
     }
     if (ev.event->has_data) {
@@ -647,75 +891,94 @@ event_status enforce_filter::on_stream_end(stream_end_state& end) {
   return s == stream_guard::step::stop ? event_status::stop : event_status::pass;
 }
 
+void enforce_filter::response_unscannable(response_body_state& body, std::string why) {
+  response_detail_ = std::move(why);
+  response_unscannable_ = true;
+  if (snap().unscannable != unscannable_mode::block) return;
+  body.status = 451;
+  body.body = error_body(env_->api, 451, "customs: the response could not be inspected", "customs_unscannable");
+  body.add_headers.push_back({"Content-Type", "application/json"});
+  body.add_headers.push_back({"X-Customs-Response-Verdict", "unscannable"});
+}
+
 void enforce_filter::on_response_body(response_body_state& body) {
   const auto t0 = clock::now();
-  auto ex = extract_response(api_, *endpoint_, body.body);
+  const scope_exit done{[this, t0] { note_time(t0); }};
+  const bool success = body.status >= 200 && body.status < 300;
+  // A 2xx answer in the endpoint's shape, or (any status) a provider error,
+  // whose every string is scanned; a non-JSON error body is scanned as text.
+  auto ex = success ? extract_response(env_->api, *req().endpoint, body.body) : extract_error_body(body.body);
+  std::optional<std::string> raw;  // a non-JSON error body, scanned as one text
   if (!ex) {
-    response_detail_ = "response: " + ex.error().message();
-    if (snap_->unscannable == unscannable_mode::block) {
-      response_unscannable_ = true;
-      body.status = 451;
-      body.body = error_body(api_, 451, "customs: the response could not be inspected", "customs_unscannable");
-      body.add_headers.push_back({"Content-Type", "application/json"});
-      body.add_headers.push_back({"X-Customs-Response-Verdict", "unscannable"});
-    } else {
-      response_unscannable_ = true;
-    }
-    note_time(t0);
-    return;
+    if (success) return response_unscannable(body, "response: " + ex.error().message());
+    raw = body.body;
+  } else {
+    usage_.merge(ex->usage);
   }
-  usage_.merge(ex->usage);
-  if (ex->provider_error) {
-    note_time(t0);
-    return;
+  const auto& rules = *snap().rules;
+  const policy::flow_context ctx = env_->context(policy::direction::response);
+  std::vector<std::string_view> texts;
+  if (raw) {
+    texts.push_back(*raw);
+    body_parts_.push_back({slot_role::error, {}});
+  } else {
+    for (const auto& s : ex->slots) texts.push_back(s.text);
+    body_parts_ = parts_of(ex->slots);
   }
-  const auto& rules = *snap_->rules;
-  std::vector<policy::finding> found;
-  for (std::size_t i = 0; i < ex->slots.size(); ++i) {
-    auto f = rules.scan(ex->slots[i].text, static_cast<std::uint32_t>(i));
-    found.insert(found.end(), std::make_move_iterator(f.begin()), std::make_move_iterator(f.end()));
-  }
-  body_v_ = rules.decide(context(policy::direction::response), std::move(found));
+  policy::parts_options po;
+  po.join = false;  // as streams are scanned: each text alone (and as replay judges them)
+  po.max_findings = snap().findings_per_flow;
+  auto scanned = policy::scan_parts(snap().rules, ctx, texts, po);
+  body_v_ = rules.decide(ctx, std::move(scanned.findings));
   const policy::verdict& v = *body_v_;
-  if (snap_->content == audit_content::full) {
-    for (const auto& s : ex->slots) response_texts_.emplace_back(s.text);
+  if (snap().content == audit_content::full) {
+    response_texts_.emplace(snap().content_bytes);
+    for (auto t : texts) response_texts_->add(t);
   }
   if (v.act == policy::action::block) {
     body.status = 451;
-    body.body = error_body(api_, 451, blocked_message("the response was", v.rules), "customs_blocked");
+    body.body = error_body(env_->api, 451, blocked_message("the response was", v.rules), "customs_blocked");
     body.add_headers.push_back({"Content-Type", "application/json"});
     body.add_headers.push_back({"X-Customs-Response-Verdict", "block"});
     body.add_headers.push_back({"X-Customs-Response-Rule", join(v.rules)});
-    note_time(t0);
     return;
   }
-  bool rewrite = logprobs_requested_ && strip_logprobs(ex->document);
-  std::vector<std::string> texts;
-  std::vector<text_replacement> changes;
-  if (v.act == policy::action::redact) {
-    redactions(rules, ex->slots, v.findings, texts, changes);
-    rewrite = true;
+  if (scanned.truncated) {
+    response_findings_limit_ = true;
+    response_unscannable(body, "response: more than " + std::to_string(snap().findings_per_flow) + " findings");
+    return;
   }
-  if (rewrite) {
-    auto out = rewrite_response(*ex, changes);
-    if (!out) {
-      response_error_ = true;
-      response_detail_ = "rewrite_response: " + out.error().message();
-      log_line(log_level::error, "enforcement_error").kv("flow", info_->id).kv("error", response_detail_);
-      body.status = 500;
-      body.body = error_body(api_, 500, "customs: internal error while enforcing the policy", "customs_inspection_error");
-      body.add_headers.push_back({"Content-Type", "application/json"});
-      note_time(t0);
-      return;
+  if (raw) {
+    if (v.act == policy::action::redact) body.body = rules.redact(*raw, v.findings, 0);
+  } else {
+    // A body that repeated a key is forwarded re-serialised from what was read.
+    bool rewrite = (success && req().logprobs && strip_logprobs(ex->document)) || ex->duplicate_keys;
+    std::vector<std::string> texts_out;
+    std::vector<text_replacement> changes;
+    if (v.act == policy::action::redact) {
+      redactions(rules, ex->slots, v.findings, texts_out, changes);
+      rewrite = true;
     }
-    body.body = std::move(*out);
+    if (rewrite) {
+      auto out = rewrite_response(*ex, changes);
+      if (!out) {
+        response_error_ = true;
+        response_detail_ = "rewrite_response: " + out.error().message();
+        log_line(log_level::error, "enforcement_error").kv("flow", info_->id).kv("error", response_detail_);
+        body.status = 500;
+        body.body = error_body(env_->api, 500, "customs: internal error while enforcing the policy",
+                               "customs_inspection_error");
+        body.add_headers.push_back({"Content-Type", "application/json"});
+        return;
+      }
+      body.body = std::move(*out);
+    }
   }
   if (v.act >= policy::action::tag) {
     body.add_headers.push_back({"X-Customs-Response-Verdict", std::string(policy::to_string(v.act))});
     if (!v.rules.empty()) body.add_headers.push_back({"X-Customs-Response-Rule", join(v.rules)});
     if (!v.tags.empty()) body.add_headers.push_back({"X-Customs-Response-Tags", join(v.tags)});
   }
-  note_time(t0);
 }
 
 policy::action enforce_filter::response_action(std::optional<policy::verdict>& final_resp) const {
@@ -724,25 +987,37 @@ policy::action enforce_filter::response_action(std::optional<policy::verdict>& f
   } else if (guard_ && (guard_->segments() > 0 || guard_->cut() == cut_reason::blocked)) {
     // The stream's verdict, decided as audit replay decides the recorded texts:
     // all segments together, one part each.
-    final_resp = snap_->rules->decide(context(policy::direction::response), guard_->findings());
+    final_resp = snap().rules->decide(env_->context(policy::direction::response), guard_->findings());
   }
   return final_resp ? final_resp->act : policy::action::allow;
 }
 
 void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
   try {
-    if (outcome_ == request_outcome::unseen) {
+    // Take the request side: a request still being inspected on the pool is
+    // abandoned (it will neither commit nor go on).
+    std::unique_lock lock(side_->lock);
+    side_->abandoned = true;
+    request_result& r = side_->r;
+    const bool inspecting = r.offloaded && !side_->published;
+    if (r.outcome == request_outcome::unseen && !inspecting) {
       // Never inspected, never forwarded: the trail still shows the attempt.
-      src_ = snap_->sources.resolve(*info_, boost::beast::http::fields{});
+      env_->src = snap().sources.resolve(*info_, boost::beast::http::fields{});
     }
+    if (inspecting) {
+      r.outcome = request_outcome::error;
+      r.detail = "the flow ended while its request was being inspected";
+    }
+    const policy_snapshot& sn = snap();
     std::optional<policy::verdict> resp;
     const policy::action resp_act = response_action(resp);
     const cut_reason cut = guard_ ? guard_->cut() : cut_reason::none;
+    bool resp_findings_limit = response_findings_limit_;
     if (guard_) {
       usage_.merge(guard_->usage());
       unscanned_events_ += guard_->unscanned_events();
       if (guard_->cut() != cut_reason::none || guard_->unscanned_events() > 0) response_detail_ = guard_->detail();
-      if (snap_->content == audit_content::full) response_texts_ = guard_->texts();
+      resp_findings_limit = resp_findings_limit || guard_->findings_limit();
     }
     const bool resp_unscannable = response_unscannable_ || cut == cut_reason::unscannable || unscanned_events_ > 0;
     const bool resp_error = response_error_ || cut == cut_reason::engine_error;
@@ -751,30 +1026,31 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     bool audit_refused = false;
     std::string_view audit_failure;
     std::int64_t wait_ns = -1;
-    if (ticket_) {
-      const int st = ticket_->st.load();
+    if (r.ticket) {
+      const int st = r.ticket->st.load();
       if (st == audit_ticket::failed) {
-        audit_failure = audit_reason(ticket_->error.load());
-        audit_refused = snap_->refuse_on_audit_failure;
+        audit_failure = audit_reason(r.ticket->error.load());
+        audit_refused = sn.refuse_on_audit_failure;
       } else if (st == audit_ticket::durable) {
-        wait_ns = ticket_->wait_ns.load();
+        wait_ns = r.ticket->wait_ns.load();
       }
     }
 
+    const bool decided = r.outcome == request_outcome::decided;
     std::string action;
-    if (outcome_ == request_outcome::unseen || outcome_ == request_outcome::error) action = "error";
-    else if (outcome_ == request_outcome::refused || audit_refused) action = "refused";
-    else if ((outcome_ == request_outcome::decided && req_v_.act == policy::action::block) || resp_act == policy::action::block) action = "block";
+    if (r.outcome == request_outcome::unseen || r.outcome == request_outcome::error) action = "error";
+    else if (r.outcome == request_outcome::refused || audit_refused) action = "refused";
+    else if ((decided && r.verdict.act == policy::action::block) || resp_act == policy::action::block) action = "block";
     else if (resp_error) action = "error";
-    else if (outcome_ == request_outcome::unscannable || resp_unscannable) action = "unscannable";
-    else action = policy::to_string(std::max(req_v_.act, resp_act));
+    else if (r.outcome == request_outcome::unscannable || resp_unscannable) action = "unscannable";
+    else action = policy::to_string(std::max(r.verdict.act, resp_act));
 
-    const std::vector<std::string> rules = resp ? merge_sorted(req_v_.rules, resp->rules) : req_v_.rules;
+    const std::vector<std::string> rules = resp ? merge_sorted(r.verdict.rules, resp->rules) : r.verdict.rules;
 
     audit::record rec;
     rec.kind = audit::record_kind::flow_closed;
     rec.flow_id = info_->id;
-    rec.index = index(action, rules);
+    rec.index = index_of(*env_, action, rules);
     rec.index.tokens_in = usage_.input_tokens.value_or(audit::tokens_unknown);
     rec.index.tokens_out = usage_.output_tokens.value_or(audit::tokens_unknown);
 
@@ -787,21 +1063,21 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     json::object verdict;
     verdict["action"] = action;
     std::string_view req_action = "none";
-    if (outcome_ == request_outcome::decided) req_action = policy::to_string(req_v_.act);
-    else if (outcome_ == request_outcome::unscannable) req_action = "unscannable";
-    else if (outcome_ == request_outcome::refused) req_action = "refused";
-    else if (outcome_ == request_outcome::error) req_action = "error";
+    if (decided) req_action = policy::to_string(r.verdict.act);
+    else if (r.outcome == request_outcome::unscannable) req_action = "unscannable";
+    else if (r.outcome == request_outcome::refused) req_action = "refused";
+    else if (r.outcome == request_outcome::error) req_action = "error";
     verdict["request"] = req_action;
     verdict["response"] = resp ? policy::to_string(resp->act) : std::string_view(resp_unscannable ? "unscannable" : "none");
     verdict["rules"] = strings_json(rules);
-    verdict["tags"] = strings_json(resp ? merge_sorted(req_v_.tags, resp->tags) : req_v_.tags);
+    verdict["tags"] = strings_json(resp ? merge_sorted(r.verdict.tags, resp->tags) : r.verdict.tags);
     p["verdict"] = std::move(verdict);
     json::object usage;
     if (usage_.input_tokens) usage["input_tokens"] = *usage_.input_tokens;
     if (usage_.output_tokens) usage["output_tokens"] = *usage_.output_tokens;
     p["usage"] = std::move(usage);
-    if (usage_injected_) p["usage_requested"] = true;
-    if (!model_.empty()) p["model"] = model_;
+    if (r.usage_injected) p["usage_requested"] = true;
+    if (!r.model.empty()) p["model"] = r.model;
     p["bytes"] = json::object{{"in", summary.bytes_in},
                               {"out", summary.bytes_out},
                               {"upstream_in", summary.upstream_bytes_in},
@@ -811,55 +1087,72 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     t["duration"] = static_cast<double>(summary.duration.count()) / 1e6;
     if (summary.ttfb.count() >= 0) t["ttfb"] = static_cast<double>(summary.ttfb.count()) / 1e6;
     if (summary.upstream_ttfb.count() >= 0) t["upstream_ttfb"] = static_cast<double>(summary.upstream_ttfb.count()) / 1e6;
-    t["inspect"] = static_cast<double>(inspect_.count()) / 1e6;
+    const auto inspected = inspect_ + r.inspect;
+    t["inspect"] = static_cast<double>(inspected.count()) / 1e6;
     if (wait_ns >= 0) t["audit_wait"] = static_cast<double>(wait_ns) / 1e6;
     p["timings_ms"] = std::move(t);
-    json::array findings = findings_json(req_v_.findings, policy::direction::request, snap_->content);
+    json::array findings = findings_json(r.verdict.findings, policy::direction::request, sn.content, &r.parts);
     if (resp) {
-      for (auto& f : findings_json(resp->findings, policy::direction::response, snap_->content)) findings.push_back(std::move(f));
+      const std::vector<part_info>* parts = body_v_ ? &body_parts_ : nullptr;
+      for (auto& f : findings_json(resp->findings, policy::direction::response, sn.content, parts)) {
+        findings.push_back(std::move(f));
+      }
     }
     p["findings"] = std::move(findings);
-    if (snap_->content == audit_content::full && (resp || !response_texts_.empty())) {
-      p["response_texts"] = strings_json(response_texts_);
+    bool content_cut = r.content_limit;
+    if (sn.content == audit_content::full) {
+      kept_texts* kept = guard_ ? &guard_->kept() : (response_texts_ ? &*response_texts_ : nullptr);
+      if (kept != nullptr && (resp || kept->size() > 0)) {
+        p["response_texts"] = kept->texts();
+        if (kept->cut()) {
+          p["response_texts_cut"] = kept->markers();
+          content_cut = true;
+        }
+      }
     }
+    if (resp_findings_limit) p["findings_limit"] = sn.findings_per_flow;
     if (unscanned_events_ > 0) p["unscanned_events"] = unscanned_events_;
     if (!audit_failure.empty()) p["audit_failure"] = audit_failure;
-    if (!detail_.empty()) p["detail"] = detail_;
+    if (!r.detail.empty()) p["detail"] = r.detail;
     if (!response_detail_.empty()) p["response_detail"] = response_detail_;
     rec.payload = json::serialize(p);
 
-    if (snap_->audit) {
-      if (const auto ec = snap_->audit->append(std::move(rec)); ec) {
-        snap_->stats->audit_failures.at(info_->worker, {audit_reason(ec.value())}).add();
+    if (sn.audit) {
+      if (const auto ec = sn.audit->append(std::move(rec)); ec) {
+        sn.stats->audit_failures.at(info_->worker, {audit_reason(ec.value())}).add();
       }
     }
+    lock.unlock();
 
     // Metrics (this worker's shards).
-    auto& stats = *snap_->stats;
+    auto& stats = *sn.stats;
     const unsigned w = info_->worker;
-    stats.flows.at(w, {route_, action}).add();
-    if (!src_.jurisdiction.empty()) stats.pairs.at(w, {src_.jurisdiction, dst_}).add();
-    for (const auto& r : rules) stats.rules.at(w, {r}).add();
+    stats.flows.at(w, {env_->route, action}).add();
+    if (!env_->src.jurisdiction.empty()) stats.pairs.at(w, {env_->src.jurisdiction, env_->dst}).add();
+    for (const auto& rule : rules) stats.rules.at(w, {rule}).add();
     {
-      const std::string_view model = stats.models.admit(model_);
-      const std::string_view tenant = stats.tenants.admit(src_.tenant);
+      const std::string_view model = stats.models.admit(r.model);
+      const std::string_view tenant = stats.tenants.admit(env_->src.tenant);
       if (usage_.empty()) {
-        if (outcome_ == request_outcome::decided && req_v_.act != policy::action::block) {
-          stats.usage_unknown.at(w, {route_, model}).add();
-        }
+        if (decided && r.verdict.act != policy::action::block) stats.usage_unknown.at(w, {env_->route, model}).add();
       } else {
+        const auto& e = *env_;
         if (usage_.input_tokens) {
-          stats.tokens.at(w, {route_, tenant, src_.jurisdiction, dst_, model, "in"}).add(*usage_.input_tokens);
+          stats.tokens.at(w, {e.route, tenant, e.src.jurisdiction, e.dst, model, "in"}).add(*usage_.input_tokens);
         }
         if (usage_.output_tokens) {
-          stats.tokens.at(w, {route_, tenant, src_.jurisdiction, dst_, model, "out"}).add(*usage_.output_tokens);
+          stats.tokens.at(w, {e.route, tenant, e.src.jurisdiction, e.dst, model, "out"}).add(*usage_.output_tokens);
         }
       }
     }
-    for (const auto& f : req_v_.findings) stats.findings.at(w, {f.detector, "request"}).add();
+    if (sn.volumes) count_volumes(stats, w, sn.volumes->backend(), r);
+    for (const auto& f : r.verdict.findings) stats.findings.at(w, {f.detector, "request"}).add();
     if (resp) {
       for (const auto& f : resp->findings) stats.findings.at(w, {f.detector, "response"}).add();
     }
+    if (r.findings_limit || resp_findings_limit) stats.limit_hits.at(w, {"findings_per_flow"}).add();
+    if (r.decoded_limit) stats.limit_hits.at(w, {"decoded_text_bytes"}).add();
+    if (content_cut) stats.limit_hits.at(w, {"audit_content_bytes"}).add();
     if (!audit_failure.empty()) {
       stats.audit_failures.at(w, {audit_failure}).add();
       if (audit_refused) stats.audit_refusals.at(w, {audit_failure}).add();
@@ -869,11 +1162,11 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
         log_line(log_level::error, "audit_refused")
             .kv("flow", info_->id)
             .kv("reason", audit_failure)
-            .kv("on_failure", snap_->refuse_on_audit_failure ? "refuse" : "allow");
+            .kv("on_failure", sn.refuse_on_audit_failure ? "refuse" : "allow");
       }
     }
     if (wait_ns >= 0) shard_->audit_wait.observe(std::chrono::nanoseconds(wait_ns));
-    if (outcome_ != request_outcome::unseen) shard_->inspect.observe(inspect_);
+    if (r.outcome != request_outcome::unseen) shard_->inspect.observe(inspected);
   } catch (const std::exception& e) {
     log_line(log_level::error, "enforcement_error").kv("flow", info_->id).kv("phase", "flow_end").kv("error", e.what());
   } catch (...) {

@@ -77,7 +77,12 @@ enforce_metrics::enforce_metrics(unsigned workers)
       volume_unavailable("customs_volume_unavailable_flows_total",
                          "Flows that met an unavailable counter store, by on_unavailable policy.", {"policy"}, workers),
       volume_levels("customs_volume_levels_total", "Flows that reached a volume level.", {"counter", "level"}, workers),
+      limit_hits("customs_limit_hits_total",
+                 "Flows that reached an enforcement bound, by bound (see the operator guide).", {"limit"}, workers),
       shards_(workers) {
+  for (const char* l : {"findings_per_flow", "decoded_text_bytes", "audit_content_bytes", "inspect_queue"}) {
+    limit_hits.ensure({l});
+  }
   for (const char* r : {"queue_full", "store_failed", "closed", "trail_lost"}) {
     audit_refusals.ensure({r});
     audit_failures.ensure({r});
@@ -113,6 +118,7 @@ void enforce_metrics::render(std::string& out) const {
   volume_ops.render(out);
   volume_unavailable.render(out);
   volume_levels.render(out);
+  limit_hits.render(out);
 
   auto sum = [&](counter enforce_shard::*m) {
     std::uint64_t v = 0;
@@ -125,6 +131,9 @@ void enforce_metrics::render(std::string& out) const {
   write_metric_header(out, "customs_unscanned_events_total", "counter",
                       "Stream events forwarded without inspection (unscannable: tag or allow).");
   write_sample(out, "customs_unscanned_events_total", "", sum(&enforce_shard::unscanned_events));
+  write_metric_header(out, "customs_inspect_offloaded_total", "counter",
+                      "Requests inspected on the inspection pool instead of their worker (large bodies).");
+  write_sample(out, "customs_inspect_offloaded_total", "", sum(&enforce_shard::offloaded));
 
   struct hist {
     std::string_view name;

@@ -14,6 +14,8 @@
 //                                                flows let through with on_failure: allow)
 //   customs_source_headers_ignored_total         X-Customs-* source headers from untrusted peers
 //   customs_unscanned_events_total               events forwarded uninspected (unscannable: tag/allow)
+//   customs_inspect_offloaded_total              requests inspected on the inspection pool
+//                                                (bodies of inspect_pool::offload_bytes or more)
 //   customs_hold_back_seconds                    how long streamed text was held back (histogram)
 //   customs_inspect_seconds                      inspection time per flow (histogram; CPU on the worker)
 //   customs_audit_durable_wait_seconds           flow_opened append -> durable (histogram)
@@ -37,6 +39,12 @@
 //   customs_volume_levels_total{counter,level}   flows that reached a volume level
 //   customs_rule_loads_total{result}             rule set loads at start-up and reload
 //   customs_rule_set_info{id,version,hash}       1 for the active rule set
+//   customs_limit_hits_total{limit}              flows that reached a bound: findings_per_flow
+//                                                (limits.findings_per_flow, either direction),
+//                                                decoded_text_bytes (inline files of a request),
+//                                                audit_content_bytes (audit.content_bytes: texts
+//                                                cut in the record), inspect_queue (large requests
+//                                                refused because the inspection pool was full)
 //
 // Labelled series are created the first time a label set is seen: those known
 // from the config (routes, actions) when it is loaded, rules and detectors when
@@ -112,6 +120,7 @@ struct alignas(64) enforce_shard {
   histogram audit_wait;
   counter headers_ignored;
   counter unscanned_events;
+  counter offloaded;
 };
 
 class enforce_metrics {
@@ -133,6 +142,7 @@ class enforce_metrics {
   // Bounded label values of tokens / usage_unknown (set from metering.*).
   label_bound models{50};
   label_bound tenants{200};
+  counter_family limit_hits;
 
   [[nodiscard]] enforce_shard& shard(unsigned worker) noexcept { return shards_[worker]; }
 

@@ -2,6 +2,8 @@
 
 #include "audit/audit.hpp"
 #include "crypto/key_file.hpp"
+#include "daemon/enforce/edge_enforce.hpp"
+#include "daemon/enforce/inspect_pool.hpp"
 #include "daemon/log.hpp"
 #include "daemon/volume/redis_store.hpp"
 #include "daemon/volume/sqlite_store.hpp"
@@ -86,6 +88,9 @@ policy::load_result load_rules(const config& cfg) {
 enforcer::enforcer(const config& cfg) {
   if (!cfg.enforcing() || !cfg.audit) throw std::runtime_error("enforcement needs rules and audit in the config");
   stats_ = std::make_shared<enforce_metrics>(cfg.effective_threads());
+  // As many inspection threads as workers; a few large requests per thread
+  // may wait (each holds its body, already bounded by request_body_bytes).
+  pool_ = std::make_shared<inspect_pool>(cfg.effective_threads(), 4 * std::size_t{cfg.effective_threads()});
   // Rules first: a broken rule file should not leave a new audit trail behind.
   auto loaded = load_rules(cfg);
   preloaded_ = loaded.rules;
@@ -139,6 +144,8 @@ enforcer::enforcer(const config& cfg) {
 enforcer::~enforcer() { close(); }
 
 void enforcer::close() {
+  // Requests still being inspected append their records before the trail closes.
+  if (pool_) pool_->stop();
   if (trail_) trail_->close();
 }
 
@@ -146,8 +153,22 @@ daemon::server_options enforcer::server_options() {
   daemon::server_options o;
   o.handle_signals = false;
   o.filters_for_config = [this](const config& c) { return chain_for(c); };
+  o.edge_for_config = [this](const config& c) -> std::shared_ptr<const edge_policy> {
+    std::lock_guard lock(mutex_);
+    if (built_for_ != &c || !built_) return nullptr;
+    return make_edge_policy(built_);
+  };
   o.config_applied = [this](const config& c) { applied(c); };
+  o.describe_filter_changes = [this] { return rule_changes(); };
   return o;
+}
+
+std::vector<std::string> enforcer::rule_changes() const {
+  std::lock_guard lock(mutex_);
+  if (!built_ || !active_ || built_->rules->hash() == active_->rules->hash()) return {};
+  const auto& a = *active_->rules;
+  const auto& b = *built_->rules;
+  return {"rules: " + a.id() + " " + a.hash().substr(0, 12) + " => " + b.id() + " " + b.hash().substr(0, 12)};
 }
 
 std::shared_ptr<const policy_snapshot> enforcer::build(const config& cfg, policy::rule_set_ptr rules) {
@@ -161,7 +182,10 @@ std::shared_ptr<const policy_snapshot> enforcer::build(const config& cfg, policy
   if (cfg.audit) {
     s->content = cfg.audit->content;
     s->refuse_on_audit_failure = cfg.audit->refuse_on_failure;
+    s->content_bytes = cfg.audit->content_bytes;
   }
+  s->findings_per_flow = cfg.limits.findings_per_flow;
+  s->pool = pool_;
   s->audit = trail_;
   s->stats = stats_;
   s->volumes = volumes_;
@@ -221,6 +245,8 @@ void enforcer::applied(const config& cfg) {
   stats_->set_rule_set(now->rules->id(), now->rules->version(), now->rules->hash());
   log_line(log_level::info, "rules_active").kv("id", now->rules->id()).kv("hash", now->rules->hash());
 }
+
+std::size_t enforcer::inspecting() const noexcept { return pool_ ? pool_->jobs() : 0; }
 
 std::shared_ptr<const policy_snapshot> enforcer::active() const {
   std::lock_guard lock(mutex_);

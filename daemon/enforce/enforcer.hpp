@@ -58,12 +58,19 @@ class enforcer {
   [[nodiscard]] filter_chain_builder chain_for(const config& cfg);
   // cfg (last passed to chain_for) is now the running config.
   void applied(const config& cfg);
+  // The rule set chain_for last built against the active one: one item when
+  // their hashes differ (a reload that changed rule files' contents).
+  [[nodiscard]] std::vector<std::string> rule_changes() const;
 
   // The snapshot new flows use.
   [[nodiscard]] std::shared_ptr<const policy_snapshot> active() const;
   [[nodiscard]] const std::shared_ptr<audit::writer>& trail() const noexcept { return trail_; }
   [[nodiscard]] enforce_metrics& stats() noexcept { return *stats_; }
   [[nodiscard]] volume::volume_counter* volumes() noexcept { return volumes_.get(); }
+  // Large requests being inspected (or waiting) on the inspection pool.
+  [[nodiscard]] std::size_t inspecting() const noexcept;
+  // The inspection pool itself (tests fill it to reach its bound).
+  [[nodiscard]] inspect_pool& pool() noexcept { return *pool_; }
 
   // Flushes and closes the audit trail (after the server stopped).
   void close();
@@ -73,6 +80,7 @@ class enforcer {
   [[nodiscard]] std::string rules_json() const;
 
   std::shared_ptr<enforce_metrics> stats_;
+  std::shared_ptr<inspect_pool> pool_;  // large request bodies are inspected here
   std::shared_ptr<audit::writer> trail_;
   std::shared_ptr<volume::volume_counter> volumes_;  // null without `volumes` in the config
   policy::rule_set_ptr preloaded_;  // the constructor's load, used by the first chain_for

@@ -133,6 +133,7 @@ resolved_source source_resolver::resolve(const flow_info& flow, const boost::bea
     return r;
   }
   if (from_proxy && ten.present) r.tenant = std::string(ten.value);
+  else if (!flow.proxy_tenant.empty()) r.tenant = flow.proxy_tenant;  // the proxy credentials' tenant
   return r;
 }
 

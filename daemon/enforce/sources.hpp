@@ -10,7 +10,9 @@
 // otherwise the listener's default_source. A trusted proxy's X-Customs-Tenant
 // alone overrides the tenant of whatever resolved the jurisdiction. The headers
 // are ignored (and reported) from any other peer, and the filter removes every
-// X-Customs-* request header before the request goes upstream.
+// X-Customs-* request header before the request goes upstream. On a forward
+// listener with proxy_auth, the tenant of the client's Proxy-Authorization
+// credentials names the tenant (unless a trusted proxy's X-Customs-Tenant does).
 //
 // Built once per config (control plane); resolve() is data plane and never throws.
 

@@ -194,6 +194,36 @@ TEST_CASE("a forged checkpoint signature is detected", "[audit][tamper]") {
   CHECK(f.seq == static_cast<std::uint64_t>(seq));
 }
 
+TEST_CASE("a checkpoint column stored as another type than its own is detected", "[audit][tamper]") {
+  // Each value still reads as the signed one when converted to the column's
+  // type (a blob of its digits, a text with a number prefix, a text of the
+  // hash bytes), so only the stored type tells the edit.
+  for (const char* change :
+       {"seq = CAST(seq AS BLOB)", "epoch = CAST(epoch AS BLOB)", "epoch = CAST(epoch AS TEXT) || 'x'",
+        "time_us = CAST(time_us AS BLOB)", "head = CAST(head AS TEXT)",
+        "signature = CAST(signature AS TEXT)"}) {
+    INFO(change);
+    tampered t;
+    auto d = tamper_db(t.db);
+    const auto id = d.query_int("SELECT min(id) FROM checkpoints");
+    const auto seq = d.query_int(("SELECT seq FROM checkpoints WHERE id = " + std::to_string(id)).c_str());
+    const auto before = d.query_int(
+        ("SELECT count(*) FROM checkpoints WHERE typeof(seq) = 'integer' AND typeof(epoch) = 'integer' AND "
+         "typeof(time_us) = 'integer' AND typeof(head) = 'blob' AND typeof(signature) = 'blob' AND id = " +
+         std::to_string(id)).c_str());
+    REQUIRE(before == 1);
+    d.exec(("UPDATE checkpoints SET " + std::string(change) + " WHERE id = " + std::to_string(id)).c_str());
+    REQUIRE(d.query_int(
+                ("SELECT count(*) FROM checkpoints WHERE typeof(seq) = 'integer' AND typeof(epoch) = 'integer' AND "
+                 "typeof(time_us) = 'integer' AND typeof(head) = 'blob' AND typeof(signature) = 'blob' AND id = " +
+                 std::to_string(id)).c_str()) == 0);
+    const auto f = t.first_failure();
+    CHECK(f.kind == failure_kind::altered);
+    CHECK(f.seq == static_cast<std::uint64_t>(seq));
+    CHECK_THAT(f.detail, Catch::Contains("malformed"));
+  }
+}
+
 TEST_CASE("records re-MACed with a later epoch's key are detected", "[audit][tamper]") {
   tampered t;
   const auto stolen = crypto::load_sealing_key(t.keys / "sealing.key");  // the latest epoch

@@ -14,14 +14,14 @@ using namespace customs::testing::enforce;
 
 namespace {
 
-void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
+void write_text(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
 
 // An enforcing customsd config (the shipped packs) over the trail t, every client
 // CN, routes to the fake provider in OpenAI's and Anthropic's dialects.
 fs::path write_config(const fs::path& dir, const trail_files& t, std::uint16_t provider) {
   const std::string up = "http://127.0.0.1:" + std::to_string(provider);
   const auto file = dir / "customsd.yaml";
-  write(file,
+  write_text(file,
         "version: 1\n"
         "listeners:\n"
         "  - {name: edge, address: 127.0.0.1, port: 0, default_source: {jurisdiction: CN, tenant: demo}}\n"

@@ -14,13 +14,13 @@ using namespace customs::daemon;
 
 namespace {
 
-std::filesystem::path temp_dir() {
+std::filesystem::path config_dir() {
   auto d = std::filesystem::temp_directory_path() / ("customs-config-test-" + std::to_string(::getpid()));
   std::filesystem::create_directories(d);
   return d;
 }
 
-config parse(const std::string& yaml) { return parse_config(yaml, "test.yaml", temp_dir()); }
+config parse(const std::string& yaml) { return parse_config(yaml, "test.yaml", config_dir()); }
 
 std::vector<std::string> errors(const std::string& yaml) {
   try {
@@ -53,7 +53,7 @@ routes:
 }  // namespace
 
 TEST_CASE("config: the documented shape loads, with defaults") {
-  const auto dir = temp_dir();
+  const auto dir = config_dir();
   std::ofstream(dir / "ca.pem") << "x";
   std::ofstream(dir / "server.pem") << "x";
   std::ofstream(dir / "server.key") << "x";
@@ -84,7 +84,7 @@ drain_timeout: 5s
 log: {level: debug, flows: false}
 )");
   REQUIRE(c.listeners.size() == 2);
-  CHECK(c.listeners[0].tls->cert == (temp_dir() / "server.pem").lexically_normal());
+  CHECK(c.listeners[0].tls->cert == (config_dir() / "server.pem").lexically_normal());
   CHECK(c.listeners[1].address == "::1");
   CHECK(c.admin.port == 9191);
   REQUIRE(c.routes.size() == 2);
@@ -215,8 +215,8 @@ routes: []
 }
 
 TEST_CASE("config: a file that cannot be read is an I/O error, not a config error") {
-  CHECK_THROWS_AS(load_config(temp_dir() / "does-not-exist.yaml"), config_io_error);
-  const auto f = temp_dir() / "ok.yaml";
+  CHECK_THROWS_AS(load_config(config_dir() / "does-not-exist.yaml"), config_io_error);
+  const auto f = config_dir() / "ok.yaml";
   std::ofstream(f) << minimal;
   const config c = load_config(f);
   CHECK(c.file == f);
@@ -326,7 +326,7 @@ routes: []
 }
 
 TEST_CASE("config: a config path naming a FIFO or a device is an I/O error, without blocking or reading it") {
-  const auto fifo = temp_dir() / "config.fifo";
+  const auto fifo = config_dir() / "config.fifo";
   std::filesystem::remove(fifo);
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   CHECK_THROWS_WITH(load_config(fifo), Catch::Contains("E_IO") && Catch::Contains("a FIFO, not a regular file"));
@@ -335,7 +335,7 @@ TEST_CASE("config: a config path naming a FIFO or a device is an I/O error, with
 }
 
 TEST_CASE("config: a config file over 1 MiB is an I/O error") {
-  const auto f = temp_dir() / "huge.yaml";
+  const auto f = config_dir() / "huge.yaml";
   {
     std::ofstream out(f);
     out << minimal << "# " << std::string(max_config_bytes, 'x') << "\n";

@@ -16,9 +16,27 @@ using customs::daemon::test::parse;
 
 namespace {
 
+// The texts the dialect reads as conversation (the other strings of the body,
+// its keys, the target and the headers are slots too: see dialect_content_test).
+bool conversation(slot_role r) {
+  switch (r) {
+    case slot_role::prose:
+    case slot_role::tool_arguments:
+    case slot_role::structured_leaf:
+    case slot_role::tool_definition:
+    case slot_role::reasoning:
+    case slot_role::refusal:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::vector<std::string> texts(const request_extraction& ex) {
   std::vector<std::string> out;
-  for (const auto& s : ex.slots) out.emplace_back(s.text);
+  for (const auto& s : ex.slots) {
+    if (conversation(s.role)) out.emplace_back(s.text);
+  }
   return out;
 }
 
@@ -36,6 +54,15 @@ const text_slot& slot_at(const request_extraction& ex, std::string_view where) {
   }
   FAIL("no slot at " << where);
   throw std::logic_error("unreachable");
+}
+
+// The index of the slot at `where`.
+std::size_t index_at(const request_extraction& ex, std::string_view where) {
+  for (std::size_t i = 0; i < ex.slots.size(); ++i) {
+    if (ex.slots[i].where == where) return i;
+  }
+  FAIL("no slot at " << where);
+  return 0;
 }
 
 // Rewrites `changes` and checks the output equals the original with exactly
@@ -94,8 +121,9 @@ TEST_CASE("openai chat request: every message text, tool arguments and tool desc
   CHECK(has_slot(*ex, "/messages/2/content/0/text"));
   CHECK(slot_at(*ex, "/messages/5/content/0/refusal").role == slot_role::refusal);
   CHECK(slot_at(*ex, "/tools/0/function/parameters/properties/id/description").role == slot_role::tool_definition);
-  // name is an identifier, not a slot
-  for (const auto& s : ex->slots) CHECK(s.text != "zhang_san");
+  // name is an identifier: scanned, but nothing can be written into it
+  CHECK(slot_at(*ex, "/messages/2/name").role == slot_role::identifier);
+  CHECK_FALSE(slot_at(*ex, "/messages/2/name").writable());
   CHECK(ex->non_text[media_kind::image] == 1);
   CHECK(ex->non_text[media_kind::audio] == 1);
   CHECK(ex->non_text[media_kind::file] == 1);
@@ -106,7 +134,9 @@ TEST_CASE("openai chat request rewrite replaces the text and re-encodes tool arg
   auto ex = extract_request(dialect::openai, "/v1/chat/completions", chat_body);
   REQUIRE_OK(ex);
   const std::string new_args = R"({"id":"[REDACTED \"ID\"]"})";
-  check_rewrite(chat_body, *ex, {{2, "My ID is [REDACTED]"}, {3, new_args}});
+  check_rewrite(chat_body, *ex,
+                {{index_at(*ex, "/messages/2/content/0/text"), "My ID is [REDACTED]"},
+                 {index_at(*ex, "/messages/3/tool_calls/0/function/arguments"), new_args}});
   // The arguments stay a JSON string holding a JSON document.
   auto v = parse(boost::json::serialize(ex->document));
   auto& a = v.at_pointer("/messages/3/tool_calls/0/function/arguments");
@@ -159,6 +189,10 @@ TEST_CASE("malformed or unwalkable request bodies are errors", "[dialect][reques
       {R"({"model":"m","messages":[)", codec_errc::malformed_json},
       {R"({"model":"m","messages":[]} trailing)", codec_errc::malformed_json},
       {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", codec_errc::malformed_json},
+      // Numbers beyond the range of a double: no rewritten body could carry
+      // them on (they would serialize as the non-JSON "Infinity").
+      {R"({"model":"m","temperature":1e400,"messages":[]})", codec_errc::malformed_json},
+      {R"({"model":"m","temperature":-31e4002,"messages":[]})", codec_errc::malformed_json},
       {R"([{"role":"user"}])", codec_errc::not_an_object},
       {R"({"model":"m"})", codec_errc::unexpected_shape},
       {R"({"model":"m","messages":{"role":"user"}})", codec_errc::unexpected_shape},
@@ -186,11 +220,12 @@ TEST_CASE("nesting beyond the depth limit is malformed, not a crash", "[dialect]
   CHECK(ex.error().code == codec_errc::malformed_json);
 }
 
-TEST_CASE("duplicate keys: the last one is scanned, as the provider reads it", "[dialect][request]") {
+TEST_CASE("duplicate keys: a request repeating a key is an error at the second occurrence", "[dialect][request]") {
   auto ex = extract_request(dialect::openai, "/v1/chat/completions",
-                            R"({"model":"m","messages":[{"role":"user","content":"harmless","content":"secret 13800138000"}]})");
-  REQUIRE_OK(ex);
-  CHECK(texts(*ex) == std::vector<std::string>{"secret 13800138000"});
+                            R"({"model":"m","messages":[{"role":"user","content":"secret 13800138000","content":"harmless"}]})");
+  REQUIRE_FALSE(ex.has_value());
+  CHECK(ex.error().code == codec_errc::duplicate_key);
+  CHECK(ex.error().where == "/messages/0/content");
 }
 
 TEST_CASE("unknown endpoints are errors and model listings carry no text", "[dialect][request]") {
@@ -206,7 +241,9 @@ TEST_CASE("unknown endpoints are errors and model listings carry no text", "[dia
   auto m = extract_request(dialect::openai, "/v1/models", "");
   REQUIRE_OK(m);
   CHECK(m->endpoint == endpoint_kind::model_info);
-  CHECK(m->slots.empty());
+  REQUIRE(m->slots.size() == 1);  // the target only
+  CHECK(m->slots[0].role == slot_role::target);
+  CHECK(m->slots[0].text == "/v1/models");
   CHECK(extract_request(dialect::gemini, "/v1beta/models/gemini-2.0-flash", "").has_value());
   CHECK(extract_request(dialect::anthropic, "/v1/models?limit=20", "").has_value());
   auto with_body = extract_request(dialect::openai, "/v1/models", R"({"x":"smuggled"})");
@@ -291,7 +328,7 @@ TEST_CASE("openai embeddings request: strings are text, token arrays are counted
   CHECK(a->non_text.total() == 0);
   auto b = extract_request(dialect::openai, "/v1/embeddings", R"({"model":"m","input":[[1,2,3],[4,5]]})");
   REQUIRE_OK(b);
-  CHECK(b->slots.empty());
+  CHECK(texts(*b).empty());
   CHECK(b->non_text[media_kind::tokens] == 2);
   auto c = extract_request(dialect::openai, "/v1/embeddings", R"({"model":"m","input":[1,2,3]})");
   REQUIRE_OK(c);

@@ -11,12 +11,12 @@ using namespace customs::daemon::test;
 
 namespace {
 
-stream_codec make_codec() { return make_stream_codec(dialect::anthropic, endpoint_kind::anthropic_messages); }
+stream_codec anthropic_codec() { return make_stream_codec(dialect::anthropic, endpoint_kind::anthropic_messages); }
 
 }  // namespace
 
 TEST_CASE("anthropic stream: text and tool_use input_json channels, closes, usage, message_stop", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = anthropic_codec();
   auto events = split_sse(read_fixture("anthropic_messages.sse"));
   REQUIRE(events.size() == 14);
   auto r = replay_stream(codec, events);
@@ -27,15 +27,16 @@ TEST_CASE("anthropic stream: text and tool_use input_json channels, closes, usag
                        event_kind::other,       // ping
                        event_kind::content, event_kind::content, event_kind::content,
                        event_kind::other,       // content_block_stop
-                       event_kind::other,       // content_block_start tool_use (input {})
+                       event_kind::content,     // content_block_start tool_use: its name (input {})
                        event_kind::content, event_kind::content, event_kind::content,
                        event_kind::other,       // content_block_stop
                        event_kind::usage_only,  // message_delta
                        event_kind::end_marker});
-  CHECK(r.opened == std::vector<std::string>{"b0", "b1"});
+  CHECK(r.opened == std::vector<std::string>{"b0", "b1.n", "b1"});
   CHECK(r.delta_text["b0"] == "Okay, I will text 138 0013 8000 now.");
   CHECK(r.delta_text["b1"] == R"({"to": "+86 138 0013 8000", "body": "hi"})");
-  CHECK(r.closes == std::vector<std::string>{"b0", "b1"});
+  CHECK(r.delta_text["b1.n"] == "send_sms");
+  CHECK(r.closes == std::vector<std::string>{"b0", "b1.n", "b1"});
   // input_tokens + cache_creation_input_tokens + cache_read_input_tokens; the
   // final output_tokens from message_delta.
   CHECK(r.usage.input_tokens == 572u);
@@ -43,7 +44,7 @@ TEST_CASE("anthropic stream: text and tool_use input_json channels, closes, usag
 }
 
 TEST_CASE("anthropic stream: encode and make_delta keep the SDK's event shapes", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = anthropic_codec();
   auto events = split_sse(read_fixture("anthropic_messages.sse"));
   std::vector<stream_event> decoded;
   for (const auto& e : events) decoded.push_back(decode_ok(codec, e.name, e.data));
@@ -74,7 +75,7 @@ TEST_CASE("anthropic stream: encode and make_delta keep the SDK's event shapes",
 }
 
 TEST_CASE("anthropic stream: thinking, signature, error, unknown events", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = anthropic_codec();
   (void)decode_ok(codec, "content_block_start",
                   R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}})");
   auto t = decode_ok(codec, "content_block_delta",
@@ -109,12 +110,15 @@ TEST_CASE("anthropic stream: thinking, signature, error, unknown events", "[dial
 }
 
 TEST_CASE("anthropic stream: a tool_use start with a filled input yields whole leaves", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = anthropic_codec();
   auto ev = decode_ok(codec, "content_block_start",
                       R"({"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"t","name":"n","input":{"to":"13800138000","n":2}}})");
-  REQUIRE(ev.slots.size() == 1);
+  REQUIRE(ev.slots.size() == 2);
   CHECK(ev.slots[0].text == "13800138000");
   CHECK(ev.slots[0].channel == "b3.l0");
-  CHECK(ev.closes == std::vector<std::string>{"b3.l0"});
+  CHECK(ev.slots[1].text == "n");
+  CHECK(ev.slots[1].channel == "b3.n");
+  CHECK(ev.slots[1].role == slot_role::tool_name);
+  CHECK(ev.closes == std::vector<std::string>{"b3.l0", "b3.n"});
   CHECK(ev.kind == event_kind::content);
 }

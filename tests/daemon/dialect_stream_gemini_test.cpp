@@ -11,14 +11,14 @@ using namespace customs::daemon::test;
 
 namespace {
 
-stream_codec make_codec() { return make_stream_codec(dialect::gemini, endpoint_kind::gemini_stream_generate); }
+stream_codec gemini_codec() { return make_stream_codec(dialect::gemini, endpoint_kind::gemini_stream_generate); }
 
 stream_event decode_ok(stream_codec& codec, std::string_view data) { return test::decode_ok(codec, "", data); }
 
 }  // namespace
 
 TEST_CASE("gemini stream: text and thought channels, finishReason closes, cumulative usage", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = gemini_codec();
   auto events = split_sse(read_fixture("gemini_stream.sse"));
   REQUIRE(events.size() == 4);
   auto r = replay_stream(codec, events);
@@ -34,14 +34,14 @@ TEST_CASE("gemini stream: text and thought channels, finishReason closes, cumula
 }
 
 TEST_CASE("gemini stream: open channels at the end of a body without finishReason", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = gemini_codec();
   auto events = split_sse(read_fixture("gemini_stream.sse"));
   for (int i = 0; i < 3; ++i) (void)decode_ok(codec, events[i].data);
   CHECK(codec.open_channels() == std::vector<std::string>{"c0.th", "c0"});
 }
 
 TEST_CASE("gemini stream: encode and make_delta", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = gemini_codec();
   auto events = split_sse(read_fixture("gemini_stream.sse"));
   std::vector<stream_event> decoded;
   for (const auto& e : events) decoded.push_back(decode_ok(codec, e.data));
@@ -72,7 +72,7 @@ TEST_CASE("gemini stream: encode and make_delta", "[dialect][stream]") {
 }
 
 TEST_CASE("gemini stream: a functionCall arrives whole as leaf channels that close at once", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = gemini_codec();
   auto events = split_sse(read_fixture("gemini_function_call.sse"));
   REQUIRE(events.size() == 1);
   auto ev = decode_ok(codec, events[0].data);
@@ -81,10 +81,11 @@ TEST_CASE("gemini stream: a functionCall arrives whole as leaf channels that clo
   for (const auto& s : ev.slots) {
     texts.emplace_back(s.text);
     channels.push_back(s.channel);
-    CHECK(s.role == slot_role::structured_leaf);
+    CHECK(s.role == (s.channel.ends_with(".n") ? slot_role::tool_name : slot_role::structured_leaf));
   }
-  CHECK(texts == std::vector<std::string>{"+86 138 0013 8000", "hello", "a", "b"});
-  CHECK(channels == std::vector<std::string>{"c0.p0.l0", "c0.p0.l1", "c0.p0.l2", "c0.p0.l3"});
+  // The args' leaves, then the function's name.
+  CHECK(texts == std::vector<std::string>{"+86 138 0013 8000", "hello", "a", "b", "send_sms"});
+  CHECK(channels == std::vector<std::string>{"c0.p0.l0", "c0.p0.l1", "c0.p0.l2", "c0.p0.l3", "c0.p0.n"});
   CHECK(ev.closes == channels);
   CHECK(ev.usage.output_tokens == 22u);
   auto d = codec.make_delta("c0.p0.l0", "x");
@@ -104,7 +105,7 @@ TEST_CASE("gemini stream: a functionCall arrives whole as leaf channels that clo
 }
 
 TEST_CASE("gemini stream: errors, inline media, usage-only and malformed chunks", "[dialect][stream]") {
-  auto codec = make_codec();
+  auto codec = gemini_codec();
   auto err = decode_ok(codec, R"({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}})");
   CHECK(err.kind == event_kind::error);
   auto img = decode_ok(codec, R"({"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png","data": "iVBORw0KGgo="}}],"role": "model"},"index": 0}]})");

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/dialect/dialect.hpp"
 #include "daemon/dialect/stream_codec.hpp"
 #include "tests/daemon/dialect_test_support.hpp"
 
@@ -36,10 +37,13 @@ TEST_CASE("openai chat stream: tool call argument deltas are slots, one channel 
   auto codec = make_codec(endpoint_kind::openai_chat);
   auto r = replay_stream(codec, split_sse(read_fixture("openai_chat_tools.sse")));
   CHECK(r.errors == 0);
-  CHECK(r.opened == std::vector<std::string>{"c0.t0", "c0.t1"});
+  // Each call's name is a whole text on its own channel, opened and closed in
+  // the call's first delta.
+  CHECK(r.opened == std::vector<std::string>{"c0.t0", "c0.t0.n", "c0.t1", "c0.t1.n"});
   CHECK(r.delta_text["c0.t0"] == R"({"location": "Paris, France"})");
   CHECK(r.delta_text["c0.t1"] == R"({"to": "+86 138 0013 8000"})");
-  CHECK(r.closes == std::vector<std::string>{"c0.t0", "c0.t1"});
+  CHECK(r.delta_text["c0.t0.n"] == "get_weather");
+  CHECK(r.closes == std::vector<std::string>{"c0.t0.n", "c0.t1.n", "c0.t0", "c0.t1"});
   CHECK(r.kinds.back() == event_kind::end_marker);
 }
 
@@ -196,20 +200,25 @@ TEST_CASE("openai responses stream: deltas, closes, aggregates and usage", "[dia
     CHECK(decoded[i].slots[0].channel == "o0.c0");
     CHECK(decoded[i].closes.empty());
   }
-  // The function call: added with "" opens o1, deltas, done closes it.
-  REQUIRE(decoded[10].slots.size() == 1);
+  // The function call: added with "" opens o1 (its name is an aggregate, scanned
+  // whole), deltas, done closes it.
+  REQUIRE(decoded[10].slots.size() == 2);
   CHECK(decoded[10].slots[0].channel == "o1");
+  CHECK(decoded[10].slots[1].channel == "o1.n");
+  CHECK(decoded[10].slots[1].role == slot_role::tool_name);
+  CHECK(decoded[10].slots[1].aggregate);
   REQUIRE(decoded[13].slots.size() == 1);
   CHECK(decoded[13].slots[0].aggregate);
   CHECK(decoded[13].closes == std::vector<std::string>{"o1"});
   // response.completed: the end marker, with both texts as aggregates and the usage.
   const auto& completed = decoded[15];
   CHECK(completed.kind == event_kind::end_marker);
-  REQUIRE(completed.slots.size() == 2);
+  REQUIRE(completed.slots.size() == 3);
   CHECK(completed.slots[0].channel == "o0.c0");
   CHECK(completed.slots[0].aggregate);
   CHECK(completed.slots[1].channel == "o1");
   CHECK(completed.slots[1].role == slot_role::tool_arguments);
+  CHECK(completed.slots[2].channel == "o1.n");
   CHECK(completed.usage.input_tokens == 37u);
 }
 
@@ -257,6 +266,12 @@ TEST_CASE("openai responses stream: errors, failed responses, unknown events, ba
   auto e2 = decode_ok(codec, "response.failed",
                       R"({"type":"response.failed","sequence_number":2,"response":{"id":"r","object":"response","status":"failed","error":{"code":"server_error","message":"x"},"output":[],"usage":null}})");
   CHECK(e2.kind == event_kind::error);
+  // An error object without an event name, as the SDKs read it in any OpenAI
+  // stream (and as customsd writes its own error events).
+  auto e3 = decode_ok(codec, "", R"({"error":{"message":"customs: blocked","type":"permission_error","param":null,"code":"customs_blocked"}})");
+  CHECK(e3.kind == event_kind::error);
+  auto own = decode_ok(codec, "", error_body(dialect::openai, 451, "customs: blocked", "customs_blocked"));
+  CHECK(own.kind == event_kind::error);
   auto u = decode_ok(codec, "response.audio.transcript.delta",
                      R"({"type":"response.audio.transcript.delta","sequence_number":3,"response_id":"r","delta":"hello"})");
   CHECK(u.kind == event_kind::unknown);

@@ -11,8 +11,8 @@ using customs::daemon::audit_content;
 
 namespace {
 
-const std::string resident_id_prompt = "请帮我核对身份证号：11010519491231002X，谢谢";
-const std::string aws_key = "AKIAUJZDE8GXD6NCF10E";
+const std::string id_request_prompt = "请帮我核对身份证号：11010519491231002X，谢谢";
+const std::string secret_key = "AKIAUJZDE8GXD6NCF10E";
 
 json::object parse_object(const std::string& s) {
   json::error_code ec;
@@ -63,7 +63,7 @@ TEST_CASE("enforce: a PRC resident ID from CN to a US route is blocked with 451 
       for (const bool stream : {false, true}) {
         {
       INFO(api.name << (stream ? " streamed" : ""));
-          const auto r = post(s.port(), api.target("us", stream), api.body(resident_id_prompt, stream));
+          const auto r = post(s.port(), api.target("us", stream), api.body(id_request_prompt, stream));
           INFO(r.body);
           CHECK(r.status == 451);
           CHECK(r.header("X-Customs-Verdict") == "block");
@@ -109,7 +109,7 @@ TEST_CASE("enforce: the same prompt to a CN route passes unchanged in every dial
   for (const auto& api : all_apis()) {
     {
       INFO(api.name);
-      const auto r = post(s.port(), api.target("cn", false), api.body(resident_id_prompt, false));
+      const auto r = post(s.port(), api.target("cn", false), api.body(id_request_prompt, false));
       INFO(r.body);
       CHECK(r.status == 200);
       CHECK(r.header("X-Customs-Verdict") == "allow");
@@ -171,7 +171,7 @@ TEST_CASE("enforce: a stream that produces a secret is cut with the dialect's er
   trail_files t(dir.path());
   fake_provider provider;
   script sc;
-  sc.text = "Sure, the key is " + aws_key + " and the rest of the answer follows.";
+  sc.text = "Sure, the key is " + secret_key + " and the rest of the answer follows.";
   sc.delta_bytes = 5;
   provider.set_script(sc);
   enforced_server s(enforcing_config(t, provider.port()));
@@ -292,8 +292,11 @@ TEST_CASE("enforce: a phone number in a prompt from CN to a US route is redacted
       const auto recs = flow_records(t, r.header("X-Customs-Flow"));
       REQUIRE(recs.size() == 2);
       CHECK(recs[0].index.action == "redact");
-      // The trail keeps what the client sent, for replay.
-      CHECK(strings(recs[0].payload.at("request_texts")).back() == "客户电话 138 1234 5678，明天联系");
+      // The trail keeps what the client sent, for replay (the prompt is the
+      // dialect's last conversation text, before the other fields, keys,
+      // target and headers).
+      const auto sent = strings(recs[0].payload.at("request_texts"));
+      CHECK(std::find(sent.begin(), sent.end(), "客户电话 138 1234 5678，明天联系") != sent.end());
     }
   }
 }
@@ -321,7 +324,7 @@ TEST_CASE("enforce: a non-streamed answer is redacted, or replaced by a 451 body
       REQUIRE(recs.size() == 2);
       CHECK(recs[1].index.action == "redact");
 
-      sc.text = "The key is " + aws_key;
+      sc.text = "The key is " + secret_key;
       provider.set_script(sc);
       r = post(s.port(), api.target("cn", false), api.body("key?", false));
       CHECK(r.status == 451);
@@ -340,7 +343,7 @@ TEST_CASE("enforce: tool-call argument deltas are scanned (OpenAI chat and Anthr
   trail_files t(dir.path());
   fake_provider provider;
   script sc;
-  sc.text = R"({"query": "use )" + aws_key + R"( here"})";
+  sc.text = R"({"query": "use )" + secret_key + R"( here"})";
   sc.delta_bytes = 4;
   provider.set_script(sc);
   enforced_server s(enforcing_config(t, provider.port()));

@@ -16,7 +16,7 @@ using customs::daemon::enforce::source_resolver;
 
 namespace {
 
-const std::string resident_id_prompt = "身份证号：11010519491231002X";
+const std::string source_id_prompt = "身份证号：11010519491231002X";
 
 std::string config_text(const std::string& extra) {
   return "version: 1\n"
@@ -214,7 +214,7 @@ TEST_CASE("enforce sources: a CIDR entry names the source, its tenant reaches th
   cfg.sources.push_back(rule);
   enforced_server s(std::move(cfg));
   // A CN rule does not apply to a DE source.
-  const auto r = post(s.port(), "/openai-us/v1/chat/completions", chat_body(resident_id_prompt, false));
+  const auto r = post(s.port(), "/openai-us/v1/chat/completions", chat_body(source_id_prompt, false));
   CHECK(r.status == 200);
   const auto recs = flow_records(t, r.header("X-Customs-Flow"));
   REQUIRE(recs.size() == 2);
@@ -236,7 +236,7 @@ TEST_CASE("enforce sources: X-Customs-Source is honoured from a trusted proxy, i
     std::string why;
     REQUIRE(customs::daemon::parse_cidr("127.0.0.1/32", cfg.trusted_proxies.back(), why));
     enforced_server s(std::move(cfg));
-    const auto r = post(s.port(), "/openai-us/v1/chat/completions", chat_body(resident_id_prompt, false), spoof);
+    const auto r = post(s.port(), "/openai-us/v1/chat/completions", chat_body(source_id_prompt, false), spoof);
     CHECK(r.status == 200);
     const auto recs = flow_records(t, r.header("X-Customs-Flow"));
     REQUIRE(recs.size() == 2);
@@ -250,7 +250,7 @@ TEST_CASE("enforce sources: X-Customs-Source is honoured from a trusted proxy, i
     std::string why;
     REQUIRE(customs::daemon::parse_cidr("10.0.0.0/8", cfg.trusted_proxies.back(), why));
     enforced_server s(std::move(cfg));
-    auto r = post(s.port(), "/openai-us/v1/chat/completions", chat_body(resident_id_prompt, false), spoof);
+    auto r = post(s.port(), "/openai-us/v1/chat/completions", chat_body(source_id_prompt, false), spoof);
     CHECK(r.status == 451);  // judged as the default CN source
     r = post(s.port(), "/openai-us/v1/chat/completions", chat_body("hello", false), spoof);
     CHECK(r.status == 200);
@@ -290,7 +290,7 @@ TEST_CASE("enforce sources: an mTLS client certificate's subject names the sourc
       ctx.use_private_key_file(client->key.string(), boost::asio::ssl::context::pem);
     }
     http_client c(s.port(), ctx, "localhost");
-    return c.request("POST", "/openai-us/v1/chat/completions", chat_body(resident_id_prompt, false),
+    return c.request("POST", "/openai-us/v1/chat/completions", chat_body(source_id_prompt, false),
                      {{"Content-Type", "application/json"}});
   };
   auto r = request(&pki.client);

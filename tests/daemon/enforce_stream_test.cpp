@@ -315,3 +315,238 @@ TEST_CASE("strip_logprobs empties every dialect's log-probabilities in place") {
   CHECK(json::serialize(v) == R"({"a":{"logprobs":null},"b":[{"logprobs":[]}],"c":{"logprobsResult":{},"avgLogprobs":-5E-1},"logprobs":null})");
   CHECK_FALSE(customs::daemon::enforce::strip_logprobs(v));
 }
+
+// ---- texts around the channels: event names, errors, tool names ----------------
+
+namespace {
+
+const std::string secret = "AKIAUJZDE8GXD6NCF10E";  // an AWS access key: blocked in answers
+
+json::object chat_chunk(json::object delta, json::value finish = nullptr) {
+  return {{"id", "c1"}, {"object", "chat.completion.chunk"},
+          {"choices", json::array{json::object{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", finish}}}}};
+}
+
+}  // namespace
+
+TEST_CASE("stream guard: an event name carrying a secret cuts the stream, in every dialect") {
+  struct named_case {
+    const char* name;
+    endpoint_kind e;
+    dialect d;
+    std::string stream;
+  };
+  const named_case cases[] = {
+      {"openai chat", endpoint_kind::openai_chat, dialect::openai,
+       "event: " + secret + "\n" + data(chat_chunk({{"content", "hi"}})) + "data: [DONE]\n\n"},
+      {"anthropic", endpoint_kind::anthropic_messages, dialect::anthropic,
+       named(secret, {{"type", "ping"}}) + named("message_stop", {{"type", "message_stop"}})},
+      {"gemini", endpoint_kind::gemini_stream_generate, dialect::gemini,
+       "event: " + secret + "\n" + data(gemini_chunk("hi", true))},
+      {"responses", endpoint_kind::openai_responses, dialect::openai,
+       named(secret, {{"type", "response.created"}, {"sequence_number", 0}, {"response", json::object{{"id", "r"}, {"output", json::array{}}}}})},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    auto g = make(c.e, c.d);
+    const auto r = run(g, c.stream);
+    CHECK(r.stopped);
+    CHECK(g.cut() == cut_reason::blocked);
+    CHECK(r.out.find(secret) == std::string::npos);
+  }
+}
+
+TEST_CASE("stream guard: a clean event name is scanned once and the stream passes unchanged") {
+  auto g = make(endpoint_kind::anthropic_messages, dialect::anthropic);
+  const auto r = run(g, anthropic_stream({"hello ", "world"}));
+  CHECK_FALSE(r.stopped);
+  const auto v = reassemble(anthropic_api, r.out);
+  CHECK(v.text == "hello world");
+  CHECK(v.ended);
+  CHECK(g.findings().empty());
+  CHECK(g.segments() == 1);  // the names were no findings: nothing recorded for them
+}
+
+TEST_CASE("stream guard: a provider error event is scanned: a secret replaces it with Customs' error, a phone is redacted") {
+  struct error_case {
+    const char* name;
+    endpoint_kind e;
+    dialect d;
+    std::string (*stream)(const std::string& message);
+  };
+  const error_case cases[] = {
+      {"openai chat", endpoint_kind::openai_chat, dialect::openai,
+       [](const std::string& m) {
+         return data(chat_chunk({{"content", "partial "}})) +
+                data({{"error", json::object{{"message", m}, {"type", "server_error"}}}});
+       }},
+      {"anthropic", endpoint_kind::anthropic_messages, dialect::anthropic,
+       [](const std::string& m) {
+         return named("error", {{"type", "error"}, {"error", json::object{{"type", "overloaded_error"}, {"message", m}}}});
+       }},
+      {"gemini", endpoint_kind::gemini_stream_generate, dialect::gemini,
+       [](const std::string& m) {
+         return data(gemini_chunk("partial ", false)) +
+                data({{"error", json::object{{"code", 500}, {"message", m}, {"status", "INTERNAL"}}}});
+       }},
+      {"responses", endpoint_kind::openai_responses, dialect::openai,
+       [](const std::string& m) {
+         return named("error", {{"type", "error"}, {"sequence_number", 1}, {"code", "server_error"}, {"message", m}});
+       }},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    {
+      auto g = make(c.e, c.d);
+      const auto r = run(g, c.stream("failed on " + secret));
+      CHECK(r.stopped);
+      CHECK(g.cut() == cut_reason::blocked);
+      CHECK(r.out.find(secret) == std::string::npos);
+      CHECK(r.out.find("customs_blocked") != std::string::npos);
+    }
+    {
+      auto g = make(c.e, c.d);
+      const auto r = run(g, c.stream("call 138 1234 5678 later"));
+      INFO(r.out);
+      CHECK(r.out.find("1234 5678") == std::string::npos);
+      CHECK(r.out.find("call [REDACTED:pi.phone] later") != std::string::npos);
+      CHECK(g.findings().size() == 1);
+    }
+  }
+}
+
+TEST_CASE("stream guard: tool-call names are scanned in every dialect") {
+  const std::string phone = "138 1234 5678";
+  struct tool_case {
+    const char* name;
+    endpoint_kind e;
+    dialect d;
+    std::string (*stream)(const std::string& tool);
+  };
+  const tool_case cases[] = {
+      {"openai chat", endpoint_kind::openai_chat, dialect::openai,
+       [](const std::string& t) {
+         return data(chat_chunk({{"tool_calls", json::array{json::object{{"index", 0}, {"id", "call_1"}, {"type", "function"},
+                                                                          {"function", json::object{{"name", t}, {"arguments", ""}}}}}}})) +
+                data(chat_chunk({{"tool_calls", json::array{json::object{{"index", 0}, {"function", json::object{{"arguments", "{}"}}}}}}})) +
+                data(chat_chunk(json::object{}, "tool_calls")) + "data: [DONE]\n\n";
+       }},
+      {"anthropic", endpoint_kind::anthropic_messages, dialect::anthropic,
+       [](const std::string& t) {
+         return named("content_block_start", {{"type", "content_block_start"}, {"index", 0},
+                                              {"content_block", json::object{{"type", "tool_use"}, {"id", "toolu_1"}, {"name", t}, {"input", json::object{}}}}}) +
+                named("content_block_stop", {{"type", "content_block_stop"}, {"index", 0}}) +
+                named("message_stop", {{"type", "message_stop"}});
+       }},
+      {"gemini", endpoint_kind::gemini_stream_generate, dialect::gemini,
+       [](const std::string& t) {
+         json::object cand{{"content", json::object{{"parts", json::array{json::object{{"functionCall", json::object{{"name", t}, {"args", json::object{}}}}}}},
+                                                    {"role", "model"}}},
+                           {"index", 0}, {"finishReason", "STOP"}};
+         return data({{"candidates", json::array{cand}}});
+       }},
+      {"responses", endpoint_kind::openai_responses, dialect::openai,
+       [](const std::string& t) {
+         return named("response.output_item.added",
+                      {{"type", "response.output_item.added"}, {"sequence_number", 1}, {"output_index", 0},
+                       {"item", json::object{{"type", "function_call"}, {"id", "fc_1"}, {"call_id", "c"}, {"name", t}, {"arguments", ""}}}});
+       }},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    {
+      auto g = make(c.e, c.d);
+      const auto r = run(g, c.stream("lookup_" + secret));
+      CHECK(r.stopped);
+      CHECK(g.cut() == cut_reason::blocked);
+      CHECK(r.out.find(secret) == std::string::npos);
+    }
+    {
+      auto g = make(c.e, c.d);
+      const auto r = run(g, c.stream("call " + phone));
+      INFO(r.out);
+      CHECK_FALSE(r.stopped);
+      CHECK(r.out.find(phone) == std::string::npos);
+      CHECK(r.out.find("call [REDACTED:pi.phone]") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("stream guard: a Responses aggregate that differs from the streamed text is scanned itself") {
+  auto ev = [](const std::string& type, json::object o) {
+    o["type"] = type;
+    return named(type, o);
+  };
+  std::string s = ev("response.output_text.delta", {{"sequence_number", 1}, {"item_id", "m"}, {"output_index", 0},
+                                                    {"content_index", 0}, {"delta", "all good"}});
+  s += ev("response.output_text.done", {{"sequence_number", 2}, {"item_id", "m"}, {"output_index", 0},
+                                        {"content_index", 0}, {"text", "call 138 1234 5678"}});
+  auto g = make(endpoint_kind::openai_responses, dialect::openai);
+  const auto r = run(g, s);
+  INFO(r.out);
+  CHECK(r.out.find("1234 5678") == std::string::npos);
+  CHECK(r.out.find("call [REDACTED:pi.phone]") != std::string::npos);
+  CHECK(g.findings().size() == 1);
+  CHECK(g.texts() == std::vector<std::string>{"all good", "call 138 1234 5678"});
+}
+
+TEST_CASE("stream guard: an event repeating a key is forwarded re-encoded from what was scanned") {
+  auto g = make(endpoint_kind::openai_chat, dialect::openai);
+  const std::string dup =
+      "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" + secret + "\",\"content\":\"fine\"},\"finish_reason\":null}]}\n\n";
+  const auto r = run(g, dup + "data: [DONE]\n\n");
+  CHECK_FALSE(r.stopped);
+  CHECK(r.out.find(secret) == std::string::npos);
+  CHECK(reassemble(chat_api, r.out).text == "fine");
+}
+
+TEST_CASE("stream guard: findings per flow, at the bound the stream is redacted") {
+  stream_guard_options o;
+  o.max_findings = 3;
+  auto g = make(endpoint_kind::openai_chat, dialect::openai, o);
+  const auto r = run(g, chat_stream({"a 138 1234 5670, ", "b 138 1234 5671, ", "c 138 1234 5672."}));
+  CHECK_FALSE(r.stopped);
+  CHECK_FALSE(g.findings_limit());
+  CHECK(reassemble(chat_api, r.out).text == "a [REDACTED:pi.phone], b [REDACTED:pi.phone], c [REDACTED:pi.phone].");
+}
+
+TEST_CASE("stream guard: findings per flow, just past the bound the stream is unscannable") {
+  const auto stream = chat_stream({"a 138 1234 5670, ", "b 138 1234 5671, ", "c 138 1234 5672, ", "d 138 1234 5673, ", "e tail"});
+  SECTION("block cuts it") {
+    stream_guard_options o;
+    o.max_findings = 3;
+    auto g = make(endpoint_kind::openai_chat, dialect::openai, o);
+    const auto r = run(g, stream);
+    CHECK(r.stopped);
+    CHECK(g.findings_limit());
+    CHECK(g.cut() == cut_reason::unscannable);
+    CHECK(r.out.find("138 1234 567") == std::string::npos);
+  }
+  SECTION("tag releases what was held, then lets the rest through uninspected") {
+    stream_guard_options o;
+    o.max_findings = 3;
+    o.unscannable = unscannable_mode::tag;
+    auto g = make(endpoint_kind::openai_chat, dialect::openai, o);
+    const auto r = run(g, stream);
+    CHECK_FALSE(r.stopped);
+    CHECK(g.findings_limit());
+    // [DONE] only: the detectors' hold-back (spaced and separated digits are
+    // one number) reaches past "d 138 1234 5673, e tail", so the fourth number
+    // is confirmed when the finish chunk closes the channel.
+    CHECK(g.unscanned_events() == 1);
+    CHECK(reassemble(chat_api, r.out).ended);
+  }
+}
+
+TEST_CASE("stream guard: texts kept for the audit record stop at keep_bytes") {
+  stream_guard_options o;
+  o.keep_bytes = 10;
+  auto g = make(endpoint_kind::openai_chat, dialect::openai, o);
+  (void)run(g, chat_stream({"0123456789", "abcdef"}));
+  CHECK(g.texts() == std::vector<std::string>{"0123456789"});
+  CHECK(g.kept().cut());
+  const auto markers = g.kept().markers();
+  REQUIRE(markers.size() == 1);
+  CHECK(markers[0].at("bytes").to_number<std::int64_t>() == 16);
+  CHECK(markers[0].at("kept").to_number<std::int64_t>() == 10);
+}

@@ -13,11 +13,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -105,7 +109,12 @@ inline std::uint64_t await_metric(std::uint16_t admin_port, const std::string& s
 
 // ---- customsd as a child process -------------------------------------------
 
-inline std::string customsd_path() { return std::string(CUSTOMS_BINARY_DIR) + "/daemon/customsd"; }
+// The customsd binary of this build, or CUSTOMSD_UNDER_TEST when set (to run
+// a regression test against an older build).
+inline std::string customsd_path() {
+  if (const char* other = std::getenv("CUSTOMSD_UNDER_TEST"); other != nullptr && *other != 0) return other;
+  return std::string(CUSTOMS_BINARY_DIR) + "/daemon/customsd";
+}
 
 struct process_result {
   int exit_code = -1;
@@ -151,22 +160,43 @@ inline process_result run_program(std::vector<std::string> args) {
   return r;
 }
 
-// customsd --config FILE running as a child; stderr is read through a pipe.
+// customsd --config FILE running as a child; its stderr is read through a
+// pipe by a thread of its own, so that a customsd that logs a lot never blocks
+// on a full pipe while the test is not looking at its log.
 class customsd_process {
  public:
   explicit customsd_process(const std::filesystem::path& config) {
     int fds[2];
-    if (::pipe(fds) != 0) throw std::runtime_error("pipe");
+    // Close-on-exec: other children (a second customsd) must not keep the pipe open.
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    // Not the test's own stdout: a customsd left behind by a test that died
+    // must not hold CTest's output pipe open (CTest would wait for it until
+    // the test's timeout instead of reporting the failure).
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     std::string bin = customsd_path(), flag = "--config", file = config.string();
     char* argv[] = {bin.data(), flag.data(), file.data(), nullptr};
     if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv, environ) != 0) throw std::runtime_error("spawn customsd");
     posix_spawn_file_actions_destroy(&fa);
     ::close(fds[1]);
     err_ = fds[0];
+    reader_ = std::thread([this] {
+      char buf[4096];
+      for (;;) {
+        const ssize_t n = ::read(err_, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        std::lock_guard lock(mutex_);
+        if (n <= 0) {
+          eof_ = true;
+          cv_.notify_all();
+          return;
+        }
+        log_.append(buf, static_cast<std::size_t>(n));
+        cv_.notify_all();
+      }
+    });
     try {
       const std::string listening = wait_for_log("event=listening", std::chrono::seconds(20));
       port_ = port_of(listening);
@@ -174,21 +204,11 @@ class customsd_process {
     } catch (...) {
       // The destructor does not run for a half-made object: never leave an
       // orphan customsd holding the test runner's pipes.
-      ::kill(pid_, SIGKILL);
-      int st;
-      ::waitpid(pid_, &st, 0);
-      ::close(err_);
+      end();
       throw;
     }
   }
-  ~customsd_process() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int st;
-      ::waitpid(pid_, &st, 0);
-    }
-    ::close(err_);
-  }
+  ~customsd_process() { end(); }
   [[nodiscard]] std::uint16_t port() const { return port_; }
   [[nodiscard]] std::uint16_t admin_port() const { return admin_port_; }
   [[nodiscard]] pid_t pid() const { return pid_; }
@@ -197,6 +217,7 @@ class customsd_process {
   // The first stderr line (from the start) that contains `needle`; throws after `timeout`.
   std::string wait_for_log(const std::string& needle, std::chrono::milliseconds timeout) {
     const auto until = std::chrono::steady_clock::now() + timeout;
+    std::unique_lock lock(mutex_);
     for (;;) {
       std::size_t start = 0;
       while (true) {
@@ -206,14 +227,8 @@ class customsd_process {
         if (line.find(needle) != std::string::npos && consumed_lines_.insert(start).second) return line;
         start = nl + 1;
       }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-      if (left.count() <= 0) throw std::runtime_error("no log line with '" + needle + "'; log:\n" + log_);
-      pollfd p{err_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) > 0) {
-        char buf[4096];
-        const ssize_t n = ::read(err_, buf, sizeof buf);
-        if (n > 0) log_.append(buf, static_cast<std::size_t>(n));
-        else if (n == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (cv_.wait_until(lock, until) == std::cv_status::timeout) {
+        throw std::runtime_error("no log line with '" + needle + "'; log:\n" + log_);
       }
     }
   }
@@ -225,19 +240,31 @@ class customsd_process {
     while (std::chrono::steady_clock::now() < until) {
       if (::waitpid(pid_, &st, WNOHANG) == pid_) {
         pid_ = -1;
-        // Keep what it wrote last.
-        char buf[4096];
-        ssize_t n;
-        while ((n = ::read(err_, buf, sizeof buf)) > 0) log_.append(buf, static_cast<std::size_t>(n));
+        // Keep what it wrote last: the pipe ends with the process.
+        if (reader_.joinable()) reader_.join();
         return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return -1;
   }
-  [[nodiscard]] const std::string& log() const { return log_; }
+  [[nodiscard]] std::string log() const {
+    std::lock_guard lock(mutex_);
+    return log_;
+  }
 
  private:
+  void end() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int st;
+      ::waitpid(pid_, &st, 0);
+      pid_ = -1;
+    }
+    if (reader_.joinable()) reader_.join();
+    if (err_ >= 0) ::close(err_);
+    err_ = -1;
+  }
   static std::uint16_t port_of(const std::string& line) {
     const auto at = line.find(" port=");
     if (at == std::string::npos) throw std::runtime_error("no port in: " + line);
@@ -245,8 +272,12 @@ class customsd_process {
   }
   pid_t pid_ = -1;
   int err_ = -1;
-  std::string log_;
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::string log_;  // guarded by mutex_
+  bool eof_ = false;
   std::set<std::size_t> consumed_lines_;
+  std::thread reader_;
   std::uint16_t port_ = 0, admin_port_ = 0;
 };
 

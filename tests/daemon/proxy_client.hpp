@@ -147,6 +147,42 @@ class http_client {
 
   [[nodiscard]] std::uint16_t local_port() const { return socket_.local_endpoint().port(); }
 
+  // Forward proxy: sends CONNECT authority and reads the proxy's answer (a 2xx
+  // head has no body; the connection is a tunnel from then on).
+  http_response proxy_connect(std::string_view authority,
+                              const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    std::string r = "CONNECT " + std::string(authority) + " HTTP/1.1\r\nHost: " + std::string(authority) + "\r\n";
+    for (const auto& [k, v] : headers) r += k + ": " + v + "\r\n";
+    r += "\r\n";
+    send(r);
+    boost::beast::http::response_parser<boost::beast::http::string_body> p;
+    auto ec = run([&](auto h) { boost::beast::http::async_read_header(socket_, buffer_, p, [h](auto e, std::size_t) { h(e); }); });
+    if (ec) throw std::runtime_error("CONNECT answer: " + ec.message());
+    http_response out;
+    out.status = p.get().result_int();
+    out.headers = p.get().base();
+    if (out.status / 100 != 2) {
+      ec = run([&](auto h) { boost::beast::http::async_read(socket_, buffer_, p, [h](auto e, std::size_t) { h(e); }); });
+      if (ec && ec != boost::beast::http::error::end_of_stream) throw std::runtime_error("CONNECT body: " + ec.message());
+      out.body = p.get().body();
+    }
+    return out;
+  }
+
+  // TLS from here on (over a tunnel): verifies the peer against ctx's trust
+  // and `host`, sending `sni` (default: host) as the server name.
+  void start_tls(boost::asio::ssl::context& ctx, const std::string& host, const std::string& sni = {}) {
+    if (buffer_.size() != 0) throw std::runtime_error("bytes after the CONNECT answer");
+    tls_ = std::make_unique<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>>(socket_, ctx);
+    SSL_set_tlsext_host_name(tls_->native_handle(), (sni.empty() ? host : sni).c_str());
+    tls_->set_verify_mode(boost::asio::ssl::verify_peer);
+    SSL_set1_host(tls_->native_handle(), host.c_str());
+    const auto ec = run([&](auto h) { tls_->async_handshake(boost::asio::ssl::stream_base::client, h); });
+    if (ec) throw std::runtime_error("TLS handshake: " + ec.message());
+  }
+
+  [[nodiscard]] boost::asio::ip::tcp::socket& socket() { return socket_; }
+
  private:
   // Starts an operation (start(handler), handler(error_code)) and runs it to
   // completion or the timeout (then the socket is closed: error timed_out).

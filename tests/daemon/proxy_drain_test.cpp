@@ -1,6 +1,7 @@
 // Graceful drain: a stream in flight finishes, new connections are refused,
 // readiness goes false, the process exits 0; past the deadline flows are cut.
 #include "harness.hpp"
+#include "proxy_fixtures.hpp"
 #include "tests/support/fake_provider.hpp"
 
 #include <catch2/catch.hpp>
@@ -11,7 +12,6 @@ using namespace customs::testing;
 using namespace customs::daemon;
 
 namespace {
-const std::string chat_stream = R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]})";
 }
 
 TEST_CASE("drain: SIGTERM lets the stream in flight finish, refuses new connections, exits 0") {

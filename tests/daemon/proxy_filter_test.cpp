@@ -3,6 +3,7 @@
 // request rewriting, event replacement and stopping, whole-body inspection, and
 // end-of-flow for every flow.
 #include "harness.hpp"
+#include "proxy_fixtures.hpp"
 #include "daemon/dialect/dialect.hpp"
 #include "tests/support/fake_provider.hpp"
 
@@ -17,8 +18,6 @@ using namespace customs::daemon;
 
 namespace {
 
-const std::string chat_stream = R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]})";
-const std::string chat_whole = R"({"model":"m","messages":[{"role":"user","content":"hi"}]})";
 
 struct ended_flow {
   flow_outcome outcome;
@@ -108,7 +107,6 @@ server_options lab_options(filter_lab& lab, bool with_counter = false) {
   return o;
 }
 
-std::string url(const fake_provider& p) { return "http://127.0.0.1:" + std::to_string(p.port()); }
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 // non-streamed answers in every dialect, byte for byte; keep-alive on both sides;
 // upstream failures before and during a stream; TLS on both sides.
 #include "harness.hpp"
+#include "proxy_fixtures.hpp"
 #include "daemon/dialect/dialect.hpp"
 #include "tests/support/fake_provider.hpp"
 #include "tests/support/test_certs.hpp"
@@ -23,14 +24,9 @@ using namespace customs::daemon;
 
 namespace {
 
-const std::string chat_stream = R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]})";
-const std::string chat_whole = R"({"model":"m","messages":[{"role":"user","content":"hi"}]})";
 const std::string messages_stream = R"({"model":"m","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"hi"}]})";
 const std::string gemini_body = R"({"contents":[{"role":"user","parts":[{"text":"hi"}]}]})";
 
-std::string url(const fake_provider& p, const std::string& base = {}) {
-  return "http://127.0.0.1:" + std::to_string(p.port()) + base;
-}
 
 // Two answers of the fake provider differ only in ids and timestamps.
 std::string normalize(const std::string& s) {

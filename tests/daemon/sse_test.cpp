@@ -63,18 +63,6 @@ std::string concat_raw(const outcome& o) {
   return s;
 }
 
-// Fields only (raw differs when a "\r\n" is split: the '\n' moves to the next block).
-std::vector<parsed> fields(outcome o) {
-  for (auto& e : o.events) e.raw.clear();
-  // An empty block that holds only a '\n' of a split "\r\n" carries nothing.
-  std::vector<parsed> out;
-  for (auto& e : o.events) {
-    if (!e.has_data && e.event.empty() && !e.has_id && !e.retry && !e.terminated) continue;
-    out.push_back(e);
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("sse: one event per blank line, with every kind of line end") {
@@ -135,6 +123,18 @@ TEST_CASE("sse: an unterminated tail is yielded by finish()") {
   CHECK(o.events[0].terminated);
 }
 
+TEST_CASE("sse: the tail from finish() is terminated exactly when the stream ends with its blank line") {
+  const auto cut = run_whole("event: x\r\ndata: a\r");  // the data line's CR: no blank line yet
+  REQUIRE(cut.events.size() == 1);
+  CHECK_FALSE(cut.events[0].terminated);
+  CHECK(cut.events[0].data == "a");
+  const auto ended = run_whole("event: x\r\ndata: a\r\n\r");  // a blank line ended by a bare CR
+  REQUIRE(ended.events.size() == 1);
+  CHECK(ended.events[0].terminated);
+  CHECK(ended.events[0].raw == "event: x\r\ndata: a\r\n\r");
+  CHECK(ended.events[0].event == "x");
+}
+
 TEST_CASE("sse: split at every byte gives the same blocks and bytes") {
   const std::string s =
       "\xEF\xBB\xBF" "event: message_start\r\ndata: {\"text\":\"h\xC3\xA9llo \xE4\xB8\xAD\xE6\x96\x87\"}\r\n\r\n"
@@ -151,7 +151,7 @@ TEST_CASE("sse: split at every byte gives the same blocks and bytes") {
       const auto split = run({s.substr(0, i), s.substr(i, j - i), s.substr(j)});
       INFO("split at " << i << " and " << j);
       REQUIRE(concat_raw(split) == s);
-      REQUIRE(fields(split) == fields(whole));
+      REQUIRE(split.events == whole.events);
     }
   }
   // One byte at a time.
@@ -159,7 +159,44 @@ TEST_CASE("sse: split at every byte gives the same blocks and bytes") {
   for (char c : s) bytes.emplace_back(1, c);
   const auto one = run(bytes);
   CHECK(concat_raw(one) == s);
-  CHECK(fields(one) == fields(whole));
+  CHECK(one.events == whole.events);
+}
+
+TEST_CASE("sse: a blank line whose CR LF is split between pieces stays in its block") {
+  const std::string s = "data: a\r\n\r\ndata: b\r\n\r\n";
+  const auto whole = run_whole(s);
+  REQUIRE(whole.events.size() == 2);
+  const auto split = run({"data: a\r\n\r", "\ndata: b\r\n\r", "\n"});
+  REQUIRE(split.events.size() == 2);
+  CHECK(split.events[0] == whole.events[0]);
+  CHECK(split.events[0].raw == "data: a\r\n\r\n");
+  CHECK(split.events[1] == whole.events[1]);
+}
+
+TEST_CASE("sse: where a CR LF is split does not move the size limit") {
+  const std::string ev = "data: x\r\n\r\n";  // 11 bytes
+  const std::vector<std::string> pieces = {"data: x\r\n\r", "\n", ev};
+  CHECK_FALSE(run(pieces, ev.size()).too_large);
+  CHECK(run(pieces, ev.size()).events.size() == 2);
+  CHECK(run_whole(ev + ev, ev.size() - 1).too_large);
+  CHECK(run(pieces, ev.size() - 1).too_large);
+}
+
+TEST_CASE("sse: a block ended by a bare CR is yielded once the next byte shows it is not CR LF") {
+  sse_parser p(1024);
+  auto r = p.feed("data: a\r\r");
+  CHECK(r.what == sse_parser::status::need_more);
+  CHECK(r.consumed == 9);
+  r = p.feed("data: b\r\r");
+  REQUIRE(r.what == sse_parser::status::event);
+  CHECK(r.consumed == 0);
+  CHECK(p.event().raw == "data: a\r\r");
+  CHECK(p.event().data == "a");
+  CHECK(p.feed("data: b\r\r").what == sse_parser::status::need_more);
+  REQUIRE(p.finish());
+  CHECK(p.event().raw == "data: b\r\r");
+  CHECK(p.event().terminated);
+  CHECK_FALSE(p.finish());
 }
 
 TEST_CASE("sse: a block over the size limit is refused, one at the limit passes") {
@@ -194,6 +231,6 @@ TEST_CASE("sse: fuzz loop, random streams with random splits") {
     const auto split = run(pieces);
     INFO("iteration " << iteration);
     REQUIRE(concat_raw(split) == s);
-    REQUIRE(fields(split) == fields(whole));
+    REQUIRE(split.events == whole.events);
   }
 }

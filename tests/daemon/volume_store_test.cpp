@@ -11,7 +11,6 @@
 #include "daemon/volume/subject_key.hpp"
 #include "redis_server.hpp"
 #include "tests/support/test_certs.hpp"
-#include "tests/support/test_helpers.hpp"
 
 #include <algorithm>
 #include <atomic>

@@ -1,24 +1,30 @@
-// libFuzzer target: one flow of stream events through a stream_codec.
-// Input: byte 0 picks the codec; the rest is a sequence of events separated by
-// a blank line ("\n\n"); an event whose first line starts with "event:" uses it
-// as the event name, the remaining lines are the data.
-// Properties: never crashes; encode of an event with every slot replaced gives
-// valid JSON; make_delta of every open channel gives valid JSON or a codec error.
+// libFuzzer target: one streamed response through a stream_codec
+// (daemon/dialect/stream_codec.hpp), framed by the SSE parser as the relay
+// frames it.
+//
+// Input: byte 0 picks the codec (every streamed endpoint); the rest is the
+// response body, an SSE stream.
+//
+// Properties: never crashes; an event with every slot replaced encodes to
+// valid JSON; a delta event made for an open channel is valid JSON (or a codec
+// error); a stream event's slot channels are non-empty.
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <string_view>
 #include <vector>
 
 #include <boost/json/parse.hpp>
 
 #include "daemon/dialect/stream_codec.hpp"
+#include "daemon/sse.hpp"
+#include "tests/fuzz/fuzz_input.hpp"
 
 namespace {
 
 using customs::daemon::dialect;
 using customs::daemon::endpoint_kind;
+using customs::fuzz::check;
 
 struct target {
   dialect d;
@@ -38,36 +44,39 @@ bool valid_json(std::string_view s) {
   return !ec;
 }
 
+void on_block(customs::daemon::stream_codec& codec, const customs::daemon::sse_block& b) {
+  if (!b.has_data) return;
+  auto ev = codec.decode(b.event, b.data);
+  if (!ev) return;
+  for (const auto& s : ev->slots) check(!s.channel.empty(), "a stream slot without a channel");
+  if (!ev->slots.empty()) {
+    std::vector<customs::daemon::text_replacement> changes;
+    for (std::size_t i = 0; i < ev->slots.size(); ++i) changes.push_back({i, "[R\"\\]"});
+    auto out = codec.encode(*ev, changes);
+    check(out.has_value(), "encode failed on its own event");
+    check(valid_json(*out), "an encoded event is not JSON");
+  }
+  for (const auto& ch : codec.open_channels()) {
+    auto d = codec.make_delta(ch, "x\"y");
+    if (d) check(valid_json(d->data), "a made delta is not JSON");
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  if (size == 0) return 0;
-  const auto& t = targets[data[0] % targets.size()];
+  customs::fuzz::input in(data, size);
+  const auto& t = targets[in.byte() % targets.size()];
   auto codec = customs::daemon::stream_codec::create(t.d, t.e);
-  if (!codec) std::abort();
-  std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);
+  check(codec.has_value(), "no codec for a streamed endpoint");
+  customs::daemon::sse_parser sse(1 << 20);
+  std::string_view rest = in.rest();
   while (!rest.empty()) {
-    auto end = rest.find("\n\n");
-    auto block = rest.substr(0, end);
-    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 2);
-    std::string_view name;
-    if (block.starts_with("event:")) {
-      auto nl = block.find('\n');
-      name = block.substr(6, nl == std::string_view::npos ? std::string_view::npos : nl - 6);
-      block = nl == std::string_view::npos ? std::string_view{} : block.substr(nl + 1);
-    }
-    auto ev = codec->decode(name, block);
-    if (!ev) continue;
-    if (!ev->slots.empty()) {
-      std::vector<customs::daemon::text_replacement> changes;
-      for (std::size_t i = 0; i < ev->slots.size(); ++i) changes.push_back({i, "[R]"});
-      auto out = codec->encode(*ev, changes);
-      if (!out || !valid_json(*out)) std::abort();
-    }
-    for (const auto& ch : codec->open_channels()) {
-      auto d = codec->make_delta(ch, "x\"y");
-      if (d && !valid_json(d->data)) std::abort();
-    }
+    const auto r = sse.feed(rest);
+    if (r.what == customs::daemon::sse_parser::status::too_large) return 0;
+    rest.remove_prefix(r.consumed);
+    if (r.what == customs::daemon::sse_parser::status::event) on_block(*codec, sse.event());
   }
+  if (sse.finish()) on_block(*codec, sse.event());
   return 0;
 }

@@ -57,7 +57,7 @@ enum class role { ca, server, client };
 // A certificate for `key` with subject CN=cn; signed by issuer_key under
 // issuer_cert, or self-signed when issuer_cert is null.
 x509_ptr make_cert(EVP_PKEY* key, const std::string& cn, role r, X509* issuer_cert,
-                   EVP_PKEY* issuer_key) {
+                   EVP_PKEY* issuer_key, const std::string& san = "DNS:localhost,IP:127.0.0.1") {
   x509_ptr cert(X509_new());
   if (!cert || X509_set_version(cert.get(), 2) != 1) fail("X509_new");
 
@@ -90,7 +90,7 @@ x509_ptr make_cert(EVP_PKEY* key, const std::string& cn, role r, X509* issuer_ce
       add_ext(cert.get(), issuer, NID_basic_constraints, "critical,CA:FALSE");
       add_ext(cert.get(), issuer, NID_key_usage, "critical,digitalSignature");
       add_ext(cert.get(), issuer, NID_ext_key_usage, "serverAuth");
-      add_ext(cert.get(), issuer, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
+      add_ext(cert.get(), issuer, NID_subject_alt_name, san.c_str());
       break;
     case role::client:
       add_ext(cert.get(), issuer, NID_basic_constraints, "critical,CA:FALSE");
@@ -165,6 +165,19 @@ cert_and_key issue_client_cert(const test_pki& pki, const std::filesystem::path&
   const pkey_ptr ca_key = read_key(pki.ca.key);
   const pkey_ptr key = new_key();
   const x509_ptr cert = make_cert(key.get(), cn, role::client, ca.get(), ca_key.get());
+  return write_pair(dir, file_stem, cert.get(), key.get());
+}
+
+cert_and_key issue_server_cert(const test_pki& pki, const std::filesystem::path& dir,
+                               const std::vector<std::string>& dns_names, const std::string& file_stem) {
+  std::filesystem::create_directories(dir);
+  const x509_ptr ca = read_cert(pki.ca.cert);
+  const pkey_ptr ca_key = read_key(pki.ca.key);
+  const pkey_ptr key = new_key();
+  std::string san;
+  for (const auto& n : dns_names) san += (san.empty() ? "DNS:" : ",DNS:") + n;
+  const x509_ptr cert = make_cert(key.get(), dns_names.empty() ? "server" : dns_names.front(), role::server, ca.get(),
+                                  ca_key.get(), san);
   return write_pair(dir, file_stem, cert.get(), key.get());
 }
 

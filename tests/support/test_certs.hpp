@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace customs::testing {
 
@@ -30,6 +31,11 @@ struct test_pki {
 // `<file_stem>.pem` / `<file_stem>.key` in `dir`.
 [[nodiscard]] cert_and_key issue_client_cert(const test_pki& pki, const std::filesystem::path& dir,
                                              const std::string& cn, const std::string& file_stem);
+
+// A server certificate (serverAuth, SAN DNS:<each name>, CN the first name)
+// signed by pki.ca, as `<file_stem>.pem` / `<file_stem>.key` in `dir`.
+[[nodiscard]] cert_and_key issue_server_cert(const test_pki& pki, const std::filesystem::path& dir,
+                                             const std::vector<std::string>& dns_names, const std::string& file_stem);
 
 // A fresh directory under the system temporary directory, removed with its
 // contents by the destructor.

@@ -10,7 +10,14 @@ packages=(
   libssl-dev libre2-dev libsqlite3-dev libsodium-dev catch2 libyaml-cpp-dev
   sqlite3 openssl curl python3
   python3-yaml python3-jsonschema
+  # The volume counters' tests: hiredis (fleet counter store client),
+  # redis-server (started by the tests on loopback), tzdata (counter windows).
   libhiredis-dev redis-server tzdata
+  # The edge shell tests: network namespaces (unshare, mount, ip), nftables;
+  # openssl and curl above make their certificates and send their requests.
+  util-linux mount iproute2 nftables
+  # The fuzz targets (tools/scripts/fuzz.sh): clang and its libFuzzer runtime.
+  clang-14 libclang-rt-14-dev
 )
 # Node.js + npm run the official provider SDK clients in the end-to-end tests.
 # A machine that already has them (Debian's or another build, such as one that
@@ -18,9 +25,10 @@ packages=(
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)
 fi
-# Benchmark peers: nginx (baseline reverse proxy) and wrk (load).
+# Benchmark peers: nginx (baseline reverse proxy), wrk (load), squid with
+# ssl_bump (the TLS-intercepting proxy the edge benchmark compares with).
 if [[ "${CUSTOMS_WITH_BENCH:-0}" == 1 ]]; then
-  packages+=(nginx-light wrk)
+  packages+=(nginx-light wrk squid-openssl)
 fi
 
 missing=()
