@@ -34,9 +34,14 @@ struct index_fields {
   std::string action;  // allow | tag | redact | block | unscannable | error | refused ...
   std::vector<std::string> rules;  // rule ids that fired
   std::string rule_set_hash;
+  // Tokens the provider reported; tokens_unknown when it reported none (a flow
+  // that was never answered, a provider or stream without usage), which reports
+  // keep apart from 0.
   std::uint64_t tokens_in = 0;
   std::uint64_t tokens_out = 0;
 };
+
+inline constexpr std::uint64_t tokens_unknown = ~std::uint64_t{0};
 
 // What a writer hands in. The store adds sequence number, time, epoch, hashes, MAC.
 // Sizes are bounded (format.hpp): an index field longer than

@@ -245,8 +245,10 @@ std::vector<reader::group_totals> reader::report(const std::vector<std::string>&
     std::string col;
     if (d == "src" || d == "dst" || d == "tenant" || d == "route") col = "r." + d;
     else if (d == "day") col = "strftime('%Y-%m-%d', r.time_us / 1000000, 'unixepoch')";
+    else if (d == "month") col = "strftime('%Y-%m', r.time_us / 1000000, 'unixepoch')";
+    else if (d == "year") col = "strftime('%Y', r.time_us / 1000000, 'unixepoch')";
     else throw std::invalid_argument("unknown report dimension \"" + d +
-                                     "\" (use src, dst, tenant, route, day)");
+                                     "\" (use src, dst, tenant, route, day, month, year; model with --key)");
     dims += (dims.empty() ? "" : ", ") + col;
   }
   record_filter outer = f;
@@ -256,7 +258,7 @@ std::vector<reader::group_totals> reader::report(const std::vector<std::string>&
       "WITH last AS (SELECT max(seq) AS seq FROM records WHERE kind IN (1, 2) GROUP BY flow_id) "
       "SELECT " + (dims.empty() ? std::string("'all'") : dims) +
       ", count(*), sum(r.action = 'block'), sum(r.action = 'redact'), sum(r.action = 'tag'), "
-      "sum(r.tokens_in), sum(r.tokens_out) FROM records r JOIN last ON r.seq = last.seq" + w.sql +
+      "sum(max(r.tokens_in, 0)), sum(max(r.tokens_out, 0)), sum(r.tokens_in < 0 OR r.tokens_out < 0) FROM records r JOIN last ON r.seq = last.seq" + w.sql +
       (dims.empty() ? std::string() : " GROUP BY " + dims + " ORDER BY " + dims);
   sql::statement st(impl_->db, sql.c_str());
   w.bind(st);
@@ -274,6 +276,7 @@ std::vector<reader::group_totals> reader::report(const std::vector<std::string>&
     g.tagged = static_cast<std::uint64_t>(st.column_int(n + 3));
     g.tokens_in = static_cast<std::uint64_t>(st.column_int(n + 4));
     g.tokens_out = static_cast<std::uint64_t>(st.column_int(n + 5));
+    g.usage_unknown = static_cast<std::uint64_t>(st.column_int(n + 6));
     out.push_back(std::move(g));
   }
   if (rc != SQLITE_DONE) throw std::runtime_error("cannot read records: " + impl_->db.message());

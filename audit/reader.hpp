@@ -76,9 +76,12 @@ class reader {
   struct group_totals {
     std::vector<std::string> key;  // one value per --by dimension
     std::uint64_t flows = 0, blocked = 0, redacted = 0, tagged = 0;
+    // Sums over the flows whose provider reported usage; usage_unknown counts
+    // the flows whose provider reported none (stored as tokens_unknown).
     std::uint64_t tokens_in = 0, tokens_out = 0;
+    std::uint64_t usage_unknown = 0;
   };
-  // by: any of "src", "dst", "tenant", "route", "day" (UTC date). Throws
+  // by: any of "src", "dst", "tenant", "route", "day", "month", "year" (UTC). Throws
   // std::invalid_argument on an unknown dimension.
   [[nodiscard]] std::vector<group_totals> report(const std::vector<std::string>& by,
                                                  const record_filter& f);

@@ -74,8 +74,14 @@ void decode_row(std::span<const column_value, schema::record_column_count> cols,
   text(c_rules, rules);
   h.index.rules = format::split_rules(rules);
   text(c_rule_set_hash, h.index.rule_set_hash);
-  h.index.tokens_in = count(c_tokens_in, "a token count is negative");
-  h.index.tokens_out = count(c_tokens_out, "a token count is negative");
+  // Token counts: a count, or -1 for tokens_unknown (no usage reported).
+  const auto tokens = [&](int col) -> std::uint64_t {
+    const auto& c = cols[static_cast<std::size_t>(col)];
+    if (c.type == SQLITE_INTEGER && c.integer == -1) return tokens_unknown;
+    return count(col, "a token count is negative");
+  };
+  h.index.tokens_in = tokens(c_tokens_in);
+  h.index.tokens_out = tokens(c_tokens_out);
   h32(c_payload_hash, out.payload_hash);
   h32(c_hash, out.hash);
   h32(c_mac, out.mac);

@@ -48,6 +48,9 @@ constexpr kind_info kinds[] = {
     {key_kind::signing_public, "signing.pub", "# customs signing public key (Ed25519) v1",
      "checks audit checkpoint signatures (customsctl audit verify --signer)", false, false,
      sign_public_bytes},
+    {key_kind::subject_key, "subject.key", "# customs subject key (keyed hashes of data subjects) v1",
+     "customsd hashes identifiers in volume counters with it; the same file on every host sharing counters",
+     true, false, mac_key_bytes},
 };
 
 const kind_info& info(key_kind k) {
@@ -324,6 +327,14 @@ void replace_sealing_key(const fs::path& file, const sealing_state& st) {
   fsync_dir(file.parent_path());
 }
 
+mac_key load_subject_key(const fs::path& file) {
+  parsed p;
+  read_key_file(file, info(key_kind::subject_key), p);
+  mac_key k;
+  copy_into(k, p);
+  return k;
+}
+
 std::vector<fs::path> generate_key_set(const fs::path& dir, key_set which) {
   init();
   std::vector<key_kind> want;
@@ -333,6 +344,7 @@ std::vector<fs::path> generate_key_set(const fs::path& dir, key_set which) {
     want.insert(want.end(), {key_kind::sealing_key, key_kind::sealing_seed});
   if (which == key_set::all || which == key_set::signing)
     want.insert(want.end(), {key_kind::signing_secret, key_kind::signing_public});
+  if (which == key_set::subject) want.push_back(key_kind::subject_key);
 
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -365,6 +377,11 @@ std::vector<fs::path> generate_key_set(const fs::path& dir, key_set which) {
     random_bytes({seed.data(), seed.size()});
     put(key_kind::signing_secret, seed.view());
     put(key_kind::signing_public, sign_public_from_seed(seed));
+  }
+  if (which == key_set::subject) {
+    mac_key k;
+    random_bytes({k.data(), k.size()});
+    put(key_kind::subject_key, k.view());
   }
   fsync_dir(dir);
   return written;

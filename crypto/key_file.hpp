@@ -16,6 +16,8 @@
 //   sealing.seed  the same key at epoch 0; the auditors' copy, to verify with 0600
 //   signing.key   Ed25519 seed of the checkpoint signer; customsd's copy      0600
 //   signing.pub   Ed25519 public key, for `audit verify --signer`             0644
+//   subject.key   key of the keyed hashes of data subjects in volume counters
+//                 (`keys gen --only subject`; one per fleet sharing counters)  0600
 // Secret files are created 0600 and never overwritten (keys gen); loading a
 // secret file that group or others may read is refused.
 
@@ -42,6 +44,7 @@ enum class key_kind {
   sealing_seed,
   signing_secret,
   signing_public,
+  subject_key,
 };
 
 [[nodiscard]] std::string_view default_file_name(key_kind k) noexcept;  // "auditor.pub", ...
@@ -66,6 +69,7 @@ struct sealing_state {
 [[nodiscard]] sealing_state load_sealing_seed(const std::filesystem::path& file);
 [[nodiscard]] sign_seed load_signing_key(const std::filesystem::path& file);
 [[nodiscard]] sign_public_key load_signing_public(const std::filesystem::path& file);
+[[nodiscard]] mac_key load_subject_key(const std::filesystem::path& file);
 
 // Replaces sealing.key with the given state, crash-safe: writes FILE.tmp (0600),
 // fsyncs it, renames it over FILE and fsyncs the folder. After a crash FILE holds
@@ -75,7 +79,9 @@ struct sealing_state {
 void replace_sealing_key(const std::filesystem::path& file, const sealing_state& st);
 
 // Which files keys gen creates.
-enum class key_set { all, auditor, sealing, signing };
+// `all` is the audit trail's set; `subject` (the volume counters' hash key) is
+// made on its own, once per fleet.
+enum class key_set { all, auditor, sealing, signing, subject };
 
 // Creates the files of `which` in dir (created if missing). Refuses, creating
 // nothing, if any of them exists. Returns the paths written.

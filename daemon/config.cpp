@@ -639,6 +639,87 @@ void read_audit(walker& w, const YAML::Node& n, const std::string& path, const s
   });
 }
 
+void read_metering(walker& w, const YAML::Node& n, const std::string& path, metering_config& m) {
+  w.map(n, path, {
+    {"stream_usage", false, [&](const YAML::Node& v, const std::string& p) {
+       std::string s;
+       if (!w.string(v, p, s)) return;
+       if (s == "inject") m.inject_stream_usage = true;
+       else if (s == "off") m.inject_stream_usage = false;
+       else w.error(v, "E_VALUE", p + ": expected inject or off");
+     }},
+    {"max_models", false, [&](const YAML::Node& v, const std::string& p) {
+       (void)w.integer(v, p, 10'000, m.max_models);
+     }},
+    {"max_tenants", false, [&](const YAML::Node& v, const std::string& p) {
+       (void)w.integer(v, p, 100'000, m.max_tenants);
+     }},
+  });
+}
+
+void read_volumes(walker& w, const YAML::Node& n, const std::string& path, const std::filesystem::path& base,
+                  volumes_config& v) {
+  bool has_url = false, has_path = false;
+  const YAML::Node* url_node = nullptr;
+  YAML::Node url_copy;
+  w.map(n, path, {
+    {"backend", false, [&](const YAML::Node& x, const std::string& p) {
+       std::string s;
+       if (!w.string(x, p, s)) return;
+       if (s == "sqlite") v.backend = volumes_config::backend_kind::sqlite;
+       else if (s == "redis") v.backend = volumes_config::backend_kind::redis;
+       else w.error(x, "E_VALUE", p + ": expected sqlite or redis");
+     }},
+    {"path", false, [&](const YAML::Node& x, const std::string& p) {
+       has_path = true;
+       read_path(w, x, p, base, v.path);
+     }},
+    {"subject_key", true, [&](const YAML::Node& x, const std::string& p) {
+       read_path(w, x, p, base, v.subject_key);
+       std::error_code ec;
+       if (!v.subject_key.empty() && !std::filesystem::exists(v.subject_key, ec))
+         w.error(x, "E_FILE", p + ": no such file: " + v.subject_key.string() +
+                                 " (make one with: customsctl keys gen --out DIR --only subject)");
+     }},
+    {"url", false, [&](const YAML::Node& x, const std::string& p) {
+       has_url = true;
+       url_copy = x;
+       url_node = &url_copy;
+       if (!w.string(x, p, v.url)) return;
+       if (!v.url.starts_with("redis://") && !v.url.starts_with("rediss://"))
+         w.error(x, "E_VALUE", p + ": expected redis://host:port[/db] or rediss://host:port[/db]");
+     }},
+    {"tls", false, [&](const YAML::Node& x, const std::string& p) {
+       volumes_tls t;
+       w.map(x, p, {
+         {"ca", false, [&](const YAML::Node& y, const std::string& q) { read_path(w, y, q, base, t.ca); }},
+         {"cert", false, [&](const YAML::Node& y, const std::string& q) { read_path(w, y, q, base, t.cert); }},
+         {"key", false, [&](const YAML::Node& y, const std::string& q) { read_path(w, y, q, base, t.key); }},
+       });
+       if (t.cert.empty() != t.key.empty()) w.error(x, "E_VALUE", p + ": cert and key go together");
+       v.tls = std::move(t);
+     }},
+    {"password_file", false, [&](const YAML::Node& x, const std::string& p) { read_path(w, x, p, base, v.password_file); }},
+    {"budget", false, [&](const YAML::Node& x, const std::string& p) {
+       duration d{};
+       if (!w.duration_value(x, p, d)) return;
+       if (d < duration(1) || d > duration(5000)) w.error(x, "E_VALUE", p + ": must be from 1ms to 5s");
+       else v.budget = d;
+     }},
+    {"on_unavailable", false, [&](const YAML::Node& x, const std::string& p) {
+       std::string s;
+       if (!w.string(x, p, s)) return;
+       if (s == "refuse") v.refuse_on_unavailable = true;
+       else if (s == "local") v.refuse_on_unavailable = false;
+       else w.error(x, "E_VALUE", p + ": expected refuse or local");
+     }},
+  });
+  if (v.backend == volumes_config::backend_kind::redis && !has_url) w.error(n, "E_MISSING", path + ".url: required with backend redis");
+  if (v.backend == volumes_config::backend_kind::sqlite && has_url && url_node) w.error(*url_node, "E_VALUE", path + ".url: only with backend redis");
+  if (!has_path && (v.backend == volumes_config::backend_kind::sqlite || !v.refuse_on_unavailable))
+    w.error(n, "E_MISSING", path + ".path: required (the sqlite database, or redis's local fallback)");
+}
+
 void read_route(walker& w, const YAML::Node& n, const std::string& path, route_config& r) {
   const YAML::Node* ca_node = nullptr;
   YAML::Node ca_copy;
@@ -831,6 +912,12 @@ void read_document(walker& w, const YAML::Node& root, const std::filesystem::pat
        audit_config a;
        read_audit(w, v, p, base, a);
        c.audit = std::move(a);
+     }},
+    {"metering", false, [&](const YAML::Node& v, const std::string& p) { read_metering(w, v, p, c.metering); }},
+    {"volumes", false, [&](const YAML::Node& v, const std::string& p) {
+       volumes_config x;
+       read_volumes(w, v, p, base, x);
+       c.volumes = std::move(x);
      }},
     {"interception", false, [&](const YAML::Node& v, const std::string& p) {
        interception_config ic;

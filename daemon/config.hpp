@@ -329,6 +329,48 @@ enum class unscannable_mode : std::uint8_t {
 [[nodiscard]] std::string_view to_string(audit_content c) noexcept;
 [[nodiscard]] std::string_view to_string(unscannable_mode m) noexcept;
 
+// Token metering (see daemon/enforce/metering.hpp):
+//   metering:
+//     stream_usage: inject   # inject | off: ask OpenAI chat streams for usage
+//     max_models: 50         # model label values of the token metrics; more: "other"
+//     max_tenants: 200       # tenant label values likewise
+struct metering_config {
+  bool inject_stream_usage = true;
+  std::uint64_t max_models = 50;
+  std::uint64_t max_tenants = 200;
+  friend bool operator==(const metering_config&, const metering_config&) = default;
+};
+
+// Volume counters (rules with `volumes:`; see daemon/volume/):
+//   volumes:
+//     backend: sqlite            # sqlite (one host) | redis (a fleet)
+//     path: counters.db          # sqlite: the database; redis: the local fallback
+//     subject_key: keys/subject.key   # 0600; the same file on every host of a fleet
+//     url: redis://127.0.0.1:6379/0   # redis
+//     tls: {ca: ca.pem, cert: client.pem, key: client.key}   # redis over TLS (rediss://)
+//     password_file: redis.pass  # redis AUTH, optional
+//     budget: 50ms               # redis: the longest a flow waits for an answer
+//     on_unavailable: refuse     # redis unreachable or late: refuse (503) | local
+struct volumes_tls {
+  std::filesystem::path ca;
+  std::filesystem::path cert;
+  std::filesystem::path key;
+  friend bool operator==(const volumes_tls&, const volumes_tls&) = default;
+};
+
+struct volumes_config {
+  enum class backend_kind : std::uint8_t { sqlite, redis };
+  backend_kind backend = backend_kind::sqlite;
+  std::filesystem::path path;
+  std::filesystem::path subject_key;
+  std::string url;
+  std::optional<volumes_tls> tls;
+  std::filesystem::path password_file;
+  duration budget{50};
+  bool refuse_on_unavailable = true;
+  friend bool operator==(const volumes_config&, const volumes_config&) = default;
+};
+
 struct log_config {
   log_level level = log_level::info;
   bool flows = true;  // one line per finished flow
@@ -351,6 +393,8 @@ struct config {
   std::vector<std::filesystem::path> rules;  // files or folders; empty: no enforcement
   std::optional<audit_config> audit;
   unscannable_mode unscannable = unscannable_mode::block;
+  metering_config metering;
+  std::optional<volumes_config> volumes;
   // Edge modes (see the top of this file).
   std::optional<interception_config> interception;
   std::vector<std::filesystem::path> providers;  // the catalogue; filled with the default when an edge listener needs it

@@ -128,6 +128,13 @@ class request_resume {
   request_resume() = default;
   explicit request_resume(std::shared_ptr<detail::resume_target> t) : target_(std::move(t)) {}
   void operator()(request_status decision) const;
+  // Runs `fn` later on the flow's worker thread if the flow is still waiting
+  // for this decision then; otherwise (decided, past its deadline, server gone)
+  // drops it uncalled. For a pending filter that learns something on another
+  // thread (an answer from a store) and continues on the worker: while `fn`
+  // runs, the flow and its filters exist and nothing else touches them, and
+  // `fn` may call this handle (or post again). Thread-safe.
+  void post(std::function<void()> fn) const;
 
  private:
   std::shared_ptr<detail::resume_target> target_;

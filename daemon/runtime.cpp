@@ -147,6 +147,14 @@ std::vector<std::string> describe_changes(const config& before, const config& af
     out.push_back("unscannable: " + std::string(to_string(before.unscannable)) + " => " +
                   std::string(to_string(after.unscannable)));
   }
+  if (before.metering != after.metering) {
+    out.push_back("metering: stream_usage " + std::string(before.metering.inject_stream_usage ? "inject" : "off") +
+                  " => " + (after.metering.inject_stream_usage ? "inject" : "off") + ", max_models " +
+                  std::to_string(before.metering.max_models) + " => " + std::to_string(after.metering.max_models) +
+                  ", max_tenants " + std::to_string(before.metering.max_tenants) + " => " +
+                  std::to_string(after.metering.max_tenants));
+  }
+  if (before.volumes != after.volumes) out.push_back("restart needed: volumes changed (kept the running counter store)");
   if (before.interception != after.interception) out.push_back("interception settings changed");
   if (before.providers != after.providers) out.push_back("providers: the list of catalogue files changed");
   if (before.upstream_ca_bundle != after.upstream_ca_bundle) {

@@ -44,6 +44,9 @@ struct pending_decision {
   asio::steady_timer* timer = nullptr;
   std::optional<request_status> result;
   bool abandoned = false;
+  // The flow no longer waits for this decision (decided, failed, or the filter
+  // answered without going pending): posted work is dropped.
+  bool closed = false;
   void wake() {
     if (timer != nullptr) timer->cancel();
   }
@@ -77,6 +80,14 @@ void request_resume::operator()(request_status decision) const {
     if (decision == request_status::pending) w->abandoned = true;  // not a decision
     else w->result = decision;
     w->wake();
+  });
+}
+
+void request_resume::post(std::function<void()> fn) const {
+  if (!target_ || !fn) return;
+  (void)target_->gate->post([w = target_->wait, fn = std::move(fn)] {
+    if (w->result || w->abandoned || w->closed) return;
+    fn();
   });
 }
 
@@ -803,6 +814,7 @@ asio::awaitable<bool> session::run_request_phase(flow& f) {
       }
       // Our handle goes here; if the filter kept none, the decision is abandoned.
     }
+    if (st != request_status::pending) wait->closed = true;
     if (st == request_status::pending) {
       wait_ = wait;
       // The continuation is posted to this thread, so it cannot run before the
@@ -815,6 +827,7 @@ asio::awaitable<bool> session::run_request_phase(flow& f) {
         if (!ec) break;  // the deadline passed
       }
       wait->timer = nullptr;
+      wait->closed = true;
       wait_.reset();
       if (wait->result) {
         st = *wait->result;

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "policy/model.hpp"
+#include "policy/volume.hpp"
 
 namespace customs::policy {
 
@@ -34,9 +35,19 @@ std::string show(const std::vector<finding>& fs) {
   return s + "]";
 }
 
-void run_one(const compiled_rule_set& rs, const detail::test_def& t, rule_test_result& r) {
+void run_one(const compiled_rule_set& rs, const detail::test_def& t, rule_test_result& r,
+             const std::map<std::string, std::uint64_t>& volumes) {
   auto& fail = r.failures;
-  const auto whole = rs.evaluate(t.input, t.ctx);
+  auto whole = rs.evaluate(t.input, t.ctx);
+  if (!rs.volumes.empty()) {
+    // Counters start at the test's `volumes` (in memory).
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         t.ctx.now.value_or(std::chrono::system_clock::now()).time_since_epoch()).count();
+    auto preset = volumes;
+    for (const auto& [k, n] : t.volumes) preset[k] = n;
+    evaluate_volumes_in_memory(rs, t.ctx, whole.result, preset, now);
+    if (!whole.result.volumes.empty()) whole.redacted = rs.redact(t.input, whole.result.findings, 0);
+  }
   const verdict& v = whole.result;
 
   if (t.expect_action && v.act != *t.expect_action)
@@ -78,8 +89,9 @@ void run_one(const compiled_rule_set& rs, const detail::test_def& t, rule_test_r
   if (t.expect_redacted && whole.redacted != *t.expect_redacted)
     fail.push_back("redacted: expected " + quote(*t.expect_redacted) + ", got " + quote(whole.redacted));
 
-  if (t.chunked) {
-    // The streamed result must be the whole-text result.
+  if (t.chunked && v.volumes.empty()) {
+    // The streamed result must be the whole-text result (streamed responses
+    // touch no counter).
     stream_scanner sc(rule_set_ptr(rule_set_ptr{}, &rs), t.ctx);  // non-owning: rs outlives it
     std::string released;
     bool blocked = false;
@@ -105,7 +117,7 @@ void run_one(const compiled_rule_set& rs, const detail::test_def& t, rule_test_r
 
 }  // namespace
 
-rule_test_report run_rule_tests(const rule_set& rules) {
+rule_test_report run_rule_tests(const rule_set& rules, const std::map<std::string, std::uint64_t>& volumes) {
   rule_test_report rep;
   const auto* rs = dynamic_cast<const compiled_rule_set*>(&rules);
   if (rs == nullptr) return rep;
@@ -115,7 +127,7 @@ rule_test_report run_rule_tests(const rule_set& rules) {
     r.file = t.at.file;
     r.line = t.at.line;
     r.col = t.at.col;
-    run_one(*rs, t, r);
+    run_one(*rs, t, r, volumes);
     (r.passed() ? rep.passed : rep.failed) += 1;
     rep.results.push_back(std::move(r));
   }
@@ -132,6 +144,7 @@ rule_set_summary summarize(const rule_set& rules) {
   s.rules = rs->rules.size();
   s.exceptions = rs->exceptions.size();
   s.tests = rs->tests.size();
+  s.volumes = rs->volumes.size();
   return s;
 }
 
@@ -142,6 +155,10 @@ std::optional<rule_info> describe_rule(const rule_set& rules, const std::string&
     if (r.id != id) continue;
     return rule_info{r.id, r.pack, r.description, r.act, r.references};
   }
+  // Volume levels are named like rules.
+  for (const auto& v : rs->volumes)
+    for (const auto& l : v.levels)
+      if (l.id == id) return rule_info{l.id, v.pack, l.description, l.act, l.references};
   return std::nullopt;
 }
 

@@ -4,6 +4,8 @@
 // holds. Used by customsctl rules check / test / explain.
 
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,7 +36,10 @@ struct rule_test_report {
 // expected findings are compared with the findings of the detectors of its own
 // pack and of the detectors it names, so that packs loaded together keep their
 // tests. Tests without `now` judge exception expiry at the current time.
-[[nodiscard]] rule_test_report run_rule_tests(const rule_set& rules);
+// `volumes` sets the starting count of volume counters (counter id -> subjects
+// already counted) for tests that do not set it themselves.
+[[nodiscard]] rule_test_report run_rule_tests(const rule_set& rules,
+                                              const std::map<std::string, std::uint64_t>& volumes = {});
 
 struct rule_set_summary {
   std::vector<std::pair<std::string, std::string>> packs;  // id, version
@@ -43,6 +48,7 @@ struct rule_set_summary {
   std::size_t rules = 0;
   std::size_t exceptions = 0;
   std::size_t tests = 0;
+  std::size_t volumes = 0;  // volume counters
 };
 [[nodiscard]] rule_set_summary summarize(const rule_set& rules);
 

@@ -1,5 +1,7 @@
 #include "policy/canonical.hpp"
 
+#include <algorithm>
+
 #include "policy/model.hpp"
 #include "policy/sha256.hpp"
 
@@ -299,6 +301,61 @@ std::string canonical_form(const compiled_rule_set& set) {
     }
     w.close(']');
     w.field("version", p.version);
+    // Volume counters (only for packs that have some, so that the hashes of
+    // sets without counters did not change when counters were introduced).
+    const bool counters = std::any_of(set.volumes.begin(), set.volumes.end(), [&](const auto& v) { return v.pack == p.id; });
+    if (counters) {
+      w.key("volumes");
+      w.open('[');
+      for (const auto& v : set.volumes) {
+        if (v.pack != p.id) continue;
+        w.open('{');
+        w.field_list("categories", v.categories);
+        w.field("description", v.description);
+        w.field_list("detectors", v.detectors);
+        w.field("dst_in", v.dst.any ? std::string("*") : std::string());
+        w.field_list("dst_in_list", v.dst.in);
+        w.field_list("dst_not", v.dst.not_in);
+        w.field("id", v.id);
+        w.key("levels");
+        w.open('[');
+        for (const auto& l : v.levels) {
+          w.open('{');
+          w.field("action", to_string(l.act));
+          w.key("at_least");
+          w.number(static_cast<std::size_t>(l.at_least));
+          w.field("description", l.description);
+          w.field("id", l.id);
+          w.field_list("references", sorted(l.references));
+          w.field("require_exception", l.require_exception);
+          w.field_list("tags", l.tags);
+          w.close('}');
+        }
+        w.close(']');
+        w.field("per_dst", v.per_dst);
+        w.field("per_src", v.per_src);
+        w.field("per_tenant", v.per_tenant);
+        w.field_list("references", sorted(v.references));
+        w.key("rolling_days");
+        w.number(v.rolling_days);
+        w.key("rolling_months");
+        w.number(v.rolling_months);
+        w.key("sensitive");
+        if (v.sensitive) w.value(*v.sensitive);
+        else w.null();
+        w.field("src_in", v.src.any ? std::string("*") : std::string());
+        w.field_list("src_in_list", v.src.in);
+        w.field_list("src_not", v.src.not_in);
+        w.field("tenants_in", v.tenants.any ? std::string("*") : std::string());
+        w.field_list("tenants_in_list", v.tenants.in);
+        w.field_list("tenants_not", v.tenants.not_in);
+        w.field("time_zone", v.time_zone_name);
+        w.key("window");
+        w.number(static_cast<std::size_t>(v.window));
+        w.close('}');
+      }
+      w.close(']');
+    }
     w.close('}');
   }
   w.close(']');

@@ -20,6 +20,7 @@
 #include "policy/normalize.hpp"
 #include "policy/pattern.hpp"
 #include "policy/text.hpp"
+#include "policy/volume_compile.hpp"
 
 namespace customs::policy {
 
@@ -74,7 +75,7 @@ std::string where(const std::string& what, const std::string& path) {
 
 // A name used before everything is read, checked afterwards.
 struct reference {
-  enum class kind { group, detector, category, rule, scheme } k;
+  enum class kind { group, detector, category, rule, volume, scheme } k;
   std::string name;
   origin at;
   std::string what;
@@ -162,7 +163,7 @@ class file_reader {
       err(root, "E_TYPE", "file", "(top level)", "a rule file is a mapping (schema, pack, ...)");
       return;
     }
-    check_keys(root, {"schema", "pack", "jurisdictions", "check_digits", "detectors", "rules", "exceptions", "tests"},
+    check_keys(root, {"schema", "pack", "jurisdictions", "check_digits", "detectors", "rules", "exceptions", "volumes", "tests"},
                "file", "");
     const YAML::Node schema = get(root, "schema");
     if (!schema) {
@@ -184,6 +185,7 @@ class file_reader {
     if (const YAML::Node d = get(root, "detectors")) each(d, "detectors", [&](const YAML::Node& n, const std::string& p) { read_detector(n, p); });
     if (const YAML::Node r = get(root, "rules")) each(r, "rules", [&](const YAML::Node& n, const std::string& p) { read_rule(n, p); });
     if (const YAML::Node e = get(root, "exceptions")) each(e, "exceptions", [&](const YAML::Node& n, const std::string& p) { read_exception(n, p); });
+    if (const YAML::Node v = get(root, "volumes")) each(v, "volumes", [&](const YAML::Node& n, const std::string& p) { read_volume(n, p); });
     if (const YAML::Node t = get(root, "tests")) each(t, "tests", [&](const YAML::Node& n, const std::string& p) { read_test(n, p); });
   }
 
@@ -899,13 +901,171 @@ class file_reader {
     out_.exceptions.push_back(std::move(e));
   }
 
+  // A volume counter (policy/volume.hpp, docs/rules.md "Volumes").
+  void read_volume(const YAML::Node& n, const std::string& path) {
+    std::string what;
+    volume_def v;
+    v.id = take_id(n, "volume", path, what);
+    if (!n.IsMap()) return;
+    check_keys(n, {"id", "description", "count", "when", "per", "window", "levels", "references"}, what, path);
+    v.pack = pack_;
+    v.file = file_;
+    const origin o = at(n);
+    v.line = o.line;
+    v.col = o.col;
+    v.description = opt_str(n, "description", what, path);
+    v.references = plain_strs(n, "references", what, path);
+    if (const YAML::Node c = get(n, "count"); !c) {
+      err(n, "E_MISSING_KEY", what, path + ".count", "missing 'count' (the detectors or categories whose findings count)");
+    } else if (is_map(c, what, path + ".count")) {
+      const std::string cp = path + ".count";
+      check_keys(c, {"detectors", "categories", "sensitive"}, what, cp);
+      if (const YAML::Node s = get(c, "detectors"))
+        for (auto& [x, node] : strs(s, what, cp + ".detectors")) {
+          refs_.push_back({reference::kind::detector, x, at(node), what, cp + ".detectors"});
+          v.detectors.push_back(x);
+        }
+      if (const YAML::Node s = get(c, "categories"))
+        for (auto& [x, node] : strs(s, what, cp + ".categories")) {
+          const std::string_view base = x.ends_with(".*") ? std::string_view(x).substr(0, x.size() - 2) : std::string_view(x);
+          if (!valid_category(base)) {
+            err(node, "E_VALUE", what, cp + ".categories", "'" + x + "' is not a category (e.g. pi.phone or pi.*)");
+            continue;
+          }
+          refs_.push_back({reference::kind::category, x, at(node), what, cp + ".categories"});
+          v.categories.push_back(x);
+        }
+      if (const YAML::Node s = get(c, "sensitive")) v.sensitive = boolean(s, what, cp + ".sensitive");
+      sort_unique(v.detectors);
+      sort_unique(v.categories);
+      if (v.detectors.empty() && v.categories.empty() && !v.sensitive)
+        err(c, "E_MISSING_KEY", what, cp, "count needs detectors, categories or sensitive");
+    }
+    if (const YAML::Node w = get(n, "when")) {
+      const std::string wp = path + ".when";
+      if (is_map(w, what, wp)) {
+        check_keys(w, {"src", "dst", "tenants"}, what, wp);
+        value_matcher m;
+        const auto copy = [](const value_matcher& from, volume_def::matcher_text& to) {
+          to.any = from.any;
+          to.in = from.in;
+          to.not_in = from.not_in;
+        };
+        if (const YAML::Node s = get(w, "src")) { m = {}; read_matcher(s, m, true, what, wp + ".src"); copy(m, v.src); }
+        if (const YAML::Node s = get(w, "dst")) { m = {}; read_matcher(s, m, true, what, wp + ".dst"); copy(m, v.dst); }
+        if (const YAML::Node s = get(w, "tenants")) { m = {}; read_matcher(s, m, false, what, wp + ".tenants"); copy(m, v.tenants); }
+      }
+    }
+    if (const YAML::Node p = get(n, "per")) {
+      for (auto& [x, node] : strs(p, what, path + ".per")) {
+        if (x == "tenant") v.per_tenant = true;
+        else if (x == "src") v.per_src = true;
+        else if (x == "dst") v.per_dst = true;
+        else err(node, "E_VALUE", what, path + ".per", "'" + x + "': counts are split per tenant, src or dst");
+      }
+    }
+    if (const YAML::Node w = get(n, "window"); !w) {
+      err(n, "E_MISSING_KEY", what, path + ".window", "missing 'window' (calendar_year, calendar_month or rolling)");
+    } else if (is_map(w, what, path + ".window")) {
+      const std::string wp = path + ".window";
+      check_keys(w, {"calendar_year", "calendar_month", "rolling", "time_zone"}, what, wp);
+      const int kinds = (get(w, "calendar_year") ? 1 : 0) + (get(w, "calendar_month") ? 1 : 0) + (get(w, "rolling") ? 1 : 0);
+      if (kinds != 1) err(w, "E_VALUE", what, wp, "give exactly one of calendar_year: true, calendar_month: true, rolling: \"N days\" / \"N months\"");
+      for (const char* k : {"calendar_year", "calendar_month"})
+        if (const YAML::Node b = get(w, k)) {
+          if (boolean(b, what, wp + "." + k).value_or(false)) {
+            v.window = std::string_view(k) == "calendar_year" ? volume_window::calendar_year : volume_window::calendar_month;
+          } else {
+            err(b, "E_VALUE", what, wp + "." + k, "write true (or use another window)");
+          }
+        }
+      if (const YAML::Node r = get(w, "rolling")) {
+        v.window = volume_window::rolling;
+        const auto s = str(r, what, wp + ".rolling");
+        if (s) {
+          v.rolling_text = *s;
+          std::uint32_t num = 0;
+          const auto sp = s->find(' ');
+          const std::string unit = sp == std::string::npos ? std::string() : s->substr(sp + 1);
+          const auto res = std::from_chars(s->data(), s->data() + (sp == std::string::npos ? s->size() : sp), num);
+          const bool number_ok = res.ec == std::errc{} && res.ptr == s->data() + (sp == std::string::npos ? s->size() : sp);
+          if (number_ok && (unit == "days" || unit == "day") && num >= 1 && num <= 3660) v.rolling_days = num;
+          else if (number_ok && (unit == "months" || unit == "month") && num >= 1 && num <= 120) v.rolling_months = num;
+          else err(r, "E_VALUE", what, wp + ".rolling", "expected \"N days\" (1 to 3660) or \"N months\" (1 to 120)");
+        }
+      }
+      if (const YAML::Node z = get(w, "time_zone")) {
+        if (auto s = str(z, what, wp + ".time_zone")) {
+          v.time_zone_name = *s;
+          std::string why;
+          if (auto tz = time_zone::load(*s, why)) v.zone = std::make_shared<const time_zone>(std::move(*tz));
+          else err(z, "E_VALUE", what, wp + ".time_zone", "time zone '" + *s + "': " + why);
+        }
+      } else {
+        v.zone = std::make_shared<const time_zone>();
+      }
+    }
+    if (const YAML::Node ls = get(n, "levels"); !ls) {
+      err(n, "E_MISSING_KEY", what, path + ".levels", "missing 'levels' (thresholds and what happens at each)");
+    } else if (!ls.IsSequence() || ls.size() == 0) {
+      err(ls, "E_TYPE", what, path + ".levels", "expected a non-empty list of levels");
+    } else {
+      for (std::size_t i = 0; i < ls.size(); ++i) {
+        const YAML::Node l = ls[i];
+        const std::string lp = path + ".levels[" + std::to_string(i) + "]";
+        std::string lwhat;
+        volume_level_def lv;
+        lv.id = take_id(l, "volume level", lp, lwhat);
+        if (!l.IsMap()) continue;
+        check_keys(l, {"id", "description", "reaching", "exceeding", "action", "tags", "references"}, lwhat, lp);
+        const origin lo = at(l);
+        lv.line = lo.line;
+        lv.col = lo.col;
+        lv.description = opt_str(l, "description", lwhat, lp);
+        const YAML::Node reach = get(l, "reaching");
+        const YAML::Node exceed = get(l, "exceeding");
+        if ((reach ? 1 : 0) + (exceed ? 1 : 0) != 1) {
+          err(l, "E_VALUE", lwhat, lp, "give exactly one of 'reaching: N' (count >= N) and 'exceeding: N' (count > N)");
+        } else if (reach) {
+          if (auto c = count(reach, lwhat, lp + ".reaching", std::size_t{1} << 40)) {
+            if (*c == 0) err(reach, "E_VALUE", lwhat, lp + ".reaching", "a threshold is at least 1");
+            lv.at_least = *c;
+            lv.threshold_text = "reaching " + std::to_string(*c);
+          }
+        } else if (auto c = count(exceed, lwhat, lp + ".exceeding", std::size_t{1} << 40)) {
+          lv.at_least = *c + 1;
+          lv.threshold_text = "exceeding " + std::to_string(*c);
+        }
+        if (auto a = required_str(l, "action", lwhat, lp)) {
+          if (*a == "require_exception") {
+            lv.act = action::block;
+            lv.require_exception = true;
+          } else if (auto act = parse_action(*a); act && *act != action::allow) {
+            lv.act = *act;
+          } else {
+            err(get(l, "action"), "E_VALUE", lwhat, lp + ".action", "a level's action is tag, redact, block or require_exception");
+          }
+        }
+        lv.tags = plain_strs(l, "tags", lwhat, lp);
+        sort_unique(lv.tags);
+        lv.references = plain_strs(l, "references", lwhat, lp);
+        v.levels.push_back(std::move(lv));
+      }
+      std::stable_sort(v.levels.begin(), v.levels.end(), [](const auto& a, const auto& b) { return a.at_least < b.at_least; });
+      for (std::size_t i = 1; i < v.levels.size(); ++i)
+        if (v.levels[i].at_least == v.levels[i - 1].at_least)
+          err(ls, "E_VALUE", what, path + ".levels", "levels '" + v.levels[i - 1].id + "' and '" + v.levels[i].id + "' have the same threshold");
+    }
+    out_.volumes.push_back(std::move(v));
+  }
+
   void read_test(const YAML::Node& n, const std::string& path) {
     std::string what;
     test_def t;
     t.id = take_id(n, "test", path, what);
     if (!n.IsMap()) return;
     check_keys(n, {"id", "description", "input", "chunks", "src", "dst", "direction", "tenant", "route",
-                   "parts", "now", "expect"},
+                   "parts", "now", "volumes", "expect"},
                what, path);
     t.pack = pack_;
     t.at = at(n);
@@ -946,6 +1106,16 @@ class file_reader {
           const std::string kind = it->first.IsScalar() ? it->first.Scalar() : "?";
           if (auto c = count(it->second, what, path + ".parts." + kind, 1000000))
             t.ctx.non_text_parts[kind] = static_cast<std::uint32_t>(*c);
+        }
+    }
+    if (const YAML::Node vs = get(n, "volumes")) {
+      // Counter state before the test: {counter id: subjects already counted}.
+      if (is_map(vs, what, path + ".volumes"))
+        for (auto it = vs.begin(); it != vs.end(); ++it) {
+          const std::string counter = it->first.IsScalar() ? it->first.Scalar() : "?";
+          refs_.push_back({reference::kind::volume, counter, at(it->first), what, path + ".volumes"});
+          if (auto c = count(it->second, what, path + ".volumes." + counter, std::size_t{1} << 40))
+            t.volumes[counter] = *c;
         }
     }
     if (const YAML::Node w = get(n, "now")) {
@@ -1233,6 +1403,20 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
   for (std::size_t i = 0; i < set.schemes.size(); ++i) scheme_index.emplace(set.schemes[i].id, i);
   std::map<std::string, std::uint32_t> rule_index;
   for (std::size_t i = 0; i < set.rules.size(); ++i) rule_index.emplace(set.rules[i].id, static_cast<std::uint32_t>(i));
+  std::stable_sort(set.volumes.begin(), set.volumes.end(), by_id);
+  // Volume levels share the rules' ids: exceptions name them like rules.
+  std::set<std::string> level_ids, volume_ids;
+  for (const auto& v : set.volumes) {
+    volume_ids.insert(v.id);
+    for (const auto& l : v.levels) {
+      origin lo;
+      lo.file = v.file;
+      lo.line = l.line;
+      lo.col = l.col;
+      if (rule_index.count(l.id) || !level_ids.insert(l.id).second)
+        s.error(lo, "E_DUPLICATE_ID", "volume level '" + l.id + "': the id is already used by a rule or another level");
+    }
+  }
 
   // References.
   for (const auto& r : refs) {
@@ -1250,8 +1434,11 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
         if (!any) s.error(r.at, "E_UNKNOWN_CATEGORY", head + "no detector in this rule set has category '" + r.name + "'");
         break;
       }
+      case reference::kind::volume:
+        if (!volume_ids.count(r.name)) s.error(r.at, "E_UNKNOWN_VOLUME", head + "no volume counter '" + r.name + "' in this rule set");
+        break;
       case reference::kind::rule:
-        if (!rule_index.count(r.name)) s.error(r.at, "E_UNKNOWN_RULE", head + "no rule '" + r.name + "' in this rule set");
+        if (!rule_index.count(r.name) && !level_ids.count(r.name)) s.error(r.at, "E_UNKNOWN_RULE", head + "no rule '" + r.name + "' in this rule set");
         break;
       case reference::kind::scheme:
         if (!scheme_index.count(r.name))
@@ -1310,6 +1497,8 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
                                                   "; it no longer lowers anything");
   }
 
+  for (auto& [o, code, message] : compile_volumes(set)) s.error(o, std::move(code), std::move(message));
+
   // Detectors: compile patterns, then the set and the streaming automaton.
   pattern::nfa nfa;
   std::vector<std::uint32_t> starts(set.detectors.size(), 0);
@@ -1353,7 +1542,8 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
   // Warnings about coverage, for sets that are otherwise valid.
   for (std::size_t i = 0; i < set.detectors.size() && s.errors == 0; ++i) {
     const auto& d = set.detectors[i];
-    const bool used = std::any_of(set.rules.begin(), set.rules.end(), [&](const auto& r) { return r.selects[i]; });
+    const bool used = std::any_of(set.rules.begin(), set.rules.end(), [&](const auto& r) { return r.selects[i]; }) ||
+                      std::any_of(set.volumes.begin(), set.volumes.end(), [&](const auto& v) { return v.selects[i]; });
     if (!used) s.warning(d.at, "W_DETECTOR_UNUSED", "detector '" + d.id + "': no rule selects it");
     bool pos = false, neg = false;
     for (const auto& t : set.tests) {

@@ -16,6 +16,7 @@
 #include "policy/checksum.hpp"
 #include "policy/policy.hpp"
 #include "policy/validators.hpp"
+#include "policy/volume_model.hpp"
 
 namespace customs::policy::detail {
 
@@ -180,6 +181,7 @@ struct test_def {
   std::optional<std::vector<std::string>> expect_rules;
   std::optional<std::vector<std::string>> expect_tags;
   std::optional<std::string> expect_redacted;
+  std::map<std::string, std::uint64_t> volumes;  // counter id -> subjects already counted
 };
 
 // What a flow context makes of the rules: computed once per flow (decide, the
@@ -262,6 +264,7 @@ class compiled_rule_set final : public rule_set {
   std::vector<rule_def> rules;          // sorted by id
   std::vector<exception_def> exceptions;  // sorted by id
   std::vector<test_def> tests;          // file order
+  std::vector<volume_def> volumes;      // sorted by id
   std::unique_ptr<RE2::Set> set;
   stream_automaton automaton;
   std::size_t nfa_states = 0;

@@ -78,6 +78,17 @@ struct flow_context {
   std::optional<std::chrono::system_clock::time_point> now;
 };
 
+// A volume counter a flow touched (see volume.hpp).
+struct volume_hit {
+  std::string counter;  // counter id
+  std::string scope;    // "tenant=acme,dst=CN"; "" when pooled
+  std::string window;   // "2026", "2026-05", "rolling-365d"
+  std::uint64_t count = 0;  // subjects in the window with this flow's
+  std::uint64_t added = 0;  // subjects this flow added (0 when it was stopped)
+  std::string level;        // the highest level reached; empty when none
+  action act = action::allow;  // what the level did to the flow (after exceptions)
+};
+
 struct verdict {
   action act = action::allow;
   std::vector<std::string> rules;  // ids of the rules that fired, sorted, unique
@@ -85,6 +96,7 @@ struct verdict {
   std::vector<std::string> exceptions;  // ids of exceptions that lowered an action
   std::vector<finding> findings;   // in text order (by part, then start)
   std::string rule_set_hash;       // hex; of the set that decided
+  std::vector<volume_hit> volumes;  // counters the flow touched (request flows)
 };
 
 class rule_set;

@@ -1,8 +1,9 @@
-// customsctl audit verify | checkpoint | show | export | replay | report | erase
+// customsctl audit verify | checkpoint | show | export | replay | report | volumes | erase
 // Exit codes: 0 ok, 1 the check failed (verify found a broken trail), 2 usage or
 // I/O error.
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -15,6 +16,7 @@
 #include "crypto/key_file.hpp"
 #include "policy/input_file.hpp"
 #include "tools/args.hpp"
+#include "tools/audit_volumes.hpp"
 #include "tools/commands.hpp"
 #include "tools/replay_engine.hpp"
 
@@ -37,8 +39,11 @@ constexpr std::string_view audit_usage =
     "             without --key, only the plaintext index fields\n"
     "  replay     --key auditor.key --rules PATH... [--since T] [--until T]\n"
     "             lists the flows whose action would change under the given rules\n"
-    "  report     [--by src,dst,tenant,route,day] [FILTERS] [--format table|jsonl|csv]\n"
-    "             flows, blocked, redacted, tagged and tokens per group; no key needed\n"
+    "  report     [--by src,dst,tenant,route,model,day,month,year] [--key auditor.key] [FILTERS]\n"
+    "             [--format table|csv|json|jsonl]  flows, blocked, redacted, tagged, tokens in and\n"
+    "             out, and flows whose usage is unknown, per group; --by model needs --key\n"
+    "  volumes    --key auditor.key [FILTERS] [--format table|csv|json]  every volume counter\n"
+    "             recomputed from the subject hashes in the trail, per counter, scope, window\n"
     "  erase      --flow ID --reason TEXT (--keys DIR | --auditor-pub F... --sealing-key F\n"
     "             --signing-key F)  removes a flow's payloads and records the erasure;\n"
     "             needs customsd's keys and that no other writer has the database open\n"
@@ -74,6 +79,20 @@ audit::record_filter make_filter(const parsed_args& a) {
   f.tenant = a.get("tenant");
   f.rule = a.get("rule");
   return f;
+}
+
+// A token count of the index; a provider that reported none is unknown, not 0.
+std::string tokens_text(std::uint64_t n, std::string_view unknown) {
+  return n == audit::tokens_unknown ? std::string(unknown) : std::to_string(n);
+}
+json::value tokens_json(std::uint64_t n) {
+  return n == audit::tokens_unknown ? json::value(nullptr) : json::value(n);
+}
+
+json::array strings_array(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
 }
 
 void no_positional(const parsed_args& a) {
@@ -211,8 +230,8 @@ json::object record_json(const audit::read_record& rec, bool with_key) {
   for (const auto& r : rec.index.rules) rules.emplace_back(r);
   o["rules"] = std::move(rules);
   o["rule_set_hash"] = rec.index.rule_set_hash;
-  o["tokens_in"] = rec.index.tokens_in;
-  o["tokens_out"] = rec.index.tokens_out;
+  o["tokens_in"] = tokens_json(rec.index.tokens_in);
+  o["tokens_out"] = tokens_json(rec.index.tokens_out);
   o["erased"] = rec.erased;
   if (rec.payload) {
     boost::system::error_code ec;
@@ -255,7 +274,7 @@ int cmd_show(const parsed_args& a, out_format def) {
                   << csv_field(rec.index.action) << "," << csv_field(rec.index.src) << ","
                   << csv_field(rec.index.dst) << "," << csv_field(rec.index.tenant) << ","
                   << csv_field(rec.index.route) << "," << csv_field(join(rec.index.rules, " ")) << ","
-                  << rec.index.tokens_in << "," << rec.index.tokens_out << ","
+                  << tokens_text(rec.index.tokens_in, "") << "," << tokens_text(rec.index.tokens_out, "") << ","
                   << (rec.erased ? "true" : "false");
         if (with_key) std::cout << "," << csv_field(rec.payload ? *rec.payload : rec.payload_error);
         std::cout << "\r\n";
@@ -267,7 +286,7 @@ int cmd_show(const parsed_args& a, out_format def) {
                   << audit::format::kind_name(rec.kind) << std::setw(24) << cell(rec.flow_id) << std::setw(8)
                   << cell(rec.index.action) << std::setw(5) << cell(rec.index.src) << std::setw(5)
                   << cell(rec.index.dst) << std::setw(12) << cell(rec.index.tenant) << std::setw(10)
-                  << (std::to_string(rec.index.tokens_in) + "/" + std::to_string(rec.index.tokens_out))
+                  << (tokens_text(rec.index.tokens_in, "?") + "/" + tokens_text(rec.index.tokens_out, "?"))
                   << cell(join(rec.index.rules)) << "\n";
         if (rec.payload) std::cout << "        payload: " << cell(*rec.payload) << "\n";
         else if (rec.erased) std::cout << "        payload: (erased)\n";
@@ -310,7 +329,8 @@ int cmd_replay(const parsed_args& a) {
 
 int cmd_report(const parsed_args& a) {
   no_positional(a);
-  const auto fmt = get_format(a, out_format::table);
+  const bool as_json = a.get("format") == std::optional<std::string>("json");
+  const auto fmt = as_json ? out_format::jsonl : get_format(a, out_format::table);
   std::vector<std::string> by;
   if (const auto v = a.get("by")) {
     std::string_view s = *v;
@@ -323,26 +343,38 @@ int cmd_report(const parsed_args& a) {
   }
   audit::reader r(a.require("db"));
   std::vector<audit::reader::group_totals> groups;
+  const bool by_model = std::find(by.begin(), by.end(), "model") != by.end();
+  if (by_model && !a.get("key")) throw usage_error("--by model reads the flows' payloads: give --key auditor.key");
   try {
-    groups = r.report(by, make_filter(a));
+    if (by_model) {
+      r.set_auditor_key(crypto::load_auditor_secret(*a.get("key")));
+      groups = report_from_payloads(r, by, make_filter(a));
+    } else {
+      groups = r.report(by, make_filter(a));
+    }
   } catch (const std::invalid_argument& e) {
     throw usage_error(std::string("--by: ") + e.what());
   }
   const std::vector<std::string> counts = {"flows", "blocked", "redacted", "tagged", "tokens_in",
-                                           "tokens_out"};
+                                           "tokens_out", "usage_unknown"};
   const auto values = [](const audit::reader::group_totals& g) {
-    return std::vector<std::uint64_t>{g.flows, g.blocked, g.redacted, g.tagged, g.tokens_in, g.tokens_out};
+    return std::vector<std::uint64_t>{g.flows, g.blocked, g.redacted, g.tagged, g.tokens_in, g.tokens_out,
+                                      g.usage_unknown};
   };
   switch (fmt) {
-    case out_format::jsonl:
+    case out_format::jsonl: {
+      json::array all;
       for (const auto& g : groups) {
         json::object o;
         for (std::size_t i = 0; i < by.size(); ++i) o[by[i]] = g.key[i];
         const auto v = values(g);
         for (std::size_t i = 0; i < counts.size(); ++i) o[counts[i]] = v[i];
-        std::cout << json::serialize(o) << "\n";
+        if (as_json) all.push_back(std::move(o));
+        else std::cout << json::serialize(o) << "\n";
       }
+      if (as_json) std::cout << json::serialize(json::object{{"by", strings_array(by)}, {"groups", std::move(all)}}) << "\n";
       break;
+    }
     case out_format::csv:
       std::cout << join(by) << (by.empty() ? "" : ",") << join(counts) << "\r\n";
       for (const auto& g : groups) {
@@ -363,6 +395,7 @@ int cmd_report(const parsed_args& a) {
         std::cout << "\n";
         total.flows += g.flows, total.blocked += g.blocked, total.redacted += g.redacted;
         total.tagged += g.tagged, total.tokens_in += g.tokens_in, total.tokens_out += g.tokens_out;
+        total.usage_unknown += g.usage_unknown;
       }
       if (!by.empty()) {
         std::cout << std::left << std::setw(static_cast<int>(14 * by.size())) << "total";
@@ -424,7 +457,12 @@ int run_audit(std::span<const std::string_view> args) {
       return cmd_show(parsed_args(rest, with_filters({"db", "key", "format"})), out_format::jsonl);
     if (cmd == "replay")
       return cmd_replay(parsed_args(rest, {"db", "key", "rules", "since", "until"}));
-    if (cmd == "report") return cmd_report(parsed_args(rest, with_filters({"db", "by", "format"})));
+    if (cmd == "report") return cmd_report(parsed_args(rest, with_filters({"db", "by", "format", "key"})));
+    if (cmd == "volumes") {
+      const parsed_args va(rest, with_filters({"db", "key", "format"}));
+      no_positional(va);
+      return cmd_audit_volumes(va, make_filter(va));
+    }
     if (cmd == "erase")
       return cmd_erase(parsed_args(
           rest, {"db", "flow", "reason", "keys", "auditor-pub", "sealing-key", "signing-key"}));

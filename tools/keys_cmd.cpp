@@ -1,4 +1,4 @@
-// customsctl keys gen --out DIR [--only auditor|sealing|signing]
+// customsctl keys gen --out DIR [--only auditor|sealing|signing|subject]
 #include <iostream>
 
 #include "crypto/key_file.hpp"
@@ -9,7 +9,7 @@ namespace customs::tools {
 
 namespace {
 constexpr std::string_view keys_usage =
-    "usage: customsctl keys gen --out DIR [--only auditor|sealing|signing]\n"
+    "usage: customsctl keys gen --out DIR [--only auditor|sealing|signing|subject]\n"
     "\n"
     "Creates, in DIR (never overwriting a file):\n"
     "  auditor.pub, auditor.key   X25519 auditor key pair; the .key stays with the auditors\n"
@@ -18,6 +18,8 @@ constexpr std::string_view keys_usage =
     "  signing.key, signing.pub   Ed25519 checkpoint key pair: .key for customsd,\n"
     "                             .pub for the auditors (audit verify --signer)\n"
     "--only auditor makes one more auditor key pair (several may be configured).\n"
+    "--only subject makes subject.key, the key of the volume counters' subject hashes\n"
+    "(one per fleet: copy the same file to every host that shares counters).\n"
     "Secret files are written 0600.\n";
 }  // namespace
 
@@ -39,7 +41,8 @@ int run_keys(std::span<const std::string_view> args) {
       if (*only == "auditor") which = crypto::key_set::auditor;
       else if (*only == "sealing") which = crypto::key_set::sealing;
       else if (*only == "signing") which = crypto::key_set::signing;
-      else throw usage_error("--only takes auditor, sealing or signing");
+      else if (*only == "subject") which = crypto::key_set::subject;
+      else throw usage_error("--only takes auditor, sealing, signing or subject");
     }
     for (const auto& p : crypto::generate_key_set(out, which)) std::cout << "wrote " << p.string() << "\n";
     return 0;

@@ -13,7 +13,7 @@ constexpr std::string_view usage =
     "  rules test PATH...              run the rule files' embedded tests\n"
     "  rules explain --rules PATH ...  show why a text gets its verdict\n"
     "  keys gen --out DIR              create auditor, sealing and signing keys\n"
-    "  audit verify|show|export|replay|report|erase|checkpoint ...\n"
+    "  audit verify|show|export|replay|report|volumes|erase|checkpoint ...\n"
     "  ca gen --out DIR                create the interception CA (ca.pem, ca.key)\n"
     "  proxy-user NAME TENANT          a forward-proxy users-file line (password on stdin)\n"
     "\n"

@@ -14,7 +14,10 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <map>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -23,6 +26,7 @@
 #include "policy/authoring.hpp"
 #include "policy/input_file.hpp"
 #include "policy/policy.hpp"
+#include "policy/volume.hpp"
 #include "tools/commands.hpp"
 
 namespace customs::tools {
@@ -37,10 +41,11 @@ using policy::diagnostic;
 
 constexpr std::string_view usage =
     "usage: customsctl rules check [--json] PATH...\n"
-    "       customsctl rules test [--verbose] PATH...\n"
+    "       customsctl rules test [--verbose] [--volume COUNTER=N]... PATH...\n"
     "       customsctl rules explain --rules PATH [--rules PATH...] --from XX --to YY\n"
     "                 [--direction request|response] [--tenant T] [--route R]\n"
-    "                 [--part KIND[=N]]... [--json] (TEXT | --file F | -)\n"
+    "                 [--part KIND[=N]]... [--volume COUNTER=N]... [--json] (TEXT | --file F | -)\n"
+    "--volume COUNTER=N: the volume counter already holds N subjects (none of the text's).\n"
     "PATH is a rule file or a folder of *.yaml / *.yml files, loaded as one set.\n";
 
 int usage_error(const std::string& msg) {
@@ -124,21 +129,56 @@ int check(std::span<const std::string_view> args) {
   return 0;
 }
 
+// "COUNTER=N" of --volume into `into`; false when malformed.
+bool parse_volume(std::string_view a, std::map<std::string, std::uint64_t>& into) {
+  const auto eq = a.find('=');
+  if (eq == std::string_view::npos || eq == 0) return false;
+  std::uint64_t n = 0;
+  const auto num = a.substr(eq + 1);
+  const auto res = std::from_chars(num.data(), num.data() + num.size(), n);
+  if (res.ec != std::errc{} || res.ptr != num.data() + num.size() || num.empty()) return false;
+  into[std::string(a.substr(0, eq))] = n;
+  return true;
+}
+
+// Every --volume names a counter of the set; false (with a message) otherwise.
+bool known_counters(const policy::rule_set& rs, const std::map<std::string, std::uint64_t>& volumes) {
+  const auto ids = policy::volume_counter_ids(rs);
+  for (const auto& [k, _] : volumes) {
+    if (std::find(ids.begin(), ids.end(), k) == ids.end()) {
+      usage_error("--volume: no volume counter '" + k + "' in the rule set");
+      return false;
+    }
+  }
+  return true;
+}
+
 int test(std::span<const std::string_view> args) {
   bool verbose = false;
   std::vector<std::filesystem::path> paths;
+  std::map<std::string, std::uint64_t> volumes;
   bool options_end = false;  // after `--` every argument is a path
-  for (const auto a : args) {
-    if (options_end) paths.emplace_back(a);
-    else if (a == "--") options_end = true;
-    else if (a == "--verbose" || a == "-v") verbose = true;
-    else if (a.starts_with("--")) return usage_error("unknown option " + std::string(a));
-    else paths.emplace_back(a);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto a = args[i];
+    if (options_end) {
+      paths.emplace_back(a);
+    } else if (a == "--") {
+      options_end = true;
+    } else if (a == "--verbose" || a == "-v") {
+      verbose = true;
+    } else if (a == "--volume") {
+      if (i + 1 >= args.size() || !parse_volume(args[++i], volumes)) return usage_error("--volume COUNTER=N");
+    } else if (a.starts_with("--")) {
+      return usage_error("unknown option " + std::string(a));
+    } else {
+      paths.emplace_back(a);
+    }
   }
   if (paths.empty()) return usage_error("rules test needs at least one PATH");
   const auto r = policy::load_rule_set(paths);
   if (const int rc = report_load(r, "test")) return rc;
-  const auto rep = policy::run_rule_tests(*r.rules);
+  if (!known_counters(*r.rules, volumes)) return 2;
+  const auto rep = policy::run_rule_tests(*r.rules, volumes);
   for (const auto& t : rep.results) {
     const std::string at = t.file + ":" + std::to_string(t.line) + ":" + std::to_string(t.col);
     if (t.passed()) {
@@ -157,6 +197,7 @@ int explain(std::span<const std::string_view> args) {
   bool as_json = false, have_from = false, have_to = false;
   std::optional<std::string> text;
   std::optional<std::string> file;
+  std::map<std::string, std::uint64_t> volumes;
   auto value = [&](std::size_t& i, std::string_view name) -> std::optional<std::string> {
     if (i + 1 >= args.size()) {
       usage_error(std::string(name) + " needs a value");
@@ -207,6 +248,10 @@ int explain(std::span<const std::string_view> args) {
         kind.resize(eq);
       }
       ctx.non_text_parts[kind] += n;
+    } else if (a == "--volume") {
+      auto v = value(i, a);
+      if (!v) return 2;
+      if (!parse_volume(*v, volumes)) return usage_error("--volume COUNTER=N");
     } else if (a == "--file") {
       auto v = value(i, a);
       if (!v) return 2;
@@ -238,7 +283,14 @@ int explain(std::span<const std::string_view> args) {
   const auto r = policy::load_rule_set(paths);
   if (const int rc = report_load(r, "explain")) return rc;
   const auto& rs = *r.rules;
-  const auto e = rs.evaluate(*text, ctx);
+  if (!known_counters(rs, volumes)) return 2;
+  auto e = rs.evaluate(*text, ctx);
+  if (policy::has_volumes(rs)) {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    policy::evaluate_volumes_in_memory(rs, ctx, e.result, volumes, now);
+    if (!e.result.volumes.empty()) e.redacted = rs.redact(*text, e.result.findings, 0);
+  }
   const auto& v = e.result;
 
   if (as_json) {
@@ -262,6 +314,14 @@ int explain(std::span<const std::string_view> args) {
     o["rule_set_id"] = rs.id();
     o["rule_set_hash"] = v.rule_set_hash;
     if (v.act == policy::action::redact) o["redacted"] = e.redacted;
+    if (!v.volumes.empty()) {
+      json::array hs;
+      for (const auto& h : v.volumes)
+        hs.push_back(json::object{{"counter", h.counter}, {"scope", h.scope}, {"window", h.window},
+                                  {"count", h.count}, {"added", h.added}, {"level", h.level},
+                                  {"action", policy::to_string(h.act)}});
+      o["volumes"] = std::move(hs);
+    }
     std::cout << json::serialize(o) << "\n";
     return 0;
   }
@@ -291,6 +351,15 @@ int explain(std::span<const std::string_view> args) {
   };
   std::cout << "tags: " << joined(v.tags) << "\n";
   std::cout << "exceptions: " << joined(v.exceptions) << "\n";
+  if (!v.volumes.empty()) {
+    std::cout << "volumes:\n";
+    for (const auto& h : v.volumes) {
+      std::cout << "  " << h.counter << (h.scope.empty() ? "" : " [" + h.scope + "]") << " " << h.window << ": "
+                << h.count << " subjects" << (h.added > 0 ? " (" + std::to_string(h.added) + " added)" : std::string(" (none added)"));
+      if (!h.level.empty()) std::cout << ", level " << h.level << " -> " << policy::to_string(h.act);
+      std::cout << "\n";
+    }
+  }
   std::cout << "action: " << policy::to_string(v.act) << "\n";
   if (v.act == policy::action::redact) std::cout << "redacted: " << e.redacted << "\n";
   std::cout << "rule set: " << rs.id() << " " << rs.version() << " " << v.rule_set_hash << "\n";

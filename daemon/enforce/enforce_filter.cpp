@@ -8,9 +8,11 @@
 #include "daemon/enforce/inspect_pool.hpp"
 #include "daemon/enforce/kept_texts.hpp"
 #include "daemon/enforce/logprobs.hpp"
+#include "daemon/enforce/metering.hpp"
 #include "daemon/enforce/stream_guard.hpp"
 #include "daemon/log.hpp"
 #include "policy/parts.hpp"
+#include "policy/volume.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -197,6 +199,7 @@ struct flow_env {
   dialect api = dialect::openai;
   std::string dst, route;
   std::string flow_id, listener, peer, client_subject;
+  unsigned worker = 0;
   // Forward and transparent listeners: how the flow arrived, the host asked
   // for and the destination address (see flow_info).
   listener_mode mode = listener_mode::reverse;
@@ -232,7 +235,15 @@ struct request_result {
   bool decoded_limit = false;   // inline files past the decoded text bound
   bool content_limit = false;   // texts cut in the opened record
   bool offloaded = false;       // inspected on the pool
+  bool usage_injected = false;  // customsd asked the provider for stream usage
+  volume::counting_outcome volumes;
   std::chrono::nanoseconds inspect{0};
+  // While the request is decided (also across a pending wait for the counter
+  // store): the extraction, the context and the counting in progress.
+  std::optional<request_extraction> ex;
+  policy::flow_context ctx;
+  volume::counting_state counting;
+  std::int64_t counted_at = 0;  // unix seconds: the flow's time for its counters
 };
 
 // The request side of a flow and its hand-over between threads: a request
@@ -326,6 +337,23 @@ request_status inspect_request(const flow_env& env, request_state& req, request_
     r.detail = why;  // enough to block
   }
   r.outcome = request_outcome::decided;
+  r.ctx = std::move(ctx);
+  r.ex.emplace(std::move(*ex));
+  return request_status::pending;  // decided: the counters (if any), then finish_request
+}
+
+// The decided verdict applied to the request (and the metering request).
+request_status finish_request(const flow_env& env, request_state& req, request_result& r) {
+  const policy_snapshot& snap = *env.snap;
+  const auto& rules = *snap.rules;
+  auto* ex = &*r.ex;
+  // Metering: an OpenAI chat stream reports usage only when asked. Done last:
+  // the extraction's slots are not used after it.
+  const auto meter = [&] {
+    if (snap.inject_stream_usage && ex->endpoint == endpoint_kind::openai_chat && ex->stream && !ex->include_usage) {
+      r.usage_injected = request_stream_usage(*ex, req.body);
+    }
+  };
 
   if (r.verdict.act == policy::action::redact) {
     // A redaction that nothing can take (an identifier, a key, the target, a
@@ -389,13 +417,16 @@ request_status inspect_request(const flow_env& env, request_state& req, request_
         return request_status::respond;
       }
       req.body = std::move(*body);
+      meter();
       add_verdict_headers(req, r, "redact", true);
       return request_status::proceed;
     }
     case policy::action::tag:
+      meter();
       add_verdict_headers(req, r, "tag", true);
       return request_status::proceed;
     case policy::action::allow:
+      meter();
       add_verdict_headers(req, r, "allow", true);
       return request_status::proceed;
   }
@@ -454,6 +485,35 @@ std::string opened_payload(const flow_env& env, request_result& r) {
     p["non_text"] = std::move(parts);
   }
   p["findings"] = findings_json(r.verdict.findings, policy::direction::request, snap.content, &r.parts);
+  if (!r.verdict.volumes.empty()) {
+    json::array hits;
+    for (const auto& h : r.verdict.volumes) {
+      json::object o;
+      o["counter"] = h.counter;
+      o["scope"] = h.scope;
+      o["window"] = h.window;
+      o["count"] = h.count;
+      o["added"] = h.added;
+      if (!h.level.empty()) o["level"] = h.level;
+      o["action"] = policy::to_string(h.act);
+      hits.push_back(std::move(o));
+    }
+    p["volumes"] = std::move(hits);
+  }
+  if (!r.volumes.added.empty()) {
+    // The keyed hashes this flow added per counter key: what an auditor
+    // recomputes the counters from (customsctl audit volumes).
+    json::array keys;
+    for (const auto& k : r.volumes.added) {
+      json::array subjects;
+      subjects.reserve(k.subjects.size());
+      for (const auto& h : k.subjects) subjects.emplace_back(volume::to_hex(h));
+      keys.push_back(json::object{{"counter", k.counter}, {"scope", k.scope}, {"window", k.window},
+                                  {"subjects", std::move(subjects)}});
+    }
+    p["volume_subjects"] = std::move(keys);
+  }
+  if (r.volumes.used_local) p["volume_store"] = "local";
   if (snap.content == audit_content::full && r.texts &&
       (r.outcome == request_outcome::decided || r.findings_limit)) {
     p["request_texts"] = r.texts->texts();
@@ -474,8 +534,10 @@ request_status commit_request(const flow_env& env, request_state& req, request_r
   rec.kind = audit::record_kind::flow_opened;
   rec.flow_id = env.flow_id;
   rec.index = index_of(env, std::string(request_action(r)), r.verdict.rules);
+  rec.index.tokens_in = rec.index.tokens_out = audit::tokens_unknown;  // not answered yet
   rec.payload = opened_payload(env, r);
   r.texts.reset();
+  r.ex.reset();
   if (!trail) return decision;
 
   auto ticket = std::make_shared<audit_ticket>();
@@ -509,6 +571,127 @@ request_status commit_request(const flow_env& env, request_state& req, request_r
   return request_status::respond;
 }
 
+// The counters' answer taken: a refusing store answers 503, else the verdict
+// (with its volume hits) is applied.
+request_status counted(const flow_env& env, request_state& req, request_result& r) {
+  r.volumes = std::move(r.counting.out);
+  r.counting = {};
+  if (r.volumes.refused) {
+    r.outcome = request_outcome::refused;
+    r.detail = "volume counters unavailable: " + r.volumes.detail;
+    log_line(log_level::warn, "volumes_unavailable")
+        .kv("flow", env.flow_id)
+        .kv("error", r.volumes.detail)
+        .kv("on_unavailable", "refuse");
+    req.response = json_reply(env.api, 503, "customs: the volume counters cannot be reached; try again later",
+                              "customs_volumes_unavailable");
+    req.response.headers.push_back({"Retry-After", "1"});
+    req.response_headers.push_back({"X-Customs-Verdict", "refused"});
+    return request_status::respond;
+  }
+  if (r.volumes.used_local) {
+    log_line(log_level::warn, "volumes_unavailable")
+        .kv("flow", env.flow_id)
+        .kv("error", r.volumes.detail)
+        .kv("on_unavailable", "local");
+  }
+  return finish_request(env, req, r);
+}
+
+void on_counted(const std::shared_ptr<flow_env>& env, const std::shared_ptr<request_side>& side, request_state& req,
+                const request_resume& resume, volume::counter_result answer);
+
+// Counting rounds (volume_counter::prepare), with side->lock held (or on the
+// worker before the request side is shared): a
+// synchronous store answers at once; an asynchronous one (Redis) answers on its
+// own thread, and the flow waits pending while its worker serves other flows.
+// The answer comes back to the worker through resume.post (which runs only
+// while the flow still waits, so the request state exists), and on_counted goes
+// on from there.
+request_status count_rounds(const std::shared_ptr<flow_env>& env, const std::shared_ptr<request_side>& side,
+                            request_state& req, const request_resume& resume) {
+  request_result& r = side->r;
+  const auto& counter = *env->snap->volumes;
+  const auto& rules = *env->snap->rules;
+  while (counter.prepare(rules, r.ctx, r.verdict, r.counted_at, r.counting)) {
+    auto& store = counter.store_for(r.counting);
+    if (!store.asynchronous()) {
+      counter.take(rules, r.ctx, r.verdict, r.counting, store.add(r.counting.ops));
+      continue;
+    }
+    request_state* rq = &req;  // kept alive by the resume handle
+    store.add_async(r.counting.ops, [env, side, rq, resume](volume::counter_result answer) {
+      resume.post([env, side, rq, resume, answer = std::move(answer)]() mutable {
+        on_counted(env, side, *rq, resume, std::move(answer));
+      });
+    });
+    return request_status::pending;
+  }
+  return counted(*env, req, r);
+}
+
+void on_counted(const std::shared_ptr<flow_env>& env, const std::shared_ptr<request_side>& side, request_state& req,
+                const request_resume& resume, volume::counter_result answer) {
+  const auto t0 = clock::now();
+  request_status st = request_status::respond;
+  {
+    std::lock_guard lock(side->lock);
+    if (side->abandoned) return;
+    request_result& r = side->r;
+    try {
+      env->snap->volumes->take(*env->snap->rules, r.ctx, r.verdict, r.counting, std::move(answer));
+      st = count_rounds(env, side, req, resume);
+      if (st != request_status::pending) st = commit_request(*env, req, r, resume, st);
+    } catch (...) {
+      // Out of memory while deciding: no record was appended, nothing leaves.
+      r.outcome = request_outcome::error;
+      r.detail = "internal error after counting";
+      req.response =
+          json_reply(env->api, 500, "customs: internal error while enforcing the policy", "customs_inspection_error");
+      req.response_headers.push_back({"X-Customs-Verdict", "error"});
+      st = request_status::respond;
+    }
+    r.inspect += clock::now() - t0;
+  }
+  if (st != request_status::pending) resume(st);
+}
+
+// After inspect_request, with side->lock held (or on the worker before the
+// request side is shared): a decided request (`decision`
+// pending) goes through the volume counters, if the rule set has any, and has
+// its verdict applied; then the opened record is appended.
+request_status settle_request(const std::shared_ptr<flow_env>& env, const std::shared_ptr<request_side>& side,
+                              request_state& req, const request_resume& resume, request_status decision) {
+  request_result& r = side->r;
+  if (decision == request_status::pending) {
+    const policy_snapshot& snap = *env->snap;
+    if (snap.volumes && policy::has_volumes(*snap.rules)) {
+      r.counted_at = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+      decision = count_rounds(env, side, req, resume);
+      if (decision == request_status::pending) return decision;
+    } else {
+      decision = finish_request(*env, req, r);
+    }
+  }
+  return commit_request(*env, req, r, resume, decision);
+}
+
+// The volume metrics of a flow (on its worker, at its end).
+void count_volumes(enforce_metrics& stats, unsigned w, std::string_view backend, const request_result& r) {
+  const auto& v = r.volumes;
+  if (!v.errors.empty()) {
+    stats.volume_ops.at(w, {backend, "unavailable"}).add();
+    stats.volume_unavailable.at(w, {v.refused ? "refuse" : "local"}).add();
+  }
+  if (v.rounds > 0 && v.errors.empty()) {
+    stats.volume_ops.at(w, {backend, v.added.empty() ? "limited" : "added"}).add();
+  }
+  for (const auto& h : r.verdict.volumes) {
+    if (!h.level.empty()) stats.volume_levels.at(w, {h.counter, h.level}).add();
+  }
+}
+
 class enforce_filter final : public filter {
  public:
   enforce_filter(std::shared_ptr<const policy_snapshot> snap, const flow_info& f)
@@ -516,6 +699,7 @@ class enforce_filter final : public filter {
         side_(std::make_shared<request_side>()) {
     env_->snap = std::move(snap);
     env_->flow_id = f.id;
+    env_->worker = f.worker;
     env_->listener = f.listener;
     env_->peer = f.peer.to_string();
     env_->client_subject = f.client_subject;
@@ -606,7 +790,7 @@ request_status enforce_filter::on_request(request_state& req, const request_resu
           if (side->abandoned) return;  // the flow ended meanwhile: nothing goes on
           side->r = std::move(res);
           side->published = true;
-          now = commit_request(*env, *rq, side->r, resume, decision);
+          now = settle_request(env, side, *rq, resume, decision);
         }
         if (now != request_status::pending) resume(now);
       } catch (const std::exception& e) {
@@ -632,10 +816,13 @@ request_status enforce_filter::on_request(request_state& req, const request_resu
     note_time(t0);
     return commit_request(env, req, r, resume, request_status::respond);
   }
+  // On the worker, nothing else sees the request side yet: no lock needed
+  // (an asynchronous counter store's answer comes back on this worker later).
   const request_status decision = inspect_request(env, req, r);
   side_->published = true;
+  const request_status now = settle_request(env_, side_, req, resume, decision);
   note_time(t0);
-  return commit_request(env, req, r, resume, decision);
+  return now;
 }
 
 response_head_status enforce_filter::on_response_head(response_head_state& head) {
@@ -654,6 +841,7 @@ response_head_status enforce_filter::on_response_head(response_head_state& head)
     o.keep_bytes = snap().content_bytes;
     o.max_findings = snap().findings_per_flow;
     o.stats = shard_;
+    o.strip_usage = r.usage_injected;
     auto g = stream_guard::create(env_->api, *r.endpoint, snap().rules, env_->context(policy::direction::response), o);
     if (g) guard_.emplace(std::move(*g));
     else response_detail_ = "event stream on " + std::string(to_string(*r.endpoint)) + ": " + g.error().message();
@@ -863,8 +1051,8 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     rec.kind = audit::record_kind::flow_closed;
     rec.flow_id = info_->id;
     rec.index = index_of(*env_, action, rules);
-    rec.index.tokens_in = usage_.input_tokens.value_or(0);
-    rec.index.tokens_out = usage_.output_tokens.value_or(0);
+    rec.index.tokens_in = usage_.input_tokens.value_or(audit::tokens_unknown);
+    rec.index.tokens_out = usage_.output_tokens.value_or(audit::tokens_unknown);
 
     json::object p;
     p["outcome"] = to_string(summary.outcome);
@@ -888,6 +1076,8 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     if (usage_.input_tokens) usage["input_tokens"] = *usage_.input_tokens;
     if (usage_.output_tokens) usage["output_tokens"] = *usage_.output_tokens;
     p["usage"] = std::move(usage);
+    if (r.usage_injected) p["usage_requested"] = true;
+    if (!r.model.empty()) p["model"] = r.model;
     p["bytes"] = json::object{{"in", summary.bytes_in},
                               {"out", summary.bytes_out},
                               {"upstream_in", summary.upstream_bytes_in},
@@ -940,6 +1130,22 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     stats.flows.at(w, {env_->route, action}).add();
     if (!env_->src.jurisdiction.empty()) stats.pairs.at(w, {env_->src.jurisdiction, env_->dst}).add();
     for (const auto& rule : rules) stats.rules.at(w, {rule}).add();
+    {
+      const std::string_view model = stats.models.admit(r.model);
+      const std::string_view tenant = stats.tenants.admit(env_->src.tenant);
+      if (usage_.empty()) {
+        if (decided && r.verdict.act != policy::action::block) stats.usage_unknown.at(w, {env_->route, model}).add();
+      } else {
+        const auto& e = *env_;
+        if (usage_.input_tokens) {
+          stats.tokens.at(w, {e.route, tenant, e.src.jurisdiction, e.dst, model, "in"}).add(*usage_.input_tokens);
+        }
+        if (usage_.output_tokens) {
+          stats.tokens.at(w, {e.route, tenant, e.src.jurisdiction, e.dst, model, "out"}).add(*usage_.output_tokens);
+        }
+      }
+    }
+    if (sn.volumes) count_volumes(stats, w, sn.volumes->backend(), r);
     for (const auto& f : r.verdict.findings) stats.findings.at(w, {f.detector, "request"}).add();
     if (resp) {
       for (const auto& f : resp->findings) stats.findings.at(w, {f.detector, "response"}).add();

@@ -33,6 +33,7 @@
 #include "daemon/enforce/enforce_metrics.hpp"
 #include "daemon/enforce/sources.hpp"
 #include "daemon/filter.hpp"
+#include "daemon/volume/counting.hpp"
 #include "policy/policy.hpp"
 
 #include <chrono>
@@ -61,8 +62,12 @@ struct policy_snapshot {
   // Large request bodies are inspected here; null: on the flow's worker.
   std::shared_ptr<inspect_pool> pool;
   bool refuse_on_audit_failure = true;
+  bool inject_stream_usage = true;         // metering.stream_usage: inject
   std::shared_ptr<audit::writer> audit;    // null only in tests of the filter alone
   std::shared_ptr<enforce_metrics> stats;  // never null
+  // The volume counters; null when the config has no `volumes` (then the rule
+  // set declares none: the enforcer refuses the other case).
+  std::shared_ptr<volume::volume_counter> volumes;
   std::vector<std::string> rule_files;     // as configured
   std::chrono::system_clock::time_point loaded_at;
 };

@@ -67,6 +67,16 @@ enforce_metrics::enforce_metrics(unsigned workers)
                      "Flows refused with 503 because the audit trail did not take their record.", {"reason"}, workers),
       audit_failures("customs_audit_failures_total", "Audit records the trail did not take.", {"reason"}, workers),
       rule_loads("customs_rule_loads_total", "Rule set loads at start-up and reload, by result.", {"result"}, 1),
+      tokens("customs_tokens_total", "Tokens reported by providers (in: prompt, out: completion).",
+             {"route", "tenant", "src", "dst", "model", "direction"}, workers),
+      usage_unknown("customs_usage_unknown_flows_total",
+                    "Flows whose provider reported no token usage (counted apart, never as 0 tokens).",
+                    {"route", "model"}, workers),
+      volume_ops("customs_volume_ops_total", "Volume counter store calls by backend and result.", {"backend", "result"},
+                 workers),
+      volume_unavailable("customs_volume_unavailable_flows_total",
+                         "Flows that met an unavailable counter store, by on_unavailable policy.", {"policy"}, workers),
+      volume_levels("customs_volume_levels_total", "Flows that reached a volume level.", {"counter", "level"}, workers),
       limit_hits("customs_limit_hits_total",
                  "Flows that reached an enforcement bound, by bound (see the operator guide).", {"limit"}, workers),
       shards_(workers) {
@@ -77,6 +87,8 @@ enforce_metrics::enforce_metrics(unsigned workers)
     audit_refusals.ensure({r});
     audit_failures.ensure({r});
   }
+  volume_unavailable.ensure({"refuse"});
+  volume_unavailable.ensure({"local"});
   rule_loads.ensure({"ok"});
   rule_loads.ensure({"failed"});
 }
@@ -101,6 +113,11 @@ void enforce_metrics::render(std::string& out) const {
   audit_refusals.render(out);
   audit_failures.render(out);
   rule_loads.render(out);
+  tokens.render(out);
+  usage_unknown.render(out);
+  volume_ops.render(out);
+  volume_unavailable.render(out);
+  volume_levels.render(out);
   limit_hits.render(out);
 
   auto sum = [&](counter enforce_shard::*m) {

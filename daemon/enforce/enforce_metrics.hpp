@@ -26,6 +26,17 @@
 //   customs_audit_wal_checkpoints_total (SQLite WAL checkpoints),
 //   customs_audit_records_truncated_total, customs_audit_store_errors_total,
 //   customs_audit_healthy, customs_audit_trail_lost   from the audit writer at scrape time
+//   customs_tokens_total{route,tenant,src,dst,model,direction}
+//                                                tokens the providers reported (direction in:
+//                                                prompt, out: completion); model and tenant
+//                                                values are bounded (metering.max_models /
+//                                                max_tenants; later ones fold into "other")
+//   customs_usage_unknown_flows_total{route,model} flows whose provider reported no usage
+//   customs_volume_ops_total{backend,result}     counter store calls: added, limited (a level
+//                                                stopped the flow, nothing added), unavailable
+//   customs_volume_unavailable_flows_total{policy} flows that met an unavailable store:
+//                                                refuse (503) or local (counted locally)
+//   customs_volume_levels_total{counter,level}   flows that reached a volume level
 //   customs_rule_loads_total{result}             rule set loads at start-up and reload
 //   customs_rule_set_info{id,version,hash}       1 for the active rule set
 //   customs_limit_hits_total{limit}              flows that reached a bound: findings_per_flow
@@ -42,6 +53,7 @@
 // keeps its own index of them, so that the data plane takes a lock only when a
 // label set is new to the process.
 
+#include "daemon/enforce/metering.hpp"
 #include "daemon/metrics.hpp"
 
 #include <functional>
@@ -122,6 +134,14 @@ class enforce_metrics {
   counter_family audit_refusals;
   counter_family audit_failures;
   counter_family rule_loads;
+  counter_family tokens;
+  counter_family usage_unknown;
+  counter_family volume_ops;
+  counter_family volume_unavailable;
+  counter_family volume_levels;
+  // Bounded label values of tokens / usage_unknown (set from metering.*).
+  label_bound models{50};
+  label_bound tenants{200};
   counter_family limit_hits;
 
   [[nodiscard]] enforce_shard& shard(unsigned worker) noexcept { return shards_[worker]; }

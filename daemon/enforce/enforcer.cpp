@@ -1,10 +1,14 @@
 #include "daemon/enforce/enforcer.hpp"
 
 #include "audit/audit.hpp"
+#include "crypto/key_file.hpp"
 #include "daemon/enforce/edge_enforce.hpp"
 #include "daemon/enforce/inspect_pool.hpp"
 #include "daemon/log.hpp"
+#include "daemon/volume/redis_store.hpp"
+#include "daemon/volume/sqlite_store.hpp"
 #include "policy/authoring.hpp"
+#include "policy/volume.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -25,6 +29,40 @@ std::string first_errors(const std::vector<policy::diagnostic>& d) {
   std::string s = "rules: " + std::to_string(errors) + (errors == 1 ? " error" : " errors");
   if (!first.empty()) s += " (first: " + first + ")";
   return s;
+}
+
+// The counter store of a config: its `volumes` section, or else the embedded
+// default beside the audit trail (counters.db, and subject.key, created 0600
+// when missing).
+volumes_config effective_volumes(const config& cfg) {
+  if (cfg.volumes) return *cfg.volumes;
+  volumes_config v;
+  const auto dir = cfg.audit ? cfg.audit->path.parent_path() : std::filesystem::path(".");
+  v.path = dir / "counters.db";
+  v.subject_key = dir / "subject.key";
+  std::error_code ec;
+  if (!std::filesystem::exists(v.subject_key, ec)) {
+    (void)crypto::generate_key_set(dir, crypto::key_set::subject);
+    log_line(log_level::warn, "volumes_key_created")
+        .kv("path", v.subject_key.string())
+        .kv("note", "a fleet sharing counters needs one subject.key on every host: configure volumes.subject_key");
+  }
+  return v;
+}
+
+std::shared_ptr<volume::volume_counter> open_volumes(const volumes_config& v) {
+  auto hasher = std::make_shared<const volume::subject_hasher>(v.subject_key);
+  std::shared_ptr<volume::counter_store> primary, local;
+  if (v.backend == volumes_config::backend_kind::redis) {
+    primary = volume::open_redis_store(v);
+    if (!v.refuse_on_unavailable) local = volume::open_sqlite_store(v.path);
+  } else {
+    primary = volume::open_sqlite_store(v.path);
+  }
+  log_line(log_level::info, "volumes_open")
+      .kv("backend", primary->backend())
+      .kv("on_unavailable", v.refuse_on_unavailable ? "refuse" : "local");
+  return std::make_shared<volume::volume_counter>(std::move(primary), std::move(local), std::move(hasher));
 }
 
 std::string utc(std::chrono::system_clock::time_point t) {
@@ -58,6 +96,7 @@ enforcer::enforcer(const config& cfg) {
   preloaded_ = loaded.rules;
   preloaded_paths_ = cfg.rules;
   for (const auto& d : loaded.diagnostics) log_line(log_level::debug, "rules_warning").kv("diagnostic", d.to_string());
+  if (cfg.volumes || policy::has_volumes(*loaded.rules)) volumes_ = open_volumes(effective_volumes(cfg));
 
   const audit_config& a = *cfg.audit;
   audit::writer_options o;
@@ -137,6 +176,9 @@ std::shared_ptr<const policy_snapshot> enforcer::build(const config& cfg, policy
   s->rules = std::move(rules);
   s->sources = source_resolver(cfg);
   s->unscannable = cfg.unscannable;
+  s->inject_stream_usage = cfg.metering.inject_stream_usage;
+  stats_->models.set_limit(cfg.metering.max_models);
+  stats_->tenants.set_limit(cfg.metering.max_tenants);
   if (cfg.audit) {
     s->content = cfg.audit->content;
     s->refuse_on_audit_failure = cfg.audit->refuse_on_failure;
@@ -146,6 +188,7 @@ std::shared_ptr<const policy_snapshot> enforcer::build(const config& cfg, policy
   s->pool = pool_;
   s->audit = trail_;
   s->stats = stats_;
+  s->volumes = volumes_;
   for (const auto& p : cfg.rules) s->rule_files.push_back(p.string());
   s->loaded_at = std::chrono::system_clock::now();
   return s;
@@ -173,6 +216,12 @@ filter_chain_builder enforcer::chain_for(const config& cfg) {
       throw rules_error(std::move(r.diagnostics));
     }
     rules = r.rules;
+  }
+  if (policy::has_volumes(*rules)) {
+    std::lock_guard lock(mutex_);
+    // The first rule set with counters opens the store; it stays for the
+    // process (changing `volumes` needs a restart).
+    if (!volumes_) volumes_ = open_volumes(effective_volumes(cfg));
   }
   stats_->rule_loads.at(0, {"ok"}).add();
   auto snap = build(cfg, rules);

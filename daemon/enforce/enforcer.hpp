@@ -66,6 +66,7 @@ class enforcer {
   [[nodiscard]] std::shared_ptr<const policy_snapshot> active() const;
   [[nodiscard]] const std::shared_ptr<audit::writer>& trail() const noexcept { return trail_; }
   [[nodiscard]] enforce_metrics& stats() noexcept { return *stats_; }
+  [[nodiscard]] volume::volume_counter* volumes() noexcept { return volumes_.get(); }
   // Large requests being inspected (or waiting) on the inspection pool.
   [[nodiscard]] std::size_t inspecting() const noexcept;
   // The inspection pool itself (tests fill it to reach its bound).
@@ -81,6 +82,7 @@ class enforcer {
   std::shared_ptr<enforce_metrics> stats_;
   std::shared_ptr<inspect_pool> pool_;  // large request bodies are inspected here
   std::shared_ptr<audit::writer> trail_;
+  std::shared_ptr<volume::volume_counter> volumes_;  // null without `volumes` in the config
   policy::rule_set_ptr preloaded_;  // the constructor's load, used by the first chain_for
   std::vector<std::filesystem::path> preloaded_paths_;
   mutable std::mutex mutex_;

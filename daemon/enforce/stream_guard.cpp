@@ -1,5 +1,7 @@
 #include "daemon/enforce/stream_guard.hpp"
 
+#include "daemon/enforce/metering.hpp"
+
 #include "daemon/dialect/dialect.hpp"
 #include "daemon/enforce/logprobs.hpp"
 #include "policy/parts.hpp"
@@ -300,6 +302,17 @@ stream_guard::step stream_guard::on_event(const sse_block& block, std::vector<st
   if (!decoded) return unscannable_event("event: " + decoded.error().message(), out);
   stream_event& ev = *decoded;
   usage_.merge(ev.usage);
+  bool strip = false;
+  if (opts_.strip_usage && ev.document.is_object()) {
+    auto& o = ev.document.get_object();
+    if (o.contains("usage")) {
+      const auto* choices = o.if_contains("choices");
+      const bool no_choices = choices == nullptr || (choices->is_array() && choices->get_array().empty());
+      // The chunk exists only because customsd asked for usage: drop it.
+      if (ev.kind == event_kind::usage_only && no_choices) return step::replace;
+      strip = true;
+    }
+  }
 
   if (ev.kind == event_kind::unknown) {
     return unscannable_event("unknown event type" + (block.event.empty() ? std::string() : " " + std::string(block.event)), out);
@@ -388,10 +401,19 @@ stream_guard::step stream_guard::on_event(const sse_block& block, std::vector<st
   // read, so the client never sees a value that was not scanned.
   if (ev.has_logprobs && strip_logprobs(ev.document)) any_change = true;
   if (ev.duplicate_keys) any_change = true;
-  if (!any_change) {
+  if (!any_change && strip) {
+    // Every byte of the chunk but the usage member, as the provider sent it.
+    auto data = without_member(block.data, "usage");
+    if (!data) return stop_engine("usage member not found in the event's data", out);
+    // Data split over several data: lines was joined with '\n', which in
+    // JSON can only be whitespace between tokens: one line carries it.
+    std::replace(data->begin(), data->end(), '\n', ' ');
+    out.push_back(sse_text(block.event, *data));
+  } else if (!any_change) {
     if (out.empty() && !over_) return step::pass;
     out.emplace_back(block.raw);
   } else {
+    if (strip) ev.document.get_object().erase("usage");
     std::vector<text_replacement> changes;
     changes.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {

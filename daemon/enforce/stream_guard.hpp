@@ -66,6 +66,10 @@ struct stream_guard_options {
   std::size_t keep_bytes = 1 << 20;  // of kept text in all (audit.content_bytes)
   std::size_t max_findings = 10000;  // limits.findings_per_flow
   enforce_shard* stats = nullptr;   // hold-back histogram; may be null
+  // OpenAI chat: customsd asked for usage the client did not ask for (see
+  // metering.hpp). Every chunk's top-level "usage" member is removed and the
+  // closing usage chunk dropped; usage() still reports what they carried.
+  bool strip_usage = false;
 };
 
 // Why a guarded stream was cut.

@@ -122,7 +122,7 @@ TEST_CASE("hostile trail: malformed rows are named, not trusted", "[audit][hosti
       {"UPDATE records SET mac = 'x' WHERE seq = 3", "a hash column is not 32 bytes"},
       {"UPDATE records SET tokens_in = 'many' WHERE seq = 3", "an integer column is not an integer"},
       {"UPDATE records SET tokens_out = 1.5 WHERE seq = 3", "an integer column is not an integer"},
-      {"UPDATE records SET tokens_in = -1 WHERE seq = 3", "a token count is negative"},
+      {"UPDATE records SET tokens_in = -2 WHERE seq = 3", "a token count is negative"},
       {"UPDATE records SET epoch = -1 WHERE seq = 3", "epoch is negative"},
       {"UPDATE records SET kind = 99 WHERE seq = 3", "unknown record kind"},
       {"UPDATE records SET route = x'00ff' WHERE seq = 3", "an index column is not text"},

@@ -223,3 +223,94 @@ rules:
   CHECK_THAT(bad.err, Catch::Contains("the rule set does not load"));
   CHECK_THAT(bad.err, Catch::Contains("pack.yaml:"));
 }
+
+namespace {
+// Flows with volume counters and models: flow i adds subjects {i, i+1} (hex) to
+// counter "c" for tenant t-(i%2), reports count i+2, uses model m-(i%2); every
+// third flow's provider reported no usage.
+struct volume_trail : trail {
+  volume_trail() {
+    auto s = customs::audit::store::open_store(opts);
+    ack_counter acks;
+    for (std::uint64_t i = 0; i < 6; ++i) {
+      auto opened = make_record(i, customs::audit::record_kind::flow_opened);
+      const std::string tenant = "t-" + std::to_string(i % 2);
+      opened.index.tenant = tenant;
+      auto hex = [](std::uint64_t n) {
+        char b[33];
+        std::snprintf(b, sizeof b, "%032llx", static_cast<unsigned long long>(n));
+        return std::string(b);
+      };
+      opened.payload = "{\"findings\":[],\"model\":\"m-" + std::to_string(i % 2) +
+                       "\",\"volumes\":[{\"counter\":\"c\",\"scope\":\"tenant=" + tenant +
+                       "\",\"window\":\"2026\",\"count\":" + std::to_string(i + 2) +
+                       ",\"added\":2,\"action\":\"allow\"}],\"volume_subjects\":[{\"counter\":\"c\",\"scope\":\"tenant=" +
+                       tenant + "\",\"window\":\"2026\",\"subjects\":[\"" + hex(i) + "\",\"" + hex(i + 1) + "\"]}]}";
+      auto closed = make_record(i, customs::audit::record_kind::flow_closed);
+      closed.index.tenant = tenant;
+      if (i % 3 == 0) closed.index.tokens_in = closed.index.tokens_out = customs::audit::tokens_unknown;
+      closed.payload = "{\"findings\":[],\"model\":\"m-" + std::to_string(i % 2) + "\"}";
+      REQUIRE_FALSE(s->append(std::move(opened), acks.handler()));
+      REQUIRE_FALSE(s->append(std::move(closed), acks.handler()));
+    }
+    acks.wait_for(12);
+    s->close();
+  }
+  std::string dbs() const { return db.string(); }
+  std::string key() const { return (keys / "auditor.key").string(); }
+};
+}  // namespace
+
+TEST_CASE("audit volumes: recounts each counter from the subject hashes in the trail", "[tools][audit]") {
+  volume_trail t;
+  const auto r = audit_cmd({"volumes", "--db", t.dbs(), "--key", t.key(), "--format", "json"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto doc = boost::json::parse(r.out).as_object();
+  const auto& v = doc.at("volumes").as_array();
+  REQUIRE(v.size() == 2);
+  // tenant t-0: flows 0, 2, 4 add {0,1}, {2,3}, {4,5}: 6 subjects; t-1: {1,2},{3,4},{5,6}: 6.
+  CHECK(v[0].at("scope").as_string() == "tenant=t-0");
+  CHECK(v[0].at("subjects").as_int64() == 6);
+  CHECK(v[0].at("flows").as_int64() == 3);
+  CHECK(v[0].at("reported").as_int64() == 6);  // flow 4 reported count 6
+  CHECK(v[1].at("subjects").as_int64() == 6);
+  CHECK(doc.at("flows_read").as_int64() == 6);
+  const auto table = audit_cmd({"volumes", "--db", t.dbs(), "--key", t.key()});
+  CHECK_THAT(table.out, Catch::Contains("6 flows read, 0 erased"));
+  CHECK(audit_cmd({"volumes", "--db", t.dbs()}).code == 2);  // needs the key
+}
+
+TEST_CASE("audit volumes: after an erasure the erased flow's subjects no longer count", "[tools][audit]") {
+  volume_trail t;
+  REQUIRE(audit_cmd({"erase", "--db", t.dbs(), "--flow", "flow-4", "--reason", "request 9", "--keys", t.keys.string()})
+              .code == 0);
+  const auto r = audit_cmd({"volumes", "--db", t.dbs(), "--key", t.key(), "--format", "json"});
+  REQUIRE(r.code == 0);
+  const auto doc = boost::json::parse(r.out).as_object();
+  CHECK(doc.at("volumes").as_array()[0].at("subjects").as_int64() == 4);  // {4,5} gone
+  CHECK(doc.at("erased").as_int64() == 1);
+}
+
+TEST_CASE("audit report: by model with the key, by month and year, unknown usage apart", "[tools][audit]") {
+  volume_trail t;
+  const auto r = audit_cmd({"report", "--db", t.dbs(), "--key", t.key(), "--by", "model", "--format", "json"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto doc = boost::json::parse(r.out).as_object();
+  const auto& g = doc.at("groups").as_array();
+  REQUIRE(g.size() == 2);
+  CHECK(g[0].at("model").as_string() == "m-0");
+  CHECK(g[0].at("flows").as_int64() == 3);
+  // m-0: flows 0, 2, 4; flow 0 reported nothing: tokens_in 2 + 4, one unknown.
+  CHECK(g[0].at("tokens_in").as_int64() == 6);
+  CHECK(g[0].at("usage_unknown").as_int64() == 1);
+  CHECK(audit_cmd({"report", "--db", t.dbs(), "--by", "model"}).code == 2);  // needs the key
+  const auto y = audit_cmd({"report", "--db", t.dbs(), "--by", "year,month", "--format", "csv"});
+  REQUIRE(y.code == 0);
+  const auto l = lines(y.out);
+  REQUIRE(l.size() == 2);
+  CHECK(l[0] == "year,month,flows,blocked,redacted,tagged,tokens_in,tokens_out,usage_unknown\r");
+  // 6 flows, 2 of them (0 and 3) without usage: tokens_in 1+2+4+5 = 12.
+  CHECK(l[1].ends_with(",6,2,0,0,12,24,2\r"));
+}

@@ -272,6 +272,38 @@ TEST_CASE("rules explain usage errors exit 2", "[tools][rules]") {
   CHECK(rules({"explain", "--rules", source + "/tests/policy/data/invalid/keys.yaml", "--from", "CN", "--to", "US", "x"}).code == 1);
 }
 
+TEST_CASE("rules explain --volume sets a counter's state and shows the level reached", "[tools][rules]") {
+  const std::string ssn = "Employee SSN 536-22-1234";
+  auto below = rules({"explain", "--json", "--rules", packs, "--from", "US", "--to", "CN", "--tenant", "acme",
+                      "--volume", "us.bulk.identifiers=99999", ssn});
+  CHECK(below.code == 0);
+  auto v = json::parse(below.out).as_object();
+  CHECK(v.at("action").as_string() == "tag");
+  auto above = rules({"explain", "--rules", packs, "--from", "US", "--to", "CN", "--tenant", "acme", "--volume",
+                      "us.bulk.identifiers=100000", ssn});
+  CHECK(above.code == 0);
+  INFO(above.out);
+  CHECK(above.out.find("  us.bulk.identifiers.bulk  block  (28 CFR 202.205(f)") != std::string::npos);
+  CHECK(above.out.find("  us.bulk.identifiers [tenant=acme,dst=CN] rolling-12m: 100001 subjects (none added), level "
+                       "us.bulk.identifiers.bulk -> block") != std::string::npos);
+  CHECK(above.out.find("action: block") != std::string::npos);
+}
+
+TEST_CASE("rules explain and test refuse --volume for an unknown counter or without a number", "[tools][rules]") {
+  CHECK(rules({"explain", "--rules", packs, "--from", "US", "--to", "CN", "--volume", "no.such=3", "x"}).code == 2);
+  CHECK(rules({"explain", "--rules", packs, "--from", "US", "--to", "CN", "--volume", "us.bulk.identifiers", "x"}).code == 2);
+  CHECK(rules({"test", "--volume", "no.such=3", packs}).code == 2);
+}
+
+TEST_CASE("rules test --volume sets the counters of tests that set none", "[tools][rules]") {
+  // With every US counter past its threshold, the tests that expect a tag for
+  // US identifiers to a country of concern fail; the others still pass.
+  const auto r = rules({"test", "--volume", "us.bulk.identifiers=100000", packs});
+  CHECK(r.code == 1);
+  CHECK(r.out.find("FAIL us.phone.tagged") != std::string::npos);
+  CHECK(r.out.find("FAIL us.ssn.below-bulk") == std::string::npos);  // sets its own state
+}
+
 TEST_CASE("rules check refuses a FIFO or a device named as a rule file, without blocking or reading it", "[tools][rules]") {
   temp_file dir_holder("x");
   const auto fifo = dir_holder.path.parent_path() / "rules.fifo";

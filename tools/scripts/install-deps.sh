@@ -10,6 +10,9 @@ packages=(
   libssl-dev libre2-dev libsqlite3-dev libsodium-dev catch2 libyaml-cpp-dev
   sqlite3 openssl curl python3
   python3-yaml python3-jsonschema
+  # The volume counters' tests: hiredis (fleet counter store client),
+  # redis-server (started by the tests on loopback), tzdata (counter windows).
+  libhiredis-dev redis-server tzdata
   # The edge shell tests: network namespaces (unshare, mount, ip), nftables;
   # openssl and curl above make their certificates and send their requests.
   util-linux mount iproute2 nftables

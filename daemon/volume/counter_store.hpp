@@ -1,0 +1,80 @@
+#pragma once
+// The volume counter store: sets of keyed subject hashes per counter key (see
+// policy/volume.hpp for what a key and a count mean). Two backends:
+//   sqlite  embedded, one host (sqlite_store.cpp)
+//   redis   shared by a fleet, atomic server-side script (redis_store.cpp)
+// Both make one call atomic: every op's members are added, or none of them when
+// any op's count would pass its limit, so two hosts crossing a threshold at the
+// same moment cannot both see "below".
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "policy/volume.hpp"
+
+namespace customs::daemon::volume {
+
+// A data subject as stored: the first 16 bytes of BLAKE2b-256(key = subject
+// key, "customs/volume/subject/v1\0" || normalised identifier). 128 bits keep
+// collisions out of reach (about 1.5e-25 for 10 million subjects in one key).
+using subject_hash = std::array<std::uint8_t, 16>;
+
+struct counter_op {
+  std::string key;  // policy::volume_demand::key
+  std::vector<subject_hash> members;  // sorted, unique
+  std::uint64_t limit = ~std::uint64_t{0};
+  std::int64_t now = 0;            // unix seconds: last-seen time of the members
+  std::int64_t expire_before = 0;  // rolling windows: members last seen before this no longer count
+  std::int64_t expires_at = 0;     // when the key may be discarded
+};
+
+struct counter_result {
+  std::error_code error;  // set: the store could not answer (counts are empty)
+  bool added = false;     // every op's members were added
+  std::vector<policy::volume_count> counts;  // per op, in order
+};
+
+class counter_store {
+ public:
+  // Receives the answer of add_async; called exactly once.
+  using completion = std::function<void(counter_result)>;
+
+  virtual ~counter_store() = default;
+  // Runs ops atomically (see above) and waits for the answer. Never throws.
+  // Blocks the calling thread for the time the store takes: a local
+  // transaction (sqlite), or at most the configured budget (redis). For the
+  // control plane, tools, tests and benches; the data plane uses add_async on
+  // stores that are asynchronous().
+  [[nodiscard]] virtual counter_result add(const std::vector<counter_op>& ops) = 0;
+  // The same without waiting: `done` runs exactly once with the answer, on the
+  // store's own thread (or on the caller's, before add_async returns, when the
+  // store answers at once: unreachable, closed, or a synchronous store). An
+  // asynchronous store answers within its budget: a later answer is a timeout.
+  virtual void add_async(std::vector<counter_op> ops, completion done) { done(add(ops)); }
+  // Whether add() waits for something slower than local work (a network round
+  // trip): then a worker thread must not call it, and goes through add_async.
+  [[nodiscard]] virtual bool asynchronous() const noexcept { return false; }
+  // The subjects a key holds now (for tests, the bench and the admin view).
+  [[nodiscard]] virtual std::error_code count(const std::string& key, std::int64_t expire_before,
+                                              std::uint64_t& out) = 0;
+  [[nodiscard]] virtual std::string_view backend() const noexcept = 0;
+  virtual void close() noexcept = 0;
+};
+
+enum class store_errc {
+  unavailable = 1,  // the store cannot be reached or answered with an error
+  timeout,          // no answer within the budget
+  failed,           // a local database error
+};
+[[nodiscard]] const std::error_category& store_category() noexcept;
+[[nodiscard]] std::error_code make_error_code(store_errc e) noexcept;
+
+}  // namespace customs::daemon::volume
+
+template <>
+struct std::is_error_code_enum<customs::daemon::volume::store_errc> : std::true_type {};

@@ -1,0 +1,85 @@
+#pragma once
+// Counting a request flow's data subjects: the rounds of policy/volume.hpp
+// against the configured store, with the subject hashes computed here (the
+// identifiers themselves never leave this function), and on_unavailable when
+// the store cannot answer.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/volume/counter_store.hpp"
+#include "daemon/volume/subject_key.hpp"
+#include "policy/policy.hpp"
+
+namespace customs::daemon::volume {
+
+// What one flow did to the counters, for the audit trail and the metrics.
+struct counting_outcome {
+  bool refused = false;      // the store was unavailable and on_unavailable is refuse
+  bool used_local = false;   // the store was unavailable; the local fallback counted
+  std::string detail;        // why the store was unavailable
+  std::uint32_t rounds = 0;
+  // Per key the flow's subjects were added to: their hashes (what
+  // `customsctl audit volumes` recomputes the counters from).
+  struct added_key {
+    std::string key, counter, scope, window;
+    std::vector<subject_hash> subjects;
+  };
+  std::vector<added_key> added;
+  std::vector<std::string> errors;  // store errors met (unavailable, timeout, failed)
+};
+
+// One flow's counting in progress (see volume_counter::prepare).
+struct counting_state {
+  counting_outcome out;
+  std::vector<policy::volume_demand> demands;  // of the round in progress
+  std::vector<counter_op> ops;                 // what the store is asked, in the order of demands
+  std::uint32_t round = 0;
+  bool resend = false;  // the primary failed: send ops again, to the local store
+};
+
+class volume_counter {
+ public:
+  // primary: the configured store; local: the fallback when on_unavailable is
+  // local (null with refuse).
+  volume_counter(std::shared_ptr<counter_store> primary, std::shared_ptr<counter_store> local,
+                 std::shared_ptr<const subject_hasher> hasher);
+
+  // Data plane; never throws. v is the decided request verdict; it is escalated
+  // in place (levels, redactions, block). Blocks on the store: for stores that
+  // are not asynchronous(), tools and tests.
+  [[nodiscard]] counting_outcome run(const policy::rule_set& rules, const policy::flow_context& ctx,
+                                     policy::verdict& v, std::int64_t now_unix) const noexcept;
+
+  // The same a round at a time, for a caller that does not wait for the store:
+  //   counting_state st;
+  //   while (c.prepare(rules, ctx, v, now, st)) {
+  //     counter_result r = <c.store_for(st) answers st.ops, later or at once>;
+  //     c.take(rules, ctx, v, st, std::move(r));
+  //   }
+  //   st.out is the outcome.
+  // prepare: false when counting is over (nothing (more) to count, the flow is
+  // blocked or refused, or the round limit was reached); true when st.ops are
+  // to be sent to store_for(st). Never throws (fails closed: refused).
+  [[nodiscard]] bool prepare(const policy::rule_set& rules, const policy::flow_context& ctx,
+                             const policy::verdict& v, std::int64_t now_unix, counting_state& st) const noexcept;
+  [[nodiscard]] counter_store& store_for(const counting_state& st) const noexcept {
+    return st.out.used_local ? *local_ : *primary_;
+  }
+  // Takes the store's answer to st.ops: applies the counts to v, or on an
+  // error switches to the local store (the next prepare re-sends the same
+  // ops) or refuses the flow.
+  void take(const policy::rule_set& rules, const policy::flow_context& ctx, policy::verdict& v,
+            counting_state& st, counter_result r) const noexcept;
+
+  [[nodiscard]] std::string_view backend() const noexcept { return primary_->backend(); }
+  [[nodiscard]] counter_store& primary() noexcept { return *primary_; }
+
+ private:
+  std::shared_ptr<counter_store> primary_;
+  std::shared_ptr<counter_store> local_;
+  std::shared_ptr<const subject_hasher> hasher_;
+};
+
+}  // namespace customs::daemon::volume

@@ -1,0 +1,227 @@
+#include "daemon/volume/sqlite_store.hpp"
+
+#include "audit/sqlite.hpp"
+
+#include <chrono>
+#include <mutex>
+
+namespace customs::daemon::volume {
+namespace {
+
+namespace sql = audit::sql;
+
+constexpr const char* schema_sql = R"sql(
+CREATE TABLE IF NOT EXISTS counters (
+  id         INTEGER PRIMARY KEY,
+  key        TEXT UNIQUE NOT NULL,
+  count      INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+  counter    INTEGER NOT NULL,
+  member     BLOB NOT NULL,
+  last_seen  INTEGER NOT NULL,
+  PRIMARY KEY (counter, member)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_seen ON members(counter, last_seen);
+)sql";
+
+constexpr std::int32_t application_id = 0x43535456;  // "CSTV"
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+class sqlite_store final : public counter_store {
+ public:
+  explicit sqlite_store(const std::filesystem::path& file)
+      : db_(file, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX) {
+    db_.exec("PRAGMA busy_timeout = 5000");
+    const auto app = db_.query_int("PRAGMA application_id");
+    const auto version = db_.query_int("PRAGMA user_version");
+    const auto tables = db_.query_int("SELECT count(*) FROM sqlite_master");
+    if (tables > 0 && (app != application_id || version != 1))
+      throw std::runtime_error(file.string() + ": not a Customs volume counter database (or another version)");
+    db_.exec("PRAGMA journal_mode = WAL");
+    db_.exec("PRAGMA synchronous = NORMAL");
+    db_.exec(schema_sql);
+    if (tables == 0) {
+      db_.exec(("PRAGMA application_id = " + std::to_string(application_id)).c_str());
+      db_.exec("PRAGMA user_version = 1");
+    }
+    find_ = sql::statement(db_, "SELECT id, count FROM counters WHERE key = ?1");
+    create_ = sql::statement(db_, "INSERT INTO counters(key, count, expires_at) VALUES(?1, 0, ?2)");
+    prune_ = sql::statement(db_, "DELETE FROM members WHERE counter = ?1 AND last_seen < ?2");
+    insert_ = sql::statement(db_, "INSERT OR IGNORE INTO members(counter, member, last_seen) VALUES(?1, ?2, ?3)");
+    touch_ = sql::statement(db_, "UPDATE members SET last_seen = ?3 WHERE counter = ?1 AND member = ?2 AND last_seen < ?3");
+    update_ = sql::statement(db_, "UPDATE counters SET count = ?2, expires_at = max(expires_at, ?3) WHERE id = ?1");
+    sweep();
+  }
+
+  counter_result add(const std::vector<counter_op>& ops) override {
+    std::lock_guard lock(mutex_);
+    counter_result r = run(ops);
+    if (++ops_since_sweep_ >= 4096) {
+      ops_since_sweep_ = 0;
+      if (unix_now() - last_sweep_ >= 3600) sweep();
+    }
+    return r;
+  }
+
+  std::error_code count(const std::string& key, std::int64_t expire_before, std::uint64_t& out) override {
+    std::lock_guard lock(mutex_);
+    out = 0;
+    sql::statement st(db_, "SELECT c.count, (SELECT count(*) FROM members m WHERE m.counter = c.id AND m.last_seen < ?2) "
+                           "FROM counters c WHERE c.key = ?1");
+    st.bind(1, key);
+    st.bind(2, expire_before);
+    const int rc = st.step();
+    if (rc == SQLITE_ROW) out = static_cast<std::uint64_t>(st.column_int(0) - st.column_int(1));
+    else if (rc != SQLITE_DONE) return store_errc::failed;
+    return {};
+  }
+
+  std::string_view backend() const noexcept override { return "sqlite"; }
+  void close() noexcept override {}
+
+ private:
+  counter_result run(const std::vector<counter_op>& ops) {
+    counter_result r;
+    if (db_.try_exec("BEGIN IMMEDIATE") != SQLITE_OK) {
+      r.error = store_errc::failed;
+      return r;
+    }
+    bool over = false;
+    std::vector<std::pair<std::int64_t, std::int64_t>> ids;  // counter id, its new count
+    for (const auto& op : ops) {
+      std::int64_t id = 0, count = 0;
+      if (!lookup(op, id, count) || !prune(op, id, count)) return fail(r);
+      std::uint64_t fresh = 0;
+      for (const auto& m : op.members) {
+        insert_.reset();
+        insert_.bind(1, id);
+        insert_.bind(2, crypto::byte_view(m.data(), m.size()));
+        insert_.bind(3, op.now);
+        if (insert_.step() != SQLITE_DONE) return fail(r);
+        if (sqlite3_changes(db_.get()) == 1) {
+          ++fresh;
+        } else if (op.expire_before != 0) {
+          // Rolling window: a subject seen again counts from now on.
+          touch_.reset();
+          touch_.bind(1, id);
+          touch_.bind(2, crypto::byte_view(m.data(), m.size()));
+          touch_.bind(3, op.now);
+          if (touch_.step() != SQLITE_DONE) return fail(r);
+        }
+      }
+      policy::volume_count c;
+      c.before = static_cast<std::uint64_t>(count);
+      c.after = c.before + fresh;
+      over = over || c.after > op.limit;
+      r.counts.push_back(c);
+      ids.emplace_back(id, static_cast<std::int64_t>(c.after));
+    }
+    if (over) {
+      // None added: the inserts (and prunes) are undone.
+      (void)db_.try_exec("ROLLBACK");
+      return r;
+    }
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      update_.reset();
+      update_.bind(1, ids[i].first);
+      update_.bind(2, ids[i].second);
+      update_.bind(3, ops[i].expires_at);
+      if (update_.step() != SQLITE_DONE) return fail(r);
+    }
+    if (db_.try_exec("COMMIT") != SQLITE_OK) return fail(r);
+    r.added = true;
+    for (auto& c : r.counts) c.added = true;
+    return r;
+  }
+
+  counter_result& fail(counter_result& r) {
+    (void)db_.try_exec("ROLLBACK");
+    r.counts.clear();
+    r.added = false;
+    r.error = store_errc::failed;
+    return r;
+  }
+
+  bool lookup(const counter_op& op, std::int64_t& id, std::int64_t& count) {
+    find_.reset();
+    find_.bind(1, op.key);
+    const int rc = find_.step();
+    if (rc == SQLITE_ROW) {
+      id = find_.column_int(0);
+      count = find_.column_int(1);
+      return true;
+    }
+    if (rc != SQLITE_DONE) return false;
+    create_.reset();
+    create_.bind(1, op.key);
+    create_.bind(2, op.expires_at);
+    if (create_.step() != SQLITE_DONE) return false;
+    id = sqlite3_last_insert_rowid(db_.get());
+    count = 0;
+    return true;
+  }
+
+  bool prune(const counter_op& op, std::int64_t id, std::int64_t& count) {
+    if (op.expire_before == 0) return true;
+    prune_.reset();
+    prune_.bind(1, id);
+    prune_.bind(2, op.expire_before);
+    if (prune_.step() != SQLITE_DONE) return false;
+    count -= sqlite3_changes(db_.get());
+    return true;
+  }
+
+  // Drops keys whose window ended (a day late, for clocks that disagree).
+  void sweep() noexcept {
+    last_sweep_ = unix_now();
+    const std::string cutoff = std::to_string(last_sweep_ - 86400);
+    (void)db_.try_exec("BEGIN IMMEDIATE");
+    (void)db_.try_exec(("DELETE FROM members WHERE counter IN (SELECT id FROM counters WHERE expires_at < " + cutoff + ")").c_str());
+    (void)db_.try_exec(("DELETE FROM counters WHERE expires_at < " + cutoff).c_str());
+    (void)db_.try_exec("COMMIT");
+  }
+
+  std::mutex mutex_;
+  sql::database db_;
+  sql::statement find_, create_, prune_, insert_, touch_, update_;
+  std::uint64_t ops_since_sweep_ = 0;
+  std::int64_t last_sweep_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<counter_store> open_sqlite_store(const std::filesystem::path& file) {
+  try {
+    return std::make_unique<sqlite_store>(file);
+  } catch (const sql::sql_error& e) {
+    throw std::runtime_error(file.string() + ": " + e.what());
+  }
+}
+
+namespace {
+class store_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "customs.volume"; }
+  std::string message(int e) const override {
+    switch (static_cast<store_errc>(e)) {
+      case store_errc::unavailable: return "counter store unavailable";
+      case store_errc::timeout: return "counter store did not answer within the budget";
+      case store_errc::failed: return "counter store error";
+    }
+    return "counter store error";
+  }
+};
+}  // namespace
+
+const std::error_category& store_category() noexcept {
+  static const store_category_impl c;
+  return c;
+}
+std::error_code make_error_code(store_errc e) noexcept { return {static_cast<int>(e), store_category()}; }
+
+}  // namespace customs::daemon::volume

@@ -1,0 +1,29 @@
+#pragma once
+// The embedded counter store: one SQLite database per host (WAL,
+// synchronous=NORMAL: a crash of customsd loses nothing; a power loss may lose
+// the last transactions, which then count again when their subjects travel
+// again). Operations run on the calling thread under a mutex; one add is one
+// transaction.
+//
+// Schema (user_version 1, application_id "CSTV"):
+//   counters(id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL,
+//            count INTEGER NOT NULL,       -- members of the key
+//            expires_at INTEGER NOT NULL)  -- unix seconds; the key may be dropped after
+//   members(counter INTEGER NOT NULL, member BLOB NOT NULL,  -- subject_hash (16 bytes)
+//           last_seen INTEGER NOT NULL,                      -- unix seconds
+//           PRIMARY KEY (counter, member)) WITHOUT ROWID
+//   members_seen ON members(counter, last_seen)              -- rolling windows
+// A counter's count always equals its number of member rows (kept in the same
+// transaction). Keys past expires_at are deleted at open and at most hourly.
+
+#include "daemon/volume/counter_store.hpp"
+
+#include <filesystem>
+
+namespace customs::daemon::volume {
+
+// Control plane: throws std::runtime_error when the file cannot be opened or is
+// not a counter database.
+[[nodiscard]] std::unique_ptr<counter_store> open_sqlite_store(const std::filesystem::path& file);
+
+}  // namespace customs::daemon::volume

@@ -1,0 +1,264 @@
+// The counter stores: the embedded SQLite store and Redis (a real redis-server
+// started on a loopback port), both atomic per call: every op's members are
+// added, or none when any op would pass its limit.
+#include <catch2/catch.hpp>
+
+#include "audit/sqlite.hpp"
+#include "crypto/key_file.hpp"
+#include "daemon/volume/redis_protocol.hpp"
+#include "daemon/volume/redis_store.hpp"
+#include "daemon/volume/sqlite_store.hpp"
+#include "daemon/volume/subject_key.hpp"
+#include "redis_server.hpp"
+#include "tests/support/test_certs.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+using namespace customs::daemon::volume;
+using customs::testing::temp_dir;
+
+namespace {
+
+subject_hash member(std::uint32_t n) {
+  subject_hash h{};
+  for (int i = 0; i < 4; ++i) h[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(n >> (8 * i));
+  h[15] = 0x5a;
+  return h;
+}
+
+counter_op op(const std::string& key, std::vector<std::uint32_t> ids, std::uint64_t limit = ~std::uint64_t{0},
+              std::int64_t now = 1'000'000, std::int64_t expire_before = 0) {
+  counter_op o;
+  o.key = key;
+  for (auto i : ids) o.members.push_back(member(i));
+  std::sort(o.members.begin(), o.members.end());
+  o.limit = limit;
+  o.now = now;
+  o.expire_before = expire_before;
+  o.expires_at = 4'000'000'000;
+  return o;
+}
+
+std::uint64_t count_of(counter_store& s, const std::string& key, std::int64_t expire_before = 0) {
+  std::uint64_t n = 0;
+  REQUIRE_FALSE(s.count(key, expire_before, n));
+  return n;
+}
+
+// The behaviours both backends share.
+void check_store_semantics(counter_store& s) {
+  auto r = s.add({op("k1", {1, 2, 3})});
+  REQUIRE_FALSE(r.error);
+  CHECK(r.added);
+  REQUIRE(r.counts.size() == 1);
+  CHECK(r.counts[0].before == 0);
+  CHECK(r.counts[0].after == 3);
+
+  // A subject counts once however often it travels.
+  r = s.add({op("k1", {2, 3, 4})});
+  CHECK(r.added);
+  CHECK(r.counts[0].before == 3);
+  CHECK(r.counts[0].after == 4);
+
+  // Over a limit on one key: nothing is added anywhere.
+  r = s.add({op("k2", {10, 11}), op("k1", {5, 6}, 5)});
+  REQUIRE_FALSE(r.error);
+  CHECK_FALSE(r.added);
+  CHECK(r.counts[0].after == 2);
+  CHECK(r.counts[1].before == 4);
+  CHECK(r.counts[1].after == 6);
+  CHECK(count_of(s, "k1") == 4);
+  CHECK(count_of(s, "k2") == 0);
+
+  // Already-counted subjects pass a limit that is reached.
+  r = s.add({op("k1", {1, 2}, 4)});
+  CHECK(r.added);
+  CHECK(r.counts[0].after == 4);
+
+  // Rolling windows: members last seen before expire_before no longer count.
+  r = s.add({op("roll", {1, 2}, ~std::uint64_t{0}, 100, 1)});
+  r = s.add({op("roll", {2, 3}, ~std::uint64_t{0}, 200, 1)});  // 2 seen again at 200
+  CHECK(r.counts[0].after == 3);
+  r = s.add({op("roll", {4}, ~std::uint64_t{0}, 300, 150)});  // 1 (seen at 100) expired
+  CHECK(r.counts[0].before == 2);
+  CHECK(r.counts[0].after == 3);
+  CHECK(count_of(s, "roll", 150) == 3);
+}
+
+}  // namespace
+
+TEST_CASE("volume store sqlite: adds atomically, counts each subject once, prunes rolling windows") {
+  temp_dir dir;
+  auto s = open_sqlite_store(dir.path() / "counters.db");
+  check_store_semantics(*s);
+}
+
+TEST_CASE("volume store sqlite: counts survive a reopen") {
+  temp_dir dir;
+  {
+    auto s = open_sqlite_store(dir.path() / "counters.db");
+    REQUIRE(s->add({op("k", {1, 2, 3})}).added);
+  }
+  auto s = open_sqlite_store(dir.path() / "counters.db");
+  CHECK(count_of(*s, "k") == 3);
+  CHECK(s->add({op("k", {3, 4})}).counts[0].after == 4);
+}
+
+TEST_CASE("volume store sqlite: a file that is not a counter database is refused") {
+  temp_dir dir;
+  const auto f = dir.path() / "other.db";
+  {
+    customs::audit::sql::database db(f, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    db.exec("CREATE TABLE t(x)");
+  }
+  CHECK_THROWS_WITH(open_sqlite_store(f), Catch::Contains("not a Customs volume counter database"));
+}
+
+TEST_CASE("volume subject hashes: keyed, 16 bytes, and the key file must be private") {
+  temp_dir dir;
+  (void)customs::crypto::generate_key_set(dir.path(), customs::crypto::key_set::subject);
+  const subject_hasher a(dir.path() / "subject.key");
+  CHECK(to_hex(a.hash("pi.phone:13812345678")).size() == 32);
+  CHECK(a.hash("pi.phone:13812345678") == a.hash("pi.phone:13812345678"));
+  CHECK(a.hash("pi.phone:13812345678") != a.hash("pi.phone:13812345679"));
+  temp_dir other;
+  (void)customs::crypto::generate_key_set(other.path(), customs::crypto::key_set::subject);
+  const subject_hasher b(other.path() / "subject.key");
+  CHECK(a.hash("pi.phone:13812345678") != b.hash("pi.phone:13812345678"));
+  std::filesystem::permissions(dir.path() / "subject.key", std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  CHECK_THROWS(subject_hasher(dir.path() / "subject.key"));
+}
+
+TEST_CASE("volume store redis: the same semantics on a real redis-server") {
+  customs::testing::redis_server redis;
+  auto s = open_redis_store(redis.config());
+  REQUIRE(redis.wait_ready(*s));
+  check_store_semantics(*s);
+}
+
+TEST_CASE("volume store redis: two hosts adding at once never pass a limit together") {
+  customs::testing::redis_server redis;
+  auto a = open_redis_store(redis.config());
+  auto b = open_redis_store(redis.config());
+  REQUIRE(redis.wait_ready(*a));
+  REQUIRE(redis.wait_ready(*b));
+  // Each host adds 200 distinct subjects one by one under a limit of 150.
+  std::atomic<int> added{0};
+  auto run = [&](counter_store& s, std::uint32_t base) {
+    for (std::uint32_t i = 0; i < 200; ++i) {
+      const auto r = s.add({op("race", {base + i}, 150)});
+      if (r.added) ++added;
+    }
+  };
+  std::thread ta([&] { run(*a, 0); });
+  std::thread tb([&] { run(*b, 100000); });
+  ta.join();
+  tb.join();
+  CHECK(added.load() == 150);
+  CHECK(count_of(*a, "race") == 150);
+}
+
+TEST_CASE("volume store redis: a stopped server is unavailable, and a restart recovers") {
+  customs::testing::redis_server redis;
+  auto s = open_redis_store(redis.config());
+  REQUIRE(redis.wait_ready(*s));
+  REQUIRE(s->add({op("k", {1})}).added);
+  redis.stop();
+  const auto r = s->add({op("k", {2})});
+  CHECK(r.error);
+  redis.start();
+  REQUIRE(redis.wait_ready(*s));
+  const auto again = s->add({op("k", {2})});
+  REQUIRE_FALSE(again.error);
+  CHECK(again.counts[0].after == 2);  // the server kept its data (appendonly)
+}
+
+TEST_CASE("volume store redis: add_async returns at once, and a call Redis does not answer is a timeout at the budget") {
+  customs::testing::silent_redis redis;
+  customs::daemon::volumes_config cfg;
+  cfg.backend = customs::daemon::volumes_config::backend_kind::redis;
+  cfg.url = redis.url();
+  cfg.budget = std::chrono::milliseconds(300);
+  auto s = open_redis_store(cfg);
+  REQUIRE(s->asynchronous());
+  struct answer_box {
+    std::mutex m;
+    std::condition_variable cv;
+    std::optional<counter_result> r;
+  };
+  // Calls made before the connection is open are answered unavailable at
+  // once; repeat until one reaches the server.
+  std::shared_ptr<answer_box> box;
+  bool answered_before_return = true;
+  for (int i = 0; i < 400 && redis.scripts() == 0; ++i) {
+    box = std::make_shared<answer_box>();
+    s->add_async({op("k", {1})}, [box](counter_result r) {
+      std::lock_guard lock(box->m);
+      box->r = std::move(r);
+      box->cv.notify_all();
+    });
+    {
+      std::lock_guard lock(box->m);
+      answered_before_return = box->r.has_value();
+    }
+    if (redis.wait_scripts(1, std::chrono::milliseconds(50))) break;
+    std::unique_lock lock(box->m);
+    box->cv.wait(lock, [&] { return box->r.has_value(); });
+    REQUIRE(box->r->error == store_errc::unavailable);
+  }
+  REQUIRE(redis.scripts() == 1);
+  // The call that reached the server was not answered while add_async ran ...
+  CHECK_FALSE(answered_before_return);
+  // ... and is answered `timeout` once its budget passed.
+  std::unique_lock lock(box->m);
+  REQUIRE(box->cv.wait_for(lock, std::chrono::seconds(30), [&] { return box->r.has_value(); }));
+  CHECK(box->r->error == store_errc::timeout);
+  CHECK(box->r->counts.empty());
+}
+
+TEST_CASE("volume store redis: replies are bounded and checked") {
+  redis::reply_reader rd;
+  REQUIRE(rd.feed("*3\r\n:1\r\n:4\r\n:5\r\n"));
+  redis::reply rep;
+  REQUIRE(rd.next(rep));
+  const auto r = redis::decode_add_reply(rep, 1);
+  REQUIRE_FALSE(r.error);
+  CHECK(r.added);
+  CHECK(r.counts[0].after == 5);
+  // Wrong shapes are errors, not counts.
+  CHECK(redis::decode_add_reply(rep, 2).error);
+  redis::reply_reader bad;
+  REQUIRE(bad.feed("*2\r\n:1\r\n$1\r\nx\r\n"));
+  CHECK_FALSE(bad.next(rep));
+  CHECK_FALSE(bad.error().empty());
+  redis::reply_reader big;
+  CHECK_FALSE(big.feed(std::string(redis::reply_reader::max_buffered + 1, '$')));
+  redis::reply_reader decreasing;
+  REQUIRE(decreasing.feed("*3\r\n:1\r\n:5\r\n:4\r\n"));
+  REQUIRE(decreasing.next(rep));
+  CHECK(redis::decode_add_reply(rep, 1).error);
+}
+
+TEST_CASE("volume store redis: rediss:// verifies the server's certificate") {
+  temp_dir dir;
+  const auto pki = customs::testing::make_test_pki(dir.path() / "pki");
+  customs::testing::redis_server redis(customs::testing::redis_server::tls_files{pki.server.cert, pki.server.key, pki.ca.cert});
+  auto cfg = redis.config();
+  cfg.tls = customs::daemon::volumes_tls{pki.ca.cert, {}, {}};
+  auto s = open_redis_store(cfg);
+  REQUIRE(redis.wait_ready(*s));
+  CHECK(s->add({op("k", {1, 2})}).counts[0].after == 2);
+  // A server whose certificate the configured CA did not sign is never used.
+  auto wrong = cfg;
+  wrong.tls = customs::daemon::volumes_tls{pki.untrusted.cert, {}, {}};
+  wrong.budget = std::chrono::milliseconds(300);
+  auto u = open_redis_store(wrong);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(u->add({op("k", {3})}).error);
+}
