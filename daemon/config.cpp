@@ -1,4 +1,5 @@
 #include "daemon/config.hpp"
+#include "policy/yaml_guard.hpp"
 
 #include "policy/input_file.hpp"
 #include "policy/jurisdictions.hpp"
@@ -1250,6 +1251,13 @@ config parse_config(std::string_view yaml, const std::string& file_name,
                     const std::filesystem::path& base_dir) {
   walker w(file_name, base_dir);
   YAML::Node root;
+  if (const auto bad = policy::check_yaml_top_level(yaml)) {
+    YAML::Mark at;
+    at.line = static_cast<int>(bad->line) - 1;
+    at.column = 0;
+    w.error(at, "E_YAML", bad->message);
+    throw config_error(w.diagnostics());
+  }
   try {
     // One document: a second one (after "---") would be ignored silently by a
     // plain load, so what the operator reads would not be what customsd runs.

@@ -15,6 +15,7 @@
 
 #include "policy/canonical.hpp"
 #include "policy/input_file.hpp"
+#include "policy/yaml_guard.hpp"
 #include "policy/jurisdictions.hpp"
 #include "policy/model.hpp"
 #include "policy/normalize.hpp"
@@ -1358,6 +1359,12 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
       continue;
     }
     std::vector<YAML::Node> docs;
+    if (const auto bad = check_yaml_top_level(text)) {
+      o.line = bad->line;
+      o.col = 1;
+      s.error(o, "E_YAML", bad->message);
+      continue;
+    }
     try {
       docs = YAML::LoadAll(text);
     } catch (const YAML::Exception& e) {

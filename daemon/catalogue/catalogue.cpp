@@ -1,4 +1,5 @@
 #include "daemon/catalogue/catalogue.hpp"
+#include "policy/yaml_guard.hpp"
 
 #include <yaml-cpp/yaml.h>
 
@@ -260,6 +261,13 @@ void parse_catalogue(std::string_view yaml, const std::string& file_name, std::v
     return;
   }
   std::vector<catalogue_entry> parsed;
+  if (const auto bad = policy::check_yaml_top_level(yaml)) {
+    YAML::Mark at;
+    at.line = static_cast<int>(bad->line) - 1;
+    at.column = 0;
+    r.error(at, "E_YAML", bad->message);
+    return;
+  }
   try {
     const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
     if (docs.size() != 1) {

@@ -23,6 +23,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "daemon/config.hpp"
+#include "policy/yaml_guard.hpp"
 #include "tests/fuzz/fuzz_files.hpp"
 #include "tests/fuzz/fuzz_input.hpp"
 
@@ -72,6 +73,9 @@ bool escapes(const YAML::Node& n, std::string_view key, int depth) {
 }
 
 bool stays_inside(std::string_view yaml) {
+  // Text the loader refuses before parsing (policy/yaml_guard.hpp) reaches no
+  // path; yaml-cpp itself would never return on some of it.
+  if (customs::policy::check_yaml_top_level(yaml)) return true;
   try {
     for (const auto& doc : YAML::LoadAll(std::string(yaml)))
       if (escapes(doc, {}, 0)) return false;

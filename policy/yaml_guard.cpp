@@ -1,0 +1,84 @@
+#include "policy/yaml_guard.hpp"
+
+namespace customs::policy {
+
+namespace {
+
+bool blank(char c) { return c == ' ' || c == '\t'; }
+
+// "---" or "..." at column 0, alone or followed by a blank.
+bool marker(std::string_view line, std::string_view m) {
+  return line.starts_with(m) && (line.size() == 3 || blank(line[3]));
+}
+
+// What follows a marker: nothing or a comment.
+bool only_comment(std::string_view rest) {
+  std::size_t i = 0;
+  while (i < rest.size() && blank(rest[i])) ++i;
+  return i == rest.size() || rest[i] == '#';
+}
+
+// A block mapping entry at column 0: a plain key (not starting with an
+// indicator) or a quoted key, then ':' followed by a blank or the line end.
+bool mapping_key_line(std::string_view line) {
+  if (line.empty()) return false;
+  const char c = line[0];
+  std::size_t i = 0;
+  if (c == '"' || c == '\'') {
+    for (i = 1; i < line.size(); ++i) {
+      if (c == '"' && line[i] == '\\') {
+        ++i;
+        continue;
+      }
+      if (line[i] == c) {
+        if (c == '\'' && i + 1 < line.size() && line[i + 1] == '\'') {
+          ++i;
+          continue;
+        }
+        break;
+      }
+    }
+    if (i >= line.size()) return false;
+    ++i;
+    while (i < line.size() && blank(line[i])) ++i;
+    return i < line.size() && line[i] == ':' && (i + 1 == line.size() || blank(line[i + 1]));
+  }
+  if (blank(c) || std::string_view(",[]{}#&*!|>%@`?-").find(c) != std::string_view::npos) return false;
+  for (i = 1; i < line.size(); ++i) {
+    if (line[i] == '#' && blank(line[i - 1])) return false;
+    if (line[i] == ':' && (i + 1 == line.size() || blank(line[i + 1]))) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::optional<yaml_refusal> check_yaml_top_level(std::string_view text) {
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
+  bool expect_root = true;
+  std::size_t number = 0;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (marker(line, "---") || marker(line, "...")) {
+      if (!only_comment(line.substr(3)))
+        return yaml_refusal{number, "content on a document marker line; start the document's mapping on the next line"};
+      expect_root = true;
+      continue;
+    }
+    if (!expect_root) continue;
+    std::size_t i = 0;
+    while (i < line.size() && blank(line[i])) ++i;
+    if (i == line.size() || line[i] == '#') continue;
+    if (i == 0 && line[0] == '%') continue;  // a directive
+    if (i != 0 || !mapping_key_line(line))
+      return yaml_refusal{number, "the top level must be a mapping: `key: value` lines starting at column 1"};
+    expect_root = false;
+  }
+  return std::nullopt;
+}
+
+}  // namespace customs::policy

@@ -1,0 +1,68 @@
+// The check before yaml-cpp: documents whose root is not a block mapping are
+// refused (yaml-cpp 0.7 never returns on some of them), block mappings pass.
+#include "policy/policy.hpp"
+#include "policy/yaml_guard.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+using customs::policy::check_yaml_top_level;
+
+TEST_CASE("yaml guard: the inputs on which yaml-cpp 0.7 loops forever are refused with their line") {
+  // Each of these hung YAML::LoadAll (found by fuzz_config / fuzz_catalogue).
+  const std::array<std::pair<std::string, std::size_t>, 9> hangs{{
+      {",", 1},
+      {"  ,", 1},
+      {"# c\n,", 2},
+      {",a", 1},
+      {"{a: b}\n,", 1},
+      {"\"a\"\n,", 1},
+      {"a: b\n---\n,", 3},
+      {"a: b\n...\n,", 3},
+      {", jurisdiction: XS, sources: [s]}\n  - {host: x.com}\n", 1},
+  }};
+  for (const auto& [text, line] : hangs) {
+    INFO(text);
+    const auto r = check_yaml_top_level(text);
+    REQUIRE(r.has_value());
+    CHECK(r->line == line);
+    CHECK(!r->message.empty());
+  }
+  CHECK(check_yaml_top_level("--- {a: b}\n,").has_value());
+}
+
+TEST_CASE("yaml guard: block mappings pass, with comments, directives, markers, quoted keys and CRLF") {
+  for (const std::string text : {"version: 1\n", "# head\n\nversion: 1\nlisteners:\n  - {name: a}\n",
+                                 "%YAML 1.2\n---\nschema: x\n", "\xEF\xBB\xBFkey: value\r\nother:\r\n",
+                                 "\"quoted key\": 1\n", "'it''s': 2\n", "a:\n  b: [c, d]\n  e: |\n    , not a token\n",
+                                 "a: b, c\n", "", "# only a comment\n"}) {
+    INFO(text);
+    CHECK_FALSE(check_yaml_top_level(text).has_value());
+  }
+  // Every shipped rule pack passes (they are loaded by other tests too).
+  for (const auto& f : std::filesystem::directory_iterator(std::filesystem::path(CUSTOMS_SOURCE_DIR) / "rules")) {
+    if (f.path().extension() != ".yaml") continue;
+    std::ifstream in(f.path(), std::ios::binary);
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    INFO(f.path());
+    CHECK_FALSE(check_yaml_top_level(text).has_value());
+  }
+}
+
+TEST_CASE("yaml guard: the rule loader reports the refusal as E_YAML at its line") {
+  const auto dir = std::filesystem::temp_directory_path() / ("customs-yaml-guard-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "pack.yaml";
+  std::ofstream(file) << "# a pack\n{id: x}\n,\n";
+  const std::array paths{file};
+  const auto r = customs::policy::load_rule_set(paths);
+  CHECK_FALSE(r.ok());
+  REQUIRE(r.diagnostics.size() == 1);
+  CHECK(r.diagnostics[0].code == "E_YAML");
+  CHECK(r.diagnostics[0].line == 2);
+  std::filesystem::remove_all(dir);
+}
