@@ -516,7 +516,7 @@ bool walker::sweep_value(json::value& v, std::string_view key, sweep_state& st) 
       if (!blob(str, {})) return false;
       fixed = decoded_.size() > before;
     }
-    const bool ident = identifier_key(key);
+    const bool ident = identifier_key(key) || taken_by(st.options, &str);
     add(str, ident ? slot_role::identifier : slot_role::field);
     if (ident || fixed) slots_.back().form = slot_form::fixed;
   } else if (v.is_object()) {
@@ -557,6 +557,8 @@ bool walker::sweep(json::value& root) {
   std::sort(st.taken.begin(), st.taken.end(), std::less<const json::string*>());
   st.decoded = decoded_;
   std::sort(st.decoded.begin(), st.decoded.end(), std::less<const json::string*>());
+  st.options = options_;
+  std::sort(st.options.begin(), st.options.end(), std::less<const json::string*>());
   if (!sweep_value(root, {}, st)) return false;
   // Every distinct key once, in order of first appearance.
   std::unordered_set<std::string_view> seen;

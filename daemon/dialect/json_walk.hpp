@@ -135,15 +135,19 @@ class walker {
   [[nodiscard]] bool blob(json::string& s, std::string_view declared);
   // blob() on o[key] when it is a string.
   [[nodiscard]] bool blob_member(json::object& o, std::string_view key, std::string_view declared);
+  // String `s` is a value the codec reads as a request option (an entry of the
+  // Responses API's include[]): sweep() scans it as an identifier, fixed, so
+  // that no replacement can change what the request asks for.
+  void option(json::string& s) { options_.push_back(&s); }
   // Decoded text a body may carry in all (each blob read as text counts).
   void set_blob_budget(std::size_t bytes) noexcept { blob_budget_ = bytes; }
 
   // After the dialect's walk: a slot for every string of `root` that is not a
   // slot yet, in document order (role field, or identifier under a key the APIs
   // constrain: name, model, id, type, role, object, media types, and keys
-  // ending in "_id" / "Id"; fixed when nothing can be written into it), and one
-  // key slot holding every distinct object key, one per line, in order of first
-  // appearance.
+  // ending in "_id" / "Id", and strings named by option(); fixed when nothing
+  // can be written into it), and one key slot holding every distinct object
+  // key, one per line, in order of first appearance.
   // Inline files met on the way (data: URLs anywhere, base64 "data" beside a
   // media type) are read as blob() reads them. False on blob()'s errors.
   [[nodiscard]] bool sweep(json::value& root);
@@ -166,6 +170,7 @@ class walker {
   struct sweep_state {
     std::vector<const json::string*> taken;    // slot targets (sorted)
     std::vector<const json::string*> decoded;  // strings read as inline text files (sorted)
+    std::vector<const json::string*> options;  // strings read as request options (sorted)
     std::vector<std::string_view> keys;        // every key, in order
   };
   [[nodiscard]] bool sweep_value(json::value& v, std::string_view key, sweep_state& st);
@@ -175,6 +180,7 @@ class walker {
   std::vector<segment> path_;
   std::optional<codec_error> error_;
   std::vector<const json::string*> decoded_;  // strings blob() read as text
+  std::vector<const json::string*> options_;  // strings option() named
   std::size_t blob_budget_ = 0;
 };
 

@@ -232,9 +232,14 @@ bool walk_responses(walker& w, request_extraction& ex, json::object& body) {
   read_model(ex, body);
   if (!read_stream_flag(w, body, ex.stream)) return false;
   if (index_member(body, "top_logprobs").value_or(0) > 0) ex.logprobs_requested = true;
+  // include[] names extra output the response carries; its entries are
+  // options, never redacted (a replacement could drop or add a request for
+  // log-probs, and the response would not be what the request was checked as).
   if (auto* inc = array_member(body, "include")) {
     for (auto& v : *inc) {
-      if (v.is_string() && v.get_string() == "message.output_text.logprobs") ex.logprobs_requested = true;
+      if (!v.is_string()) continue;
+      w.option(v.get_string());
+      if (v.get_string() == "message.output_text.logprobs") ex.logprobs_requested = true;
     }
   }
   if (!w.optional_text(body, "instructions", slot_role::prose)) return false;

@@ -35,8 +35,9 @@ enum class slot_role : std::uint8_t {
                     // (metadata, user, stop sequences, response_format and tool
                     // schemas, unknown fields, URLs)
   identifier,       // a string the API constrains to an identifier (name, model,
-                    // ids, type and role values, media types): a redaction cannot
-                    // be written into it
+                    // ids, type and role values, media types, request options
+                    // such as include[] entries): a redaction cannot be written
+                    // into it
   key,              // the body's object keys: one slot, each distinct key on a line
   attachment,       // text decoded from an inline file (a data: URL or base64)
   target,           // the request target's path and query, percent-decoded

@@ -304,6 +304,23 @@ TEST_CASE("openai responses request: instructions, input items, tool outputs, re
   check_rewrite(body, *ex, {{1, "Call [PHONE]"}, {3, "dialled [PHONE]"}});
 }
 
+TEST_CASE("openai responses request: include entries are options that no redaction rewrites", "[dialect][request]") {
+  // A redaction written into include[] would forward a request asking for
+  // other output (here: no log-probs) than the one inspected.
+  constexpr std::string_view body =
+      R"({"model":"gpt-4.1","stream":true,"include":["message.output_text.logprobs"],"input":"Hello"})";
+  auto ex = extract_request(dialect::openai, "/v1/responses", body);
+  REQUIRE_OK(ex);
+  CHECK(ex->logprobs_requested);
+  const auto& option = slot_at(*ex, "/include/0");
+  CHECK(option.role == slot_role::identifier);
+  CHECK_FALSE(option.writable());
+  std::vector<text_replacement> change{{index_at(*ex, "/include/0"), "[REDACTED:pi.phone]"}};
+  auto r = rewrite_request(*ex, change);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().code == codec_errc::slot_not_writable);
+}
+
 TEST_CASE("openai responses request: string input and unknown item types", "[dialect][request]") {
   auto ex = extract_request(dialect::openai, "/v1/responses", R"({"model":"gpt-4.1","input":"Hello there"})");
   REQUIRE_OK(ex);
