@@ -55,6 +55,15 @@ bool mapping_key_line(std::string_view line) {
 
 std::optional<yaml_refusal> check_yaml_top_level(std::string_view text) {
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
+  // YAML's printable set has no C0 controls but tab, LF and CR, and no DEL; a
+  // NUL at the start of a key line let yaml-cpp loop as above.
+  std::size_t at_line = 1;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') ++at_line;
+    else if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
+      return yaml_refusal{at_line, "a control character (YAML allows tab, line feed and carriage return only)"};
+  }
   bool expect_root = true;
   std::size_t number = 0;
   while (!text.empty()) {

@@ -441,8 +441,10 @@ stream_guard::step stream_guard::on_end(std::vector<std::string>& out) {
     return stop_blocked(nullptr, &v, out);
   }
   // Gemini has no end marker, and a stream may end without one: the channels
-  // still open (in the order they opened) release what they hold.
-  return flush_open(out);
+  // still open (in the order they opened) release what they hold, as events
+  // to send (replace), never as a pass with events.
+  const step s = flush_open(out);
+  return s == step::pass && !out.empty() ? step::replace : s;
 }
 
 stream_guard::step stream_guard::flush_open(std::vector<std::string>& out) {

@@ -33,6 +33,11 @@ TEST_CASE("yaml guard: the inputs on which yaml-cpp 0.7 loops forever are refuse
     CHECK(!r->message.empty());
   }
   CHECK(check_yaml_top_level("--- {a: b}\n,").has_value());
+  // A NUL before a key-like line hung yaml-cpp too (fuzz_volume_rules).
+  const std::string nul("\0,\x01,\x01:\x01:::::::::", 16);
+  const auto r = check_yaml_top_level(nul);
+  REQUIRE(r.has_value());
+  CHECK(r->line == 1);
 }
 
 TEST_CASE("yaml guard: block mappings pass, with comments, directives, markers, quoted keys and CRLF") {
