@@ -125,7 +125,7 @@ TEST_CASE("volumes: flows outside the counter's when, responses and blocked flow
   CHECK(volume_demands(*r.rules, out, v, now).empty());
 }
 
-TEST_CASE("volumes: a tag level is reached and passed; the flow is counted") {
+TEST_CASE("volumes: a tag level is reached and passed, and the flow is counted") {
   const auto r = load_yaml(base_pack);
   REQUIRE(r.ok());
   auto ctx = flow("CN", "US", direction::request, "acme");
@@ -206,7 +206,7 @@ TEST_CASE("volumes: rolling windows look back whole months in the window's zone"
   CHECK(d[0].expire_before == unix_at(2023, 2, 28, 10));  // no 29 February in 2023
 }
 
-TEST_CASE("volumes: counters change the rule-set hash; sets without counters keep theirs") {
+TEST_CASE("volumes: counters change the rule-set hash, and sets without counters keep theirs") {
   const auto a = load_yaml(base_pack);
   std::string y = base_pack;
   y.replace(y.find("exceeding: 5"), std::string("exceeding: 5").size(), "exceeding: 6");
