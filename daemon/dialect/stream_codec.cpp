@@ -100,6 +100,15 @@ void stream_codec_impl::error_event(stream_event& ev) {
   ev.kind = event_kind::error;
   walker w(ev.slots, ev.non_text);
   w.leaves(ev.document, slot_role::error, "err");
+  // The event's own "type" says what the event is (Responses "error" and
+  // "response.failed", Anthropic "error"): it is scanned like every string, but
+  // a replacement there would forward an event of another kind than the one
+  // inspected, so a finding in it blocks instead.
+  if (!ev.document.is_object()) return;
+  auto* type = ev.document.get_object().if_contains("type");
+  if (type == nullptr || !type->is_string()) return;
+  for (auto& slot : ev.slots)
+    if (slot.target == &type->get_string()) slot.form = slot_form::fixed;
 }
 
 void settle_kind(stream_event& ev) noexcept {

@@ -260,7 +260,11 @@ stream_guard::step stream_guard::on_error_event(const sse_block& block, stream_e
     const text_slot& slot = ev.slots[i];
     bool over = false;
     auto v = scan_whole(slot.text, static_cast<std::uint32_t>(segs_.size()), over);
-    if (v.act == policy::action::block) return stop_blocked(nullptr, &v, out);
+    // A string that cannot take a replacement (the event's own type) blocks
+    // where it would be redacted.
+    if (v.act == policy::action::block || (v.act == policy::action::redact && !slot.writable())) {
+      return stop_blocked(nullptr, &v, out);
+    }
     if (v.act == policy::action::redact) {
       repl[i] = rules_->redact(slot.text, v.findings, static_cast<std::uint32_t>(segs_.size()));
       changes.push_back({i, repl[i]});

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -284,6 +286,49 @@ TEST_CASE("openai responses stream: errors, failed responses, unknown events, ba
   REQUIRE_FALSE(bad.has_value());
   CHECK(bad.error().code == codec_errc::unexpected_shape);
   CHECK(bad.error().where == "/output_index");
+}
+
+// Found by fuzz_dialect_rewrite: every string of an error event is scanned, and
+// a redaction of the event's own "type" turned {"type":"error"} into an event
+// of unknown kind for the client. The discriminator is scanned but fixed (a
+// finding there blocks); the message stays writable.
+TEST_CASE("stream error events: the event's type is scanned but cannot be rewritten", "[dialect][stream]") {
+  struct error_case {
+    dialect d;
+    endpoint_kind e;
+    std::string_view name, data;
+  };
+  const std::array<error_case, 4> cases{{
+      {dialect::openai, endpoint_kind::openai_responses, "error", R"({"type":"error","message":"call 13800138000"})"},
+      {dialect::openai, endpoint_kind::openai_responses, "", R"({"type":"error","message":"call 13800138000"})"},
+      {dialect::openai, endpoint_kind::openai_responses, "response.failed",
+       R"({"type":"response.failed","response":{"id":"r","status":"failed","error":{"code":"server_error","message":"call 13800138000"},"output":[]}})"},
+      {dialect::anthropic, endpoint_kind::anthropic_messages, "", R"({"type":"error","error":{"type":"overloaded_error","message":"call 13800138000"}})"},
+  }};
+  for (const auto& c : cases) {
+    CAPTURE(c.data);
+    auto codec = make_stream_codec(c.d, c.e);
+    auto ev = decode_ok(codec, c.name, c.data);
+    REQUIRE(ev.kind == event_kind::error);
+    std::optional<std::size_t> type_slot, message_slot;
+    for (std::size_t i = 0; i < ev.slots.size(); ++i) {
+      if (ev.slots[i].text == parse(c.data).at("type").as_string()) type_slot = i;
+      if (ev.slots[i].text == "call 13800138000") message_slot = i;
+    }
+    REQUIRE(type_slot);
+    REQUIRE(message_slot);
+    CHECK_FALSE(ev.slots[*type_slot].writable());
+    CHECK(ev.slots[*message_slot].writable());
+    const std::array<text_replacement, 1> bad{{{*type_slot, "[REDACTED]"}}};
+    auto refused = codec.encode(ev, bad);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().code == codec_errc::slot_not_writable);
+    const std::array<text_replacement, 1> good{{{*message_slot, "call [PHONE]"}}};
+    auto out = codec.encode(ev, good);
+    REQUIRE_OK(out);
+    auto again = decode_ok(codec, c.name, *out);
+    CHECK(again.kind == event_kind::error);
+  }
 }
 
 TEST_CASE("openai responses stream: reasoning summary and refusal channels", "[dialect][stream]") {

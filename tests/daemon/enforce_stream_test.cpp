@@ -415,6 +415,21 @@ TEST_CASE("stream guard: a provider error event is scanned: a secret replaces it
   }
 }
 
+TEST_CASE("stream guard: a redaction in an error event's type blocks, it does not rewrite what the event is") {
+  // `event: error` names the event; its data's "type" is the provider's text,
+  // scanned but not writable (a rewrite would change the event's kind).
+  for (const auto& [e, d] : {std::pair{endpoint_kind::openai_responses, dialect::openai},
+                             std::pair{endpoint_kind::anthropic_messages, dialect::anthropic}}) {
+    auto g = make(e, d);
+    const auto r = run(g, named("error", {{"type", "call 138 1234 5678"}, {"message", "failed"}}));
+    INFO(r.out);
+    CHECK(r.stopped);
+    CHECK(g.cut() == cut_reason::blocked);
+    CHECK(r.out.find("1234 5678") == std::string::npos);
+    CHECK(r.out.find("customs_blocked") != std::string::npos);
+  }
+}
+
 TEST_CASE("stream guard: tool-call names are scanned in every dialect") {
   const std::string phone = "138 1234 5678";
   struct tool_case {
