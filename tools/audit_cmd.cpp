@@ -168,7 +168,7 @@ int cmd_verify(const parsed_args& a) {
     for (const auto& f : sum.failures)
       std::cout << db.string() << ": FAILED at record " << f.seq << ": " << audit::to_string(f.kind)
                 << ": " << f.detail << "\n";
-    std::cout << "verified " << sum.records << " records before the first failure\n";
+    std::cout << "verified " << sum.verified_before_failure() << " records before the first failure\n";
     return 1;
   }
   std::cout << db.string() << ": OK\n";

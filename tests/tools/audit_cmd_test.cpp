@@ -314,3 +314,61 @@ TEST_CASE("audit report: by model with the key, by month and year, unknown usage
   // 6 flows, 2 of them (0 and 3) without usage: tokens_in 1+2+4+5 = 12.
   CHECK(l[1].ends_with(",6,2,0,0,12,24,2\r"));
 }
+
+TEST_CASE("audit verify: 'verified N records before the first failure' is exact for every kind", "[tools][audit][verify]") {
+  const auto before = [](const std::string& out) {
+    const auto l = lines(out);
+    REQUIRE_FALSE(l.empty());
+    return l.back();
+  };
+  SECTION("alteration") {
+    cli_trail t;
+    flip_blob_byte(t.db, 9, "payload", 40);
+    const auto r = audit_cmd(t.verify_args());
+    CHECK_THAT(r.out, Catch::Contains("FAILED at record 9: altered"));
+    CHECK(before(r.out) == "verified 8 records before the first failure");
+  }
+  SECTION("bad MAC") {
+    cli_trail t;
+    flip_blob_byte(t.db, 14, "mac", 0);
+    const auto r = audit_cmd(t.verify_args());
+    CHECK_THAT(r.out, Catch::Contains("FAILED at record 14: bad MAC"));
+    CHECK(before(r.out) == "verified 13 records before the first failure");
+  }
+  SECTION("deletion") {
+    cli_trail t;
+    tamper_db(t.db).exec("DELETE FROM records WHERE seq = 9");
+    const auto r = audit_cmd(t.verify_args());
+    CHECK_THAT(r.out, Catch::Contains("FAILED at record 9: missing"));
+    CHECK(before(r.out) == "verified 8 records before the first failure");
+  }
+  SECTION("reordering") {
+    cli_trail t;
+    tamper_db(t.db).exec(
+        "UPDATE records SET seq = 1000 WHERE seq = 6; UPDATE records SET seq = 6 WHERE seq = 5;"
+        " UPDATE records SET seq = 5 WHERE seq = 1000;");
+    const auto r = audit_cmd(t.verify_args());
+    CHECK_THAT(r.out, Catch::Contains("FAILED at record 5: reordered"));
+    CHECK(before(r.out) == "verified 4 records before the first failure");
+  }
+  SECTION("truncation") {
+    cli_trail t;
+    const auto total = t.verify().records;
+    auto d = tamper_db(t.db);
+    d.exec("DELETE FROM records WHERE seq > 20;");
+    const auto r = audit_cmd(t.verify_args());
+    INFO(total);
+    CHECK_THAT(r.out, Catch::Contains("FAILED at record 21: truncated"));
+    CHECK(before(r.out) == "verified 20 records before the first failure");
+  }
+  SECTION("--all: the count still ends at the first failure") {
+    cli_trail t;
+    flip_blob_byte(t.db, 9, "payload", 40);
+    flip_blob_byte(t.db, 14, "mac", 0);
+    auto args = t.verify_args();
+    args.push_back("--all");
+    const auto r = audit_cmd(args);
+    CHECK_THAT(r.out, Catch::Contains("FAILED at record 14: bad MAC"));
+    CHECK(before(r.out) == "verified 8 records before the first failure");
+  }
+}
