@@ -372,3 +372,121 @@ TEST_CASE("audit verify: 'verified N records before the first failure' is exact 
     CHECK(before(r.out) == "verified 8 records before the first failure");
   }
 }
+
+namespace {
+// Flows as customsd writes them, one of each final action, with ids that share
+// prefixes: A and B share "7f3c"; the payloads hold timings as Boost.JSON
+// serializes doubles (1.4640691E1).
+struct mixed_trail : trail {
+  struct flow_spec {
+    std::string id, opened_action, closed_action, src, tenant;
+    std::vector<std::string> rules;
+    std::string opened_payload, closed_payload;
+  };
+  static constexpr const char* a = "7f3c0a0000000000000a";  // blocked at request time
+  static constexpr const char* b = "7f3c0b0000000000000b";  // blocked at response time
+  static constexpr const char* c = "8a000000000000000c0c";  // unscannable (content: full)
+  std::vector<flow_spec> specs() const {
+    const std::string timings = R"("timings_ms":{"duration":1.4640691E1,"inspect":2.5E-2})";
+    return {
+        {a, "block", "block", "CN", "tenant-with-a-long-name", {"cn.pipl.export", "pii.card"},
+         R"({"verdict":{"action":"block"},"request_texts":["card 4111"],"findings":[]})",
+         "{\"outcome\":\"answered\"," + timings + ",\"findings\":[]}"},
+        {b, "allow", "block", "DE", "acme", {"pii.phone"}, R"({"request_texts":["hi"],"findings":[]})",
+         "{\"outcome\":\"answered\"," + timings + ",\"response_texts\":[\"call 555\"],\"findings\":[]}"},
+        {c, "unscannable", "unscannable", "CN", "acme", {},
+         R"({"verdict":{"action":"unscannable","rules":[],"tags":[]},"findings":[],"detail":"the body is not valid JSON"})",
+         "{\"outcome\":\"answered\"," + timings + ",\"findings\":[]}"},
+        {"d0000000000000000d0d", "refused", "refused", "CN", "acme", {},
+         R"({"verdict":{"action":"refused"},"findings":[],"detail":"volume counters unavailable: timeout"})",
+         R"({"outcome":"answered","findings":[]})"},
+        {"e0000000000000000e0e", "allow", "error", "CN", "acme", {}, R"({"request_texts":["x"],"findings":[]})",
+         R"({"outcome":"failed","failure":"upstream reset","findings":[]})"},
+        {"f0000000000000000f01", "redact", "redact", "DE", "acme", {"pii.card"},
+         R"({"request_texts":["card 4111"],"findings":[]})", R"({"outcome":"answered","findings":[]})"},
+        {"f0000000000000000f02", "tag", "tag", "DE", "acme", {"t.rule"}, R"({"request_texts":["y"],"findings":[]})",
+         R"({"outcome":"answered","findings":[]})"},
+        {"f0000000000000000f03", "allow", "allow", "DE", "acme", {}, R"({"request_texts":["z"],"findings":[]})",
+         R"({"outcome":"answered","findings":[]})"},
+    };
+  }
+  mixed_trail() {
+    auto s = customs::audit::store::open_store(opts);
+    ack_counter acks;
+    std::size_t n = 0;
+    for (const auto& f : specs()) {
+      customs::audit::record o;
+      o.kind = customs::audit::record_kind::flow_opened;
+      o.flow_id = f.id;
+      o.index.route = "/v1/chat/completions";
+      o.index.src = f.src;
+      o.index.dst = "US";
+      o.index.tenant = f.tenant;
+      o.index.action = f.opened_action;
+      o.index.rules = f.opened_action == "block" || f.opened_action == "redact" || f.opened_action == "tag"
+                          ? f.rules
+                          : std::vector<std::string>{};
+      o.index.rule_set_hash = "ab12cd34";
+      o.index.tokens_in = o.index.tokens_out = customs::audit::tokens_unknown;
+      o.payload = f.opened_payload;
+      auto cl = o;
+      cl.kind = customs::audit::record_kind::flow_closed;
+      cl.index.action = f.closed_action;
+      cl.index.rules = f.rules;
+      cl.index.tokens_in = 10;
+      cl.index.tokens_out = 20;
+      cl.payload = f.closed_payload;
+      REQUIRE_FALSE(s->append(std::move(o), acks.handler()));
+      REQUIRE_FALSE(s->append(std::move(cl), acks.handler()));
+      n += 2;
+    }
+    acks.wait_for(n);
+    s->close();
+  }
+  std::string dbs() const { return db.string(); }
+  std::string key() const { return (keys / "auditor.key").string(); }
+};
+
+}  // namespace
+
+TEST_CASE("audit replay: an unscannable flow in a full trail is not replayed for its true reason", "[tools][audit][replay]") {
+  mixed_trail t;
+  const auto pack = t.dir.path / "pack.yaml";
+  std::ofstream(pack) << R"(schema: customs/v1
+pack: {id: replay-test, version: "1"}
+detectors:
+  - {id: d.phone, category: pi.phone, pattern: '1[3-9]\d{9}'}
+rules:
+  - id: r.phone
+    when: {detectors: [d.phone]}
+    then: {action: block}
+)";
+  const auto r = audit_cmd({"replay", "--db", t.dbs(), "--key", t.key(), "--rules", pack.string()});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, !Catch::Contains("payload mode"));
+  CHECK_THAT(r.out, Catch::Contains(std::string("not replayed: ") + mixed_trail::c +
+                                    ": no text recorded: the request was unscannable (the body is not valid JSON)"));
+  CHECK_THAT(r.out, Catch::Contains("not replayed: d0000000000000000d0d: no text recorded: the request was refused "
+                                    "(volume counters unavailable: timeout)"));
+  CHECK_THAT(r.out, Catch::Contains("8 flows, 6 replayed"));
+}
+
+TEST_CASE("audit replay: a decided flow without texts still names the payload mode", "[tools][audit][replay]") {
+  cli_trail t;  // and one more flow whose payload holds no text, as in mode "findings"
+  const auto pack = t.dir.path / "pack.yaml";
+  std::ofstream(pack) << "schema: customs/v1\npack: {id: p, version: \"1\"}\n";
+  {
+    auto s = customs::audit::store::open_store(t.opts);
+    ack_counter acks;
+    auto o = make_record(42, customs::audit::record_kind::flow_opened);
+    o.payload = R"({"verdict":{"action":"allow"},"findings":[]})";
+    REQUIRE_FALSE(s->append(std::move(o), acks.handler()));
+    acks.wait_for(1);
+    s->close();
+  }
+  const auto r = audit_cmd({"replay", "--db", t.dbs(), "--key", t.key("auditor.key"), "--rules", pack.string()});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("not replayed: flow-42: no text recorded (payload mode is not \"full\")"));
+}
