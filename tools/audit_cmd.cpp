@@ -27,30 +27,73 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-constexpr std::string_view audit_usage =
-    "usage: customsctl audit <command> --db FILE [options]\n"
-    "\n"
-    "  verify     [--seed sealing.seed] [--checkpoint FILE] [--signer signing.pub] [--all]\n"
-    "             checks SQLite integrity, the hash chain, sequence continuity, MACs (with\n"
-    "             the seed) and checkpoint signatures; --checkpoint detects truncation\n"
-    "  checkpoint prints the latest signed checkpoint, for auditors to keep elsewhere\n"
-    "  show       [--key auditor.key] [FILTERS] [--format table|jsonl|csv]\n"
-    "  export     [--key auditor.key] [FILTERS] [--format jsonl|csv|table]\n"
-    "             without --key, only the plaintext index fields\n"
-    "  replay     --key auditor.key --rules PATH... [--since T] [--until T]\n"
-    "             lists the flows whose action would change under the given rules\n"
-    "  report     [--by src,dst,tenant,route,model,day,month,year] [--key auditor.key] [FILTERS]\n"
-    "             [--format table|csv|json|jsonl]  flows, blocked, redacted, tagged, tokens in and\n"
-    "             out, and flows whose usage is unknown, per group; --by model needs --key\n"
-    "  volumes    --key auditor.key [FILTERS] [--format table|csv|json]  every volume counter\n"
-    "             recomputed from the subject hashes in the trail, per counter, scope, window\n"
-    "  erase      --flow ID --reason TEXT (--keys DIR | --auditor-pub F... --sealing-key F\n"
-    "             --signing-key F)  removes a flow's payloads and records the erasure;\n"
-    "             needs customsd's keys and that no other writer has the database open\n"
-    "\n"
+constexpr std::string_view filters_help =
     "FILTERS: --since T --until T (UTC, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z), --flow ID,\n"
-    "         --action A, --src CC, --dst CC, --tenant T, --rule ID\n"
-    "Exit codes: 0 ok, 1 the trail failed verification, 2 usage or I/O error.\n";
+    "         --action A, --src CC, --dst CC, --tenant T, --rule ID\n";
+constexpr std::string_view exit_help = "Exit codes: 0 ok, 1 the trail failed verification, 2 usage or I/O error.\n";
+
+// Each command's usage: what `audit CMD --help` prints, and the group's usage
+// joins them.
+struct audit_command_help {
+  std::string_view name;
+  std::string_view synopsis;  // after "customsctl audit NAME "
+  std::string_view text;      // what it does (indented lines)
+  bool filters;               // takes FILTERS
+};
+constexpr audit_command_help audit_help[] = {
+    {"verify", "--db FILE [--seed sealing.seed] [--checkpoint FILE] [--signer signing.pub] [--all]",
+     "  checks SQLite integrity, the hash chain, sequence continuity, MACs (with\n"
+     "  the seed) and checkpoint signatures; --checkpoint detects truncation;\n"
+     "  --all lists every failure, not only the first\n",
+     false},
+    {"checkpoint", "--db FILE", "  prints the latest signed checkpoint, for auditors to keep elsewhere\n", false},
+    {"show", "--db FILE [--key auditor.key] [FILTERS] [--format table|jsonl|csv]",
+     "  lists the records; without --key, only the plaintext index fields\n", true},
+    {"export", "--db FILE [--key auditor.key] [FILTERS] [--format jsonl|csv|table]",
+     "  show with another default format (jsonl)\n", true},
+    {"replay", "--db FILE --key auditor.key --rules PATH... [--since T] [--until T]",
+     "  lists the flows whose action would change under the given rules\n", false},
+    {"report", "--db FILE [--by src,dst,tenant,route,model,day,month,year] [--key auditor.key]\n"
+               "       [FILTERS] [--format table|csv|json|jsonl]",
+     "  flows, blocked, redacted, tagged, tokens in and out, and flows whose usage\n"
+     "  is unknown, per group; --by model needs --key\n",
+     true},
+    {"volumes", "--db FILE --key auditor.key [FILTERS] [--format table|csv|json]",
+     "  every volume counter recomputed from the subject hashes in the trail, per\n"
+     "  counter, scope, window\n",
+     true},
+    {"erase", "--db FILE --flow ID --reason TEXT (--keys DIR | --auditor-pub F... --sealing-key F\n"
+              "       --signing-key F)",
+     "  removes a flow's payloads and records the erasure; needs customsd's keys and\n"
+     "  that no other writer has the database open\n",
+     false},
+};
+
+std::string command_usage(const audit_command_help& h) {
+  std::string out = "usage: customsctl audit " + std::string(h.name) + " " + std::string(h.synopsis) + "\n";
+  out += h.text;
+  if (h.filters) out += filters_help;
+  out += exit_help;
+  return out;
+}
+
+std::string group_usage() {
+  std::string out = "usage: customsctl audit <command> --db FILE [options]\n\n";
+  for (const auto& h : audit_help) {
+    out += "  " + std::string(h.name) + " " + std::string(h.synopsis) + "\n";
+    // The description two columns further in than the command.
+    for (std::string_view t = h.text; !t.empty();) {
+      const auto nl = t.find('\n');
+      out += "  " + std::string(t.substr(0, nl)) + "\n";
+      t.remove_prefix(nl == std::string_view::npos ? t.size() : nl + 1);
+    }
+  }
+  out += "\n";
+  out += filters_help;
+  out += "customsctl audit <command> --help shows one command's usage.\n";
+  out += exit_help;
+  return out;
+}
 
 const std::set<std::string> filter_options = {"since", "until", "flow", "action",
                                               "src", "dst", "tenant", "rule"};
@@ -442,34 +485,48 @@ int cmd_erase(const parsed_args& a) {
 
 int run_audit(std::span<const std::string_view> args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    (args.empty() ? std::cerr : std::cout) << audit_usage;
+    (args.empty() ? std::cerr : std::cout) << group_usage();
     return args.empty() ? 2 : 0;
   }
   const std::string cmd(args[0]);
   const auto rest = args.subspan(1);
-  try {
-    if (cmd == "verify")
-      return cmd_verify(parsed_args(rest, {"db", "seed", "checkpoint", "signer"}, {"all"}));
-    if (cmd == "checkpoint") return cmd_checkpoint(parsed_args(rest, {"db"}));
-    if (cmd == "show")
-      return cmd_show(parsed_args(rest, with_filters({"db", "key", "format"})), out_format::table);
-    if (cmd == "export")
-      return cmd_show(parsed_args(rest, with_filters({"db", "key", "format"})), out_format::jsonl);
-    if (cmd == "replay")
-      return cmd_replay(parsed_args(rest, {"db", "key", "rules", "since", "until"}));
-    if (cmd == "report") return cmd_report(parsed_args(rest, with_filters({"db", "by", "format", "key"})));
-    if (cmd == "volumes") {
-      const parsed_args va(rest, with_filters({"db", "key", "format"}));
-      no_positional(va);
-      return cmd_audit_volumes(va, make_filter(va));
-    }
-    if (cmd == "erase")
-      return cmd_erase(parsed_args(
-          rest, {"db", "flow", "reason", "keys", "auditor-pub", "sealing-key", "signing-key"}));
-    std::cerr << "customsctl audit: unknown command '" << cmd << "'\n" << audit_usage;
+  const audit_command_help* help = nullptr;
+  for (const auto& h : audit_help)
+    if (h.name == cmd) help = &h;
+  if (!help) {
+    std::cerr << "customsctl audit: unknown command '" << cmd << "'\n" << group_usage();
     return 2;
+  }
+  try {
+    // Options of each command; FILTERS are added for the commands that take them.
+    std::set<std::string> valued, flags;
+    if (cmd == "verify") {
+      valued = {"db", "seed", "checkpoint", "signer"};
+      flags = {"all"};
+    } else if (cmd == "checkpoint") valued = {"db"};
+    else if (cmd == "show" || cmd == "export" || cmd == "volumes") valued = {"db", "key", "format"};
+    else if (cmd == "replay") valued = {"db", "key", "rules", "since", "until"};
+    else if (cmd == "report") valued = {"db", "by", "format", "key"};
+    else if (cmd == "erase") valued = {"db", "flow", "reason", "keys", "auditor-pub", "sealing-key", "signing-key"};
+    if (help->filters) valued = with_filters(std::move(valued));
+    const parsed_args a(rest, valued, flags);
+    if (a.help()) {
+      std::cout << command_usage(*help);
+      return 0;
+    }
+    if (cmd == "verify") return cmd_verify(a);
+    if (cmd == "checkpoint") return cmd_checkpoint(a);
+    if (cmd == "show") return cmd_show(a, out_format::table);
+    if (cmd == "export") return cmd_show(a, out_format::jsonl);
+    if (cmd == "replay") return cmd_replay(a);
+    if (cmd == "report") return cmd_report(a);
+    if (cmd == "volumes") {
+      no_positional(a);
+      return cmd_audit_volumes(a, make_filter(a));
+    }
+    return cmd_erase(a);
   } catch (const usage_error& e) {
-    std::cerr << "customsctl audit " << cmd << ": " << e.what() << "\n" << audit_usage;
+    std::cerr << "customsctl audit " << cmd << ": " << e.what() << "\n" << command_usage(*help);
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "customsctl audit " << cmd << ": error: " << e.what() << "\n";
