@@ -4,6 +4,8 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -136,6 +138,63 @@ json::array strings_array(const std::vector<std::string>& v) {
   json::array a;
   for (const auto& s : v) a.emplace_back(s);
   return a;
+}
+
+// JSON text with every number written out plainly: Boost.JSON writes a double
+// in scientific notation (14.640691 as 1.4640691E1, which customsd's payloads
+// hold as such); auditors read "14.640691". Doubles are written in the
+// shortest fixed notation that reads back as the same double (std::to_chars),
+// so nothing is lost; strings are escaped by Boost.JSON.
+void write_plain(std::string& out, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::object: {
+      out.push_back('{');
+      bool first = true;
+      for (const auto& kv : v.get_object()) {
+        if (!first) out.push_back(',');
+        first = false;
+        out += json::serialize(json::string(kv.key()));
+        out.push_back(':');
+        write_plain(out, kv.value());
+      }
+      out.push_back('}');
+      break;
+    }
+    case json::kind::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!first) out.push_back(',');
+        first = false;
+        write_plain(out, e);
+      }
+      out.push_back(']');
+      break;
+    }
+    case json::kind::double_: {
+      const double d = v.get_double();
+      // 5e-324 written out takes 327 characters, 1.8e308 309: room for both.
+      char buf[400];
+      const auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+      if (res.ec == std::errc{}) out.append(buf, res.ptr);
+      else out += json::serialize(v);  // not reached for a finite double
+      break;
+    }
+    default:
+      out += json::serialize(v);  // strings, integers, bool, null
+  }
+}
+std::string plain_json(const json::value& v) {
+  std::string out;
+  write_plain(out, v);
+  return out;
+}
+// A stored payload for display: re-written with plain numbers when it is JSON,
+// as stored otherwise.
+std::string plain_payload(const std::string& payload) {
+  boost::system::error_code ec;
+  const auto v = json::parse(payload, ec);
+  return ec ? payload : plain_json(v);
 }
 
 void no_positional(const parsed_args& a) {
@@ -287,29 +346,73 @@ json::object record_json(const audit::read_record& rec, bool with_key) {
   return o;
 }
 
+// The table's columns. Widths fit the longest value in the records shown
+// (found by a first pass over the index fields, without decrypting), at least
+// the heading; one space stands between columns whatever a value's length (a
+// record appended between the two passes may be longer).
+struct table_columns {
+  static constexpr std::size_t n = 9;  // RULES, the last, is not padded
+  std::array<std::size_t, n> width{};
+  static constexpr std::array<std::string_view, n> heads = {"SEQ",    "TIME", "KIND",   "FLOW",  "ACTION",
+                                                             "SRC",    "DST",  "TENANT", "TOKENS"};
+  table_columns() {
+    for (std::size_t i = 0; i < n; ++i) width[i] = heads[i].size();
+  }
+  static std::array<std::string, n> cells(const audit::read_record& rec) {
+    return {std::to_string(rec.seq),
+            audit::format::format_time(rec.time_us),
+            std::string(audit::format::kind_name(rec.kind)),
+            cell(rec.flow_id),
+            cell(rec.index.action),
+            cell(rec.index.src),
+            cell(rec.index.dst),
+            cell(rec.index.tenant),
+            tokens_text(rec.index.tokens_in, "?") + "/" + tokens_text(rec.index.tokens_out, "?")};
+  }
+  void fit(const audit::read_record& rec) {
+    const auto c = cells(rec);
+    for (std::size_t i = 0; i < n; ++i) width[i] = std::max(width[i], c[i].size());
+  }
+  void print(std::ostream& os, const std::array<std::string, n>& c, std::string_view rules) const {
+    std::string line;
+    for (std::size_t i = 0; i < n; ++i) {
+      line += c[i];
+      line.append(width[i] > c[i].size() ? width[i] - c[i].size() + 1 : 1, ' ');
+    }
+    line += rules;
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    os << line << "\n";
+  }
+};
+
 int cmd_show(const parsed_args& a, out_format def) {
   no_positional(a);
   const auto fmt = get_format(a, def);
   const auto filter = make_filter(a);
-  audit::reader r(a.require("db"));
+  const std::string db = a.require("db");
+  audit::reader r(db);
   const bool with_key = a.get("key").has_value();
   if (with_key) r.set_auditor_key(crypto::load_auditor_secret(*a.get("key")));
-  const std::vector<std::string> columns = {"seq", "time", "kind", "flow_id", "action", "src", "dst",
-                                            "tenant", "route", "rules", "tokens_in", "tokens_out"};
+  table_columns table;
   if (fmt == out_format::csv) {
-    std::cout << join(columns) << ",erased" << (with_key ? ",payload" : "") << "\r\n";
+    std::cout << "seq,time,kind,flow_id,action,src,dst,tenant,route,rules,tokens_in,tokens_out,erased"
+              << (with_key ? ",payload" : "") << "\r\n";
   } else if (fmt == out_format::table) {
-    std::cout << std::left << std::setw(8) << "SEQ" << std::setw(28) << "TIME" << std::setw(12)
-              << "KIND" << std::setw(24) << "FLOW" << std::setw(8) << "ACTION" << std::setw(5)
-              << "SRC" << std::setw(5) << "DST" << std::setw(12) << "TENANT" << std::setw(10)
-              << "TOKENS" << "RULES\n";
+    audit::reader index(db);  // no key: the index fields only
+    index.for_each(filter, [&](const audit::read_record& rec) {
+      table.fit(rec);
+      return true;
+    });
+    std::array<std::string, table_columns::n> heads;
+    for (std::size_t i = 0; i < table_columns::n; ++i) heads[i] = table_columns::heads[i];
+    table.print(std::cout, heads, "RULES");
   }
   std::uint64_t n = 0;
   r.for_each(filter, [&](const audit::read_record& rec) {
     ++n;
     switch (fmt) {
       case out_format::jsonl:
-        std::cout << json::serialize(record_json(rec, with_key)) << "\n";
+        std::cout << plain_json(record_json(rec, with_key)) << "\n";
         break;
       case out_format::csv: {
         std::cout << rec.seq << "," << audit::format::format_time(rec.time_us) << ","
@@ -319,19 +422,13 @@ int cmd_show(const parsed_args& a, out_format def) {
                   << csv_field(rec.index.route) << "," << csv_field(join(rec.index.rules, " ")) << ","
                   << tokens_text(rec.index.tokens_in, "") << "," << tokens_text(rec.index.tokens_out, "") << ","
                   << (rec.erased ? "true" : "false");
-        if (with_key) std::cout << "," << csv_field(rec.payload ? *rec.payload : rec.payload_error);
+        if (with_key) std::cout << "," << csv_field(rec.payload ? plain_payload(*rec.payload) : rec.payload_error);
         std::cout << "\r\n";
         break;
       }
       case out_format::table: {
-        std::cout << std::left << std::setw(8) << rec.seq << std::setw(28)
-                  << audit::format::format_time(rec.time_us) << std::setw(12)
-                  << audit::format::kind_name(rec.kind) << std::setw(24) << cell(rec.flow_id) << std::setw(8)
-                  << cell(rec.index.action) << std::setw(5) << cell(rec.index.src) << std::setw(5)
-                  << cell(rec.index.dst) << std::setw(12) << cell(rec.index.tenant) << std::setw(10)
-                  << (tokens_text(rec.index.tokens_in, "?") + "/" + tokens_text(rec.index.tokens_out, "?"))
-                  << cell(join(rec.index.rules)) << "\n";
-        if (rec.payload) std::cout << "        payload: " << cell(*rec.payload) << "\n";
+        table.print(std::cout, table_columns::cells(rec), cell(join(rec.index.rules)));
+        if (rec.payload) std::cout << "        payload: " << cell(plain_payload(*rec.payload)) << "\n";
         else if (rec.erased) std::cout << "        payload: (erased)\n";
         else if (with_key && !rec.payload_error.empty())
           std::cout << "        payload: (" << rec.payload_error << ")\n";

@@ -490,3 +490,67 @@ TEST_CASE("audit replay: a decided flow without texts still names the payload mo
   REQUIRE(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("not replayed: flow-42: no text recorded (payload mode is not \"full\")"));
 }
+
+namespace {
+std::vector<std::string> words(const std::string& line) {
+  std::vector<std::string> out;
+  std::istringstream in(line);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+// Where each space-separated word of a line starts.
+std::vector<std::size_t> word_starts(const std::string& line) {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < line.size(); ++i)
+    if (line[i] != ' ' && (i == 0 || line[i - 1] == ' ')) out.push_back(i);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("audit show: every column is apart and aligned under its heading", "[tools][audit][show]") {
+  mixed_trail t;
+  const auto r = audit_cmd({"show", "--db", t.dbs()});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const auto l = lines(r.out);
+  REQUIRE(l.size() == 1 + 16 + 1);
+  const auto heads = words(l[0]);
+  REQUIRE(heads == std::vector<std::string>{"SEQ", "TIME", "KIND", "FLOW", "ACTION", "SRC", "DST", "TENANT",
+                                            "TOKENS", "RULES"});
+  const auto head_at = word_starts(l[0]);
+  bool saw_unscannable = false, saw_long_tenant = false;
+  for (std::size_t i = 1; i + 1 < l.size(); ++i) {
+    const auto w = words(l[i]);
+    INFO(l[i]);
+    // A row without rules has one word less; every word stands under its heading.
+    REQUIRE((w.size() == heads.size() || w.size() == heads.size() - 1));
+    const auto at = word_starts(l[i]);
+    for (std::size_t k = 0; k < at.size(); ++k) CHECK(at[k] == head_at[k]);
+    saw_unscannable |= w[4] == "unscannable" && w[5] == "CN";
+    saw_long_tenant |= w[7] == "tenant-with-a-long-name";
+    CHECK(w[3].size() == 20);  // the whole flow id
+  }
+  CHECK(saw_unscannable);
+  CHECK(saw_long_tenant);
+  CHECK(l.back() == "16 records");
+}
+
+TEST_CASE("audit show/export print timings as plain decimals, not 1.4640691E1", "[tools][audit][show]") {
+  mixed_trail t;
+  const auto show = audit_cmd({"show", "--db", t.dbs(), "--key", t.key(), "--flow", mixed_trail::c});
+  INFO(show.out << show.err);
+  REQUIRE(show.code == 0);
+  CHECK_THAT(show.out, Catch::Contains("\"timings_ms\":{\"duration\":14.640691,\"inspect\":0.025}"));
+  CHECK_THAT(show.out, !Catch::Contains("E1"));
+  CHECK_THAT(show.out, !Catch::Contains("E-2"));
+  const auto jsonl = audit_cmd({"export", "--db", t.dbs(), "--key", t.key(), "--flow", mixed_trail::c});
+  REQUIRE(jsonl.code == 0);
+  CHECK_THAT(jsonl.out, Catch::Contains("\"duration\":14.640691,"));
+  CHECK_THAT(jsonl.out, !Catch::Contains("E1"));
+  const auto closed = boost::json::parse(lines(jsonl.out).at(1)).as_object();
+  CHECK(closed.at("payload").at("timings_ms").at("duration").as_double() == 14.640691);
+  const auto csv = audit_cmd({"export", "--db", t.dbs(), "--key", t.key(), "--flow", mixed_trail::c, "--format", "csv"});
+  REQUIRE(csv.code == 0);
+  CHECK_THAT(csv.out, Catch::Contains("\"\"duration\"\":14.640691,"));
+  CHECK_THAT(csv.out, !Catch::Contains("E1"));
+}
