@@ -222,6 +222,30 @@ void reader::for_each_flow(const record_filter& f, const std::function<bool(cons
   if (rc != SQLITE_DONE) throw std::runtime_error("cannot read records: " + impl_->db.message());
 }
 
+reader::flow_match reader::match_flow(const std::string& prefix) {
+  flow_match m;
+  {
+    sql::statement st(impl_->db, "SELECT 1 FROM records WHERE flow_id = ?1 AND kind IN (1, 2, 3) LIMIT 1");
+    st.bind(1, std::string_view(prefix));
+    if (st.step() == SQLITE_ROW) return {1, prefix};
+  }
+  // Ids >= prefix and < the first string past every id that starts with it
+  // (BINARY collation compares bytes): prefix with its last byte below 0xFF
+  // raised by one and what follows dropped.
+  std::string upper = prefix;
+  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xFF) upper.pop_back();
+  if (!upper.empty()) upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
+  const std::string sql = std::string("SELECT count(DISTINCT flow_id), min(flow_id) FROM records WHERE flow_id >= ?1") +
+                          (upper.empty() ? "" : " AND flow_id < ?2") + " AND kind IN (1, 2, 3)";
+  sql::statement st(impl_->db, sql.c_str());
+  st.bind(1, std::string_view(prefix));
+  if (!upper.empty()) st.bind(2, std::string_view(upper));
+  if (st.step() != SQLITE_ROW) throw std::runtime_error("cannot read records: " + impl_->db.message());
+  m.count = static_cast<std::uint64_t>(st.column_int(0));
+  if (m.count == 1) m.id.assign(st.column_text(1));
+  return m;
+}
+
 std::optional<format::checkpoint> reader::latest_checkpoint() {
   sql::statement st(impl_->db, (std::string("SELECT ") + schema::checkpoint_columns +
                                 " FROM checkpoints ORDER BY id DESC LIMIT 1")

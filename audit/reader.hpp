@@ -69,6 +69,16 @@ class reader {
   // Throws std::runtime_error on a database error.
   void for_each_flow(const record_filter& f, const std::function<bool(const std::string& flow_id)>& fn);
 
+  // The flow ids that start with prefix: the one id equal to it if there is
+  // one (an id is never taken for a prefix of a longer one), else how many ids
+  // start with it and the smallest of them. Reads the flow_id index (a range,
+  // not a scan). Throws std::runtime_error on a database error.
+  struct flow_match {
+    std::uint64_t count = 0;
+    std::string id;  // when count == 1
+  };
+  [[nodiscard]] flow_match match_flow(const std::string& prefix);
+
   // The latest checkpoint in the database, with the signer recorded for its epoch.
   [[nodiscard]] std::optional<format::checkpoint> latest_checkpoint();
 

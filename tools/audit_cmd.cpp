@@ -31,7 +31,8 @@ namespace json = boost::json;
 
 constexpr std::string_view filters_help =
     "FILTERS: --since T --until T (UTC, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z), --flow ID,\n"
-    "         --action A, --src CC, --dst CC, --tenant T, --rule ID\n";
+    "         --action A, --src CC, --dst CC, --tenant T, --rule ID\n"
+    "         --flow takes a whole flow id or a prefix that only one flow id has\n";
 constexpr std::string_view exit_help = "Exit codes: 0 ok, 1 the trail failed verification, 2 usage or I/O error.\n";
 
 // Each command's usage: what `audit CMD --help` prints, and the group's usage
@@ -67,7 +68,7 @@ constexpr audit_command_help audit_help[] = {
     {"erase", "--db FILE --flow ID --reason TEXT (--keys DIR | --auditor-pub F... --sealing-key F\n"
               "       --signing-key F)",
      "  removes a flow's payloads and records the erasure; needs customsd's keys and\n"
-     "  that no other writer has the database open\n",
+     "  that no other writer has the database open; --flow takes a unique prefix\n",
      false},
 };
 
@@ -385,12 +386,27 @@ struct table_columns {
   }
 };
 
+// --flow takes a whole flow id or a prefix only one id has (as git takes a
+// commit's): the filter then names that id. No match and several matches are
+// errors, rather than an empty listing.
+void resolve_flow(audit::reader& r, audit::record_filter& f) {
+  if (!f.flow) return;
+  if (f.flow->empty()) throw usage_error("--flow: give a flow id or the start of one");
+  const auto m = r.match_flow(*f.flow);
+  if (m.count == 0) throw std::runtime_error("--flow: no flow id starts with '" + cell(*f.flow) + "'");
+  if (m.count > 1)
+    throw std::runtime_error("--flow: '" + cell(*f.flow) + "' matches " + std::to_string(m.count) +
+                             " flows; give more of the id");
+  f.flow = m.id;
+}
+
 int cmd_show(const parsed_args& a, out_format def) {
   no_positional(a);
   const auto fmt = get_format(a, def);
-  const auto filter = make_filter(a);
+  auto filter = make_filter(a);
   const std::string db = a.require("db");
   audit::reader r(db);
+  resolve_flow(r, filter);
   const bool with_key = a.get("key").has_value();
   if (with_key) r.set_auditor_key(crypto::load_auditor_secret(*a.get("key")));
   table_columns table;
@@ -482,15 +498,17 @@ int cmd_report(const parsed_args& a) {
     }
   }
   audit::reader r(a.require("db"));
+  auto filter = make_filter(a);
+  resolve_flow(r, filter);
   std::vector<audit::reader::group_totals> groups;
   const bool by_model = std::find(by.begin(), by.end(), "model") != by.end();
   if (by_model && !a.get("key")) throw usage_error("--by model reads the flows' payloads: give --key auditor.key");
   try {
     if (by_model) {
       r.set_auditor_key(crypto::load_auditor_secret(*a.get("key")));
-      groups = report_from_payloads(r, by, make_filter(a));
+      groups = report_from_payloads(r, by, filter);
     } else {
-      groups = r.report(by, make_filter(a));
+      groups = r.report(by, filter);
     }
   } catch (const std::invalid_argument& e) {
     throw usage_error(std::string("--by: ") + e.what());
@@ -554,7 +572,7 @@ int cmd_erase(const parsed_args& a) {
   no_positional(a);
   audit::writer_options opts;
   opts.db = a.require("db");
-  const auto flow = a.require("flow");
+  auto flow = a.require("flow");
   const auto reason = a.require("reason");
   if (reason.empty()) throw usage_error("--reason must not be empty");
   const auto dir = a.get("keys");
@@ -568,6 +586,14 @@ int cmd_erase(const parsed_args& a) {
     throw usage_error("erase needs customsd's keys: --keys DIR, or --auditor-pub, --sealing-key "
                       "and --signing-key");
   if (!fs::exists(opts.db)) throw std::runtime_error(opts.db.string() + ": no such audit database");
+  {
+    // A prefix names the one flow whose id starts with it.
+    audit::reader r(opts.db);
+    audit::record_filter f;
+    f.flow = flow;
+    resolve_flow(r, f);
+    flow = *f.flow;
+  }
   auto s = audit::store::open_store(opts);
   const auto res = s->erase_flow(flow, reason);
   s->close();
@@ -619,7 +645,12 @@ int run_audit(std::span<const std::string_view> args) {
     if (cmd == "report") return cmd_report(a);
     if (cmd == "volumes") {
       no_positional(a);
-      return cmd_audit_volumes(a, make_filter(a));
+      auto filter = make_filter(a);
+      {
+        audit::reader r(a.require("db"));
+        resolve_flow(r, filter);
+      }
+      return cmd_audit_volumes(a, filter);
     }
     return cmd_erase(a);
   } catch (const usage_error& e) {

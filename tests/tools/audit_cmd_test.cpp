@@ -554,3 +554,33 @@ TEST_CASE("audit show/export print timings as plain decimals, not 1.4640691E1", 
   CHECK_THAT(csv.out, Catch::Contains("\"\"duration\"\":14.640691,"));
   CHECK_THAT(csv.out, !Catch::Contains("E1"));
 }
+
+TEST_CASE("audit --flow takes a unique prefix; an ambiguous or unmatched one is an error", "[tools][audit][flow]") {
+  mixed_trail t;
+  const auto one = audit_cmd({"export", "--db", t.dbs(), "--flow", "7f3c0a"});
+  INFO(one.out << one.err);
+  REQUIRE(one.code == 0);
+  const auto l = lines(one.out);
+  REQUIRE(l.size() == 2);
+  for (const auto& line : l) CHECK(boost::json::parse(line).at("flow_id").as_string() == mixed_trail::a);
+  // A whole id is itself, also when it is the prefix of another id.
+  CHECK(lines(audit_cmd({"export", "--db", t.dbs(), "--flow", mixed_trail::a}).out).size() == 2);
+
+  const auto many = audit_cmd({"show", "--db", t.dbs(), "--flow", "7f3c"});
+  CHECK(many.code == 2);
+  CHECK_THAT(many.err, Catch::Contains("'7f3c' matches 2 flows"));
+  CHECK(many.out.empty());
+  const auto none = audit_cmd({"show", "--db", t.dbs(), "--flow", "zz"});
+  CHECK(none.code == 2);
+  CHECK_THAT(none.err, Catch::Contains("no flow id starts with 'zz'"));
+  CHECK(none.out.empty());
+  CHECK(audit_cmd({"report", "--db", t.dbs(), "--flow", "7f3c"}).code == 2);
+  CHECK(audit_cmd({"report", "--db", t.dbs(), "--flow", "8a"}).code == 0);
+
+  const auto erase = audit_cmd({"erase", "--db", t.dbs(), "--flow", "8a", "--reason", "test", "--keys", t.keys.string()});
+  INFO(erase.err);
+  REQUIRE(erase.code == 0);
+  CHECK_THAT(erase.out, Catch::Contains(std::string("records of flow ") + mixed_trail::c));
+  CHECK(audit_cmd({"erase", "--db", t.dbs(), "--flow", "f000", "--reason", "test", "--keys", t.keys.string()}).code ==
+        2);
+}
