@@ -60,7 +60,15 @@ where_clause make_where(const record_filter& f, const std::string& p) {
   if (f.since_us) w.add(p + "time_us >= ?", *f.since_us);
   if (f.until_us) w.add(p + "time_us < ?", *f.until_us);
   if (f.flow) w.add(p + "flow_id = ?", *f.flow);
-  if (f.action) w.add(p + "action = ?", *f.action);
+  if (f.action) {
+    w.add(p + "action = ?", *f.action);
+    if (f.action_final) {
+      // The flow's last flow record (through the flow_id index).
+      const std::string outer = p.empty() ? std::string("records.") : p;
+      w.add(p + "kind IN (1, 2) AND " + p + "seq = (SELECT max(f.seq) FROM records f WHERE f.flow_id = " + outer +
+            "flow_id AND f.kind IN (1, 2))");
+    }
+  }
   if (f.src) w.add(p + "src = ?", *f.src);
   if (f.dst) w.add(p + "dst = ?", *f.dst);
   if (f.tenant) w.add(p + "tenant = ?", *f.tenant);
@@ -282,7 +290,9 @@ std::vector<reader::group_totals> reader::report(const std::vector<std::string>&
       "WITH last AS (SELECT max(seq) AS seq FROM records WHERE kind IN (1, 2) GROUP BY flow_id) "
       "SELECT " + (dims.empty() ? std::string("'all'") : dims) +
       ", count(*), sum(r.action = 'block'), sum(r.action = 'redact'), sum(r.action = 'tag'), "
-      "sum(max(r.tokens_in, 0)), sum(max(r.tokens_out, 0)), sum(r.tokens_in < 0 OR r.tokens_out < 0) FROM records r JOIN last ON r.seq = last.seq" + w.sql +
+      "sum(max(r.tokens_in, 0)), sum(max(r.tokens_out, 0)), sum(r.tokens_in < 0 OR r.tokens_out < 0), "
+      "sum(r.action = 'allow'), sum(r.action = 'unscannable'), sum(r.action = 'refused'), sum(r.action = 'error') "
+      "FROM records r JOIN last ON r.seq = last.seq" + w.sql +
       (dims.empty() ? std::string() : " GROUP BY " + dims + " ORDER BY " + dims);
   sql::statement st(impl_->db, sql.c_str());
   w.bind(st);
@@ -301,6 +311,11 @@ std::vector<reader::group_totals> reader::report(const std::vector<std::string>&
     g.tokens_in = static_cast<std::uint64_t>(st.column_int(n + 4));
     g.tokens_out = static_cast<std::uint64_t>(st.column_int(n + 5));
     g.usage_unknown = static_cast<std::uint64_t>(st.column_int(n + 6));
+    g.allowed = static_cast<std::uint64_t>(st.column_int(n + 7));
+    g.unscannable = static_cast<std::uint64_t>(st.column_int(n + 8));
+    g.refused = static_cast<std::uint64_t>(st.column_int(n + 9));
+    g.failed = static_cast<std::uint64_t>(st.column_int(n + 10));
+    g.other = g.flows - g.allowed - g.tagged - g.redacted - g.blocked - g.unscannable - g.refused - g.failed;
     out.push_back(std::move(g));
   }
   if (rc != SQLITE_DONE) throw std::runtime_error("cannot read records: " + impl_->db.message());

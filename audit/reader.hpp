@@ -26,6 +26,11 @@ struct record_filter {
   std::optional<std::int64_t> until_us;  // time < until
   std::optional<std::string> flow;
   std::optional<std::string> action;
+  // With action: match only each flow's last flow record, the one that holds
+  // its final verdict, so that a flow is listed once (a request blocked has
+  // both its records marked block). Without: every record whose own action is
+  // the one asked for.
+  bool action_final = false;
   std::optional<std::string> src;
   std::optional<std::string> dst;
   std::optional<std::string> tenant;
@@ -85,7 +90,11 @@ class reader {
   // Aggregates per group, from each flow's last flow record (its final verdict).
   struct group_totals {
     std::vector<std::string> key;  // one value per --by dimension
+    // Each flow counts under its final action: allowed + tagged + redacted +
+    // blocked + unscannable + refused + failed ("error") + other (an action
+    // this build does not know, or none stored) == flows.
     std::uint64_t flows = 0, blocked = 0, redacted = 0, tagged = 0;
+    std::uint64_t allowed = 0, unscannable = 0, refused = 0, failed = 0, other = 0;
     // Sums over the flows whose provider reported usage; usage_unknown counts
     // the flows whose provider reported none (stored as tokens_unknown).
     std::uint64_t tokens_in = 0, tokens_out = 0;

@@ -32,7 +32,10 @@ namespace json = boost::json;
 constexpr std::string_view filters_help =
     "FILTERS: --since T --until T (UTC, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z), --flow ID,\n"
     "         --action A, --src CC, --dst CC, --tenant T, --rule ID\n"
-    "         --flow takes a whole flow id or a prefix that only one flow id has\n";
+    "         --flow takes a whole flow id or a prefix that only one flow id has;\n"
+    "         --action A: show and export list the last record of each flow whose\n"
+    "         final verdict is A, report counts those flows, volumes reads the\n"
+    "         flows whose request was given A\n";
 constexpr std::string_view exit_help = "Exit codes: 0 ok, 1 the trail failed verification, 2 usage or I/O error.\n";
 
 // Each command's usage: what `audit CMD --help` prints, and the group's usage
@@ -53,13 +56,14 @@ constexpr audit_command_help audit_help[] = {
     {"show", "--db FILE [--key auditor.key] [FILTERS] [--format table|jsonl|csv]",
      "  lists the records; without --key, only the plaintext index fields\n", true},
     {"export", "--db FILE [--key auditor.key] [FILTERS] [--format jsonl|csv|table]",
-     "  show with another default format (jsonl)\n", true},
+     "  show with another default format (jsonl); CSV joins rule ids with ';'\n", true},
     {"replay", "--db FILE --key auditor.key --rules PATH... [--since T] [--until T]",
      "  lists the flows whose action would change under the given rules\n", false},
     {"report", "--db FILE [--by src,dst,tenant,route,model,day,month,year] [--key auditor.key]\n"
                "       [FILTERS] [--format table|csv|json|jsonl]",
-     "  flows, blocked, redacted, tagged, tokens in and out, and flows whose usage\n"
-     "  is unknown, per group; --by model needs --key\n",
+     "  flows; of them blocked, redacted, tagged, allowed, unscannable, refused,\n"
+     "  failed and other (by final verdict; these add up to flows); tokens in and\n"
+     "  out, and flows whose usage is unknown; per group; --by model needs --key\n",
      true},
     {"volumes", "--db FILE --key auditor.key [FILTERS] [--format table|csv|json]",
      "  every volume counter recomputed from the subject hashes in the trail, per\n"
@@ -404,6 +408,7 @@ int cmd_show(const parsed_args& a, out_format def) {
   no_positional(a);
   const auto fmt = get_format(a, def);
   auto filter = make_filter(a);
+  filter.action_final = true;  // --action: the flow's final verdict, each flow once
   const std::string db = a.require("db");
   audit::reader r(db);
   resolve_flow(r, filter);
@@ -411,7 +416,8 @@ int cmd_show(const parsed_args& a, out_format def) {
   if (with_key) r.set_auditor_key(crypto::load_auditor_secret(*a.get("key")));
   table_columns table;
   if (fmt == out_format::csv) {
-    std::cout << "seq,time,kind,flow_id,action,src,dst,tenant,route,rules,tokens_in,tokens_out,erased"
+    std::cout << "seq,time,kind,epoch,flow_id,action,src,dst,tenant,route,rules,rule_set_hash,tokens_in,tokens_out,"
+                 "erased"
               << (with_key ? ",payload" : "") << "\r\n";
   } else if (fmt == out_format::table) {
     audit::reader index(db);  // no key: the index fields only
@@ -431,13 +437,15 @@ int cmd_show(const parsed_args& a, out_format def) {
         std::cout << plain_json(record_json(rec, with_key)) << "\n";
         break;
       case out_format::csv: {
+        // Rule ids are joined with ';' (ids hold [a-z0-9._-] only), so the
+        // field needs no quoting and splits on one character.
         std::cout << rec.seq << "," << audit::format::format_time(rec.time_us) << ","
-                  << audit::format::kind_name(rec.kind) << "," << csv_field(rec.flow_id) << ","
+                  << audit::format::kind_name(rec.kind) << "," << rec.epoch << "," << csv_field(rec.flow_id) << ","
                   << csv_field(rec.index.action) << "," << csv_field(rec.index.src) << ","
                   << csv_field(rec.index.dst) << "," << csv_field(rec.index.tenant) << ","
-                  << csv_field(rec.index.route) << "," << csv_field(join(rec.index.rules, " ")) << ","
-                  << tokens_text(rec.index.tokens_in, "") << "," << tokens_text(rec.index.tokens_out, "") << ","
-                  << (rec.erased ? "true" : "false");
+                  << csv_field(rec.index.route) << "," << csv_field(join(rec.index.rules, ";")) << ","
+                  << csv_field(rec.index.rule_set_hash) << "," << tokens_text(rec.index.tokens_in, "") << ","
+                  << tokens_text(rec.index.tokens_out, "") << "," << (rec.erased ? "true" : "false");
         if (with_key) std::cout << "," << csv_field(rec.payload ? plain_payload(*rec.payload) : rec.payload_error);
         std::cout << "\r\n";
         break;
@@ -499,6 +507,7 @@ int cmd_report(const parsed_args& a) {
   }
   audit::reader r(a.require("db"));
   auto filter = make_filter(a);
+  filter.action_final = true;  // each flow's final verdict decides (report_from_payloads reads records)
   resolve_flow(r, filter);
   std::vector<audit::reader::group_totals> groups;
   const bool by_model = std::find(by.begin(), by.end(), "model") != by.end();
@@ -513,11 +522,15 @@ int cmd_report(const parsed_args& a) {
   } catch (const std::invalid_argument& e) {
     throw usage_error(std::string("--by: ") + e.what());
   }
-  const std::vector<std::string> counts = {"flows", "blocked", "redacted", "tagged", "tokens_in",
-                                           "tokens_out", "usage_unknown"};
+  // Every flow counts under one of allowed .. other (its final action), so
+  // these add up to flows; other holds actions this build does not know, or
+  // none (a trail configured without the action index field).
+  const std::vector<std::string> counts = {"flows",  "blocked",   "redacted",   "tagged",     "allowed",
+                                           "unscannable", "refused", "failed", "other", "tokens_in",
+                                           "tokens_out",  "usage_unknown"};
   const auto values = [](const audit::reader::group_totals& g) {
-    return std::vector<std::uint64_t>{g.flows, g.blocked, g.redacted, g.tagged, g.tokens_in, g.tokens_out,
-                                      g.usage_unknown};
+    return std::vector<std::uint64_t>{g.flows,     g.blocked,  g.redacted, g.tagged,    g.allowed,    g.unscannable,
+                                      g.refused,   g.failed,   g.other,    g.tokens_in, g.tokens_out, g.usage_unknown};
   };
   switch (fmt) {
     case out_format::jsonl: {
@@ -543,23 +556,53 @@ int cmd_report(const parsed_args& a) {
       }
       break;
     case out_format::table: {
-      for (const auto& d : by) std::cout << std::left << std::setw(14) << d;
-      for (const auto& c : counts) std::cout << std::right << std::setw(12) << c;
-      std::cout << "\n";
       audit::reader::group_totals total;
       for (const auto& g : groups) {
-        for (const auto& k : g.key) std::cout << std::left << std::setw(14) << (k.empty() ? "-" : cell(k));
-        for (const auto v : values(g)) std::cout << std::right << std::setw(12) << v;
-        std::cout << "\n";
         total.flows += g.flows, total.blocked += g.blocked, total.redacted += g.redacted;
-        total.tagged += g.tagged, total.tokens_in += g.tokens_in, total.tokens_out += g.tokens_out;
+        total.tagged += g.tagged, total.allowed += g.allowed, total.unscannable += g.unscannable;
+        total.refused += g.refused, total.failed += g.failed, total.other += g.other;
+        total.tokens_in += g.tokens_in, total.tokens_out += g.tokens_out;
         total.usage_unknown += g.usage_unknown;
       }
-      if (!by.empty()) {
-        std::cout << std::left << std::setw(static_cast<int>(14 * by.size())) << "total";
-        for (const auto v : values(total)) std::cout << std::right << std::setw(12) << v;
-        std::cout << "\n";
+      // Widths fit the longest key and number (the total's), so no two columns
+      // touch: keys left-aligned, two spaces after; counts right-aligned, at
+      // least one space before.
+      std::vector<std::size_t> key_w(by.size());
+      for (std::size_t i = 0; i < by.size(); ++i) {
+        key_w[i] = by[i].size();
+        for (const auto& g : groups) key_w[i] = std::max(key_w[i], g.key[i].empty() ? 1 : cell(g.key[i]).size());
       }
+      std::size_t keys_w = 0;
+      for (const auto w : key_w) keys_w += w + 2;
+      if (!by.empty()) keys_w = std::max(keys_w, std::string_view("total  ").size());
+      std::vector<std::size_t> count_w(counts.size());
+      const auto tv = values(total);
+      for (std::size_t i = 0; i < counts.size(); ++i)
+        count_w[i] = std::max(counts[i].size(), std::to_string(tv[i]).size()) + 1;
+      const auto pad_right = [](std::string s, std::size_t w) {
+        if (s.size() < w) s.append(w - s.size(), ' ');
+        return s;
+      };
+      const auto pad_left = [](const std::string& s, std::size_t w) {
+        return s.size() < w ? std::string(w - s.size(), ' ') + s : s;
+      };
+      const auto print_counts = [&](const std::vector<std::uint64_t>& v) {
+        std::string line;
+        for (std::size_t i = 0; i < v.size(); ++i) line += pad_left(std::to_string(v[i]), count_w[i]);
+        return line;
+      };
+      std::string head;
+      for (std::size_t i = 0; i < by.size(); ++i) head += pad_right(by[i], key_w[i] + 2);
+      head = pad_right(head, keys_w);
+      for (std::size_t i = 0; i < counts.size(); ++i) head += pad_left(counts[i], count_w[i]);
+      std::cout << head << "\n";
+      for (const auto& g : groups) {
+        std::string line;
+        for (std::size_t i = 0; i < by.size(); ++i)
+          line += pad_right(g.key[i].empty() ? "-" : cell(g.key[i]), key_w[i] + 2);
+        std::cout << pad_right(line, keys_w) << print_counts(values(g)) << "\n";
+      }
+      if (!by.empty()) std::cout << pad_right("total", keys_w) << print_counts(tv) << "\n";
       break;
     }
   }

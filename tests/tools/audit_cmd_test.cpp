@@ -100,8 +100,8 @@ TEST_CASE("audit show/export: index fields without a key, payloads with one", "[
   const auto csv = audit_cmd({"export", "--db", t.dbs(), "--format", "csv", "--src", "DE", "--action", "block"});
   REQUIRE(csv.code == 0);
   const auto cl = lines(csv.out);
-  REQUIRE(cl.size() == 3);  // header + flow-5's two records
-  CHECK_THAT(cl[0], Catch::StartsWith("seq,time,kind,flow_id,action"));
+  REQUIRE(cl.size() == 2);  // header + flow-5's last record (its final verdict)
+  CHECK_THAT(cl[0], Catch::StartsWith("seq,time,kind,epoch,flow_id,action"));
   CHECK_THAT(cl[1], Catch::Contains(",flow-5,block,DE,"));
 
   const auto table = audit_cmd({"show", "--db", t.dbs(), "--key", t.key("auditor.key"), "--rule", "pii.card"});
@@ -310,9 +310,12 @@ TEST_CASE("audit report: by model with the key, by month and year, unknown usage
   REQUIRE(y.code == 0);
   const auto l = lines(y.out);
   REQUIRE(l.size() == 2);
-  CHECK(l[0] == "year,month,flows,blocked,redacted,tagged,tokens_in,tokens_out,usage_unknown\r");
-  // 6 flows, 2 of them (0 and 3) without usage: tokens_in 1+2+4+5 = 12.
-  CHECK(l[1].ends_with(",6,2,0,0,12,24,2\r"));
+  CHECK(l[0] ==
+        "year,month,flows,blocked,redacted,tagged,allowed,unscannable,refused,failed,other,tokens_in,tokens_out,"
+        "usage_unknown\r");
+  // 6 flows (0 and 5 blocked, the others allowed), 2 of them (0 and 3) without
+  // usage: tokens_in 1+2+4+5 = 12.
+  CHECK(l[1].ends_with(",6,2,0,0,4,0,0,0,0,12,24,2\r"));
 }
 
 TEST_CASE("audit verify: 'verified N records before the first failure' is exact for every kind", "[tools][audit][verify]") {
@@ -583,4 +586,66 @@ TEST_CASE("audit --flow takes a unique prefix; an ambiguous or unmatched one is 
   CHECK_THAT(erase.out, Catch::Contains(std::string("records of flow ") + mixed_trail::c));
   CHECK(audit_cmd({"erase", "--db", t.dbs(), "--flow", "f000", "--reason", "test", "--keys", t.keys.string()}).code ==
         2);
+}
+
+TEST_CASE("audit report counts every flow: unscannable, refused and failed have columns", "[tools][audit][report]") {
+  mixed_trail t;
+  const auto r = audit_cmd({"report", "--db", t.dbs(), "--format", "json"});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const auto g = boost::json::parse(r.out).at("groups").as_array().at(0).as_object();
+  CHECK(g.at("flows").as_int64() == 8);
+  CHECK(g.at("blocked").as_int64() == 2);
+  CHECK(g.at("redacted").as_int64() == 1);
+  CHECK(g.at("tagged").as_int64() == 1);
+  CHECK(g.at("allowed").as_int64() == 1);
+  CHECK(g.at("unscannable").as_int64() == 1);
+  CHECK(g.at("refused").as_int64() == 1);
+  CHECK(g.at("failed").as_int64() == 1);
+  std::int64_t sum = 0;
+  for (const char* k : {"allowed", "tagged", "redacted", "blocked", "unscannable", "refused", "failed"})
+    sum += g.at(k).as_int64();
+  CHECK(sum == g.at("flows").as_int64());
+  // The payload path (--by model) counts the same way.
+  const auto m = audit_cmd({"report", "--db", t.dbs(), "--key", t.key(), "--by", "model", "--format", "json"});
+  REQUIRE(m.code == 0);
+  const auto gm = boost::json::parse(m.out).at("groups").as_array().at(0).as_object();
+  CHECK(gm.at("unscannable").as_int64() == 1);
+  CHECK(gm.at("refused").as_int64() == 1);
+  CHECK(gm.at("failed").as_int64() == 1);
+  CHECK(gm.at("allowed").as_int64() == 1);
+  const auto table = audit_cmd({"report", "--db", t.dbs(), "--by", "src"});
+  REQUIRE(table.code == 0);
+  CHECK_THAT(lines(table.out).at(0), Catch::Contains("unscannable"));
+  CHECK_THAT(lines(table.out).at(0), Catch::Contains("refused"));
+  CHECK_THAT(lines(table.out).at(0), Catch::Contains("failed"));
+}
+
+TEST_CASE("audit export --action lists each flow once, by its final verdict", "[tools][audit][export]") {
+  mixed_trail t;
+  const auto r = audit_cmd({"export", "--db", t.dbs(), "--action", "block"});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const auto l = lines(r.out);
+  REQUIRE(l.size() == 2);
+  CHECK(boost::json::parse(l[0]).at("flow_id").as_string() == mixed_trail::a);
+  CHECK(boost::json::parse(l[1]).at("flow_id").as_string() == mixed_trail::b);
+  // A flow that was allowed at request time and failed later is not "allow".
+  const auto allow = audit_cmd({"export", "--db", t.dbs(), "--action", "allow"});
+  REQUIRE(lines(allow.out).size() == 1);
+  CHECK(boost::json::parse(lines(allow.out)[0]).at("flow_id").as_string() == "f0000000000000000f03");
+}
+
+TEST_CASE("audit export csv: epoch and rule_set_hash columns, rules joined by ';'", "[tools][audit][export]") {
+  mixed_trail t;
+  const auto r = audit_cmd({"export", "--db", t.dbs(), "--format", "csv", "--flow", mixed_trail::a});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const auto l = lines(r.out);
+  REQUIRE(l.size() == 3);
+  CHECK(l[0] == "seq,time,kind,epoch,flow_id,action,src,dst,tenant,route,rules,rule_set_hash,tokens_in,tokens_out,"
+                "erased\r");
+  CHECK_THAT(l[2], Catch::Contains(",flow_closed,0," + std::string(mixed_trail::a) +
+                                   ",block,CN,US,tenant-with-a-long-name,/v1/chat/completions,cn.pipl.export;pii.card,"
+                                   "ab12cd34,10,20,false\r"));
 }
