@@ -558,7 +558,7 @@ TEST_CASE("audit show/export print timings as plain decimals, not 1.4640691E1", 
   CHECK_THAT(csv.out, !Catch::Contains("E1"));
 }
 
-TEST_CASE("audit --flow takes a unique prefix; an ambiguous or unmatched one is an error", "[tools][audit][flow]") {
+TEST_CASE("audit --flow takes a unique prefix, and an ambiguous or unmatched one is an error", "[tools][audit][flow]") {
   mixed_trail t;
   const auto one = audit_cmd({"export", "--db", t.dbs(), "--flow", "7f3c0a"});
   INFO(one.out << one.err);
@@ -636,7 +636,7 @@ TEST_CASE("audit export --action lists each flow once, by its final verdict", "[
   CHECK(boost::json::parse(lines(allow.out)[0]).at("flow_id").as_string() == "f0000000000000000f03");
 }
 
-TEST_CASE("audit export csv: epoch and rule_set_hash columns, rules joined by ';'", "[tools][audit][export]") {
+TEST_CASE("audit export csv: epoch and rule_set_hash columns, rules joined by semicolons", "[tools][audit][export]") {
   mixed_trail t;
   const auto r = audit_cmd({"export", "--db", t.dbs(), "--format", "csv", "--flow", mixed_trail::a});
   INFO(r.out << r.err);

@@ -75,7 +75,7 @@ TEST_CASE("after -- a --help is an argument, not a request for help", "[tools][h
   CHECK_THAT(check.err, Catch::Contains("E_IO"));
 }
 
-TEST_CASE("customsctl --help lists the command groups on stdout; no argument is a usage error", "[tools][help]") {
+TEST_CASE("customsctl --help lists the command groups on stdout, and no argument is a usage error", "[tools][help]") {
   const auto r = run_captured(customs::tools::run_customsctl, {"--help"});
   CHECK(r.code == 0);
   for (const char* c : {"rules check", "rules test", "rules explain", "keys gen", "audit verify", "ca gen", "proxy-user"})
