@@ -689,7 +689,7 @@ int run_audit(std::span<const std::string_view> args) {
     if (cmd == "volumes") {
       no_positional(a);
       auto filter = make_filter(a);
-      {
+      if (filter.flow) {
         audit::reader r(a.require("db"));
         resolve_flow(r, filter);
       }
