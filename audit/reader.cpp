@@ -60,7 +60,15 @@ where_clause make_where(const record_filter& f, const std::string& p) {
   if (f.since_us) w.add(p + "time_us >= ?", *f.since_us);
   if (f.until_us) w.add(p + "time_us < ?", *f.until_us);
   if (f.flow) w.add(p + "flow_id = ?", *f.flow);
-  if (f.action) w.add(p + "action = ?", *f.action);
+  if (f.action) {
+    w.add(p + "action = ?", *f.action);
+    if (f.action_final) {
+      // The flow's last flow record (through the flow_id index).
+      const std::string outer = p.empty() ? std::string("records.") : p;
+      w.add(p + "kind IN (1, 2) AND " + p + "seq = (SELECT max(f.seq) FROM records f WHERE f.flow_id = " + outer +
+            "flow_id AND f.kind IN (1, 2))");
+    }
+  }
   if (f.src) w.add(p + "src = ?", *f.src);
   if (f.dst) w.add(p + "dst = ?", *f.dst);
   if (f.tenant) w.add(p + "tenant = ?", *f.tenant);
@@ -222,6 +230,30 @@ void reader::for_each_flow(const record_filter& f, const std::function<bool(cons
   if (rc != SQLITE_DONE) throw std::runtime_error("cannot read records: " + impl_->db.message());
 }
 
+reader::flow_match reader::match_flow(const std::string& prefix) {
+  flow_match m;
+  {
+    sql::statement st(impl_->db, "SELECT 1 FROM records WHERE flow_id = ?1 AND kind IN (1, 2, 3) LIMIT 1");
+    st.bind(1, std::string_view(prefix));
+    if (st.step() == SQLITE_ROW) return {1, prefix};
+  }
+  // Ids >= prefix and < the first string past every id that starts with it
+  // (BINARY collation compares bytes): prefix with its last byte below 0xFF
+  // raised by one and what follows dropped.
+  std::string upper = prefix;
+  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xFF) upper.pop_back();
+  if (!upper.empty()) upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
+  const std::string sql = std::string("SELECT count(DISTINCT flow_id), min(flow_id) FROM records WHERE flow_id >= ?1") +
+                          (upper.empty() ? "" : " AND flow_id < ?2") + " AND kind IN (1, 2, 3)";
+  sql::statement st(impl_->db, sql.c_str());
+  st.bind(1, std::string_view(prefix));
+  if (!upper.empty()) st.bind(2, std::string_view(upper));
+  if (st.step() != SQLITE_ROW) throw std::runtime_error("cannot read records: " + impl_->db.message());
+  m.count = static_cast<std::uint64_t>(st.column_int(0));
+  if (m.count == 1) m.id.assign(st.column_text(1));
+  return m;
+}
+
 std::optional<format::checkpoint> reader::latest_checkpoint() {
   sql::statement st(impl_->db, (std::string("SELECT ") + schema::checkpoint_columns +
                                 " FROM checkpoints ORDER BY id DESC LIMIT 1")
@@ -258,7 +290,9 @@ std::vector<reader::group_totals> reader::report(const std::vector<std::string>&
       "WITH last AS (SELECT max(seq) AS seq FROM records WHERE kind IN (1, 2) GROUP BY flow_id) "
       "SELECT " + (dims.empty() ? std::string("'all'") : dims) +
       ", count(*), sum(r.action = 'block'), sum(r.action = 'redact'), sum(r.action = 'tag'), "
-      "sum(max(r.tokens_in, 0)), sum(max(r.tokens_out, 0)), sum(r.tokens_in < 0 OR r.tokens_out < 0) FROM records r JOIN last ON r.seq = last.seq" + w.sql +
+      "sum(max(r.tokens_in, 0)), sum(max(r.tokens_out, 0)), sum(r.tokens_in < 0 OR r.tokens_out < 0), "
+      "sum(r.action = 'allow'), sum(r.action = 'unscannable'), sum(r.action = 'refused'), sum(r.action = 'error') "
+      "FROM records r JOIN last ON r.seq = last.seq" + w.sql +
       (dims.empty() ? std::string() : " GROUP BY " + dims + " ORDER BY " + dims);
   sql::statement st(impl_->db, sql.c_str());
   w.bind(st);
@@ -277,6 +311,11 @@ std::vector<reader::group_totals> reader::report(const std::vector<std::string>&
     g.tokens_in = static_cast<std::uint64_t>(st.column_int(n + 4));
     g.tokens_out = static_cast<std::uint64_t>(st.column_int(n + 5));
     g.usage_unknown = static_cast<std::uint64_t>(st.column_int(n + 6));
+    g.allowed = static_cast<std::uint64_t>(st.column_int(n + 7));
+    g.unscannable = static_cast<std::uint64_t>(st.column_int(n + 8));
+    g.refused = static_cast<std::uint64_t>(st.column_int(n + 9));
+    g.failed = static_cast<std::uint64_t>(st.column_int(n + 10));
+    g.other = g.flows - g.allowed - g.tagged - g.redacted - g.blocked - g.unscannable - g.refused - g.failed;
     out.push_back(std::move(g));
   }
   if (rc != SQLITE_DONE) throw std::runtime_error("cannot read records: " + impl_->db.message());

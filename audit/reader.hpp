@@ -26,6 +26,11 @@ struct record_filter {
   std::optional<std::int64_t> until_us;  // time < until
   std::optional<std::string> flow;
   std::optional<std::string> action;
+  // With action: match only each flow's last flow record, the one that holds
+  // its final verdict, so that a flow is listed once (a request blocked has
+  // both its records marked block). Without: every record whose own action is
+  // the one asked for.
+  bool action_final = false;
   std::optional<std::string> src;
   std::optional<std::string> dst;
   std::optional<std::string> tenant;
@@ -69,13 +74,27 @@ class reader {
   // Throws std::runtime_error on a database error.
   void for_each_flow(const record_filter& f, const std::function<bool(const std::string& flow_id)>& fn);
 
+  // The flow ids that start with prefix: the one id equal to it if there is
+  // one (an id is never taken for a prefix of a longer one), else how many ids
+  // start with it and the smallest of them. Reads the flow_id index (a range,
+  // not a scan). Throws std::runtime_error on a database error.
+  struct flow_match {
+    std::uint64_t count = 0;
+    std::string id;  // when count == 1
+  };
+  [[nodiscard]] flow_match match_flow(const std::string& prefix);
+
   // The latest checkpoint in the database, with the signer recorded for its epoch.
   [[nodiscard]] std::optional<format::checkpoint> latest_checkpoint();
 
   // Aggregates per group, from each flow's last flow record (its final verdict).
   struct group_totals {
     std::vector<std::string> key;  // one value per --by dimension
+    // Each flow counts under its final action: allowed + tagged + redacted +
+    // blocked + unscannable + refused + failed ("error") + other (an action
+    // this build does not know, or none stored) == flows.
     std::uint64_t flows = 0, blocked = 0, redacted = 0, tagged = 0;
+    std::uint64_t allowed = 0, unscannable = 0, refused = 0, failed = 0, other = 0;
     // Sums over the flows whose provider reported usage; usage_unknown counts
     // the flows whose provider reported none (stored as tokens_unknown).
     std::uint64_t tokens_in = 0, tokens_out = 0;

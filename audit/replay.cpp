@@ -18,7 +18,27 @@ struct open_flow {
   bool have_text = false;
   bool have_record = false;
   std::string problem;  // why it cannot be replayed
+  // Why customsd recorded no text, when its request verdict says: a request
+  // that was unscannable, refused or failed has no texts in any payload mode.
+  std::string no_text_reason;
 };
+
+// The request verdict of a flow_opened payload that records no text whatever
+// the payload mode (customsd records request_texts for decided requests only),
+// with the detail customsd gave: "the request was unscannable (...)".
+std::string no_text_reason(const boost::json::object& payload, std::string_view index_action) {
+  std::string action(index_action);
+  if (const auto* v = payload.if_contains("verdict"); v && v->is_object())
+    if (const auto* a = v->get_object().if_contains("action"); a && a->is_string()) action = a->get_string();
+  std::string what;
+  if (action == "unscannable") what = "the request was unscannable";
+  else if (action == "refused") what = "the request was refused";
+  else if (action == "error") what = "the request failed";
+  else return {};
+  if (const auto* d = payload.if_contains("detail"); d && d->is_string() && !d->get_string().empty())
+    what += " (" + std::string(d->get_string()) + ")";
+  return "no text recorded: " + what;
+}
 
 // Appends the strings of payload[key] (if an array of strings) to out.
 bool take_texts(const boost::json::object& payload, std::string_view key, std::vector<std::string>& out) {
@@ -54,6 +74,8 @@ void absorb(open_flow& f, const read_record& rec) {
     return;
   }
   const auto& o = v.as_object();
+  if (rec.kind == record_kind::flow_opened && f.no_text_reason.empty())
+    f.no_text_reason = no_text_reason(o, rec.index.action);
   f.have_text |= take_texts(o, "request_texts", f.in.request_texts);
   f.have_text |= take_texts(o, "response_texts", f.in.response_texts);
 }
@@ -66,9 +88,10 @@ replay_summary replay(reader& r, const record_filter& filter, const replay_evalu
     ++sum.flows;
     if (!f.have_text) {
       ++sum.not_replayable;
-      sum.skipped.push_back({f.in.flow_id, f.problem.empty() ? "no text recorded (payload mode "
-                                                               "is not \"full\")"
-                                                             : f.problem});
+      std::string why = f.problem;
+      if (why.empty()) why = f.no_text_reason;
+      if (why.empty()) why = "no text recorded (payload mode is not \"full\")";
+      sum.skipped.push_back({f.in.flow_id, std::move(why)});
       return;
     }
     ++sum.replayed;

@@ -67,6 +67,21 @@ struct verify_summary {
   bool held_checkpoint_checked = false;
   std::vector<verify_failure> failures;  // ordered by seq
   [[nodiscard]] bool ok() const noexcept { return failures.empty(); }
+  // How many records verified before the first failure: records 1..s-1 for a
+  // first failure at record s (every one of them was read and passed, or a
+  // failure would name a smaller seq; `missing` names the first absent seq,
+  // `truncated` the seq after the last one present), none for a failure at
+  // record 0 (the file as a whole: schema, integrity), all when none failed.
+  // Not `records`: that counts every record read, the failing one and, with
+  // --all, the ones after it too.
+  // Known limit: an erased payload whose erasure record would come later is
+  // only judged at the end of the scan, which stops at the first failure
+  // without --all, so such a record before s counts as verified.
+  [[nodiscard]] std::uint64_t verified_before_failure() const noexcept {
+    if (failures.empty()) return records;
+    const std::uint64_t s = failures.front().seq;
+    return s == 0 ? 0 : s - 1;
+  }
 };
 
 // Throws std::runtime_error if the database cannot be opened or read at all, or is

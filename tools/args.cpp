@@ -10,6 +10,10 @@ parsed_args::parsed_args(std::span<const std::string_view> args, const std::set<
       for (++i; i < args.size(); ++i) positional_.emplace_back(args[i]);
       break;
     }
+    if (a == "--help" || a == "-h") {
+      help_ = true;
+      return;
+    }
     if (a.size() > 2 && a.substr(0, 2) == "--") {
       std::string name(a.substr(2));
       std::optional<std::string> inline_value;
@@ -34,6 +38,14 @@ parsed_args::parsed_args(std::span<const std::string_view> args, const std::set<
       positional_.emplace_back(a);
     }
   }
+}
+
+bool wants_help(std::span<const std::string_view> args) {
+  for (const auto a : args) {
+    if (a == "--") return false;
+    if (a == "--help" || a == "-h") return true;
+  }
+  return false;
 }
 
 std::optional<std::string> parsed_args::get(const std::string& name) const {

@@ -4,6 +4,8 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -27,30 +29,78 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-constexpr std::string_view audit_usage =
-    "usage: customsctl audit <command> --db FILE [options]\n"
-    "\n"
-    "  verify     [--seed sealing.seed] [--checkpoint FILE] [--signer signing.pub] [--all]\n"
-    "             checks SQLite integrity, the hash chain, sequence continuity, MACs (with\n"
-    "             the seed) and checkpoint signatures; --checkpoint detects truncation\n"
-    "  checkpoint prints the latest signed checkpoint, for auditors to keep elsewhere\n"
-    "  show       [--key auditor.key] [FILTERS] [--format table|jsonl|csv]\n"
-    "  export     [--key auditor.key] [FILTERS] [--format jsonl|csv|table]\n"
-    "             without --key, only the plaintext index fields\n"
-    "  replay     --key auditor.key --rules PATH... [--since T] [--until T]\n"
-    "             lists the flows whose action would change under the given rules\n"
-    "  report     [--by src,dst,tenant,route,model,day,month,year] [--key auditor.key] [FILTERS]\n"
-    "             [--format table|csv|json|jsonl]  flows, blocked, redacted, tagged, tokens in and\n"
-    "             out, and flows whose usage is unknown, per group; --by model needs --key\n"
-    "  volumes    --key auditor.key [FILTERS] [--format table|csv|json]  every volume counter\n"
-    "             recomputed from the subject hashes in the trail, per counter, scope, window\n"
-    "  erase      --flow ID --reason TEXT (--keys DIR | --auditor-pub F... --sealing-key F\n"
-    "             --signing-key F)  removes a flow's payloads and records the erasure;\n"
-    "             needs customsd's keys and that no other writer has the database open\n"
-    "\n"
+constexpr std::string_view filters_help =
     "FILTERS: --since T --until T (UTC, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z), --flow ID,\n"
     "         --action A, --src CC, --dst CC, --tenant T, --rule ID\n"
-    "Exit codes: 0 ok, 1 the trail failed verification, 2 usage or I/O error.\n";
+    "         --flow takes a whole flow id or a prefix that only one flow id has;\n"
+    "         --action A: show and export list the last record of each flow whose\n"
+    "         final verdict is A, report counts those flows, volumes reads the\n"
+    "         flows whose request was given A\n";
+constexpr std::string_view exit_help = "Exit codes: 0 ok, 1 the trail failed verification, 2 usage or I/O error.\n";
+
+// Each command's usage: what `audit CMD --help` prints, and the group's usage
+// joins them.
+struct audit_command_help {
+  std::string_view name;
+  std::string_view synopsis;  // after "customsctl audit NAME "
+  std::string_view text;      // what it does (indented lines)
+  bool filters;               // takes FILTERS
+};
+constexpr audit_command_help audit_help[] = {
+    {"verify", "--db FILE [--seed sealing.seed] [--checkpoint FILE] [--signer signing.pub] [--all]",
+     "  checks SQLite integrity, the hash chain, sequence continuity, MACs (with\n"
+     "  the seed) and checkpoint signatures; --checkpoint detects truncation;\n"
+     "  --all lists every failure, not only the first\n",
+     false},
+    {"checkpoint", "--db FILE", "  prints the latest signed checkpoint, for auditors to keep elsewhere\n", false},
+    {"show", "--db FILE [--key auditor.key] [FILTERS] [--format table|jsonl|csv]",
+     "  lists the records; without --key, only the plaintext index fields\n", true},
+    {"export", "--db FILE [--key auditor.key] [FILTERS] [--format jsonl|csv|table]",
+     "  show with another default format (jsonl); CSV joins rule ids with ';'\n", true},
+    {"replay", "--db FILE --key auditor.key --rules PATH... [--since T] [--until T]",
+     "  lists the flows whose action would change under the given rules\n", false},
+    {"report", "--db FILE [--by src,dst,tenant,route,model,day,month,year] [--key auditor.key]\n"
+               "       [FILTERS] [--format table|csv|json|jsonl]",
+     "  flows; of them blocked, redacted, tagged, allowed, unscannable, refused,\n"
+     "  failed and other (by final verdict; these add up to flows); tokens in and\n"
+     "  out, and flows whose usage is unknown; per group; --by model needs --key\n",
+     true},
+    {"volumes", "--db FILE --key auditor.key [FILTERS] [--format table|csv|json]",
+     "  every volume counter recomputed from the subject hashes in the trail, per\n"
+     "  counter, scope, window\n",
+     true},
+    {"erase", "--db FILE --flow ID --reason TEXT (--keys DIR | --auditor-pub F... --sealing-key F\n"
+              "       --signing-key F)",
+     "  removes a flow's payloads and records the erasure; needs customsd's keys and\n"
+     "  that no other writer has the database open; --flow takes a unique prefix\n",
+     false},
+};
+
+std::string command_usage(const audit_command_help& h) {
+  std::string out = "usage: customsctl audit " + std::string(h.name) + " " + std::string(h.synopsis) + "\n";
+  out += h.text;
+  if (h.filters) out += filters_help;
+  out += exit_help;
+  return out;
+}
+
+std::string group_usage() {
+  std::string out = "usage: customsctl audit <command> --db FILE [options]\n\n";
+  for (const auto& h : audit_help) {
+    out += "  " + std::string(h.name) + " " + std::string(h.synopsis) + "\n";
+    // The description two columns further in than the command.
+    for (std::string_view t = h.text; !t.empty();) {
+      const auto nl = t.find('\n');
+      out += "  " + std::string(t.substr(0, nl)) + "\n";
+      t.remove_prefix(nl == std::string_view::npos ? t.size() : nl + 1);
+    }
+  }
+  out += "\n";
+  out += filters_help;
+  out += "customsctl audit <command> --help shows one command's usage.\n";
+  out += exit_help;
+  return out;
+}
 
 const std::set<std::string> filter_options = {"since", "until", "flow", "action",
                                               "src", "dst", "tenant", "rule"};
@@ -93,6 +143,63 @@ json::array strings_array(const std::vector<std::string>& v) {
   json::array a;
   for (const auto& s : v) a.emplace_back(s);
   return a;
+}
+
+// JSON text with every number written out plainly: Boost.JSON writes a double
+// in scientific notation (14.640691 as 1.4640691E1, which customsd's payloads
+// hold as such); auditors read "14.640691". Doubles are written in the
+// shortest fixed notation that reads back as the same double (std::to_chars),
+// so nothing is lost; strings are escaped by Boost.JSON.
+void write_plain(std::string& out, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::object: {
+      out.push_back('{');
+      bool first = true;
+      for (const auto& kv : v.get_object()) {
+        if (!first) out.push_back(',');
+        first = false;
+        out += json::serialize(json::string(kv.key()));
+        out.push_back(':');
+        write_plain(out, kv.value());
+      }
+      out.push_back('}');
+      break;
+    }
+    case json::kind::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!first) out.push_back(',');
+        first = false;
+        write_plain(out, e);
+      }
+      out.push_back(']');
+      break;
+    }
+    case json::kind::double_: {
+      const double d = v.get_double();
+      // 5e-324 written out takes 327 characters, 1.8e308 309: room for both.
+      char buf[400];
+      const auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+      if (res.ec == std::errc{}) out.append(buf, res.ptr);
+      else out += json::serialize(v);  // not reached for a finite double
+      break;
+    }
+    default:
+      out += json::serialize(v);  // strings, integers, bool, null
+  }
+}
+std::string plain_json(const json::value& v) {
+  std::string out;
+  write_plain(out, v);
+  return out;
+}
+// A stored payload for display: re-written with plain numbers when it is JSON,
+// as stored otherwise.
+std::string plain_payload(const std::string& payload) {
+  boost::system::error_code ec;
+  const auto v = json::parse(payload, ec);
+  return ec ? payload : plain_json(v);
 }
 
 void no_positional(const parsed_args& a) {
@@ -168,7 +275,7 @@ int cmd_verify(const parsed_args& a) {
     for (const auto& f : sum.failures)
       std::cout << db.string() << ": FAILED at record " << f.seq << ": " << audit::to_string(f.kind)
                 << ": " << f.detail << "\n";
-    std::cout << "verified " << sum.records << " records before the first failure\n";
+    std::cout << "verified " << sum.verified_before_failure() << " records before the first failure\n";
     return 1;
   }
   std::cout << db.string() << ": OK\n";
@@ -244,51 +351,108 @@ json::object record_json(const audit::read_record& rec, bool with_key) {
   return o;
 }
 
+// The table's columns. Widths fit the longest value in the records shown
+// (found by a first pass over the index fields, without decrypting), at least
+// the heading; one space stands between columns whatever a value's length (a
+// record appended between the two passes may be longer).
+struct table_columns {
+  static constexpr std::size_t n = 9;  // RULES, the last, is not padded
+  std::array<std::size_t, n> width{};
+  static constexpr std::array<std::string_view, n> heads = {"SEQ",    "TIME", "KIND",   "FLOW",  "ACTION",
+                                                             "SRC",    "DST",  "TENANT", "TOKENS"};
+  table_columns() {
+    for (std::size_t i = 0; i < n; ++i) width[i] = heads[i].size();
+  }
+  static std::array<std::string, n> cells(const audit::read_record& rec) {
+    return {std::to_string(rec.seq),
+            audit::format::format_time(rec.time_us),
+            std::string(audit::format::kind_name(rec.kind)),
+            cell(rec.flow_id),
+            cell(rec.index.action),
+            cell(rec.index.src),
+            cell(rec.index.dst),
+            cell(rec.index.tenant),
+            tokens_text(rec.index.tokens_in, "?") + "/" + tokens_text(rec.index.tokens_out, "?")};
+  }
+  void fit(const audit::read_record& rec) {
+    const auto c = cells(rec);
+    for (std::size_t i = 0; i < n; ++i) width[i] = std::max(width[i], c[i].size());
+  }
+  void print(std::ostream& os, const std::array<std::string, n>& c, std::string_view rules) const {
+    std::string line;
+    for (std::size_t i = 0; i < n; ++i) {
+      line += c[i];
+      line.append(width[i] > c[i].size() ? width[i] - c[i].size() + 1 : 1, ' ');
+    }
+    line += rules;
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    os << line << "\n";
+  }
+};
+
+// --flow takes a whole flow id or a prefix only one id has (as git takes a
+// commit's): the filter then names that id. No match and several matches are
+// errors, rather than an empty listing.
+void resolve_flow(audit::reader& r, audit::record_filter& f) {
+  if (!f.flow) return;
+  if (f.flow->empty()) throw usage_error("--flow: give a flow id or the start of one");
+  const auto m = r.match_flow(*f.flow);
+  if (m.count == 0) throw std::runtime_error("--flow: no flow id starts with '" + cell(*f.flow) + "'");
+  if (m.count > 1)
+    throw std::runtime_error("--flow: '" + cell(*f.flow) + "' matches " + std::to_string(m.count) +
+                             " flows; give more of the id");
+  f.flow = m.id;
+}
+
 int cmd_show(const parsed_args& a, out_format def) {
   no_positional(a);
   const auto fmt = get_format(a, def);
-  const auto filter = make_filter(a);
-  audit::reader r(a.require("db"));
+  auto filter = make_filter(a);
+  filter.action_final = true;  // --action: the flow's final verdict, each flow once
+  const std::string db = a.require("db");
+  audit::reader r(db);
+  resolve_flow(r, filter);
   const bool with_key = a.get("key").has_value();
   if (with_key) r.set_auditor_key(crypto::load_auditor_secret(*a.get("key")));
-  const std::vector<std::string> columns = {"seq", "time", "kind", "flow_id", "action", "src", "dst",
-                                            "tenant", "route", "rules", "tokens_in", "tokens_out"};
+  table_columns table;
   if (fmt == out_format::csv) {
-    std::cout << join(columns) << ",erased" << (with_key ? ",payload" : "") << "\r\n";
+    std::cout << "seq,time,kind,epoch,flow_id,action,src,dst,tenant,route,rules,rule_set_hash,tokens_in,tokens_out,"
+                 "erased"
+              << (with_key ? ",payload" : "") << "\r\n";
   } else if (fmt == out_format::table) {
-    std::cout << std::left << std::setw(8) << "SEQ" << std::setw(28) << "TIME" << std::setw(12)
-              << "KIND" << std::setw(24) << "FLOW" << std::setw(8) << "ACTION" << std::setw(5)
-              << "SRC" << std::setw(5) << "DST" << std::setw(12) << "TENANT" << std::setw(10)
-              << "TOKENS" << "RULES\n";
+    audit::reader index(db);  // no key: the index fields only
+    index.for_each(filter, [&](const audit::read_record& rec) {
+      table.fit(rec);
+      return true;
+    });
+    std::array<std::string, table_columns::n> heads;
+    for (std::size_t i = 0; i < table_columns::n; ++i) heads[i] = table_columns::heads[i];
+    table.print(std::cout, heads, "RULES");
   }
   std::uint64_t n = 0;
   r.for_each(filter, [&](const audit::read_record& rec) {
     ++n;
     switch (fmt) {
       case out_format::jsonl:
-        std::cout << json::serialize(record_json(rec, with_key)) << "\n";
+        std::cout << plain_json(record_json(rec, with_key)) << "\n";
         break;
       case out_format::csv: {
+        // Rule ids are joined with ';' (ids hold [a-z0-9._-] only), so the
+        // field needs no quoting and splits on one character.
         std::cout << rec.seq << "," << audit::format::format_time(rec.time_us) << ","
-                  << audit::format::kind_name(rec.kind) << "," << csv_field(rec.flow_id) << ","
+                  << audit::format::kind_name(rec.kind) << "," << rec.epoch << "," << csv_field(rec.flow_id) << ","
                   << csv_field(rec.index.action) << "," << csv_field(rec.index.src) << ","
                   << csv_field(rec.index.dst) << "," << csv_field(rec.index.tenant) << ","
-                  << csv_field(rec.index.route) << "," << csv_field(join(rec.index.rules, " ")) << ","
-                  << tokens_text(rec.index.tokens_in, "") << "," << tokens_text(rec.index.tokens_out, "") << ","
-                  << (rec.erased ? "true" : "false");
-        if (with_key) std::cout << "," << csv_field(rec.payload ? *rec.payload : rec.payload_error);
+                  << csv_field(rec.index.route) << "," << csv_field(join(rec.index.rules, ";")) << ","
+                  << csv_field(rec.index.rule_set_hash) << "," << tokens_text(rec.index.tokens_in, "") << ","
+                  << tokens_text(rec.index.tokens_out, "") << "," << (rec.erased ? "true" : "false");
+        if (with_key) std::cout << "," << csv_field(rec.payload ? plain_payload(*rec.payload) : rec.payload_error);
         std::cout << "\r\n";
         break;
       }
       case out_format::table: {
-        std::cout << std::left << std::setw(8) << rec.seq << std::setw(28)
-                  << audit::format::format_time(rec.time_us) << std::setw(12)
-                  << audit::format::kind_name(rec.kind) << std::setw(24) << cell(rec.flow_id) << std::setw(8)
-                  << cell(rec.index.action) << std::setw(5) << cell(rec.index.src) << std::setw(5)
-                  << cell(rec.index.dst) << std::setw(12) << cell(rec.index.tenant) << std::setw(10)
-                  << (tokens_text(rec.index.tokens_in, "?") + "/" + tokens_text(rec.index.tokens_out, "?"))
-                  << cell(join(rec.index.rules)) << "\n";
-        if (rec.payload) std::cout << "        payload: " << cell(*rec.payload) << "\n";
+        table.print(std::cout, table_columns::cells(rec), cell(join(rec.index.rules)));
+        if (rec.payload) std::cout << "        payload: " << cell(plain_payload(*rec.payload)) << "\n";
         else if (rec.erased) std::cout << "        payload: (erased)\n";
         else if (with_key && !rec.payload_error.empty())
           std::cout << "        payload: (" << rec.payload_error << ")\n";
@@ -342,24 +506,31 @@ int cmd_report(const parsed_args& a) {
     }
   }
   audit::reader r(a.require("db"));
+  auto filter = make_filter(a);
+  filter.action_final = true;  // each flow's final verdict decides (report_from_payloads reads records)
+  resolve_flow(r, filter);
   std::vector<audit::reader::group_totals> groups;
   const bool by_model = std::find(by.begin(), by.end(), "model") != by.end();
   if (by_model && !a.get("key")) throw usage_error("--by model reads the flows' payloads: give --key auditor.key");
   try {
     if (by_model) {
       r.set_auditor_key(crypto::load_auditor_secret(*a.get("key")));
-      groups = report_from_payloads(r, by, make_filter(a));
+      groups = report_from_payloads(r, by, filter);
     } else {
-      groups = r.report(by, make_filter(a));
+      groups = r.report(by, filter);
     }
   } catch (const std::invalid_argument& e) {
     throw usage_error(std::string("--by: ") + e.what());
   }
-  const std::vector<std::string> counts = {"flows", "blocked", "redacted", "tagged", "tokens_in",
-                                           "tokens_out", "usage_unknown"};
+  // Every flow counts under one of allowed .. other (its final action), so
+  // these add up to flows; other holds actions this build does not know, or
+  // none (a trail configured without the action index field).
+  const std::vector<std::string> counts = {"flows",  "blocked",   "redacted",   "tagged",     "allowed",
+                                           "unscannable", "refused", "failed", "other", "tokens_in",
+                                           "tokens_out",  "usage_unknown"};
   const auto values = [](const audit::reader::group_totals& g) {
-    return std::vector<std::uint64_t>{g.flows, g.blocked, g.redacted, g.tagged, g.tokens_in, g.tokens_out,
-                                      g.usage_unknown};
+    return std::vector<std::uint64_t>{g.flows,     g.blocked,  g.redacted, g.tagged,    g.allowed,    g.unscannable,
+                                      g.refused,   g.failed,   g.other,    g.tokens_in, g.tokens_out, g.usage_unknown};
   };
   switch (fmt) {
     case out_format::jsonl: {
@@ -385,23 +556,53 @@ int cmd_report(const parsed_args& a) {
       }
       break;
     case out_format::table: {
-      for (const auto& d : by) std::cout << std::left << std::setw(14) << d;
-      for (const auto& c : counts) std::cout << std::right << std::setw(12) << c;
-      std::cout << "\n";
       audit::reader::group_totals total;
       for (const auto& g : groups) {
-        for (const auto& k : g.key) std::cout << std::left << std::setw(14) << (k.empty() ? "-" : cell(k));
-        for (const auto v : values(g)) std::cout << std::right << std::setw(12) << v;
-        std::cout << "\n";
         total.flows += g.flows, total.blocked += g.blocked, total.redacted += g.redacted;
-        total.tagged += g.tagged, total.tokens_in += g.tokens_in, total.tokens_out += g.tokens_out;
+        total.tagged += g.tagged, total.allowed += g.allowed, total.unscannable += g.unscannable;
+        total.refused += g.refused, total.failed += g.failed, total.other += g.other;
+        total.tokens_in += g.tokens_in, total.tokens_out += g.tokens_out;
         total.usage_unknown += g.usage_unknown;
       }
-      if (!by.empty()) {
-        std::cout << std::left << std::setw(static_cast<int>(14 * by.size())) << "total";
-        for (const auto v : values(total)) std::cout << std::right << std::setw(12) << v;
-        std::cout << "\n";
+      // Widths fit the longest key and number (the total's), so no two columns
+      // touch: keys left-aligned, two spaces after; counts right-aligned, at
+      // least one space before.
+      std::vector<std::size_t> key_w(by.size());
+      for (std::size_t i = 0; i < by.size(); ++i) {
+        key_w[i] = by[i].size();
+        for (const auto& g : groups) key_w[i] = std::max(key_w[i], g.key[i].empty() ? 1 : cell(g.key[i]).size());
       }
+      std::size_t keys_w = 0;
+      for (const auto w : key_w) keys_w += w + 2;
+      if (!by.empty()) keys_w = std::max(keys_w, std::string_view("total  ").size());
+      std::vector<std::size_t> count_w(counts.size());
+      const auto tv = values(total);
+      for (std::size_t i = 0; i < counts.size(); ++i)
+        count_w[i] = std::max(counts[i].size(), std::to_string(tv[i]).size()) + 1;
+      const auto pad_right = [](std::string s, std::size_t w) {
+        if (s.size() < w) s.append(w - s.size(), ' ');
+        return s;
+      };
+      const auto pad_left = [](const std::string& s, std::size_t w) {
+        return s.size() < w ? std::string(w - s.size(), ' ') + s : s;
+      };
+      const auto print_counts = [&](const std::vector<std::uint64_t>& v) {
+        std::string line;
+        for (std::size_t i = 0; i < v.size(); ++i) line += pad_left(std::to_string(v[i]), count_w[i]);
+        return line;
+      };
+      std::string head;
+      for (std::size_t i = 0; i < by.size(); ++i) head += pad_right(by[i], key_w[i] + 2);
+      head = pad_right(head, keys_w);
+      for (std::size_t i = 0; i < counts.size(); ++i) head += pad_left(counts[i], count_w[i]);
+      std::cout << head << "\n";
+      for (const auto& g : groups) {
+        std::string line;
+        for (std::size_t i = 0; i < by.size(); ++i)
+          line += pad_right(g.key[i].empty() ? "-" : cell(g.key[i]), key_w[i] + 2);
+        std::cout << pad_right(line, keys_w) << print_counts(values(g)) << "\n";
+      }
+      if (!by.empty()) std::cout << pad_right("total", keys_w) << print_counts(tv) << "\n";
       break;
     }
   }
@@ -414,7 +615,7 @@ int cmd_erase(const parsed_args& a) {
   no_positional(a);
   audit::writer_options opts;
   opts.db = a.require("db");
-  const auto flow = a.require("flow");
+  auto flow = a.require("flow");
   const auto reason = a.require("reason");
   if (reason.empty()) throw usage_error("--reason must not be empty");
   const auto dir = a.get("keys");
@@ -428,6 +629,14 @@ int cmd_erase(const parsed_args& a) {
     throw usage_error("erase needs customsd's keys: --keys DIR, or --auditor-pub, --sealing-key "
                       "and --signing-key");
   if (!fs::exists(opts.db)) throw std::runtime_error(opts.db.string() + ": no such audit database");
+  {
+    // A prefix names the one flow whose id starts with it.
+    audit::reader r(opts.db);
+    audit::record_filter f;
+    f.flow = flow;
+    resolve_flow(r, f);
+    flow = *f.flow;
+  }
   auto s = audit::store::open_store(opts);
   const auto res = s->erase_flow(flow, reason);
   s->close();
@@ -442,34 +651,53 @@ int cmd_erase(const parsed_args& a) {
 
 int run_audit(std::span<const std::string_view> args) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    (args.empty() ? std::cerr : std::cout) << audit_usage;
+    (args.empty() ? std::cerr : std::cout) << group_usage();
     return args.empty() ? 2 : 0;
   }
   const std::string cmd(args[0]);
   const auto rest = args.subspan(1);
-  try {
-    if (cmd == "verify")
-      return cmd_verify(parsed_args(rest, {"db", "seed", "checkpoint", "signer"}, {"all"}));
-    if (cmd == "checkpoint") return cmd_checkpoint(parsed_args(rest, {"db"}));
-    if (cmd == "show")
-      return cmd_show(parsed_args(rest, with_filters({"db", "key", "format"})), out_format::table);
-    if (cmd == "export")
-      return cmd_show(parsed_args(rest, with_filters({"db", "key", "format"})), out_format::jsonl);
-    if (cmd == "replay")
-      return cmd_replay(parsed_args(rest, {"db", "key", "rules", "since", "until"}));
-    if (cmd == "report") return cmd_report(parsed_args(rest, with_filters({"db", "by", "format", "key"})));
-    if (cmd == "volumes") {
-      const parsed_args va(rest, with_filters({"db", "key", "format"}));
-      no_positional(va);
-      return cmd_audit_volumes(va, make_filter(va));
-    }
-    if (cmd == "erase")
-      return cmd_erase(parsed_args(
-          rest, {"db", "flow", "reason", "keys", "auditor-pub", "sealing-key", "signing-key"}));
-    std::cerr << "customsctl audit: unknown command '" << cmd << "'\n" << audit_usage;
+  const audit_command_help* help = nullptr;
+  for (const auto& h : audit_help)
+    if (h.name == cmd) help = &h;
+  if (!help) {
+    std::cerr << "customsctl audit: unknown command '" << cmd << "'\n" << group_usage();
     return 2;
+  }
+  try {
+    // Options of each command; FILTERS are added for the commands that take them.
+    std::set<std::string> valued, flags;
+    if (cmd == "verify") {
+      valued = {"db", "seed", "checkpoint", "signer"};
+      flags = {"all"};
+    } else if (cmd == "checkpoint") valued = {"db"};
+    else if (cmd == "show" || cmd == "export" || cmd == "volumes") valued = {"db", "key", "format"};
+    else if (cmd == "replay") valued = {"db", "key", "rules", "since", "until"};
+    else if (cmd == "report") valued = {"db", "by", "format", "key"};
+    else if (cmd == "erase") valued = {"db", "flow", "reason", "keys", "auditor-pub", "sealing-key", "signing-key"};
+    if (help->filters) valued = with_filters(std::move(valued));
+    const parsed_args a(rest, valued, flags);
+    if (a.help()) {
+      std::cout << command_usage(*help);
+      return 0;
+    }
+    if (cmd == "verify") return cmd_verify(a);
+    if (cmd == "checkpoint") return cmd_checkpoint(a);
+    if (cmd == "show") return cmd_show(a, out_format::table);
+    if (cmd == "export") return cmd_show(a, out_format::jsonl);
+    if (cmd == "replay") return cmd_replay(a);
+    if (cmd == "report") return cmd_report(a);
+    if (cmd == "volumes") {
+      no_positional(a);
+      auto filter = make_filter(a);
+      if (filter.flow) {
+        audit::reader r(a.require("db"));
+        resolve_flow(r, filter);
+      }
+      return cmd_audit_volumes(a, filter);
+    }
+    return cmd_erase(a);
   } catch (const usage_error& e) {
-    std::cerr << "customsctl audit " << cmd << ": " << e.what() << "\n" << audit_usage;
+    std::cerr << "customsctl audit " << cmd << ": " << e.what() << "\n" << command_usage(*help);
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "customsctl audit " << cmd << ": error: " << e.what() << "\n";

@@ -213,6 +213,11 @@ std::vector<audit::reader::group_totals> report_from_payloads(audit::reader& r, 
     g.blocked += x.action == "block";
     g.redacted += x.action == "redact";
     g.tagged += x.action == "tag";
+    g.allowed += x.action == "allow";
+    g.unscannable += x.action == "unscannable";
+    g.refused += x.action == "refused";
+    g.failed += x.action == "error";
+    g.other = g.flows - g.allowed - g.tagged - g.redacted - g.blocked - g.unscannable - g.refused - g.failed;
     if (x.tokens_in == audit::tokens_unknown || x.tokens_out == audit::tokens_unknown) ++g.usage_unknown;
     if (x.tokens_in != audit::tokens_unknown) g.tokens_in += x.tokens_in;
     if (x.tokens_out != audit::tokens_unknown) g.tokens_out += x.tokens_out;

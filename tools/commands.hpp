@@ -5,6 +5,8 @@
 #include <string_view>
 
 namespace customs::tools {
+// All of customsctl: args are argv[1..].
+[[nodiscard]] int run_customsctl(std::span<const std::string_view> args);
 [[nodiscard]] int run_rules(std::span<const std::string_view> args);
 [[nodiscard]] int run_keys(std::span<const std::string_view> args);
 [[nodiscard]] int run_audit(std::span<const std::string_view> args);

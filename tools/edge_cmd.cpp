@@ -24,7 +24,7 @@ constexpr std::string_view ca_usage =
     "never overwritten.\n";
 
 constexpr std::string_view proxy_usage =
-    "usage: customsctl proxy-user NAME TENANT < password\n"
+    "usage: customsctl proxy-user [--] NAME TENANT < password\n"
     "\n"
     "Prints the users-file line (listeners[].proxy_auth.users) for a forward-proxy\n"
     "user: NAME:<Argon2id hash of the password read from standard input>:TENANT.\n"
@@ -42,6 +42,10 @@ int run_ca(std::span<const std::string_view> args) {
   }
   try {
     const parsed_args a(args.subspan(1), {"out", "name", "days"});
+    if (a.help()) {
+      std::cout << ca_usage;
+      return 0;
+    }
     if (!a.positional().empty()) throw usage_error("unexpected argument '" + a.positional()[0] + "'");
     const auto out = a.require("out");
     const std::string name = a.get("name").value_or("Customs interception CA");
@@ -68,10 +72,12 @@ int run_ca(std::span<const std::string_view> args) {
 }
 
 int run_proxy_user(std::span<const std::string_view> args) {
-  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+  if (wants_help(args)) {
     std::cout << proxy_usage;
     return 0;
   }
+  // `--` ends the options: a NAME or TENANT after it may start with dashes.
+  if (!args.empty() && args[0] == "--") args = args.subspan(1);
   if (args.size() != 2) {
     std::cerr << proxy_usage;
     return 2;

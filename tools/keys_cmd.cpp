@@ -20,7 +20,8 @@ constexpr std::string_view keys_usage =
     "--only auditor makes one more auditor key pair (several may be configured).\n"
     "--only subject makes subject.key, the key of the volume counters' subject hashes\n"
     "(one per fleet: copy the same file to every host that shares counters).\n"
-    "Secret files are written 0600.\n";
+    "Secret files are written 0600.\n"
+    "Exit codes: 0 ok, 2 usage or I/O error (also when a file exists).\n";
 }  // namespace
 
 int run_keys(std::span<const std::string_view> args) {
@@ -34,6 +35,10 @@ int run_keys(std::span<const std::string_view> args) {
   }
   try {
     const parsed_args a(args.subspan(1), {"out", "only"});
+    if (a.help()) {
+      std::cout << keys_usage;
+      return 0;
+    }
     if (!a.positional().empty()) throw usage_error("unexpected argument '" + a.positional()[0] + "'");
     const auto out = a.require("out");
     auto which = crypto::key_set::all;

@@ -39,14 +39,38 @@ namespace json = boost::json;
 constexpr std::size_t max_explain_bytes = 16u << 20;
 using policy::diagnostic;
 
-constexpr std::string_view usage =
-    "usage: customsctl rules check [--json] PATH...\n"
-    "       customsctl rules test [--verbose] [--volume COUNTER=N]... PATH...\n"
-    "       customsctl rules explain --rules PATH [--rules PATH...] --from XX --to YY\n"
+constexpr std::string_view path_help = "PATH is a rule file or a folder of *.yaml / *.yml files, loaded as one set.\n";
+constexpr std::string_view volume_help =
+    "--volume COUNTER=N: the volume counter already holds N subjects (none of the text's).\n";
+constexpr std::string_view check_synopsis = "customsctl rules check [--json] [--] PATH...\n";
+constexpr std::string_view test_synopsis = "customsctl rules test [--verbose] [--volume COUNTER=N]... [--] PATH...\n";
+constexpr std::string_view explain_synopsis =
+    "customsctl rules explain --rules PATH [--rules PATH...] --from XX --to YY\n"
     "                 [--direction request|response] [--tenant T] [--route R]\n"
-    "                 [--part KIND[=N]]... [--volume COUNTER=N]... [--json] (TEXT | --file F | -)\n"
-    "--volume COUNTER=N: the volume counter already holds N subjects (none of the text's).\n"
-    "PATH is a rule file or a folder of *.yaml / *.yml files, loaded as one set.\n";
+    "                 [--part KIND[=N]]... [--volume COUNTER=N]... [--json] (TEXT | --file F | -)\n";
+constexpr std::string_view exit_help = "Exit codes: 0 ok, 1 invalid rules / failed tests, 2 usage or I/O error.\n";
+
+const std::string usage = "usage: " + std::string(check_synopsis) + "       " + std::string(test_synopsis) +
+                          "       " + std::string(explain_synopsis) + std::string(volume_help) +
+                          std::string(path_help) + "customsctl rules <command> --help shows one command's usage.\n";
+const std::string check_usage = "usage: " + std::string(check_synopsis) +
+                                "Validates the rule files as one set: every error and warning with its\n"
+                                "file:line:col, or one summary line (--json: one JSON object).\n" +
+                                std::string(path_help) + std::string(exit_help);
+const std::string test_usage = "usage: " + std::string(test_synopsis) +
+                               "Runs the tests embedded in the rule files (--verbose: passes too).\n" +
+                               std::string(volume_help) + std::string(path_help) + std::string(exit_help);
+const std::string explain_usage = "usage: " + std::string(explain_synopsis) +
+                                  "Shows the findings, rules, tags and action a text gets from XX to YY, and\n"
+                                  "why; after -- the argument is the text, also if it starts with dashes.\n" +
+                                  std::string(volume_help) + std::string(path_help) + std::string(exit_help);
+
+bool is_help(std::string_view a) { return a == "--help" || a == "-h"; }
+
+int help(const std::string& text) {
+  std::cout << text;
+  return 0;
+}
 
 int usage_error(const std::string& msg) {
   std::cerr << "customsctl rules: " << msg << "\n" << usage;
@@ -89,6 +113,7 @@ int check(std::span<const std::string_view> args) {
   for (const auto a : args) {
     if (options_end) paths.emplace_back(a);
     else if (a == "--") options_end = true;
+    else if (is_help(a)) return help(check_usage);
     else if (a == "--json") as_json = true;
     else if (a.starts_with("--")) return usage_error("unknown option " + std::string(a));
     else paths.emplace_back(a);
@@ -164,6 +189,8 @@ int test(std::span<const std::string_view> args) {
       paths.emplace_back(a);
     } else if (a == "--") {
       options_end = true;
+    } else if (is_help(a)) {
+      return help(test_usage);
     } else if (a == "--verbose" || a == "-v") {
       verbose = true;
     } else if (a == "--volume") {
@@ -213,6 +240,8 @@ int explain(std::span<const std::string_view> args) {
       text = std::string(a);
     } else if (a == "--") {
       options_end = true;
+    } else if (is_help(a)) {
+      return help(explain_usage);
     } else if (a == "--rules") {
       auto v = value(i, a);
       if (!v) return 2;
@@ -374,10 +403,7 @@ int run_rules(std::span<const std::string_view> args) {
   if (args[0] == "check") return check(rest);
   if (args[0] == "test") return test(rest);
   if (args[0] == "explain") return explain(rest);
-  if (args[0] == "--help" || args[0] == "-h") {
-    std::cout << usage;
-    return 0;
-  }
+  if (is_help(args[0])) return help(usage);
   return usage_error("unknown command '" + std::string(args[0]) + "'");
 }
 

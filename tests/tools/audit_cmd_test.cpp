@@ -100,8 +100,8 @@ TEST_CASE("audit show/export: index fields without a key, payloads with one", "[
   const auto csv = audit_cmd({"export", "--db", t.dbs(), "--format", "csv", "--src", "DE", "--action", "block"});
   REQUIRE(csv.code == 0);
   const auto cl = lines(csv.out);
-  REQUIRE(cl.size() == 3);  // header + flow-5's two records
-  CHECK_THAT(cl[0], Catch::StartsWith("seq,time,kind,flow_id,action"));
+  REQUIRE(cl.size() == 2);  // header + flow-5's last record (its final verdict)
+  CHECK_THAT(cl[0], Catch::StartsWith("seq,time,kind,epoch,flow_id,action"));
   CHECK_THAT(cl[1], Catch::Contains(",flow-5,block,DE,"));
 
   const auto table = audit_cmd({"show", "--db", t.dbs(), "--key", t.key("auditor.key"), "--rule", "pii.card"});
@@ -310,7 +310,342 @@ TEST_CASE("audit report: by model with the key, by month and year, unknown usage
   REQUIRE(y.code == 0);
   const auto l = lines(y.out);
   REQUIRE(l.size() == 2);
-  CHECK(l[0] == "year,month,flows,blocked,redacted,tagged,tokens_in,tokens_out,usage_unknown\r");
-  // 6 flows, 2 of them (0 and 3) without usage: tokens_in 1+2+4+5 = 12.
-  CHECK(l[1].ends_with(",6,2,0,0,12,24,2\r"));
+  CHECK(l[0] ==
+        "year,month,flows,blocked,redacted,tagged,allowed,unscannable,refused,failed,other,tokens_in,tokens_out,"
+        "usage_unknown\r");
+  // 6 flows (0 and 5 blocked, the others allowed), 2 of them (0 and 3) without
+  // usage: tokens_in 1+2+4+5 = 12.
+  CHECK(l[1].ends_with(",6,2,0,0,4,0,0,0,0,12,24,2\r"));
+}
+
+TEST_CASE("audit verify: 'verified N records before the first failure' is exact for every kind", "[tools][audit][verify]") {
+  const auto before = [](const std::string& out) {
+    const auto l = lines(out);
+    REQUIRE_FALSE(l.empty());
+    return l.back();
+  };
+  SECTION("alteration") {
+    cli_trail t;
+    flip_blob_byte(t.db, 9, "payload", 40);
+    const auto r = audit_cmd(t.verify_args());
+    CHECK_THAT(r.out, Catch::Contains("FAILED at record 9: altered"));
+    CHECK(before(r.out) == "verified 8 records before the first failure");
+  }
+  SECTION("bad MAC") {
+    cli_trail t;
+    flip_blob_byte(t.db, 14, "mac", 0);
+    const auto r = audit_cmd(t.verify_args());
+    CHECK_THAT(r.out, Catch::Contains("FAILED at record 14: bad MAC"));
+    CHECK(before(r.out) == "verified 13 records before the first failure");
+  }
+  SECTION("deletion") {
+    cli_trail t;
+    tamper_db(t.db).exec("DELETE FROM records WHERE seq = 9");
+    const auto r = audit_cmd(t.verify_args());
+    CHECK_THAT(r.out, Catch::Contains("FAILED at record 9: missing"));
+    CHECK(before(r.out) == "verified 8 records before the first failure");
+  }
+  SECTION("reordering") {
+    cli_trail t;
+    tamper_db(t.db).exec(
+        "UPDATE records SET seq = 1000 WHERE seq = 6; UPDATE records SET seq = 6 WHERE seq = 5;"
+        " UPDATE records SET seq = 5 WHERE seq = 1000;");
+    const auto r = audit_cmd(t.verify_args());
+    CHECK_THAT(r.out, Catch::Contains("FAILED at record 5: reordered"));
+    CHECK(before(r.out) == "verified 4 records before the first failure");
+  }
+  SECTION("truncation") {
+    cli_trail t;
+    const auto total = t.verify().records;
+    auto d = tamper_db(t.db);
+    d.exec("DELETE FROM records WHERE seq > 20;");
+    const auto r = audit_cmd(t.verify_args());
+    INFO(total);
+    CHECK_THAT(r.out, Catch::Contains("FAILED at record 21: truncated"));
+    CHECK(before(r.out) == "verified 20 records before the first failure");
+  }
+  SECTION("--all: the count still ends at the first failure") {
+    cli_trail t;
+    flip_blob_byte(t.db, 9, "payload", 40);
+    flip_blob_byte(t.db, 14, "mac", 0);
+    auto args = t.verify_args();
+    args.push_back("--all");
+    const auto r = audit_cmd(args);
+    CHECK_THAT(r.out, Catch::Contains("FAILED at record 14: bad MAC"));
+    CHECK(before(r.out) == "verified 8 records before the first failure");
+  }
+}
+
+namespace {
+// Flows as customsd writes them, one of each final action, with ids that share
+// prefixes: A and B share "7f3c"; the payloads hold timings as Boost.JSON
+// serializes doubles (1.4640691E1).
+struct mixed_trail : trail {
+  struct flow_spec {
+    std::string id, opened_action, closed_action, src, tenant;
+    std::vector<std::string> rules;
+    std::string opened_payload, closed_payload;
+  };
+  static constexpr const char* a = "7f3c0a0000000000000a";  // blocked at request time
+  static constexpr const char* b = "7f3c0b0000000000000b";  // blocked at response time
+  static constexpr const char* c = "8a000000000000000c0c";  // unscannable (content: full)
+  std::vector<flow_spec> specs() const {
+    const std::string timings = R"("timings_ms":{"duration":1.4640691E1,"inspect":2.5E-2})";
+    return {
+        {a, "block", "block", "CN", "tenant-with-a-long-name", {"cn.pipl.export", "pii.card"},
+         R"({"verdict":{"action":"block"},"request_texts":["card 4111"],"findings":[]})",
+         "{\"outcome\":\"answered\"," + timings + ",\"findings\":[]}"},
+        {b, "allow", "block", "DE", "acme", {"pii.phone"}, R"({"request_texts":["hi"],"findings":[]})",
+         "{\"outcome\":\"answered\"," + timings + ",\"response_texts\":[\"call 555\"],\"findings\":[]}"},
+        {c, "unscannable", "unscannable", "CN", "acme", {},
+         R"({"verdict":{"action":"unscannable","rules":[],"tags":[]},"findings":[],"detail":"the body is not valid JSON"})",
+         "{\"outcome\":\"answered\"," + timings + ",\"findings\":[]}"},
+        {"d0000000000000000d0d", "refused", "refused", "CN", "acme", {},
+         R"({"verdict":{"action":"refused"},"findings":[],"detail":"volume counters unavailable: timeout"})",
+         R"({"outcome":"answered","findings":[]})"},
+        {"e0000000000000000e0e", "allow", "error", "CN", "acme", {}, R"({"request_texts":["x"],"findings":[]})",
+         R"({"outcome":"failed","failure":"upstream reset","findings":[]})"},
+        {"f0000000000000000f01", "redact", "redact", "DE", "acme", {"pii.card"},
+         R"({"request_texts":["card 4111"],"findings":[]})", R"({"outcome":"answered","findings":[]})"},
+        {"f0000000000000000f02", "tag", "tag", "DE", "acme", {"t.rule"}, R"({"request_texts":["y"],"findings":[]})",
+         R"({"outcome":"answered","findings":[]})"},
+        {"f0000000000000000f03", "allow", "allow", "DE", "acme", {}, R"({"request_texts":["z"],"findings":[]})",
+         R"({"outcome":"answered","findings":[]})"},
+    };
+  }
+  mixed_trail() {
+    auto s = customs::audit::store::open_store(opts);
+    ack_counter acks;
+    std::size_t n = 0;
+    for (const auto& f : specs()) {
+      customs::audit::record o;
+      o.kind = customs::audit::record_kind::flow_opened;
+      o.flow_id = f.id;
+      o.index.route = "/v1/chat/completions";
+      o.index.src = f.src;
+      o.index.dst = "US";
+      o.index.tenant = f.tenant;
+      o.index.action = f.opened_action;
+      o.index.rules = f.opened_action == "block" || f.opened_action == "redact" || f.opened_action == "tag"
+                          ? f.rules
+                          : std::vector<std::string>{};
+      o.index.rule_set_hash = "ab12cd34";
+      o.index.tokens_in = o.index.tokens_out = customs::audit::tokens_unknown;
+      o.payload = f.opened_payload;
+      auto cl = o;
+      cl.kind = customs::audit::record_kind::flow_closed;
+      cl.index.action = f.closed_action;
+      cl.index.rules = f.rules;
+      cl.index.tokens_in = 10;
+      cl.index.tokens_out = 20;
+      cl.payload = f.closed_payload;
+      REQUIRE_FALSE(s->append(std::move(o), acks.handler()));
+      REQUIRE_FALSE(s->append(std::move(cl), acks.handler()));
+      n += 2;
+    }
+    acks.wait_for(n);
+    s->close();
+  }
+  std::string dbs() const { return db.string(); }
+  std::string key() const { return (keys / "auditor.key").string(); }
+};
+
+}  // namespace
+
+TEST_CASE("audit replay: an unscannable flow in a full trail is not replayed for its true reason", "[tools][audit][replay]") {
+  mixed_trail t;
+  const auto pack = t.dir.path / "pack.yaml";
+  std::ofstream(pack) << R"(schema: customs/v1
+pack: {id: replay-test, version: "1"}
+detectors:
+  - {id: d.phone, category: pi.phone, pattern: '1[3-9]\d{9}'}
+rules:
+  - id: r.phone
+    when: {detectors: [d.phone]}
+    then: {action: block}
+)";
+  const auto r = audit_cmd({"replay", "--db", t.dbs(), "--key", t.key(), "--rules", pack.string()});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, !Catch::Contains("payload mode"));
+  CHECK_THAT(r.out, Catch::Contains(std::string("not replayed: ") + mixed_trail::c +
+                                    ": no text recorded: the request was unscannable (the body is not valid JSON)"));
+  CHECK_THAT(r.out, Catch::Contains("not replayed: d0000000000000000d0d: no text recorded: the request was refused "
+                                    "(volume counters unavailable: timeout)"));
+  CHECK_THAT(r.out, Catch::Contains("8 flows, 6 replayed"));
+}
+
+TEST_CASE("audit replay: a decided flow without texts still names the payload mode", "[tools][audit][replay]") {
+  cli_trail t;  // and one more flow whose payload holds no text, as in mode "findings"
+  const auto pack = t.dir.path / "pack.yaml";
+  std::ofstream(pack) << "schema: customs/v1\npack: {id: p, version: \"1\"}\n";
+  {
+    auto s = customs::audit::store::open_store(t.opts);
+    ack_counter acks;
+    auto o = make_record(42, customs::audit::record_kind::flow_opened);
+    o.payload = R"({"verdict":{"action":"allow"},"findings":[]})";
+    REQUIRE_FALSE(s->append(std::move(o), acks.handler()));
+    acks.wait_for(1);
+    s->close();
+  }
+  const auto r = audit_cmd({"replay", "--db", t.dbs(), "--key", t.key("auditor.key"), "--rules", pack.string()});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  CHECK_THAT(r.out, Catch::Contains("not replayed: flow-42: no text recorded (payload mode is not \"full\")"));
+}
+
+namespace {
+std::vector<std::string> words(const std::string& line) {
+  std::vector<std::string> out;
+  std::istringstream in(line);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+// Where each space-separated word of a line starts.
+std::vector<std::size_t> word_starts(const std::string& line) {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < line.size(); ++i)
+    if (line[i] != ' ' && (i == 0 || line[i - 1] == ' ')) out.push_back(i);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("audit show: every column is apart and aligned under its heading", "[tools][audit][show]") {
+  mixed_trail t;
+  const auto r = audit_cmd({"show", "--db", t.dbs()});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const auto l = lines(r.out);
+  REQUIRE(l.size() == 1 + 16 + 1);
+  const auto heads = words(l[0]);
+  REQUIRE(heads == std::vector<std::string>{"SEQ", "TIME", "KIND", "FLOW", "ACTION", "SRC", "DST", "TENANT",
+                                            "TOKENS", "RULES"});
+  const auto head_at = word_starts(l[0]);
+  bool saw_unscannable = false, saw_long_tenant = false;
+  for (std::size_t i = 1; i + 1 < l.size(); ++i) {
+    const auto w = words(l[i]);
+    INFO(l[i]);
+    // A row without rules has one word less; every word stands under its heading.
+    REQUIRE((w.size() == heads.size() || w.size() == heads.size() - 1));
+    const auto at = word_starts(l[i]);
+    for (std::size_t k = 0; k < at.size(); ++k) CHECK(at[k] == head_at[k]);
+    saw_unscannable |= w[4] == "unscannable" && w[5] == "CN";
+    saw_long_tenant |= w[7] == "tenant-with-a-long-name";
+    CHECK(w[3].size() == 20);  // the whole flow id
+  }
+  CHECK(saw_unscannable);
+  CHECK(saw_long_tenant);
+  CHECK(l.back() == "16 records");
+}
+
+TEST_CASE("audit show/export print timings as plain decimals, not 1.4640691E1", "[tools][audit][show]") {
+  mixed_trail t;
+  const auto show = audit_cmd({"show", "--db", t.dbs(), "--key", t.key(), "--flow", mixed_trail::c});
+  INFO(show.out << show.err);
+  REQUIRE(show.code == 0);
+  CHECK_THAT(show.out, Catch::Contains("\"timings_ms\":{\"duration\":14.640691,\"inspect\":0.025}"));
+  CHECK_THAT(show.out, !Catch::Contains("E1"));
+  CHECK_THAT(show.out, !Catch::Contains("E-2"));
+  const auto jsonl = audit_cmd({"export", "--db", t.dbs(), "--key", t.key(), "--flow", mixed_trail::c});
+  REQUIRE(jsonl.code == 0);
+  CHECK_THAT(jsonl.out, Catch::Contains("\"duration\":14.640691,"));
+  CHECK_THAT(jsonl.out, !Catch::Contains("E1"));
+  const auto closed = boost::json::parse(lines(jsonl.out).at(1)).as_object();
+  CHECK(closed.at("payload").at("timings_ms").at("duration").as_double() == 14.640691);
+  const auto csv = audit_cmd({"export", "--db", t.dbs(), "--key", t.key(), "--flow", mixed_trail::c, "--format", "csv"});
+  REQUIRE(csv.code == 0);
+  CHECK_THAT(csv.out, Catch::Contains("\"\"duration\"\":14.640691,"));
+  CHECK_THAT(csv.out, !Catch::Contains("E1"));
+}
+
+TEST_CASE("audit --flow takes a unique prefix, and an ambiguous or unmatched one is an error", "[tools][audit][flow]") {
+  mixed_trail t;
+  const auto one = audit_cmd({"export", "--db", t.dbs(), "--flow", "7f3c0a"});
+  INFO(one.out << one.err);
+  REQUIRE(one.code == 0);
+  const auto l = lines(one.out);
+  REQUIRE(l.size() == 2);
+  for (const auto& line : l) CHECK(boost::json::parse(line).at("flow_id").as_string() == mixed_trail::a);
+  // A whole id is itself, also when it is the prefix of another id.
+  CHECK(lines(audit_cmd({"export", "--db", t.dbs(), "--flow", mixed_trail::a}).out).size() == 2);
+
+  const auto many = audit_cmd({"show", "--db", t.dbs(), "--flow", "7f3c"});
+  CHECK(many.code == 2);
+  CHECK_THAT(many.err, Catch::Contains("'7f3c' matches 2 flows"));
+  CHECK(many.out.empty());
+  const auto none = audit_cmd({"show", "--db", t.dbs(), "--flow", "zz"});
+  CHECK(none.code == 2);
+  CHECK_THAT(none.err, Catch::Contains("no flow id starts with 'zz'"));
+  CHECK(none.out.empty());
+  CHECK(audit_cmd({"report", "--db", t.dbs(), "--flow", "7f3c"}).code == 2);
+  CHECK(audit_cmd({"report", "--db", t.dbs(), "--flow", "8a"}).code == 0);
+
+  const auto erase = audit_cmd({"erase", "--db", t.dbs(), "--flow", "8a", "--reason", "test", "--keys", t.keys.string()});
+  INFO(erase.err);
+  REQUIRE(erase.code == 0);
+  CHECK_THAT(erase.out, Catch::Contains(std::string("records of flow ") + mixed_trail::c));
+  CHECK(audit_cmd({"erase", "--db", t.dbs(), "--flow", "f000", "--reason", "test", "--keys", t.keys.string()}).code ==
+        2);
+}
+
+TEST_CASE("audit report counts every flow: unscannable, refused and failed have columns", "[tools][audit][report]") {
+  mixed_trail t;
+  const auto r = audit_cmd({"report", "--db", t.dbs(), "--format", "json"});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const auto g = boost::json::parse(r.out).at("groups").as_array().at(0).as_object();
+  CHECK(g.at("flows").as_int64() == 8);
+  CHECK(g.at("blocked").as_int64() == 2);
+  CHECK(g.at("redacted").as_int64() == 1);
+  CHECK(g.at("tagged").as_int64() == 1);
+  CHECK(g.at("allowed").as_int64() == 1);
+  CHECK(g.at("unscannable").as_int64() == 1);
+  CHECK(g.at("refused").as_int64() == 1);
+  CHECK(g.at("failed").as_int64() == 1);
+  std::int64_t sum = 0;
+  for (const char* k : {"allowed", "tagged", "redacted", "blocked", "unscannable", "refused", "failed"})
+    sum += g.at(k).as_int64();
+  CHECK(sum == g.at("flows").as_int64());
+  // The payload path (--by model) counts the same way.
+  const auto m = audit_cmd({"report", "--db", t.dbs(), "--key", t.key(), "--by", "model", "--format", "json"});
+  REQUIRE(m.code == 0);
+  const auto gm = boost::json::parse(m.out).at("groups").as_array().at(0).as_object();
+  CHECK(gm.at("unscannable").as_int64() == 1);
+  CHECK(gm.at("refused").as_int64() == 1);
+  CHECK(gm.at("failed").as_int64() == 1);
+  CHECK(gm.at("allowed").as_int64() == 1);
+  const auto table = audit_cmd({"report", "--db", t.dbs(), "--by", "src"});
+  REQUIRE(table.code == 0);
+  CHECK_THAT(lines(table.out).at(0), Catch::Contains("unscannable"));
+  CHECK_THAT(lines(table.out).at(0), Catch::Contains("refused"));
+  CHECK_THAT(lines(table.out).at(0), Catch::Contains("failed"));
+}
+
+TEST_CASE("audit export --action lists each flow once, by its final verdict", "[tools][audit][export]") {
+  mixed_trail t;
+  const auto r = audit_cmd({"export", "--db", t.dbs(), "--action", "block"});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const auto l = lines(r.out);
+  REQUIRE(l.size() == 2);
+  CHECK(boost::json::parse(l[0]).at("flow_id").as_string() == mixed_trail::a);
+  CHECK(boost::json::parse(l[1]).at("flow_id").as_string() == mixed_trail::b);
+  // A flow that was allowed at request time and failed later is not "allow".
+  const auto allow = audit_cmd({"export", "--db", t.dbs(), "--action", "allow"});
+  REQUIRE(lines(allow.out).size() == 1);
+  CHECK(boost::json::parse(lines(allow.out)[0]).at("flow_id").as_string() == "f0000000000000000f03");
+}
+
+TEST_CASE("audit export csv: epoch and rule_set_hash columns, rules joined by semicolons", "[tools][audit][export]") {
+  mixed_trail t;
+  const auto r = audit_cmd({"export", "--db", t.dbs(), "--format", "csv", "--flow", mixed_trail::a});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  const auto l = lines(r.out);
+  REQUIRE(l.size() == 3);
+  CHECK(l[0] == "seq,time,kind,epoch,flow_id,action,src,dst,tenant,route,rules,rule_set_hash,tokens_in,tokens_out,"
+                "erased\r");
+  CHECK_THAT(l[2], Catch::Contains(",flow_closed,0," + std::string(mixed_trail::a) +
+                                   ",block,CN,US,tenant-with-a-long-name,/v1/chat/completions,cn.pipl.export;pii.card,"
+                                   "ab12cd34,10,20,false\r"));
 }
