@@ -6,7 +6,8 @@
 # answer contains a PRC mobile number, which customsd redacts on the fly.
 # On first run the audit keys are made in config/state/keys (customsctl keys gen);
 # the audit trail is config/state/audit.db. Ctrl-C (SIGINT) drains and stops
-# customsd.
+# customsd (so does SIGTERM to this script). CUSTOMS_DEMO_CONFIG names another
+# config file.
 #
 # Try, from another terminal (see README.md):
 #   curl -N http://127.0.0.1:8080/openai/v1/chat/completions \
@@ -14,6 +15,7 @@
 #     -d '{"model":"demo","stream":true,"messages":[{"role":"user","content":"Hello"}]}'
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+config="${CUSTOMS_DEMO_CONFIG:-config/customsd.yaml}"
 
 bash tools/scripts/install-deps.sh
 cmake --preset release >/dev/null
@@ -47,8 +49,22 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 echo "demo: fake provider $(grep -m1 'listening on' "$provider_log")" >&2
-echo "demo: customsd on http://127.0.0.1:8080 (admin http://127.0.0.1:9090/metrics, /rules); audit trail $state/audit.db; Ctrl-C stops" >&2
+echo "demo: customsd with $config (its listeners are logged below); audit trail $state/audit.db; Ctrl-C stops" >&2
 
+# customsd runs as a child in a session of its own: a SIGTERM or SIGINT sent to
+# this script (Ctrl-C included) reaches it exactly once (a second one would cut
+# the flows in flight instead of draining them), and the fake provider stops
+# after it.
+setsid build/release/daemon/customsd --config "$config" &
+customsd_pid=$!
+forward() { kill -s "$1" "$customsd_pid" 2>/dev/null || true; }
+trap 'forward TERM' TERM
+trap 'forward INT' INT
 status=0
-build/release/daemon/customsd --config config/customsd.yaml || status=$?
+while true; do
+  wait "$customsd_pid" && status=0 || status=$?
+  # wait returns early (status > 128) when a trapped signal arrives; go on
+  # waiting until customsd itself has exited.
+  kill -0 "$customsd_pid" 2>/dev/null || break
+done
 exit "$status"
