@@ -7,6 +7,8 @@
 //   verify records/s   (chain, MACs, signatures) vs a plain scan of the same rows
 // usage: audit_bench [--records N] [--rate R] [--seconds S] [--dir DIR]
 //                    [--commit-records N] [--commit-ms T] [--store-only]
+// Files go to a new folder customs-audit-bench-PID inside DIR (default: the
+// temporary folder), which is deleted at the end; nothing else in DIR is touched.
 #include <sqlite3.h>
 #include <sys/resource.h>
 
@@ -199,9 +201,26 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (o.dir.empty()) o.dir = fs::temp_directory_path() / ("customs-audit-bench-" + std::to_string(::getpid()));
-  fs::remove_all(o.dir);
-  fs::create_directories(o.dir);
+  // The bench writes into a folder of its own (inside --dir, or the system's
+  // temporary folder) and deletes that folder, never anything it did not make.
+  {
+    const fs::path parent = o.dir.empty() ? fs::temp_directory_path() : o.dir;
+    o.dir = parent / ("customs-audit-bench-" + std::to_string(::getpid()));
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    if (ec || !fs::create_directory(o.dir, ec) || ec) {
+      std::fprintf(stderr, "audit_bench: cannot make a fresh folder %s%s%s\n", o.dir.c_str(),
+                   ec ? ": " : " (it exists)", ec ? ec.message().c_str() : "");
+      return 2;
+    }
+  }
+  struct remove_on_exit {
+    fs::path path;
+    ~remove_on_exit() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  } cleanup{o.dir};
   std::printf("audit_bench: %llu records of 1 KB payload, group commit at %u records or %d ms, in %s\n",
               static_cast<unsigned long long>(o.records), o.commit_records, o.commit_ms, o.dir.c_str());
 
@@ -237,9 +256,14 @@ int main(int argc, char** argv) {
     const double cpu = cpu_seconds() - cpu1;
     const auto st = w->get_stats();
     w->close();
-    std::printf("%-44s %10.0f records/s  (%.1f us CPU per record; %.1f%% of baseline; %llu commits, %llu failed)\n",
+    // --store-only measures no baseline: no ratio is printed then.
+    const std::string ratio =
+        o.store_only ? std::string()
+                     : std::to_string(static_cast<int>(100.0 * static_cast<double>(o.records) / elapsed / base)) +
+                           "% of baseline; ";
+    std::printf("%-44s %10.0f records/s  (%.1f us CPU per record; %s%llu commits, %llu failed)\n",
                 "store: durable records/s, unpaced", static_cast<double>(o.records) / elapsed,
-                cpu * 1e6 / static_cast<double>(o.records), 100.0 * static_cast<double>(o.records) / elapsed / base,
+                cpu * 1e6 / static_cast<double>(o.records), ratio.c_str(),
                 static_cast<unsigned long long>(st.commits), static_cast<unsigned long long>(lat.failed.load()));
     print_latency("store: durable wait, unpaced (queue full)", lat.us);
   }
@@ -308,6 +332,5 @@ int main(int argc, char** argv) {
                 sum.ok() ? "valid" : "INVALID");
     if (!sum.ok()) return 1;
   }
-  fs::remove_all(o.dir);
   return 0;
 }
