@@ -213,8 +213,24 @@ enum class flow_outcome : std::uint8_t {
 
 [[nodiscard]] std::string_view to_string(flow_outcome o) noexcept;
 
+// What filters know of a flow that the relay does not, for the flow's
+// flow_end log line: filled (optionally) by on_flow_end; empty strings and
+// negative numbers are left out of the line.
+struct flow_report {
+  std::string src_jurisdiction;   // resolved source (enforcement)
+  std::string dst_jurisdiction;   // preset to the route's jurisdiction
+  std::string tenant;
+  std::string verdict;            // allow | tag | redact | block | unscannable | refused | error
+  std::vector<std::string> rules;  // ids of the rules that decided the verdict
+  std::int64_t tokens_in = -1;    // as reported by the provider; -1: unknown
+  std::int64_t tokens_out = -1;
+  std::chrono::nanoseconds inspect{-1};     // time spent inspecting (request and response)
+  std::chrono::nanoseconds audit_wait{-1};  // wait for the opened record to be durable
+};
+
 struct flow_summary {
   const flow_info* flow = nullptr;
+  flow_report* report = nullptr;     // never null from the session; filters may fill it
   flow_outcome outcome = flow_outcome::relayed;
   std::string_view failure;          // stable reason code when failed, else empty:
                                      // upstream_unreachable, upstream_timeout, upstream_reset,

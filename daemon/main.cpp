@@ -114,6 +114,10 @@ int main(int argc, char** argv) {
   // on a full disk), not kill it.
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGXFSZ, SIG_IGN);
+  // Every line in the config's format and level, from the first (the audit
+  // trail's, written while the enforcer opens it).
+  set_log_level(cfg.log.level);
+  set_log_format(cfg.log.format);
   std::unique_ptr<enforce::enforcer> enf;
   try {
     server_options opts;

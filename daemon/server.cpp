@@ -242,6 +242,7 @@ server::server(config cfg, server_options opts)
       control_(std::make_unique<asio::io_context>(1)),
       control_state_(std::make_unique<control_state>(*control_)) {
   set_log_level(cfg_->log.level);
+  set_log_format(cfg_->log.format);
   auto rt = make_runtime(cfg_, generation_);
   last_rt_ = rt;
   std::random_device rd;
@@ -477,6 +478,7 @@ reload_result server::reload(config next) {
     cfg_ = cfg;
   }
   set_log_level(cfg->log.level);
+  set_log_format(cfg->log.format);
   if (opts_.config_applied) opts_.config_applied(*cfg);
   for (auto& w : workers_) {
     worker* wp = w.get();
@@ -486,7 +488,11 @@ reload_result server::reload(config next) {
     });
   }
   stats_->reloads_ok.add();
-  for (const auto& c : r.changes) log_line(log_level::info, "reload_change").kv("change", c);
+  // A change that did not take effect (the running setting was kept) needs
+  // the operator's attention: warn, not info.
+  for (const auto& c : r.changes) {
+    log_line(c.starts_with("restart needed: ") ? log_level::warn : log_level::info, "reload_change").kv("change", c);
+  }
   log_line(log_level::info, "reloaded").kv("generation", generation_).kv("changes", static_cast<std::uint64_t>(r.changes.size()));
   r.ok = true;
   return r;

@@ -1408,8 +1408,11 @@ void session::finish(flow& f) noexcept {
 void session::finish_flow(flow& f) {
   const auto duration = since(f.start);
   if (f.outcome == flow_outcome::relayed && f.why != failure::none) f.outcome = flow_outcome::failed;
+  flow_report report;
+  if (f.route != nullptr) report.dst_jurisdiction = f.route->cfg->jurisdiction;
   flow_summary s;
   s.flow = &f.info;
+  s.report = &report;
   s.outcome = f.outcome;
   s.failure = to_string(f.why);
   s.status = f.status;
@@ -1443,14 +1446,22 @@ void session::finish_flow(flow& f) {
         .kv("peer", peer_ip_)
         .kv("route", f.route != nullptr ? std::string_view(f.route->cfg->prefix) : std::string_view("none"))
         .kv("method", std::string_view(http::to_string(f.method).data(), http::to_string(f.method).size()))
-        .kv("path", f.path)
-        .kv("status", f.status)
-        .kv("outcome", to_string(f.outcome));
+        .kv("path", f.path);
+    // What the filters know (enforcement): who, where to, and what was decided.
+    if (!report.src_jurisdiction.empty()) line.kv("src", report.src_jurisdiction);
+    if (!report.dst_jurisdiction.empty()) line.kv("dst", report.dst_jurisdiction);
+    if (!report.tenant.empty()) line.kv("tenant", report.tenant);
+    if (!report.verdict.empty()) line.kv("verdict", report.verdict).kv("rules", report.rules);
+    line.kv("status", f.status).kv("outcome", to_string(f.outcome));
     if (f.why != failure::none) line.kv("reason", to_string(f.why));
     if (!f.detail.empty()) line.kv("detail", f.detail);
     line.kv("bytes_in", f.bytes_in).kv("bytes_out", f.bytes_out).kv("events", f.events).kv("cut", f.stream_cut);
+    if (report.tokens_in >= 0) line.kv("tokens_in", report.tokens_in);
+    if (report.tokens_out >= 0) line.kv("tokens_out", report.tokens_out);
     if (f.up_ttfb.count() >= 0) line.ms("upstream_ttfb_ms", f.up_ttfb.count());
     if (f.ttfb.count() >= 0) line.ms("ttfb_ms", f.ttfb.count());
+    if (report.inspect.count() >= 0) line.ms("inspect_ms", report.inspect.count());
+    if (report.audit_wait.count() >= 0) line.ms("audit_wait_ms", report.audit_wait.count());
     line.ms("duration_ms", duration.count());
   }
 }

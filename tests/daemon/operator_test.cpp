@@ -1,0 +1,285 @@
+// What operators used to nginx, systemd and Prometheus expect of customsd: the
+// command line (-t, --help), build information in the metrics, the systemd
+// notify protocol (against a fake notify socket), log formats (logfmt and
+// JSON, flow_end fields) and the headers of customsd's own answers.
+#include "enforce_harness.hpp"
+
+#include "daemon/log.hpp"
+
+#include <boost/json/parse.hpp>
+#include <catch2/catch.hpp>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstring>
+#include <optional>
+
+using namespace customs::testing;
+using namespace customs::testing::enforce;
+using namespace customs::daemon;
+
+namespace operator_test {
+
+// customsd's log lines (process-wide) read from a pipe while it lives.
+class log_capture {
+ public:
+  log_capture() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+    read_ = fds[0];
+    write_ = fds[1];
+    set_log_fd(write_);
+    reader_ = std::thread([this] {
+      char buf[4096];
+      for (;;) {
+        const ssize_t n = ::read(read_, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        std::lock_guard lock(mutex_);
+        text_.append(buf, static_cast<std::size_t>(n));
+        cv_.notify_all();
+      }
+    });
+  }
+  ~log_capture() {
+    set_log_fd(-1);
+    set_log_format(log_format::logfmt);
+    set_log_level(log_level::error);
+    ::close(write_);
+    reader_.join();
+    ::close(read_);
+  }
+  // The first complete line holding `needle`, or "" after 10 s.
+  std::string line_with(const std::string& needle) {
+    std::unique_lock lock(mutex_);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      std::size_t start = 0;
+      for (auto nl = text_.find('\n'); nl != std::string::npos; nl = text_.find('\n', start)) {
+        const std::string line = text_.substr(start, nl - start);
+        if (line.find(needle) != std::string::npos) return line;
+        start = nl + 1;
+      }
+      if (cv_.wait_until(lock, until) == std::cv_status::timeout) return {};
+    }
+  }
+  std::string text() {
+    std::lock_guard lock(mutex_);
+    return text_;
+  }
+
+ private:
+  int read_ = -1, write_ = -1;
+  std::thread reader_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::string text_;
+};
+
+std::filesystem::path write_file(const std::string& name, const std::string& text) {
+  const auto p = test_dir("operator") / name;
+  std::ofstream(p) << text;
+  return p;
+}
+
+const std::string minimal_config =
+    "version: 1\n"
+    "listeners:\n"
+    "  - {name: edge, address: 127.0.0.1, port: 0}\n"
+    "admin: {address: 127.0.0.1, port: 0}\n"
+    "routes:\n"
+    "  - {prefix: /openai/, upstream: \"http://127.0.0.1:9\", dialect: openai, jurisdiction: US}\n"
+    "threads: 1\n"
+    "drain_timeout: 5s\n";
+
+// logfmt's value at `key` in `line`, unquoted and unescaped ("" if absent).
+std::string logfmt_value(const std::string& line, const std::string& key) {
+  const auto at = line.find(" " + key + "=");
+  if (at == std::string::npos) return {};
+  std::size_t i = at + key.size() + 2;
+  if (i >= line.size() || line[i] != '"') return line.substr(i, line.find(' ', i) - i);
+  std::string v;
+  for (++i; i < line.size() && line[i] != '"'; ++i) {
+    if (line[i] != '\\') {
+      v += line[i];
+      continue;
+    }
+    const char e = line[++i];
+    if (e == 'n') v += '\n';
+    else if (e == 'r') v += '\r';
+    else if (e == 't') v += '\t';
+    else if (e == 'x') {
+      v += static_cast<char>(std::stoi(line.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else v += e;
+  }
+  return v;
+}
+
+}  // namespace operator_test
+
+using namespace operator_test;
+
+// ---- log formats -------------------------------------------------------------
+
+TEST_CASE("operator: config log.format takes logfmt or json") {
+  auto c = load_config(write_file("fmt-json.yaml", minimal_config + "log: {format: json}\n"));
+  CHECK(c.log.format == log_format::json);
+  c = load_config(write_file("fmt-default.yaml", minimal_config));
+  CHECK(c.log.format == log_format::logfmt);
+  try {
+    (void)load_config(write_file("fmt-bad.yaml", minimal_config + "log: {format: xml}\n"));
+    FAIL("accepted format: xml");
+  } catch (const config_error& e) {
+    REQUIRE(!e.diagnostics().empty());
+    CHECK(e.diagnostics()[0].to_string().find("E_VALUE: log.format: expected logfmt or json") != std::string::npos);
+  }
+}
+
+TEST_CASE("operator: hostile values stay in one log line in both formats and read back as written") {
+  const std::string hostile = "/a\"b\\c d=e\nlevel=error x\r\t\x01\x1b[31m\x7f/";
+  const std::string not_utf8 = "t\xff\xfe" "en\xc3";  // invalid bytes, a cut sequence
+  log_capture cap;
+  set_log_level(log_level::info);
+
+  set_log_format(log_format::logfmt);
+  log_line(log_level::info, "hostile_logfmt").kv("route", hostile).kv("tenant", not_utf8).kv("n", 3)
+      .kv("rules", std::vector<std::string>{"a.b", "c"}).kv("cut", true).ms("ms", 1500000);
+  const auto l = cap.line_with("event=hostile_logfmt");
+  REQUIRE(!l.empty());
+  CHECK(l.find('\r') == std::string::npos);
+  CHECK(l.find('\x01') == std::string::npos);
+  CHECK(l.find('\x1b') == std::string::npos);
+  CHECK(logfmt_value(l, "route") == hostile);
+  CHECK(logfmt_value(l, "level") == "info");  // the injected "level=error" is inside a quoted value
+  CHECK(logfmt_value(l, "n") == "3");
+  CHECK(logfmt_value(l, "rules") == "a.b,c");
+  CHECK(logfmt_value(l, "cut") == "true");
+  CHECK(logfmt_value(l, "ms") == "1.500");
+
+  set_log_format(log_format::json);
+  log_line(log_level::warn, "hostile_json").kv("route", hostile).kv("tenant", not_utf8).kv("n", 3)
+      .kv("rules", std::vector<std::string>{"a.b", "c\"d"}).kv("cut", false).ms("ms", 1500000);
+  const auto j = cap.line_with("\"event\":\"hostile_json\"");
+  REQUIRE(!j.empty());
+  CHECK(j.find('\r') == std::string::npos);
+  CHECK(j.find('\x01') == std::string::npos);
+  const auto v = boost::json::parse(j).as_object();
+  CHECK(v.at("level").as_string() == "warn");
+  CHECK(v.at("event").as_string() == "hostile_json");
+  CHECK(v.at("ts").as_string().size() == 24);
+  CHECK(v.at("route").as_string() == hostile);
+  CHECK(v.at("tenant").as_string() == "t\xEF\xBF\xBD\xEF\xBF\xBD" "en\xEF\xBF\xBD");
+  CHECK(v.at("n").as_int64() == 3);
+  CHECK(v.at("rules").as_array() == boost::json::array{"a.b", "c\"d"});
+  CHECK(v.at("cut").as_bool() == false);
+  CHECK(v.at("ms").as_double() == Approx(1.5));
+  CHECK(j.find("\"ms\":1.500}") != std::string::npos);  // three decimals, not 1.5E0
+  // Every line of the capture is one object.
+  CHECK(std::count(j.begin(), j.end(), '\n') == 0);
+}
+
+namespace operator_test {
+
+// An enforcing server whose flows are all logged, in `format`.
+config logged_config(const trail_files& t, std::uint16_t provider, log_format format) {
+  auto c = enforcing_config(t, provider);
+  c.log.level = log_level::info;
+  c.log.flows = true;
+  c.log.format = format;
+  return c;
+}
+
+}  // namespace operator_test
+
+TEST_CASE("operator: flow_end names the flow's source, destination, tenant, verdict, rules, tokens and timings (logfmt)") {
+  temp_dir dir;
+  trail_files t(dir.path());
+  fake_provider provider;
+  log_capture cap;
+  enforced_server s(logged_config(t, provider.port(), log_format::logfmt));
+
+  auto r = post(s.port(), "/openai-us/v1/chat/completions", chat_body("请帮我核对身份证号：11010519491231002X，谢谢", false));
+  CHECK(r.status == 451);
+  const auto flow = r.header("X-Customs-Flow");
+  auto l = cap.line_with("event=flow_end flow=" + flow);
+  INFO(l);
+  CHECK(logfmt_value(l, "route") == "/openai-us/");
+  CHECK(logfmt_value(l, "src") == "CN");
+  CHECK(logfmt_value(l, "dst") == "US");
+  CHECK(logfmt_value(l, "tenant") == "demo");
+  CHECK(logfmt_value(l, "verdict") == "block");
+  CHECK(logfmt_value(l, "rules") == "cn.pipl.sensitive.block");
+  CHECK(logfmt_value(l, "status") == "451");
+  CHECK(!logfmt_value(l, "bytes_in").empty());
+  CHECK(!logfmt_value(l, "inspect_ms").empty());
+  CHECK(!logfmt_value(l, "duration_ms").empty());
+
+  r = post(s.port(), "/openai-cn/v1/chat/completions", chat_body("hello", false));
+  CHECK(r.status == 200);
+  l = cap.line_with("event=flow_end flow=" + r.header("X-Customs-Flow"));
+  CHECK(logfmt_value(l, "dst") == "CN");
+  CHECK(logfmt_value(l, "verdict") == "allow");
+  CHECK(logfmt_value(l, "rules") == "");
+  CHECK(logfmt_value(l, "tokens_in") == "11");
+  CHECK(!logfmt_value(l, "tokens_out").empty());
+  CHECK(!logfmt_value(l, "audit_wait_ms").empty());
+}
+
+TEST_CASE("operator: flow_end in JSON is one object per line, with a hostile tenant escaped") {
+  temp_dir dir;
+  trail_files t(dir.path());
+  fake_provider provider;
+  log_capture cap;
+  auto c = logged_config(t, provider.port(), log_format::json);
+  const std::string tenant = "ac\"me\n{\"verdict\":\"allow\"}\x01";
+  c.listeners[0].default_source = source_spec{"CN", tenant};
+  // main() sets the format before the enforcer opens the trail; the harness
+  // makes the enforcer first.
+  set_log_format(log_format::json);
+  enforced_server s(std::move(c));
+  const auto r = post(s.port(), "/openai-us/v1/chat/completions", chat_body("请帮我核对身份证号：11010519491231002X，谢谢", false));
+  CHECK(r.status == 451);
+  const auto l = cap.line_with("\"event\":\"flow_end\",\"flow\":\"" + r.header("X-Customs-Flow") + "\"");
+  INFO(l);
+  REQUIRE(!l.empty());
+  const auto v = boost::json::parse(l).as_object();
+  CHECK(v.at("level").as_string() == "info");
+  CHECK(v.at("route").as_string() == "/openai-us/");
+  CHECK(v.at("src").as_string() == "CN");
+  CHECK(v.at("dst").as_string() == "US");
+  CHECK(v.at("tenant").as_string() == tenant);
+  CHECK(v.at("verdict").as_string() == "block");
+  CHECK(v.at("rules").as_array() == boost::json::array{"cn.pipl.sensitive.block"});
+  CHECK(v.at("status").as_int64() == 451);
+  CHECK(v.at("bytes_in").as_int64() > 0);
+  CHECK(v.at("cut").as_bool() == false);
+  CHECK(v.at("duration_ms").is_number());
+  // The other lines (listening, audit_open...) are JSON too.
+  const auto all = cap.text();
+  std::size_t start = 0;
+  for (auto nl = all.find('\n'); nl != std::string::npos; nl = all.find('\n', start)) {
+    const auto line = all.substr(start, nl - start);
+    INFO(line);
+    CHECK_NOTHROW(boost::json::parse(line));
+    start = nl + 1;
+  }
+}
+
+TEST_CASE("operator: a reload change that needs a restart is logged at warn, a live one at info") {
+  log_capture cap;
+  auto c = test_config();
+  c.log.level = log_level::info;
+  running_server s(c);
+  auto next = c;
+  next.threads = 2;                                         // restart needed
+  next.drain_timeout = std::chrono::seconds(7);             // live
+  const auto r = s.get().reload(next);
+  REQUIRE(r.ok);
+  const auto restart = cap.line_with("restart needed: threads");
+  CHECK(restart.find("level=warn event=reload_change") != std::string::npos);
+  const auto live = cap.line_with("drain_timeout: 5000ms => 7000ms");
+  CHECK(live.find("level=info event=reload_change") != std::string::npos);
+}
