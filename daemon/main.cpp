@@ -2,8 +2,11 @@
 // config names rules and an audit trail, daemon/enforce/enforcer.hpp.
 //
 //   customsd --config FILE          run (SIGTERM/SIGINT drain, SIGHUP reloads)
-//   customsd --config FILE --check-config   also loads the rule files
-//   customsd --version
+//   customsd --config FILE --check-config   also loads the rule files (-t, as nginx)
+//   customsd --version | --help
+//
+// Under systemd (Type=notify) it reports readiness, reloads, stopping and
+// watchdog pings over $NOTIFY_SOCKET (daemon/notify.hpp).
 //
 // Exit codes: 0 ok (also after a drain); 1 the config or its rules are invalid;
 // 2 usage or I/O error (unreadable file, a listener that cannot bind, an audit
@@ -13,6 +16,7 @@
 #include "daemon/config.hpp"
 #include "daemon/enforce/enforcer.hpp"
 #include "daemon/log.hpp"
+#include "daemon/notify.hpp"
 #include "daemon/server.hpp"
 
 #include <csignal>
@@ -129,6 +133,9 @@ int main(int argc, char** argv) {
           .kv("warning", "the config names no rules: customsd relays without inspection or audit");
     }
     opts.handle_signals = true;
+    std::string notify_problem;
+    opts.notify = service_notifier::from_environment(notify_problem);
+    if (!notify_problem.empty()) log_line(log_level::warn, "notify_disabled").kv("error", notify_problem);
     server s(std::move(cfg), std::move(opts));
     if (enf) enf->install(s);
     s.start();

@@ -223,9 +223,12 @@ void schedule_sweep(worker& w) {
 // ---- server --------------------------------------------------------------------
 
 struct server::control_state {
-  explicit control_state(asio::io_context& ioc) : drain_timer(ioc), signals(ioc) {}
+  explicit control_state(asio::io_context& ioc) : drain_timer(ioc), watchdog_timer(ioc), signals(ioc) {}
   asio::steady_timer drain_timer;
+  asio::steady_timer watchdog_timer;
   asio::signal_set signals;
+  bool stopping_notified = false;
+  std::atomic<bool> notify_failed{false};  // logged once
   bool draining = false;
   bool forced = false;
   bool finished = false;
@@ -371,6 +374,42 @@ void server::start() {
         .kv("threads", threads_);
   }
   log_line(log_level::info, "admin_listening").kv("address", cfg_->admin.address).kv("port", unsigned{admin_->port()});
+  // The audit trail (if any) was opened before the server was made: the
+  // listeners, the admin listener and the trail are all in place.
+  notify("READY=1\nSTATUS=ready (generation " + std::to_string(generation_) + ")");
+  if (opts_.notify && opts_.notify->enabled() && opts_.notify->watchdog_period().count() > 0) {
+    asio::post(*control_, [this] { schedule_watchdog(); });
+  }
+}
+
+void server::notify(std::string_view state) {
+  if (!opts_.notify || !opts_.notify->enabled()) return;
+  if (const auto ec = opts_.notify->send(state); ec) {
+    // Logged once: a manager that went away would otherwise fill the log
+    // with one line per watchdog ping.
+    if (control_state_->notify_failed.exchange(true)) return;
+    log_line(log_level::warn, "notify_failed").kv("error", ec.message());
+  }
+}
+
+// Every half period: WATCHDOG=1 if every worker ran the handler posted to it
+// at the previous tick (the control thread itself runs this one). A worker
+// stuck in a handler thus stops the pings and systemd restarts customsd.
+void server::schedule_watchdog() {
+  auto& cs = *control_state_;
+  if (cs.finished) return;
+  bool all = true;
+  for (auto& w : workers_) all = w->answered.load(std::memory_order_acquire) && all;
+  if (all) notify("WATCHDOG=1");
+  for (auto& w : workers_) {
+    worker* wp = w.get();
+    if (!wp->answered.exchange(false, std::memory_order_acq_rel)) continue;  // still owes the last one
+    asio::post(wp->ioc, [wp] { wp->answered.store(true, std::memory_order_release); });
+  }
+  cs.watchdog_timer.expires_after(opts_.notify->watchdog_period() / 2);
+  cs.watchdog_timer.async_wait([this](boost::system::error_code ec) {
+    if (!ec) schedule_watchdog();
+  });
 }
 
 std::uint16_t server::port(std::string_view listener) const {
@@ -418,16 +457,45 @@ void server::watch_signals() {
   });
 }
 
+void server::notify_reload_start() {
+  notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(service_notifier::monotonic_usec()));
+}
+
+// After STOPPING=1 the manager waits for the process to end: no READY=1 then.
+void server::notify_reload_end(const reload_result& r) {
+  if (stats_->draining.load()) return;
+  notify(r.ok ? "READY=1\nSTATUS=reloaded (generation " + std::to_string(r.generation) + ")"
+              : "READY=1\nSTATUS=reload rejected, kept generation " + std::to_string(r.generation));
+}
+
+// RELOADING=1 then READY=1 around every reload, applied or rejected (the
+// service runs either way): systemd's `reload` waits between the two.
 reload_result server::reload_from_file() {
+  notify_reload_start();
+  reload_result r = apply_file();
+  notify_reload_end(r);
+  return r;
+}
+
+reload_result server::reload(config next) {
+  notify_reload_start();
+  reload_result r = apply(std::move(next));
+  notify_reload_end(r);
+  return r;
+}
+
+reload_result server::apply_file() {
   const auto running = current_config();
   reload_result r;
   if (running->file.empty()) {
     r.errors.push_back("the running config was not loaded from a file");
     stats_->reloads_failed.add();
+    std::lock_guard lock(reload_mutex_);
+    r.generation = generation_;
     return r;
   }
   try {
-    return reload(load_config(running->file));
+    return apply(load_config(running->file));
   } catch (const config_error& e) {
     for (const auto& d : e.diagnostics()) r.errors.push_back(d.to_string());
   } catch (const std::exception& e) {
@@ -435,11 +503,15 @@ reload_result server::reload_from_file() {
   }
   stats_->reloads_failed.add();
   for (const auto& e : r.errors) log_line(log_level::error, "reload_failed").kv("error", e);
-  log_line(log_level::error, "reload_rejected").kv("kept_generation", generation_);
+  {
+    std::lock_guard lock(reload_mutex_);
+    r.generation = generation_;
+  }
+  log_line(log_level::error, "reload_rejected").kv("kept_generation", r.generation);
   return r;
 }
 
-reload_result server::reload(config next) {
+reload_result server::apply(config next) {
   std::lock_guard reload_lock(reload_mutex_);
   reload_result r;
   const auto running = current_config();
@@ -464,6 +536,7 @@ reload_result server::reload(config next) {
   } catch (const std::exception& e) {
     r.changes.clear();
     r.errors.push_back(e.what());
+    r.generation = generation_;
     stats_->reloads_failed.add();
     log_line(log_level::error, "reload_failed").kv("error", e.what());
     return r;
@@ -472,6 +545,7 @@ reload_result server::reload(config next) {
     for (auto& c : opts_.describe_filter_changes()) r.changes.push_back(std::move(c));
   }
   ++generation_;
+  r.generation = generation_;
   last_rt_ = rt;
   {
     std::lock_guard lock(mutex_);
@@ -507,6 +581,10 @@ void server::begin_drain() {
   if (cs.draining || cs.finished) return;
   cs.draining = true;
   stats_->draining = true;
+  if (!cs.stopping_notified) {
+    cs.stopping_notified = true;
+    notify("STOPPING=1\nSTATUS=draining");
+  }
   cs.deadline = clock::now() + current_config()->drain_timeout;
   log_line(log_level::info, "draining")
       .kv("connections", connections_.load())
@@ -564,9 +642,14 @@ void server::finish() {
   if (cs.finished) return;
   cs.finished = true;
   stats_->ready = false;
+  if (!cs.stopping_notified) {
+    cs.stopping_notified = true;
+    notify("STOPPING=1");
+  }
   boost::system::error_code ec;
   cs.signals.cancel(ec);
   cs.drain_timer.cancel();
+  cs.watchdog_timer.cancel();
   admin_->stop();
   for (auto& w : workers_) w->ioc.stop();
   control_->stop();

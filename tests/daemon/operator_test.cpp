@@ -5,6 +5,7 @@
 #include "enforce_harness.hpp"
 
 #include "daemon/log.hpp"
+#include "daemon/notify.hpp"
 
 #include <boost/json/parse.hpp>
 #include <catch2/catch.hpp>
@@ -21,6 +22,61 @@ using namespace customs::testing::enforce;
 using namespace customs::daemon;
 
 namespace operator_test {
+
+// A service manager's notify socket, as systemd makes it: an AF_UNIX datagram
+// socket, bound to a path or to an abstract name ('@' in NOTIFY_SOCKET).
+class notify_socket {
+ public:
+  explicit notify_socket(bool abstract) {
+    static std::atomic<int> n{0};
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) throw std::runtime_error("socket");
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    socklen_t len = 0;
+    const std::string id = std::to_string(::getpid()) + "-" + std::to_string(n++);
+    if (abstract) {
+      const std::string name = "customs-notify-test-" + id;
+      std::memcpy(un.sun_path + 1, name.data(), name.size());
+      len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+      address_ = "@" + name;
+    } else {
+      path_ = test_dir("operator") / ("notify-" + id + ".sock");
+      std::filesystem::remove(path_);
+      std::memcpy(un.sun_path, path_.c_str(), path_.string().size());
+      len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path_.string().size() + 1);
+      address_ = path_.string();
+    }
+    if (::bind(fd_, reinterpret_cast<const sockaddr*>(&un), len) != 0) throw std::runtime_error("bind");
+  }
+  ~notify_socket() {
+    ::close(fd_);
+    if (!path_.empty()) std::filesystem::remove(path_);
+  }
+  [[nodiscard]] const std::string& address() const { return address_; }
+
+  // The next datagram, or nothing after `timeout`.
+  std::optional<std::string> next(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
+    char buf[4096];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n < 0) return std::nullopt;
+    return std::string(buf, static_cast<std::size_t>(n));
+  }
+  // The next datagram that is not a watchdog ping.
+  std::optional<std::string> next_state(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    for (;;) {
+      auto m = next(timeout);
+      if (!m || *m != "WATCHDOG=1") return m;
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  std::filesystem::path path_;
+  std::string address_;
+};
 
 // customsd's log lines (process-wide) read from a pipe while it lives.
 class log_capture {
@@ -121,6 +177,105 @@ std::string logfmt_value(const std::string& line, const std::string& key) {
 }  // namespace operator_test
 
 using namespace operator_test;
+
+// ---- systemd notify ------------------------------------------------------------
+
+TEST_CASE("operator: the notifier sends one datagram to a path socket and to an abstract one") {
+  for (const bool abstract : {false, true}) {
+    INFO((abstract ? "abstract" : "path"));
+    notify_socket sock(abstract);
+    const service_notifier n(sock.address());
+    REQUIRE(n.enabled());
+    CHECK_FALSE(n.send("READY=1\nSTATUS=x"));
+    CHECK(sock.next() == std::optional<std::string>("READY=1\nSTATUS=x"));
+  }
+  CHECK_THROWS_AS(service_notifier("relative/path"), std::invalid_argument);
+  CHECK_THROWS_AS(service_notifier("vsock:2:1234"), std::invalid_argument);
+  CHECK_FALSE(service_notifier().enabled());
+  CHECK_FALSE(service_notifier().send("READY=1"));  // disabled: nothing, no error
+  // Nobody listening: an error to report, not an exception or a stall.
+  const service_notifier gone("@customs-notify-test-nobody-" + std::to_string(::getpid()));
+  CHECK(gone.send("READY=1"));
+}
+
+TEST_CASE("operator: the server notifies READY=1 once listening, RELOADING=1 and READY=1 around a reload, STOPPING=1 at the drain") {
+  notify_socket sock(true);
+  server_options o;
+  o.notify = std::make_shared<service_notifier>(sock.address());
+  auto s = std::make_unique<server>(test_config(), std::move(o));
+  CHECK_FALSE(sock.next(std::chrono::milliseconds(100)));  // not before start()
+  s->start();
+  const auto ready = sock.next();
+  REQUIRE(ready);
+  CHECK(ready->starts_with("READY=1\n"));
+
+  // A reload that applies, then one that is rejected: both end with READY=1.
+  auto r = s->reload(test_config());
+  CHECK(r.ok);
+  const auto reloading = sock.next();
+  REQUIRE(reloading);
+  CHECK(reloading->starts_with("RELOADING=1\nMONOTONIC_USEC="));
+  const auto usec = std::stoull(reloading->substr(std::strlen("RELOADING=1\nMONOTONIC_USEC=")));
+  CHECK(usec > 0);
+  CHECK(usec <= service_notifier::monotonic_usec());
+  const auto reloaded = sock.next();
+  REQUIRE(reloaded);
+  CHECK(reloaded->starts_with("READY=1\n"));
+  r = s->reload_from_file();  // the config came from no file: rejected
+  CHECK_FALSE(r.ok);
+  CHECK(sock.next().value_or("").starts_with("RELOADING=1\n"));
+  const auto kept = sock.next();
+  CHECK(kept.value_or("").starts_with("READY=1\n"));
+  CHECK(kept.value_or("").find("rejected") != std::string::npos);
+
+  s->drain();
+  CHECK(sock.next().value_or("").starts_with("STOPPING=1"));
+  s->wait();
+  s.reset();
+  CHECK_FALSE(sock.next(std::chrono::milliseconds(100)));  // STOPPING=1 once
+}
+
+TEST_CASE("operator: the server pings the watchdog every half period while its threads run") {
+  notify_socket sock(false);
+  server_options o;
+  o.notify = std::make_shared<service_notifier>(sock.address(), std::chrono::milliseconds(200));
+  auto c = test_config();
+  c.threads = 2;
+  running_server s(std::move(c), std::move(o));
+  CHECK(sock.next().value_or("").starts_with("READY=1"));
+  const auto t0 = std::chrono::steady_clock::now();
+  int pings = 0;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1050)) {
+    if (sock.next(std::chrono::milliseconds(300)) == std::optional<std::string>("WATCHDOG=1")) ++pings;
+  }
+  // Every 100 ms: about 10 in a second; a loaded machine may delay a few.
+  CHECK(pings >= 5);
+  CHECK(pings <= 12);
+}
+
+TEST_CASE("operator: customsd under systemd's NOTIFY_SOCKET and WATCHDOG_USEC reports ready, reloads, watchdog and stopping") {
+  notify_socket sock(true);
+  const auto file = write_file("notify.yaml", minimal_config);
+  customsd_process p(file, {"NOTIFY_SOCKET=" + sock.address(), "WATCHDOG_USEC=400000"});
+  CHECK(sock.next_state().value_or("").starts_with("READY=1"));
+  // A ping within the half period (200 ms), with some slack for a loaded machine.
+  CHECK(sock.next(std::chrono::seconds(2)) == std::optional<std::string>("WATCHDOG=1"));
+  p.signal(SIGHUP);
+  CHECK(sock.next_state().value_or("").starts_with("RELOADING=1\nMONOTONIC_USEC="));
+  CHECK(sock.next_state().value_or("").starts_with("READY=1"));
+  p.signal(SIGTERM);
+  CHECK(sock.next_state().value_or("").starts_with("STOPPING=1"));
+  CHECK(p.wait_exit(std::chrono::seconds(10)) == 0);
+}
+
+TEST_CASE("operator: a NOTIFY_SOCKET of an unsupported form is logged and customsd runs without it") {
+  const auto file = write_file("notify-bad.yaml", minimal_config);
+  customsd_process p(file, {"NOTIFY_SOCKET=vsock:2:1"});
+  const auto line = p.wait_for_log("event=notify_disabled", std::chrono::seconds(5));
+  CHECK(line.find("level=warn") != std::string::npos);
+  p.signal(SIGTERM);
+  CHECK(p.wait_exit(std::chrono::seconds(10)) == 0);
+}
 
 // ---- log formats -------------------------------------------------------------
 
