@@ -178,6 +178,18 @@ std::string logfmt_value(const std::string& line, const std::string& key) {
 
 using namespace operator_test;
 
+// ---- metrics -----------------------------------------------------------------
+
+TEST_CASE("operator: metrics carry customs_build_info with the version, and no customs_up") {
+  running_server s(test_config());
+  const auto m = scrape(s.admin_port());
+  CHECK(m.find("# TYPE customs_build_info gauge\n") != std::string::npos);
+  CHECK(metric(m, std::string("customs_build_info{version=\"") + CUSTOMS_VERSION + "\"}") == 1);
+  // Prometheus records `up` for every target it scrapes.
+  CHECK(m.find("customs_up ") == std::string::npos);
+  CHECK(m.find("customs_up\n") == std::string::npos);
+}
+
 // ---- systemd notify ------------------------------------------------------------
 
 TEST_CASE("operator: the notifier sends one datagram to a path socket and to an abstract one") {
