@@ -29,7 +29,26 @@ namespace {
 
 void usage(std::ostream& out) {
   out << "usage: customsd --config FILE [--check-config]\n"
-         "       customsd --version\n";
+         "       customsd --version\n"
+         "       customsd --help\n";
+}
+
+void help(std::ostream& out) {
+  usage(out);
+  out << "\n"
+         "customsd: the Customs compliance filter for AI traffic.\n"
+         "\n"
+         "options:\n"
+         "  -c, --config FILE    the daemon's YAML config (also --config=FILE)\n"
+         "  -t, --check-config   load the config, its rule files and provider catalogue,\n"
+         "                       report every error, and exit (0 valid, 1 invalid, 2 I/O)\n"
+         "  -V, --version        print the version and exit\n"
+         "  -h, --help           print this help and exit\n"
+         "\n"
+         "signals: SIGHUP reloads the config and rules; SIGTERM or SIGINT drains\n"
+         "(a second one cuts the flows in flight).\n"
+         "environment: NOTIFY_SOCKET, WATCHDOG_USEC (systemd Type=notify and WatchdogSec=).\n"
+         "exit codes: 0 ok, 1 invalid config or rules, 2 usage or I/O error.\n";
 }
 
 void print_rules_error(const customs::daemon::enforce::rules_error& e) {
@@ -48,17 +67,17 @@ int main(int argc, char** argv) {
   bool check = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a(argv[i]);
-    if (a == "--version") {
+    if (a == "--version" || a == "-V") {
       std::cout << "customsd " << CUSTOMS_VERSION << "\n";
       return 0;
     }
     if (a == "--help" || a == "-h") {
-      usage(std::cout);
+      help(std::cout);
       return 0;
     }
-    if (a == "--check-config") {
+    if (a == "--check-config" || a == "-t") {
       check = true;
-    } else if (a == "--config" && i + 1 < argc) {
+    } else if ((a == "--config" || a == "-c") && i + 1 < argc) {
       file = argv[++i];
     } else if (a.starts_with("--config=")) {
       file = std::string(a.substr(9));

@@ -178,6 +178,28 @@ std::string logfmt_value(const std::string& line, const std::string& key) {
 
 using namespace operator_test;
 
+// ---- command line ------------------------------------------------------------
+
+TEST_CASE("operator: customsd -t checks the config as --check-config does") {
+  const auto good = write_file("t-good.yaml", minimal_config);
+  auto r = run_program({customsd_path(), "-t", "--config", good.string()});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == good.string() + ": ok (1 listeners, 1 routes, no rules)\n");
+  const auto bad = write_file("t-bad.yaml", minimal_config + "colour: red\n");
+  r = run_program({customsd_path(), "--config", bad.string(), "-t"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("E_UNKNOWN_KEY") != std::string::npos);
+}
+
+TEST_CASE("operator: customsd --help lists its options and exits 0") {
+  const auto r = run_program({customsd_path(), "--help"});
+  CHECK(r.exit_code == 0);
+  for (const char* option : {"--config", "--check-config", "-t", "--version", "--help", "NOTIFY_SOCKET"}) {
+    INFO(option);
+    CHECK(r.out.find(option) != std::string::npos);
+  }
+}
+
 // ---- metrics -----------------------------------------------------------------
 
 TEST_CASE("operator: metrics carry customs_build_info with the version, and no customs_up") {
