@@ -200,6 +200,11 @@ struct response_body_state {
   unsigned status = 0;                     // may be changed (e.g. to 451)
   std::string body;                        // may be replaced (Content-Length is recomputed)
   std::vector<header_field> add_headers;   // set on the client's response (replacing same names)
+  // The filter answers in customsd's name instead of relaying the upstream's
+  // answer (a block): none of the upstream's headers (Server, its request
+  // ids, caching, encodings) go to the client, only add_headers. Also implied
+  // when `status` was changed.
+  bool local_answer = false;
 };
 
 // ---- phase 4: end of flow --------------------------------------------------

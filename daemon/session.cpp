@@ -733,7 +733,12 @@ asio::awaitable<bool> session::handle(flow& f) {
       reusable = rp->is_done() && res.keep_alive();
       if (f.why == failure::none) {
         merge_headers(f.add_headers, std::move(bs.add_headers));
-        build_head(f, bs.status, &res.base(), f.add_headers, framing::content_length, bs.body.size());
+        // A filter that answers in customsd's name (a block, a changed status)
+        // sends none of the upstream's headers: not its Server, nor its
+        // request ids, caching or encodings, which describe another answer.
+        const bool local = bs.local_answer || bs.status != up_status;
+        build_head(f, bs.status, local ? nullptr : &res.base(), f.add_headers, framing::content_length,
+                   bs.body.size());
         (void)co_await send(f, bs.body);
       } else {
         co_await send_error(f, f.why, f.detail);

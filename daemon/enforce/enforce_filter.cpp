@@ -896,6 +896,7 @@ void enforce_filter::response_unscannable(response_body_state& body, std::string
   response_unscannable_ = true;
   if (snap().unscannable != unscannable_mode::block) return;
   body.status = 451;
+  body.local_answer = true;
   body.body = error_body(env_->api, 451, "customs: the response could not be inspected", "customs_unscannable");
   body.add_headers.push_back({"Content-Type", "application/json"});
   body.add_headers.push_back({"X-Customs-Response-Verdict", "unscannable"});
@@ -937,6 +938,7 @@ void enforce_filter::on_response_body(response_body_state& body) {
   }
   if (v.act == policy::action::block) {
     body.status = 451;
+    body.local_answer = true;
     body.body = error_body(env_->api, 451, blocked_message("the response was", v.rules), "customs_blocked");
     body.add_headers.push_back({"Content-Type", "application/json"});
     body.add_headers.push_back({"X-Customs-Response-Verdict", "block"});

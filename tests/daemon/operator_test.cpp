@@ -472,3 +472,32 @@ TEST_CASE("operator: a reload change that needs a restart is logged at warn, a l
   const auto live = cap.line_with("drain_timeout: 5000ms => 7000ms");
   CHECK(live.find("level=info event=reload_change") != std::string::npos);
 }
+
+// ---- customsd's own answers --------------------------------------------------
+
+TEST_CASE("operator: a 451 that customsd writes in place of the upstream's answer carries none of its headers") {
+  temp_dir dir;
+  trail_files t(dir.path());
+  fake_provider provider;
+  enforced_server s(enforcing_config(t, provider.port()));
+  script sc;
+  sc.extra_headers = {{"X-Upstream-Request-Id", "req-123"}};
+  sc.text = "nothing to see";
+  provider.set_script(sc);
+  auto r = post(s.port(), "/openai-cn/v1/chat/completions", chat_body("hi", false));
+  CHECK(r.status == 200);
+  // A relayed answer is the upstream's, with its headers.
+  CHECK(r.header("Server") == "customs-fake-provider");
+  CHECK(r.header("X-Upstream-Request-Id") == "req-123");
+
+  sc.text = "The key is AKIAUJZDE8GXD6NCF10E";
+  provider.set_script(sc);
+  r = post(s.port(), "/openai-cn/v1/chat/completions", chat_body("key?", false));
+  INFO(r.body);
+  CHECK(r.status == 451);
+  CHECK(r.header("X-Customs-Response-Verdict") == "block");
+  CHECK(r.header("Server").empty());
+  CHECK(r.header("X-Upstream-Request-Id").empty());
+  CHECK(r.header("Content-Type") == "application/json");
+  CHECK(r.header("Content-Length") == std::to_string(r.body.size()));
+}
