@@ -78,6 +78,18 @@ class notify_socket {
   std::string address_;
 };
 
+// The WATCHDOG=1 datagrams that arrive within `window` (0: those queued now).
+int count_pings(notify_socket& sock, std::chrono::milliseconds window) {
+  const auto until = std::chrono::steady_clock::now() + window;
+  int pings = 0;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    const auto m = sock.next(std::max(left, std::chrono::milliseconds(0)));
+    if (!m) return pings;
+    if (*m == "WATCHDOG=1") ++pings;
+  }
+}
+
 // customsd's log lines (process-wide) read from a pipe while it lives.
 class log_capture {
  public:
@@ -277,14 +289,56 @@ TEST_CASE("operator: the server pings the watchdog every half period while its t
   c.threads = 2;
   running_server s(std::move(c), std::move(o));
   CHECK(sock.next().value_or("").starts_with("READY=1"));
-  const auto t0 = std::chrono::steady_clock::now();
-  int pings = 0;
-  while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1050)) {
-    if (sock.next(std::chrono::milliseconds(300)) == std::optional<std::string>("WATCHDOG=1")) ++pings;
+  // Every 100 ms: about 15 in 1.5 s; a loaded machine may delay a few.
+  const int pings = operator_test::count_pings(sock, std::chrono::milliseconds(1500));
+  CHECK(pings >= 7);
+  CHECK(pings <= 17);
+}
+
+namespace operator_test {
+
+// Holds its worker thread (a bug's busy loop or a blocking call) for `hold`,
+// then answers 200 itself.
+class stalling_filter final : public filter {
+ public:
+  explicit stalling_filter(std::chrono::milliseconds hold) : hold_(hold) {}
+  request_status on_request(request_state& req, const request_resume&) override {
+    std::this_thread::sleep_for(hold_);
+    req.response.status = 200;
+    req.response.headers = {{"Content-Type", "text/plain"}};
+    req.response.body = "ok";
+    return request_status::respond;
   }
-  // Every 100 ms: about 10 in a second; a loaded machine may delay a few.
-  CHECK(pings >= 5);
-  CHECK(pings <= 12);
+
+ private:
+  std::chrono::milliseconds hold_;
+};
+
+}  // namespace operator_test
+
+TEST_CASE("operator: a worker thread that stops running handlers stops the watchdog pings until it runs again") {
+  notify_socket sock(true);
+  server_options o;
+  o.notify = std::make_shared<service_notifier>(sock.address(), std::chrono::milliseconds(200));
+  o.filters = [](const route_config&) {
+    return std::vector<filter_factory>{
+        [](const flow_info&) { return std::make_unique<operator_test::stalling_filter>(std::chrono::milliseconds(1200)); }};
+  };
+  running_server s(test_config({make_route("/stall/", "http://127.0.0.1:9")}), std::move(o));
+  CHECK(sock.next().value_or("").starts_with("READY=1"));
+  CHECK(operator_test::count_pings(sock, std::chrono::milliseconds(400)) >= 2);  // pinging while idle
+
+  std::thread client([&] {
+    http_client c(s.port());
+    CHECK(c.request("GET", "/stall/x").status == 200);
+  });
+  // Within two ticks of the stall the pings stop: one may still go out for
+  // the handler the worker ran just before it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  (void)operator_test::count_pings(sock, std::chrono::milliseconds(0));
+  CHECK(operator_test::count_pings(sock, std::chrono::milliseconds(500)) == 0);
+  client.join();
+  CHECK(operator_test::count_pings(sock, std::chrono::milliseconds(600)) >= 2);  // running again
 }
 
 TEST_CASE("operator: customsd under systemd's NOTIFY_SOCKET and WATCHDOG_USEC reports ready, reloads, watchdog and stopping") {
