@@ -28,7 +28,7 @@
 namespace {
 
 void usage(std::ostream& out) {
-  out << "usage: customsd --config FILE [--check-config]\n"
+  out << "usage: customsd --config FILE [--check-config | -t]\n"
          "       customsd --version\n"
          "       customsd --help\n";
 }
