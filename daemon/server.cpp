@@ -209,6 +209,21 @@ int claim_listen_address(const std::string& name, const tcp::endpoint& ep) {
   return lock;
 }
 
+// An error message of several lines (a rule set's errors, one per line) as
+// separate errors: each is its own log line and its own line of POST /reload.
+void append_lines(std::vector<std::string>& out, std::string_view text) {
+  if (text.find_first_not_of('\n') == std::string_view::npos) {
+    out.emplace_back("unknown error");  // never a rejection without a reason
+    return;
+  }
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    if (nl != 0) out.emplace_back(text.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+}
+
 void schedule_sweep(worker& w) {
   w.sweep_timer->expires_after(std::chrono::seconds(1));
   w.sweep_timer->async_wait([&w](boost::system::error_code ec) {
@@ -499,7 +514,7 @@ reload_result server::apply_file() {
   } catch (const config_error& e) {
     for (const auto& d : e.diagnostics()) r.errors.push_back(d.to_string());
   } catch (const std::exception& e) {
-    r.errors.push_back(e.what());
+    append_lines(r.errors, e.what());
   }
   stats_->reloads_failed.add();
   for (const auto& e : r.errors) log_line(log_level::error, "reload_failed").kv("error", e);
@@ -535,10 +550,10 @@ reload_result server::apply(config next) {
     rt = make_runtime(cfg, generation_ + 1);
   } catch (const std::exception& e) {
     r.changes.clear();
-    r.errors.push_back(e.what());
+    append_lines(r.errors, e.what());
     r.generation = generation_;
     stats_->reloads_failed.add();
-    log_line(log_level::error, "reload_failed").kv("error", e.what());
+    for (const auto& line : r.errors) log_line(log_level::error, "reload_failed").kv("error", line);
     return r;
   }
   if (opts_.describe_filter_changes) {

@@ -555,3 +555,39 @@ TEST_CASE("operator: a 451 that customsd writes in place of the upstream's answe
   CHECK(r.header("Content-Type") == "application/json");
   CHECK(r.header("Content-Length") == std::to_string(r.body.size()));
 }
+
+// ---- reload errors -----------------------------------------------------------
+
+TEST_CASE("operator: a rejected reload reports every error of the rule files, not only the first") {
+  temp_dir dir;
+  trail_files t(dir.path());
+  fake_provider provider;
+  auto c = enforcing_config(t, provider.port());
+  enforced_server s(c);
+
+  // The test pack with two faults: two rules naming detectors that do not exist.
+  std::string pack = slurp(test_rules("responses.yaml"));
+  const auto rules_at = pack.find("  - id: test.response.phone.redact");
+  const auto tests_at = pack.find("\ntests:");
+  REQUIRE(rules_at != std::string::npos);
+  REQUIRE(tests_at != std::string::npos);
+  std::string second = pack.substr(rules_at, tests_at - rules_at);
+  second.replace(second.find("phone.redact"), 12, "phone.second");
+  second.replace(second.find("cn.mobile"), 9, "cn.mobiel");
+  pack.insert(tests_at, "\n" + second);
+  pack.replace(pack.find("cn.mobile"), 9, "cn.mobil");
+  const auto broken = dir.path() / "broken.yaml";
+  std::ofstream(broken) << pack;
+
+  auto next = c;
+  next.rules = {shipped_rules(), broken};
+  const auto r = s.server().reload(next);
+  REQUIRE_FALSE(r.ok);
+  std::string all;
+  for (const auto& e : r.errors) all += e + "\n";
+  INFO(all);
+  CHECK(all.find("'cn.mobil'") != std::string::npos);
+  CHECK(all.find("'cn.mobiel'") != std::string::npos);
+  // One error a line, as POST /reload prints them (400).
+  for (const auto& e : r.errors) CHECK(e.find('\n') == std::string::npos);
+}
