@@ -19,7 +19,7 @@
 //   drain_timeout: 30s             # SIGTERM: how long streams in flight may finish
 //   log: {level: info, flows: true, format: logfmt}   # format: logfmt | json
 //
-// Enforcement (issue 5; `rules` and `audit` go together, without both customsd
+// Enforcement (`rules` and `audit` go together, without both customsd
 // relays uninspected):
 //
 //   listeners[].default_source: {jurisdiction: CN, tenant: acme}  # tenant optional

@@ -1,7 +1,7 @@
 #pragma once
 // Filter stages: where customsd's data path lets code inspect, rewrite, answer or
-// stop a flow. Issue 2 ships the pass-through filter; enforcement (policy and
-// audit) plugs in here without touching the relay.
+// stop a flow. A route without rules runs the pass-through filter; enforcement
+// (policy and audit, daemon/enforce/) plugs in here without touching the relay.
 //
 // Life of a flow and the phases a filter sees, in order:
 //
@@ -269,7 +269,7 @@ class filter {
   virtual void on_flow_end(const flow_summary& summary) noexcept;
 };
 
-// Forwards everything unchanged: what issue 2's routes run.
+// Forwards everything unchanged: what routes run when the config names no rules.
 class pass_through_filter final : public filter {};
 
 // Makes one flow's instance of a filter. Called on the flow's worker thread.
@@ -278,7 +278,7 @@ using filter_factory = std::function<std::unique_ptr<filter>(const flow_info&)>;
 // Builds a route's chain (control plane: at start-up and on each reload).
 using filter_chain_builder = std::function<std::vector<filter_factory>(const route_config&)>;
 
-// The chain of issue 2: one pass_through_filter.
+// The chain without enforcement: one pass_through_filter.
 [[nodiscard]] std::vector<filter_factory> default_filter_chain(const route_config&);
 
 }  // namespace customs::daemon
