@@ -882,6 +882,12 @@ void read_document(walker& w, const YAML::Node& root, const std::filesystem::pat
             }
           }},
          {"flows", false, [&](const YAML::Node& x, const std::string& q) { (void)w.boolean(x, q, c.log.flows); }},
+         {"format", false, [&](const YAML::Node& x, const std::string& q) {
+            std::string s;
+            if (w.string(x, q, s) && !parse_log_format(s, c.log.format)) {
+              w.error(x, "E_VALUE", q + ": expected logfmt or json");
+            }
+          }},
        });
      }},
     {"sources", false, [&](const YAML::Node& v, const std::string& p) {

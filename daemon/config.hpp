@@ -17,9 +17,9 @@
 //   limits: {...}                  # see limits_config; every key optional
 //   threads: 0                     # worker threads; 0 = number of cores
 //   drain_timeout: 30s             # SIGTERM: how long streams in flight may finish
-//   log: {level: info, flows: true}
+//   log: {level: info, flows: true, format: logfmt}   # format: logfmt | json
 //
-// Enforcement (issue 5; `rules` and `audit` go together, without both customsd
+// Enforcement (`rules` and `audit` go together, without both customsd
 // relays uninspected):
 //
 //   listeners[].default_source: {jurisdiction: CN, tenant: acme}  # tenant optional
@@ -374,6 +374,7 @@ struct volumes_config {
 struct log_config {
   log_level level = log_level::info;
   bool flows = true;  // one line per finished flow
+  log_format format = log_format::logfmt;
   friend bool operator==(const log_config&, const log_config&) = default;
 };
 

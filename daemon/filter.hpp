@@ -1,7 +1,7 @@
 #pragma once
 // Filter stages: where customsd's data path lets code inspect, rewrite, answer or
-// stop a flow. Issue 2 ships the pass-through filter; enforcement (policy and
-// audit) plugs in here without touching the relay.
+// stop a flow. A route without rules runs the pass-through filter; enforcement
+// (policy and audit, daemon/enforce/) plugs in here without touching the relay.
 //
 // Life of a flow and the phases a filter sees, in order:
 //
@@ -200,6 +200,11 @@ struct response_body_state {
   unsigned status = 0;                     // may be changed (e.g. to 451)
   std::string body;                        // may be replaced (Content-Length is recomputed)
   std::vector<header_field> add_headers;   // set on the client's response (replacing same names)
+  // The filter answers in customsd's name instead of relaying the upstream's
+  // answer (a block): none of the upstream's headers (Server, its request
+  // ids, caching, encodings) go to the client, only add_headers. Also implied
+  // when `status` was changed.
+  bool local_answer = false;
 };
 
 // ---- phase 4: end of flow --------------------------------------------------
@@ -213,8 +218,24 @@ enum class flow_outcome : std::uint8_t {
 
 [[nodiscard]] std::string_view to_string(flow_outcome o) noexcept;
 
+// What filters know of a flow that the relay does not, for the flow's
+// flow_end log line: filled (optionally) by on_flow_end; empty strings and
+// negative numbers are left out of the line.
+struct flow_report {
+  std::string src_jurisdiction;   // resolved source (enforcement)
+  std::string dst_jurisdiction;   // preset to the route's jurisdiction
+  std::string tenant;
+  std::string verdict;            // allow | tag | redact | block | unscannable | refused | error
+  std::vector<std::string> rules;  // ids of the rules that decided the verdict
+  std::int64_t tokens_in = -1;    // as reported by the provider; -1: unknown
+  std::int64_t tokens_out = -1;
+  std::chrono::nanoseconds inspect{-1};     // time spent inspecting (request and response)
+  std::chrono::nanoseconds audit_wait{-1};  // wait for the opened record to be durable
+};
+
 struct flow_summary {
   const flow_info* flow = nullptr;
+  flow_report* report = nullptr;     // never null from the session; filters may fill it
   flow_outcome outcome = flow_outcome::relayed;
   std::string_view failure;          // stable reason code when failed, else empty:
                                      // upstream_unreachable, upstream_timeout, upstream_reset,
@@ -248,7 +269,7 @@ class filter {
   virtual void on_flow_end(const flow_summary& summary) noexcept;
 };
 
-// Forwards everything unchanged: what issue 2's routes run.
+// Forwards everything unchanged: what routes run when the config names no rules.
 class pass_through_filter final : public filter {};
 
 // Makes one flow's instance of a filter. Called on the flow's worker thread.
@@ -257,7 +278,7 @@ using filter_factory = std::function<std::unique_ptr<filter>(const flow_info&)>;
 // Builds a route's chain (control plane: at start-up and on each reload).
 using filter_chain_builder = std::function<std::vector<filter_factory>(const route_config&)>;
 
-// The chain of issue 2: one pass_through_filter.
+// The chain without enforcement: one pass_through_filter.
 [[nodiscard]] std::vector<filter_factory> default_filter_chain(const route_config&);
 
 }  // namespace customs::daemon

@@ -1,5 +1,7 @@
 #include "daemon/log.hpp"
 
+#include <boost/json/serialize.hpp>
+#include <boost/json/string_view.hpp>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +13,63 @@ namespace customs::daemon {
 namespace {
 
 std::atomic<log_level> g_level{log_level::info};
+std::atomic<log_format> g_format{log_format::logfmt};
+std::atomic<int> g_fd{-1};
+
+// The length of the valid UTF-8 sequence at the start of `s`, 0 if it is not one
+// (overlong forms, surrogates and code points past U+10FFFF are not valid).
+std::size_t utf8_sequence(std::string_view s) noexcept {
+  const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) n = 2;
+  else if (c == 0xe0) { n = 3; lo = 0xa0; }
+  else if (c == 0xed) { n = 3; hi = 0x9f; }
+  else if (c >= 0xe1 && c <= 0xef) n = 3;
+  else if (c == 0xf0) { n = 4; lo = 0x90; }
+  else if (c == 0xf4) { n = 4; hi = 0x8f; }
+  else if (c >= 0xf1 && c <= 0xf3) n = 4;
+  else return 0;
+  if (s.size() < n) return 0;
+  if (b(1) < lo || b(1) > hi) return 0;
+  for (std::size_t i = 2; i < n; ++i) {
+    if (b(i) < 0x80 || b(i) > 0xbf) return 0;
+  }
+  return n;
+}
+
+// A JSON string: Boost.JSON escapes quotes, backslashes and control bytes;
+// bytes that are not UTF-8 are replaced first (U+FFFD), since JSON text must be.
+void append_json_string(std::string& out, std::string_view v) {
+  bool valid = true;
+  for (std::size_t i = 0; i < v.size();) {
+    const std::size_t n = utf8_sequence(v.substr(i));
+    if (n == 0) {
+      valid = false;
+      break;
+    }
+    i += n;
+  }
+  if (valid) {
+    out += boost::json::serialize(boost::json::string_view(v.data(), v.size()));
+    return;
+  }
+  std::string clean;
+  clean.reserve(v.size() + 8);
+  for (std::size_t i = 0; i < v.size();) {
+    const std::size_t n = utf8_sequence(v.substr(i));
+    if (n == 0) {
+      clean += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      clean.append(v.data() + i, n);
+      i += n;
+    }
+  }
+  out += boost::json::serialize(boost::json::string_view(clean.data(), clean.size()));
+}
 
 bool needs_quotes(std::string_view v) noexcept {
   if (v.empty()) return true;
@@ -93,11 +152,40 @@ bool log_enabled(log_level l) noexcept {
   return l >= g_level.load(std::memory_order_relaxed);
 }
 
-log_line::log_line(log_level level, std::string_view event) : on_(log_enabled(level)) {
+std::string_view to_string(log_format f) noexcept {
+  return f == log_format::json ? "json" : "logfmt";
+}
+
+bool parse_log_format(std::string_view s, log_format& out) noexcept {
+  if (s == "logfmt") out = log_format::logfmt;
+  else if (s == "json") out = log_format::json;
+  else return false;
+  return true;
+}
+
+void set_log_format(log_format f) noexcept { g_format.store(f, std::memory_order_relaxed); }
+
+log_format current_log_format() noexcept { return g_format.load(std::memory_order_relaxed); }
+
+void set_log_fd(int fd) noexcept { g_fd.store(fd, std::memory_order_relaxed); }
+
+log_line::log_line(log_level level, std::string_view event)
+    : on_(log_enabled(level)), format_(g_format.load(std::memory_order_relaxed)) {
   if (!on_) return;
   line_.reserve(256);
+  std::string ts;
+  append_timestamp(ts);
+  if (format_ == log_format::json) {
+    line_ += "{\"ts\":\"";
+    line_ += ts;
+    line_ += "\",\"level\":\"";
+    line_ += to_string(level);
+    line_ += "\",\"event\":";
+    append_json_string(line_, event);
+    return;
+  }
   line_ += "ts=";
-  append_timestamp(line_);
+  line_ += ts;
   line_ += " level=";
   line_ += to_string(level);
   line_ += " event=";
@@ -106,11 +194,14 @@ log_line::log_line(log_level level, std::string_view event) : on_(log_enabled(le
 
 log_line::~log_line() {
   if (!on_) return;
+  if (format_ == log_format::json) line_ += '}';
   line_ += '\n';
+  const int fd = g_fd.load(std::memory_order_relaxed);
+  const int out = fd >= 0 ? fd : STDERR_FILENO;
   const char* p = line_.data();
   std::size_t left = line_.size();
   while (left > 0) {
-    const ssize_t n = ::write(STDERR_FILENO, p, left);
+    const ssize_t n = ::write(out, p, left);
     if (n < 0) {
       if (errno == EINTR) continue;
       return;  // nowhere to report a failing stderr
@@ -120,48 +211,93 @@ log_line::~log_line() {
   }
 }
 
-log_line& log_line::kv(std::string_view key, std::string_view value) {
+void log_line::key(std::string_view k) {
+  if (format_ == log_format::json) {
+    line_ += ',';
+    append_json_string(line_, k);
+    line_ += ':';
+  } else {
+    line_ += ' ';
+    line_ += k;
+    line_ += '=';
+  }
+}
+
+void log_line::raw(std::string_view number_or_literal) { line_ += number_or_literal; }
+
+void log_line::string(std::string_view v) {
+  if (format_ == log_format::json) append_json_string(line_, v);
+  else append_value(line_, v);
+}
+
+log_line& log_line::kv(std::string_view k, std::string_view value) {
   if (!on_) return *this;
-  line_ += ' ';
-  line_ += key;
-  line_ += '=';
-  append_value(line_, value);
+  key(k);
+  string(value);
+  return *this;
+}
+
+log_line& log_line::kv(std::string_view k, bool value) {
+  if (!on_) return *this;
+  key(k);
+  raw(value ? "true" : "false");
+  return *this;
+}
+
+log_line& log_line::kv(std::string_view k, const std::vector<std::string>& values) {
+  if (!on_) return *this;
+  key(k);
+  if (format_ == log_format::json) {
+    line_ += '[';
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (i > 0) line_ += ',';
+      append_json_string(line_, values[i]);
+    }
+    line_ += ']';
+    return *this;
+  }
+  std::string joined;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) joined += ',';
+    joined += values[i];
+  }
+  append_value(line_, joined);
   return *this;
 }
 
 namespace {
 
 template <class Integer>
-void append_number(std::string& line, std::string_view key, Integer value) {
-  char buf[24];
+std::string_view format_number(char (&buf)[24], Integer value) {
   const auto r = std::to_chars(buf, buf + sizeof buf, value);
-  line += ' ';
-  line += key;
-  line += '=';
-  line.append(buf, r.ptr);
+  return {buf, static_cast<std::size_t>(r.ptr - buf)};
 }
 
 }  // namespace
 
-log_line& log_line::kv(std::string_view key, std::uint64_t value) {
-  if (on_) append_number(line_, key, value);
+log_line& log_line::kv(std::string_view k, std::uint64_t value) {
+  if (!on_) return *this;
+  char buf[24];
+  key(k);
+  raw(format_number(buf, value));
   return *this;
 }
 
-log_line& log_line::kv(std::string_view key, std::int64_t value) {
-  if (on_) append_number(line_, key, value);
+log_line& log_line::kv(std::string_view k, std::int64_t value) {
+  if (!on_) return *this;
+  char buf[24];
+  key(k);
+  raw(format_number(buf, value));
   return *this;
 }
 
-log_line& log_line::ms(std::string_view key, std::int64_t nanoseconds) {
+log_line& log_line::ms(std::string_view k, std::int64_t nanoseconds) {
   if (!on_) return *this;
   const bool neg = nanoseconds < 0;
   std::uint64_t us = static_cast<std::uint64_t>(neg ? -nanoseconds : nanoseconds) / 1000;
   char buf[32];
   auto r = std::to_chars(buf, buf + sizeof buf, us / 1000);
-  line_ += ' ';
-  line_ += key;
-  line_ += '=';
+  key(k);
   if (neg) line_ += '-';
   line_.append(buf, r.ptr);
   line_ += '.';

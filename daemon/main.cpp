@@ -2,8 +2,11 @@
 // config names rules and an audit trail, daemon/enforce/enforcer.hpp.
 //
 //   customsd --config FILE          run (SIGTERM/SIGINT drain, SIGHUP reloads)
-//   customsd --config FILE --check-config   also loads the rule files
-//   customsd --version
+//   customsd --config FILE --check-config   also loads the rule files (-t, as nginx)
+//   customsd --version | --help
+//
+// Under systemd (Type=notify) it reports readiness, reloads, stopping and
+// watchdog pings over $NOTIFY_SOCKET (daemon/notify.hpp).
 //
 // Exit codes: 0 ok (also after a drain); 1 the config or its rules are invalid;
 // 2 usage or I/O error (unreadable file, a listener that cannot bind, an audit
@@ -13,6 +16,7 @@
 #include "daemon/config.hpp"
 #include "daemon/enforce/enforcer.hpp"
 #include "daemon/log.hpp"
+#include "daemon/notify.hpp"
 #include "daemon/server.hpp"
 
 #include <csignal>
@@ -24,8 +28,27 @@
 namespace {
 
 void usage(std::ostream& out) {
-  out << "usage: customsd --config FILE [--check-config]\n"
-         "       customsd --version\n";
+  out << "usage: customsd --config FILE [--check-config | -t]\n"
+         "       customsd --version\n"
+         "       customsd --help\n";
+}
+
+void help(std::ostream& out) {
+  usage(out);
+  out << "\n"
+         "customsd: the Customs compliance filter for AI traffic.\n"
+         "\n"
+         "options:\n"
+         "  -c, --config FILE    the daemon's YAML config (also --config=FILE)\n"
+         "  -t, --check-config   load the config, its rule files and provider catalogue,\n"
+         "                       report every error, and exit (0 valid, 1 invalid, 2 I/O)\n"
+         "  -V, --version        print the version and exit\n"
+         "  -h, --help           print this help and exit\n"
+         "\n"
+         "signals: SIGHUP reloads the config and rules; SIGTERM or SIGINT drains\n"
+         "(a second one cuts the flows in flight).\n"
+         "environment: NOTIFY_SOCKET, WATCHDOG_USEC (systemd Type=notify and WatchdogSec=).\n"
+         "exit codes: 0 ok, 1 invalid config or rules, 2 usage or I/O error.\n";
 }
 
 void print_rules_error(const customs::daemon::enforce::rules_error& e) {
@@ -44,17 +67,17 @@ int main(int argc, char** argv) {
   bool check = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a(argv[i]);
-    if (a == "--version") {
+    if (a == "--version" || a == "-V") {
       std::cout << "customsd " << CUSTOMS_VERSION << "\n";
       return 0;
     }
     if (a == "--help" || a == "-h") {
-      usage(std::cout);
+      help(std::cout);
       return 0;
     }
-    if (a == "--check-config") {
+    if (a == "--check-config" || a == "-t") {
       check = true;
-    } else if (a == "--config" && i + 1 < argc) {
+    } else if ((a == "--config" || a == "-c") && i + 1 < argc) {
       file = argv[++i];
     } else if (a.starts_with("--config=")) {
       file = std::string(a.substr(9));
@@ -114,6 +137,10 @@ int main(int argc, char** argv) {
   // on a full disk), not kill it.
   std::signal(SIGPIPE, SIG_IGN);
   std::signal(SIGXFSZ, SIG_IGN);
+  // Every line in the config's format and level, from the first (the audit
+  // trail's, written while the enforcer opens it).
+  set_log_level(cfg.log.level);
+  set_log_format(cfg.log.format);
   std::unique_ptr<enforce::enforcer> enf;
   try {
     server_options opts;
@@ -125,6 +152,9 @@ int main(int argc, char** argv) {
           .kv("warning", "the config names no rules: customsd relays without inspection or audit");
     }
     opts.handle_signals = true;
+    std::string notify_problem;
+    opts.notify = service_notifier::from_environment(notify_problem);
+    if (!notify_problem.empty()) log_line(log_level::warn, "notify_disabled").kv("error", notify_problem);
     server s(std::move(cfg), std::move(opts));
     if (enf) enf->install(s);
     s.start();

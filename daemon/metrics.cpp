@@ -172,8 +172,9 @@ std::string metrics::render() const {
     for (const auto& w : workers_) v += (w.*member).get();
     return v;
   };
-  header(out, "customs_up", "gauge", "1 while customsd runs.");
-  sample(out, "customs_up", "", 1);
+  // No customs_up: Prometheus records `up` for every target it scrapes.
+  header(out, "customs_build_info", "gauge", "Always 1; the version of the running customsd in a label.");
+  sample(out, "customs_build_info", "version=\"" CUSTOMS_VERSION "\"", 1);
   header(out, "customs_ready", "gauge", "1 when listeners accept and customsd is not draining.");
   sample(out, "customs_ready", "", ready.load() && !draining.load() ? 1 : 0);
   header(out, "customs_connections_active", "gauge", "Client connections open.");

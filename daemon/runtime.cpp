@@ -130,9 +130,11 @@ std::vector<std::string> describe_changes(const config& before, const config& af
     out.push_back("drain_timeout: " + ms(before.drain_timeout) + " => " + ms(after.drain_timeout));
   }
   if (before.log != after.log) {
-    out.push_back("log: level " + std::string(to_string(before.log.level)) + " flows " +
-                  (before.log.flows ? "true" : "false") + " => level " +
-                  std::string(to_string(after.log.level)) + " flows " + (after.log.flows ? "true" : "false"));
+    const auto describe = [](const log_config& l) {
+      return "level " + std::string(to_string(l.level)) + " flows " + (l.flows ? "true" : "false") + " format " +
+             std::string(to_string(l.format));
+    };
+    out.push_back("log: " + describe(before.log) + " => " + describe(after.log));
   }
   if (before.sources != after.sources) {
     out.push_back("sources: " + std::to_string(before.sources.size()) + " => " +

@@ -209,6 +209,21 @@ int claim_listen_address(const std::string& name, const tcp::endpoint& ep) {
   return lock;
 }
 
+// An error message of several lines (a rule set's errors, one per line) as
+// separate errors: each is its own log line and its own line of POST /reload.
+void append_lines(std::vector<std::string>& out, std::string_view text) {
+  if (text.find_first_not_of('\n') == std::string_view::npos) {
+    out.emplace_back("unknown error");  // never a rejection without a reason
+    return;
+  }
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    if (nl != 0) out.emplace_back(text.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + 1);
+  }
+}
+
 void schedule_sweep(worker& w) {
   w.sweep_timer->expires_after(std::chrono::seconds(1));
   w.sweep_timer->async_wait([&w](boost::system::error_code ec) {
@@ -223,9 +238,12 @@ void schedule_sweep(worker& w) {
 // ---- server --------------------------------------------------------------------
 
 struct server::control_state {
-  explicit control_state(asio::io_context& ioc) : drain_timer(ioc), signals(ioc) {}
+  explicit control_state(asio::io_context& ioc) : drain_timer(ioc), watchdog_timer(ioc), signals(ioc) {}
   asio::steady_timer drain_timer;
+  asio::steady_timer watchdog_timer;
   asio::signal_set signals;
+  bool stopping_notified = false;
+  std::atomic<bool> notify_failed{false};  // logged once
   bool draining = false;
   bool forced = false;
   bool finished = false;
@@ -242,6 +260,7 @@ server::server(config cfg, server_options opts)
       control_(std::make_unique<asio::io_context>(1)),
       control_state_(std::make_unique<control_state>(*control_)) {
   set_log_level(cfg_->log.level);
+  set_log_format(cfg_->log.format);
   auto rt = make_runtime(cfg_, generation_);
   last_rt_ = rt;
   std::random_device rd;
@@ -370,6 +389,42 @@ void server::start() {
         .kv("threads", threads_);
   }
   log_line(log_level::info, "admin_listening").kv("address", cfg_->admin.address).kv("port", unsigned{admin_->port()});
+  // The audit trail (if any) was opened before the server was made: the
+  // listeners, the admin listener and the trail are all in place.
+  notify("READY=1\nSTATUS=ready (generation " + std::to_string(generation_) + ")");
+  if (opts_.notify && opts_.notify->enabled() && opts_.notify->watchdog_period().count() > 0) {
+    asio::post(*control_, [this] { schedule_watchdog(); });
+  }
+}
+
+void server::notify(std::string_view state) {
+  if (!opts_.notify || !opts_.notify->enabled()) return;
+  if (const auto ec = opts_.notify->send(state); ec) {
+    // Logged once: a manager that went away would otherwise fill the log
+    // with one line per watchdog ping.
+    if (control_state_->notify_failed.exchange(true)) return;
+    log_line(log_level::warn, "notify_failed").kv("error", ec.message());
+  }
+}
+
+// Every half period: WATCHDOG=1 if every worker ran the handler posted to it
+// at the previous tick (the control thread itself runs this one). A worker
+// stuck in a handler thus stops the pings and systemd restarts customsd.
+void server::schedule_watchdog() {
+  auto& cs = *control_state_;
+  if (cs.finished) return;
+  bool all = true;
+  for (auto& w : workers_) all = w->answered.load(std::memory_order_acquire) && all;
+  if (all) notify("WATCHDOG=1");
+  for (auto& w : workers_) {
+    worker* wp = w.get();
+    if (!wp->answered.exchange(false, std::memory_order_acq_rel)) continue;  // still owes the last one
+    asio::post(wp->ioc, [wp] { wp->answered.store(true, std::memory_order_release); });
+  }
+  cs.watchdog_timer.expires_after(opts_.notify->watchdog_period() / 2);
+  cs.watchdog_timer.async_wait([this](boost::system::error_code ec) {
+    if (!ec) schedule_watchdog();
+  });
 }
 
 std::uint16_t server::port(std::string_view listener) const {
@@ -417,28 +472,61 @@ void server::watch_signals() {
   });
 }
 
+void server::notify_reload_start() {
+  notify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(service_notifier::monotonic_usec()));
+}
+
+// After STOPPING=1 the manager waits for the process to end: no READY=1 then.
+void server::notify_reload_end(const reload_result& r) {
+  if (stats_->draining.load()) return;
+  notify(r.ok ? "READY=1\nSTATUS=reloaded (generation " + std::to_string(r.generation) + ")"
+              : "READY=1\nSTATUS=reload rejected, kept generation " + std::to_string(r.generation));
+}
+
+// RELOADING=1 then READY=1 around every reload, applied or rejected (the
+// service runs either way): systemd's `reload` waits between the two.
 reload_result server::reload_from_file() {
+  notify_reload_start();
+  reload_result r = apply_file();
+  notify_reload_end(r);
+  return r;
+}
+
+reload_result server::reload(config next) {
+  notify_reload_start();
+  reload_result r = apply(std::move(next));
+  notify_reload_end(r);
+  return r;
+}
+
+reload_result server::apply_file() {
   const auto running = current_config();
   reload_result r;
   if (running->file.empty()) {
     r.errors.push_back("the running config was not loaded from a file");
     stats_->reloads_failed.add();
+    std::lock_guard lock(reload_mutex_);
+    r.generation = generation_;
     return r;
   }
   try {
-    return reload(load_config(running->file));
+    return apply(load_config(running->file));
   } catch (const config_error& e) {
     for (const auto& d : e.diagnostics()) r.errors.push_back(d.to_string());
   } catch (const std::exception& e) {
-    r.errors.push_back(e.what());
+    append_lines(r.errors, e.what());
   }
   stats_->reloads_failed.add();
   for (const auto& e : r.errors) log_line(log_level::error, "reload_failed").kv("error", e);
-  log_line(log_level::error, "reload_rejected").kv("kept_generation", generation_);
+  {
+    std::lock_guard lock(reload_mutex_);
+    r.generation = generation_;
+  }
+  log_line(log_level::error, "reload_rejected").kv("kept_generation", r.generation);
   return r;
 }
 
-reload_result server::reload(config next) {
+reload_result server::apply(config next) {
   std::lock_guard reload_lock(reload_mutex_);
   reload_result r;
   const auto running = current_config();
@@ -462,21 +550,24 @@ reload_result server::reload(config next) {
     rt = make_runtime(cfg, generation_ + 1);
   } catch (const std::exception& e) {
     r.changes.clear();
-    r.errors.push_back(e.what());
+    append_lines(r.errors, e.what());
+    r.generation = generation_;
     stats_->reloads_failed.add();
-    log_line(log_level::error, "reload_failed").kv("error", e.what());
+    for (const auto& line : r.errors) log_line(log_level::error, "reload_failed").kv("error", line);
     return r;
   }
   if (opts_.describe_filter_changes) {
     for (auto& c : opts_.describe_filter_changes()) r.changes.push_back(std::move(c));
   }
   ++generation_;
+  r.generation = generation_;
   last_rt_ = rt;
   {
     std::lock_guard lock(mutex_);
     cfg_ = cfg;
   }
   set_log_level(cfg->log.level);
+  set_log_format(cfg->log.format);
   if (opts_.config_applied) opts_.config_applied(*cfg);
   for (auto& w : workers_) {
     worker* wp = w.get();
@@ -486,7 +577,11 @@ reload_result server::reload(config next) {
     });
   }
   stats_->reloads_ok.add();
-  for (const auto& c : r.changes) log_line(log_level::info, "reload_change").kv("change", c);
+  // A change that did not take effect (the running setting was kept) needs
+  // the operator's attention: warn, not info.
+  for (const auto& c : r.changes) {
+    log_line(c.starts_with("restart needed: ") ? log_level::warn : log_level::info, "reload_change").kv("change", c);
+  }
   log_line(log_level::info, "reloaded").kv("generation", generation_).kv("changes", static_cast<std::uint64_t>(r.changes.size()));
   r.ok = true;
   return r;
@@ -501,6 +596,10 @@ void server::begin_drain() {
   if (cs.draining || cs.finished) return;
   cs.draining = true;
   stats_->draining = true;
+  if (!cs.stopping_notified) {
+    cs.stopping_notified = true;
+    notify("STOPPING=1\nSTATUS=draining");
+  }
   cs.deadline = clock::now() + current_config()->drain_timeout;
   log_line(log_level::info, "draining")
       .kv("connections", connections_.load())
@@ -558,9 +657,14 @@ void server::finish() {
   if (cs.finished) return;
   cs.finished = true;
   stats_->ready = false;
+  if (!cs.stopping_notified) {
+    cs.stopping_notified = true;
+    notify("STOPPING=1");
+  }
   boost::system::error_code ec;
   cs.signals.cancel(ec);
   cs.drain_timer.cancel();
+  cs.watchdog_timer.cancel();
   admin_->stop();
   for (auto& w : workers_) w->ioc.stop();
   control_->stop();

@@ -12,6 +12,7 @@
 #include "daemon/config.hpp"
 #include "daemon/filter.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/notify.hpp"
 #include "daemon/runtime.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -50,12 +51,18 @@ struct server_options {
   // use besides the config itself (the contents of rule files), one item per
   // change; reported with the config's own changes.
   std::function<std::vector<std::string>()> describe_filter_changes;
+  // The service manager (systemd Type=notify): READY=1 when start() bound
+  // everything, RELOADING=1/READY=1 around each reload, STOPPING=1 when the
+  // drain or stop begins, WATCHDOG=1 pings (see notify.hpp). Null or
+  // disabled: none.
+  std::shared_ptr<const service_notifier> notify;
 };
 
 struct reload_result {
   bool ok = false;
   std::vector<std::string> changes;  // when ok
   std::vector<std::string> errors;   // when not
+  std::uint64_t generation = 0;      // the running generation afterwards
 };
 
 class server {
@@ -100,6 +107,12 @@ class server {
   void finish();
   void install_admin_handlers();
   void watch_signals();
+  void notify(std::string_view state);
+  void notify_reload_start();
+  void notify_reload_end(const reload_result& r);
+  void schedule_watchdog();
+  [[nodiscard]] reload_result apply(config next);
+  [[nodiscard]] reload_result apply_file();
   [[nodiscard]] std::shared_ptr<const runtime> make_runtime(std::shared_ptr<const config> cfg, std::uint64_t generation);
 
   server_options opts_;

@@ -733,7 +733,12 @@ asio::awaitable<bool> session::handle(flow& f) {
       reusable = rp->is_done() && res.keep_alive();
       if (f.why == failure::none) {
         merge_headers(f.add_headers, std::move(bs.add_headers));
-        build_head(f, bs.status, &res.base(), f.add_headers, framing::content_length, bs.body.size());
+        // A filter that answers in customsd's name (a block, a changed status)
+        // sends none of the upstream's headers: not its Server, nor its
+        // request ids, caching or encodings, which describe another answer.
+        const bool local = bs.local_answer || bs.status != up_status;
+        build_head(f, bs.status, local ? nullptr : &res.base(), f.add_headers, framing::content_length,
+                   bs.body.size());
         (void)co_await send(f, bs.body);
       } else {
         co_await send_error(f, f.why, f.detail);
@@ -1408,8 +1413,11 @@ void session::finish(flow& f) noexcept {
 void session::finish_flow(flow& f) {
   const auto duration = since(f.start);
   if (f.outcome == flow_outcome::relayed && f.why != failure::none) f.outcome = flow_outcome::failed;
+  flow_report report;
+  if (f.route != nullptr) report.dst_jurisdiction = f.route->cfg->jurisdiction;
   flow_summary s;
   s.flow = &f.info;
+  s.report = &report;
   s.outcome = f.outcome;
   s.failure = to_string(f.why);
   s.status = f.status;
@@ -1443,14 +1451,22 @@ void session::finish_flow(flow& f) {
         .kv("peer", peer_ip_)
         .kv("route", f.route != nullptr ? std::string_view(f.route->cfg->prefix) : std::string_view("none"))
         .kv("method", std::string_view(http::to_string(f.method).data(), http::to_string(f.method).size()))
-        .kv("path", f.path)
-        .kv("status", f.status)
-        .kv("outcome", to_string(f.outcome));
+        .kv("path", f.path);
+    // What the filters know (enforcement): who, where to, and what was decided.
+    if (!report.src_jurisdiction.empty()) line.kv("src", report.src_jurisdiction);
+    if (!report.dst_jurisdiction.empty()) line.kv("dst", report.dst_jurisdiction);
+    if (!report.tenant.empty()) line.kv("tenant", report.tenant);
+    if (!report.verdict.empty()) line.kv("verdict", report.verdict).kv("rules", report.rules);
+    line.kv("status", f.status).kv("outcome", to_string(f.outcome));
     if (f.why != failure::none) line.kv("reason", to_string(f.why));
     if (!f.detail.empty()) line.kv("detail", f.detail);
     line.kv("bytes_in", f.bytes_in).kv("bytes_out", f.bytes_out).kv("events", f.events).kv("cut", f.stream_cut);
+    if (report.tokens_in >= 0) line.kv("tokens_in", report.tokens_in);
+    if (report.tokens_out >= 0) line.kv("tokens_out", report.tokens_out);
     if (f.up_ttfb.count() >= 0) line.ms("upstream_ttfb_ms", f.up_ttfb.count());
     if (f.ttfb.count() >= 0) line.ms("ttfb_ms", f.ttfb.count());
+    if (report.inspect.count() >= 0) line.ms("inspect_ms", report.inspect.count());
+    if (report.audit_wait.count() >= 0) line.ms("audit_wait_ms", report.audit_wait.count());
     line.ms("duration_ms", duration.count());
   }
 }

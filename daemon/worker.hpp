@@ -76,6 +76,10 @@ struct worker {
   std::uint16_t admin_port = 0;       // set at start: edge connections never loop back to it
   std::unique_ptr<boost::asio::steady_timer> sweep_timer = std::make_unique<boost::asio::steady_timer>(ioc);
   bool draining = false;
+  // The service manager's watchdog: cleared by the control thread, set again
+  // by a handler it posts here; a worker that stops running handlers stops
+  // the pings, and systemd restarts customsd.
+  std::atomic<bool> answered{true};
   bool stopping = false;  // the io_context is being destroyed: flows still open are cut by shutdown
 
   // 20 hex digits: process nonce (32 bits), worker (8 bits), counter (40 bits).

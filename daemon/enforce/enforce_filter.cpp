@@ -896,6 +896,7 @@ void enforce_filter::response_unscannable(response_body_state& body, std::string
   response_unscannable_ = true;
   if (snap().unscannable != unscannable_mode::block) return;
   body.status = 451;
+  body.local_answer = true;
   body.body = error_body(env_->api, 451, "customs: the response could not be inspected", "customs_unscannable");
   body.add_headers.push_back({"Content-Type", "application/json"});
   body.add_headers.push_back({"X-Customs-Response-Verdict", "unscannable"});
@@ -937,6 +938,7 @@ void enforce_filter::on_response_body(response_body_state& body) {
   }
   if (v.act == policy::action::block) {
     body.status = 451;
+    body.local_answer = true;
     body.body = error_body(env_->api, 451, blocked_message("the response was", v.rules), "customs_blocked");
     body.add_headers.push_back({"Content-Type", "application/json"});
     body.add_headers.push_back({"X-Customs-Response-Verdict", "block"});
@@ -1116,6 +1118,21 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     if (!r.detail.empty()) p["detail"] = r.detail;
     if (!response_detail_.empty()) p["response_detail"] = response_detail_;
     rec.payload = json::serialize(p);
+
+    if (summary.report != nullptr) {
+      // The flow_end log line: the same facts as the closing record's index,
+      // without content.
+      flow_report& rep = *summary.report;
+      rep.src_jurisdiction = env_->src.jurisdiction;
+      if (!env_->dst.empty()) rep.dst_jurisdiction = env_->dst;
+      rep.tenant = env_->src.tenant;
+      rep.verdict = action;
+      rep.rules = rules;
+      if (usage_.input_tokens) rep.tokens_in = static_cast<std::int64_t>(*usage_.input_tokens);
+      if (usage_.output_tokens) rep.tokens_out = static_cast<std::int64_t>(*usage_.output_tokens);
+      if (r.outcome != request_outcome::unseen) rep.inspect = std::chrono::duration_cast<std::chrono::nanoseconds>(inspected);
+      if (wait_ns >= 0) rep.audit_wait = std::chrono::nanoseconds(wait_ns);
+    }
 
     if (sn.audit) {
       if (const auto ec = sn.audit->append(std::move(rec)); ec) {

@@ -19,16 +19,17 @@
 namespace customs::daemon::enforce {
 namespace {
 
-std::string first_errors(const std::vector<policy::diagnostic>& d) {
+// "rules: N errors" and then every error, one per line (the reload's
+// errors, as POST /reload prints them, are these lines).
+std::string all_errors(const std::vector<policy::diagnostic>& d) {
   std::size_t errors = 0;
-  std::string first;
+  std::string lines;
   for (const auto& x : d) {
     if (x.level != policy::diagnostic::severity::error) continue;
-    if (errors++ == 0) first = x.to_string();
+    ++errors;
+    lines += "\n" + x.to_string();
   }
-  std::string s = "rules: " + std::to_string(errors) + (errors == 1 ? " error" : " errors");
-  if (!first.empty()) s += " (first: " + first + ")";
-  return s;
+  return "rules: " + std::to_string(errors) + (errors == 1 ? " error" : " errors") + lines;
 }
 
 // The counter store of a config: its `volumes` section, or else the embedded
@@ -77,7 +78,7 @@ std::string utc(std::chrono::system_clock::time_point t) {
 }  // namespace
 
 rules_error::rules_error(std::vector<policy::diagnostic> d)
-    : std::runtime_error(first_errors(d)), diagnostics_(std::move(d)) {}
+    : std::runtime_error(all_errors(d)), diagnostics_(std::move(d)) {}
 
 policy::load_result load_rules(const config& cfg) {
   auto r = policy::load_rule_set(cfg.rules);

@@ -165,7 +165,8 @@ inline process_result run_program(std::vector<std::string> args) {
 // on a full pipe while the test is not looking at its log.
 class customsd_process {
  public:
-  explicit customsd_process(const std::filesystem::path& config) {
+  // `env`: NAME=value entries added to the test's environment.
+  explicit customsd_process(const std::filesystem::path& config, const std::vector<std::string>& env = {}) {
     int fds[2];
     // Close-on-exec: other children (a second customsd) must not keep the pipe open.
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
@@ -178,7 +179,17 @@ class customsd_process {
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     std::string bin = customsd_path(), flag = "--config", file = config.string();
     char* argv[] = {bin.data(), flag.data(), file.data(), nullptr};
-    if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv, environ) != 0) throw std::runtime_error("spawn customsd");
+    std::vector<std::string> env_strings = env;
+    std::vector<char*> envp;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view have(*e);
+      bool replaced = false;
+      for (const auto& x : env) replaced = replaced || have.substr(0, have.find('=') + 1) == x.substr(0, x.find('=') + 1);
+      if (!replaced) envp.push_back(*e);
+    }
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv, envp.data()) != 0) throw std::runtime_error("spawn customsd");
     posix_spawn_file_actions_destroy(&fa);
     ::close(fds[1]);
     err_ = fds[0];
