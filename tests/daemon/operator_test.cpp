@@ -301,8 +301,9 @@ namespace operator_test {
 // then answers 200 itself.
 class stalling_filter final : public filter {
  public:
-  explicit stalling_filter(std::chrono::milliseconds hold) : hold_(hold) {}
+  stalling_filter(std::chrono::milliseconds hold, std::atomic<bool>& entered) : hold_(hold), entered_(entered) {}
   request_status on_request(request_state& req, const request_resume&) override {
+    entered_ = true;
     std::this_thread::sleep_for(hold_);
     req.response.status = 200;
     req.response.headers = {{"Content-Type", "text/plain"}};
@@ -312,6 +313,7 @@ class stalling_filter final : public filter {
 
  private:
   std::chrono::milliseconds hold_;
+  std::atomic<bool>& entered_;
 };
 
 }  // namespace operator_test
@@ -320,9 +322,13 @@ TEST_CASE("operator: a worker thread that stops running handlers stops the watch
   notify_socket sock(true);
   server_options o;
   o.notify = std::make_shared<service_notifier>(sock.address(), std::chrono::milliseconds(200));
-  o.filters = [](const route_config&) {
-    return std::vector<filter_factory>{
-        [](const flow_info&) { return std::make_unique<operator_test::stalling_filter>(std::chrono::milliseconds(1200)); }};
+  // The stall is long against the windows below, and the test waits until the
+  // worker is inside it (a slow sanitizer build may take a while to connect).
+  std::atomic<bool> entered{false};
+  o.filters = [&entered](const route_config&) {
+    return std::vector<filter_factory>{[&entered](const flow_info&) {
+      return std::make_unique<operator_test::stalling_filter>(std::chrono::milliseconds(2500), entered);
+    }};
   };
   running_server s(test_config({make_route("/stall/", "http://127.0.0.1:9")}), std::move(o));
   CHECK(sock.next().value_or("").starts_with("READY=1"));
@@ -334,7 +340,12 @@ TEST_CASE("operator: a worker thread that stops running handlers stops the watch
   });
   // Within two ticks of the stall the pings stop: one may still go out for
   // the handler the worker ran just before it.
-  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  for (int i = 0; i < 1000 && !entered; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!entered) {
+    client.join();
+    FAIL("the request never reached the stalling filter");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   (void)operator_test::count_pings(sock, std::chrono::milliseconds(0));
   CHECK(operator_test::count_pings(sock, std::chrono::milliseconds(500)) == 0);
   client.join();
