@@ -92,6 +92,24 @@ bool valid_id(std::string_view s) {
   });
 }
 
+// The message for a value that is not a country code, with the code meant
+// where it is known (the EU's UK and EL, a lower-case code) or what was wrong.
+std::string unknown_country(const std::string& v) {
+  std::string m = "'" + v + "' is not an ISO 3166-1 alpha-2 code";
+  if (const auto hint = country_code_hint(v); !hint.empty()) {
+    m += " (did you mean " + std::string(hint) + "?)";
+  } else if (v.size() != 2) {
+    m += " (jurisdictions are two-letter codes)";
+  }
+  return m;
+}
+
+// A plain (unquoted) scalar that YAML 1.1 tools read as a boolean although
+// YAML 1.2 and Customs read it as text: Norway's code NO.
+bool yaml11_boolean(const YAML::Node& n, const std::string& v) {
+  return n.Tag() == "?" && (v == "NO" || v == "YES" || v == "ON" || v == "OFF");
+}
+
 bool valid_group_id(std::string_view s) {
   if (s.empty() || s.size() > 64 || !(s[0] >= 'a' && s[0] <= 'z')) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
@@ -205,6 +223,10 @@ class file_reader {
   void err(const YAML::Node& n, std::string code, const std::string& what, const std::string& path,
            const std::string& msg) {
     sink_.error(at(n), std::move(code), where(what, path) + msg);
+  }
+  void yaml11_warning(const YAML::Node& n, const std::string& v, const std::string& what, const std::string& path) {
+    sink_.warning(at(n), "W_YAML11_BOOLEAN",
+                  where(what, path) + "YAML 1.1 tools read a plain " + v + " as a boolean; write \"" + v + "\"");
   }
 
   static std::string join(const std::string& base, const std::string& key) {
@@ -383,10 +405,10 @@ class file_reader {
       } else {
         for (auto& [code, node] : strs(m, what, path + ".members")) {
           if (!is_country_code(code))
-            err(node, "E_UNKNOWN_JURISDICTION", what, path + ".members",
-                "'" + code + "' is not an ISO 3166-1 alpha-2 code");
+            err(node, "E_UNKNOWN_JURISDICTION", what, path + ".members", unknown_country(code));
           else
             def.members.push_back(code);
+          if (yaml11_boolean(node, code)) yaml11_warning(node, code, what, path + ".members");
         }
         sort_unique(def.members);
         if (def.members.empty()) err(m, "E_VALUE", what, path + ".members", "a group needs at least one member");
@@ -758,10 +780,12 @@ class file_reader {
     auto take = [&](const YAML::Node& list, std::vector<std::string>& into, const std::string& p) {
       for (auto& [v, node] : strs(list, what, p)) {
         if (jurisdiction) {
-          if (v.size() == 2 && std::isupper(static_cast<unsigned char>(v[0])) &&
-              std::isupper(static_cast<unsigned char>(v[1]))) {
-            if (!is_country_code(v))
-              err(node, "E_UNKNOWN_JURISDICTION", what, p, "'" + v + "' is not an ISO 3166-1 alpha-2 code");
+          // Upper-case letters are a country code (group names are lower case):
+          // an unknown one is E_UNKNOWN_JURISDICTION whatever its length.
+          const bool upper = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+          if (upper) {
+            if (!is_country_code(v)) err(node, "E_UNKNOWN_JURISDICTION", what, p, unknown_country(v));
+            if (yaml11_boolean(node, v)) yaml11_warning(node, v, what, p);
           } else if (valid_group_id(v)) {
             refs_.push_back({reference::kind::group, v, at(node), what, p});
           } else {
@@ -1089,7 +1113,7 @@ class file_reader {
     for (const char* key : {"src", "dst"}) {
       if (const YAML::Node c = get(n, key)) {
         const auto v = str(c, what, path + "." + key);
-        if (v && !is_country_code(*v)) err(c, "E_UNKNOWN_JURISDICTION", what, path + "." + key, "'" + *v + "' is not an ISO 3166-1 alpha-2 code");
+        if (v && !is_country_code(*v)) err(c, "E_UNKNOWN_JURISDICTION", what, path + "." + key, unknown_country(*v));
         (std::string_view(key) == "src" ? t.ctx.src : t.ctx.dst) = v.value_or("");
       }
     }

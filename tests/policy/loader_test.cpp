@@ -94,6 +94,24 @@ TEST_CASE("messages name the detector or rule and the YAML path", "[loader]") {
   CHECK(path_seen);
 }
 
+TEST_CASE("country code errors are one code, with the code meant where it is known", "[loader]") {
+  const std::vector<std::filesystem::path> p{source_dir() / "tests/policy/data/invalid/country_codes.yaml"};
+  const auto r = load_rule_set(p);
+  std::vector<std::string> messages;
+  for (const auto& d : r.diagnostics) messages.push_back(d.code + " " + d.message);
+  const auto has = [&](std::string_view part) {
+    for (const auto& m : messages)
+      if (m.find(part) != std::string::npos) return true;
+    return false;
+  };
+  for (const auto& m : messages) INFO(m);
+  CHECK(has("E_UNKNOWN_JURISDICTION rule 'r.one' (rules[0].when.src): 'UK' is not an ISO 3166-1 alpha-2 code (did you mean GB?)"));
+  CHECK(has("'EL' is not an ISO 3166-1 alpha-2 code (did you mean GR?)"));
+  CHECK(has("'SGP' is not an ISO 3166-1 alpha-2 code (jurisdictions are two-letter codes)"));
+  CHECK(has("W_YAML11_BOOLEAN"));
+  CHECK(has("YAML 1.1 tools read a plain NO as a boolean; write \"NO\""));
+}
+
 TEST_CASE("a minimal valid pack loads without diagnostics", "[loader]") {
   const auto r = load_yaml(minimal);
   for (const auto& d : r.diagnostics) INFO(d.to_string());
