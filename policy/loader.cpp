@@ -1236,6 +1236,61 @@ void check_duplicates(const std::vector<T>& items, const char* kind, sink& s) {
   }
 }
 
+// A character class that holds what looks like the rest of a pattern: a
+// quantifier "{n}", a group or an alternation, as when a ']' was left out or
+// put too late ("[0-9{6}]", "[A-Z(\d+)]"). Valid, but surely not meant. Returns
+// the class as written, or empty.
+std::string swallowing_class(std::string_view p) {
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == '\\') {
+      ++i;
+      continue;
+    }
+    if (p[i] != '[') continue;
+    const std::size_t start = i++;
+    if (i < p.size() && p[i] == '^') ++i;
+    if (i < p.size() && p[i] == ']') ++i;  // a literal ']' first
+    bool suspicious = false;
+    for (; i < p.size() && p[i] != ']'; ++i) {
+      if (p[i] == '\\') {
+        ++i;
+        continue;
+      }
+      if (p[i] == '[' && i + 1 < p.size() && p[i + 1] == ':') {  // [:alpha:]
+        const auto end = p.find(":]", i + 2);
+        if (end != std::string_view::npos) i = end + 1;
+        continue;
+      }
+      // '(' and ')' are common separators in a class ("[ ().-]"): only a
+      // group-like "(x...)" with a pattern character after the '(' counts.
+      if (p[i] == '|') suspicious = true;
+      if (p[i] == '(' && i + 2 < p.size() && p[i + 1] != ')' && p[i + 1] != ' ' && p[i + 1] != ']' &&
+          p.substr(i + 1, p.find(']', i + 1) - i - 1).find(')') != std::string_view::npos)
+        suspicious = true;
+      if (p[i] == '{' && i + 1 < p.size() && p[i + 1] >= '0' && p[i + 1] <= '9') suspicious = true;
+    }
+    if (suspicious && i < p.size()) return std::string(p.substr(start, i - start + 1));
+  }
+  return {};
+}
+
+// RE2's error for a pattern, said about the pattern as the author wrote it:
+// RE2 reports the rewritten pattern (full-width digit classes spliced in), and
+// its error() already ends with the fragment. When the written pattern fails
+// the same way, its own fragment is named, with where it starts.
+std::string regex_error(const RE2& rewritten, const std::string& authored, const RE2::Options& o) {
+  const RE2 written(authored, o);
+  const RE2& re = written.ok() ? rewritten : written;
+  std::string text = re.error();
+  const std::string& arg = re.error_arg();
+  if (!arg.empty() && text.size() > arg.size() + 2 && text.ends_with(": " + arg)) text.resize(text.size() - arg.size() - 2);
+  if (arg.empty()) return text;
+  if (written.ok()) return text + " (in the pattern as rewritten for full-width digits): " + arg;
+  const auto at = authored.find(arg);
+  if (at == std::string::npos || arg == authored) return text + ": " + arg;
+  return text + ": " + arg + " (at character " + std::to_string(at + 1) + " of the pattern)";
+}
+
 void compile_detector(detector_def& d, std::size_t index, pattern::nfa& nfa, std::vector<std::uint32_t>& starts,
                       const load_options& opts, sink& s) {
   const std::string what = "detector '" + d.id + "'";
@@ -1266,7 +1321,14 @@ void compile_detector(detector_def& d, std::size_t index, pattern::nfa& nfa, std
   if (!re->ok()) {
     if (re->error_code() == RE2::ErrorPatternTooLarge)
       return fail("E_REGEX_TOO_BIG", "the pattern is over the regex memory limit (" + re->error() + ")");
-    return fail("E_REGEX", re->error() + (re->error_arg().empty() ? "" : ": " + re->error_arg()));
+    return fail("E_REGEX", regex_error(*re, authored, o));
+  }
+  if (d.keywords.empty()) {
+    if (const auto cls = swallowing_class(d.pattern); !cls.empty())
+      s.warning(d.pattern_at, "W_PATTERN_CLASS",
+                what + " (pattern): the character class " + cls +
+                    " holds a quantifier, group or '|', which match as plain characters there; was a ']' "
+                    "meant earlier?");
   }
   // max_length is about the pattern as written; separators between digits come on top.
   std::size_t written_max = 0;

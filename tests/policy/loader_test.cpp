@@ -85,6 +85,12 @@ TEST_CASE("messages name the detector or rule and the YAML path", "[loader]") {
     CHECK(d.to_string().find("regex.yaml:15:14: error: E_PATTERN_UNBOUNDED: detector 'bad.unbounded'") != std::string::npos);
   }
   CHECK(seen);
+  // E_REGEX speaks of the pattern as written, once (it showed the pattern with
+  // the full-width digit classes spliced in, twice).
+  std::string regex_message;
+  for (const auto& d : r.diagnostics)
+    if (d.code == "E_REGEX") regex_message = d.message;
+  CHECK(regex_message == "detector 'bad.syntax' (pattern): missing ): (\\d{3}");
   const std::vector<std::filesystem::path> q{source_dir() / "tests/policy/data/invalid/keys.yaml"};
   const auto k = load_rule_set(q);
   bool path_seen = false;
@@ -110,6 +116,26 @@ TEST_CASE("country code errors are one code, with the code meant where it is kno
   CHECK(has("'SGP' is not an ISO 3166-1 alpha-2 code (jurisdictions are two-letter codes)"));
   CHECK(has("W_YAML11_BOOLEAN"));
   CHECK(has("YAML 1.1 tools read a plain NO as a boolean; write \"NO\""));
+}
+
+TEST_CASE("lint: a character class that swallows a quantifier or group warns, separators in a class do not", "[loader]") {
+  const auto warns = [](const std::string& pattern) {
+    std::string y = minimal;
+    const std::string from = "pattern: '1[3-9]\\d{9}'";
+    y.replace(y.find(from), from.size(), "pattern: '" + pattern + "'");
+    const auto r = load_yaml(y);
+    std::string got;
+    for (const auto& d : r.diagnostics)
+      if (d.code == "W_PATTERN_CLASS") got = d.message;
+    return got;
+  };
+  CHECK(warns("1[3-9\\d{9}]").find("the character class [3-9\\d{9}] holds") != std::string::npos);
+  CHECK(warns("[A-Z(\\d{4})]").find("[A-Z(\\d{4})]") != std::string::npos);
+  CHECK(warns("1[3|5]\\d{9}") != "");
+  CHECK(warns("1[3-9]\\d{9}").empty());
+  CHECK(warns("\\(?1[3-9]\\d{2}[ ().-]?\\d{7}").empty());
+  CHECK(warns("1[3-9][[:digit:]]{9}").empty());
+  CHECK(warns("1\\[3-9{9}").empty());  // an escaped '[' opens no class
 }
 
 TEST_CASE("a minimal valid pack loads without diagnostics", "[loader]") {
