@@ -121,6 +121,19 @@ bool walk_generate(walker& w, request_extraction& ex, json::object& body, bool c
   if (auto f = either(body, "generationConfig", "generation_config"); f.value != nullptr && f.value->is_object()) {
     auto& gc = f.value->get_object();
     if (is_true(gc, "responseLogprobs") || is_true(gc, "response_logprobs")) ex.logprobs_requested = true;
+    // String options that say what the answer is (its media type, its
+    // modalities, the resolution of media read): scanned, never rewritten, so
+    // that the request forwarded asks for the answer the inspected one asked for.
+    // Both spellings, when a body has both.
+    for (const char* key : {"responseMimeType", "response_mime_type", "responseModalities", "response_modalities",
+                            "mediaResolution", "media_resolution"}) {
+      auto* o = member(gc, key);
+      if (o == nullptr) continue;
+      if (o->is_string()) w.option(o->get_string());
+      if (o->is_array())
+        for (auto& v : o->get_array())
+          if (v.is_string()) w.option(v.get_string());
+    }
   }
   return true;
 }

@@ -321,6 +321,33 @@ TEST_CASE("openai responses request: include entries are options that no redacti
   CHECK(r.error().code == codec_errc::slot_not_writable);
 }
 
+TEST_CASE("gemini request: generationConfig's string options are fixed, no redaction rewrites them", "[dialect][request]") {
+  // responseMimeType, responseModalities and mediaResolution say what the
+  // answer is; a replacement there would forward a request for another answer
+  // than the one inspected. Stop sequences are the user's text: writable.
+  constexpr std::string_view body = R"({"contents":[{"role":"user","parts":[{"text":"Hello"}]}],
+    "generationConfig":{"responseMimeType":"application/json","responseModalities":["TEXT","IMAGE"],
+    "mediaResolution":"MEDIA_RESOLUTION_LOW","stopSequences":["call 138 1234 5678"]}})";
+  auto ex = extract_request(dialect::gemini, "/v1beta/models/gemini-2.0-flash:generateContent", body);
+  REQUIRE_OK(ex);
+  for (const char* where : {"/generationConfig/responseMimeType", "/generationConfig/responseModalities/0",
+                            "/generationConfig/responseModalities/1", "/generationConfig/mediaResolution"}) {
+    INFO(where);
+    CHECK_FALSE(slot_at(*ex, where).writable());
+    std::vector<text_replacement> change{{index_at(*ex, where), "[REDACTED:pi.phone]"}};
+    auto r = rewrite_request(*ex, change);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == codec_errc::slot_not_writable);
+  }
+  CHECK(slot_at(*ex, "/generationConfig/stopSequences/0").writable());
+  // The snake_case spellings the API also accepts.
+  auto snake = extract_request(dialect::gemini, "/v1beta/models/m:generateContent",
+                               R"({"contents":[{"parts":[{"text":"Hi"}]}],"generation_config":{"response_modalities":["TEXT"],"media_resolution":"MEDIA_RESOLUTION_LOW"}})");
+  REQUIRE_OK(snake);
+  CHECK_FALSE(slot_at(*snake, "/generation_config/response_modalities/0").writable());
+  CHECK_FALSE(slot_at(*snake, "/generation_config/media_resolution").writable());
+}
+
 TEST_CASE("openai responses request: string input and unknown item types", "[dialect][request]") {
   auto ex = extract_request(dialect::openai, "/v1/responses", R"({"model":"gpt-4.1","input":"Hello there"})");
   REQUIRE_OK(ex);
