@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Keeps config/grafana/customs-dashboard.json true to what customsd exports.
 
-    grafana_dashboard_check.py SOURCE_DIR [--dashboard FILE] [--self-test]
+    grafana_dashboard_check.py SOURCE_DIR [--dashboard FILE] [--metrics FILE] [--self-test]
 
 Checks that the dashboard has the shape Grafana imports (uid, title, panels
 with grid positions and targets, the ${DS_PROMETHEUS} datasource input), then
@@ -22,6 +22,12 @@ variables' label_values queries) and checks:
 As a guard against this parser going stale, every metric name the source
 writes a sample of (sample/write_sample/write_gauge_value/write_histogram)
 must have been found as a registered metric.
+
+--metrics FILE (a scrape of a running customsd's /metrics, e.g.
+`curl -s http://127.0.0.1:9090/metrics > FILE`) also checks the source parser
+against it: every metric the scrape declares must have been found in the
+source with the same type, and every label its series carry must be
+documented.
 
 --self-test breaks the dashboard in memory in several ways (an unknown
 metric, a _bucket on a counter, an unknown label, a misspelt function, a
@@ -373,6 +379,35 @@ def check(d, source_dir):
     return p.items, exported
 
 
+def check_scrape(path, exported, doc):
+    p = Problems()
+    types, labels = {}, {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("# TYPE "):
+                _, _, name, kind = line.split()[:4]
+                types[name] = kind
+            elif line.strip() and not line.startswith("#"):
+                m = re.match(r"([A-Za-z_:][\w:]*)(\{(.*)\})?\s", line)
+                if m:
+                    labels.setdefault(m.group(1), set()).update(re.findall(r'(\w+)="', m.group(3) or ""))
+    if not types:
+        p.add(path, "no # TYPE lines: not a Prometheus text scrape")
+    for name, kind in sorted(types.items()):
+        if name.startswith("customs_") and exported.get(name) != kind:
+            p.add(path, f"{name} ({kind}) is exported, but the source parser found {exported.get(name)}")
+    for name, ls in sorted(labels.items()):
+        base = name
+        for suffix in HIST_SUFFIXES:
+            if name.endswith(suffix) and types.get(name[: -len(suffix)]) == "histogram":
+                base = name[: -len(suffix)]
+        if not base.startswith("customs_"):
+            continue
+        for label in sorted(ls - doc.get(base, set()) - {"le"}):
+            p.add(path, f"{name} has label {label!r}, which docs/operator-guide.md does not list")
+    return p.items
+
+
 def self_test(d, source_dir):
     """Each break must be reported; returns the breaks that were not."""
     def first_target(dd):
@@ -417,17 +452,20 @@ def main(argv):
     self_testing = "--self-test" in args
     if self_testing:
         args.remove("--self-test")
-    dashboard = None
-    if "--dashboard" in args:
-        i = args.index("--dashboard")
-        if i + 1 >= len(args):
-            print("usage: grafana_dashboard_check.py SOURCE_DIR [--dashboard FILE] [--self-test]", file=sys.stderr)
-            return 2
-        dashboard = args[i + 1]
-        del args[i:i + 2]
+    usage = "usage: grafana_dashboard_check.py SOURCE_DIR [--dashboard FILE] [--metrics FILE] [--self-test]"
+    values = {}
+    for opt in ("--dashboard", "--metrics"):
+        if opt in args:
+            i = args.index(opt)
+            if i + 1 >= len(args):
+                print(usage, file=sys.stderr)
+                return 2
+            values[opt] = args[i + 1]
+            del args[i:i + 2]
     if len(args) != 1:
-        print("usage: grafana_dashboard_check.py SOURCE_DIR [--dashboard FILE] [--self-test]", file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
+    dashboard = values.get("--dashboard")
     source_dir = args[0]
     dashboard = dashboard or os.path.join(source_dir, DEFAULT_DASHBOARD)
     try:
@@ -440,6 +478,12 @@ def main(argv):
         print(f"{dashboard}: not JSON: {e}", file=sys.stderr)
         return 1
     problems, exported = check(d, source_dir)
+    if "--metrics" in values:
+        try:
+            problems += check_scrape(values["--metrics"], exported, documented_metrics(source_dir))
+        except OSError as e:
+            print(f"{values['--metrics']}: {e}", file=sys.stderr)
+            return 2
     if problems:
         for item in problems:
             print(f"{dashboard}: {item}", file=sys.stderr)
