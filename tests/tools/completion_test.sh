@@ -50,7 +50,9 @@ complete_line() {
   COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
   COMP_LINE=$line
   COMP_POINT=${#line}
-  fn=$(complete -p "${COMP_WORDS[0]}" 2>/dev/null | sed -n 's/.*-F \([^ ]*\) .*/\1/p')
+  fn=$(complete -p "${COMP_WORDS[0]}" 2>/dev/null)
+  fn=${fn#*-F }
+  fn=${fn%% *}
   [ -n "$fn" ] || { echo "no completion for ${COMP_WORDS[0]}"; return; }
   COMPREPLY=()
   "$fn" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
@@ -66,8 +68,30 @@ expect() {
   fi
 }
 
+# zsh_line LINE: what zsh's completion (config/completion/_customsctl) offers
+# for LINE<TAB>, sorted, one per line (tests/tools/zsh_complete.zsh).
+zsh_ok=0
+if command -v zsh >/dev/null 2>&1 && zsh -fc 'zmodload zsh/zpty' 2>/dev/null; then
+  zsh_ok=1
+fi
+zsh_line() {
+  ZCOMPDUMP=$tmp/zcompdump timeout 30 zsh -f "$src/tests/tools/zsh_complete.zsh" "$tmp/fpath" "$1" ||
+    fail "zsh: completing '$1' failed"
+}
+zexpect() {
+  [ "$zsh_ok" = 1 ] || return 0
+  local line=$1 want got
+  want=$(printf '%s\n' "${@:2}" | sed '/^$/d' | LC_ALL=C sort)
+  got=$(zsh_line "$line")
+  if [ "$got" != "$want" ]; then
+    fail "zsh: '$line<TAB>': got [$(echo $got)], expected [$(echo $want)]"
+  fi
+}
+
 # has_word TEXT WORD: WORD stands alone in TEXT (not as part of a longer name).
-has_word() { grep -qE -- "(^|[^A-Za-z0-9_-])$2([^A-Za-z0-9_-]|\$)" <<<"$1"; }
+has_word() { [[ "$1" =~ (^|[^A-Za-z0-9_-])"$2"([^A-Za-z0-9_-]|$) ]]; }
+# in_list LIST WORD: WORD is one of the lines of LIST.
+in_list() { [[ $'\n'"$1"$'\n' == *$'\n'"$2"$'\n'* ]]; }
 # The usage lines of a help text: from "usage:" to the first line that is not
 # indented, and the FILTERS block when the usage names FILTERS.
 usage_of() {
@@ -85,6 +109,8 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/keys" "$tmp/rules"
 : >"$tmp/trail.db"
 : >"$tmp/customsd.yaml"
+mkdir -p "$tmp/fpath"
+cp "$zsh_file" "$tmp/fpath/_customsctl"
 
 if [ "$mode" = customsd ]; then
 expect "customsd --c" --check-config --config
@@ -100,12 +126,15 @@ for o in $daemon_offered; do
 done
 for o in $(awk '/^options:/ {f = 1; next} f && /^  -/ {print} f && !/^ / {f = 0}' <<<"$daemon_help" |
            grep -oE -- '(^| )--?[A-Za-z][a-z-]*' | tr -d ' ' | sort -u); do
-  grep -qx -- "$o" <<<"$daemon_offered" || fail "customsd: $o is in its --help but not offered"
+  in_list "$daemon_offered" "$o" || fail "customsd: $o is in its --help but not offered"
 done
 zsh_daemon=$(awk '/^_customsd\(\)/ {f = 1; next} f && /^}/ {exit} f {print}' "$zsh_file" |
              grep -oE -- "[{,]-[A-Za-z][+=]?|--[a-z][a-z-]*" | tr -d '{,+=' | LC_ALL=C sort -u)
 [ "$zsh_daemon" = "$(LC_ALL=C sort -u <<<"$daemon_offered")" ] ||
   fail "zsh _customsd offers [$(echo $zsh_daemon)], bash offers [$(echo $daemon_offered)]"
+zexpect "customsd --c" --check-config --config
+zexpect "customsd -" $daemon_offered
+zexpect "customsd --config $tmp/cu" customsd.yaml
 else
 expect "customsctl au" audit
 expect "customsctl " audit ca keys proxy-user rules
@@ -129,6 +158,17 @@ expect "customsctl rules check -- $tmp/r" "$tmp/rules"
 expect "customsctl audit show --since "
 expect "customsctl proxy-user --" --help
 
+zexpect "customsctl au" audit
+zexpect "customsctl " audit ca keys proxy-user rules
+zexpect "customsctl --" --help --version
+zexpect "customsctl audit " checkpoint erase export replay report show verify volumes
+zexpect "customsctl audit verify --" --all --checkpoint --db --help --seed --signer
+zexpect "customsctl keys gen --only s" sealing signing subject
+zexpect "customsctl audit show --format " csv jsonl table
+zexpect "customsctl audit report --by src,d" day dst
+zexpect "customsctl rules explain --direction " request response
+zexpect "customsctl audit verify --db $tmp/tr" trail.db
+
 # ---- 2. consistency with --help, both ways
 top_help=$("$ctl" --help 2>&1)
 groups=$(complete_line "customsctl ")
@@ -139,10 +179,10 @@ done
 while read -r g c _; do
   [ -n "$g" ] || continue
   case "$g" in -*|customsctl) continue ;; esac
-  grep -qx -- "$g" <<<"$groups" || fail "group $g of 'customsctl --help' is not offered"
+  in_list "$groups" "$g" || fail "group $g of 'customsctl --help' is not offered"
   [[ "$c" =~ ^[a-z][a-z|-]*$ ]] || continue  # proxy-user NAME TENANT: no command
   for cmd in ${c//|/ }; do
-    grep -qx -- "$cmd" <<<"$(complete_line "customsctl $g ")" ||
+    in_list "$(complete_line "customsctl $g ")" "$cmd" ||
       fail "command '$g $cmd' of 'customsctl --help' is not offered"
   done
 done < <(grep -E '^  [a-z-]+ ' <<<"$top_help")
@@ -170,7 +210,7 @@ for g in $groups; do
       checked=$((checked + 1))
     done
     for o in $(usage_of "$help" | grep -oE -- '--[a-z][a-z-]*' | sort -u); do
-      grep -qx -- "$o" <<<"$offered" || fail "'customsctl $g $c': $o is in its usage but not offered"
+      in_list "$offered" "$o" || fail "'customsctl $g $c': $o is in its usage but not offered"
     done
   done
 done
@@ -190,19 +230,19 @@ for g in $groups; do
     bash_opts=$(complete_line "customsctl $g${c:+ $c} --")
     [ "$zsh_opts" = "$bash_opts" ] ||
       fail "zsh $fn offers [$(echo $zsh_opts)], bash offers [$(echo $bash_opts)]"
+    zexpect "customsctl $g${c:+ $c} --" $bash_opts
   done
 done
 
 if command -v zsh >/dev/null 2>&1; then
   zsh -n "$zsh_file" || fail "zsh -n $zsh_file"
-  mkdir -p "$tmp/fpath"
-  cp "$zsh_file" "$tmp/fpath/_customsctl"
   out=$(ZDOTDIR=$tmp zsh -f -c "fpath=($tmp/fpath \$fpath); autoload -Uz compinit; compinit -u -d $tmp/zcompdump;
           print -r -- \${_comps[customsctl]} \${_comps[customsd]}" 2>&1)
   [ "$out" = "_customsctl _customsctl" ] || fail "zsh compinit does not bind _customsctl to customsctl and customsd: $out"
 else
   echo "zsh is not installed: the zsh file was only compared with the bash one" >&2
 fi
+[ "$zsh_ok" = 1 ] || echo "no zsh with zsh/zpty: zsh's completion was not run" >&2
 fi  # mode
 
 if [ "$failures" -ne 0 ]; then
