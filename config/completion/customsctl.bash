@@ -62,10 +62,22 @@ _customsctl_paths() {
   fi
 }
 
-_customsctl() {
-  local cur="${COMP_WORDS[COMP_CWORD]}"
-  local prev=""
+# --option=VALUE: with "=" in COMP_WORDBREAKS (bash's default), bash splits it
+# into "--option" "=" "VALUE". Sets cur and prev as for "--option VALUE".
+_customsctl_split_equals() {
+  cur="${COMP_WORDS[COMP_CWORD]}"
+  prev=""
   ((COMP_CWORD > 0)) && prev="${COMP_WORDS[COMP_CWORD - 1]}"
+  if [[ "$prev" == = && COMP_CWORD -ge 2 && "${COMP_WORDS[COMP_CWORD - 2]}" == -* ]]; then
+    prev="${COMP_WORDS[COMP_CWORD - 2]}"
+  elif [[ "$cur" == = && "$prev" == -* ]]; then
+    cur=""
+  fi
+}
+
+_customsctl() {
+  local cur prev
+  _customsctl_split_equals
   COMPREPLY=()
 
   # customsctl <group> [<command>] [options] [--] [arguments]
@@ -159,17 +171,9 @@ _customsctl() {
 }
 
 _customsd() {
-  local cur="${COMP_WORDS[COMP_CWORD]}"
-  local prev=""
-  ((COMP_CWORD > 0)) && prev="${COMP_WORDS[COMP_CWORD - 1]}"
+  local cur prev
+  _customsctl_split_equals
   COMPREPLY=()
-  # --config=FILE: with "=" in COMP_WORDBREAKS, bash splits it into
-  # "--config" "=" "FILE".
-  if [[ "$prev" == = && COMP_CWORD -ge 2 && "${COMP_WORDS[COMP_CWORD - 2]}" == --config ]]; then
-    prev=--config
-  elif [[ "$cur" == = && "$prev" == --config ]]; then
-    cur=""
-  fi
   case "$prev" in
     -c | --config)
       _customsctl_paths "$cur"

@@ -152,6 +152,8 @@ expect "customsctl audit report --by src,d" src,day src,dst
 expect "customsctl audit show --action re" redact refused
 expect "customsctl rules explain --direction " request response
 expect "customsctl audit verify --db $tmp/tr" "$tmp/trail.db"
+expect "customsctl audit verify --db=$tmp/tr" "$tmp/trail.db"
+expect "customsctl audit report --format=j" json jsonl
 expect "customsctl keys gen --out $tmp/k" "$tmp/keys"
 expect "customsctl rules check $tmp/r" "$tmp/rules"
 expect "customsctl rules check -- $tmp/r" "$tmp/rules"
@@ -168,6 +170,8 @@ zexpect "customsctl audit show --format " csv jsonl table
 zexpect "customsctl audit report --by src,d" day dst
 zexpect "customsctl rules explain --direction " request response
 zexpect "customsctl audit verify --db $tmp/tr" trail.db
+zexpect "customsctl audit verify --db=$tmp/tr" trail.db
+zexpect "customsctl audit report --format=j" json jsonl
 
 # ---- 2. consistency with --help, both ways
 top_help=$("$ctl" --help 2>&1)
