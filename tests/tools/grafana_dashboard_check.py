@@ -17,7 +17,10 @@ variables' label_values queries) and checks:
     legend {{label}}) is a label the guide lists for one of its metrics (or
     instance/job, which Prometheus adds, or le on a _bucket series);
   - every function is a PromQL function; every $variable is a template
-    variable or one of Grafana's own.
+    variable or one of Grafana's own;
+  - the panels the dashboard is for are there (REQUIRED: flows by pair,
+    verdicts, findings, hold-back and audit latency histograms, failed flows,
+    audit refusals, tokens, reloads).
 
 As a guard against this parser going stale, every metric name the source
 writes a sample of (sample/write_sample/write_gauge_value/write_histogram)
@@ -47,6 +50,19 @@ DEFAULT_DASHBOARD = os.path.join("config", "grafana", "customs-dashboard.json")
 # Labels Prometheus attaches to every scraped series.
 TARGET_LABELS = {"instance", "job"}
 HIST_SUFFIXES = ("_bucket", "_sum", "_count")
+
+# What the dashboard is for (issue 13): a panel losing one of these fails.
+REQUIRED = {
+    "customs_flow_pairs_total": "flows by jurisdiction pair",
+    "customs_enforced_flows_total": "verdicts",
+    "customs_findings_total": "findings by detector",
+    "customs_hold_back_seconds_bucket": "the hold-back latency histogram",
+    "customs_audit_durable_wait_seconds_bucket": "the audit latency histogram",
+    "customs_flow_failures_total": "failed flows",
+    "customs_audit_refusals_total": "audit refusals",
+    "customs_tokens_total": "tokens by jurisdiction pair",
+    "customs_reloads_total": "reloads",
+}
 
 PROMQL_FUNCTIONS = {
     "abs", "absent", "absent_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min",
@@ -311,6 +327,16 @@ def expressions(d):
 
 def check_expressions(d, exported, doc, p):
     variables = {v.get("name") for v in d.get("templating", {}).get("list", [])} | GRAFANA_VARIABLES
+    used = set()
+    for _, expr, _, kind in expressions(d):
+        if expr is not None and kind == "expr":
+            try:
+                used |= {name for name, _ in parse_promql(expr)[0]}
+            except ValueError:
+                pass
+    for name, what in sorted(REQUIRED.items()):
+        if name not in used:
+            p.add("dashboard", f"no panel queries {name} ({what})")
     for where, expr, legend, kind in expressions(d):
         used_labels = set()
         known_labels = set(TARGET_LABELS)
@@ -354,7 +380,9 @@ def check_expressions(d, exported, doc, p):
                     p.add(where, f"{base} is not documented in docs/operator-guide.md")
                     continue
                 known_labels |= doc[base]
-                used_labels |= labels
+                own = doc[base] | TARGET_LABELS | ({"le"} if name.endswith("_bucket") and base != name else set())
+                for label in sorted(labels - own):
+                    p.add(where, f"label {label!r} is not a label of {name} (docs/operator-guide.md)")
         for label in re.findall(r"\{\{\s*(\w+)\s*\}\}", legend or ""):
             used_labels.add(label)
         if expr is None:
@@ -424,26 +452,49 @@ def self_test(d, source_dir):
     def drop_inputs(dd):
         dd["__inputs"] = []
 
+    def drop_metric(name):
+        def f(dd):
+            for panel in dd["panels"]:
+                panel["targets"] = [t for t in panel.get("targets", []) if name not in t.get("expr", "")]
+                if "targets" in panel and not panel["targets"] and panel.get("type") != "row":
+                    panel["targets"] = [{"expr": "customs_ready", "refId": "A",
+                                         "datasource": {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}}]
+        return f
+
+    # name: (the break, words the report must contain)
     breaks = {
-        "unknown metric": set_expr('sum(rate(customs_no_such_metric_total[5m]))'),
-        "misspelt metric": set_expr('sum(rate(customs_flow_pair_total[5m]))'),
-        "_bucket on a counter": set_expr('histogram_quantile(0.9, sum by (le) (rate(customs_findings_total_bucket[5m])))'),
-        "histogram without suffix": set_expr('rate(customs_hold_back_seconds[5m])'),
-        "unknown label in a matcher": set_expr('sum(rate(customs_flow_pairs_total{country="DE"}[5m]))'),
-        "unknown label in by()": set_expr('sum by (jurisdiction) (rate(customs_flow_pairs_total[5m]))'),
-        "misspelt function": set_expr('histogram_quantle(0.9, sum by (le) (rate(customs_hold_back_seconds_bucket[5m])))'),
-        "unknown variable": set_expr('sum(rate(customs_flow_pairs_total{instance=~"$host"}[5m]))'),
-        "no datasource input": drop_inputs,
+        "unknown metric": (set_expr('sum(rate(customs_no_such_metric_total[5m]))'),
+                           "customs_no_such_metric_total is not a metric"),
+        "misspelt metric": (set_expr('sum(rate(customs_flow_pair_total[5m]))'),
+                            "customs_flow_pair_total is not a metric"),
+        "_bucket on a counter": (set_expr('histogram_quantile(0.9, sum by (le) (rate(customs_findings_total_bucket[5m])))'),
+                                 "not a histogram"),
+        "histogram without suffix": (set_expr('rate(customs_hold_back_seconds[5m])'), "is a histogram: use"),
+        "unknown label in a matcher": (set_expr('sum(rate(customs_flow_pairs_total{country="DE"}[5m]))'),
+                                       "label 'country'"),
+        "unknown label in by()": (set_expr('sum by (jurisdiction) (rate(customs_flow_pairs_total[5m]))'),
+                                  "label 'jurisdiction'"),
+        "misspelt function": (set_expr('histogram_quantle(0.9, sum by (le) (rate(customs_hold_back_seconds_bucket[5m])))'),
+                              "histogram_quantle() is not a PromQL function"),
+        "unknown variable": (set_expr('sum(rate(customs_flow_pairs_total{instance=~"$host"}[5m]))'),
+                             "$host is not a template variable"),
+        "no datasource input": (drop_inputs, "no DS_PROMETHEUS datasource input"),
+        "label of another metric in a matcher": (set_expr(
+            'sum(rate(customs_flow_pairs_total[5m])) + sum(rate(customs_findings_total{src="CN"}[5m]))'),
+            "label 'src' is not a label of customs_findings_total"),
+        "a required panel gone": (drop_metric("customs_hold_back_seconds_bucket"),
+                                  "no panel queries customs_hold_back_seconds_bucket"),
     }
     missed = []
-    for name, brk in breaks.items():
+    for name, (brk, words) in breaks.items():
         dd = copy.deepcopy(d)
         brk(dd)
         problems, _ = check(dd, source_dir)
-        if not problems:
+        hits = [item for item in problems if words in item]
+        if not hits:
             missed.append(name)
         else:
-            print(f"self-test: {name}: caught ({problems[0]})")
+            print(f"self-test: {name}: caught ({hits[0]})")
     return missed
 
 
