@@ -34,7 +34,8 @@ documented.
 
 --self-test breaks the dashboard in memory in several ways (an unknown
 metric, a _bucket on a counter, an unknown label, a misspelt function, a
-missing datasource input) and fails unless each break is reported.
+missing datasource input, a required panel gone), and renames a metric in a
+copy of daemon/, and fails unless each break is reported.
 
 Exit codes: 0 ok, 1 the dashboard is wrong, 2 usage or I/O error.
 """
@@ -43,7 +44,9 @@ import copy
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 
 DEFAULT_DASHBOARD = os.path.join("config", "grafana", "customs-dashboard.json")
 
@@ -495,6 +498,26 @@ def self_test(d, source_dir):
             missed.append(name)
         else:
             print(f"self-test: {name}: caught ({hits[0]})")
+    # A metric renamed in the daemon's source (in a copy of daemon/ and docs/).
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(os.path.join(source_dir, "daemon"), os.path.join(tmp, "daemon"))
+        shutil.copytree(os.path.join(source_dir, "docs"), os.path.join(tmp, "docs"))
+        renamed = False
+        for root, _, names in os.walk(os.path.join(tmp, "daemon")):
+            for n in names:
+                path = os.path.join(root, n)
+                with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                    text = f.read()
+                if '"customs_flow_pairs_total"' in text:
+                    with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
+                        f.write(text.replace('"customs_flow_pairs_total"', '"customs_flow_pair_counts_total"'))
+                    renamed = True
+        problems, _ = check(d, tmp)
+        hits = [item for item in problems if "customs_flow_pairs_total is not a metric" in item]
+        if not renamed or not hits:
+            missed.append("a metric renamed in daemon/")
+        else:
+            print(f"self-test: a metric renamed in daemon/: caught ({hits[0]})")
     return missed
 
 
