@@ -43,8 +43,7 @@ _customsctl_commands() {
 
 # COMPREPLY: the words of $1 that start with $2.
 _customsctl_words() {
-  local IFS=$' \t\n'
-  COMPREPLY=($(compgen -W "$1" -- "$2"))
+  mapfile -t COMPREPLY < <(compgen -W "$1" -- "$2")
 }
 
 # COMPREPLY: files (or folders with $2 = -d) that start with $1.
@@ -54,11 +53,10 @@ _customsctl_paths() {
     return
   fi
   compopt -o filenames 2>/dev/null
-  local IFS=$'\n'
   if [[ "${2-}" == -d ]]; then
-    COMPREPLY=($(compgen -d -- "$1"))
+    mapfile -t COMPREPLY < <(compgen -d -- "$1")
   else
-    COMPREPLY=($(compgen -f -- "$1"))
+    mapfile -t COMPREPLY < <(compgen -f -- "$1")
   fi
 }
 
@@ -68,7 +66,7 @@ _customsctl_split_equals() {
   cur="${COMP_WORDS[COMP_CWORD]}"
   prev=""
   ((COMP_CWORD > 0)) && prev="${COMP_WORDS[COMP_CWORD - 1]}"
-  if [[ "$prev" == = && COMP_CWORD -ge 2 && "${COMP_WORDS[COMP_CWORD - 2]}" == -* ]]; then
+  if [[ "$prev" == = && $COMP_CWORD -ge 2 && "${COMP_WORDS[COMP_CWORD - 2]}" == -* ]]; then
     prev="${COMP_WORDS[COMP_CWORD - 2]}"
   elif [[ "$cur" == = && "$prev" == -* ]]; then
     cur=""

@@ -64,7 +64,7 @@ expect() {
   want=$(printf '%s\n' "${@:2}" | sed '/^$/d' | LC_ALL=C sort)
   got=$(complete_line "$line")
   if [ "$got" != "$want" ]; then
-    fail "'$line<TAB>': got [$(echo $got)], expected [$(echo $want)]"
+    fail "'$line<TAB>': got [${got//$'\n'/ }], expected [${want//$'\n'/ }]"
   fi
 }
 
@@ -84,7 +84,7 @@ zexpect() {
   want=$(printf '%s\n' "${@:2}" | sed '/^$/d' | LC_ALL=C sort)
   got=$(zsh_line "$line")
   if [ "$got" != "$want" ]; then
-    fail "zsh: '$line<TAB>': got [$(echo $got)], expected [$(echo $want)]"
+    fail "zsh: '$line<TAB>': got [${got//$'\n'/ }], expected [${want//$'\n'/ }]"
   fi
 }
 
