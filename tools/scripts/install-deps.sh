@@ -16,6 +16,8 @@ packages=(
   # The edge shell tests: network namespaces (unshare, mount, ip), nftables;
   # openssl and curl above make their certificates and send their requests.
   util-linux mount iproute2 nftables
+  # The completion test runs zsh's completion of config/completion/_customsctl.
+  zsh
   # The fuzz targets (tools/scripts/fuzz.sh): clang and its libFuzzer runtime.
   clang-14 libclang-rt-14-dev
 )
