@@ -51,7 +51,10 @@ void on_block(customs::daemon::stream_codec& codec, const customs::daemon::sse_b
   for (const auto& s : ev->slots) check(!s.channel.empty(), "a stream slot without a channel");
   if (!ev->slots.empty()) {
     std::vector<customs::daemon::text_replacement> changes;
-    for (std::size_t i = 0; i < ev->slots.size(); ++i) changes.push_back({i, "[R\"\\]"});
+    // Only slots that can take a replacement (an error event's own type, for
+    // one, is scanned but fixed: encode refuses a change there).
+    for (std::size_t i = 0; i < ev->slots.size(); ++i)
+      if (ev->slots[i].writable()) changes.push_back({i, "[R\"\\]"});
     auto out = codec.encode(*ev, changes);
     check(out.has_value(), "encode failed on its own event");
     check(valid_json(*out), "an encoded event is not JSON");
