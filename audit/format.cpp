@@ -2,6 +2,9 @@
 #include "audit/format.hpp"
 
 #include <cstring>
+#include <limits>
+#include <set>
+#include <string>
 #include <ctime>
 #include <stdexcept>
 
@@ -272,15 +275,22 @@ checkpoint checkpoint_from_text(std::string_view text) {
   const auto bad = [&](const std::string& why) -> std::runtime_error {
     return std::runtime_error("line " + std::to_string(line_no) + ": " + why);
   };
-  const auto parse_u64 = [&](std::string_view v) {
-    if (v.empty() || v.size() > 20) throw bad("expected a number");
+  // A number above `max` is an error, never wrapped: the checkpoint must say
+  // exactly what is written in it.
+  const auto parse_u64 = [&](std::string_view v, std::uint64_t max) {
+    if (v.empty()) throw bad("expected a number");
     std::uint64_t n = 0;
     for (const char ch : v) {
       if (ch < '0' || ch > '9') throw bad("expected a number");
-      n = n * 10 + static_cast<std::uint64_t>(ch - '0');
+      const auto digit = static_cast<std::uint64_t>(ch - '0');
+      if (n > (max - digit) / 10) throw bad("number out of range (largest is " + std::to_string(max) + ")");
+      n = n * 10 + digit;
     }
     return n;
   };
+  constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
+  constexpr auto i64_max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  std::set<std::string, std::less<>> seen_fields;
   const auto parse_fixed = [&](std::string_view v, std::uint8_t* dst, std::size_t n) {
     const auto raw = crypto::from_hex(v);
     if (!raw || raw->size() != n) throw bad("expected " + std::to_string(2 * n) + " hex digits");
@@ -304,12 +314,13 @@ checkpoint checkpoint_from_text(std::string_view text) {
     const auto name = line.substr(0, colon);
     auto value = line.substr(colon + 1);
     while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (!seen_fields.emplace(name).second) throw bad("field \"" + std::string(name) + "\" written twice");
     if (name == "seq") {
-      c.seq = parse_u64(value), have_seq = true;
+      c.seq = parse_u64(value, u64_max), have_seq = true;
     } else if (name == "epoch") {
-      c.epoch = parse_u64(value), have_epoch = true;
+      c.epoch = parse_u64(value, u64_max), have_epoch = true;
     } else if (name == "time_us") {
-      c.time_us = static_cast<std::int64_t>(parse_u64(value)), have_time = true;
+      c.time_us = static_cast<std::int64_t>(parse_u64(value, i64_max)), have_time = true;
     } else if (name == "time") {
       // informational; time_us is authoritative
     } else if (name == "head") {

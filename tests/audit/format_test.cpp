@@ -1,4 +1,7 @@
 #include <catch2/catch.hpp>
+#include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "audit/format.hpp"
 
@@ -71,6 +74,33 @@ TEST_CASE("checkpoint text round trip and errors", "[audit][format]") {
   CHECK_THROWS_WITH(format::checkpoint_from_text("hello\n"), Catch::Contains("line 1"));
   CHECK_THROWS_WITH(format::checkpoint_from_text("customs audit checkpoint v1\nseq: x\n"),
                     Catch::Contains("line 2"));
+}
+
+TEST_CASE("checkpoint numbers out of range or written twice are rejected", "[audit][format]") {
+  // A checkpoint is what an auditor holds against a trail: a number that
+  // wraps, or a field written twice, would make it say something other than
+  // what is written. Found by fuzz_audit_record: a 20-digit time_us above
+  // INT64_MAX parsed to a negative time that printed as "-..." and no longer
+  // parsed.
+  const std::string head = std::string("head: ") + std::string(64, 'a') + "\n";
+  const std::string sig = std::string("signature: ") + std::string(128, 'c') + "\n";
+  const auto text = [&](std::string_view seq, std::string_view time_us, std::string_view extra = "") {
+    return "customs audit checkpoint v1\nseq: " + std::string(seq) + "\nepoch: 2\ntime_us: " +
+           std::string(time_us) + "\n" + head + sig + std::string(extra);
+  };
+  // At the bounds: the largest seq (UINT64_MAX) and time_us (INT64_MAX) parse and print back.
+  const auto at_bound = format::checkpoint_from_text(text("18446744073709551615", "9223372036854775807"));
+  CHECK(at_bound.seq == UINT64_MAX);
+  CHECK(at_bound.time_us == INT64_MAX);
+  CHECK(format::checkpoint_from_text(format::checkpoint_to_text(at_bound)).time_us == INT64_MAX);
+  // Just past them.
+  CHECK_THROWS_WITH(format::checkpoint_from_text(text("18446744073709551616", "1")), Catch::Contains("line 2"));
+  CHECK_THROWS_WITH(format::checkpoint_from_text(text("1", "9223372036854775808")), Catch::Contains("line 4"));
+  CHECK_THROWS_WITH(format::checkpoint_from_text(text("1", "17958631010101010101")), Catch::Contains("line 4"));
+  // A field written twice.
+  CHECK_THROWS_WITH(format::checkpoint_from_text(text("1", "1", "seq: 2\n")),
+                    Catch::Contains("line 7") && Catch::Contains("seq"));
+  CHECK_THROWS_WITH(format::checkpoint_from_text(text("1", "1", "time: x\ntime: y\n")), Catch::Contains("line 8"));
 }
 
 TEST_CASE("times parse as UTC", "[audit][format]") {

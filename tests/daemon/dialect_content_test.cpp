@@ -431,3 +431,44 @@ TEST_CASE("blob helpers: base64 both alphabets, data: URLs, text sniffing, UTF-8
   CHECK_FALSE(detail::valid_utf8("\xc0\xaf"));      // overlong
   CHECK(detail::percent_decode("a%20b+c%zz", true) == "a b c%zz");
 }
+
+TEST_CASE("inline files: a redaction in a binary file's base64 keeps how the body is read", "[dialect][content]") {
+  // A binary image's base64 is scanned as a plain string (it does not decode to
+  // text). Every redaction style writes characters that are not base64 ('[',
+  // ':', '.', '*'), so the redacted string is still not a text file and the body
+  // reads the same: same slots, same order. Only a replacement that is itself
+  // base64 of text (no redaction writes one) turns it into a text file; the
+  // rewrite fuzz target (fuzz_dialect_rewrite) therefore compares such a body by
+  // its flags only.
+  const std::string data = "iVBORw0KGgo5551234567AAAA";
+  const std::string body = R"({"model":"m","max_tokens":1,"messages":[{"role":"user","content":[)"
+                           R"({"type":"image","source":{"type":"base64","media_type":"image/png","data":")" +
+                           data + R"("}}]}]})";
+  auto ex = extract_request(dialect::anthropic, "/v1/messages", body);
+  REQUIRE_OK(ex);
+  const std::string where = "/messages/0/content/0/source/data";
+  std::size_t index = ex->slots.size();
+  std::vector<std::string> before;
+  for (std::size_t i = 0; i < ex->slots.size(); ++i) {
+    before.push_back(ex->slots[i].where);
+    if (ex->slots[i].where == where) index = i;
+  }
+  REQUIRE(index < ex->slots.size());
+  CHECK(ex->slots[index].role != slot_role::attachment);
+  REQUIRE(ex->slots[index].writable());
+  const auto reading = [&](const std::string& replacement) {
+    auto copy = extract_request(dialect::anthropic, "/v1/messages", body);
+    REQUIRE_OK(copy);
+    auto out = rewrite_request(*copy, std::vector<text_replacement>{{index, replacement}});
+    REQUIRE_OK(out);
+    auto again = extract_request(dialect::anthropic, "/v1/messages", *out);
+    REQUIRE_OK(again);
+    std::vector<std::string> wheres;
+    for (const auto& s : again->slots) wheres.push_back(s.where);
+    return wheres;
+  };
+  CHECK(reading("iVBORw0KGgo[REDACTED:pi.phone]AAAA") == before);  // label
+  CHECK(reading("iVBORw0KGgo**********AAAA") == before);           // mask
+  CHECK(reading("iVBORw0KGgo******4567AAAA") == before);           // last4
+  CHECK(reading("KG") != before);  // base64 of "(": not a redaction, read as a text file
+}

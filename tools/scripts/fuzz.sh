@@ -8,7 +8,8 @@
 # Usage: tools/scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  per target (default 20); TARGET defaults to every tests/fuzz target.
 # Environment: FUZZ_RUNS caps the executions per target (default: no cap);
-# FUZZ_TIMEOUT is the seconds one input may take (default 30); FUZZ_ARGS adds
+# FUZZ_TIMEOUT is the seconds one input may take (default 30); FUZZ_SEED fixes
+# libFuzzer's random seed (default: a new one each run); FUZZ_ARGS adds
 # libFuzzer flags.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,6 +53,7 @@ for t in "${targets[@]}"; do
   args=(-max_total_time="$seconds" -timeout="${FUZZ_TIMEOUT:-30}" -rss_limit_mb=4096
         -print_final_stats=1 -artifact_prefix="$artifacts")
   if [[ -n ${FUZZ_RUNS:-} ]]; then args+=(-runs="$FUZZ_RUNS"); fi
+  if [[ -n ${FUZZ_SEED:-} ]]; then args+=(-seed="$FUZZ_SEED"); fi
   # tests/fuzz/dict/NAME.dict serves every target named fuzz_NAME*.
   for d in tests/fuzz/dict/*.dict; do
     if [[ $t == fuzz_$(basename "$d" .dict)* ]]; then
@@ -72,9 +74,9 @@ for t in "${targets[@]}"; do
   cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$last")
   ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$last")
   corp=$(sed -nE 's/.* corp: ([0-9]+)\/.*/\1/p' <<<"$last")
-  execs=$(sed -nE 's/^stat::number_of_executed_units: ([0-9]+)/\1/p' "$log" | tail -n 1)
-  rate=$(sed -nE 's/^stat::average_exec_per_sec: ([0-9]+)/\1/p' "$log" | tail -n 1)
-  rss=$(sed -nE 's/^stat::peak_rss_mb: ([0-9]+)/\1/p' "$log" | tail -n 1)
+  execs=$(sed -nE 's/^stat::number_of_executed_units: +([0-9]+)/\1/p' "$log" | tail -n 1)
+  rate=$(sed -nE 's/^stat::average_exec_per_sec: +([0-9]+)/\1/p' "$log" | tail -n 1)
+  rss=$(sed -nE 's/^stat::peak_rss_mb: +([0-9]+)/\1/p' "$log" | tail -n 1)
   result=ok
   if ((status != 0)); then
     result="FAILED ($status)"
