@@ -65,6 +65,10 @@ std::optional<yaml_refusal> check_yaml_top_level(std::string_view text) {
       return yaml_refusal{at_line, "a control character (YAML allows tab, line feed and carriage return only)"};
   }
   bool expect_root = true;
+  // YAML directives belong before a document's "---": at the start of the
+  // stream or after a "..." end marker. Anywhere else a line starting with '%'
+  // made yaml-cpp 0.7 loop too ("a: b\n%\n,").
+  bool directives_allowed = true;
   std::size_t number = 0;
   while (!text.empty()) {
     const auto nl = text.find('\n');
@@ -76,13 +80,20 @@ std::optional<yaml_refusal> check_yaml_top_level(std::string_view text) {
       if (!only_comment(line.substr(3)))
         return yaml_refusal{number, "content on a document marker line; start the document's mapping on the next line"};
       expect_root = true;
+      directives_allowed = line.starts_with("...");
+      continue;
+    }
+    if (!line.empty() && line[0] == '%') {
+      if (!directives_allowed)
+        return yaml_refusal{number, "a directive (a line starting with '%') inside a document; directives go before "
+                                    "the document's `---`, at the start of the file or after `...`"};
       continue;
     }
     if (!expect_root) continue;
     std::size_t i = 0;
     while (i < line.size() && blank(line[i])) ++i;
     if (i == line.size() || line[i] == '#') continue;
-    if (i == 0 && line[0] == '%') continue;  // a directive
+    directives_allowed = false;
     if (i != 0 || !mapping_key_line(line))
       return yaml_refusal{number, "the top level must be a mapping: `key: value` lines starting at column 1"};
     expect_root = false;

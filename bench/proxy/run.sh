@@ -49,6 +49,12 @@
 # a client and an upstream socket per stream): the script raises the soft limit
 # (to 65536, or the hard limit if lower) and stops with a message if that is
 # not enough.
+# PROFILE=1 also records the enforcing customsd during a second load run of
+# DURATION s (perf record, call graphs unwound from DWARF: the release build
+# keeps no frame pointers) and prints where its CPU goes by thread and by function (self and inclusive), the
+# profile command beside the figures; needs perf (linux-perf) and permission to
+# attach (root, or kernel.perf_event_paranoid <= 1). The profiled run is not
+# counted in the figures above it.
 # Loopback only; every process it starts is stopped on exit. Bounded: each load
 # run by DURATION, each streaming probe by 70 s, the memory phase by
 # STREAMS_SECONDS + 30 s, the audit check by 120 s.
@@ -281,6 +287,36 @@ measure direct "http://127.0.0.1:$upstream_port/v1/chat/completions" "$provider_
 measure nginx "http://127.0.0.1:$nginx_port/openai/v1/chat/completions" $(nginx_pids)
 measure customsd "http://127.0.0.1:$customsd_port/openai/v1/chat/completions" "$customsd_pid"
 measure enforcing "http://127.0.0.1:$enforce_port/openai/v1/chat/completions" "$enforce_pid"
+
+if [[ ${PROFILE:-0} == 1 ]]; then
+  if ! command -v perf >/dev/null; then
+    echo "run.sh: PROFILE=1 needs perf (apt-get install linux-perf)" >&2
+    exit 2
+  fi
+  wrk -t1 -c"$CONNECTIONS" -d"$((DURATION + 2))s" -s "$tmp/post.lua" \
+    "http://127.0.0.1:$enforce_port/openai/v1/chat/completions" >"$tmp/wrk.profile" &
+  wrk_pid=$!
+  sleep 1
+  perf record -q --call-graph dwarf,16384 -F 500 -p "$enforce_pid" -o "$tmp/perf.data" -- sleep "$DURATION" 2>"$tmp/perf.record.log" || {
+    echo "run.sh: perf record failed:" >&2
+    cat "$tmp/perf.record.log" >&2
+    exit 2
+  }
+  wait "$wrk_pid" || true
+  profiled=$(awk '/requests in/ {print $1}' "$tmp/wrk.profile")
+  printf '
+Profile of the enforcing customsd (perf record --call-graph dwarf -F 500 -p PID, %ss of wrk -c%s, %s requests)
+' \
+    "$DURATION" "$CONNECTIONS" "$profiled"
+  echo "by thread (share of the process's samples):"
+  perf report -i "$tmp/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12
+  echo "by function, self (top 30):"
+  perf report -i "$tmp/perf.data" --no-children --sort comm,symbol --stdio -g none 2>/dev/null |
+    grep -E '^ +[0-9]' | head -30
+  echo "by function, inclusive (top 40):"
+  perf report -i "$tmp/perf.data" --children --sort symbol --stdio -g none 2>/dev/null |
+    grep -E '^ +[0-9]' | head -40
+fi
 
 stream_probe() {  # port path
   timeout 70 "$build/bench/proxy/stream_client" --port "$1" --path "$2" --requests "$STREAM_REQUESTS" --max-seconds 60

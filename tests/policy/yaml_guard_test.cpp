@@ -33,6 +33,24 @@ TEST_CASE("yaml guard: the inputs on which yaml-cpp 0.7 loops forever are refuse
     CHECK(!r->message.empty());
   }
   CHECK(check_yaml_top_level("--- {a: b}\n,").has_value());
+  // A directive line inside a document, then a ',' line (found by
+  // fuzz_catalogue in a 60-s run: yaml-cpp grew to 1 GiB and never returned).
+  const std::array<std::pair<std::string, std::size_t>, 5> directive_hangs{{
+      {"schema: cuspo/smtroviders/~5\nng\n%...\n\n, n}\n", 3},
+      {"a: b\n%\n,\n", 2},
+      {"a: b\nc\n%x\n,\n", 3},
+      {"a: b\n c\n%\n, x\n", 3},
+      {"a: b\n%YAML 1.2\n---\nc: d\n", 2},
+  }};
+  for (const auto& [text, line] : directive_hangs) {
+    INFO(text);
+    const auto d = check_yaml_top_level(text);
+    REQUIRE(d.has_value());
+    CHECK(d->line == line);
+    CHECK_THAT(d->message, Catch::Contains("directive"));
+  }
+  // Directives before a document's root stay allowed, also after "...".
+  CHECK_FALSE(check_yaml_top_level("%YAML 1.2\n---\na: b\n...\n%YAML 1.2\n---\nc: d\n").has_value());
   // A NUL before a key-like line hung yaml-cpp too (fuzz_volume_rules).
   const std::string nul("\0,\x01,\x01:\x01:::::::::", 16);
   const auto r = check_yaml_top_level(nul);
