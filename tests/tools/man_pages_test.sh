@@ -51,8 +51,16 @@ fail() {
 has_word() { [[ "$1" =~ (^|[^A-Za-z0-9_-])"$2"([^A-Za-z0-9_-]|$) ]]; }
 # in_list LIST WORD: WORD is one of the lines of LIST.
 in_list() { [[ $'\n'"$1"$'\n' == *$'\n'"$2"$'\n'* ]]; }
-# The long options of a text, one per line, sorted.
-long_options() { grep -oE -- '--[a-z][a-z-]*' <<<"$1" | LC_ALL=C sort -u; }
+# long_options TEXT: the long options of TEXT (repeats included) into the
+# array OPTS. In bash, without a subshell: the check runs it some hundred times.
+long_options() {
+  local t=$1 re='--[a-z][a-z-]*'
+  OPTS=()
+  while [[ $t =~ $re ]]; do
+    OPTS+=("${BASH_REMATCH[0]}")
+    t=${t#*"${BASH_REMATCH[0]}"}
+  done
+}
 
 # render PAGE: the page as plain text: no bold or underline, no hyphenation,
 # lines as long as the paragraph.
@@ -76,6 +84,18 @@ filters_of() {
   awk '/^FILTERS:/ {f = 1; print; next} f && /^[ \t]/ {print; next} {f = 0}' <<<"$1"
 }
 
+# help_of NAME BINARY ARGS...: BINARY ARGS --help into HELP, run once per NAME
+# (the self-test checks the pages many times against the same binaries).
+declare -A help_cache=()
+help_of() {
+  local name=$1
+  shift
+  if [[ ! -v help_cache[$name] ]]; then
+    help_cache[$name]=$("$@" --help 2>&1) || fail "'$name --help' failed"
+  fi
+  HELP=${help_cache[$name]}
+}
+
 # check_pages DIR: every check on the pages in DIR; failures counted in $failures.
 check_pages() {
   local dir=$1 page warnings text help o s c g line cmd sect sub_help usage filters all filters_sect
@@ -91,8 +111,10 @@ check_pages() {
 
   # ---- 2. customsd.8
   text=$(render "$dir/customsd.8")
-  help=$("$daemon" --help 2>&1) || fail "'customsd --help' failed"
-  for o in $(long_options "$help"); do
+  help_of customsd "$daemon"
+  help=$HELP
+  long_options "$help"
+  for o in "${OPTS[@]}"; do
     has_word "$text" "$o" || fail "customsd.8: $o (in customsd --help) is not in the page"
   done
   sect=$(section "$text" OPTIONS)
@@ -100,7 +122,8 @@ check_pages() {
              grep -oE -- '(^| )--?[A-Za-z][a-z-]*' | tr -d ' ' | LC_ALL=C sort -u); do
     has_word "$sect" "$o" || fail "customsd.8: $o (in customsd --help) is not in OPTIONS"
   done
-  for o in $(long_options "$text"); do
+  long_options "$text"
+  for o in "${OPTS[@]}"; do
     has_word "$help" "$o" || fail "customsd.8: names $o, which customsd --help does not print"
   done
   sect=$(section "$text" SIGNALS)
@@ -115,7 +138,8 @@ check_pages() {
 
   # ---- 3. customsctl.1
   text=$(render "$dir/customsctl.1")
-  help=$("$ctl" --help 2>&1) || fail "'customsctl --help' failed"
+  help_of customsctl "$ctl"
+  help=$HELP
   local commands=""
   while read -r g c _; do
     if [[ "$c" =~ ^[a-z][a-z|-]*$ ]]; then
@@ -130,7 +154,8 @@ check_pages() {
   while read -r cmd; do
     [ -n "$cmd" ] || continue
     # shellcheck disable=SC2086 # "GROUP COMMAND" are two words
-    sub_help=$("$ctl" $cmd --help 2>&1) || fail "'customsctl $cmd --help' failed"
+    help_of "customsctl $cmd" "$ctl" $cmd
+    sub_help=$HELP
     sect=$(subsection "$text" "$cmd")
     if [ -z "$sect" ]; then
       fail "customsctl.1: no subsection \"$cmd\""
@@ -138,22 +163,27 @@ check_pages() {
     fi
     usage=$(usage_of "$sub_help")
     filters=$(filters_of "$sub_help")
-    for o in $(long_options "$usage"); do
+    long_options "$usage"
+    for o in "${OPTS[@]}"; do
       has_word "$sect" "$o" || fail "customsctl.1: $o (usage of customsctl $cmd) is not in subsection \"$cmd\""
     done
-    for o in $(long_options "$filters"); do
+    long_options "$filters"
+    for o in "${OPTS[@]}"; do
       has_word "$filters_sect" "$o" ||
         fail "customsctl.1: $o (FILTERS of customsctl $cmd) is not in subsection \"Filters\""
     done
-    for o in $(long_options "$sub_help"); do
+    long_options "$sub_help"
+    for o in "${OPTS[@]}"; do
       has_word "$text" "$o" || fail "customsctl.1: $o (in customsctl $cmd --help) is not in the page"
     done
-    for o in $(long_options "$sect"); do
+    long_options "$sect"
+    for o in "${OPTS[@]}"; do
       has_word "$sub_help" "$o" || fail "customsctl.1: subsection \"$cmd\" names $o, which customsctl $cmd --help does not print"
     done
     all+="$sub_help"$'\n'
   done <<<"$commands"
-  for o in $(long_options "$filters_sect"); do
+  long_options "$filters_sect"
+  for o in "${OPTS[@]}"; do
     has_word "$all" "$o" || fail "customsctl.1: subsection \"Filters\" names $o, which no command's --help prints"
   done
   # Every subsection of COMMANDS but Filters is a command.
@@ -164,7 +194,8 @@ check_pages() {
   done < <(section "$text" COMMANDS | grep -E '^   [^ ]')
   sect=$(section "$text" OPTIONS)
   # The top-level options: the lines "  --version" and "  customsctl ... --help".
-  for o in $(long_options "$(grep -E '^  (--|customsctl )' <<<"$help")"); do
+  long_options "$(grep -E '^  (--|customsctl )' <<<"$help")"
+  for o in "${OPTS[@]}"; do
     has_word "$sect" "$o" || fail "customsctl.1: $o (in customsctl --help) is not in OPTIONS"
   done
   check_exit_codes customsctl.1 "$text" "$help"
