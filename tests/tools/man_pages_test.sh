@@ -148,7 +148,7 @@ check_pages() {
       commands+="$g"$'\n'
     fi
   done < <(grep -E '^  [a-z]' <<<"$help" | grep -vE '^  customsctl ')
-  [ "$(grep -c . <<<"$commands")" -ge 10 ] || fail "customsctl --help: found only [$(echo $commands)]"
+  [ "$(grep -c . <<<"$commands")" -ge 10 ] || fail "customsctl --help: found only [${commands//$'\n'/ }]"
   all=""
   filters_sect=$(subsection "$text" Filters)
   while read -r cmd; do
@@ -213,7 +213,7 @@ check_pages() {
   local keys
   keys=$(grep -oE '\{"[a-z_]+", (true|false),|(size|count|time)\("[a-z_]+",' "$src/daemon/config.cpp" |
          grep -oE '"[a-z_]+"' | tr -d '"' | sort -u)
-  [ "$(grep -c . <<<"$keys")" -ge 50 ] || fail "daemon/config.cpp: found only [$(echo $keys)]"
+  [ "$(grep -c . <<<"$keys")" -ge 50 ] || fail "daemon/config.cpp: found only [${keys//$'\n'/ }]"
   for s in $keys; do
     has_word "$text" "$s" || fail "customsd.yaml.5: key $s (read by daemon/config.cpp) is not in the page"
   done
@@ -237,7 +237,7 @@ walk(json.load(open(sys.argv[1])))
 print("\n".join(sorted(keys)))
 EOF
     ) || fail "rules/schema.json: cannot read its keys"
-    [ "$(grep -c . <<<"$keys")" -ge 50 ] || fail "rules/schema.json: found only [$(echo $keys)]"
+    [ "$(grep -c . <<<"$keys")" -ge 50 ] || fail "rules/schema.json: found only [${keys//$'\n'/ }]"
     for s in $keys; do
       has_word "$text" "$s" || fail "customs-rules.5: key $s (in rules/schema.json) is not in the page"
     done
@@ -258,7 +258,7 @@ check_exit_codes() {
   want=$(grep -iE '^exit codes:' <<<"$help" | grep -oE '(^|, |: )[0-9]+ ' | grep -oE '[0-9]+' | sort -u)
   got=$(section "$text" "EXIT STATUS" | grep -oE '^       [0-9]+( |$)' | tr -d ' ' | sort -u)
   [ -n "$want" ] || fail "$page: no exit codes found in --help"
-  [ "$want" = "$got" ] || fail "$page: EXIT STATUS lists [$(echo $got)], --help [$(echo $want)]"
+  [ "$want" = "$got" ] || fail "$page: EXIT STATUS lists [${got//$'\n'/ }], --help [${want//$'\n'/ }]"
 }
 
 if [ "$self_test" != --self-test ]; then
