@@ -18,6 +18,9 @@ packages=(
   util-linux mount iproute2 nftables
   # The completion test runs zsh's completion of config/completion/_customsctl.
   zsh
+  # The man page test renders docs/man/ with groff (usually present already:
+  # man-db depends on it; minimal images lack it).
+  groff-base
   # The fuzz targets (tools/scripts/fuzz.sh): clang and its libFuzzer runtime.
   clang-14 libclang-rt-14-dev
 )
