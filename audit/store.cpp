@@ -51,6 +51,7 @@
 // KNOWN WEAKNESS: records of a failed batch are reported, not retried: the caller
 // (customsd) fails closed on them and may write them again.
 
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -453,8 +454,11 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
     throw std::runtime_error("audit database " + opts_.db.string() + ": " + e.what());
   }
   next_trail_check_ = clock::now() + opts_.trail_check_interval;
+  // Named by the creating thread, so the names are set when open returns.
   checkpointer_ = std::thread([this] { run_checkpointer(); });
+  pthread_setname_np(checkpointer_.native_handle(), "customs-ckpt");
   thread_ = std::thread([this] { run(); });
+  pthread_setname_np(thread_.native_handle(), "customs-audit");
 }
 
 void store_impl::filter_index(index_fields& f) const {

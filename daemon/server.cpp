@@ -6,6 +6,7 @@
 #include "daemon/session.hpp"
 #include "daemon/worker.hpp"
 
+#include <pthread.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -366,18 +367,24 @@ void server::start() {
   admin_->start();
   for (auto& w : workers_) w->admin_port = admin_->port();
   if (opts_.handle_signals) watch_signals();
-  for (auto& w : workers_) {
-    worker* wp = w.get();
+  // Named threads ("customs-w0", ...; at most 15 characters): top -H, perf and
+  // /proc/PID/task/*/comm tell the workers, the control thread and the audit
+  // threads apart.
+  for (std::size_t wi = 0; wi < workers_.size(); ++wi) {
+    worker* wp = workers_[wi].get();
     threads_running_.emplace_back([wp] {
       auto guard = asio::make_work_guard(wp->ioc);
       run_guarded(wp->ioc, wp->shard.internal_errors, "worker");
     });
+    const std::string name = "customs-w" + std::to_string(wi);
+    pthread_setname_np(threads_running_.back().native_handle(), name.substr(0, 15).c_str());
   }
   asio::io_context* control = control_.get();
   threads_running_.emplace_back([control, this] {
     auto guard = asio::make_work_guard(*control);
     run_guarded(*control, stats_->control_internal_errors, "control");
   });
+  pthread_setname_np(threads_running_.back().native_handle(), "customs-control");
   started_ = true;
   stats_->ready = true;
   for (std::size_t li = 0; li < listeners.size(); ++li) {

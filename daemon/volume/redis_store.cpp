@@ -1,5 +1,6 @@
 #include "daemon/volume/redis_store.hpp"
 
+#include <pthread.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -132,6 +133,7 @@ class redis_store final : public counter_store {
       }
     }
     thread_ = std::thread([this] { io_.run(); });
+    pthread_setname_np(thread_.native_handle(), "customs-redis");
     asio::post(io_, [this] { connect(); });
   }
   ~redis_store() override { close(); }

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <fstream>
+#include <string>
 #include <set>
 #include <thread>
 
@@ -368,4 +370,25 @@ TEST_CASE("the checkpoint counter counts the signed checkpoints the store writes
   }();
   REQUIRE(written >= 5);
   CHECK(s->get_stats().checkpoints == written);
+}
+
+TEST_CASE("the store's writer and checkpointer threads are named", "[audit]") {
+  const auto thread_names = [] {
+    std::multiset<std::string> names;
+    for (const auto& t : fs::directory_iterator("/proc/self/task")) {
+      std::ifstream in(t.path() / "comm");
+      std::string name;
+      std::getline(in, name);
+      names.insert(name);
+    }
+    return names;
+  };
+  trail t;
+  auto s = store::open_store(t.opts);
+  const auto open = thread_names();
+  CHECK(open.count("customs-audit") == 1);
+  CHECK(open.count("customs-ckpt") == 1);
+  s->close();
+  s.reset();
+  CHECK(thread_names().count("customs-audit") == 0);
 }

@@ -4,7 +4,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
+#include <set>
+#include <string>
 
 using namespace customs::testing;
 
@@ -118,4 +121,30 @@ TEST_CASE("process: the shipped configs are valid") {
     INFO(name << ": " << r.err);
     CHECK(r.exit_code == 0);
   }
+}
+
+TEST_CASE("process: customsd's threads are named (top -H, perf and /proc tell them apart)") {
+  const auto file = write_config("threads.yaml", std::string("version: 1\n"
+                                                             "listeners:\n"
+                                                             "  - {name: edge, address: 127.0.0.1, port: 0}\n"
+                                                             "admin: {address: 127.0.0.1, port: 0}\n"
+                                                             "routes:\n"
+                                                             "  - {prefix: /a/, upstream: \"http://127.0.0.1:" +
+                                                             std::to_string(closed_port()) +
+                                                             "\", dialect: openai, jurisdiction: US}\n"
+                                                             "threads: 2\n"
+                                                             "drain_timeout: 5s\n"));
+  customsd_process p(file);
+  std::multiset<std::string> names;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(p.pid()) + "/task")) {
+    std::ifstream in(t.path() / "comm");
+    std::string name;
+    std::getline(in, name);
+    names.insert(name);
+  }
+  CHECK(names.count("customs-w0") == 1);
+  CHECK(names.count("customs-w1") == 1);
+  CHECK(names.count("customs-control") == 1);
+  p.signal(SIGTERM);
+  CHECK(p.wait_exit(std::chrono::seconds(10)) == 0);
 }
