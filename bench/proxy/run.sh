@@ -54,7 +54,8 @@
 # keeps no frame pointers) and prints where its CPU goes by thread and by function (self and inclusive), the
 # profile command beside the figures; needs perf (linux-perf) and permission to
 # attach (root, or kernel.perf_event_paranoid <= 1). The profiled run is not
-# counted in the figures above it.
+# counted in the figures above it. PROFILE_OUT=FILE keeps perf.data (for
+# perf report -i FILE --no-inline --comm customs-w0 ...).
 # Loopback only; every process it starts is stopped on exit. Bounded: each load
 # run by DURATION, each streaming probe by 70 s, the memory phase by
 # STREAMS_SECONDS + 30 s, the audit check by 120 s.
@@ -312,6 +313,7 @@ Profile of the enforcing customsd (perf record --call-graph dwarf -F 500 -p PID,
   # pipefail the script. --no-inline: resolving inlined frames (addr2line) took
   # minutes per report.
   report() { perf report -i "$tmp/perf.data" --no-inline --stdio "$@" 2>/dev/null | grep -E '^ +[0-9]' || true; }
+  if [[ -n ${PROFILE_OUT:-} ]]; then cp "$tmp/perf.data" "$PROFILE_OUT"; fi
   echo "by thread (share of the process's samples):"
   report --no-children --sort comm -g none | awk 'NR <= 12'
   echo "by function, self (top 30):"
