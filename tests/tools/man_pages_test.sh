@@ -62,6 +62,16 @@ long_options() {
   done
 }
 
+# each_option FROM IN MESSAGE: every long option named in FROM is a word of IN;
+# else fails with MESSAGE, its @ replaced by the option.
+each_option() {
+  local o
+  long_options "$1"
+  for o in "${OPTS[@]}"; do
+    has_word "$2" "$o" || fail "${3//@/$o}"
+  done
+}
+
 # render PAGE: the page as plain text: no bold or underline, no hyphenation,
 # lines as long as the paragraph.
 render() {
@@ -163,23 +173,10 @@ check_pages() {
     fi
     usage=$(usage_of "$sub_help")
     filters=$(filters_of "$sub_help")
-    long_options "$usage"
-    for o in "${OPTS[@]}"; do
-      has_word "$sect" "$o" || fail "customsctl.1: $o (usage of customsctl $cmd) is not in subsection \"$cmd\""
-    done
-    long_options "$filters"
-    for o in "${OPTS[@]}"; do
-      has_word "$filters_sect" "$o" ||
-        fail "customsctl.1: $o (FILTERS of customsctl $cmd) is not in subsection \"Filters\""
-    done
-    long_options "$sub_help"
-    for o in "${OPTS[@]}"; do
-      has_word "$text" "$o" || fail "customsctl.1: $o (in customsctl $cmd --help) is not in the page"
-    done
-    long_options "$sect"
-    for o in "${OPTS[@]}"; do
-      has_word "$sub_help" "$o" || fail "customsctl.1: subsection \"$cmd\" names $o, which customsctl $cmd --help does not print"
-    done
+    each_option "$usage" "$sect" "customsctl.1: @ (usage of customsctl $cmd) is not in subsection \"$cmd\""
+    each_option "$filters" "$filters_sect" "customsctl.1: @ (FILTERS of customsctl $cmd) is not in subsection \"Filters\""
+    each_option "$sub_help" "$text" "customsctl.1: @ (in customsctl $cmd --help) is not in the page"
+    each_option "$sect" "$sub_help" "customsctl.1: subsection \"$cmd\" names @, which customsctl $cmd --help does not print"
     all+="$sub_help"$'\n'
   done <<<"$commands"
   long_options "$filters_sect"
