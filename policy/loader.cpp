@@ -1628,9 +1628,10 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
   // Of N (normalize.hpp): the oldest undecided candidate and a redacted finding
   // before it; each byte of N stands for at most max_expansion bytes of the
   // text; an open base64 run holds up to base64_max_run bytes; the normalizer
-  // keeps back at most an escape.
+  // keeps back at most max_kept_back bytes (an escape, or a row of Chinese
+  // numerals being decided).
   set.max_hold_back_ = (2 * set.max_match_ + set.lookahead_ + 4) * text::max_expansion + text::base64_max_run +
-                       text::max_escape + 4;
+                       text::max_kept_back + 4;
 
   // Warnings about coverage, for sets that are otherwise valid.
   for (std::size_t i = 0; i < set.detectors.size() && s.errors == 0; ++i) {

@@ -31,19 +31,32 @@ constexpr cp_range invisible_ranges[] = {
     {0x110BD, 0x110BD}, {0x110CD, 0x110CD}, {0x13430, 0x1343F}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A},
     {0xE0001, 0xE0001}, {0xE0020, 0xE007F}, {0xE0100, 0xE01EF}};
 
+// Chinese numerals and the digit each stands for, by code point.
+struct numeral {
+  std::uint32_t cp;
+  char digit;
+};
+constexpr numeral numerals[] = {
+    {0x3007, '0'}, {0x4E00, '1'}, {0x4E03, '7'}, {0x4E09, '3'}, {0x4E5D, '9'}, {0x4E8C, '2'}, {0x4E94, '5'},
+    {0x4F0D, '5'}, {0x516B, '8'}, {0x516D, '6'}, {0x53C1, '3'}, {0x53C3, '3'}, {0x56DB, '4'}, {0x58F9, '1'},
+    {0x5E7A, '1'}, {0x634C, '8'}, {0x67D2, '7'}, {0x7396, '9'}, {0x8086, '4'}, {0x8CB3, '2'}, {0x8D30, '2'},
+    {0x9646, '6'}, {0x9678, '6'}, {0x96F6, '0'}};
+
 // Lead bytes whose characters are never invisible, digits or full-width
 // letters: copied without decoding. (C2, CD, D8-DC, DF, E0-E3, EA, EF, F0, F3
-// hold some.)
+// hold some; E4-E9, the CJK ideographs, hold the Chinese numerals and are
+// copied without more work once decoded, see cjk_lead.)
 constexpr std::array<bool, 256> plain_lead = [] {
   std::array<bool, 256> t{};
   for (int b = 0xC3; b <= 0xCC; ++b) t[static_cast<std::size_t>(b)] = true;
   for (int b = 0xCE; b <= 0xD7; ++b) t[static_cast<std::size_t>(b)] = true;
   t[0xDD] = t[0xDE] = true;
-  for (int b = 0xE4; b <= 0xE9; ++b) t[static_cast<std::size_t>(b)] = true;
   for (int b = 0xEB; b <= 0xEE; ++b) t[static_cast<std::size_t>(b)] = true;
   t[0xF1] = t[0xF2] = t[0xF4] = true;
   return t;
 }();
+
+constexpr bool cjk_lead(unsigned char b) noexcept { return b >= 0xE4 && b <= 0xE9; }
 
 struct named_ref {
   std::string_view name;
@@ -254,6 +267,46 @@ char ascii_digit(std::uint32_t cp) noexcept {
   return cp - zero < 10 ? static_cast<char>('0' + (cp - zero)) : 0;
 }
 
+char numeral_digit(std::uint32_t cp) noexcept {
+  if (cp < numerals[0].cp || cp > numerals[std::size(numerals) - 1].cp) return 0;
+  const auto* it = std::lower_bound(std::begin(numerals), std::end(numerals), cp,
+                                    [](const numeral& n, std::uint32_t v) { return n.cp < v; });
+  return it != std::end(numerals) && it->cp == cp ? it->digit : 0;
+}
+
+namespace {
+
+// Whether the numeral at in[i] (len bytes) starts a row of numeral_min_run
+// numerals (invisible characters between them skipped): 1 yes, 0 no, -1 not
+// known before more input comes.
+int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool final) noexcept {
+  std::size_t count = 1;
+  std::size_t j = i + len;
+  while (count < numeral_min_run) {
+    if (j - i >= max_numeral_lookahead) return 0;
+    if (j >= in.size()) return final ? 0 : -1;
+    const auto b = static_cast<unsigned char>(in[j]);
+    if (b < 0x80) return 0;
+    const std::size_t n = sequence_length(b);
+    if (j + n > in.size() && !final) {
+      bool growing = n > 1;
+      for (std::size_t k = j + 1; k < in.size(); ++k) growing = growing && is_continuation(static_cast<unsigned char>(in[k]));
+      if (growing) return -1;
+    }
+    std::size_t l = 1;
+    const std::uint32_t cp = decode(in, j, l);
+    if (numeral_digit(cp) != 0) {
+      ++count;
+    } else if (!is_invisible(cp)) {
+      return 0;
+    }
+    j += l;
+  }
+  return 1;
+}
+
+}  // namespace
+
 bool may_change(std::string_view t) noexcept {
   for (const char c : t) {
     const auto b = static_cast<unsigned char>(c);
@@ -299,13 +352,21 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
   const auto put = [&](std::uint32_t cp, std::string_view src, bool raw) {
     const std::size_t o = base + i;
     char folded = 0;
-    switch (classify(cp, folded)) {
+    if (const char d = numeral_digit(cp); d != 0 && numeral_row_) {
+      emit_made(std::string_view(&d, 1), o, src.size(), out, map);
+      removed_run_ = 0;
+      return;
+    }
+    const fate f = classify(cp, folded);
+    if (f != fate::remove) numeral_row_ = false;
+    switch (f) {
       case fate::remove:
         if (removed_run_ + src.size() <= max_removed_run) {
           emit_made({}, o, src.size(), out, map);
           removed_run_ += src.size();
           return;
         }
+        numeral_row_ = false;
         break;  // past the bound: it stays (and breaks a match there)
       case fate::fold:
         emit_made(std::string_view(&folded, 1), o, src.size(), out, map);
@@ -333,6 +394,7 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       }
       emit_copy(in.substr(i, j - i), base + i, out, map);
       removed_run_ = 0;
+      numeral_row_ = false;
       i = j;
       continue;
     }
@@ -346,6 +408,7 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       if (r == read::literal) {
         emit_copy(in.substr(i, 1), base + i, out, map);
         removed_run_ = 0;
+        numeral_row_ = false;
         ++i;
         continue;
       }
@@ -361,11 +424,18 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       if (growing) break;
     }
     cp = decode(in, i, len);
-    if (plain_lead[b] || (cp == 0xFFFD && len == 1)) {
+    const char numeral = cjk_lead(b) || b == 0xE3 ? numeral_digit(cp) : 0;
+    if (plain_lead[b] || (cp == 0xFFFD && len == 1) || (cjk_lead(b) && numeral == 0)) {
       emit_copy(in.substr(i, len), base + i, out, map);
       removed_run_ = 0;
+      numeral_row_ = false;
       i += len;
       continue;
+    }
+    if (numeral != 0 && !numeral_row_) {
+      const int row = numeral_row_ahead(in, i, len, final);
+      if (row < 0) break;  // decided when more of the text comes
+      numeral_row_ = row > 0;
     }
     put(cp, in.substr(i, len), true);
     i += len;

@@ -14,6 +14,14 @@
 //   - digits of every script (Unicode Nd: Arabic-Indic, Devanagari,
 //     full-width, mathematical digits U+1D7CE-1D7FF, ...) become ASCII digits;
 //     full-width Latin letters become ASCII letters.
+//   - Chinese numerals (〇 零 一 二 三 四 五 六 七 八 九, the financial forms
+//     壹 贰/貳 叁/參 肆 伍 陆/陸 柒 捌 玖, and 幺 as "one" is read aloud) become
+//     ASCII digits when at least numeral_min_run of them stand in a row
+//     (invisible characters between them do not break the row): an identifier
+//     written in numerals is one long row, while a numeral in prose (一个,
+//     统一) stays as it is, also right before a number written in digits.
+//     Only numerals written as UTF-8 start a row; a row is decided within
+//     max_numeral_lookahead bytes of its first numeral (else it stays).
 //   - HTML character references (&#49; &#x31; and named ones such as &amp;,
 //     &nbsp;, &ZeroWidthSpace;) and \uXXXX, \u{X...} and \UXXXXXXXX escapes
 //     (a surrogate pair of \u escapes counts as one character) are decoded,
@@ -43,6 +51,13 @@ inline constexpr std::size_t max_removed_run = 64;
 inline constexpr std::size_t max_escape = 16;
 // Original bytes per byte of N, at most (a removed run and an escape).
 inline constexpr std::size_t max_expansion = max_removed_run + max_escape;
+// Chinese numerals: the shortest row that is read as digits, and how far the
+// normalizer looks (and keeps back) to decide whether a row is that long.
+inline constexpr std::size_t numeral_min_run = 4;
+inline constexpr std::size_t max_numeral_lookahead = 64;
+// The most original bytes the normalizer keeps back between feeds.
+inline constexpr std::size_t max_kept_back =
+    (max_numeral_lookahead > max_escape ? max_numeral_lookahead : max_escape) + 4;
 
 struct source_map {
   struct piece {
@@ -69,7 +84,8 @@ struct source_map {
 class normalizer {
  public:
   // Appends the N bytes that piece completes to out (and their pieces to
-  // map); keeps back an incomplete trailing character, escape or reference.
+  // map); keeps back an incomplete trailing character, escape or reference, or
+  // a row of Chinese numerals not yet decided (at most max_kept_back bytes).
   void feed(std::string_view piece, std::string& out, source_map& map);
   // End of the text: what was kept back is decided.
   void finish(std::string& out, source_map& map);
@@ -83,6 +99,7 @@ class normalizer {
   std::string pending_;
   std::size_t consumed_ = 0;      // original offset of pending_[0]
   std::size_t removed_run_ = 0;   // original bytes removed since the last N character
+  bool numeral_row_ = false;      // inside a row of Chinese numerals read as digits
 };
 
 struct normalized {
@@ -142,5 +159,7 @@ class base64_tracker {
 [[nodiscard]] bool is_invisible(std::uint32_t cp) noexcept;
 // The ASCII digit of a decimal digit of any script, or 0.
 [[nodiscard]] char ascii_digit(std::uint32_t cp) noexcept;
+// The ASCII digit a Chinese numeral stands for (see above), or 0.
+[[nodiscard]] char numeral_digit(std::uint32_t cp) noexcept;
 
 }  // namespace customs::policy::text

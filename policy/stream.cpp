@@ -19,8 +19,8 @@
 //   finding is emitted only once SAFE has passed its end (then every finding that
 //   overlaps it is known, for the overlap rule of rule_set::decide).
 // Normalisation (normalize.hpp): the fed text T goes through the incremental
-// normalizer, which keeps back at most an incomplete character, escape or
-// reference; candidates run on its output N, and findings, SAFE and releases are
+// normalizer, which keeps back at most an incomplete character, escape,
+// reference or undecided row of Chinese numerals (text::max_kept_back bytes); candidates run on its output N, and findings, SAFE and releases are
 // mapped back to T through the source map, as rule_set::scan maps the
 // whole-text findings. Base64 runs of N (normalize.hpp) are tracked alongside:
 // an open run that may still be decoded holds SAFE at its start; a closed one

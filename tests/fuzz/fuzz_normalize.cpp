@@ -102,6 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto piece : pieces(t, seed)) {
     z.feed(piece, out, map);
     check(z.consumed() + z.pending() <= t.size(), "normalizer: consumed and pending within what was fed");
+    check(z.pending() <= text::max_kept_back, "normalizer: keeps back more than max_kept_back");
   }
   z.finish(out, map);
   check(z.pending() == 0, "normalizer: nothing pending after finish");

@@ -95,6 +95,13 @@ std::string hex_ref(char c, const char* prefix, int width) {
   return prefix + h;
 }
 
+// A digit as the Chinese numeral of a ten-numeral list (each three bytes of
+// UTF-8, 0 first); any other character as it is.
+std::string numeral(char c, std::string_view ten) {
+  if (c < '0' || c > '9') return std::string(1, c);
+  return std::string(ten.substr(static_cast<std::size_t>(c - '0') * 3, 3));
+}
+
 // The ID grouped 6-8-4 with sep between the groups.
 std::string grouped(const std::string& sep) { return id.substr(0, 6) + sep + id.substr(6, 8) + sep + id.substr(14); }
 
@@ -182,6 +189,14 @@ std::vector<vector> vectors() {
            s += (i ? zw : "") + (id[i] == 'X' ? std::string("X") : utf8(0x0660 + static_cast<std::uint32_t>(id[i] - '0')));
          return s;
        }()},
+      // Chinese numerals (in a row of at least four they read as digits).
+      {"numerals", "Chinese numerals", each_sep([](char c) { return numeral(c, "〇一二三四五六七八九"); }, "")},
+      {"numerals", "Chinese numerals with 零 for zero", each_sep([](char c) { return numeral(c, "零一二三四五六七八九"); }, "")},
+      {"numerals", "financial numerals", each_sep([](char c) { return numeral(c, "零壹贰叁肆伍陆柒捌玖"); }, "")},
+      {"numerals", "traditional financial numerals", each_sep([](char c) { return numeral(c, "零壹貳參肆伍陸柒捌玖"); }, "")},
+      {"numerals", "numerals as read aloud (幺 for one)", each_sep([](char c) { return numeral(c, "〇幺二三四五六七八九"); }, "")},
+      {"numerals", "Chinese numerals and zero-width spaces", each_sep([](char c) { return numeral(c, "〇一二三四五六七八九"); }, zw)},
+      {"numerals", "digits and numerals mixed in groups", id.substr(0, 6) + each_sep([](char c) { return numeral(c, "〇一二三四五六七八九"); }, "").substr(6 * 3, 8 * 3) + id.substr(14)},
       // Base64 in prompt text.
       {"base64", "base64 of the ID with a label", base64("ID " + id)},
       {"base64", "base64 of a Chinese sentence with the ID", base64("身份证号 " + id)},
@@ -277,6 +292,7 @@ TEST_CASE("ordinary text with numbers, entities and invisible characters has no 
            "الأرقام ١٢٣ و ٤٥٦ في النص",
            "SGVsbG8sIHdvcmxkISBUaGlzIGlzIGp1c3QgdGV4dC4=",  // base64 of plain text
            "sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+           "一个一样，统一，十一，三三两两，七七八八，一五一十，二〇二六年十二月二日，第一二三名",
        }) {
     INFO(t);
     CHECK(shipped()->scan(t, 0).empty());

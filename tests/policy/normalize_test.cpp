@@ -78,6 +78,49 @@ TEST_CASE("digits of every script become ASCII digits", "[normalize]") {
   CHECK(norm("ＡＢｘ１") == "ABx1");  // full-width letters too
 }
 
+TEST_CASE("rows of Chinese numerals become digits, a numeral in prose stays", "[normalize]") {
+  CHECK(norm("一三八一二三四五六七八") == "13812345678");
+  CHECK(norm("〇一二三四五六七八九") == "0123456789");
+  CHECK(norm("零壹贰叁肆伍陆柒捌玖") == "0123456789");
+  CHECK(norm("貳參陸") == "貳參陸");  // three in a row: too short
+  CHECK(norm("貳參陸陸") == "2366");   // traditional financial forms
+  CHECK(norm("幺三八幺") == "1381");   // 幺: "one" as numbers are read aloud
+  // Rows of at least numeral_min_run, invisible characters between them
+  // removed as everywhere.
+  CHECK(norm("一" + u(0x200B) + "二" + u(0x2060) + "三" + u(0xAD) + "四") == "1234");
+  CHECK(norm("一二三") == "一二三");
+  // Prose: single numerals stay, also right before or after digits, so a
+  // number written in digits keeps its boundary.
+  CHECK(norm("统一13812345678") == "统一13812345678");
+  CHECK(norm("一个一样，十一，第一二名") == "一个一样，十一，第一二名");
+  CHECK(normalize("一个一样，统一").identity);
+  CHECK(norm("1一二三") == "1一二三");
+  CHECK(norm("138一二三四五六七八") == "13812345678");
+  // A row ends at anything else, and each row is decided on its own.
+  CHECK(norm("一二三四五十六七八九") == "12345十6789");
+  CHECK(norm("一二三四5六七八") == "12345六七八");
+  // A numeral written as a reference extends a row but does not start one.
+  CHECK(norm("一二三四&#19968;") == "12341");
+  CHECK(norm("&#19968;二三四") == "一二三四");
+  // Decided within max_numeral_lookahead bytes: a row whose numerals are
+  // spread over more stays.
+  CHECK(norm("一" + std::string(max_removed_run / 3, ' ') + "二三四") == "一" + std::string(max_removed_run / 3, ' ') + "二三四");
+  std::string spread = "一";
+  for (int k = 0; k < 3; ++k) {
+    for (int z = 0; z < 7; ++z) spread += u(0x200B);
+    spread += "二";
+  }
+  CHECK(spread.size() > max_numeral_lookahead);
+  CHECK(norm(spread).find("一") != std::string::npos);
+  // Positions: each folded numeral stands for its three bytes.
+  const std::string t = "号码一三八一二三四五六七八。";
+  const std::string n = norm(t);
+  REQUIRE(n == "号码13812345678。");
+  CHECK(source_of(t, 6, 17) == "一三八一二三四五六七八");
+  CHECK(numeral_digit(0x4E00) == '1');
+  CHECK(numeral_digit(0x5341) == 0);  // 十 (ten) is not a digit
+}
+
 TEST_CASE("HTML character references are decoded", "[normalize]") {
   CHECK(norm("&#49;&#x32;&#X33;") == "123");
   CHECK(norm("&#49&#50 and &#51x") == "12 and 3x");  // the semicolon may be left out
@@ -127,7 +170,9 @@ TEST_CASE("at most max_removed_run bytes are removed between two characters", "[
 TEST_CASE("fed in any pieces, the normalizer gives the whole-text result", "[normalize][property]") {
   const std::vector<std::string> frags = {"1", "&#", "49", ";", "&#x3", "1", "&am", "p;", "\\u", "00", "31", "\\uD835",
                                           "\\uDFCF", u(0x200B), u(0x0661), "\xE4\xB8", "\xAD", "\xFF", "X", " ", "&",
-                                          "\\", "\\u{3", "1}", "&ZeroWidth", "Space;", u(0x1D7CF), "\xF0\x9D"};
+                                          "\\", "\\u{3", "1}", "&ZeroWidth", "Space;", u(0x1D7CF), "\xF0\x9D",
+                                          "一", "二三", "〇", "零壹", "\xE4\xB8", "\x80", "幺", "\xE3\x80", "\x87",
+                                          "十", "&#19968;", u(0x200B) + "九"};
   std::mt19937 rng(3);
   for (int k = 0; k < 3000; ++k) {
     std::string t;
@@ -142,7 +187,7 @@ TEST_CASE("fed in any pieces, the normalizer gives the whole-text result", "[nor
       const std::size_t next = std::min(t.size(), prev + 1 + rng() % 5);
       z.feed(std::string_view(t).substr(prev, next - prev), out, map);
       CHECK(z.consumed() + z.pending() == next);
-      CHECK(z.pending() <= max_escape + 3);
+      CHECK(z.pending() <= max_kept_back);
       prev = next;
     }
     z.finish(out, map);
