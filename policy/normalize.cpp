@@ -276,17 +276,26 @@ char numeral_digit(std::uint32_t cp) noexcept {
 
 namespace {
 
+// One of these between numerals continues a row ("一三八 一二三四 五六七八").
+constexpr bool row_separator(char c) noexcept { return c == ' ' || c == '-' || c == '/' || c == '_' || c == '.'; }
+
 // Whether the numeral at in[i] (len bytes) starts a row of numeral_min_run
 // numerals (invisible characters between them skipped): 1 yes, 0 no, -1 not
 // known before more input comes.
 int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool final) noexcept {
   std::size_t count = 1;
   std::size_t j = i + len;
+  bool after_sep = false;  // one separator since the last numeral
   while (count < numeral_min_run) {
     if (j - i >= max_numeral_lookahead) return 0;
     if (j >= in.size()) return final ? 0 : -1;
     const auto b = static_cast<unsigned char>(in[j]);
-    if (b < 0x80) return 0;
+    if (b < 0x80) {
+      if (!row_separator(static_cast<char>(b)) || after_sep) return 0;
+      after_sep = true;
+      ++j;
+      continue;
+    }
     const std::size_t n = sequence_length(b);
     if (j + n > in.size() && !final) {
       bool growing = n > 1;
@@ -297,6 +306,7 @@ int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool 
     const std::uint32_t cp = decode(in, j, l);
     if (numeral_digit(cp) != 0) {
       ++count;
+      after_sep = false;
     } else if (!is_invisible(cp)) {
       return 0;
     }
@@ -355,6 +365,7 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
     if (const char d = numeral_digit(cp); d != 0 && numeral_row_) {
       emit_made(std::string_view(&d, 1), o, src.size(), out, map);
       removed_run_ = 0;
+      row_sep_ = false;
       return;
     }
     const fate f = classify(cp, folded);
@@ -394,7 +405,13 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       }
       emit_copy(in.substr(i, j - i), base + i, out, map);
       removed_run_ = 0;
-      numeral_row_ = false;
+      // A row goes on across one separator (character by character: the
+      // first ASCII character may be it, a second one ends the row).
+      if (numeral_row_ && j - i == 1 && row_separator(in[i]) && !row_sep_) {
+        row_sep_ = true;
+      } else {
+        numeral_row_ = false;
+      }
       i = j;
       continue;
     }

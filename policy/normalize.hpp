@@ -17,7 +17,8 @@
 //   - Chinese numerals (〇 零 一 二 三 四 五 六 七 八 九, the financial forms
 //     壹 贰/貳 叁/參 肆 伍 陆/陸 柒 捌 玖, and 幺 as "one" is read aloud) become
 //     ASCII digits when at least numeral_min_run of them stand in a row
-//     (invisible characters between them do not break the row): an identifier
+//     (invisible characters between them, and single separators ' ', '-',
+//     '/', '_' or '.', do not break the row; the separators stay): an identifier
 //     written in numerals is one long row, while a numeral in prose (一个,
 //     统一) stays as it is, also right before a number written in digits.
 //     Only numerals written as UTF-8 start a row; a row is decided within
@@ -100,6 +101,7 @@ class normalizer {
   std::size_t consumed_ = 0;      // original offset of pending_[0]
   std::size_t removed_run_ = 0;   // original bytes removed since the last N character
   bool numeral_row_ = false;      // inside a row of Chinese numerals read as digits
+  bool row_sep_ = false;          // the row's last character was a separator
 };
 
 struct normalized {

@@ -196,6 +196,10 @@ std::vector<vector> vectors() {
       {"numerals", "traditional financial numerals", each_sep([](char c) { return numeral(c, "零壹貳參肆伍陸柒捌玖"); }, "")},
       {"numerals", "numerals as read aloud (幺 for one)", each_sep([](char c) { return numeral(c, "〇幺二三四五六七八九"); }, "")},
       {"numerals", "Chinese numerals and zero-width spaces", each_sep([](char c) { return numeral(c, "〇一二三四五六七八九"); }, zw)},
+      {"numerals", "Chinese numerals grouped 6-8-4 with spaces", [] {
+         const auto n = each_sep([](char c) { return numeral(c, "〇一二三四五六七八九"); }, "");
+         return n.substr(0, 18) + " " + n.substr(18, 24) + " " + n.substr(42);
+       }()},
       {"numerals", "digits and numerals mixed in groups", id.substr(0, 6) + each_sep([](char c) { return numeral(c, "〇一二三四五六七八九"); }, "").substr(6 * 3, 8 * 3) + id.substr(14)},
       // Base64 in prompt text.
       {"base64", "base64 of the ID with a label", base64("ID " + id)},

@@ -89,6 +89,13 @@ TEST_CASE("rows of Chinese numerals become digits, a numeral in prose stays", "[
   // removed as everywhere.
   CHECK(norm("一" + u(0x200B) + "二" + u(0x2060) + "三" + u(0xAD) + "四") == "1234");
   CHECK(norm("一二三") == "一二三");
+  // Single separators continue a row and stay; two in a row end it.
+  CHECK(norm("一三八 一二三四 五六七八") == "138 1234 5678");
+  CHECK(norm("一三八-一二三四-五六七八") == "138-1234-5678");
+  CHECK(norm("一 二 三 四") == "1 2 3 4");
+  CHECK(norm("一二  三四") == "一二  三四");
+  CHECK(norm("一二三四  五") == "1234  五");
+  CHECK(norm("统一 13812345678") == "统一 13812345678");
   // Prose: single numerals stay, also right before or after digits, so a
   // number written in digits keeps its boundary.
   CHECK(norm("统一13812345678") == "统一13812345678");
@@ -172,7 +179,7 @@ TEST_CASE("fed in any pieces, the normalizer gives the whole-text result", "[nor
                                           "\\uDFCF", u(0x200B), u(0x0661), "\xE4\xB8", "\xAD", "\xFF", "X", " ", "&",
                                           "\\", "\\u{3", "1}", "&ZeroWidth", "Space;", u(0x1D7CF), "\xF0\x9D",
                                           "一", "二三", "〇", "零壹", "\xE4\xB8", "\x80", "幺", "\xE3\x80", "\x87",
-                                          "十", "&#19968;", u(0x200B) + "九"};
+                                          "十", "&#19968;", u(0x200B) + "九", " ", "-", "  "};
   std::mt19937 rng(3);
   for (int k = 0; k < 3000; ++k) {
     std::string t;
