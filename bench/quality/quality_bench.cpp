@@ -385,6 +385,13 @@ std::vector<encoding> encodings() {
       {"Arabic-Indic digits", [](const std::string& s) { return map_digits(s, 0x0660); }},
       {"full-width digits", [](const std::string& s) { return map_digits(s, 0xFF10); }},
       {"mathematical digits", [](const std::string& s) { return map_digits(s, 0x1D7CE); }},
+      {"Chinese numerals", [](const std::string& s) {
+         static constexpr std::string_view ten = "〇一二三四五六七八九";
+         std::string out;
+         for (const char c : s)
+           out += c >= '0' && c <= '9' ? std::string(ten.substr(static_cast<std::size_t>(c - '0') * 3, 3)) : std::string(1, c);
+         return out;
+       }},
   };
 }
 
@@ -394,7 +401,7 @@ std::string prose(rng_t& r, std::size_t bytes) {
   static const char* en[] = {"the", "report", "meeting", "budget", "team", "quarter", "please", "summarize",
                              "translate", "customer", "order", "shipped", "model", "latency", "server", "version",
                              "release", "invoice", "total", "page", "room", "at", "on", "and", "for", "with"};
-  static const char* zh[] = {"我们", "公司", "客户", "项目", "会议", "明天", "报告", "总结", "数据", "分析", "预算", "团队"};
+  static const char* zh[] = {"我们", "公司", "客户", "项目", "会议", "明天", "报告", "总结", "数据", "分析", "一个", "统一"};
   std::string out;
   while (out.size() < bytes) {
     std::string s;
