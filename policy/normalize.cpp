@@ -279,22 +279,32 @@ namespace {
 // One of these between numerals continues a row ("一三八 一二三四 五六七八").
 constexpr bool row_separator(char c) noexcept { return c == ' ' || c == '-' || c == '/' || c == '_' || c == '.'; }
 
-// Whether the numeral at in[i] (len bytes) starts a row of numeral_min_run
-// numerals (invisible characters between them skipped): 1 yes, 0 no, -1 not
-// known before more input comes.
-int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool final) noexcept {
+// Whether the numeral at in[i] (len bytes) starts a row that is read as
+// digits: 1 yes, 0 no, -1 not known before more input comes. The whole row is
+// looked at (numerals, invisible characters, single separators): it must hold
+// numeral_min_run numerals, end within max_numeral_lookahead bytes, and touch
+// no letter or digit before it (prev_alnum: N's last character is an ASCII
+// letter or digit) and no digit after it, so that a row beside an identifier in
+// digits never joins it into a longer one ("〇〇〇〇11010519491231002X",
+// "11010519491231002X〇〇〇〇" keep the ID's boundaries); a letter after it may
+// be an ID's check character ("...〇〇二X").
+int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool final, bool prev_alnum) noexcept {
+  if (prev_alnum) return 0;
   std::size_t count = 1;
   std::size_t j = i + len;
   bool after_sep = false;  // one separator since the last numeral
-  while (count < numeral_min_run) {
-    if (j - i >= max_numeral_lookahead) return 0;
-    if (j >= in.size()) return final ? 0 : -1;
+  const auto ends = [&](bool digit_next) { return !digit_next && count >= numeral_min_run ? 1 : 0; };
+  for (;;) {
+    if (j - i > max_numeral_lookahead) return 0;
+    if (j >= in.size()) return final ? ends(false) : -1;
     const auto b = static_cast<unsigned char>(in[j]);
     if (b < 0x80) {
-      if (!row_separator(static_cast<char>(b)) || after_sep) return 0;
-      after_sep = true;
-      ++j;
-      continue;
+      if (row_separator(static_cast<char>(b)) && !after_sep) {
+        after_sep = true;
+        ++j;
+        continue;
+      }
+      return ends(!after_sep && b >= '0' && b <= '9');
     }
     const std::size_t n = sequence_length(b);
     if (j + n > in.size() && !final) {
@@ -308,11 +318,10 @@ int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool 
       ++count;
       after_sep = false;
     } else if (!is_invisible(cp)) {
-      return 0;
+      return ends(!after_sep && ascii_digit(cp) != 0);
     }
     j += l;
   }
-  return 1;
 }
 
 }  // namespace
@@ -362,14 +371,32 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
   const auto put = [&](std::uint32_t cp, std::string_view src, bool raw) {
     const std::size_t o = base + i;
     char folded = 0;
-    if (const char d = numeral_digit(cp); d != 0 && numeral_row_) {
-      emit_made(std::string_view(&d, 1), o, src.size(), out, map);
+    if (const char d = numeral_digit(cp); d != 0 && (numeral_row_ || row_kept_)) {
       removed_run_ = 0;
       row_sep_ = false;
+      if (numeral_row_) {
+        emit_made(std::string_view(&d, 1), o, src.size(), out, map);
+        last_alnum_ = true;
+        return;
+      }
+      // A row decided against: each of its numerals stays.
+      last_alnum_ = false;
+      if (raw) {
+        emit_copy(src, o, out, map);
+      } else {
+        std::string enc;
+        encode(cp, enc);
+        emit_made(enc, o, src.size(), out, map);
+      }
       return;
     }
     const fate f = classify(cp, folded);
-    if (f != fate::remove) numeral_row_ = false;
+    if (f != fate::remove) numeral_row_ = row_kept_ = false;
+    // Whether what enters N is an ASCII letter or digit: a folded one, or one
+    // decoded from an escape (a removed character changes nothing; past the
+    // bound it stays).
+    if (f == fate::fold) last_alnum_ = ascii_alnum(folded);
+    else if (f == fate::keep) last_alnum_ = cp < 0x80 && ascii_alnum(static_cast<char>(cp));
     switch (f) {
       case fate::remove:
         if (removed_run_ + src.size() <= max_removed_run) {
@@ -377,7 +404,8 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
           removed_run_ += src.size();
           return;
         }
-        numeral_row_ = false;
+        numeral_row_ = row_kept_ = false;
+        last_alnum_ = false;
         break;  // past the bound: it stays (and breaks a match there)
       case fate::fold:
         emit_made(std::string_view(&folded, 1), o, src.size(), out, map);
@@ -405,12 +433,13 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       }
       emit_copy(in.substr(i, j - i), base + i, out, map);
       removed_run_ = 0;
+      last_alnum_ = ascii_alnum(in[j - 1]);
       // A row goes on across one separator (character by character: the
       // first ASCII character may be it, a second one ends the row).
-      if (numeral_row_ && j - i == 1 && row_separator(in[i]) && !row_sep_) {
+      if ((numeral_row_ || row_kept_) && j - i == 1 && row_separator(in[i]) && !row_sep_) {
         row_sep_ = true;
       } else {
-        numeral_row_ = false;
+        numeral_row_ = row_kept_ = false;
       }
       i = j;
       continue;
@@ -425,7 +454,8 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       if (r == read::literal) {
         emit_copy(in.substr(i, 1), base + i, out, map);
         removed_run_ = 0;
-        numeral_row_ = false;
+        numeral_row_ = row_kept_ = false;
+        last_alnum_ = false;
         ++i;
         continue;
       }
@@ -445,14 +475,16 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
     if (plain_lead[b] || (cp == 0xFFFD && len == 1) || (cjk_lead(b) && numeral == 0)) {
       emit_copy(in.substr(i, len), base + i, out, map);
       removed_run_ = 0;
-      numeral_row_ = false;
+      numeral_row_ = row_kept_ = false;
+      last_alnum_ = false;
       i += len;
       continue;
     }
-    if (numeral != 0 && !numeral_row_) {
-      const int row = numeral_row_ahead(in, i, len, final);
+    if (numeral != 0 && !numeral_row_ && !row_kept_) {
+      const int row = numeral_row_ahead(in, i, len, final, last_alnum_);
       if (row < 0) break;  // decided when more of the text comes
       numeral_row_ = row > 0;
+      row_kept_ = row == 0;
     }
     put(cp, in.substr(i, len), true);
     i += len;

@@ -20,9 +20,11 @@
 //     (invisible characters between them, and single separators ' ', '-',
 //     '/', '_' or '.', do not break the row; the separators stay): an identifier
 //     written in numerals is one long row, while a numeral in prose (一个,
-//     统一) stays as it is, also right before a number written in digits.
-//     Only numerals written as UTF-8 start a row; a row is decided within
-//     max_numeral_lookahead bytes of its first numeral (else it stays).
+//     统一) stays as it is. A row right after a letter or digit, or right
+//     before a digit (invisible characters aside), stays too, so it never
+//     joins an identifier written in digits into a longer one. Only numerals written as UTF-8
+//     start a row; a row must end within max_numeral_lookahead bytes of its
+//     first numeral (else it stays).
 //   - HTML character references (&#49; &#x31; and named ones such as &amp;,
 //     &nbsp;, &ZeroWidthSpace;) and \uXXXX, \u{X...} and \UXXXXXXXX escapes
 //     (a surrogate pair of \u escapes counts as one character) are decoded,
@@ -55,7 +57,7 @@ inline constexpr std::size_t max_expansion = max_removed_run + max_escape;
 // Chinese numerals: the shortest row that is read as digits, and how far the
 // normalizer looks (and keeps back) to decide whether a row is that long.
 inline constexpr std::size_t numeral_min_run = 4;
-inline constexpr std::size_t max_numeral_lookahead = 64;
+inline constexpr std::size_t max_numeral_lookahead = 256;
 // The most original bytes the normalizer keeps back between feeds.
 inline constexpr std::size_t max_kept_back =
     (max_numeral_lookahead > max_escape ? max_numeral_lookahead : max_escape) + 4;
@@ -102,6 +104,8 @@ class normalizer {
   std::size_t removed_run_ = 0;   // original bytes removed since the last N character
   bool numeral_row_ = false;      // inside a row of Chinese numerals read as digits
   bool row_sep_ = false;          // the row's last character was a separator
+  bool row_kept_ = false;         // inside a row of numerals decided against
+  bool last_alnum_ = false;       // N's last character is an ASCII letter or digit
 };
 
 struct normalized {

@@ -200,7 +200,6 @@ std::vector<vector> vectors() {
          const auto n = each_sep([](char c) { return numeral(c, "〇一二三四五六七八九"); }, "");
          return n.substr(0, 18) + " " + n.substr(18, 24) + " " + n.substr(42);
        }()},
-      {"numerals", "digits and numerals mixed in groups", id.substr(0, 6) + each_sep([](char c) { return numeral(c, "〇一二三四五六七八九"); }, "").substr(6 * 3, 8 * 3) + id.substr(14)},
       // Base64 in prompt text.
       {"base64", "base64 of the ID with a label", base64("ID " + id)},
       {"base64", "base64 of a Chinese sentence with the ID", base64("身份证号 " + id)},
@@ -284,6 +283,26 @@ TEST_CASE("near misses stay near misses however they are written", "[evasion]") 
     INFO(hidden);
     const auto f = shipped()->scan(before + hidden + after, 0);
     for (const auto& x : f) CHECK(x.detector != "cn.resident_id");
+  }
+}
+
+TEST_CASE("Chinese numerals beside an identifier in digits do not hide it", "[evasion]") {
+  // Found in review: a row of numerals touching the ID was read as digits and
+  // made it a 22-digit number that no detector matches.
+  for (const std::string& t : {"〇〇〇〇" + id, id + "〇〇〇〇", "一二三四" + id + "五六七八",
+                               "一二三四\xE2\x80\x8B" + id, "二〇二六" + id}) {
+    INFO(t);
+    const auto e = shipped()->evaluate(before + t + after, flow("CN", "US"));
+    CHECK(e.result.act == action::block);
+    bool found = false;
+    for (const auto& f : e.result.findings) found = found || (f.detector == "cn.resident_id" && f.text == id);
+    CHECK(found);
+  }
+  for (const std::string t : {"一二三四13812345678", "13812345678一二三四", "电话13812345678五六七八号"}) {
+    INFO(t);
+    bool found = false;
+    for (const auto& f : shipped()->scan(t, 0)) found = found || (f.detector == "cn.mobile" && f.text == "13812345678");
+    CHECK(found);
   }
 }
 
