@@ -15,6 +15,7 @@
 #include "policy/volume.hpp"
 
 #include <boost/json/array.hpp>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -153,12 +154,21 @@ std::vector<part_info> parts_of(const std::vector<text_slot>& slots) {
   return p;
 }
 
+// A record's payload is built as a JSON tree, serialised once and dropped: its
+// nodes come from a buffer on the stack (and blocks after it when it is full),
+// not from one heap allocation per key and value.
+struct payload_arena {
+  unsigned char buf[4096];
+  json::monotonic_resource mr{buf, sizeof buf};
+  json::storage_ptr sp{&mr};
+};
+
 json::array findings_json(const std::vector<policy::finding>& findings, policy::direction dir, audit_content content,
-                          const std::vector<part_info>* parts) {
-  json::array a;
+                          const std::vector<part_info>* parts, const json::storage_ptr& sp = {}) {
+  json::array a(sp);
   a.reserve(findings.size());
   for (const auto& f : findings) {
-    json::object o;
+    json::object o(sp);
     o["detector"] = f.detector;
     o["category"] = f.category;
     o["direction"] = policy::to_string(dir);
@@ -176,19 +186,19 @@ json::array findings_json(const std::vector<policy::finding>& findings, policy::
   return a;
 }
 
-json::array strings_json(const std::vector<std::string>& v) {
-  json::array a;
+json::array strings_json(const std::vector<std::string>& v, const json::storage_ptr& sp = {}) {
+  json::array a(sp);
   a.reserve(v.size());
   for (const auto& s : v) a.emplace_back(s);
   return a;
 }
 
-json::object verdict_json(std::string_view action, const policy::verdict* v) {
-  json::object o;
+json::object verdict_json(std::string_view action, const policy::verdict* v, const json::storage_ptr& sp = {}) {
+  json::object o(sp);
   o["action"] = action;
-  o["rules"] = v ? strings_json(v->rules) : json::array();
-  o["tags"] = v ? strings_json(v->tags) : json::array();
-  if (v && !v->exceptions.empty()) o["exceptions"] = strings_json(v->exceptions);
+  o["rules"] = v ? strings_json(v->rules, sp) : json::array(sp);
+  o["tags"] = v ? strings_json(v->tags, sp) : json::array(sp);
+  if (v && !v->exceptions.empty()) o["exceptions"] = strings_json(v->exceptions, sp);
   return o;
 }
 
@@ -458,7 +468,9 @@ std::string_view request_action(const request_result& r) {
 
 std::string opened_payload(const flow_env& env, request_result& r) {
   const policy_snapshot& snap = *env.snap;
-  json::object p;
+  payload_arena arena;
+  const json::storage_ptr& sp = arena.sp;
+  json::object p(sp);
   p["listener"] = env.listener;
   p["peer"] = env.peer;
   if (env.mode != listener_mode::reverse) {
@@ -466,7 +478,7 @@ std::string opened_payload(const flow_env& env, request_result& r) {
     p["host"] = env.host;
     if (!env.destination.empty()) p["destination"] = env.destination;
   }
-  json::object source;
+  json::object source(sp);
   source["jurisdiction"] = env.src.jurisdiction;
   source["tenant"] = env.src.tenant;
   source["origin"] = to_string(env.src.origin);
@@ -476,19 +488,19 @@ std::string opened_payload(const flow_env& env, request_result& r) {
   if (!r.model.empty()) p["model"] = r.model;
   p["stream"] = r.stream;
   const std::string_view action = request_action(r);
-  p["verdict"] = verdict_json(action, r.outcome == request_outcome::decided ? &r.verdict : nullptr);
+  p["verdict"] = verdict_json(action, r.outcome == request_outcome::decided ? &r.verdict : nullptr, sp);
   if (r.non_text.total() > 0) {
-    json::object parts;
+    json::object parts(sp);
     for (std::size_t k = 0; k < media_kind_count; ++k) {
       if (r.non_text.count[k] > 0) parts[to_string(static_cast<media_kind>(k))] = r.non_text.count[k];
     }
     p["non_text"] = std::move(parts);
   }
-  p["findings"] = findings_json(r.verdict.findings, policy::direction::request, snap.content, &r.parts);
+  p["findings"] = findings_json(r.verdict.findings, policy::direction::request, snap.content, &r.parts, sp);
   if (!r.verdict.volumes.empty()) {
-    json::array hits;
+    json::array hits(sp);
     for (const auto& h : r.verdict.volumes) {
-      json::object o;
+      json::object o(sp);
       o["counter"] = h.counter;
       o["scope"] = h.scope;
       o["window"] = h.window;
@@ -503,25 +515,25 @@ std::string opened_payload(const flow_env& env, request_result& r) {
   if (!r.volumes.added.empty()) {
     // The keyed hashes this flow added per counter key: what an auditor
     // recomputes the counters from (customsctl audit volumes).
-    json::array keys;
+    json::array keys(sp);
     for (const auto& k : r.volumes.added) {
-      json::array subjects;
+      json::array subjects(sp);
       subjects.reserve(k.subjects.size());
       for (const auto& h : k.subjects) subjects.emplace_back(volume::to_hex(h));
-      keys.push_back(json::object{{"counter", k.counter}, {"scope", k.scope}, {"window", k.window},
-                                  {"subjects", std::move(subjects)}});
+      keys.push_back(json::object({{"counter", k.counter}, {"scope", k.scope}, {"window", k.window},
+                                   {"subjects", std::move(subjects)}}, sp));
     }
     p["volume_subjects"] = std::move(keys);
   }
   if (r.volumes.used_local) p["volume_store"] = "local";
   if (snap.content == audit_content::full && r.texts &&
       (r.outcome == request_outcome::decided || r.findings_limit)) {
-    p["request_texts"] = r.texts->texts();
-    if (r.texts->cut()) p["request_texts_cut"] = r.texts->markers();
+    p["request_texts"] = r.texts->texts(sp);
+    if (r.texts->cut()) p["request_texts_cut"] = r.texts->markers(sp);
   }
   if (r.findings_limit) p["findings_limit"] = snap.findings_per_flow;
   if (!r.detail.empty()) p["detail"] = r.detail;
-  p["rule_set"] = json::object{{"id", snap.rules->id()}, {"version", snap.rules->version()}};
+  p["rule_set"] = json::object({{"id", snap.rules->id()}, {"version", snap.rules->version()}}, sp);
   return json::serialize(p);
 }
 
@@ -1056,13 +1068,15 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     rec.index.tokens_in = usage_.input_tokens.value_or(audit::tokens_unknown);
     rec.index.tokens_out = usage_.output_tokens.value_or(audit::tokens_unknown);
 
-    json::object p;
+    payload_arena arena;
+    const json::storage_ptr& sp = arena.sp;
+    json::object p(sp);
     p["outcome"] = to_string(summary.outcome);
     if (!summary.failure.empty()) p["failure"] = summary.failure;
     p["status"] = summary.status;
     p["cut"] = summary.stream_cut;
     if (cut != cut_reason::none) p["cut_reason"] = to_string(cut);
-    json::object verdict;
+    json::object verdict(sp);
     verdict["action"] = action;
     std::string_view req_action = "none";
     if (decided) req_action = policy::to_string(r.verdict.act);
@@ -1071,21 +1085,22 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     else if (r.outcome == request_outcome::error) req_action = "error";
     verdict["request"] = req_action;
     verdict["response"] = resp ? policy::to_string(resp->act) : std::string_view(resp_unscannable ? "unscannable" : "none");
-    verdict["rules"] = strings_json(rules);
-    verdict["tags"] = strings_json(resp ? merge_sorted(r.verdict.tags, resp->tags) : r.verdict.tags);
+    verdict["rules"] = strings_json(rules, sp);
+    verdict["tags"] = strings_json(resp ? merge_sorted(r.verdict.tags, resp->tags) : r.verdict.tags, sp);
     p["verdict"] = std::move(verdict);
-    json::object usage;
+    json::object usage(sp);
     if (usage_.input_tokens) usage["input_tokens"] = *usage_.input_tokens;
     if (usage_.output_tokens) usage["output_tokens"] = *usage_.output_tokens;
     p["usage"] = std::move(usage);
     if (r.usage_injected) p["usage_requested"] = true;
     if (!r.model.empty()) p["model"] = r.model;
-    p["bytes"] = json::object{{"in", summary.bytes_in},
-                              {"out", summary.bytes_out},
-                              {"upstream_in", summary.upstream_bytes_in},
-                              {"upstream_out", summary.upstream_bytes_out}};
+    p["bytes"] = json::object({{"in", summary.bytes_in},
+                               {"out", summary.bytes_out},
+                               {"upstream_in", summary.upstream_bytes_in},
+                               {"upstream_out", summary.upstream_bytes_out}},
+                              sp);
     p["events"] = summary.events;
-    json::object t;
+    json::object t(sp);
     t["duration"] = static_cast<double>(summary.duration.count()) / 1e6;
     if (summary.ttfb.count() >= 0) t["ttfb"] = static_cast<double>(summary.ttfb.count()) / 1e6;
     if (summary.upstream_ttfb.count() >= 0) t["upstream_ttfb"] = static_cast<double>(summary.upstream_ttfb.count()) / 1e6;
@@ -1093,10 +1108,10 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     t["inspect"] = static_cast<double>(inspected.count()) / 1e6;
     if (wait_ns >= 0) t["audit_wait"] = static_cast<double>(wait_ns) / 1e6;
     p["timings_ms"] = std::move(t);
-    json::array findings = findings_json(r.verdict.findings, policy::direction::request, sn.content, &r.parts);
+    json::array findings = findings_json(r.verdict.findings, policy::direction::request, sn.content, &r.parts, sp);
     if (resp) {
       const std::vector<part_info>* parts = body_v_ ? &body_parts_ : nullptr;
-      for (auto& f : findings_json(resp->findings, policy::direction::response, sn.content, parts)) {
+      for (auto& f : findings_json(resp->findings, policy::direction::response, sn.content, parts, sp)) {
         findings.push_back(std::move(f));
       }
     }
@@ -1105,9 +1120,9 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     if (sn.content == audit_content::full) {
       kept_texts* kept = guard_ ? &guard_->kept() : (response_texts_ ? &*response_texts_ : nullptr);
       if (kept != nullptr && (resp || kept->size() > 0)) {
-        p["response_texts"] = kept->texts();
+        p["response_texts"] = kept->texts(sp);
         if (kept->cut()) {
-          p["response_texts_cut"] = kept->markers();
+          p["response_texts_cut"] = kept->markers(sp);
           content_cut = true;
         }
       }

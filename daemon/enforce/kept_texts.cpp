@@ -50,15 +50,15 @@ void kept_texts::append(std::size_t index, std::string_view piece) {
   p.hash->update(bytes_of(piece));
 }
 
-boost::json::array kept_texts::texts() const {
-  boost::json::array a;
+boost::json::array kept_texts::texts(boost::json::storage_ptr sp) const {
+  boost::json::array a(sp);
   a.reserve(parts_.size());
   for (const auto& p : parts_) a.emplace_back(p.kept);
   return a;
 }
 
-boost::json::array kept_texts::markers() {
-  boost::json::array a;
+boost::json::array kept_texts::markers(boost::json::storage_ptr sp) {
+  boost::json::array a(sp);
   for (std::size_t i = 0; i < parts_.size(); ++i) {
     auto& p = parts_[i];
     if (!p.hash && p.digest.empty()) continue;
@@ -68,7 +68,7 @@ boost::json::array kept_texts::markers() {
       p.hash.reset();
       p.sealed = true;
     }
-    boost::json::object m;
+    boost::json::object m(sp);
     m["part"] = i;
     m["bytes"] = p.bytes;
     m["kept"] = p.kept.size();

@@ -11,6 +11,7 @@
 // texts only (docs/auditor-guide.md).
 
 #include <boost/json/array.hpp>
+#include <boost/json/storage_ptr.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -43,8 +44,8 @@ class kept_texts {
   [[nodiscard]] bool cut() const noexcept { return cut_; }
   // The kept texts, and the markers of the cut ones (markers() finishes their
   // hashes: later appends to a cut text are ignored).
-  [[nodiscard]] boost::json::array texts() const;
-  [[nodiscard]] boost::json::array markers();
+  [[nodiscard]] boost::json::array texts(boost::json::storage_ptr sp = {}) const;
+  [[nodiscard]] boost::json::array markers(boost::json::storage_ptr sp = {});
 
  private:
   struct part {
