@@ -21,6 +21,15 @@ constexpr std::uint32_t digit_zeros[] = {
 struct cp_range {
   std::uint32_t lo, hi;
 };
+
+// Control characters that render as nothing: C0 controls other than the
+// whitespace ones (tab, line feed, line tabulation, form feed, carriage
+// return), DEL, and C1 controls other than next line (U+0085). A NUL between
+// the digits of an ID (\u0000 in a JSON string) reaches a model as the digits
+// around it, as a zero-width space does.
+constexpr bool invisible_control(std::uint32_t cp) noexcept {
+  return (cp < 0x20 && (cp < 0x09 || cp > 0x0D)) || (cp >= 0x7F && cp <= 0x9F && cp != 0x85);
+}
 // Invisible characters: general category Cf, the combining grapheme joiner,
 // variation selectors, and the Hangul fillers (which render as nothing).
 constexpr cp_range invisible_ranges[] = {
@@ -250,6 +259,7 @@ void emit_made(std::string_view bytes, std::size_t o, std::size_t src_len, std::
 }  // namespace
 
 bool is_invisible(std::uint32_t cp) noexcept {
+  if (invisible_control(cp)) return true;
   if (cp < 0xAD) return false;
   for (const auto& r : invisible_ranges) {
     if (cp < r.lo) return false;
@@ -298,6 +308,10 @@ int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool 
     if (j - i > max_numeral_lookahead) return 0;
     if (j >= in.size()) return final ? ends(false) : -1;
     const auto b = static_cast<unsigned char>(in[j]);
+    if (invisible_control(b)) {
+      ++j;
+      continue;
+    }
     if (b < 0x80) {
       if (row_separator(static_cast<char>(b)) && !after_sep) {
         after_sep = true;
@@ -329,7 +343,7 @@ int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool 
 bool may_change(std::string_view t) noexcept {
   for (const char c : t) {
     const auto b = static_cast<unsigned char>(c);
-    if (b >= 0x80 || b == '&' || b == '\\') return true;
+    if (b >= 0x80 || b == '&' || b == '\\' || invisible_control(b)) return true;
   }
   return false;
 }
@@ -424,11 +438,11 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
   };
   while (i < in.size()) {
     const auto b = static_cast<unsigned char>(in[i]);
-    if (b < 0x80 && b != '&' && b != '\\') {
+    if (b < 0x80 && b != '&' && b != '\\' && !invisible_control(b)) {
       std::size_t j = i + 1;
       while (j < in.size()) {
         const auto c = static_cast<unsigned char>(in[j]);
-        if (c >= 0x80 || c == '&' || c == '\\') break;
+        if (c >= 0x80 || c == '&' || c == '\\' || invisible_control(c)) break;
         ++j;
       }
       emit_copy(in.substr(i, j - i), base + i, out, map);
@@ -463,7 +477,8 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       i += len;
       continue;
     }
-    // Non-ASCII: wait for the rest of a character that is still coming.
+    // Non-ASCII or an invisible control: wait for the rest of a character
+    // that is still coming.
     const std::size_t n = sequence_length(b);
     if (i + n > in.size() && !final) {
       bool growing = n > 1;

@@ -8,7 +8,9 @@
 //     hyphen U+00AD, zero-width space, non-joiner and joiner U+200B-200D, word
 //     joiner U+2060, byte order mark U+FEFF, bidirectional controls, tags, ...),
 //     plus the combining grapheme joiner U+034F, variation selectors and the
-//     Hangul fillers. At most max_removed_run bytes of T are removed between
+//     Hangul fillers, and control characters that render as nothing (C0
+//     other than tab, LF, VT, FF and CR; DEL; C1 other than NEL U+0085, so
+//     NUL too). At most max_removed_run bytes of T are removed between
 //     two characters of N; an invisible character past that stays in N (and
 //     breaks a match there).
 //   - digits of every script (Unicode Nd: Arabic-Indic, Devanagari,
@@ -118,7 +120,8 @@ struct normalized {
 // nothing is copied.
 [[nodiscard]] normalized normalize(std::string_view t);
 
-// Whether t may change under normalization (any byte >= 0x80, '&' or '\').
+// Whether t may change under normalization (any byte >= 0x80, '&', '\' or an
+// invisible control character).
 [[nodiscard]] bool may_change(std::string_view t) noexcept;
 
 // Base64 in text. A run is a maximal sequence of base64 characters (either

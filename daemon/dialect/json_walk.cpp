@@ -36,6 +36,15 @@ struct counting_handler {
 
   json::value_stack st;
   std::size_t members = 0;
+  std::string* numbers = nullptr;  // number literals, when asked for
+  bool in_number = false;          // a literal's first part was appended
+
+  void number_text(json::string_view s, bool last) {
+    if (numbers == nullptr) return;
+    if (!in_number && !numbers->empty()) *numbers += ", ";
+    numbers->append(s.data(), s.size());
+    in_number = !last;
+  }
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
@@ -66,16 +75,22 @@ struct counting_handler {
     st.push_string(s);
     return true;
   }
-  bool on_number_part(json::string_view, json::error_code&) { return true; }
-  bool on_int64(std::int64_t i, json::string_view, json::error_code&) {
+  bool on_number_part(json::string_view s, json::error_code&) {
+    number_text(s, false);
+    return true;
+  }
+  bool on_int64(std::int64_t i, json::string_view s, json::error_code&) {
+    number_text(s, true);
     st.push_int64(i);
     return true;
   }
-  bool on_uint64(std::uint64_t u, json::string_view, json::error_code&) {
+  bool on_uint64(std::uint64_t u, json::string_view s, json::error_code&) {
+    number_text(s, true);
     st.push_uint64(u);
     return true;
   }
-  bool on_double(double d, json::string_view, json::error_code& ec) {
+  bool on_double(double d, json::string_view s, json::error_code& ec) {
+    number_text(s, true);
     // A number beyond a double's range parses as infinity, which no JSON text
     // can hold: a rewritten body would carry "Infinity". Such bodies are
     // malformed.
@@ -215,11 +230,13 @@ struct json_parser::impl {
 json_parser::json_parser() : impl_(std::make_unique<impl>()) {}
 json_parser::~json_parser() = default;
 
-codec_result<json::value> json_parser::parse(std::string_view text, bool* duplicates) {
+codec_result<json::value> json_parser::parse(std::string_view text, bool* duplicates, std::string* numbers) {
   auto& p = impl_->p;
   p.reset();
   p.handler().st.reset();
   p.handler().members = 0;
+  p.handler().numbers = numbers;
+  p.handler().in_number = false;
   json::error_code ec;
   const std::size_t n = p.write_some(false, text.data(), text.size(), ec);
   if (ec || n < text.size() || !p.done()) return codec_error{codec_errc::malformed_json, {}};
@@ -233,10 +250,11 @@ codec_result<json::value> json_parser::parse(std::string_view text, bool* duplic
   return v;
 }
 
-codec_result<json::value> parse_json(std::string_view text, json_parser* reuse, bool* duplicates) {
-  if (reuse != nullptr) return reuse->parse(text, duplicates);
+codec_result<json::value> parse_json(std::string_view text, json_parser* reuse, bool* duplicates,
+                                     std::string* numbers) {
+  if (reuse != nullptr) return reuse->parse(text, duplicates, numbers);
   json_parser p;
-  return p.parse(text, duplicates);
+  return p.parse(text, duplicates, numbers);
 }
 
 std::string first_duplicate_key(std::string_view text) {

@@ -51,8 +51,12 @@ class json_parser {
   // Parses one complete JSON text (trailing bytes other than whitespace are an
   // error; so is invalid UTF-8, and nesting past max_json_depth). A repeated key
   // fails with duplicate_key when `duplicates` is null; otherwise the last value
-  // is kept and *duplicates says whether any key was repeated.
-  [[nodiscard]] codec_result<json::value> parse(std::string_view text, bool* duplicates = nullptr);
+  // is kept and *duplicates says whether any key was repeated. With `numbers`,
+  // the literal of every number as the text spells it is appended there, the
+  // literals separated by ", " (no separator a detector pattern reads inside
+  // a number, so two numbers never read as one).
+  [[nodiscard]] codec_result<json::value> parse(std::string_view text, bool* duplicates = nullptr,
+                                                std::string* numbers = nullptr);
 
  private:
   struct impl;
@@ -61,7 +65,7 @@ class json_parser {
 
 // parse() on a parser made for this call, or on `reuse`.
 [[nodiscard]] codec_result<json::value> parse_json(std::string_view text, json_parser* reuse = nullptr,
-                                                   bool* duplicates = nullptr);
+                                                   bool* duplicates = nullptr, std::string* numbers = nullptr);
 [[nodiscard]] json::parse_options codec_parse_options() noexcept;
 // The RFC 6901 pointer of the first repeated key in `text` (the second
 // occurrence), or empty when no key repeats or the text is not valid JSON.

@@ -83,7 +83,10 @@ codec_result<request_extraction> extract_request(dialect d, std::string_view pat
   ex.model = std::move(match->model);
 
   if (ex.endpoint != endpoint_kind::model_info) {
-    auto parsed = detail::parse_json(body);
+    // Numbers cross as the client spelled them (the body is forwarded as it
+    // came unless a redaction rewrites it): their literals are scanned too.
+    std::string numbers;
+    auto parsed = detail::parse_json(body, nullptr, nullptr, &numbers);
     if (!parsed) return parsed.error();
     ex.document = std::move(*parsed);
     if (!ex.document.is_object()) return codec_error{codec_errc::not_an_object, {}};
@@ -98,6 +101,7 @@ codec_result<request_extraction> extract_request(dialect d, std::string_view pat
       case dialect::gemini: ok = detail::walk_gemini_request(w, ex, root); break;
     }
     if (!ok || !w.sweep(ex.document)) return w.take_error();
+    if (!numbers.empty()) ex.slots.push_back(synthesized_slot(std::move(numbers), slot_role::number));
   } else if (body.find_first_not_of(" \t\r\n") != std::string_view::npos) {
     // A listing or lookup (GET): nothing leaves but the request line and headers.
     return codec_error{codec_errc::unexpected_shape, {}};

@@ -50,7 +50,10 @@
 // `identifier` for values the APIs constrain (under
 // the keys name, model, id, type, role, object, mimeType / mime_type /
 // media_type, and any key ending in "_id" or "Id"). All object keys of the body
-// go into one `key` slot (each distinct key on a line). Outside the body: the
+// go into one `key` slot (each distinct key on a line). Every number of the
+// body goes, as the text spells it (the provider receives that literal: an ID
+// written as a number is its digits), into one `number` slot, the literals
+// separated by ", " so that two numbers never read as one. Outside the body: the
 // request target (path percent-decoded, then each query parameter as
 // "name=value", percent-decoded, on a line; a Gemini model name is in the path)
 // is a `target` slot, and the header fields are a `header` slot ("name: value"
@@ -76,7 +79,8 @@
 //   data_url
 //   fixed        nothing can take a replacement (identifiers such as message
 //                and tool `name`s, which the APIs constrain to patterns like
-//                ^[a-zA-Z0-9_-]{1,64}$; object keys; the target; headers; the
+//                ^[a-zA-Z0-9_-]{1,64}$; object keys; numbers (a string
+//                in their place would change the request); the target; headers; the
 //                encoded string of an inline text file): a finding there whose
 //                action is redact blocks the request (451, customs_blocked).
 //
@@ -92,7 +96,8 @@
 //     field under both spellings) is read under every name present.
 //
 // Slot order: the dialect's own slots in conversation order, then the swept
-// fields in document order, the key slot, the target slot, the header slot.
+// fields in document order, the key slot, the number slot, the target slot,
+// the header slot.
 
 #include <span>
 #include <string>

@@ -20,6 +20,7 @@ std::string_view to_string(slot_role r) noexcept {
     case slot_role::field: return "field";
     case slot_role::identifier: return "identifier";
     case slot_role::key: return "key";
+    case slot_role::number: return "number";
     case slot_role::attachment: return "attachment";
     case slot_role::target: return "target";
     case slot_role::header: return "header";

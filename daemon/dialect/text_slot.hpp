@@ -39,6 +39,7 @@ enum class slot_role : std::uint8_t {
                     // such as include[] entries): a redaction cannot be written
                     // into it
   key,              // the body's object keys: one slot, each distinct key on a line
+  number,           // the body's number literals as sent, one slot, separated by ", "
   attachment,       // text decoded from an inline file (a data: URL or base64)
   target,           // the request target's path and query, percent-decoded
   header,           // request header fields other than credentials, "name: value" lines

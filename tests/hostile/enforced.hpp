@@ -9,7 +9,8 @@
 
 namespace customs::testing::hostile {
 
-// Every client CN by default; /openai-us/ routes to the provider (US).
+// Every client CN by default; /openai-us/, /anthropic-us/ and /gemini-us/
+// route to the provider (US) in their dialects.
 // `extra_pack`: a rule file loaded with the shipped packs.
 inline std::string enforcing_yaml(const enforce::trail_files& t, std::uint16_t provider, const std::string& extra = {},
                                   const fs::path& extra_pack = {}) {
@@ -20,6 +21,8 @@ inline std::string enforcing_yaml(const enforce::trail_files& t, std::uint16_t p
          "admin: {address: 127.0.0.1, port: 0}\n"
          "routes:\n"
          "  - {prefix: /openai-us/, upstream: '" + up + "', dialect: openai, jurisdiction: US}\n"
+         "  - {prefix: /anthropic-us/, upstream: '" + up + "', dialect: anthropic, jurisdiction: US}\n"
+         "  - {prefix: /gemini-us/, upstream: '" + up + "', dialect: gemini, jurisdiction: US}\n"
          "threads: 2\n"
          "log: {level: info, flows: false}\n"
          "rules: ['" + enforce::shipped_rules().string() + "'" +

@@ -56,6 +56,23 @@ TEST_CASE("invisible format characters are removed", "[normalize]") {
     CHECK_FALSE(is_invisible(cp));
 }
 
+TEST_CASE("control characters that render as nothing are removed; whitespace controls stay", "[normalize]") {
+  // NUL between the digits of an ID ("110105\0...", sent as \u0000 in JSON)
+  // reaches a model as the digits around it.
+  for (const std::uint32_t cp : {0x00u, 0x01u, 0x08u, 0x0Eu, 0x1Bu, 0x1Fu, 0x7Fu, 0x80u, 0x84u, 0x86u, 0x9Fu}) {
+    INFO(std::hex << cp);
+    CHECK(is_invisible(cp));
+    CHECK(norm("1" + u(cp) + "2") == "12");
+    CHECK(may_change("1" + u(cp) + "2"));
+  }
+  CHECK(norm(std::string("110105\0" "19491231\x01" "002X", 20)) == "11010519491231002X");
+  for (const std::uint32_t cp : {0x09u, 0x0Au, 0x0Bu, 0x0Cu, 0x0Du, 0x85u}) {
+    INFO(std::hex << cp);
+    CHECK_FALSE(is_invisible(cp));
+    CHECK(norm("1" + u(cp) + "2") == "1" + u(cp) + "2");
+  }
+}
+
 TEST_CASE("digits of every script become ASCII digits", "[normalize]") {
   struct script {
     std::uint32_t zero;
