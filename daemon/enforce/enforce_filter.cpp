@@ -731,6 +731,7 @@ class enforce_filter final : public filter {
   event_status on_stream_end(stream_end_state& end) override;
   void on_response_body(response_body_state& body) override;
   void on_flow_end(const flow_summary& summary) noexcept override;
+  void close_minimal(const flow_summary& summary) noexcept;
 
  private:
   // The request result, for the phases after the request went on: whoever
@@ -1007,6 +1008,7 @@ policy::action enforce_filter::response_action(std::optional<policy::verdict>& f
 }
 
 void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
+  bool closed = false;  // the closing record was handed to the trail (or refused by it)
   try {
     // Take the request side: a request still being inspected on the pool is
     // abandoned (it will neither commit nor go on).
@@ -1150,9 +1152,9 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     }
 
     if (sn.audit) {
-      if (const auto ec = sn.audit->append(std::move(rec)); ec) {
-        sn.stats->audit_failures.at(info_->worker, {audit_reason(ec.value())}).add();
-      }
+      const auto ec = sn.audit->append(std::move(rec));
+      closed = true;
+      if (ec) sn.stats->audit_failures.at(info_->worker, {audit_reason(ec.value())}).add();
     }
     lock.unlock();
 
@@ -1203,6 +1205,32 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     log_line(log_level::error, "enforcement_error").kv("flow", info_->id).kv("phase", "flow_end").kv("error", e.what());
   } catch (...) {
     log_line(log_level::error, "enforcement_error").kv("flow", info_->id).kv("phase", "flow_end");
+  }
+  if (!closed) close_minimal(summary);
+}
+
+// The closing record when the full one could not be made (an allocation
+// failed while building it): the flow still ends in the trail, as an error,
+// with what costs a few small allocations. Under lasting memory exhaustion
+// this fails too; the opened record then stands alone.
+void enforce_filter::close_minimal(const flow_summary& summary) noexcept {
+  try {
+    const policy_snapshot& sn = snap();
+    if (!sn.audit) return;
+    audit::record rec;
+    rec.kind = audit::record_kind::flow_closed;
+    rec.flow_id = info_->id;
+    rec.index = index_of(*env_, "error", {});
+    json::object p;
+    p["outcome"] = to_string(summary.outcome);
+    p["failure"] = "internal_error";
+    p["detail"] = "the closing record could not be built";
+    rec.payload = json::serialize(p);
+    if (const auto ec = sn.audit->append(std::move(rec)); ec) {
+      sn.stats->audit_failures.at(info_->worker, {audit_reason(ec.value())}).add();
+    }
+  } catch (...) {
+    log_line(log_level::error, "enforcement_error").kv("flow", info_->id).kv("phase", "flow_end_minimal");
   }
 }
 
