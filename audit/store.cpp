@@ -492,8 +492,8 @@ std::error_code store_impl::append(record r, durable_handler on_durable) {
     append_refused_.fetch_add(1, std::memory_order_relaxed);
     return make_error_code(errc::queue_full);
   }
-  queued_bytes_ += bytes;
   queue_.push_back(item{std::move(r), std::move(on_durable), now_us(), clock::now(), bytes});
+  queued_bytes_ += bytes;  // after the push: a push that throws counts nothing
   // Wake the writer when it idles, when a batch is full, and every wake_stride
   // records while a batch fills (so that it encrypts and inserts them while the
   // batch waits for its deadline); not for every record: a wake-up costs more

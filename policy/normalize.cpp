@@ -308,7 +308,7 @@ int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool 
     if (j - i > max_numeral_lookahead) return 0;
     if (j >= in.size()) return final ? ends(false) : -1;
     const auto b = static_cast<unsigned char>(in[j]);
-    if (invisible_control(b)) {
+    if (b < 0x80 && invisible_control(b)) {  // a C0 control or DEL (C1 ones are two bytes)
       ++j;
       continue;
     }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <exception>
 #include <memory>
 
 namespace customs::daemon::tunnel {
@@ -181,7 +182,17 @@ asio::awaitable<relay_result> relay(tcp::socket& a, tcp::socket& b, pipe_pool& p
     if (--st.running == 0 && st.timer != nullptr) st.timer->cancel();
   };
   asio::co_spawn(ex, pump(a, b, pool, st, st.r.up), ended);
-  asio::co_spawn(ex, pump(b, a, pool, st, st.r.down), ended);
+  // The first pump runs on this frame's state: if the second cannot start
+  // (its frame is an allocation), the first is ended and waited for before
+  // the failure leaves this frame.
+  std::exception_ptr not_started;
+  try {
+    asio::co_spawn(ex, pump(b, a, pool, st, st.r.down), ended);
+  } catch (...) {
+    not_started = std::current_exception();
+    --st.running;
+    close_both(a, b);
+  }
   while (st.running > 0) {
     timer.expires_at(st.r.idle_timeout ? clock::time_point::max() : st.last + idle_timeout);
     auto [wec] = co_await timer.async_wait(tok);
@@ -193,6 +204,7 @@ asio::awaitable<relay_result> relay(tcp::socket& a, tcp::socket& b, pipe_pool& p
   }
   st.timer = nullptr;
   close_both(a, b);
+  if (not_started) std::rethrow_exception(not_started);
   co_return st.r;
 }
 

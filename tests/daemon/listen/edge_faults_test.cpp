@@ -20,6 +20,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -37,7 +38,8 @@ bool on_worker_thread() noexcept {
   return std::strncmp(name, "customs-w", 9) == 0;
 }
 
-void* allocate(std::size_t n) {
+// Counts an allocation on a worker while armed; throws for the one made to fail.
+void maybe_fail() {
   if (countdown.load(std::memory_order_relaxed) >= 0 && on_worker_thread()) {
     counted.fetch_add(1, std::memory_order_relaxed);
     if (countdown.fetch_sub(1, std::memory_order_relaxed) == 0) {
@@ -45,8 +47,20 @@ void* allocate(std::size_t n) {
       throw std::bad_alloc();
     }
   }
+}
+
+void* allocate(std::size_t n) {
+  maybe_fail();
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
+}
+
+void* allocate_aligned(std::size_t n, std::align_val_t a) {
+  const auto align = std::max(static_cast<std::size_t>(a), sizeof(void*));
+  maybe_fail();
+  void* p = nullptr;
+  if (::posix_memalign(&p, align, n == 0 ? 1 : n) != 0) throw std::bad_alloc();
+  return p;
 }
 
 void arm(long n) {
@@ -57,12 +71,44 @@ void disarm() { countdown = -1; }
 
 }  // namespace
 
+// Every form is replaced, so that whatever allocates (nothrow, aligned) is
+// freed by the same allocator: under AddressSanitizer, which has its own
+// operator new, a form left to it would be freed here with free() (a
+// mismatch it reports).
 void* operator new(std::size_t n) { return allocate(n); }
 void* operator new[](std::size_t n) { return allocate(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return allocate(n);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
+void* operator new(std::size_t n, std::align_val_t a) { return allocate_aligned(n, a); }
+void* operator new[](std::size_t n, std::align_val_t a) { return allocate_aligned(n, a); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  try {
+    return allocate_aligned(n, a);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t& t) noexcept {
+  return operator new(n, a, t);
+}
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
 
 using namespace customs::testing;
 using namespace customs::testing::edge;
