@@ -153,7 +153,7 @@ audit:
   signing_key: $work/keys/signing.key
   content: full
 threads: $WORKERS
-log: {level: warn, flows: false}
+log: {level: info, flows: false}  # info: the listening lines name the ports
 limits: {connections: 100000}
 EOF
 "$build/daemon/customsd" --config "$work/customsd.yaml" 2> "$work/customsd.log" &
@@ -189,7 +189,12 @@ for i in $(seq 100); do
   grep -q 'event=admin_listening' "$work/customsd.log" 2> /dev/null && python3 -c "import socket; socket.create_connection(('127.0.0.1',$sq_port),1)" 2> /dev/null && break
   sleep 0.2
 done
-rev_port=$(grep 'event=listening listener=reverse' "$work/customsd.log" | sed -n 's/.* port=\([0-9]*\).*/\1/p')
+rev_port=$(grep 'event=listening listener=reverse' "$work/customsd.log" | sed -n 's/.* port=\([0-9]*\).*/\1/p' || true)
+if [[ -z $rev_port ]] || ! python3 -c "import socket; socket.create_connection(('127.0.0.1',$sq_port),1)" 2> /dev/null; then
+  echo "run.sh: customsd or squid did not start; their logs:" >&2
+  tail -20 "$work/customsd.log" "$work/squid/out.log" "$work/squid/cache.log" >&2 2> /dev/null || true
+  exit 2
+fi
 sleep 1
 
 echo "# edge benchmark: $(nproc) cores, customsd threads=$WORKERS, $(date -u +%FT%TZ)"
