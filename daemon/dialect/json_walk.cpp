@@ -554,6 +554,14 @@ bool walker::sweep_value(json::value& v, std::string_view key, sweep_state& st) 
       }
       if (!sweep_value(kv.value(), kv.key(), st)) return false;
       if (fixed) slots_.back().form = slot_form::fixed;
+      // An audio "format" beside the data says how the data is read: a
+      // redaction written into it would change that (an empty format leaves
+      // the data undecoded), so it is an identifier, as a media type is.
+      if (!declared.empty() && kv.key() == "format" && kv.value().is_string() && !slots_.empty() &&
+          slots_.back().target == &kv.value().get_string()) {
+        slots_.back().role = slot_role::identifier;
+        slots_.back().form = slot_form::fixed;
+      }
     }
   } else if (v.is_array()) {
     auto& a = v.get_array();

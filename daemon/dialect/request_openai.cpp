@@ -65,6 +65,8 @@ bool part_blobs(walker& w, json::value& part) {
   }
   if (type == "input_audio") {
     auto audio = [&w](json::object& holder) {
+      // The format says how the data is read: an identifier, as a media type.
+      if (auto* f = string_member(holder, "format")) w.option(*f);
       const std::string declared = "audio/" + std::string(string_or_empty(holder, "format"));
       return w.blob_member(holder, "data", declared);
     };

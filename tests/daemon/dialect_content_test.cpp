@@ -216,6 +216,30 @@ TEST_CASE("inline files: each dialect's text files are decoded", "[dialect][cont
   }
 }
 
+// Found by fuzz_dialect_rewrite: with "format" writable, a redaction that
+// emptied it left the data beside it unread on the next extraction (a file
+// whose text was scanned turned into an opaque string).
+TEST_CASE("inline files: an audio format says how the data is read and takes no replacement", "[dialect][content]") {
+  const std::string data = b64("audio 11010519491231002X");
+  const std::string part = R"({"format":"wav","data":")" + data + R"("})";
+  for (const std::string& body : {R"({"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":)" + part + "}]}]}",
+                                 R"({"messages":[{"role":"user","conte.t":[{"type":"input_audio","input_audio":)" + part + "}]}]}"}) {
+    INFO(body);
+    auto ex = extract_request(dialect::openai, "/v1/chat/completions", body, body_only());
+    REQUIRE_OK(ex);
+    CHECK(slots_of(ex->slots, slot_role::attachment).size() == 1);
+    std::size_t format = ex->slots.size();
+    for (std::size_t i = 0; i < ex->slots.size(); ++i)
+      if (ex->slots[i].where.ends_with("/input_audio/format")) format = i;
+    REQUIRE(format < ex->slots.size());
+    CHECK(ex->slots[format].role == slot_role::identifier);
+    CHECK_FALSE(ex->slots[format].writable());
+    auto out = rewrite_request(*ex, std::vector<text_replacement>{{format, ""}});
+    REQUIRE_FALSE(out.has_value());
+    CHECK(out.error().code == codec_errc::slot_not_writable);
+  }
+}
+
 TEST_CASE("inline files: binary media is not decoded as text, its string is still scanned", "[dialect][content]") {
   const std::string png = b64(std::string("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16));
   const std::string body = R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":")" +
