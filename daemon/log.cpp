@@ -169,9 +169,17 @@ log_format current_log_format() noexcept { return g_format.load(std::memory_orde
 
 void set_log_fd(int fd) noexcept { g_fd.store(fd, std::memory_order_relaxed); }
 
-log_line::log_line(log_level level, std::string_view event)
+log_line::log_line(log_level level, std::string_view event) noexcept
     : on_(log_enabled(level)), format_(g_format.load(std::memory_order_relaxed)) {
   if (!on_) return;
+  try {
+    start(level, event);
+  } catch (...) {
+    on_ = false;  // out of memory: the line is dropped, the caller goes on
+  }
+}
+
+void log_line::start(log_level level, std::string_view event) {
   line_.reserve(256);
   std::string ts;
   append_timestamp(ts);
@@ -230,39 +238,52 @@ void log_line::string(std::string_view v) {
   else append_value(line_, v);
 }
 
-log_line& log_line::kv(std::string_view k, std::string_view value) {
+// Every part of a line is appended through this: an allocation that fails
+// drops the line (on_ = false), and the caller goes on.
+template <class Append>
+log_line& log_line::append(Append&& f) noexcept {
   if (!on_) return *this;
-  key(k);
-  string(value);
+  try {
+    f();
+  } catch (...) {
+    on_ = false;
+  }
   return *this;
 }
 
-log_line& log_line::kv(std::string_view k, bool value) {
-  if (!on_) return *this;
-  key(k);
-  raw(value ? "true" : "false");
-  return *this;
+log_line& log_line::kv(std::string_view k, std::string_view value) noexcept {
+  return append([&] {
+    key(k);
+    string(value);
+  });
 }
 
-log_line& log_line::kv(std::string_view k, const std::vector<std::string>& values) {
-  if (!on_) return *this;
-  key(k);
-  if (format_ == log_format::json) {
-    line_ += '[';
-    for (std::size_t i = 0; i < values.size(); ++i) {
-      if (i > 0) line_ += ',';
-      append_json_string(line_, values[i]);
+log_line& log_line::kv(std::string_view k, bool value) noexcept {
+  return append([&] {
+    key(k);
+    raw(value ? "true" : "false");
+  });
+}
+
+log_line& log_line::kv(std::string_view k, const std::vector<std::string>& values) noexcept {
+  return append([&] {
+    key(k);
+    if (format_ == log_format::json) {
+      line_ += '[';
+      for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i > 0) line_ += ',';
+        append_json_string(line_, values[i]);
+      }
+      line_ += ']';
+      return;
     }
-    line_ += ']';
-    return *this;
-  }
-  std::string joined;
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) joined += ',';
-    joined += values[i];
-  }
-  append_value(line_, joined);
-  return *this;
+    std::string joined;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (i > 0) joined += ',';
+      joined += values[i];
+    }
+    append_value(line_, joined);
+  });
 }
 
 namespace {
@@ -275,37 +296,37 @@ std::string_view format_number(char (&buf)[24], Integer value) {
 
 }  // namespace
 
-log_line& log_line::kv(std::string_view k, std::uint64_t value) {
-  if (!on_) return *this;
-  char buf[24];
-  key(k);
-  raw(format_number(buf, value));
-  return *this;
+log_line& log_line::kv(std::string_view k, std::uint64_t value) noexcept {
+  return append([&] {
+    char buf[24];
+    key(k);
+    raw(format_number(buf, value));
+  });
 }
 
-log_line& log_line::kv(std::string_view k, std::int64_t value) {
-  if (!on_) return *this;
-  char buf[24];
-  key(k);
-  raw(format_number(buf, value));
-  return *this;
+log_line& log_line::kv(std::string_view k, std::int64_t value) noexcept {
+  return append([&] {
+    char buf[24];
+    key(k);
+    raw(format_number(buf, value));
+  });
 }
 
-log_line& log_line::ms(std::string_view k, std::int64_t nanoseconds) {
-  if (!on_) return *this;
-  const bool neg = nanoseconds < 0;
-  std::uint64_t us = static_cast<std::uint64_t>(neg ? -nanoseconds : nanoseconds) / 1000;
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, us / 1000);
-  key(k);
-  if (neg) line_ += '-';
-  line_.append(buf, r.ptr);
-  line_ += '.';
-  const auto frac = us % 1000;
-  line_ += static_cast<char>('0' + frac / 100);
-  line_ += static_cast<char>('0' + frac / 10 % 10);
-  line_ += static_cast<char>('0' + frac % 10);
-  return *this;
+log_line& log_line::ms(std::string_view k, std::int64_t nanoseconds) noexcept {
+  return append([&] {
+    const bool neg = nanoseconds < 0;
+    std::uint64_t us = static_cast<std::uint64_t>(neg ? -nanoseconds : nanoseconds) / 1000;
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, us / 1000);
+    key(k);
+    if (neg) line_ += '-';
+    line_.append(buf, r.ptr);
+    line_ += '.';
+    const auto frac = us % 1000;
+    line_ += static_cast<char>('0' + frac / 100);
+    line_ += static_cast<char>('0' + frac / 10 % 10);
+    line_ += static_cast<char>('0' + frac % 10);
+  });
 }
 
 }  // namespace customs::daemon

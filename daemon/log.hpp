@@ -49,26 +49,31 @@ void set_log_format(log_format f) noexcept;
 void set_log_fd(int fd) noexcept;
 
 // Builds one line and writes it when destroyed. Cheap when the level is off.
+// Never throws: it is used in catch blocks and noexcept paths, where an
+// allocation may fail too; a line that cannot be built is dropped.
 class log_line {
  public:
-  log_line(log_level level, std::string_view event);
+  log_line(log_level level, std::string_view event) noexcept;
   ~log_line();
   log_line(const log_line&) = delete;
   log_line& operator=(const log_line&) = delete;
 
-  log_line& kv(std::string_view key, std::string_view value);
-  log_line& kv(std::string_view key, const char* value) { return kv(key, std::string_view(value)); }
-  log_line& kv(std::string_view key, const std::string& value) { return kv(key, std::string_view(value)); }
-  log_line& kv(std::string_view key, std::uint64_t value);
-  log_line& kv(std::string_view key, std::int64_t value);
-  log_line& kv(std::string_view key, unsigned value) { return kv(key, std::uint64_t{value}); }
-  log_line& kv(std::string_view key, int value) { return kv(key, std::int64_t{value}); }
-  log_line& kv(std::string_view key, bool value);
-  log_line& kv(std::string_view key, const std::vector<std::string>& values);
+  log_line& kv(std::string_view key, std::string_view value) noexcept;
+  log_line& kv(std::string_view key, const char* value) noexcept { return kv(key, std::string_view(value)); }
+  log_line& kv(std::string_view key, const std::string& value) noexcept { return kv(key, std::string_view(value)); }
+  log_line& kv(std::string_view key, std::uint64_t value) noexcept;
+  log_line& kv(std::string_view key, std::int64_t value) noexcept;
+  log_line& kv(std::string_view key, unsigned value) noexcept { return kv(key, std::uint64_t{value}); }
+  log_line& kv(std::string_view key, int value) noexcept { return kv(key, std::int64_t{value}); }
+  log_line& kv(std::string_view key, bool value) noexcept;
+  log_line& kv(std::string_view key, const std::vector<std::string>& values) noexcept;
   // Milliseconds with three decimals, from nanoseconds.
-  log_line& ms(std::string_view key, std::int64_t nanoseconds);
+  log_line& ms(std::string_view key, std::int64_t nanoseconds) noexcept;
 
  private:
+  template <class Append>
+  log_line& append(Append&& f) noexcept;
+  void start(log_level level, std::string_view event);
   void key(std::string_view k);
   void raw(std::string_view number_or_literal);
   void string(std::string_view v);
