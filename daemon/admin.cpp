@@ -27,6 +27,7 @@ struct admin_server::state {
   std::map<std::pair<http::verb, std::string>, admin_handler> handlers;
   std::list<beast::tcp_stream*> connections;
   bool stopped = false;
+  bool accepting = false;  // the accept loop runs
 };
 
 namespace {
@@ -83,7 +84,24 @@ asio::awaitable<void> admin_session(std::shared_ptr<admin_server::state> st, tcp
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
 
+void restart_admin_accept(const std::shared_ptr<admin_server::state>& st);
+
 asio::awaitable<void> admin_accept(std::shared_ptr<admin_server::state> st) {
+  // However the loop's frame ends (an exception, or destroyed after one left
+  // the control thread's run()), it is started again unless the admin
+  // listener stopped: from a posted handler, or at the control thread's next
+  // recovery if even that post cannot be made.
+  struct running {
+    std::shared_ptr<admin_server::state> st;
+    ~running() {
+      st->accepting = false;
+      if (st->stopped) return;
+      try {
+        asio::post(st->ioc, [st = st] { restart_admin_accept(st); });
+      } catch (...) {
+      }
+    }
+  } mark{st};
   for (;;) {
     tcp::socket socket(st->ioc);
     auto [ec] = co_await st->acceptor.async_accept(socket, tok);
@@ -92,6 +110,17 @@ asio::awaitable<void> admin_accept(std::shared_ptr<admin_server::state> st) {
       continue;
     }
     asio::co_spawn(st->ioc, admin_session(st, std::move(socket)), asio::detached);
+  }
+}
+
+void restart_admin_accept(const std::shared_ptr<admin_server::state>& st) {
+  if (st->stopped || st->accepting || !st->acceptor.is_open()) return;
+  st->accepting = true;
+  try {
+    asio::co_spawn(st->ioc, admin_accept(st), asio::detached);
+  } catch (...) {
+    st->accepting = false;
+    throw;
   }
 }
 
@@ -117,7 +146,9 @@ void admin_server::add(http::verb method, std::string path, admin_handler h) {
   state_->handlers[{method, std::move(path)}] = std::move(h);
 }
 
-void admin_server::start() { asio::co_spawn(state_->ioc, admin_accept(state_), asio::detached); }
+void admin_server::start() { restart_admin_accept(state_); }
+
+void admin_server::recover() { restart_admin_accept(state_); }
 
 void admin_server::stop() {
   state_->stopped = true;

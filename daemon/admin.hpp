@@ -36,6 +36,8 @@ class admin_server {
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
   void start();
   void stop();
+  // Starts the accept loop again if it ended by an exception (not stopped).
+  void recover();
 
   struct state;  // shared with the connection coroutines
 

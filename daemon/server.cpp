@@ -94,14 +94,37 @@ struct on_worker_exception {
 // allocation that failed) is logged and counted, and the loop goes on: the
 // operation that threw is lost (its coroutine is destroyed, and the flow in it
 // ends through its flow_closer), the other connections are not.
-void run_guarded(boost::asio::io_context& ioc, counter& errors, const char* where) noexcept {
+//
+// What the thread runs for its whole life (accept loops, timer chains) can be
+// lost that way too: an exception thrown while a coroutine starts its next
+// operation (Asio does that after the coroutine suspended) leaves through
+// run(), and the coroutine's frames are destroyed. `recover` starts again what
+// is no longer running. When it cannot (out of memory still), the loop runs
+// the handlers for 50 ms at a time and tries again.
+template <class Recover>
+void run_guarded(boost::asio::io_context& ioc, counter& errors, const char* where, Recover recover) noexcept {
+  bool pending = false;
   for (;;) {
     try {
-      ioc.run();
-      return;
+      if (!pending) {
+        ioc.run();
+        return;
+      }
+      ioc.run_for(std::chrono::milliseconds(50));
+      if (ioc.stopped()) return;
     } catch (...) {
       errors.add();
       log_exception(where, std::current_exception());
+      pending = true;
+    }
+    if (pending) {
+      try {
+        recover();
+        pending = false;
+      } catch (...) {
+        errors.add();
+        log_exception(where, std::current_exception());
+      }
     }
   }
 }
@@ -122,7 +145,28 @@ void refuse(tcp::socket& s, bool tls) {
   s.close(ec);
 }
 
+void restart_accept_loops(worker& w);
+
 asio::awaitable<void> accept_loop(worker& w, unsigned listener) {
+  // Whichever way the loop's frame ends (returned, threw, destroyed while an
+  // exception left run()), the worker knows it no longer accepts, and unless
+  // it drains the loop is started again: from a handler posted here, or at
+  // the next sweep tick if even that post cannot be made. (When an exception
+  // leaves run(), Asio destroys the coroutine's frames later, from a handler
+  // it posts: after run_guarded's recovery has looked.)
+  struct running {
+    worker& w;
+    unsigned listener;
+    ~running() {
+      w.accepting[listener] = 0;
+      if (w.draining || w.stopping) return;
+      try {
+        asio::post(w.ioc, [&w = w] { restart_accept_loops(w); });
+      } catch (...) {
+        // Out of memory: the sweep tick restarts it.
+      }
+    }
+  } mark{w, listener};
   tcp::acceptor& acceptor = *w.acceptors[listener];
   asio::steady_timer backoff(w.ioc);
   for (;;) {
@@ -146,17 +190,18 @@ asio::awaitable<void> accept_loop(worker& w, unsigned listener) {
       refuse(socket, tls);
       continue;
     }
+    connection_slot slot(w.connections);
     try {
       if (rt->cfg->listeners[listener].mode != listener_mode::reverse) {
-        asio::co_spawn(w.ioc, run_edge(w, std::move(socket), listener), on_worker_exception{&w, "edge"});
+        asio::co_spawn(w.ioc, run_edge(w, std::move(socket), listener, std::move(slot)), on_worker_exception{&w, "edge"});
       } else {
-        asio::co_spawn(w.ioc, run_session(w, std::move(socket), listener, rt->listener_tls[listener]),
+        asio::co_spawn(w.ioc, run_session(w, std::move(socket), listener, rt->listener_tls[listener], std::move(slot)),
                        on_worker_exception{&w, "session"});
       }
     } catch (...) {
       // The session could not even start (out of memory): this connection is
-      // dropped, the listener goes on.
-      w.connections.fetch_sub(1, std::memory_order_relaxed);
+      // dropped (its slot was given back by whichever owner held it), the
+      // listener goes on.
       w.shard.internal_errors.add();
       log_exception("accept", std::current_exception());
     }
@@ -228,10 +273,59 @@ void append_lines(std::vector<std::string>& out, std::string_view text) {
 void schedule_sweep(worker& w) {
   w.sweep_timer->expires_after(std::chrono::seconds(1));
   w.sweep_timer->async_wait([&w](boost::system::error_code ec) {
+    w.sweeping = false;
     if (ec) return;
     w.pools.sweep(clock::now(), w.rt->cfg->limits.upstream_idle_timeout);
+    restart_accept_loops(w);
     schedule_sweep(w);
   });
+  w.sweeping = true;
+}
+
+void spawn_accept(worker& w, unsigned listener);
+
+// An accept loop that ended by an exception is started again (unless the
+// worker drains: then its acceptors are closed and the loops end).
+struct on_accept_end {
+  worker* w;
+  unsigned listener;
+  void operator()(const std::exception_ptr& e) const {
+    if (!e) return;
+    w->shard.internal_errors.add();
+    log_exception("accept", e);
+    if (!w->draining && w->accepting[listener] == 0 && w->acceptors[listener]->is_open()) spawn_accept(*w, listener);
+  }
+};
+
+void spawn_accept(worker& w, unsigned listener) {
+  w.accepting[listener] = 1;
+  try {
+    asio::co_spawn(w.ioc, accept_loop(w, listener), on_accept_end{&w, listener});
+  } catch (...) {
+    w.accepting[listener] = 0;
+    throw;
+  }
+}
+
+// Starts every accept loop that ended while the worker is not draining.
+// Throws when it cannot (out of memory): the caller's caller tries again.
+void restart_accept_loops(worker& w) {
+  if (w.draining || w.stopping) return;
+  for (unsigned li = 0; li < w.acceptors.size(); ++li) {
+    if (w.accepting[li] != 0 || !w.acceptors[li]->is_open()) continue;
+    log_line(log_level::warn, "accept_restarted")
+        .kv("worker", unsigned{w.index})
+        .kv("listener", li < w.rt->cfg->listeners.size() ? w.rt->cfg->listeners[li].name : std::string());
+    spawn_accept(w, li);
+  }
+}
+
+// After an exception left the worker's run(): what it lost is started again.
+// Throws when it cannot (run_guarded tries again).
+void recover_worker(worker& w) {
+  if (w.draining || w.stopping) return;
+  restart_accept_loops(w);
+  if (!w.sweeping) schedule_sweep(w);
 }
 
 }  // namespace
@@ -245,6 +339,11 @@ struct server::control_state {
   asio::signal_set signals;
   bool stopping_notified = false;
   std::atomic<bool> notify_failed{false};  // logged once
+  // Armed waits (cleared when their handler runs): what recover_control()
+  // arms again after an exception left the control thread's run().
+  bool signals_armed = false;
+  bool drain_armed = false;
+  bool watchdog_armed = false;
   bool draining = false;
   bool forced = false;
   bool finished = false;
@@ -359,9 +458,8 @@ void server::start() {
     ports_[li] = port;
   }
   for (auto& w : workers_) {
-    for (unsigned li = 0; li < w->acceptors.size(); ++li) {
-      asio::co_spawn(w->ioc, accept_loop(*w, li), on_worker_exception{w.get(), "accept"});
-    }
+    w->accepting.assign(w->acceptors.size(), 0);
+    for (unsigned li = 0; li < w->acceptors.size(); ++li) spawn_accept(*w, li);
     schedule_sweep(*w);
   }
   admin_->start();
@@ -374,7 +472,7 @@ void server::start() {
     worker* wp = workers_[wi].get();
     threads_running_.emplace_back([wp] {
       auto guard = asio::make_work_guard(wp->ioc);
-      run_guarded(wp->ioc, wp->shard.internal_errors, "worker");
+      run_guarded(wp->ioc, wp->shard.internal_errors, "worker", [wp] { recover_worker(*wp); });
     });
     const std::string name = "customs-w" + std::to_string(wi);
     pthread_setname_np(threads_running_.back().native_handle(), name.substr(0, 15).c_str());
@@ -382,7 +480,7 @@ void server::start() {
   asio::io_context* control = control_.get();
   threads_running_.emplace_back([control, this] {
     auto guard = asio::make_work_guard(*control);
-    run_guarded(*control, stats_->control_internal_errors, "control");
+    run_guarded(*control, stats_->control_internal_errors, "control", [this] { recover_control(); });
   });
   pthread_setname_np(threads_running_.back().native_handle(), "customs-control");
   started_ = true;
@@ -430,8 +528,23 @@ void server::schedule_watchdog() {
   }
   cs.watchdog_timer.expires_after(opts_.notify->watchdog_period() / 2);
   cs.watchdog_timer.async_wait([this](boost::system::error_code ec) {
+    control_state_->watchdog_armed = false;
     if (!ec) schedule_watchdog();
   });
+  cs.watchdog_armed = true;
+}
+
+// After an exception left the control thread's run(): the waits it lost are
+// armed again. Throws when it cannot (run_guarded tries again).
+void server::recover_control() {
+  auto& cs = *control_state_;
+  if (cs.finished) return;
+  admin_->recover();
+  if (opts_.handle_signals && !cs.signals_armed) watch_signals();
+  if (cs.draining && !cs.drain_armed) poll_drain();
+  if (opts_.notify && opts_.notify->enabled() && opts_.notify->watchdog_period().count() > 0 && !cs.watchdog_armed) {
+    schedule_watchdog();
+  }
 }
 
 std::uint16_t server::port(std::string_view listener) const {
@@ -449,6 +562,7 @@ void server::watch_signals() {
   sigs.add(SIGINT);
   sigs.add(SIGHUP);
   sigs.async_wait([this](boost::system::error_code ec, int sig) {
+    control_state_->signals_armed = false;
     if (ec) return;
     if (sig == SIGHUP) {
       log_line(log_level::info, "signal").kv("signal", "SIGHUP");
@@ -477,6 +591,7 @@ void server::watch_signals() {
     }
     watch_signals();
   });
+  control_state_->signals_armed = true;
 }
 
 void server::notify_reload_start() {
@@ -655,8 +770,10 @@ void server::poll_drain() {
   }
   cs.drain_timer.expires_after(std::chrono::milliseconds(10));
   cs.drain_timer.async_wait([this](boost::system::error_code ec) {
+    control_state_->drain_armed = false;
     if (!ec) poll_drain();
   });
+  cs.drain_armed = true;
 }
 
 void server::finish() {

@@ -111,6 +111,7 @@ class server {
   void notify_reload_start();
   void notify_reload_end(const reload_result& r);
   void schedule_watchdog();
+  void recover_control();
   [[nodiscard]] reload_result apply(config next);
   [[nodiscard]] reload_result apply_file();
   [[nodiscard]] std::shared_ptr<const runtime> make_runtime(std::shared_ptr<const config> cfg, std::uint64_t generation);

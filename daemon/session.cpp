@@ -347,13 +347,6 @@ asio::awaitable<boost::system::error_code> read_head(Stream& stream, beast::flat
   }
 }
 
-// The accept loop counted the connection; it is given back however the
-// session ends (also when its coroutine is destroyed at shutdown).
-struct connection_slot {
-  worker& w;
-  ~connection_slot() { w.connections.fetch_sub(1, std::memory_order_relaxed); }
-};
-
 }  // namespace
 
 // Ends a flow that serve_one's coroutine leaves without having ended it: an
@@ -376,8 +369,7 @@ struct flow_closer {
 };
 
 asio::awaitable<void> run_session(worker& w, tcp::socket socket, unsigned listener,
-                                  std::shared_ptr<asio::ssl::context> tls) {
-  connection_slot slot{w};
+                                  std::shared_ptr<asio::ssl::context> tls, [[maybe_unused]] connection_slot slot) {
   std::exception_ptr error;
   try {
     session s(w, std::move(socket), listener, std::move(tls));
@@ -389,8 +381,7 @@ asio::awaitable<void> run_session(worker& w, tcp::socket socket, unsigned listen
 }
 
 asio::awaitable<void> run_session(worker& w, any_stream client, unsigned listener,
-                                  std::shared_ptr<asio::ssl::context> tls, edge_binding bound) {
-  connection_slot slot{w};
+                                  std::shared_ptr<asio::ssl::context> tls, edge_binding bound, [[maybe_unused]] connection_slot slot) {
   std::exception_ptr error;
   try {
     session s(w, std::move(client), listener, std::move(tls), std::move(bound));

@@ -144,11 +144,14 @@ class session {
 };
 
 // Runs a session to its end (the spawned coroutine of an accepted connection).
+// `slot` is the connection's place in limits.connections, given back when the
+// session ends.
 boost::asio::awaitable<void> run_session(worker& w, boost::asio::ip::tcp::socket socket,
                                          unsigned listener,
-                                         std::shared_ptr<boost::asio::ssl::context> tls);
+                                         std::shared_ptr<boost::asio::ssl::context> tls, connection_slot slot);
 // The same for an intercepted connection.
 boost::asio::awaitable<void> run_session(worker& w, any_stream client, unsigned listener,
-                                         std::shared_ptr<boost::asio::ssl::context> tls, edge_binding bound);
+                                         std::shared_ptr<boost::asio::ssl::context> tls, edge_binding bound,
+                                         connection_slot slot);
 
 }  // namespace customs::daemon

@@ -49,6 +49,27 @@ class post_gate {
   boost::asio::io_context* ioc_;
 };
 
+// A place in limits.connections, taken by the accept loop. It moves with the
+// connection (into the edge connection's coroutine, then into the session's)
+// and is given back when its last owner ends, however that happens: returned,
+// thrown, destroyed with its io_context, or never started because the
+// coroutine's frame could not be allocated (a by-value coroutine parameter is
+// destroyed by the caller then).
+class connection_slot {
+ public:
+  explicit connection_slot(std::atomic<std::uint64_t>& taken) noexcept : taken_(&taken) {}
+  connection_slot(connection_slot&& o) noexcept : taken_(o.taken_) { o.taken_ = nullptr; }
+  connection_slot(const connection_slot&) = delete;
+  connection_slot& operator=(const connection_slot&) = delete;
+  connection_slot& operator=(connection_slot&&) = delete;
+  ~connection_slot() {
+    if (taken_ != nullptr) taken_->fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<std::uint64_t>* taken_;
+};
+
 struct worker {
   worker(unsigned index, metrics& stats, std::atomic<std::uint64_t>& connections, std::uint32_t nonce);
   // The io_context runs on one thread and every socket and timer is used only
@@ -75,6 +96,12 @@ struct worker {
   tunnel::pipe_pool pipes;
   std::uint16_t admin_port = 0;       // set at start: edge connections never loop back to it
   std::unique_ptr<boost::asio::steady_timer> sweep_timer = std::make_unique<boost::asio::steady_timer>(ioc);
+  // What runs on this worker for as long as it lives, and may be ended by an
+  // exception that escapes a handler (an allocation that failed while an
+  // operation was being started): the server starts it again (server.cpp,
+  // recover_worker). By listener index: an accept loop is running.
+  std::vector<char> accepting;
+  bool sweeping = false;  // the idle-pool sweep timer is armed
   bool draining = false;
   // The service manager's watchdog: cleared by the control thread, set again
   // by a handler it posts here; a worker that stops running handlers stops

@@ -169,8 +169,8 @@ struct edge_connection::attempt {
   listen::edge_shard* shard = nullptr;
 };
 
-edge_connection::edge_connection(worker& w, tcp::socket socket, unsigned listener)
-    : w_(w), client_(std::move(socket)), upstream_(w.ioc), listener_(listener) {
+edge_connection::edge_connection(worker& w, tcp::socket socket, unsigned listener, connection_slot slot)
+    : w_(w), slot_(std::move(slot)), client_(std::move(socket)), upstream_(w.ioc), listener_(listener) {
   boost::system::error_code ec;
   if (auto ep = client_.remote_endpoint(ec); !ec) {
     peer_ = ep.address();
@@ -191,10 +191,7 @@ edge_connection::~edge_connection() {
   boost::system::error_code ec;
   client_.close(ec);
   upstream_.close(ec);
-  if (counted_) {
-    w_.shard.connections_active.sub();
-    w_.connections.fetch_sub(1, std::memory_order_relaxed);
-  }
+  if (counted_) w_.shard.connections_active.sub();
 }
 
 void edge_connection::unregister() noexcept {
@@ -218,8 +215,8 @@ void edge_connection::force_close() {
   upstream_.close(ec);
 }
 
-asio::awaitable<void> run_edge(worker& w, tcp::socket socket, unsigned listener) {
-  edge_connection c(w, std::move(socket), listener);
+asio::awaitable<void> run_edge(worker& w, tcp::socket socket, unsigned listener, connection_slot slot) {
+  edge_connection c(w, std::move(socket), listener, std::move(slot));
   co_await c.run();
 }
 
@@ -332,7 +329,7 @@ asio::awaitable<void> edge_connection::hand_to_session() {
   w_.shard.connections_active.sub();
   w_.shard.connections_accepted.sub();
   counted_ = false;
-  co_await run_session(w_, std::move(client_), listener_, nullptr);
+  co_await run_session(w_, std::move(client_), listener_, nullptr, std::move(slot_));
 }
 
 // ---- forward listener ------------------------------------------------------------
@@ -661,7 +658,7 @@ asio::awaitable<void> edge_connection::intercept(attempt& a) {
   w_.shard.connections_active.sub();
   w_.shard.connections_accepted.sub();
   counted_ = false;
-  co_await run_session(w_, any_stream(std::move(tls)), listener_, ctx, std::move(b));
+  co_await run_session(w_, any_stream(std::move(tls)), listener_, ctx, std::move(b), std::move(slot_));
 }
 
 // ---- tunnels ---------------------------------------------------------------------

@@ -34,6 +34,7 @@
 
 #include "daemon/filter.hpp"
 #include "daemon/runtime.hpp"
+#include "daemon/worker.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -51,7 +52,7 @@ struct worker;
 
 class edge_connection {
  public:
-  edge_connection(worker& w, boost::asio::ip::tcp::socket socket, unsigned listener);
+  edge_connection(worker& w, boost::asio::ip::tcp::socket socket, unsigned listener, connection_slot slot);
   ~edge_connection();
   edge_connection(const edge_connection&) = delete;
   edge_connection& operator=(const edge_connection&) = delete;
@@ -87,6 +88,7 @@ class edge_connection {
   void unregister() noexcept;
 
   worker& w_;
+  connection_slot slot_;  // moves on to the session when the connection is handed over
   boost::asio::ip::tcp::socket client_;
   boost::asio::ip::tcp::socket upstream_;
   unsigned listener_;
@@ -98,13 +100,14 @@ class edge_connection {
   std::string pending_reply_;  // set by refuse(), sent by the caller
   std::list<edge_connection*>::iterator registration_;
   bool registered_ = false;
-  bool counted_ = true;     // holds a place in worker::connections
+  bool counted_ = true;     // counted in connections_active (the session counts it once handed over)
   bool relaying_ = false;   // a tunnel is open
   bool closing_ = false;
 };
 
 // The spawned coroutine of an accepted connection on an edge listener.
-boost::asio::awaitable<void> run_edge(worker& w, boost::asio::ip::tcp::socket socket, unsigned listener);
+boost::asio::awaitable<void> run_edge(worker& w, boost::asio::ip::tcp::socket socket, unsigned listener,
+                                      connection_slot slot);
 
 // The ports customsd listens on (its listeners and admin listener), which no
 // edge connection may loop back to.
