@@ -4,6 +4,7 @@
 // declared in their own headers; docs/audit-format.md specifies the format.
 // audit/ never includes daemon headers.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -132,6 +133,9 @@ class writer {
 
   using health = trail_health;
 
+  // Upper bounds (seconds) of the commit latency histogram's buckets.
+  static constexpr std::array<double, 16> commit_latency_bounds = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120};
   struct stats {
     std::size_t queue_depth = 0;
     std::size_t queue_bytes = 0;
@@ -144,6 +148,10 @@ class writer {
     std::uint64_t records_truncated = 0;  // records with a field cut or the payload replaced
     bool trail_lost = false;
     std::chrono::microseconds last_commit_latency{0};
+    // Every commit's duration: per-bucket counts (not cumulative; the last is
+    // +Inf) and their sum.
+    std::array<std::uint64_t, commit_latency_bounds.size() + 1> commit_latency_buckets{};
+    std::chrono::microseconds commit_latency_sum{0};
   };
   [[nodiscard]] virtual stats get_stats() const = 0;
 

@@ -324,6 +324,8 @@ class store_impl final : public store {
   std::atomic<std::uint64_t> append_refused_{0};
   std::atomic<std::uint64_t> store_errors_{0};
   std::atomic<std::int64_t> last_commit_latency_us_{0};
+  std::array<std::atomic<std::uint64_t>, writer::commit_latency_bounds.size() + 1> commit_buckets_{};
+  std::atomic<std::uint64_t> commit_latency_sum_us_{0};
 };
 
 store_impl::store_impl(const writer_options& opts) : opts_(opts) {
@@ -521,6 +523,8 @@ writer::stats store_impl::get_stats() const {
   s.append_refused = append_refused_.load();
   s.store_errors = store_errors_.load();
   s.last_commit_latency = std::chrono::microseconds(last_commit_latency_us_.load());
+  for (std::size_t i = 0; i < commit_buckets_.size(); ++i) s.commit_latency_buckets[i] = commit_buckets_[i].load();
+  s.commit_latency_sum = std::chrono::microseconds(commit_latency_sum_us_.load());
   return s;
 }
 
@@ -806,8 +810,13 @@ void store_impl::commit_batch() {
     committed_ = work_;
     records_committed_.fetch_add(batch_.size(), std::memory_order_relaxed);
     commits_.fetch_add(1, std::memory_order_relaxed);
-    last_commit_latency_us_.store(
-        std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t0).count());
+    const auto took = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t0).count();
+    last_commit_latency_us_.store(took);
+    const double seconds = static_cast<double>(took) / 1e6;
+    std::size_t bucket = 0;
+    while (bucket < commit_latency_bounds.size() && seconds > commit_latency_bounds[bucket]) ++bucket;
+    commit_buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
+    commit_latency_sum_us_.fetch_add(static_cast<std::uint64_t>(took), std::memory_order_relaxed);
     // Records were taken: the store is healthy again, unless the watch found the
     // database read-only just now (these records are in it; the next batch is not).
     if (cause_ != cause::read_only) set_health(cause::none, {});

@@ -163,9 +163,19 @@ void enforce_metrics::render(std::string& out) const {
     write_metric_header(out, "customs_audit_queue_bytes", "gauge",
                         "Bytes of the audit records waiting for the writer thread or its commit.");
     write_sample(out, "customs_audit_queue_bytes", "", st.queue_bytes);
-    write_metric_header(out, "customs_audit_commit_latency_seconds", "gauge", "Duration of the last audit commit.");
-    write_gauge_value(out, "customs_audit_commit_latency_seconds", "",
-                      static_cast<double>(st.last_commit_latency.count()) / 1e6);
+    {
+      // The writer thread's counts, in the histogram shape the worker metrics use.
+      static_assert(audit::writer::commit_latency_bounds == latency_buckets);
+      histogram commits(latency_buckets);
+      for (std::size_t i = 0; i < st.commit_latency_buckets.size(); ++i) commits.buckets[i].add(st.commit_latency_buckets[i]);
+      std::uint64_t n = 0;
+      for (const auto c : st.commit_latency_buckets) n += c;
+      commits.count.add(n);
+      commits.sum_ns.add(static_cast<std::uint64_t>(st.commit_latency_sum.count()) * 1000);
+      write_metric_header(out, "customs_audit_commit_latency_seconds", "histogram",
+                          "Duration of audit group commits (write, fsync).");
+      write_histogram(out, "customs_audit_commit_latency_seconds", "", {&commits});
+    }
     write_metric_header(out, "customs_audit_records_committed_total", "counter", "Audit records committed.");
     write_sample(out, "customs_audit_records_committed_total", "", st.records_committed);
     write_metric_header(out, "customs_audit_commits_total", "counter", "Audit group commits.");

@@ -20,7 +20,7 @@
 //   customs_inspect_seconds                      inspection time per flow (histogram; CPU on the worker)
 //   customs_audit_durable_wait_seconds           flow_opened append -> durable (histogram)
 //   customs_audit_queue_depth, customs_audit_queue_bytes,
-//   customs_audit_commit_latency_seconds (last commit),
+//   customs_audit_commit_latency_seconds (histogram of group commits),
 //   customs_audit_records_committed_total, customs_audit_commits_total,
 //   customs_audit_checkpoints_total (signed checkpoints),
 //   customs_audit_wal_checkpoints_total (SQLite WAL checkpoints),

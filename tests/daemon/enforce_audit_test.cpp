@@ -183,7 +183,12 @@ TEST_CASE("enforce metrics: flows by route and action, rules, pairs, findings, i
   CHECK(metric(m, "customs_audit_durable_wait_seconds_count") == 2);
   CHECK(metric(m, "customs_hold_back_seconds_count") >= 1);
   CHECK(m.find("customs_audit_queue_depth ") != std::string::npos);
-  CHECK(m.find("customs_audit_commit_latency_seconds ") != std::string::npos);
+  // A histogram of every commit: at least one commit per flow's records.
+  CHECK(m.find("# TYPE customs_audit_commit_latency_seconds histogram") != std::string::npos);
+  CHECK(metric(m, "customs_audit_commit_latency_seconds_count") >= 1);
+  CHECK(metric(m, "customs_audit_commit_latency_seconds_count") == metric(m, "customs_audit_commits_total"));
+  CHECK(metric(m, R"(customs_audit_commit_latency_seconds_bucket{le="+Inf"})") ==
+        metric(m, "customs_audit_commit_latency_seconds_count"));
   CHECK(metric(m, R"(customs_rule_loads_total{result="ok"})") == 1);
   CHECK(m.find("customs_rule_set_info{id=\"apac-identifiers+cn-pipl-outbound+") != std::string::npos);
 }
