@@ -35,6 +35,10 @@ fi
 if [[ "${CUSTOMS_WITH_BENCH:-0}" == 1 ]]; then
   packages+=(nginx-light wrk squid-openssl)
 fi
+# tools/scripts/package-test.sh lints the Debian package.
+if [[ "${CUSTOMS_WITH_PACKAGE_TEST:-0}" == 1 ]]; then
+  packages+=(lintian)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
