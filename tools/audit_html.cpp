@@ -1001,9 +1001,10 @@ bool parse_int(std::string_view s, int& out) {
 
 // The periods from the first key to the last with none left out ("YYYY-MM-DD",
 // "YYYY-MM" or "YYYY", ascending), when the keys read as such and there are at
-// most `most` of them; nullopt otherwise.
+// most `most` of them; nullopt otherwise, with too_many set when there are more.
 std::optional<std::vector<std::string>> every_period(const std::vector<std::string>& keys, const std::string& period,
-                                                     std::size_t most) {
+                                                     std::size_t most, bool& too_many) {
+  too_many = false;
   using namespace std::chrono;
   if (keys.empty()) return std::vector<std::string>{};
   std::vector<std::string> out;
@@ -1019,8 +1020,8 @@ std::optional<std::vector<std::string>> every_period(const std::vector<std::stri
       return sys_days(ymd);
     };
     const auto first = day_of(keys.front()), last = day_of(keys.back());
-    if (!first || !last || *last < *first || static_cast<std::size_t>((*last - *first).count()) >= most)
-      return std::nullopt;
+    if (!first || !last || *last < *first) return std::nullopt;
+    if (static_cast<std::size_t>((*last - *first).count()) >= most) return too_many = true, std::nullopt;
     for (auto d = *first; d <= *last; d += days(1)) {
       const year_month_day ymd(d);
       std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
@@ -1036,16 +1037,16 @@ std::optional<std::vector<std::string>> every_period(const std::vector<std::stri
       return y * 12 + m - 1;
     };
     const auto first = index(keys.front()), last = index(keys.back());
-    if (!first || !last || *last < *first || static_cast<std::size_t>(*last - *first) >= most) return std::nullopt;
+    if (!first || !last || *last < *first) return std::nullopt;
+    if (static_cast<std::size_t>(*last - *first) >= most) return too_many = true, std::nullopt;
     for (int i = *first; i <= *last; ++i) {
       std::snprintf(buf, sizeof buf, "%04d-%02d", i / 12, i % 12 + 1);
       out.emplace_back(buf);
     }
   } else {
     int first = 0, last = 0;
-    if (!parse_int(keys.front(), first) || !parse_int(keys.back(), last) || last < first ||
-        static_cast<std::size_t>(last - first) >= most)
-      return std::nullopt;
+    if (!parse_int(keys.front(), first) || !parse_int(keys.back(), last) || last < first) return std::nullopt;
+    if (static_cast<std::size_t>(last - first) >= most) return too_many = true, std::nullopt;
     for (int y = first; y <= last; ++y) {
       std::snprintf(buf, sizeof buf, "%04d", y);
       out.emplace_back(buf);
@@ -1129,9 +1130,9 @@ html_report collect_html_report(const parsed_args& a, const std::string& db, con
     auto rows = r.report({*p}, counted);
     std::vector<std::string> keys;
     for (const auto& g : rows) keys.push_back(g.key.at(0));
-    const auto all = every_period(keys, *p, most_periods(*p));
-    const bool last = p + 1 == order.end();
-    if (!all && !last) continue;
+    bool too_many = false;
+    const auto all = every_period(keys, *p, most_periods(*p), too_many);
+    if (too_many && p + 1 != order.end()) continue;
     rep.period = *p;
     if (all) {
       std::size_t at = 0;

@@ -572,6 +572,38 @@ TEST_CASE("audit report --format html without a key, by another period, with fil
   CHECK(audit_cmd({"report", "--db", t.dbs(), "--by", "colour", "--format", "html"}).code == 2);
 }
 
+TEST_CASE("audit report --format html: a period too long to read by day is shown by month",
+          "[tools][audit][report][html]") {
+  trail t;
+  std::vector<flow_spec> specs(3);
+  const int days[] = {0, 40, 120};  // 2026-01-10, 2026-02-19, 2026-05-10
+  for (int i = 0; i < 3; ++i) {
+    specs[i].id = "long" + std::to_string(i);
+    specs[i].src = "DE";
+    specs[i].dst = "US";
+    specs[i].action = "allow";
+    specs[i].hash = "cafe";
+    specs[i].pack_version = "1";
+    specs[i].day = days[i];
+  }
+  write_specs(t, specs, *audit::format::parse_time("2026-01-10"));
+  const auto r = audit_cmd({"report", "--db", t.db.string(), "--format", "html"});
+  REQUIRE(r.code == 0);
+  REQUIRE(check_page(r.out).error.empty());
+  CHECK_THAT(r.out, Catch::Contains("The selected flows span more than 92 days: they are shown by month."));
+  for (const char* month : {"2026-01", "2026-02", "2026-03", "2026-04", "2026-05"}) {
+    INFO(month);
+    CHECK_THAT(r.out, Catch::Contains(std::string("<tr><td class=\"k\">") + month + "</td>"));
+  }
+  CHECK_THAT(r.out, Catch::Contains("<tr><td class=\"k\">2026-03</td><td class=\"n\">0</td>"));
+  // By year when --by names it: one year, no note.
+  const auto y = audit_cmd({"report", "--db", t.db.string(), "--by", "year", "--format", "html"});
+  REQUIRE(y.code == 0);
+  CHECK_THAT(y.out, Catch::Contains("Flows by year"));
+  CHECK_THAT(y.out, !Catch::Contains("span more than"));
+  CHECK_THAT(y.out, Catch::Contains("<tr><td class=\"k\">2026</td><td class=\"n\">3</td>"));
+}
+
 TEST_CASE("audit report --format html escapes hostile strings from the trail", "[tools][audit][report][html]") {
   trail t;
   const std::string script = "<script>alert(1)</script>";
