@@ -524,7 +524,7 @@ int cmd_report(const parsed_args& a) {
       // the page written) when the trail failed verification.
       const auto page = collect_html_report(a, a.require("db"), by, filter);
       std::cout << render_html_report(page);
-      return page.verification.ok() ? 0 : 1;
+      return page.verified() ? 0 : 1;
     }
     if (by_model) {
       r.set_auditor_key(crypto::load_auditor_secret(*a.get("key")));

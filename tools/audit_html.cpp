@@ -634,12 +634,19 @@ std::string verification_html(const html_report& r) {
   const auto& v = r.verification;
   const std::string db = escape(clean(r.trail));
   std::string out;
-  if (v.ok()) {
+  if (r.verified()) {
     out += "<section id=\"verification\" class=\"verification passed\"><h2>\xE2\x9C\x94 Verification passed</h2>";
-    out += "<p>The trail file holds " + num(v.records) + " records (" + num(v.flows_records) + " flow records, " +
-           num(v.epochs) + " epochs), seq 1.." + num(v.last_seq);
-    if (v.records) out += ", written " + time_text(v.first_time_us) + " to " + time_text(v.last_time_us);
+    if (v.records == 0) out += "<p>The trail file holds no records";
+    else
+      out += "<p>The trail file holds " + num(v.records) + " records (" + num(v.flows_records) + " flow records, " +
+             num(v.epochs) + " epochs), seq 1.." + num(v.last_seq) + ", written " + time_text(v.first_time_us) +
+             " to " + time_text(v.last_time_us);
     out += "; none failed the checks below.</p>";
+  } else if (!r.verification_error.empty()) {
+    out += "<section id=\"verification\" class=\"verification failed\"><h2>\xE2\x9C\x98 Verification failed</h2>";
+    out += "<p class=\"first\">The check could not be completed: " + escape(clean(r.verification_error)) + "</p>";
+    out += "<p>The trail cannot be shown to be intact: the numbers below are what it holds now, not necessarily "
+           "what was written.</p>";
   } else {
     const auto& f = v.failures.front();
     out += "<section id=\"verification\" class=\"verification failed\"><h2>\xE2\x9C\x98 Verification failed</h2>";
@@ -657,14 +664,16 @@ std::string verification_html(const html_report& r) {
     return li + "</li>";
   };
   out += "<ul>";
-  out += item("SQLite integrity, the schema, the hash chain and sequence continuity", "checked", "");
+  out += item("SQLite integrity, the schema, the hash chain and sequence continuity",
+              r.verified() ? "checked" : "checked up to the first failure", "");
   out += v.macs_checked ? item("Record MACs", "checked with the sealing seed", "")
                         : item("Record MACs", "not checked",
                                "the report takes no sealing seed: run <code>customsctl audit verify --db " + db +
                                    " --seed sealing.seed</code>");
   // Counts are of the whole trail only when the check ran to its end.
   const std::string checkpoints =
-      v.ok() ? "Checkpoint signatures (" + num(v.checkpoints) + " checkpoints)" : std::string("Checkpoint signatures");
+      r.verified() ? "Checkpoint signatures (" + num(v.checkpoints) + " checkpoints)"
+                   : std::string("Checkpoint signatures");
   out += v.signer_trusted ? item(checkpoints, "checked against a signer key you hold", "")
                           : item(checkpoints, "checked against the key recorded in the trail",
                                  "which the trail's holder could replace: give <code>--signer signing.pub</code> "
@@ -674,7 +683,7 @@ std::string verification_html(const html_report& r) {
              : item("Held checkpoint", "none given",
                     "records cut after the last stored checkpoint cannot be detected: give <code>--checkpoint "
                     "FILE</code> to <code>audit verify</code>");
-  if (v.ok()) out += "<li>Erased payloads: " + num(v.erased_payloads) + "</li>";
+  if (r.verified()) out += "<li>Erased payloads: " + num(v.erased_payloads) + "</li>";
   out += "<li>The verification covers the whole trail file, also records outside the selection below.</li>";
   out += "</ul></section>";
   return out;
@@ -715,7 +724,7 @@ std::string render_html_report(const html_report& r) {
   out += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n";
   out += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n";
   out += "<meta name=\"generator\" content=\"" + escape(r.generator) + "\"/>\n";
-  out += "<title>Customs audit report: " + db + "</title>\n<style>" + std::string(style) + "</style>\n</head>\n<body>\n";
+  out += "<title>Customs audit report: " + db + (r.verified() ? "" : " (verification failed)") + "</title>\n<style>" + std::string(style) + "</style>\n</head>\n<body>\n";
 
   // ---- header: what, when, and whether the trail verified
   out += "<header>\n<h1>Customs audit report</h1>\n<dl class=\"facts\">";
@@ -1260,7 +1269,11 @@ html_report collect_html_report(const parsed_args& a, const std::string& db, con
   // (no sealing seed, signer key or held checkpoint).
   audit::verify_options vo;
   vo.max_failures = 1;
-  rep.verification = audit::verify(db, vo);
+  try {
+    rep.verification = audit::verify(db, vo);
+  } catch (const std::runtime_error& e) {
+    rep.verification_error = e.what();
+  }
   return rep;
 }
 

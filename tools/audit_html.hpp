@@ -37,6 +37,10 @@ struct html_report {
   // The verification `customsctl audit verify --db FILE` runs (no seed, no
   // signer key, no held checkpoint: the report takes none).
   audit::verify_summary verification;
+  // Why the verification stopped before its end (a value too large to load,
+  // a read error), when it did: the trail counts as failed.
+  std::string verification_error;
+  [[nodiscard]] bool verified() const { return verification_error.empty() && verification.ok(); }
 
   audit::reader::group_totals totals;                // every selected flow
   std::vector<audit::reader::group_totals> pairs;    // key: src, dst

@@ -695,6 +695,41 @@ TEST_CASE("audit report --format html says verification failed for a tampered tr
   CHECK_THAT(missing.out, Catch::Contains("First failure: record 5: missing"));
 }
 
+TEST_CASE("render_html_report: many pairs, and a verification that could not be completed",
+          "[tools][audit][report][html]") {
+  customs::tools::html_report rep;
+  rep.trail = "audit.db";
+  rep.made_at = "2026-12-01T00:00:00Z";
+  rep.generator = "customsctl test";
+  rep.period = "day";
+  rep.verification_error = "audit.db: a value over 32 MiB after record 41";
+  for (int i = 0; i < 30; ++i) {
+    customs::audit::reader::group_totals g;
+    g.key = {"S" + std::to_string(i), "D"};
+    g.flows = g.allowed = static_cast<std::uint64_t>(100 - i);
+    rep.pairs.push_back(g);
+    rep.totals.flows += g.flows;
+    rep.totals.allowed += g.allowed;
+  }
+  const auto page = customs::tools::render_html_report(rep);
+  const auto check = check_page(page);
+  INFO(check.error);
+  REQUIRE(check.error.empty());
+  CHECK_THAT(page, Catch::Contains("Verification failed"));
+  CHECK_THAT(page, Catch::Contains("The check could not be completed: audit.db: a value over 32 MiB after record 41"));
+  CHECK_THAT(page, Catch::Contains("<title>Customs audit report: audit.db (verification failed)</title>"));
+  // The chart: the 24 largest pairs and the other 6 together; the table: all 30.
+  CHECK_THAT(page, Catch::Contains(">(6 more pairs)</text>"));
+  CHECK_THAT(page, Catch::Contains("The chart shows the 24 largest pairs"));
+  for (int i = 0; i < 30; ++i) {
+    INFO(i);
+    CHECK_THAT(page, Catch::Contains("<tr><td class=\"k\">S" + std::to_string(i) + "</td><td class=\"k\">D</td><td class=\"n\">" +
+                                     std::to_string(100 - i) + "</td>"));
+  }
+  // (6 more pairs): 76 + 75 + ... + 71 = 441.
+  CHECK_THAT(page, Catch::Contains(">441</text>"));
+}
+
 // Not run with the suite: writes a larger trail for looking at the page
 // (tools/scripts/report-screenshot.sh --demo). CUSTOMS_REPORT_DEMO_DIR names a
 // folder that receives audit.db and keys/.
