@@ -187,12 +187,14 @@ std::string pattern_def(const std::string& id, const series_style& s) {
   else if (s.pattern == "hlines") shape = "<path d=\"M0,2 H8 M0,6 H8" + line;
   else if (s.pattern == "vlines") shape = "<path d=\"M2,0 V8 M6,0 V8" + line;
   else if (s.pattern == "dots")
-    shape = "<circle cx=\"2\" cy=\"2\" r=\"1.4\" fill=\"" + ink + "\" fill-opacity=\"0.7\"/><circle cx=\"6\" cy=\"6\" r=\"1.4\" fill=\"" +
-            ink + "\" fill-opacity=\"0.7\"/>";
+    shape = "<circle cx=\"2\" cy=\"2\" r=\"1.4\" fill=\"" + ink +
+            "\" fill-opacity=\"0.7\"/><circle cx=\"6\" cy=\"6\" r=\"1.4\" fill=\"" + ink + "\" fill-opacity=\"0.7\"/>";
   else
-    shape = "<rect x=\"0\" y=\"0\" width=\"4\" height=\"4\" fill=\"" + ink + "\" fill-opacity=\"0.35\"/><rect x=\"4\" y=\"4\" width=\"4\" height=\"4\" fill=\"" +
-            ink + "\" fill-opacity=\"0.35\"/>";
-  return "<pattern id=\"" + id + "\" width=\"8\" height=\"8\" patternUnits=\"userSpaceOnUse\"><rect width=\"8\" height=\"8\" fill=\"" +
+    shape = "<rect x=\"0\" y=\"0\" width=\"4\" height=\"4\" fill=\"" + ink +
+            "\" fill-opacity=\"0.35\"/><rect x=\"4\" y=\"4\" width=\"4\" height=\"4\" fill=\"" + ink +
+            "\" fill-opacity=\"0.35\"/>";
+  return "<pattern id=\"" + id +
+         "\" width=\"8\" height=\"8\" patternUnits=\"userSpaceOnUse\"><rect width=\"8\" height=\"8\" fill=\"" +
          std::string(s.colour) + "\"/>" + shape + "</pattern>";
 }
 
@@ -350,8 +352,8 @@ std::string bar_chart(const std::string& id, std::string_view title, std::string
   }
   out += "<line class=\"axis\" x1=\"" + fmt(plot_x) + "\" y1=\"" + fmt(axis_y) + "\" x2=\"" + fmt(plot_x + plot_w) +
          "\" y2=\"" + fmt(axis_y) + "\"/>";
-  out += "<line class=\"axis\" x1=\"" + fmt(plot_x) + "\" y1=\"" + fmt(top - 4) + "\" x2=\"" + fmt(plot_x) + "\" y2=\"" +
-         fmt(axis_y) + "\"/>";
+  out += "<line class=\"axis\" x1=\"" + fmt(plot_x) + "\" y1=\"" + fmt(top - 4) + "\" x2=\"" + fmt(plot_x) +
+         "\" y2=\"" + fmt(axis_y) + "\"/>";
   out += "<text class=\"axis-title\" x=\"" + fmt(plot_x + plot_w / 2) + "\" y=\"" + fmt(axis_y + 38) +
          "\" text-anchor=\"middle\">" + escape(value_title) + "</text>";
   out += "<text class=\"axis-title\" x=\"4\" y=\"14\">" + escape(category_title) + "</text>";
@@ -371,8 +373,8 @@ std::string bar_chart(const std::string& id, std::string_view title, std::string
       const double x0 = x_of(acc), x1 = x_of(acc + v);
       acc += v;
       out += "<rect x=\"" + fmt(x0) + "\" y=\"" + fmt(y) + "\" width=\"" + fmt(std::max(x1 - x0, 0.0)) +
-             "\" height=\"" + fmt(bar_h) + "\" fill=\"" + fill_of(id, k, series[k]) + "\"" + separator(series) + "><title>" +
-             escape(r.label) + ": " + escape(series[k].name) + " " + num(v) + "</title></rect>";
+             "\" height=\"" + fmt(bar_h) + "\" fill=\"" + fill_of(id, k, series[k]) + "\"" + separator(series) +
+             "><title>" + escape(r.label) + ": " + escape(series[k].name) + " " + num(v) + "</title></rect>";
       if (series.size() > 1 && x1 - x0 >= text_width(num(v), 10.5) + 10)
         out += "<text class=\"seg\" x=\"" + fmt((x0 + x1) / 2) + "\" y=\"" + fmt(mid - 0.5) +
                "\" text-anchor=\"middle\">" + num(v) + "</text>";
@@ -423,8 +425,8 @@ std::string column_chart(const std::string& id, std::string_view title, std::str
   }
   out += "<line class=\"axis\" x1=\"" + fmt(plot_x) + "\" y1=\"" + fmt(axis_y) + "\" x2=\"" + fmt(plot_x + plot_w) +
          "\" y2=\"" + fmt(axis_y) + "\"/>";
-  out += "<line class=\"axis\" x1=\"" + fmt(plot_x) + "\" y1=\"" + fmt(top - 6) + "\" x2=\"" + fmt(plot_x) + "\" y2=\"" +
-         fmt(axis_y) + "\"/>";
+  out += "<line class=\"axis\" x1=\"" + fmt(plot_x) + "\" y1=\"" + fmt(top - 6) + "\" x2=\"" + fmt(plot_x) +
+         "\" y2=\"" + fmt(axis_y) + "\"/>";
   out += "<text class=\"axis-title\" x=\"" + fmt(plot_x) + "\" y=\"14\" text-anchor=\"middle\">" +
          escape(value_title) + "</text>";
   out += "<text class=\"axis-title\" x=\"" + fmt(plot_x + plot_w / 2) + "\" y=\"" + fmt(title_y) +
@@ -581,7 +583,8 @@ constexpr std::string_view style = R"(
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "DejaVu Sans", sans-serif;
-  color: #1a1a1a; background: #fff; margin: 0 auto; max-width: 1000px; padding: 24px; line-height: 1.45; font-size: 15px; }
+  color: #1a1a1a; background: #fff; margin: 0 auto; max-width: 1000px; padding: 24px; line-height: 1.45;
+  font-size: 15px; }
 h1 { font-size: 1.75em; margin: 0 0 .4em; }
 h2 { font-size: 1.3em; margin: 1.8em 0 .5em; border-bottom: 2px solid #444; padding-bottom: .15em; }
 h3 { font-size: 1.05em; margin: 1.3em 0 .3em; }
@@ -724,7 +727,8 @@ std::string render_html_report(const html_report& r) {
   out += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n";
   out += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n";
   out += "<meta name=\"generator\" content=\"" + escape(r.generator) + "\"/>\n";
-  out += "<title>Customs audit report: " + db + (r.verified() ? "" : " (verification failed)") + "</title>\n<style>" + std::string(style) + "</style>\n</head>\n<body>\n";
+  out += "<title>Customs audit report: " + db + (r.verified() ? "" : " (verification failed)") + "</title>\n";
+  out += "<style>" + std::string(style) + "</style>\n</head>\n<body>\n";
 
   // ---- header: what, when, and whether the trail verified
   out += "<header>\n<h1>Customs audit report</h1>\n<dl class=\"facts\">";
@@ -793,7 +797,8 @@ std::string render_html_report(const html_report& r) {
     t.heads = {"source", "destination", "flows", "share of flows"};
     t.numeric = {false, false, true, true};
     for (const auto& g : pairs)
-      t.rows.push_back({escape(key_text(g.key[0])), escape(key_text(g.key[1])), num(g.flows), percent(g.flows, r.totals.flows)});
+      t.rows.push_back({escape(key_text(g.key[0])), escape(key_text(g.key[1])), num(g.flows),
+                        percent(g.flows, r.totals.flows)});
     t.foot.push_back({"total", "", num(r.totals.flows), percent(r.totals.flows, r.totals.flows)});
     out += render(t) + "</section>\n";
   }

@@ -87,7 +87,8 @@ page_check check_page(const std::string& page) {
                                                "h1", "h2",     "h3",     "header", "footer", "nav", "main",
                                                "figure", "pre"};
   const auto is_name = [](char ch, bool first) {
-    return std::isalpha(static_cast<unsigned char>(ch)) || (!first && (std::isdigit(static_cast<unsigned char>(ch)) || ch == '-' || ch == ':'));
+    const auto u = static_cast<unsigned char>(ch);
+    return std::isalpha(u) || (!first && (std::isdigit(u) || ch == '-' || ch == ':'));
   };
   const auto entity_at = [&](std::size_t i) {
     const auto semi = page.find(';', i);
