@@ -60,14 +60,12 @@ where_clause make_where(const record_filter& f, const std::string& p) {
   if (f.since_us) w.add(p + "time_us >= ?", *f.since_us);
   if (f.until_us) w.add(p + "time_us < ?", *f.until_us);
   if (f.flow) w.add(p + "flow_id = ?", *f.flow);
-  if (f.action) {
-    w.add(p + "action = ?", *f.action);
-    if (f.action_final) {
-      // The flow's last flow record (through the flow_id index).
-      const std::string outer = p.empty() ? std::string("records.") : p;
-      w.add(p + "kind IN (1, 2) AND " + p + "seq = (SELECT max(f.seq) FROM records f WHERE f.flow_id = " + outer +
-            "flow_id AND f.kind IN (1, 2))");
-    }
+  if (f.action) w.add(p + "action = ?", *f.action);
+  if (f.last_of_flow || (f.action && f.action_final)) {
+    // The flow's last flow record (through the flow_id index).
+    const std::string outer = p.empty() ? std::string("records.") : p;
+    w.add(p + "kind IN (1, 2) AND " + p + "seq = (SELECT max(f.seq) FROM records f WHERE f.flow_id = " + outer +
+          "flow_id AND f.kind IN (1, 2))");
   }
   if (f.src) w.add(p + "src = ?", *f.src);
   if (f.dst) w.add(p + "dst = ?", *f.dst);

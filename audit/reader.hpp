@@ -31,6 +31,10 @@ struct record_filter {
   // both its records marked block). Without: every record whose own action is
   // the one asked for.
   bool action_final = false;
+  // Match only each flow's last flow record (flow_opened or flow_closed), the
+  // one that holds its final verdict and that report counts the flow by: each
+  // flow once, whatever action it has.
+  bool last_of_flow = false;
   std::optional<std::string> src;
   std::optional<std::string> dst;
   std::optional<std::string> tenant;

@@ -18,6 +18,7 @@
 #include "crypto/key_file.hpp"
 #include "policy/input_file.hpp"
 #include "tools/args.hpp"
+#include "tools/audit_html.hpp"
 #include "tools/audit_volumes.hpp"
 #include "tools/commands.hpp"
 #include "tools/replay_engine.hpp"
@@ -60,10 +61,12 @@ constexpr audit_command_help audit_help[] = {
     {"replay", "--db FILE --key auditor.key --rules PATH... [--since T] [--until T]",
      "  lists the flows whose action would change under the given rules\n", false},
     {"report", "--db FILE [--by src,dst,tenant,route,model,day,month,year] [--key auditor.key]\n"
-               "       [FILTERS] [--format table|csv|json|jsonl]",
+               "       [FILTERS] [--format table|csv|json|jsonl|html]",
      "  flows; of them blocked, redacted, tagged, allowed, unscannable, refused,\n"
      "  failed and other (by final verdict; these add up to flows); tokens in and\n"
-     "  out, and flows whose usage is unknown; per group; --by model needs --key\n",
+     "  out, and flows whose usage is unknown; per group; --by model needs --key;\n"
+     "  html: one self-contained page with the trail's verification, charts and\n"
+     "  tables (exit 1 when the trail fails verification)\n",
      true},
     {"volumes", "--db FILE --key auditor.key [FILTERS] [--format table|csv|json]",
      "  every volume counter recomputed from the subject hashes in the trail, per\n"
@@ -493,8 +496,11 @@ int cmd_replay(const parsed_args& a) {
 
 int cmd_report(const parsed_args& a) {
   no_positional(a);
-  const bool as_json = a.get("format") == std::optional<std::string>("json");
-  const auto fmt = as_json ? out_format::jsonl : get_format(a, out_format::table);
+  const auto format = a.get("format").value_or("table");
+  if (format != "table" && format != "csv" && format != "json" && format != "jsonl" && format != "html")
+    throw usage_error("--format takes table, csv, json, jsonl or html");
+  const bool as_json = format == "json", as_html = format == "html";
+  const auto fmt = as_json || as_html ? out_format::jsonl : get_format(a, out_format::table);
   std::vector<std::string> by;
   if (const auto v = a.get("by")) {
     std::string_view s = *v;
@@ -513,6 +519,13 @@ int cmd_report(const parsed_args& a) {
   const bool by_model = std::find(by.begin(), by.end(), "model") != by.end();
   if (by_model && !a.get("key")) throw usage_error("--by model reads the flows' payloads: give --key auditor.key");
   try {
+    if (as_html) {
+      // One page: the trail's verification, charts and tables; exit 1 (with
+      // the page written) when the trail failed verification.
+      const auto page = collect_html_report(a, a.require("db"), by, filter);
+      std::cout << render_html_report(page);
+      return page.verified() ? 0 : 1;
+    }
     if (by_model) {
       r.set_auditor_key(crypto::load_auditor_secret(*a.get("key")));
       groups = report_from_payloads(r, by, filter);

@@ -127,7 +127,7 @@ _customsctl() {
       case "$cmd" in
         show) _customsctl_words "table jsonl csv" "$cur" ;;
         export) _customsctl_words "jsonl csv table" "$cur" ;;
-        report) _customsctl_words "table csv json jsonl" "$cur" ;;
+        report) _customsctl_words "table csv json jsonl html" "$cur" ;;
         volumes) _customsctl_words "table csv json" "$cur" ;;
       esac
       return ;;

@@ -147,7 +147,7 @@ expect "customsctl rules " check explain test
 expect "customsctl rules check --" --help --json
 expect "customsctl keys gen --only s" sealing signing subject
 expect "customsctl audit show --format " csv jsonl table
-expect "customsctl audit report --format " csv json jsonl table
+expect "customsctl audit report --format " csv html json jsonl table
 expect "customsctl audit report --by src,d" src,day src,dst
 expect "customsctl audit show --action re" redact refused
 expect "customsctl rules explain --direction " request response
@@ -167,6 +167,7 @@ zexpect "customsctl audit " checkpoint erase export replay report show verify vo
 zexpect "customsctl audit verify --" --all --checkpoint --db --help --seed --signer
 zexpect "customsctl keys gen --only s" sealing signing subject
 zexpect "customsctl audit show --format " csv jsonl table
+zexpect "customsctl audit report --format " csv html json jsonl table
 zexpect "customsctl audit report --by src,d" day dst
 zexpect "customsctl rules explain --direction " request response
 zexpect "customsctl audit verify --db $tmp/tr" trail.db
