@@ -25,7 +25,8 @@
      with seed, signer and a checkpoint the guide's checkpoint command held
      back, show, export, report (table, csv, html), volumes, replay and erase
      on the trail the README walkthrough wrote; verify after the erasure;
-   - docs/operator-guide.md: ca gen (modes as its comment says).
+   - docs/operator-guide.md: the config errors it shows (from --check-config
+     of a config broken the same way), ca gen (modes as its comment says).
 A command the test runs but cannot find in its document fails the test: a doc
 that drops or renames one must change this test with it. --self-test breaks
 copies of the docs in known ways and fails unless each break is reported.
@@ -128,9 +129,12 @@ def all_commands(src):
     return out
 
 
-def find_command(src, doc, prefix):
-    """The one logical line of DOC's fenced blocks that starts with PREFIX."""
+def find_command(src, doc, prefix, first=False):
+    """The one logical line of DOC's fenced blocks that starts with PREFIX (the
+    first of several with FIRST)."""
     hits = [c for c in all_commands(src) if c[0] == doc and c[2].startswith(prefix)]
+    if first and hits:
+        return hits[0]
     if len(hits) != 1:
         fail("%s: expected one command starting with %r in its fenced blocks, found %d "
              "(a changed doc needs this test changed with it)" % (doc, prefix, len(hits)))
@@ -582,6 +586,31 @@ def auditor_walkthrough(env, state):
 
 def operator_walkthrough(env):
     doc = "docs/operator-guide.md"
+    # "Configuration": the two errors it shows, from a config with an unknown
+    # key in a route and a duration without its unit, checked as in its first
+    # lines; positions are the file's own.
+    c = find_command(env.src, doc, "customsd --config /etc/customs/customsd.yaml --check-config", first=True)
+    blocks = fenced_blocks(os.path.join(env.src, doc))
+    shown = [b for b in blocks if b[0] == "" and any("error: E_UNKNOWN_KEY: unknown key 'routes[0].retries'" in l
+                                                    for l in b[2])]
+    if c and shown:
+        config = open(os.path.join(env.work, "config", "customsd.yaml"), encoding="utf-8").read()
+        broken = re.sub(r"(prefix: /openai/,[^}]*)}", r"\1, retries: 3}", config, count=1)
+        broken = re.sub(r"header_timeout: \S+", "header_timeout: 10 seconds", broken, count=1)
+        open(os.path.join(env.work, "config", "broken.yaml"), "w").write(broken)
+        code, _ = strip_comment(c[2])
+        r = run_shell(env, "%s:%d" % (doc, c[1]), code.replace("/etc/customs/customsd.yaml", "broken.yaml"),
+                      expect_code=1, cwd=os.path.join(env.work, "config"))
+        for line in shown[0][2]:
+            m = re.match(r"^customsd\.yaml:\d+:\d+: (.*)$", line)
+            if not m:
+                continue
+            want = re.escape("broken.yaml:") + r"\d+:\d+: " + re.escape(m.group(1))
+            if not re.search("^" + want + "$", r.stderr + r.stdout, re.M):
+                fail("%s:%d: --check-config did not print the documented error %r:\n%s" %
+                     (doc, shown[0][1], m.group(1), r.stderr + r.stdout))
+    elif not shown:
+        fail("%s: the example errors of \"Configuration\" were not found" % doc)
     c = find_command(env.src, doc, "customsctl ca gen --out /etc/customs/ca")
     if not c:
         return
@@ -610,6 +639,8 @@ SELF_TEST_BREAKS = [
     ("docs/rules.md", "*******5678  -> redact", "*******5678  -> block", "differs from the documented one"),
     ("docs/auditor-guide.md", "customsctl audit erase --db", "customsctl audit purge --db",
      "expected one command starting with 'customsctl audit erase --db audit.db --flow 7f3c...'"),
+    ("docs/operator-guide.md", '"250ms" (units ms, s, m, h)', '"250ms" (units: ms, s, m, h)',
+     "--check-config did not print the documented error"),
     ("docs/operator-guide.md", "ca.key (0600)", "ca.key (0600)", None),  # unchanged: must pass
 ]
 
