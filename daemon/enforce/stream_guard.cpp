@@ -226,9 +226,41 @@ stream_guard::step stream_guard::over_findings(const sse_block* block, std::vect
   if (detail_.empty()) detail_ = std::move(why);
   if (flush_open(out) == step::stop) return step::stop;
   if (block == nullptr) return step::pass;
+  // The event that passed the bound is forwarded here (a caller that sees
+  // step::pass would go on inspecting it).
+  const step s = pass_uninspected(*block, out);
+  if (s != step::pass) return s;
+  out.emplace_back(block->raw);
+  return step::replace;
+}
+
+stream_guard::step stream_guard::pass_uninspected(const sse_block& block, std::vector<std::string>& out) {
+  // Not scanned, but read for what customsd meters by: a stream past the
+  // bound keeps its token counts, and the usage customsd asked for (the client
+  // did not) never reaches the client.
+  std::optional<std::string> data;  // the event's data without its usage member
+  if (auto decoded = codec_->decode(block.event, block.data)) {
+    usage_.merge(decoded->usage);
+    if (opts_.strip_usage && decoded->document.is_object()) {
+      const auto& o = decoded->document.get_object();
+      if (o.contains("usage")) {
+        const auto* choices = o.if_contains("choices");
+        const bool no_choices = choices == nullptr || (choices->is_array() && choices->get_array().empty());
+        if (decoded->kind == event_kind::usage_only && no_choices) return step::replace;
+        data = without_member(block.data, "usage");
+        if (!data) return stop_engine("usage member not found in the event's data", out);
+        std::replace(data->begin(), data->end(), '\n', ' ');
+      }
+    }
+  }
   ++unscanned_;
   if (opts_.stats != nullptr) opts_.stats->unscanned_events.add();
-  out.emplace_back(block->raw);
+  if (data) {
+    out.push_back(sse_text(block.event, *data));
+    return step::replace;
+  }
+  if (out.empty()) return step::pass;
+  out.emplace_back(block.raw);
   return step::replace;
 }
 
@@ -293,11 +325,7 @@ stream_guard::step stream_guard::on_event(const sse_block& block, std::vector<st
     const auto v = rules_->decide(ctx_, {});
     return stop_blocked(nullptr, &v, out);
   }
-  if (passthrough_) {
-    ++unscanned_;
-    if (opts_.stats != nullptr) opts_.stats->unscanned_events.add();
-    return step::pass;
-  }
+  if (passthrough_) return pass_uninspected(block, out);
   if (!block.event.empty()) {
     const step named = on_name(block, out);
     if (named != step::pass) return named;

@@ -153,6 +153,10 @@ class stream_guard {
   // Past max_findings: cut (unscannable: block), or release what is held and
   // pass the rest of the stream uninspected, `block` (when given) first.
   [[nodiscard]] step over_findings(const sse_block* block, std::vector<std::string>& out);
+  // An event past the findings bound (tag / allow): forwarded uninspected, but
+  // its usage is still read and, with strip_usage, what customsd asked for is
+  // still taken back.
+  [[nodiscard]] step pass_uninspected(const sse_block& block, std::vector<std::string>& out);
   // Past max_findings inside a content event: false under block (cut now);
   // under tag / allow true, and the event is finished before the rest passes.
   [[nodiscard]] bool note_over();

@@ -153,6 +153,38 @@ TEST_CASE("metering: with strip_usage the client receives exactly the stream it 
   CHECK(*g->usage().output_tokens > 0);
 }
 
+TEST_CASE("metering: past the findings bound (unscannable tag) usage is still read and still taken back") {
+  // The stream goes on uninspected past limits.findings_per_flow; the usage
+  // customsd asked for must neither reach the client nor go unread.
+  script sc;
+  sc.text = "a 138 1234 5670, b 138 1234 5671, c 138 1234 5672, d 138 1234 5673, e tail and more words to end";
+  sc.delta_bytes = 6;
+  const std::string body = chat_stream_body(true);
+  customs::testing::detail::request_view rq{"POST", "/v1/chat/completions", body};
+  const auto reply = customs::testing::detail::plan_reply(rq, sc, 7);
+  REQUIRE(reply.streamed);
+  std::string with_usage;
+  for (const auto& e : reply.events) with_usage += e.bytes;
+  REQUIRE(with_usage.find("\"usage\":{") != std::string::npos);
+
+  stream_guard_options o;
+  o.strip_usage = true;
+  o.max_findings = 1;
+  o.unscannable = customs::daemon::unscannable_mode::tag;
+  auto g = stream_guard::create(customs::daemon::dialect::openai, endpoint_kind::openai_chat, shipped_set(),
+                                response_ctx(), o);
+  REQUIRE(g.has_value());
+  const auto out = guarded_output(*g, with_usage);
+  INFO(out);
+  REQUIRE(g->findings_limit());
+  CHECK(g->unscanned_events() > 0);
+  CHECK(out.find("usage") == std::string::npos);
+  CHECK(out.find("data: [DONE]") != std::string::npos);
+  REQUIRE(g->usage().input_tokens.has_value());
+  REQUIRE(g->usage().output_tokens.has_value());
+  CHECK(*g->usage().output_tokens > 0);
+}
+
 TEST_CASE("metering: without strip_usage a client that asked for usage gets the usage chunk") {
   const std::string with_usage = provider_stream(chat_stream_body(true));
   auto g = stream_guard::create(customs::daemon::dialect::openai, endpoint_kind::openai_chat, shipped_set(),
