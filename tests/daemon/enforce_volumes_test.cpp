@@ -7,6 +7,7 @@
 #include "harness.hpp"
 #include "redis_server.hpp"
 
+#include "daemon/enforce/inspect_pool.hpp"
 #include "daemon/volume/subject_key.hpp"
 
 #include <future>
@@ -239,4 +240,36 @@ TEST_CASE("enforce volumes: a flow waiting for Redis does not hold its worker, o
   redis.close_connections();
   CHECK(waiting.get() == 503);
   CHECK(provider.request_count() == 1);
+}
+
+TEST_CASE("enforce volumes: a large request inspected on the pool counts its subjects in Redis like a small one") {
+  // Bodies of inspect_pool::offload_bytes or more are inspected on the
+  // inspection pool; its verdict goes through the same Redis count (the
+  // asynchronous store answers on the worker, not on the pool thread).
+  redis_server redis;
+  temp_dir dir;
+  trail_files t(dir.path());
+  fake_provider provider;
+  auto cfg = volume_config(t, provider.port(), test_rules("volumes.yaml"));
+  cfg.volumes = redis.config();
+  cfg.volumes->subject_key = sqlite_volumes(dir.path()).subject_key;
+  enforced_server s(std::move(cfg));
+  REQUIRE(redis.wait_ready(s.enforcer().volumes()->primary()));
+  std::string padding;
+  while (padding.size() < customs::daemon::enforce::inspect_pool::offload_bytes) padding += " the quick brown fox";
+  const auto large = [&](int member) {
+    return post(s.port(), "/openai-us/v1/chat/completions", chat_body(member_prompt(member) + padding, false));
+  };
+  CHECK(large(1).status == 200);
+  CHECK(large(1).status == 200);  // the same member counts once
+  CHECK(send(s, 2) == 200);       // a small request adds to the same count
+  const auto r = large(3);
+  CHECK(r.status == 451);
+  CHECK(r.header("X-Customs-Rule").find("tv.members.limit") != std::string::npos);
+  CHECK(large(2).status == 200);  // already counted: travels on
+  CHECK(provider.request_count() == 4);
+  CHECK(await_metric(s.admin_port(), "customs_inspect_offloaded_total", 4) == 4);
+  const auto recs = flow_records(t, r.header("X-Customs-Flow"));
+  REQUIRE_FALSE(recs.empty());
+  CHECK(recs[0].payload.if_contains("volume_store") == nullptr);  // counted by Redis, not a local fallback
 }
