@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -136,6 +137,65 @@ TEST_CASE("lint: a character class that swallows a quantifier or group warns, se
   CHECK(warns("\\(?1[3-9]\\d{2}[ ().-]?\\d{7}").empty());
   CHECK(warns("1[3-9][[:digit:]]{9}").empty());
   CHECK(warns("1\\[3-9{9}").empty());  // an escaped '[' opens no class
+}
+
+TEST_CASE("lint: a detector without context words that finds common words warns, naming one", "[loader]") {
+  const auto r = load_yaml(R"(schema: customs/v1
+pack: {id: words, version: "1"}
+detectors:
+  - id: d.hello
+    category: misc.word
+    keywords: [hello, xyzzy]
+  - id: d.letters
+    category: misc.word
+    pattern: '[a-z]{4,8}'
+  - id: d.zh
+    category: misc.word
+    keywords: ['我们']
+  - id: d.letters.context
+    category: misc.word
+    pattern: '[a-z]{4,8}'
+    context: {words: [codename], window: 16}
+  - id: d.letters.validated
+    category: misc.word
+    pattern: '[a-z]{4,8}'
+    validators: luhn
+  - id: d.shouted
+    category: misc.word
+    keywords: [HELLO]
+  - id: d.marker
+    category: misc.word
+    keywords: [TOP SECRET]
+    ignore_case: true
+  - id: d.code
+    category: misc.code
+    pattern: 'ab\d{6}'
+    ignore_case: true
+rules:
+  - id: r.words
+    when: {categories: [misc.*]}
+    then: {action: tag}
+)");
+  for (const auto& d : r.diagnostics) INFO(d.to_string());
+  REQUIRE(r.ok());  // a warning does not reject the set
+  std::vector<std::string> got;
+  std::map<int, std::string> messages;
+  for (const auto& d : r.diagnostics) {
+    if (d.code != "W_DETECTOR_COMMON_WORDS") continue;
+    got.push_back(std::to_string(d.line) + ":" + std::to_string(d.col) + " " + d.code);
+    messages[d.line] = d.to_string();
+    CHECK(d.level == diagnostic::severity::warning);
+  }
+  // Keywords and patterns that find ordinary words, at the keywords or pattern;
+  // not with context words, a validator that rejects the words, keywords in
+  // capitals only, a phrase, or a pattern that needs digits.
+  CHECK(got == std::vector<std::string>{"6:15 W_DETECTOR_COMMON_WORDS", "9:14 W_DETECTOR_COMMON_WORDS",
+                                        "12:15 W_DETECTOR_COMMON_WORDS"});
+  CHECK(messages[6].find("pack.yaml:6:15: warning: W_DETECTOR_COMMON_WORDS: detector 'd.hello' (keywords): "
+                         "without context words it finds the common word 'hello'") != std::string::npos);
+  CHECK(messages[9].find("detector 'd.letters' (pattern): without context words it finds the common word '") !=
+        std::string::npos);
+  CHECK(messages[12].find("the common word '我们'") != std::string::npos);
 }
 
 TEST_CASE("a minimal valid pack loads without diagnostics", "[loader]") {
