@@ -777,6 +777,7 @@ class file_reader {
 
   void read_matcher(const YAML::Node& n, value_matcher& m, bool jurisdiction, const std::string& what,
                     const std::string& path) {
+    m.at = at(n);
     auto take = [&](const YAML::Node& list, std::vector<std::string>& into, const std::string& p) {
       for (auto& [v, node] : strs(list, what, p)) {
         if (jurisdiction) {
@@ -1326,6 +1327,38 @@ const std::vector<std::string>& common_texts() {
   return texts;
 }
 
+// The number of ISO 3166-1 codes (is_country_code), for "not: every code".
+std::size_t country_code_count() {
+  static const std::size_t n = [] {
+    std::size_t k = 0;
+    for (char a = 'A'; a <= 'Z'; ++a)
+      for (char b = 'A'; b <= 'Z'; ++b)
+        if (const char c[2] = {a, b}; is_country_code(std::string_view(c, 2))) ++k;
+    return k;
+  }();
+  return n;
+}
+
+// Why a jurisdiction or tenant condition holds for no flow (W_RULE_NEVER_FIRES),
+// or empty. Flows carry an assigned ISO 3166-1 code on both sides (customsd
+// refuses a flow whose source it cannot resolve; routes name a code).
+std::string unsatisfiable(const value_matcher& m, bool jurisdiction) {
+  if (m.not_in_expanded.empty()) return {};
+  const auto excluded = [&](const std::string& v) {
+    return std::binary_search(m.not_in_expanded.begin(), m.not_in_expanded.end(), v);
+  };
+  if (!m.any) {
+    if (!m.in_expanded.empty() && std::all_of(m.in_expanded.begin(), m.in_expanded.end(), excluded))
+      return jurisdiction ? "'not' excludes every jurisdiction 'in' names" : "'not' excludes every tenant 'in' names";
+    return {};
+  }
+  if (!jurisdiction) return {};  // tenants are open-ended: some other tenant remains
+  const auto codes = std::count_if(m.not_in_expanded.begin(), m.not_in_expanded.end(),
+                                   [](const std::string& c) { return is_country_code(c); });
+  if (static_cast<std::size_t>(codes) >= country_code_count()) return "'not' excludes every ISO 3166-1 code";
+  return {};
+}
+
 // RE2's error for a pattern, said about the pattern as the author wrote it:
 // RE2 reports the rewritten pattern (full-width digit classes spliced in), and
 // its error() already ends with the fragment. When the written pattern fails
@@ -1685,8 +1718,24 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
   set.max_hold_back_ = (2 * set.max_match_ + set.lookahead_ + 4) * text::max_expansion + text::base64_max_run +
                        text::max_kept_back + 4;
 
-  // Lint, for sets that are otherwise valid: detectors without context words
-  // that find ordinary words.
+  // Lint, for sets that are otherwise valid: rules whose 'when' no flow can
+  // satisfy, detectors without context words that find ordinary words.
+  if (s.errors == 0) {
+    for (const auto& r : set.rules) {
+      const std::string what = "rule '" + r.id + "'";
+      const std::pair<const value_matcher*, const char*> sides[] = {{&r.src, "src"}, {&r.dst, "dst"}, {&r.tenants, "tenants"}};
+      for (const auto& [m, key] : sides)
+        if (const std::string why = unsatisfiable(*m, std::string_view(key) != "tenants"); !why.empty())
+          s.warning(m->at, "W_RULE_NEVER_FIRES", what + " (when." + key + "): " + why + ", so the rule never fires");
+      if (r.has_selector && r.sensitive && std::none_of(r.selects.begin(), r.selects.end(), [](bool b) { return b; })) {
+        const std::string which = r.detectors.empty() && r.categories.empty() ? "no detector of the set"
+                                                                              : "none of the detectors it names";
+        s.warning(r.at, "W_RULE_NEVER_FIRES", what + " (when.sensitive): " + which + " is sensitive: " +
+                                                   (*r.sensitive ? "true" : "false") +
+                                                   ", so it selects no finding and never fires");
+      }
+    }
+  }
   std::vector<std::string> common_word(set.detectors.size());  // per detector: the text, the word
   std::vector<std::string> common_found(set.detectors.size());
   if (s.errors == 0 && set.set &&

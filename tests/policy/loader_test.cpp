@@ -8,6 +8,7 @@
 
 #include "policy/authoring.hpp"
 #include "policy/canonical.hpp"
+#include "policy/jurisdictions.hpp"
 #include "support.hpp"
 
 using namespace customs::policy;
@@ -196,6 +197,61 @@ rules:
   CHECK(messages[9].find("detector 'd.letters' (pattern): without context words it finds the common word '") !=
         std::string::npos);
   CHECK(messages[12].find("the common word '我们'") != std::string::npos);
+}
+
+TEST_CASE("lint: a rule whose when no flow can satisfy warns, a satisfiable one does not", "[loader]") {
+  std::string all;
+  for (char a = 'A'; a <= 'Z'; ++a)
+    for (char b = 'A'; b <= 'Z'; ++b)
+      if (const std::string c{a, b}; is_country_code(c)) all += (all.empty() ? "" : ", ") + c;
+  std::string y = R"(schema: customs/v1
+pack: {id: never, version: "1"}
+jurisdictions:
+  eu: {source: test, date: 2024-01-01, members: [DE, FR]}
+  every: {source: test, date: 2024-01-01, members: [ALL]}
+detectors:
+  - id: d.phone
+    category: pi.phone
+    pattern: '1[3-9]\d{9}'
+rules:
+  - id: r.src.excluded
+    when: {src: {in: [DE, FR], not: [eu]}}
+    then: {action: block}
+  - id: r.dst.everything.excluded
+    when: {dst: {not: [every]}}
+    then: {action: block}
+  - id: r.tenant.excluded
+    when: {tenants: {in: [acme], not: [acme]}}
+    then: {action: block}
+  - id: r.sensitive.none
+    when: {detectors: [d.phone], sensitive: true}
+    then: {action: block}
+  - id: r.near.src
+    when: {src: {in: [DE, FR, CH], not: [eu]}, dst: {not: [eu, CH]}, tenants: {not: [acme]}}
+    then: {action: block}
+  - id: r.near.sensitive
+    when: {detectors: [d.phone], sensitive: false}
+    then: {action: block}
+)";
+  y.replace(y.find("[ALL]"), 5, "[" + all + "]");
+  const auto r = load_yaml(y);
+  for (const auto& d : r.diagnostics) INFO(d.to_string());
+  REQUIRE(r.ok());  // a warning does not reject the set
+  std::vector<std::string> got;
+  std::vector<std::string> messages;
+  for (const auto& d : r.diagnostics) {
+    if (d.code != "W_RULE_NEVER_FIRES") continue;
+    got.push_back(std::to_string(d.line) + ":" + std::to_string(d.col) + " " + d.code);
+    messages.push_back(d.message);
+    CHECK(d.level == diagnostic::severity::warning);
+  }
+  CHECK(got == std::vector<std::string>{"12:17 W_RULE_NEVER_FIRES", "15:17 W_RULE_NEVER_FIRES",
+                                        "18:21 W_RULE_NEVER_FIRES", "20:5 W_RULE_NEVER_FIRES"});
+  REQUIRE(messages.size() == 4);
+  CHECK(messages[0] == "rule 'r.src.excluded' (when.src): 'not' excludes every jurisdiction 'in' names, so the rule never fires");
+  CHECK(messages[1] == "rule 'r.dst.everything.excluded' (when.dst): 'not' excludes every ISO 3166-1 code, so the rule never fires");
+  CHECK(messages[2] == "rule 'r.tenant.excluded' (when.tenants): 'not' excludes every tenant 'in' names, so the rule never fires");
+  CHECK(messages[3] == "rule 'r.sensitive.none' (when.sensitive): none of the detectors it names is sensitive: true, so it selects no finding and never fires");
 }
 
 TEST_CASE("a minimal valid pack loads without diagnostics", "[loader]") {
