@@ -254,6 +254,14 @@ rules:
   CHECK(messages[3] == "rule 'r.sensitive.none' (when.sensitive): none of the detectors it names is sensitive: true, so it selects no finding and never fires");
 }
 
+TEST_CASE("the shipped packs with the demo pack load with no warning", "[loader]") {
+  const std::vector<std::filesystem::path> p{source_dir() / "rules", source_dir() / "config/demo-rules"};
+  const auto r = load_rule_set(p);
+  for (const auto& d : r.diagnostics) INFO(d.to_string());
+  REQUIRE(r.ok());
+  CHECK(r.diagnostics.empty());
+}
+
 TEST_CASE("a minimal valid pack loads without diagnostics", "[loader]") {
   const auto r = load_yaml(minimal);
   for (const auto& d : r.diagnostics) INFO(d.to_string());
