@@ -777,6 +777,7 @@ class file_reader {
 
   void read_matcher(const YAML::Node& n, value_matcher& m, bool jurisdiction, const std::string& what,
                     const std::string& path) {
+    m.at = at(n);
     auto take = [&](const YAML::Node& list, std::vector<std::string>& into, const std::string& p) {
       for (auto& [v, node] : strs(list, what, p)) {
         if (jurisdiction) {
@@ -1274,6 +1275,90 @@ std::string swallowing_class(std::string_view p) {
   return {};
 }
 
+// Ordinary words and short phrases a detector without context words should not
+// find (W_DETECTOR_COMMON_WORDS): frequent English words, each also with a
+// capital first letter, a few phrases, and frequent Chinese words. Scanned as
+// they are, one at a time, with the data plane's rules (boundaries, allow-list,
+// validators). No identifiers, no security vocabulary ("password", "secret")
+// that keyword detectors legitimately look for, no digits.
+const std::vector<std::string>& common_texts() {
+  static const std::vector<std::string> texts = [] {
+    static constexpr const char* english[] = {
+        "the", "be", "to", "of", "and", "in", "that", "have", "it", "for", "not", "on", "with", "he", "as", "you",
+        "do", "at", "this", "but", "his", "by", "from", "they", "we", "say", "her", "she", "or", "an", "will", "my",
+        "one", "all", "would", "there", "their", "what", "so", "up", "out", "if", "about", "who", "get", "which",
+        "go", "me", "when", "make", "can", "like", "time", "no", "just", "him", "know", "take", "people", "into",
+        "year", "your", "good", "some", "could", "them", "see", "other", "than", "then", "now", "look", "only",
+        "come", "its", "over", "think", "also", "back", "after", "use", "two", "how", "our", "work", "first", "well",
+        "way", "even", "new", "want", "because", "any", "these", "give", "day", "most", "us", "is", "are", "was",
+        "were", "been", "has", "had", "did", "does", "said", "very", "much", "more", "many", "here", "where",
+        "why", "should", "must", "may", "might", "need", "help", "please", "thanks", "hello", "yes", "today",
+        "tomorrow", "week", "month", "morning", "evening", "name", "address", "phone", "email", "number",
+        "account", "customer", "order", "report", "document", "message", "meeting", "project", "company", "team",
+        "office", "house", "home", "city", "country", "world", "water", "money", "price", "question", "answer",
+        "problem", "example", "system", "service", "information", "data", "file", "user", "code", "text", "page",
+        "book", "school", "student", "family", "friend", "child", "woman", "man", "life", "hand", "part", "place",
+        "case", "point", "group", "fact", "right", "left", "high", "small", "large", "great", "little", "old",
+        "long", "same", "different", "next", "last", "early", "late", "open", "close", "start", "stop", "find",
+        "tell", "ask", "call", "try", "feel", "leave", "put", "mean", "keep", "let", "begin", "seem", "show",
+        "hear", "play", "run", "move", "live", "believe", "bring", "write", "read", "send", "pay", "buy", "meet",
+        "include", "continue", "change", "lead", "understand", "watch", "follow", "learn", "speak", "spend",
+    };
+    static constexpr const char* phrases[] = {
+        "thank you", "for example", "of the", "in the", "to be", "as well", "good morning", "next week",
+        "how are you", "see you soon", "by the way", "let me know",
+    };
+    static constexpr const char* chinese[] = {
+        "我们", "你们", "他们", "你好", "谢谢", "今天", "明天", "时间", "问题", "工作", "公司", "中国",
+        "可以", "没有", "什么", "这个", "一个", "因为", "所以", "但是", "如果", "已经", "现在", "需要",
+        "知道", "朋友", "学生", "老师", "东西", "地方", "电话", "地址", "名字", "客户", "报告", "会议",
+    };
+    std::vector<std::string> v;
+    for (const char* w : english) {
+      v.emplace_back(w);
+      std::string cap = w;
+      cap[0] = static_cast<char>(cap[0] - 'a' + 'A');
+      v.push_back(std::move(cap));
+    }
+    for (const char* w : phrases) v.emplace_back(w);
+    for (const char* w : chinese) v.emplace_back(w);
+    return v;
+  }();
+  return texts;
+}
+
+// The number of ISO 3166-1 codes (is_country_code), for "not: every code".
+std::size_t country_code_count() {
+  static const std::size_t n = [] {
+    std::size_t k = 0;
+    for (char a = 'A'; a <= 'Z'; ++a)
+      for (char b = 'A'; b <= 'Z'; ++b)
+        if (const char c[2] = {a, b}; is_country_code(std::string_view(c, 2))) ++k;
+    return k;
+  }();
+  return n;
+}
+
+// Why a jurisdiction or tenant condition holds for no flow (W_RULE_NEVER_FIRES),
+// or empty. Flows carry an assigned ISO 3166-1 code on both sides (customsd
+// refuses a flow whose source it cannot resolve; routes name a code).
+std::string unsatisfiable(const value_matcher& m, bool jurisdiction) {
+  if (m.not_in_expanded.empty()) return {};
+  const auto excluded = [&](const std::string& v) {
+    return std::binary_search(m.not_in_expanded.begin(), m.not_in_expanded.end(), v);
+  };
+  if (!m.any) {
+    if (!m.in_expanded.empty() && std::all_of(m.in_expanded.begin(), m.in_expanded.end(), excluded))
+      return jurisdiction ? "'not' excludes every jurisdiction 'in' names" : "'not' excludes every tenant 'in' names";
+    return {};
+  }
+  if (!jurisdiction) return {};  // tenants are open-ended: some other tenant remains
+  const auto codes = std::count_if(m.not_in_expanded.begin(), m.not_in_expanded.end(),
+                                   [](const std::string& c) { return is_country_code(c); });
+  if (static_cast<std::size_t>(codes) >= country_code_count()) return "'not' excludes every ISO 3166-1 code";
+  return {};
+}
+
 // RE2's error for a pattern, said about the pattern as the author wrote it:
 // RE2 reports the rewritten pattern (full-width digit classes spliced in), and
 // its error() already ends with the fragment. When the written pattern fails
@@ -1633,9 +1718,53 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
   set.max_hold_back_ = (2 * set.max_match_ + set.lookahead_ + 4) * text::max_expansion + text::base64_max_run +
                        text::max_kept_back + 4;
 
+  // Lint, for sets that are otherwise valid: rules whose 'when' no flow can
+  // satisfy, detectors without context words that find ordinary words.
+  if (s.errors == 0) {
+    for (const auto& r : set.rules) {
+      const std::string what = "rule '" + r.id + "'";
+      const std::pair<const value_matcher*, const char*> sides[] = {{&r.src, "src"}, {&r.dst, "dst"}, {&r.tenants, "tenants"}};
+      for (const auto& [m, key] : sides)
+        if (const std::string why = unsatisfiable(*m, std::string_view(key) != "tenants"); !why.empty())
+          s.warning(m->at, "W_RULE_NEVER_FIRES", what + " (when." + key + "): " + why + ", so the rule never fires");
+      if (r.has_selector && r.sensitive && std::none_of(r.selects.begin(), r.selects.end(), [](bool b) { return b; })) {
+        const std::string which = r.detectors.empty() && r.categories.empty() ? "no detector of the set"
+                                                                              : "none of the detectors it names";
+        s.warning(r.at, "W_RULE_NEVER_FIRES", what + " (when.sensitive): " + which + " is sensitive: " +
+                                                   (*r.sensitive ? "true" : "false") +
+                                                   ", so it selects no finding and never fires");
+      }
+    }
+  }
+  std::vector<std::string> common_word(set.detectors.size());  // per detector: the text, the word
+  std::vector<std::string> common_found(set.detectors.size());
+  if (s.errors == 0 && set.set &&
+      std::any_of(set.detectors.begin(), set.detectors.end(), [](const auto& d) { return d.context_words.empty(); })) {
+    for (const auto& w : common_texts()) {
+      for (const auto& f : set.scan(w, 0)) {
+        const auto it = detector_index.find(f.detector);
+        if (it == detector_index.end() || !set.detectors[it->second].context_words.empty()) continue;
+        if (!common_word[it->second].empty()) continue;
+        common_word[it->second] = w;
+        common_found[it->second] = f.text;
+      }
+    }
+  }
+
   // Warnings about coverage, for sets that are otherwise valid.
   for (std::size_t i = 0; i < set.detectors.size() && s.errors == 0; ++i) {
     const auto& d = set.detectors[i];
+    if (!common_word[i].empty()) {
+      const std::string& w = common_word[i];
+      const std::string& found = common_found[i];
+      const std::string kind = w.find(' ') == std::string::npos ? "word" : "phrase";
+      s.warning(d.pattern_at, "W_DETECTOR_COMMON_WORDS",
+                "detector '" + d.id + "' (" + (d.keywords.empty() ? "pattern" : "keywords") +
+                    "): without context words it finds " +
+                    (found == w ? "the common " + kind + " '" + w + "'"
+                                : "'" + found + "' in the common " + kind + " '" + w + "'") +
+                    " in ordinary text; add context (words, window), a validator, or narrow it");
+    }
     const bool used = std::any_of(set.rules.begin(), set.rules.end(), [&](const auto& r) { return r.selects[i]; }) ||
                       std::any_of(set.volumes.begin(), set.volumes.end(), [&](const auto& v) { return v.selects[i]; });
     if (!used) s.warning(d.at, "W_DETECTOR_UNUSED", "detector '" + d.id + "': no rule selects it");

@@ -121,6 +121,7 @@ struct value_matcher {
   std::vector<std::string> not_in;  // as written, sorted
   std::vector<std::string> in_expanded;      // codes, sorted, unique
   std::vector<std::string> not_in_expanded;  // codes, sorted, unique
+  origin at;                                 // where it is written (diagnostics)
   [[nodiscard]] bool matches(std::string_view v) const;
 };
 

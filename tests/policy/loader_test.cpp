@@ -1,12 +1,14 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
 
 #include "policy/authoring.hpp"
 #include "policy/canonical.hpp"
+#include "policy/jurisdictions.hpp"
 #include "support.hpp"
 
 using namespace customs::policy;
@@ -136,6 +138,128 @@ TEST_CASE("lint: a character class that swallows a quantifier or group warns, se
   CHECK(warns("\\(?1[3-9]\\d{2}[ ().-]?\\d{7}").empty());
   CHECK(warns("1[3-9][[:digit:]]{9}").empty());
   CHECK(warns("1\\[3-9{9}").empty());  // an escaped '[' opens no class
+}
+
+TEST_CASE("lint: a detector without context words that finds common words warns, naming one", "[loader]") {
+  const auto r = load_yaml(R"(schema: customs/v1
+pack: {id: words, version: "1"}
+detectors:
+  - id: d.hello
+    category: misc.word
+    keywords: [hello, xyzzy]
+  - id: d.letters
+    category: misc.word
+    pattern: '[a-z]{4,8}'
+  - id: d.zh
+    category: misc.word
+    keywords: ['我们']
+  - id: d.letters.context
+    category: misc.word
+    pattern: '[a-z]{4,8}'
+    context: {words: [codename], window: 16}
+  - id: d.letters.validated
+    category: misc.word
+    pattern: '[a-z]{4,8}'
+    validators: luhn
+  - id: d.shouted
+    category: misc.word
+    keywords: [HELLO]
+  - id: d.marker
+    category: misc.word
+    keywords: [TOP SECRET]
+    ignore_case: true
+  - id: d.code
+    category: misc.code
+    pattern: 'ab\d{6}'
+    ignore_case: true
+rules:
+  - id: r.words
+    when: {categories: [misc.*]}
+    then: {action: tag}
+)");
+  for (const auto& d : r.diagnostics) INFO(d.to_string());
+  REQUIRE(r.ok());  // a warning does not reject the set
+  std::vector<std::string> got;
+  std::map<int, std::string> messages;
+  for (const auto& d : r.diagnostics) {
+    if (d.code != "W_DETECTOR_COMMON_WORDS") continue;
+    got.push_back(std::to_string(d.line) + ":" + std::to_string(d.col) + " " + d.code);
+    messages[d.line] = d.to_string();
+    CHECK(d.level == diagnostic::severity::warning);
+  }
+  // Keywords and patterns that find ordinary words, at the keywords or pattern;
+  // not with context words, a validator that rejects the words, keywords in
+  // capitals only, a phrase, or a pattern that needs digits.
+  CHECK(got == std::vector<std::string>{"6:15 W_DETECTOR_COMMON_WORDS", "9:14 W_DETECTOR_COMMON_WORDS",
+                                        "12:15 W_DETECTOR_COMMON_WORDS"});
+  CHECK(messages[6].find("pack.yaml:6:15: warning: W_DETECTOR_COMMON_WORDS: detector 'd.hello' (keywords): "
+                         "without context words it finds the common word 'hello'") != std::string::npos);
+  CHECK(messages[9].find("detector 'd.letters' (pattern): without context words it finds the common word '") !=
+        std::string::npos);
+  CHECK(messages[12].find("the common word '我们'") != std::string::npos);
+}
+
+TEST_CASE("lint: a rule whose when no flow can satisfy warns, a satisfiable one does not", "[loader]") {
+  std::string all;
+  for (char a = 'A'; a <= 'Z'; ++a)
+    for (char b = 'A'; b <= 'Z'; ++b)
+      if (const std::string c{a, b}; is_country_code(c)) all += (all.empty() ? "" : ", ") + c;
+  std::string y = R"(schema: customs/v1
+pack: {id: never, version: "1"}
+jurisdictions:
+  eu: {source: test, date: 2024-01-01, members: [DE, FR]}
+  every: {source: test, date: 2024-01-01, members: [ALL]}
+detectors:
+  - id: d.phone
+    category: pi.phone
+    pattern: '1[3-9]\d{9}'
+rules:
+  - id: r.src.excluded
+    when: {src: {in: [DE, FR], not: [eu]}}
+    then: {action: block}
+  - id: r.dst.everything.excluded
+    when: {dst: {not: [every]}}
+    then: {action: block}
+  - id: r.tenant.excluded
+    when: {tenants: {in: [acme], not: [acme]}}
+    then: {action: block}
+  - id: r.sensitive.none
+    when: {detectors: [d.phone], sensitive: true}
+    then: {action: block}
+  - id: r.near.src
+    when: {src: {in: [DE, FR, CH], not: [eu]}, dst: {not: [eu, CH]}, tenants: {not: [acme]}}
+    then: {action: block}
+  - id: r.near.sensitive
+    when: {detectors: [d.phone], sensitive: false}
+    then: {action: block}
+)";
+  y.replace(y.find("[ALL]"), 5, "[" + all + "]");
+  const auto r = load_yaml(y);
+  for (const auto& d : r.diagnostics) INFO(d.to_string());
+  REQUIRE(r.ok());  // a warning does not reject the set
+  std::vector<std::string> got;
+  std::vector<std::string> messages;
+  for (const auto& d : r.diagnostics) {
+    if (d.code != "W_RULE_NEVER_FIRES") continue;
+    got.push_back(std::to_string(d.line) + ":" + std::to_string(d.col) + " " + d.code);
+    messages.push_back(d.message);
+    CHECK(d.level == diagnostic::severity::warning);
+  }
+  CHECK(got == std::vector<std::string>{"12:17 W_RULE_NEVER_FIRES", "15:17 W_RULE_NEVER_FIRES",
+                                        "18:21 W_RULE_NEVER_FIRES", "20:5 W_RULE_NEVER_FIRES"});
+  REQUIRE(messages.size() == 4);
+  CHECK(messages[0] == "rule 'r.src.excluded' (when.src): 'not' excludes every jurisdiction 'in' names, so the rule never fires");
+  CHECK(messages[1] == "rule 'r.dst.everything.excluded' (when.dst): 'not' excludes every ISO 3166-1 code, so the rule never fires");
+  CHECK(messages[2] == "rule 'r.tenant.excluded' (when.tenants): 'not' excludes every tenant 'in' names, so the rule never fires");
+  CHECK(messages[3] == "rule 'r.sensitive.none' (when.sensitive): none of the detectors it names is sensitive: true, so it selects no finding and never fires");
+}
+
+TEST_CASE("the shipped packs with the demo pack load with no warning", "[loader]") {
+  const std::vector<std::filesystem::path> p{source_dir() / "rules", source_dir() / "config/demo-rules"};
+  const auto r = load_rule_set(p);
+  for (const auto& d : r.diagnostics) INFO(d.to_string());
+  REQUIRE(r.ok());
+  CHECK(r.diagnostics.empty());
 }
 
 TEST_CASE("a minimal valid pack loads without diagnostics", "[loader]") {
