@@ -116,7 +116,7 @@ compiled_rule_set::decision compiled_rule_set::accept(std::size_t d, std::string
     const std::string_view before = text.substr(s >= w ? s - w : 0, s >= w ? w : s);
     const std::string_view after = text.substr(e, w);
     const bool near = std::any_of(det.context_words.begin(), det.context_words.end(), [&](const std::string& k) {
-      return text::contains_ci(before, k) || text::contains_ci(after, k);
+      return text::contains_word_start_ci(before, k) || text::contains_word_start_ci(after, k);
     });
     if (!near) return more && e + w > text.size() ? decision::wait : no;
   }

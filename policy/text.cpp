@@ -158,10 +158,13 @@ namespace {
 constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 }  // namespace
 
-bool contains_ci(std::string_view hay, std::string_view needle) noexcept {
+bool contains_word_start_ci(std::string_view hay, std::string_view needle) noexcept {
   if (needle.empty()) return true;
   if (needle.size() > hay.size()) return false;
+  const auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  const bool bounded = letter(needle.front());
   for (std::size_t i = 0; i + needle.size() <= hay.size(); ++i) {
+    if (bounded && i > 0 && letter(hay[i - 1])) continue;
     std::size_t k = 0;
     while (k < needle.size() && lower(hay[i + k]) == lower(needle[k])) ++k;
     if (k == needle.size()) return true;

@@ -111,7 +111,10 @@ void encode(std::uint32_t cp, std::string& out);
 // Number of code points (invalid bytes count one each).
 [[nodiscard]] std::size_t count_chars(std::string_view s) noexcept;
 
-// ASCII case-insensitive search of needle in hay.
-[[nodiscard]] bool contains_ci(std::string_view hay, std::string_view needle) noexcept;
+// Whether needle occurs in hay (ASCII case-insensitive) where a word starts:
+// a needle that begins with an ASCII letter may not follow one ("ssn" is not in
+// "classname"; "SSNs" holds "SSN"). Only hay is looked at, so an occurrence at
+// its first byte counts.
+[[nodiscard]] bool contains_word_start_ci(std::string_view hay, std::string_view needle) noexcept;
 
 }  // namespace customs::policy::text

@@ -295,6 +295,29 @@ TEST_CASE("context words must be within the window", "[engine]") {
   CHECK(rs.scan("passport" + std::string(31, ' ') + "E12345678", 0).size() == 1);
 }
 
+TEST_CASE("context words count where a word starts, not inside a longer word", "[engine]") {
+  const auto& rs = *shipped();
+  const auto detectors = [&](const std::string& t) {
+    std::vector<std::string> d;
+    for (const auto& f : rs.scan(t, 0)) d.push_back(f.detector);
+    return d;
+  };
+  const std::vector<std::string> ssn{"us.ssn_plain"}, passport{"cn.passport"}, none;
+  // "ssn" inside "classname", "passport" inside "nopassport": no context.
+  CHECK(detectors("classname 536221234") == none);
+  CHECK(detectors("536221234 (set by myclassname)") == none);
+  CHECK(detectors("nopassport: E12345678") == none);
+  // A word that starts with the context word (a plural, a suffix) is context,
+  // in either case, also after digits or punctuation.
+  CHECK(detectors("SSN 536221234") == ssn);
+  CHECK(detectors("ssns: 536221234") == ssn);
+  CHECK(detectors("(SSN)536221234") == ssn);
+  CHECK(detectors("1SSN 536221234") == ssn);
+  CHECK(detectors("Passports: E12345678") == passport);
+  // Words in scripts without spaces have no boundary to keep.
+  CHECK(detectors("我的护照E12345678") == passport);
+}
+
 TEST_CASE("allow-listed documentation examples are not findings", "[engine]") {
   const auto& rs = *shipped();
   CHECK(rs.scan("AKIAIOSFODNN7EXAMPLE", 0).empty());
