@@ -107,7 +107,15 @@ class normalizer {
   bool numeral_row_ = false;      // inside a row of Chinese numerals read as digits
   bool row_sep_ = false;          // the row's last character was a separator
   bool row_kept_ = false;         // inside a row of numerals decided against
-  bool last_alnum_ = false;       // N's last character is an ASCII letter or digit
+  // N's last character: other, an ASCII digit, an ASCII letter, or an ASCII
+  // letter right after a digit (it may end an identifier, as a check letter
+  // does). A row of numerals is not read after a digit or such a letter.
+  enum class last_char : std::uint8_t { other, digit, letter, letter_after_digit };
+  last_char last_ = last_char::other;
+  void note_ascii(char c) noexcept;
+  [[nodiscard]] bool row_blocked_before() const noexcept {
+    return last_ == last_char::digit || last_ == last_char::letter_after_digit;
+  }
 };
 
 struct normalized {

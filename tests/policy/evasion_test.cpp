@@ -306,6 +306,26 @@ TEST_CASE("Chinese numerals beside an identifier in digits do not hide it", "[ev
   }
 }
 
+TEST_CASE("Chinese numerals in identifiers that start with letters are read", "[evasion]") {
+  // The row starts right after a letter: IBAN, NRIC, Taiwan ID, NIE.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"eu.iban", "DE八九 三七〇四 〇〇四四 〇五三二 〇一三〇 〇〇"},
+      {"sg.nric", "NRIC T四二二七〇四六B"},
+      {"tw.id", "身分證字號 C一六五五五四七六四"},
+      {"es.dni", "NIE X一二三四五六七L"},
+  };
+  for (const auto& [detector, t] : cases) {
+    INFO(t);
+    bool found = false;
+    for (const auto& f : shipped()->scan(t, 0)) found = found || f.detector == detector;
+    CHECK(found);
+  }
+  // A check letter after digits still ends the identifier in digits.
+  bool found = false;
+  for (const auto& f : shipped()->scan("NRIC T4227046B一二三四", 0)) found = found || f.detector == "sg.nric";
+  CHECK(found);
+}
+
 TEST_CASE("ordinary text with numbers, entities and invisible characters has no finding", "[evasion]") {
   for (const std::string t : {
            "Meeting on 2024-01-15 at 10:30, room 4.12; budget 1,234,567.89 EUR (version 2.3.1).",

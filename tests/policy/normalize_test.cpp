@@ -129,6 +129,18 @@ TEST_CASE("rows of Chinese numerals become digits, a numeral in prose stays", "[
   CHECK(norm("一二三四" + u(0x200B) + "13812345678") == "一二三四13812345678");
   CHECK(norm("13812345678" + u(0x200B) + "一二三四") == "13812345678一二三四");
   CHECK(norm("一二三四" + u(0x0661)) == "一二三四1");  // a digit of another script touches too
+  // After a letter a row is read (identifiers that start with letters:
+  // IBAN, NRIC, Taiwan ID, NIE), unless that letter follows a digit: it may
+  // end an identifier in digits (a check character), which the row would
+  // join into a longer one.
+  CHECK(norm("DE八九 三七〇四 〇〇四四 〇五三二 〇一三〇 〇〇") == "DE89 3704 0044 0532 0130 00");
+  CHECK(norm("T四二二七〇四六B") == "T4227046B");
+  CHECK(norm("C一六五五五四七六四") == "C165554764");
+  CHECK(norm("NIE X一二三四五六七L") == "NIE X1234567L");
+  CHECK(norm("ID一二三四") == "ID1234");
+  CHECK(norm("T4227046B一二三四") == "T4227046B一二三四");
+  CHECK(norm("11010519491231002X" + u(0x200B) + "〇〇〇〇") == "11010519491231002X〇〇〇〇");
+  CHECK(norm("1&#88;一二三四") == "1X一二三四");  // a letter decoded from a reference counts as one
   CHECK(norm("一二三四 13812345678") == "1234 13812345678");
   CHECK(norm("13812345678 一二三四") == "13812345678 1234");
   // A row ends at anything else, and each row is decided on its own.
