@@ -380,9 +380,21 @@ void source_map::forget_before(std::size_t n) {
 }
 
 void normalizer::note_ascii(char c) noexcept {
-  if (c >= '0' && c <= '9') last_ = last_char::digit;
-  else if (ascii_alnum(c)) last_ = last_ == last_char::digit ? last_char::letter_after_digit : last_char::letter;
-  else last_ = last_char::other;
+  if (c >= '0' && c <= '9') {
+    last_ = last_char::digit;
+  } else if (ascii_alnum(c)) {
+    if (last_ == last_char::letter) {
+      if (letters_ < 3) ++letters_;
+    } else {
+      letters_after_digit_ = last_ == last_char::digit || last_ == last_char::separator_after_digit;
+      letters_ = 1;
+    }
+    last_ = last_char::letter;
+  } else if (row_separator(c) && last_ == last_char::digit) {
+    last_ = last_char::separator_after_digit;
+  } else {
+    last_ = last_char::other;
+  }
 }
 
 void normalizer::run(std::string_view in, bool final, std::string& out, source_map& map) {
@@ -454,8 +466,10 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       }
       emit_copy(in.substr(i, j - i), base + i, out, map);
       removed_run_ = 0;
-      if (j - i >= 2) note_ascii(in[j - 2]);
-      note_ascii(in[j - 1]);
+      // What N ends with depends on its last five characters at most (a run of
+      // three letters, or up to two letters, a separator and a digit before).
+      if (j - i > 5) last_ = last_char::other;
+      for (std::size_t k = j - std::min<std::size_t>(j - i, 5); k < j; ++k) note_ascii(in[k]);
       // A row goes on across one separator (character by character: the
       // first ASCII character may be it, a second one ends the row).
       if ((numeral_row_ || row_kept_) && j - i == 1 && row_separator(in[i]) && !row_sep_) {

@@ -164,7 +164,10 @@ bool contains_word_start_ci(std::string_view hay, std::string_view needle) noexc
   const auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
   const bool bounded = letter(needle.front());
   for (std::size_t i = 0; i + needle.size() <= hay.size(); ++i) {
-    if (bounded && i > 0 && letter(hay[i - 1])) continue;
+    // A capital after a lower-case letter starts a word too ("customerSsn").
+    if (bounded && i > 0 && letter(hay[i - 1]) &&
+        !(hay[i - 1] >= 'a' && hay[i - 1] <= 'z' && hay[i] >= 'A' && hay[i] <= 'Z'))
+      continue;
     std::size_t k = 0;
     while (k < needle.size() && lower(hay[i + k]) == lower(needle[k])) ++k;
     if (k == needle.size()) return true;

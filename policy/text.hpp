@@ -113,8 +113,9 @@ void encode(std::uint32_t cp, std::string& out);
 
 // Whether needle occurs in hay (ASCII case-insensitive) where a word starts:
 // a needle that begins with an ASCII letter may not follow one ("ssn" is not in
-// "classname"; "SSNs" holds "SSN"). Only hay is looked at, so an occurrence at
-// its first byte counts.
+// "classname"; "SSNs" holds "SSN"), unless it starts with a capital after a
+// lower-case letter ("customerSsn"). Only hay is looked at, so an occurrence
+// at its first byte counts.
 [[nodiscard]] bool contains_word_start_ci(std::string_view hay, std::string_view needle) noexcept;
 
 }  // namespace customs::policy::text

@@ -314,6 +314,11 @@ TEST_CASE("context words count where a word starts, not inside a longer word", "
   CHECK(detectors("(SSN)536221234") == ssn);
   CHECK(detectors("1SSN 536221234") == ssn);
   CHECK(detectors("Passports: E12345678") == passport);
+  // Found in review: field names in camelCase ("customerSsn", "holderPassport")
+  // start a word at the capital.
+  CHECK(detectors("{\"customerSsn\": \"536221234\"}") == ssn);
+  CHECK(detectors("{\"holderPassport\":\"E12345678\"}") == passport);
+  CHECK(detectors("CLASSNAME 536221234") == none);
   // Words in scripts without spaces have no boundary to keep.
   CHECK(detectors("我的护照E12345678") == passport);
 }
