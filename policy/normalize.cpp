@@ -293,14 +293,13 @@ constexpr bool row_separator(char c) noexcept { return c == ' ' || c == '-' || c
 // digits: 1 yes, 0 no, -1 not known before more input comes. The whole row is
 // looked at (numerals, invisible characters, single separators): it must hold
 // numeral_min_run numerals, end within max_numeral_lookahead bytes, and touch
-// no digit before it, nor a letter that follows a digit (blocked_before), and
-// no digit after it, so that a row beside an identifier in digits never joins
-// it into a longer one ("〇〇〇〇11010519491231002X", "11010519491231002X〇〇〇〇"
-// keep the ID's boundaries); a letter after it may be an ID's check character
-// ("...〇〇二X"), and a letter before it an identifier's first ("DE八九...",
-// "T四二二...").
-int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool final, bool blocked_before) noexcept {
-  if (blocked_before) return 0;
+// no letter or digit before it (prev_alnum: N's last character is an ASCII
+// letter or digit) and no digit after it, so that a row beside an identifier in
+// digits never joins it into a longer one ("〇〇〇〇11010519491231002X",
+// "11010519491231002X〇〇〇〇" keep the ID's boundaries); a letter after it may
+// be an ID's check character ("...〇〇二X").
+int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool final, bool prev_alnum) noexcept {
+  if (prev_alnum) return 0;
   std::size_t count = 1;
   std::size_t j = i + len;
   bool after_sep = false;  // one separator since the last numeral
@@ -379,24 +378,6 @@ void source_map::forget_before(std::size_t n) {
   pieces.erase(pieces.begin(), it - 1);
 }
 
-void normalizer::note_ascii(char c) noexcept {
-  if (c >= '0' && c <= '9') {
-    last_ = last_char::digit;
-  } else if (ascii_alnum(c)) {
-    if (last_ == last_char::letter) {
-      if (letters_ < 3) ++letters_;
-    } else {
-      letters_after_digit_ = last_ == last_char::digit || last_ == last_char::separator_after_digit;
-      letters_ = 1;
-    }
-    last_ = last_char::letter;
-  } else if (row_separator(c) && last_ == last_char::digit) {
-    last_ = last_char::separator_after_digit;
-  } else {
-    last_ = last_char::other;
-  }
-}
-
 void normalizer::run(std::string_view in, bool final, std::string& out, source_map& map) {
   const std::size_t base = consumed_;  // original offset of in[0]
   std::size_t i = 0;
@@ -409,11 +390,11 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       row_sep_ = false;
       if (numeral_row_) {
         emit_made(std::string_view(&d, 1), o, src.size(), out, map);
-        last_ = last_char::digit;
+        last_alnum_ = true;
         return;
       }
       // A row decided against: each of its numerals stays.
-      last_ = last_char::other;
+      last_alnum_ = false;
       if (raw) {
         emit_copy(src, o, out, map);
       } else {
@@ -428,8 +409,8 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
     // Whether what enters N is an ASCII letter or digit: a folded one, or one
     // decoded from an escape (a removed character changes nothing; past the
     // bound it stays).
-    if (f == fate::fold) note_ascii(folded);
-    else if (f == fate::keep) note_ascii(cp < 0x80 ? static_cast<char>(cp) : '\0');
+    if (f == fate::fold) last_alnum_ = ascii_alnum(folded);
+    else if (f == fate::keep) last_alnum_ = cp < 0x80 && ascii_alnum(static_cast<char>(cp));
     switch (f) {
       case fate::remove:
         if (removed_run_ + src.size() <= max_removed_run) {
@@ -438,7 +419,7 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
           return;
         }
         numeral_row_ = row_kept_ = false;
-        last_ = last_char::other;
+        last_alnum_ = false;
         break;  // past the bound: it stays (and breaks a match there)
       case fate::fold:
         emit_made(std::string_view(&folded, 1), o, src.size(), out, map);
@@ -466,10 +447,7 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       }
       emit_copy(in.substr(i, j - i), base + i, out, map);
       removed_run_ = 0;
-      // What N ends with depends on its last five characters at most (a run of
-      // three letters, or up to two letters, a separator and a digit before).
-      if (j - i > 5) last_ = last_char::other;
-      for (std::size_t k = j - std::min<std::size_t>(j - i, 5); k < j; ++k) note_ascii(in[k]);
+      last_alnum_ = ascii_alnum(in[j - 1]);
       // A row goes on across one separator (character by character: the
       // first ASCII character may be it, a second one ends the row).
       if ((numeral_row_ || row_kept_) && j - i == 1 && row_separator(in[i]) && !row_sep_) {
@@ -491,7 +469,7 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
         emit_copy(in.substr(i, 1), base + i, out, map);
         removed_run_ = 0;
         numeral_row_ = row_kept_ = false;
-        last_ = last_char::other;
+        last_alnum_ = false;
         ++i;
         continue;
       }
@@ -513,12 +491,12 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       emit_copy(in.substr(i, len), base + i, out, map);
       removed_run_ = 0;
       numeral_row_ = row_kept_ = false;
-      last_ = last_char::other;
+      last_alnum_ = false;
       i += len;
       continue;
     }
     if (numeral != 0 && !numeral_row_ && !row_kept_) {
-      const int row = numeral_row_ahead(in, i, len, final, row_blocked_before());
+      const int row = numeral_row_ahead(in, i, len, final, last_alnum_);
       if (row < 0) break;  // decided when more of the text comes
       numeral_row_ = row > 0;
       row_kept_ = row == 0;

@@ -107,21 +107,7 @@ class normalizer {
   bool numeral_row_ = false;      // inside a row of Chinese numerals read as digits
   bool row_sep_ = false;          // the row's last character was a separator
   bool row_kept_ = false;         // inside a row of numerals decided against
-  // What N ends with, for the start of a row of numerals: a row is read after
-  // a run of one or two ASCII letters that does not follow a digit (directly
-  // or across one separator: a check letter, "12345678-Z", "...002 X"): the
-  // start of an identifier such as "DE" or "T". It is not read right after a
-  // digit, nor after a longer run of letters (the end of an identifier, a key
-  // or a word: "MUR", "xyz", "SECRET", "NRIC") or a run after a digit.
-  enum class last_char : std::uint8_t { other, digit, separator_after_digit, letter };
-  last_char last_ = last_char::other;
-  std::uint8_t letters_ = 0;           // length of the run of letters N ends with (at most 3)
-  bool letters_after_digit_ = false;   // that run follows a digit or a separator after one
-  void note_ascii(char c) noexcept;
-  [[nodiscard]] bool row_blocked_before() const noexcept {
-    if (last_ == last_char::letter) return letters_after_digit_ || letters_ >= 3;
-    return last_ == last_char::digit;
-  }
+  bool last_alnum_ = false;       // N's last character is an ASCII letter or digit
 };
 
 struct normalized {

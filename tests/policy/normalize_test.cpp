@@ -129,34 +129,18 @@ TEST_CASE("rows of Chinese numerals become digits, a numeral in prose stays", "[
   CHECK(norm("一二三四" + u(0x200B) + "13812345678") == "一二三四13812345678");
   CHECK(norm("13812345678" + u(0x200B) + "一二三四") == "13812345678一二三四");
   CHECK(norm("一二三四" + u(0x0661)) == "一二三四1");  // a digit of another script touches too
-  // After a letter a row is read (identifiers that start with letters:
-  // IBAN, NRIC, Taiwan ID, NIE), unless that letter follows a digit: it may
-  // end an identifier in digits (a check character), which the row would
-  // join into a longer one.
-  CHECK(norm("DE八九 三七〇四 〇〇四四 〇五三二 〇一三〇 〇〇") == "DE89 3704 0044 0532 0130 00");
-  CHECK(norm("T四二二七〇四六B") == "T4227046B");
-  CHECK(norm("C一六五五五四七六四") == "C165554764");
-  CHECK(norm("NIE X一二三四五六七L") == "NIE X1234567L");
-  CHECK(norm("ID一二三四") == "ID1234");
-  CHECK(norm("call 一三八一二三四五六七八") == "call 13812345678");
-  CHECK(norm("T4227046B一二三四") == "T4227046B一二三四");
-  CHECK(norm("11010519491231002X" + u(0x200B) + "〇〇〇〇") == "11010519491231002X〇〇〇〇");
-  CHECK(norm("1&#88;一二三四") == "1X一二三四");  // a letter decoded from a reference counts as one
-  // Found in review: a check letter after a separator ("12345678-Z",
-  // "11010519491231002 X", "JG 10 37 59 A"), a run of letters that ends an
-  // identifier or a key ("...0200000MUR", "...xyz", "TOP SECRET") and a word
-  // before a letter-first identifier ("NRIC一二三四T4227046B") keep a row
-  // after them unread.
+  // A row right after an ASCII letter stays too: the letter may end an
+  // identifier (a check letter, also after a separator: "12345678-Z", a key,
+  // an IBAN's currency) or start one that the row would join (found in review
+  // of a version that read rows after one or two letters: "ab一二三四" before a
+  // resident ID, an IBAN or an NRIC hid it). So identifiers that start with
+  // letters are not read in numerals ("T四二二七〇四六B"): a known limit.
+  CHECK(norm("T四二二七〇四六B") == "T四二二七〇四六B");
   CHECK(norm("12345678-Z二〇二四年") == "12345678-Z二〇二四年");
-  CHECK(norm("11010519491231002 X二〇二四年") == "11010519491231002 X二〇二四年");
-  CHECK(norm("JG 10 37 59 A二〇二三年") == "JG 10 37 59 A二〇二三年");
-  CHECK(norm("12.345.678-Z" + u(0xAD) + "二〇二四年") == "12.345.678-Z二〇二四年");
   CHECK(norm("0200000MUR二〇二四") == "0200000MUR二〇二四");
-  CHECK(norm("0000AB二〇二四") == "0000AB二〇二四");
-  CHECK(norm("xyz二〇二四") == "xyz二〇二四");
-  CHECK(norm("TOP SECRET二〇二四") == "TOP SECRET二〇二四");
-  CHECK(norm("NRIC一二三四T4227046B") == "NRIC一二三四T4227046B");
-  CHECK(norm("FY二〇二四") == "FY2024");  // one or two letters alone start an identifier
+  CHECK(norm("ab一二三四T4227046B") == "ab一二三四T4227046B");
+  CHECK(norm("A一二三四&#8203;11010519491231002X") == "A一二三四11010519491231002X");
+  CHECK(norm("call 一三八一二三四五六七八") == "call 13812345678");
   CHECK(norm("一二三四 13812345678") == "1234 13812345678");
   CHECK(norm("13812345678 一二三四") == "13812345678 1234");
   // A row ends at anything else, and each row is decided on its own.
