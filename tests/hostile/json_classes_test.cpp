@@ -408,7 +408,7 @@ TEST_CASE("json: an ID written as a JSON number is blocked wherever it stands, i
   CHECK(serving(e.d));
 }
 
-TEST_CASE("json: numbers JSON does not allow or a double cannot hold are refused unscanned; other numbers pass") {
+TEST_CASE("json: numbers JSON does not allow or a double cannot hold are refused unscanned, other numbers pass") {
   enforced_env e;
   const auto all = dialects();
   const auto& openai = all.front();
@@ -442,7 +442,7 @@ TEST_CASE("json: numbers JSON does not allow or a double cannot hold are refused
 
 // ---- (d) repeated keys ----
 
-TEST_CASE("json: a repeated key anywhere, also spelled with escapes, is refused; keys differing in case are two "
+TEST_CASE("json: a repeated key anywhere, also spelled with escapes, is refused, keys differing in case are two "
           "keys and both are scanned") {
   enforced_env e;
   const std::string id = quoted(the_id);

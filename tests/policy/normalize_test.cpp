@@ -56,7 +56,7 @@ TEST_CASE("invisible format characters are removed", "[normalize]") {
     CHECK_FALSE(is_invisible(cp));
 }
 
-TEST_CASE("control characters that render as nothing are removed; whitespace controls stay", "[normalize]") {
+TEST_CASE("control characters that render as nothing are removed, whitespace controls stay", "[normalize]") {
   // NUL between the digits of an ID ("110105\0...", sent as \u0000 in JSON)
   // reaches a model as the digits around it.
   for (const std::uint32_t cp : {0x00u, 0x01u, 0x08u, 0x0Eu, 0x1Bu, 0x1Fu, 0x7Fu, 0x80u, 0x84u, 0x86u, 0x9Fu}) {
