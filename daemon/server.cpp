@@ -13,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -208,10 +209,11 @@ asio::awaitable<void> accept_loop(worker& w, unsigned listener) {
   }
 }
 
-// A listener's port is shared by the acceptors of every worker (SO_REUSEPORT),
-// which would let another process bind it too and take part of the traffic:
-// a second customsd started by mistake, perhaps with a config that does not
-// enforce. Before binding, customsd therefore claims the address:
+// A listener's socket is bound without SO_REUSEPORT (the workers accept on
+// duplicates of one descriptor), so no other socket can bind its port while
+// customsd runs, with or without port sharing: a second customsd started by
+// mistake, perhaps with a config that does not enforce, cannot take part of
+// the traffic. Before binding, customsd claims the address, to say why:
 //  - a lock held for the life of the process: an abstract Unix socket named
 //    after the address (bound once per network namespace, like the port, and
 //    released by the kernel when the process ends, even by SIGKILL); it makes
@@ -219,8 +221,6 @@ asio::awaitable<void> accept_loop(worker& w, unsigned listener) {
 //  - a probe: binding the address without SO_REUSEPORT fails while any other
 //    socket listens on it (customsd or not; also a wildcard listener on the
 //    same port).
-// Known gap: a process that binds the port with SO_REUSEPORT after customsd
-// started, as the same user, is not detected.
 // Returns the lock's descriptor; throws std::runtime_error naming the reason.
 int claim_listen_address(const std::string& name, const tcp::endpoint& ep) {
   const std::string where = "listener " + name + ": cannot listen on " + ep.address().to_string() + ":" +
@@ -435,24 +435,34 @@ void server::start() {
     std::uint16_t port = l.port;
     // Port 0 takes a free port: nobody else holds it.
     if (port != 0) port_locks_.push_back(claim_listen_address(l.name, tcp::endpoint(addr, port)));
+    // One listening socket per listener, bound without SO_REUSEPORT, so no
+    // other socket can join the port later; every worker accepts on its own
+    // duplicate of the descriptor (the kernel hands each connection to one of
+    // them).
+    int bound = -1;
     for (auto& w : workers_) {
       auto a = std::make_unique<tcp::acceptor>(w->ioc);
       const tcp::endpoint ep(addr, port);
-      a->open(ep.protocol(), ec);
-      if (!ec) a->set_option(asio::socket_base::reuse_address(true), ec);
-      if (!ec) {
-        const int one = 1;
-        if (::setsockopt(a->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      if (bound < 0) {
+        a->open(ep.protocol(), ec);
+        if (!ec) a->set_option(asio::socket_base::reuse_address(true), ec);
+        if (!ec) a->bind(ep, ec);
+        if (!ec) a->listen(asio::socket_base::max_listen_connections, ec);
+        if (!ec) bound = a->native_handle();
+      } else {
+        const int fd = ::fcntl(bound, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) {
           ec.assign(errno, boost::system::system_category());
+        } else {
+          a->assign(ep.protocol(), fd, ec);
+          if (ec) ::close(fd);
         }
       }
-      if (!ec) a->bind(ep, ec);
-      if (!ec) a->listen(asio::socket_base::max_listen_connections, ec);
       if (ec) {
         throw std::runtime_error("listener " + l.name + ": cannot listen on " + l.address + ":" +
                                  std::to_string(port) + ": " + ec.message());
       }
-      port = a->local_endpoint().port();  // port 0: the others bind the port the first got
+      port = a->local_endpoint().port();  // port 0: the port the socket got
       w->acceptors.push_back(std::move(a));
     }
     ports_[li] = port;

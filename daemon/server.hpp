@@ -1,6 +1,6 @@
 #pragma once
-// customsd as an object: worker threads (one io_context each, listeners bound
-// once per worker with SO_REUSEPORT so the kernel spreads connections), a
+// customsd as an object: worker threads (one io_context each, every worker
+// accepting on a duplicate of each listener's one socket), a
 // control thread (admin listener, signals, drain, reload), and the runtime
 // snapshot they share. Tests run it in-process; main.cpp wraps it.
 //

@@ -63,6 +63,42 @@ TEST_CASE("process: a port held by another program with SO_REUSEPORT is refused 
   CHECK(r.err.find("the address is in use by another process") != std::string::npos);
 }
 
+// A program started after customsd, as the same user, that binds the
+// listener's port with SO_REUSEPORT (and SO_REUSEADDR) would join a port
+// group and receive part of the traffic uninspected. customsd's listening
+// socket does not take part in port sharing, so the bind fails, for IPv4 and
+// for a wildcard address on the same port.
+TEST_CASE("process: a program binding a running customsd's port with SO_REUSEPORT gets EADDRINUSE") {
+  fake_provider up;
+  // Two workers: both accept on the one listening socket.
+  std::string cfg = relay_config(up.port());
+  cfg.replace(cfg.find("threads: 1"), 10, "threads: 2");
+  daemon_under_test first(cfg);
+  const std::uint16_t port = first.port();
+  for (const in_addr_t addr : {htonl(INADDR_LOOPBACK), htonl(INADDR_ANY)}) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    const int one = 1;
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0);
+    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = addr;
+    sa.sin_port = htons(port);
+    const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
+    const int err = errno;
+    ::close(fd);
+    INFO("address " << (addr == htonl(INADDR_ANY) ? "0.0.0.0" : "127.0.0.1"));
+    CHECK(rc == -1);
+    CHECK(err == EADDRINUSE);
+  }
+  for (int i = 0; i < 10; ++i) {
+    http_client c(port);
+    CHECK(c.request("GET", "/no-such-route/").status == 404);
+  }
+  CHECK(await_metric(first.admin_port(), R"(customs_requests_total{route="none",status="404"})", 10) == 10);
+}
+
 TEST_CASE("process: a second customsd on the same admin port exits 2") {
   fake_provider up;
   const auto admin = closed_port();
