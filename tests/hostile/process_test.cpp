@@ -19,6 +19,28 @@ std::string with_ports(std::string cfg, std::uint16_t listener, std::uint16_t ad
   return cfg;
 }
 
+// Binds an IPv4 TCP socket the way a program sharing a port does
+// (SO_REUSEPORT and SO_REUSEADDR) to addr:port (port 0: any free one).
+// Returns the descriptor, or -1 with errno set by the failing call.
+int bind_sharing(in_addr_t addr, std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  const int one = 1;
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = addr;
+  sa.sin_port = htons(port);
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0) {
+    const int e = errno;
+    ::close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
 }  // namespace
 
 TEST_CASE("process: a second customsd on the same listener port exits 2, the first keeps all traffic") {
@@ -42,16 +64,10 @@ TEST_CASE("process: a second customsd on the same listener port exits 2, the fir
 }
 
 TEST_CASE("process: a port held by another program with SO_REUSEPORT is refused at start") {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = bind_sharing(htonl(INADDR_LOOPBACK), 0);
   REQUIRE(fd >= 0);
-  const int one = 1;
-  REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0);
-  REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0);
   REQUIRE(::listen(fd, 4) == 0);
+  sockaddr_in sa{};
   socklen_t len = sizeof sa;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
   const std::uint16_t port = ntohs(sa.sin_port);
@@ -76,20 +92,11 @@ TEST_CASE("process: a program binding a running customsd's port with SO_REUSEPOR
   daemon_under_test first(cfg);
   const std::uint16_t port = first.port();
   for (const in_addr_t addr : {htonl(INADDR_LOOPBACK), htonl(INADDR_ANY)}) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd >= 0);
-    const int one = 1;
-    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0);
-    REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = addr;
-    sa.sin_port = htons(port);
-    const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
+    const int fd = bind_sharing(addr, port);
     const int err = errno;
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
     INFO("address " << (addr == htonl(INADDR_ANY) ? "0.0.0.0" : "127.0.0.1"));
-    CHECK(rc == -1);
+    CHECK(fd == -1);
     CHECK(err == EADDRINUSE);
   }
   for (int i = 0; i < 10; ++i) {
