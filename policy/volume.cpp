@@ -159,6 +159,20 @@ std::vector<std::string> volume_counter_ids(const rule_set& rules) {
   return ids;
 }
 
+std::int64_t rolling_window_start(const time_zone& zone, std::int64_t now, std::uint32_t days,
+                                  std::uint32_t months) noexcept {
+  if (days > 0) return now - std::int64_t{days} * 86400;
+  const auto day = zone.date_at(now);
+  const std::int64_t since_midnight = now - zone.local_midnight(day.year, day.month, day.day);
+  const std::int64_t back = std::int64_t{day.year} * 12 + (day.month - 1) - months;
+  const int y = static_cast<int>(back / 12);
+  const unsigned m = static_cast<unsigned>(back % 12) + 1;
+  static constexpr unsigned lengths[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  unsigned last = lengths[m - 1];
+  if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) last = 29;
+  return zone.local_midnight(y, m, std::min(day.day, last)) + since_midnight;
+}
+
 std::vector<volume_demand> volume_demands(const rule_set& rules, const flow_context& ctx, const verdict& v,
                                           std::int64_t now_unix) {
   std::vector<volume_demand> out;
@@ -205,27 +219,13 @@ std::vector<volume_demand> volume_demands(const rule_set& rules, const flow_cont
         break;
       }
       case volume_window::rolling:
-        if (c.rolling_days > 0) {
-          d.window = "rolling-" + std::to_string(c.rolling_days) + "d";
-          d.expire_before = now - std::int64_t{c.rolling_days} * 86400;
-          d.expires_at = now + std::int64_t{c.rolling_days} * 86400;
-        } else {
-          // The same time of day, the same day of the month N months back (the
-          // last day of that month when it is shorter), in the window's zone.
-          d.window = "rolling-" + std::to_string(c.rolling_months) + "m";
-          const auto day = zone.date_at(now);
-          const std::int64_t since_midnight = now - zone.local_midnight(day.year, day.month, day.day);
-          std::int64_t months = std::int64_t{day.year} * 12 + (day.month - 1) - c.rolling_months;
-          const int y = static_cast<int>(months / 12);
-          const unsigned m = static_cast<unsigned>(months % 12) + 1;
-          static constexpr unsigned lengths[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-          unsigned last = lengths[m - 1];
-          if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) last = 29;
-          d.expire_before = zone.local_midnight(y, m, std::min(day.day, last)) + since_midnight;
-          d.expires_at = now + std::int64_t{c.rolling_months} * 31 * 86400;
-        }
+        d.window = "rolling-" + (c.rolling_days > 0 ? std::to_string(c.rolling_days) + "d"
+                                                    : std::to_string(c.rolling_months) + "m");
+        d.expire_before = rolling_window_start(zone, now, c.rolling_days, c.rolling_months);
+        d.expires_at = now + std::int64_t{c.rolling_days > 0 ? c.rolling_days : c.rolling_months * 31} * 86400;
         break;
     }
+    d.zone = zone.name();
     d.key = c.id + "|" + d.scope + "|" + d.window;
     for (const auto& l : c.levels) {
       if (effective(*set, l, ctx, now, nullptr) >= action::redact) {

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "policy/policy.hpp"
+#include "policy/time_zone.hpp"
 
 namespace customs::policy {
 
@@ -47,6 +48,7 @@ struct volume_demand {
   std::string key;
   std::string scope;   // "tenant=acme,src=CN,dst=US" restricted to the counter's `per`; "" pooled
   std::string window;  // "2026" (calendar year), "2026-05" (month), "rolling-365d"
+  std::string zone;    // the time zone the window is reckoned in ("Asia/Shanghai", "UTC")
   // Rolling windows: subjects last seen before this instant (unix seconds) no
   // longer count. 0 for calendar windows.
   std::int64_t expire_before = 0;
@@ -66,6 +68,14 @@ struct volume_count {
   std::uint64_t after = 0;   // with this flow's subjects (whether or not they were added)
   bool added = false;        // this flow's subjects were added
 };
+
+// The first instant (unix seconds) that a rolling window ending at `now` holds:
+// `days` days back, else the same local time of day on the same day of the
+// month `months` months back in `zone` (the last day of that month when it is
+// shorter). customsd keeps a subject last seen at or after it; `customsctl audit
+// volumes` recounts with the same instant.
+[[nodiscard]] std::int64_t rolling_window_start(const time_zone& zone, std::int64_t now, std::uint32_t days,
+                                                std::uint32_t months) noexcept;
 
 // Whether the set declares any counter (flows pay nothing otherwise).
 [[nodiscard]] bool has_volumes(const rule_set& rules) noexcept;

@@ -8,10 +8,12 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "audit/format.hpp"
 #include "crypto/key_file.hpp"
+#include "policy/volume.hpp"
 
 namespace customs::tools {
 namespace {
@@ -19,25 +21,59 @@ namespace {
 namespace json = boost::json;
 
 struct key_state {
-  std::map<std::string, std::int64_t> last_seen;  // hex hash -> last flow time (us)
+  std::map<std::string, std::int64_t> last_seen;  // hex hash -> last flow time (unix seconds)
   std::uint64_t flows = 0;                        // flows that added to it
   std::uint64_t reported = 0;                     // the highest count customsd reported
   std::string level;                              // the level of that report
+  std::string zone;                               // the window's time zone, as the latest flow recorded it
+  std::int64_t zone_time = 0;                     // that flow's time
+  bool without_zone = false;                      // a flow recorded no zone (written before zones were)
 };
 
 std::string date_part(std::int64_t time_us, std::size_t n) { return audit::format::format_time(time_us).substr(0, n); }
 
-// A rolling window's length in microseconds from its label ("rolling-365d",
-// "rolling-12m": months counted as the longest, 31 days, so a recount never
-// drops a subject customsd still counted); 0 for calendar windows.
-std::int64_t rolling_length_us(const std::string& window) {
-  if (!window.starts_with("rolling-") || window.size() < 10) return 0;
-  std::int64_t n = 0;
+std::int64_t seconds_of(std::int64_t time_us) {
+  return time_us / 1'000'000 - (time_us % 1'000'000 < 0 ? 1 : 0);
+}
+
+// A rolling window's length from its label: "rolling-365d" is {365, 0},
+// "rolling-12m" {0, 12}; {0, 0} for calendar windows.
+std::pair<std::uint32_t, std::uint32_t> rolling_length(const std::string& window) {
+  if (!window.starts_with("rolling-") || window.size() < 10) return {0, 0};
+  std::uint32_t n = 0;
   const char* b = window.data() + 8;
   const char* e = window.data() + window.size() - 1;
-  if (std::from_chars(b, e, n).ptr != e) return 0;
-  const std::int64_t day = 86'400'000'000;
-  return window.back() == 'd' ? n * day : window.back() == 'm' ? n * 31 * day : 0;
+  if (std::from_chars(b, e, n).ptr != e || n == 0 || n > 100'000) return {0, 0};
+  if (window.back() == 'd') return {n, 0};
+  if (window.back() == 'm') return {0, n};
+  return {0, 0};
+}
+
+// The first second a rolling window ending at `end` holds, reckoned as customsd
+// reckons it (policy::rolling_window_start) in the zone the flows recorded.
+// Flows written before the trail recorded zones, or a zone this machine cannot
+// load, count months as 31 days: an upper bound that never drops a subject
+// customsd still counted. `exact` says which.
+std::int64_t window_start(const key_state& k, std::uint32_t days, std::uint32_t months, std::int64_t end,
+                          std::map<std::string, std::optional<policy::time_zone>>& zones, bool& exact) {
+  exact = true;
+  if (days > 0) return policy::rolling_window_start(policy::time_zone(), end, days, 0);
+  const std::optional<policy::time_zone>* zone = nullptr;
+  if (!k.zone.empty()) {
+    auto it = zones.find(k.zone);
+    if (it == zones.end()) {
+      std::string why;
+      auto z = policy::time_zone::load(k.zone, why);
+      if (!z) std::cerr << "customsctl: time zone \"" << k.zone << "\": " << why << "; months counted as 31 days\n";
+      it = zones.emplace(k.zone, std::move(z)).first;
+    }
+    zone = &it->second;
+  }
+  if (k.without_zone || zone == nullptr || !zone->has_value()) {
+    exact = false;
+    return end - std::int64_t{months} * 31 * 86400;
+  }
+  return policy::rolling_window_start(**zone, end, 0, months);
 }
 
 std::string cell(const std::string& s) { return s.empty() ? "-" : s; }
@@ -106,38 +142,60 @@ int cmd_audit_volumes(const parsed_args& a, const audit::record_filter& filter) 
         };
         auto& k = keys[{str("counter"), str("scope"), str("window")}];
         ++k.flows;
+        const auto zone = str("zone");
+        if (zone.empty()) {
+          k.without_zone = true;
+        } else if (k.zone.empty() || rec.time_us >= k.zone_time) {
+          k.zone = zone;
+          k.zone_time = rec.time_us;
+        }
+        const std::int64_t seen = seconds_of(rec.time_us);
         if (const auto* hs = so.if_contains("subjects"); hs && hs->is_array())
           for (const auto& h : hs->get_array())
             if (h.is_string()) {
-              auto& t = k.last_seen[std::string(h.get_string())];
-              t = std::max(t, rec.time_us);
+              auto [it, fresh] = k.last_seen.try_emplace(std::string(h.get_string()), seen);
+              if (!fresh) it->second = std::max(it->second, seen);
             }
       }
     }
     return true;
   });
-  // Rolling windows count the subjects seen within their length before the
-  // end of the period read (--until, else the last flow).
-  const std::int64_t end = filter.until_us.value_or(last_time);
+  // Rolling windows count the subjects last seen within them, the window
+  // ending at the end of the period read (--until, else the last flow), to
+  // the second.
+  const std::int64_t end = seconds_of(filter.until_us.value_or(last_time));
   struct row {
-    std::string counter, scope, window;
+    std::string counter, scope, window, zone;
     std::uint64_t subjects, flows, reported;
     std::string level;
+    std::optional<std::int64_t> start;  // rolling windows: the first second counted
+    bool exact = true;
   };
   std::vector<row> rows;
+  std::map<std::string, std::optional<policy::time_zone>> zones;
+  bool approximate = false;
   for (const auto& [id, k] : keys) {
-    const auto len = rolling_length_us(std::get<2>(id));
-    std::uint64_t n = 0;
-    for (const auto& [_, t] : k.last_seen) n += (len == 0 || t >= end - len) ? 1 : 0;
-    rows.push_back({std::get<0>(id), std::get<1>(id), std::get<2>(id), n, k.flows, k.reported, k.level});
+    row x{std::get<0>(id), std::get<1>(id), std::get<2>(id), k.zone, 0, k.flows, k.reported, k.level, {}, true};
+    const auto [days, months] = rolling_length(x.window);
+    if (days > 0 || months > 0) x.start = window_start(k, days, months, end, zones, x.exact);
+    approximate = approximate || !x.exact;
+    for (const auto& [_, t] : k.last_seen) x.subjects += (!x.start || t >= *x.start) ? 1 : 0;
+    rows.push_back(std::move(x));
   }
   switch (out) {
     case fmt::json: {
       json::array arr;
-      for (const auto& x : rows)
-        arr.push_back(json::object{{"counter", x.counter}, {"scope", x.scope}, {"window", x.window},
-                                   {"subjects", x.subjects}, {"flows", x.flows}, {"reported", x.reported},
-                                   {"level", x.level}});
+      for (const auto& x : rows) {
+        json::object o{{"counter", x.counter}, {"scope", x.scope}, {"window", x.window},
+                       {"subjects", x.subjects}, {"flows", x.flows}, {"reported", x.reported},
+                       {"level", x.level}};
+        if (!x.zone.empty()) o["zone"] = x.zone;
+        if (x.start) {
+          o["window_start"] = audit::format::format_time(*x.start * 1'000'000);
+          o["window_exact"] = x.exact;
+        }
+        arr.push_back(std::move(o));
+      }
       json::object doc{{"volumes", std::move(arr)}, {"flows_read", flows}, {"erased", erased},
                        {"unreadable", unreadable}};
       std::cout << json::serialize(doc) << "\n";
@@ -155,10 +213,13 @@ int cmd_audit_volumes(const parsed_args& a, const audit::record_filter& filter) 
                 << "REPORTED" << "  LEVEL\n";
       for (const auto& x : rows)
         std::cout << std::left << std::setw(28) << x.counter << std::setw(28) << cell(x.scope) << std::setw(14)
-                  << x.window << std::right << std::setw(12) << x.subjects << std::setw(10) << x.flows
+                  << (x.exact ? x.window : x.window + " ~") << std::right << std::setw(12) << x.subjects << std::setw(10) << x.flows
                   << std::setw(12) << x.reported << "  " << cell(x.level) << "\n";
       std::cout << flows << " flows read, " << erased << " erased (their subjects are not counted), " << unreadable
                 << " unreadable\n";
+      if (approximate)
+        std::cout << "rolling month windows marked ~ hold flows that recorded no time zone: months counted as 31 "
+                     "days, an upper bound (subjects up to 7 days older than customsd kept count too)\n";
       break;
   }
   return unreadable == 0 ? 0 : 1;

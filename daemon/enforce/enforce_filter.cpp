@@ -521,7 +521,7 @@ std::string opened_payload(const flow_env& env, request_result& r) {
       subjects.reserve(k.subjects.size());
       for (const auto& h : k.subjects) subjects.emplace_back(volume::to_hex(h));
       keys.push_back(json::object({{"counter", k.counter}, {"scope", k.scope}, {"window", k.window},
-                                   {"subjects", std::move(subjects)}}, sp));
+                                   {"zone", k.zone}, {"subjects", std::move(subjects)}}, sp));
     }
     p["volume_subjects"] = std::move(keys);
   }

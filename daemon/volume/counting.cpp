@@ -85,6 +85,7 @@ void volume_counter::take(const policy::rule_set& rules, const policy::flow_cont
         k.counter = st.demands[i].counter_id;
         k.scope = st.demands[i].scope;
         k.window = st.demands[i].window;
+        k.zone = st.demands[i].zone;
         k.subjects = std::move(st.ops[i].members);
         st.out.added.push_back(std::move(k));
       }

@@ -23,7 +23,7 @@ struct counting_outcome {
   // Per key the flow's subjects were added to: their hashes (what
   // `customsctl audit volumes` recomputes the counters from).
   struct added_key {
-    std::string key, counter, scope, window;
+    std::string key, counter, scope, window, zone;
     std::vector<subject_hash> subjects;
   };
   std::vector<added_key> added;

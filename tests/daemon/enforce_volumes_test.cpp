@@ -82,6 +82,7 @@ TEST_CASE("enforce volumes: the audit trail holds the keyed hashes and the level
   REQUIRE(subjects.size() == 1);
   CHECK(subjects[0].at("counter").as_string() == "tv.members");
   CHECK(subjects[0].at("scope").as_string() == "tenant=demo");
+  CHECK(subjects[0].at("zone").as_string() == "UTC");  // what audit volumes reckons rolling months in
   const customs::daemon::volume::subject_hasher h(key);
   CHECK(subjects[0].at("subjects").as_array()[0].as_string() ==
         customs::daemon::volume::to_hex(h.hash("pi.member_id:MID000042")));

@@ -104,6 +104,7 @@ TEST_CASE("volumes: demands hold each subject once, normalised, per tenant and y
   CHECK(d[0].scope == "tenant=acme");
   CHECK(d[0].window == "2026");
   CHECK(d[0].key == "vol.count|tenant=acme|2026");
+  CHECK(d[0].zone == "Asia/Shanghai");
   CHECK(d[0].subjects == std::vector<std::string>{"pi.phone:13812345678", "pi.phone:13900001111"});
   CHECK(d[0].limit == 5);
   CHECK(d[0].expires_at == unix_at(2026, 12, 31, 16));  // 2027-01-01 00:00 in Shanghai
@@ -204,6 +205,25 @@ TEST_CASE("volumes: rolling windows look back whole months in the window's zone"
   REQUIRE(d.size() == 1);
   CHECK(d[0].window == "rolling-12m");
   CHECK(d[0].expire_before == unix_at(2023, 2, 28, 10));  // no 29 February in 2023
+  CHECK(d[0].zone == "UTC");
+  // In Shanghai: 2024-02-29 17:00 UTC is 1 March 01:00 there, so the window
+  // starts 2023-03-01 01:00 there (2023-02-28 17:00 UTC), the instant the
+  // function customsctl audit volumes recounts with gives.
+  std::string z = base_pack;
+  z.replace(z.find("{calendar_year: true, time_zone: Asia/Shanghai}"),
+            std::string("{calendar_year: true, time_zone: Asia/Shanghai}").size(),
+            "{rolling: \"12 months\", time_zone: Asia/Shanghai}");
+  const auto rz = load_yaml(z);
+  REQUIRE(rz.ok());
+  const auto dz = volume_demands(*rz.rules, ctx, decide(*rz.rules, "13812345678", ctx), unix_at(2024, 2, 29, 17));
+  REQUIRE(dz.size() == 1);
+  CHECK(dz[0].zone == "Asia/Shanghai");
+  CHECK(dz[0].expire_before == unix_at(2023, 2, 28, 17));
+  std::string why;
+  const auto sh = time_zone::load("Asia/Shanghai", why);
+  REQUIRE(sh);
+  CHECK(rolling_window_start(*sh, unix_at(2024, 2, 29, 17), 0, 12) == dz[0].expire_before);
+  CHECK(rolling_window_start(*sh, unix_at(2024, 2, 29, 17), 30, 0) == unix_at(2024, 1, 30, 17));
 }
 
 TEST_CASE("volumes: counters change the rule-set hash, and sets without counters keep theirs") {

@@ -5,6 +5,8 @@
 #include <fstream>
 
 #include "audit_tools_support.hpp"
+#include "policy/time_zone.hpp"
+#include "policy/volume.hpp"
 #include "tests/audit/audit_test_support.hpp"
 
 using namespace customs::tools::testing;
@@ -290,6 +292,81 @@ TEST_CASE("audit volumes: after an erasure the erased flow's subjects no longer 
   const auto doc = boost::json::parse(r.out).as_object();
   CHECK(doc.at("volumes").as_array()[0].at("subjects").as_int64() == 4);  // {4,5} gone
   CHECK(doc.at("erased").as_int64() == 1);
+}
+
+TEST_CASE("audit volumes: rolling month windows are recounted in the zone the flows recorded, to the second",
+          "[tools][audit]") {
+  // One flow adds subject 1 to a rolling-12m key whose zone was recorded
+  // (Asia/Shanghai) and to one whose flows recorded none (trails written
+  // before zones were recorded).
+  trail t;
+  const std::string db = t.db.string();
+  const std::string key = (t.keys / "auditor.key").string();
+  {
+    auto s = customs::audit::store::open_store(t.opts);
+    ack_counter acks;
+    auto opened = make_record(1, customs::audit::record_kind::flow_opened);
+    const std::string subject = "\"00000000000000000000000000000001\"";
+    opened.payload =
+        "{\"findings\":[],\"volume_subjects\":[{\"counter\":\"c\",\"scope\":\"zoned\",\"window\":\"rolling-12m\","
+        "\"zone\":\"Asia/Shanghai\",\"subjects\":[" + subject + "]},{\"counter\":\"c\",\"scope\":\"old\",\"window\":"
+        "\"rolling-12m\",\"subjects\":[" + subject + "]}]}";
+    REQUIRE_FALSE(s->append(std::move(opened), acks.handler()));
+    acks.wait_for(1);
+    s->close();
+  }
+  std::int64_t seen_us = 0;
+  {
+    customs::audit::reader r(db);
+    r.for_each({}, [&](const customs::audit::read_record& rec) {
+      if (rec.kind == customs::audit::record_kind::flow_opened) seen_us = rec.time_us;
+      return true;
+    });
+  }
+  REQUIRE(seen_us > 0);
+  // The instant whose 12-month window starts exactly at the flow's second:
+  // the same local time in Shanghai a year later.
+  std::string why;
+  const auto sh = customs::policy::time_zone::load("Asia/Shanghai", why);
+  REQUIRE(sh);
+  const std::int64_t seen = seen_us / 1'000'000;
+  const auto day = sh->date_at(seen);
+  const std::int64_t end = sh->local_midnight(day.year + 1, day.month, day.day) +
+                           (seen - sh->local_midnight(day.year, day.month, day.day));
+  if (customs::policy::rolling_window_start(*sh, end, 0, 12) != seen) {
+    WARN("the flow was written on 29 February: no instant a year later starts a window there");
+    return;
+  }
+  const auto until = [](std::int64_t unix) {
+    return customs::audit::format::format_time(unix * 1'000'000).substr(0, 19) + "Z";
+  };
+  const auto count = [&](std::int64_t at, const char* scope) {
+    const auto r = audit_cmd({"volumes", "--db", db, "--key", key, "--format", "json", "--until", until(at)});
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    const auto doc = boost::json::parse(r.out);
+    for (const auto& v : doc.at("volumes").as_array())
+      if (v.at("scope").as_string() == scope) return v.as_object();
+    FAIL("no row for " << scope);
+    return boost::json::object{};
+  };
+  // Ending at that instant the subject counts; a second later it does not.
+  const auto at_edge = count(end, "zoned");
+  CHECK(at_edge.at("subjects").as_int64() == 1);
+  CHECK(at_edge.at("zone").as_string() == "Asia/Shanghai");
+  CHECK(at_edge.at("window_exact").as_bool());
+  CHECK(at_edge.at("window_start").as_string() == customs::audit::format::format_time(seen * 1'000'000));
+  CHECK(count(end + 1, "zoned").at("subjects").as_int64() == 0);
+  // Without a recorded zone months count as 31 days: still counted then (an
+  // upper bound), marked as such, until 372 days have passed.
+  const auto old = count(end + 1, "old");
+  CHECK(old.at("subjects").as_int64() == 1);
+  CHECK_FALSE(old.at("window_exact").as_bool());
+  CHECK(count(seen + 372 * 86400, "old").at("subjects").as_int64() == 1);
+  CHECK(count(seen + 372 * 86400 + 1, "old").at("subjects").as_int64() == 0);
+  const auto table = audit_cmd({"volumes", "--db", db, "--key", key, "--until", until(end + 1)});
+  CHECK_THAT(table.out, Catch::Contains("rolling-12m ~"));
+  CHECK_THAT(table.out, Catch::Contains("months counted as 31 days"));
 }
 
 TEST_CASE("audit report: by model with the key, by month and year, unknown usage apart", "[tools][audit]") {
