@@ -128,6 +128,12 @@ void enforce_metrics::render(std::string& out) const {
   write_metric_header(out, "customs_source_headers_ignored_total", "counter",
                       "X-Customs-Source / X-Customs-Tenant headers ignored because the peer is not a trusted proxy.");
   write_sample(out, "customs_source_headers_ignored_total", "", sum(&enforce_shard::headers_ignored));
+  write_metric_header(out, "customs_volume_merges_total", "counter",
+                      "Journal entries of the local counter fallback (flows counted while Redis was unavailable) "
+                      "merged into Redis, failed (kept for the next merge) or unreadable (dropped).");
+  write_sample(out, "customs_volume_merges_total", "result=\"merged\"", volume_merged.load());
+  write_sample(out, "customs_volume_merges_total", "result=\"failed\"", volume_merge_failed.load());
+  write_sample(out, "customs_volume_merges_total", "result=\"unreadable\"", volume_journal_unreadable.load());
   write_metric_header(out, "customs_unscanned_events_total", "counter",
                       "Stream events forwarded without inspection (unscannable: tag or allow).");
   write_sample(out, "customs_unscanned_events_total", "", sum(&enforce_shard::unscanned_events));

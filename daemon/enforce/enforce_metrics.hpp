@@ -37,6 +37,10 @@
 //   customs_volume_unavailable_flows_total{policy} flows that met an unavailable store:
 //                                                refuse (503) or local (counted locally)
 //   customs_volume_levels_total{counter,level}   flows that reached a volume level
+//   customs_volume_merges_total{result}          journal entries of the local fallback (flows
+//                                                counted during a Redis outage): merged into
+//                                                Redis, failed (kept, tried again), unreadable
+//                                                (dropped)
 //   customs_rule_loads_total{result}             rule set loads at start-up and reload
 //   customs_rule_set_info{id,version,hash}       1 for the active rule set
 //   customs_limit_hits_total{limit}              flows that reached a bound: findings_per_flow
@@ -56,6 +60,7 @@
 #include "daemon/enforce/metering.hpp"
 #include "daemon/metrics.hpp"
 
+#include <atomic>
 #include <functional>
 #include <initializer_list>
 #include <map>
@@ -139,6 +144,9 @@ class enforce_metrics {
   counter_family volume_ops;
   counter_family volume_unavailable;
   counter_family volume_levels;
+  // Merges of the local fallback's journal (volume_counter::merge_local); they
+  // run on the Redis store's thread, not a worker's.
+  std::atomic<std::uint64_t> volume_merged{0}, volume_merge_failed{0}, volume_journal_unreadable{0};
   // Bounded label values of tokens / usage_unknown (set from metering.*).
   label_bound models{50};
   label_bound tenants{200};

@@ -51,19 +51,35 @@ volumes_config effective_volumes(const config& cfg) {
   return v;
 }
 
-std::shared_ptr<volume::volume_counter> open_volumes(const volumes_config& v) {
+std::shared_ptr<volume::volume_counter> open_volumes(const volumes_config& v,
+                                                     const std::shared_ptr<enforce_metrics>& stats) {
   auto hasher = std::make_shared<const volume::subject_hasher>(v.subject_key);
   std::shared_ptr<volume::counter_store> primary, local;
   if (v.backend == volumes_config::backend_kind::redis) {
     primary = volume::open_redis_store(v);
-    if (!v.refuse_on_unavailable) local = volume::open_sqlite_store(v.path);
+    if (!v.refuse_on_unavailable) local = volume::open_sqlite_store(v.path, /*journal=*/true);
   } else {
     primary = volume::open_sqlite_store(v.path);
   }
   log_line(log_level::info, "volumes_open")
       .kv("backend", primary->backend())
       .kv("on_unavailable", v.refuse_on_unavailable ? "refuse" : "local");
-  return std::make_shared<volume::volume_counter>(std::move(primary), std::move(local), std::move(hasher));
+  volume::volume_counter::merge_observer on_merge;
+  if (local) {
+    on_merge = [stats](const volume::merge_report& m) {
+      stats->volume_merged += m.merged;
+      stats->volume_merge_failed += m.failed;
+      stats->volume_journal_unreadable += m.unreadable;
+      if (m.merged > 0 || m.failed > 0 || m.unreadable > 0)
+        log_line(m.failed > 0 || m.unreadable > 0 ? log_level::warn : log_level::info, "volumes_merged")
+            .kv("merged", m.merged)
+            .kv("failed", m.failed)
+            .kv("unreadable", m.unreadable)
+            .kv("note", "flows the local store counted while Redis was unavailable");
+    };
+  }
+  return std::make_shared<volume::volume_counter>(std::move(primary), std::move(local), std::move(hasher),
+                                                  std::move(on_merge));
 }
 
 std::string utc(std::chrono::system_clock::time_point t) {
@@ -97,7 +113,7 @@ enforcer::enforcer(const config& cfg) {
   preloaded_ = loaded.rules;
   preloaded_paths_ = cfg.rules;
   for (const auto& d : loaded.diagnostics) log_line(log_level::debug, "rules_warning").kv("diagnostic", d.to_string());
-  if (cfg.volumes || policy::has_volumes(*loaded.rules)) volumes_ = open_volumes(effective_volumes(cfg));
+  if (cfg.volumes || policy::has_volumes(*loaded.rules)) volumes_ = open_volumes(effective_volumes(cfg), stats_);
 
   const audit_config& a = *cfg.audit;
   audit::writer_options o;
@@ -222,7 +238,7 @@ filter_chain_builder enforcer::chain_for(const config& cfg) {
     std::lock_guard lock(mutex_);
     // The first rule set with counters opens the store; it stays for the
     // process (changing `volumes` needs a restart).
-    if (!volumes_) volumes_ = open_volumes(effective_volumes(cfg));
+    if (!volumes_) volumes_ = open_volumes(effective_volumes(cfg), stats_);
   }
   stats_->rule_loads.at(0, {"ok"}).add();
   auto snap = build(cfg, rules);

@@ -64,6 +64,24 @@ class counter_store {
                                               std::uint64_t& out) = 0;
   [[nodiscard]] virtual std::string_view backend() const noexcept = 0;
   virtual void close() noexcept = 0;
+
+  // A fallback store's journal: the flows it counted while the primary store
+  // was unavailable, kept (in the same transaction as the count) until they
+  // are added to the primary (volume_counter merges them once the primary
+  // answers again). Stores without a journal hold none.
+  struct journal_entry {
+    std::int64_t id = 0;
+    std::vector<counter_op> ops;  // as counted; limit is max
+  };
+  // Up to `max` entries, oldest first. Entries that cannot be read back are
+  // dropped and counted in `unreadable`. Never throws.
+  [[nodiscard]] virtual std::vector<journal_entry> journal(std::size_t max, std::uint64_t& unreadable) noexcept {
+    (void)max;
+    unreadable = 0;
+    return {};
+  }
+  // The entry was added to the primary: forget it. Never throws.
+  virtual void forget(std::int64_t id) noexcept { (void)id; }
 };
 
 enum class store_errc {

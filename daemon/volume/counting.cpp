@@ -1,14 +1,72 @@
 #include "daemon/volume/counting.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "policy/volume.hpp"
 
 namespace customs::daemon::volume {
 
 volume_counter::volume_counter(std::shared_ptr<counter_store> primary, std::shared_ptr<counter_store> local,
-                               std::shared_ptr<const subject_hasher> hasher)
-    : primary_(std::move(primary)), local_(std::move(local)), hasher_(std::move(hasher)) {}
+                               std::shared_ptr<const subject_hasher> hasher, merge_observer on_merge)
+    : primary_(std::move(primary)), local_(std::move(local)), hasher_(std::move(hasher)), on_merge_(std::move(on_merge)) {
+  journal_maybe_ = local_ != nullptr;
+}
+
+void volume_counter::merge_local() const noexcept {
+  if (!local_ || !journal_maybe_.load() || merging_.exchange(true)) return;
+  try {
+    std::uint64_t unreadable = 0;
+    auto entries = local_->journal(merge_batch, unreadable);
+    if (unreadable > 0 && on_merge_) on_merge_(merge_report{0, 0, unreadable});
+    if (entries.empty()) {
+      journal_maybe_ = unreadable > 0;  // dropped ones may have hidden readable ones behind
+      merging_ = false;
+      return;
+    }
+    struct batch {
+      std::atomic<std::size_t> left;
+      std::atomic<std::uint64_t> merged{0}, failed{0};
+      explicit batch(std::size_t n) : left(n) {}
+    };
+    auto b = std::make_shared<batch>(entries.size());
+    std::weak_ptr<const volume_counter> self = weak_from_this();
+    const std::int64_t now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    for (auto& e : entries) {
+      for (auto& op : e.ops) {
+        op.limit = ~std::uint64_t{0};
+        // A rolling key may be dropped a window's length after its last
+        // sighting: the merge must not shorten what later flows set (Redis
+        // sets the key's expiry to the op's), so it counts from now. A
+        // calendar window ends when it ends.
+        if (op.expire_before != 0 && now > op.now) op.expires_at += now - op.now;
+      }
+      const std::int64_t id = e.id;
+      primary_->add_async(std::move(e.ops), [self, b, id](counter_result r) {
+        const auto me = self.lock();
+        if (!me) return;
+        if (!r.error && r.added) {
+          me->local_->forget(id);
+          ++b->merged;
+        } else {
+          ++b->failed;
+        }
+        if (--b->left == 0) {
+          if (me->on_merge_) {
+            try {
+              me->on_merge_(merge_report{b->merged.load(), b->failed.load(), 0});
+            } catch (...) {
+            }
+          }
+          me->merging_ = false;  // what is left (failed or past this batch) goes with the next answer
+        }
+      });
+    }
+  } catch (...) {
+    merging_ = false;
+  }
+}
 
 namespace {
 // A flow can meet each counter at most once per round; the bound keeps a rule
@@ -77,6 +135,8 @@ void volume_counter::take(const policy::rule_set& rules, const policy::flow_cont
       refuse(st, r.error ? r.error.message() : "counter store answered for another number of keys");
       return;
     }
+    if (st.out.used_local) journal_maybe_ = true;
+    else if (local_) merge_local();  // the primary answers: what the fallback counted can reach it
     policy::apply_volumes(rules, ctx, v, st.demands, r.counts);
     if (r.added) {
       for (std::size_t i = 0; i < st.demands.size(); ++i) {

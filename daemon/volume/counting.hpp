@@ -4,6 +4,8 @@
 // identifiers themselves never leave this function), and on_unavailable when
 // the store cannot answer.
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,12 +41,34 @@ struct counting_state {
   bool resend = false;  // the primary failed: send ops again, to the local store
 };
 
-class volume_counter {
+// What merging the local fallback's journal into the primary store did
+// (volume_counter::merge_local): entries added to the primary, entries the
+// primary failed to take (kept, tried again), entries unreadable (dropped).
+struct merge_report {
+  std::uint64_t merged = 0, failed = 0, unreadable = 0;
+};
+
+class volume_counter : public std::enable_shared_from_this<volume_counter> {
  public:
+  using merge_observer = std::function<void(const merge_report&)>;
+
   // primary: the configured store; local: the fallback when on_unavailable is
-  // local (null with refuse).
+  // local (null with refuse), opened with a journal. on_merge, if set, hears
+  // of every merge batch (on the primary store's thread).
   volume_counter(std::shared_ptr<counter_store> primary, std::shared_ptr<counter_store> local,
-                 std::shared_ptr<const subject_hasher> hasher);
+                 std::shared_ptr<const subject_hasher> hasher, merge_observer on_merge = {});
+
+  // The flows the local fallback counted while the primary was unavailable
+  // reach the primary: once the primary answers a flow again (take() calls
+  // this), the journal is read in batches of merge_batch entries and each
+  // entry is added to the primary without a limit (the subjects already
+  // left; a count pushed past a level by them is what the fleet really
+  // sent). An entry leaves the journal only once the primary took it; one
+  // that failed stays for the next merge. Adding a subject twice counts it
+  // once, so an entry merged again after a lost answer changes nothing. At
+  // most one batch is in flight. Never throws.
+  void merge_local() const noexcept;
+  static constexpr std::size_t merge_batch = 64;
 
   // Data plane; never throws. v is the decided request verdict; it is escalated
   // in place (levels, redactions, block). Blocks on the store: for stores that
@@ -80,6 +104,10 @@ class volume_counter {
   std::shared_ptr<counter_store> primary_;
   std::shared_ptr<counter_store> local_;
   std::shared_ptr<const subject_hasher> hasher_;
+  merge_observer on_merge_;
+  // The journal may hold entries (true at start: a previous run may have left
+  // some); a merge batch is in flight.
+  mutable std::atomic<bool> journal_maybe_{true}, merging_{false};
 };
 
 }  // namespace customs::daemon::volume

@@ -39,7 +39,10 @@ end
 for i, key in ipairs(KEYS) do
   local p = plans[i]
   for j = 0, p[2] - 1 do
-    redis.call('ZADD', key, now, ARGV[p[1] + j])
+    local seen = redis.call('ZSCORE', key, ARGV[p[1] + j])
+    if not seen or tonumber(seen) < now then
+      redis.call('ZADD', key, now, ARGV[p[1] + j])
+    end
   end
   redis.call('EXPIREAT', key, p[3] + 86400)
 end

@@ -1,8 +1,10 @@
 #include "daemon/volume/sqlite_store.hpp"
 
 #include "audit/sqlite.hpp"
+#include "daemon/volume/journal.hpp"
 
 #include <chrono>
+#include <algorithm>
 #include <mutex>
 
 namespace customs::daemon::volume {
@@ -24,6 +26,10 @@ CREATE TABLE IF NOT EXISTS members (
   PRIMARY KEY (counter, member)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_seen ON members(counter, last_seen);
+CREATE TABLE IF NOT EXISTS journal (
+  id         INTEGER PRIMARY KEY,
+  ops        BLOB NOT NULL
+);
 )sql";
 
 constexpr std::int32_t application_id = 0x43535456;  // "CSTV"
@@ -34,8 +40,8 @@ std::int64_t unix_now() {
 
 class sqlite_store final : public counter_store {
  public:
-  explicit sqlite_store(const std::filesystem::path& file)
-      : db_(file, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX) {
+  sqlite_store(const std::filesystem::path& file, bool journal)
+      : db_(file, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX), journal_(journal) {
     db_.exec("PRAGMA busy_timeout = 5000");
     const auto app = db_.query_int("PRAGMA application_id");
     const auto version = db_.query_int("PRAGMA user_version");
@@ -55,6 +61,7 @@ class sqlite_store final : public counter_store {
     insert_ = sql::statement(db_, "INSERT OR IGNORE INTO members(counter, member, last_seen) VALUES(?1, ?2, ?3)");
     touch_ = sql::statement(db_, "UPDATE members SET last_seen = ?3 WHERE counter = ?1 AND member = ?2 AND last_seen < ?3");
     update_ = sql::statement(db_, "UPDATE counters SET count = ?2, expires_at = max(expires_at, ?3) WHERE id = ?1");
+    keep_ = sql::statement(db_, "INSERT INTO journal(ops) VALUES(?1)");
     sweep();
   }
 
@@ -83,6 +90,38 @@ class sqlite_store final : public counter_store {
 
   std::string_view backend() const noexcept override { return "sqlite"; }
   void close() noexcept override {}
+
+  std::vector<journal_entry> journal(std::size_t max, std::uint64_t& unreadable) noexcept override {
+    unreadable = 0;
+    std::vector<journal_entry> out;
+    try {
+      std::lock_guard lock(mutex_);
+      sql::statement st(db_, "SELECT id, ops FROM journal ORDER BY id LIMIT ?1");
+      st.bind(1, static_cast<std::int64_t>(max));
+      std::vector<std::int64_t> bad;
+      int rc = SQLITE_ROW;
+      while ((rc = st.step()) == SQLITE_ROW) {
+        const auto b = st.column_blob(1);
+        auto ops = decode_journal(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+        if (ops) out.push_back({st.column_int(0), std::move(*ops)});
+        else bad.push_back(st.column_int(0));
+      }
+      for (const auto id : bad) drop(id);
+      unreadable = bad.size();
+    } catch (...) {
+      // A database error or no memory: nothing to merge this time.
+    }
+    return out;
+  }
+
+  void forget(std::int64_t id) noexcept override {
+    try {
+      std::lock_guard lock(mutex_);
+      drop(id);
+    } catch (...) {
+      // Kept: merged again later (adding a subject twice counts it once).
+    }
+  }
 
  private:
   counter_result run(const std::vector<counter_op>& ops) {
@@ -132,6 +171,12 @@ class sqlite_store final : public counter_store {
       update_.bind(2, ids[i].second);
       update_.bind(3, ops[i].expires_at);
       if (update_.step() != SQLITE_DONE) return fail(r);
+    }
+    if (journal_) {
+      const std::string blob = encode_journal(ops);
+      keep_.reset();
+      keep_.bind(1, crypto::byte_view(reinterpret_cast<const std::uint8_t*>(blob.data()), blob.size()));
+      if (keep_.step() != SQLITE_DONE) return fail(r);
     }
     if (db_.try_exec("COMMIT") != SQLITE_OK) return fail(r);
     r.added = true;
@@ -186,18 +231,25 @@ class sqlite_store final : public counter_store {
     (void)db_.try_exec("COMMIT");
   }
 
+  void drop(std::int64_t id) {
+    sql::statement st(db_, "DELETE FROM journal WHERE id = ?1");
+    st.bind(1, id);
+    (void)st.step();
+  }
+
   std::mutex mutex_;
   sql::database db_;
-  sql::statement find_, create_, prune_, insert_, touch_, update_;
+  bool journal_ = false;
+  sql::statement find_, create_, prune_, insert_, touch_, update_, keep_;
   std::uint64_t ops_since_sweep_ = 0;
   std::int64_t last_sweep_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<counter_store> open_sqlite_store(const std::filesystem::path& file) {
+std::unique_ptr<counter_store> open_sqlite_store(const std::filesystem::path& file, bool journal) {
   try {
-    return std::make_unique<sqlite_store>(file);
+    return std::make_unique<sqlite_store>(file, journal);
   } catch (const sql::sql_error& e) {
     throw std::runtime_error(file.string() + ": " + e.what());
   }

@@ -13,8 +13,14 @@
 //           last_seen INTEGER NOT NULL,                      -- unix seconds
 //           PRIMARY KEY (counter, member)) WITHOUT ROWID
 //   members_seen ON members(counter, last_seen)              -- rolling windows
+//   journal(id INTEGER PRIMARY KEY, ops BLOB NOT NULL)        -- fallback stores only
 // A counter's count always equals its number of member rows (kept in the same
 // transaction). Keys past expires_at are deleted at open and at most hourly.
+//
+// As the local fallback of a Redis store (journal = true), every add that
+// counted also writes its ops to the journal table in the same transaction,
+// so that the flows counted during an outage reach the shared store once it is
+// back (counter_store::journal / forget; the entries' encoding: journal.hpp).
 
 #include "daemon/volume/counter_store.hpp"
 
@@ -24,6 +30,8 @@ namespace customs::daemon::volume {
 
 // Control plane: throws std::runtime_error when the file cannot be opened or is
 // not a counter database.
-[[nodiscard]] std::unique_ptr<counter_store> open_sqlite_store(const std::filesystem::path& file);
+[[nodiscard]] std::unique_ptr<counter_store> open_sqlite_store(const std::filesystem::path& file,
+                                                               bool journal = false);
+
 
 }  // namespace customs::daemon::volume

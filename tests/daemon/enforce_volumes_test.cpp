@@ -7,6 +7,7 @@
 #include "harness.hpp"
 #include "redis_server.hpp"
 
+#include "audit/sqlite.hpp"
 #include "daemon/enforce/inspect_pool.hpp"
 #include "daemon/volume/subject_key.hpp"
 
@@ -210,6 +211,44 @@ TEST_CASE("enforce volumes: Redis down with on_unavailable local counts in the l
   REQUIRE(recs.size() == 2);
   CHECK(recs[0].payload.at("volume_store").as_string() == "local");
   CHECK(await_metric(s.admin_port(), R"(customs_volume_unavailable_flows_total{policy="local"})", 3) == 3);
+}
+
+TEST_CASE("enforce volumes: subjects counted locally while Redis was down reach Redis when it is back") {
+  redis_server redis;
+  temp_dir dir;
+  trail_files t(dir.path());
+  fake_provider provider;
+  auto cfg = volume_config(t, provider.port(), test_rules("volumes.yaml"));
+  cfg.volumes = redis.config();
+  cfg.volumes->budget = std::chrono::milliseconds(200);
+  cfg.volumes->refuse_on_unavailable = false;
+  cfg.volumes->path = dir.path() / "local.db";
+  cfg.volumes->subject_key = sqlite_volumes(dir.path()).subject_key;
+  // A second host of the fleet: its own trail, the same Redis and subject key.
+  fs::create_directories(dir.path() / "b");
+  trail_files tb(dir.path() / "b");
+  auto other = volume_config(tb, provider.port(), test_rules("volumes.yaml"));
+  other.volumes = redis.config();
+  other.volumes->subject_key = cfg.volumes->subject_key;
+  enforced_server a(std::move(cfg));
+  REQUIRE(redis.wait_ready(a.enforcer().volumes()->primary()));
+  CHECK(send(a, 1) == 200);  // Redis: {1}
+  redis.stop();
+  CHECK(send(a, 2) == 200);  // counted by the local store only
+  redis.start();
+  REQUIRE(redis.wait_ready(a.enforcer().volumes()->primary()));
+  CHECK(send(a, 1) == 200);  // Redis answers again: the journal is merged
+  CHECK(await_metric(a.admin_port(), R"(customs_volume_merges_total{result="merged"})", 1) == 1);
+  CHECK(metric(scrape(a.admin_port()), R"(customs_volume_merges_total{result="failed"})") == 0);
+  // The other host now sees {1, 2}: a third member passes the limit there.
+  enforced_server b(std::move(other));
+  REQUIRE(redis.wait_ready(b.enforcer().volumes()->primary()));
+  CHECK(send(b, 3) == 451);
+  CHECK(send(b, 2) == 200);
+  // The merged entry left the journal.
+  a.stop();
+  customs::audit::sql::database local(dir.path() / "local.db", SQLITE_OPEN_READWRITE);
+  CHECK(local.query_int("SELECT count(*) FROM journal") == 0);
 }
 
 TEST_CASE("enforce volumes: a flow waiting for Redis does not hold its worker, other flows go on") {

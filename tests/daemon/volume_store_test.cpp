@@ -5,6 +5,7 @@
 
 #include "audit/sqlite.hpp"
 #include "crypto/key_file.hpp"
+#include "daemon/volume/journal.hpp"
 #include "daemon/volume/redis_protocol.hpp"
 #include "daemon/volume/redis_store.hpp"
 #include "daemon/volume/sqlite_store.hpp"
@@ -109,6 +110,76 @@ TEST_CASE("volume store sqlite: counts survive a reopen") {
   CHECK(s->add({op("k", {3, 4})}).counts[0].after == 4);
 }
 
+TEST_CASE("volume store sqlite: a fallback store journals what it counted, across a reopen, until told to forget") {
+  temp_dir dir;
+  std::uint64_t unreadable = 9;
+  {
+    auto s = open_sqlite_store(dir.path() / "local.db", /*journal=*/true);
+    REQUIRE(s->add({op("a", {1, 2}), op("b", {3}, ~std::uint64_t{0}, 1'000'100, 500)}).added);
+    REQUIRE_FALSE(s->add({op("a", {4, 5, 6}, 3)}).added);  // over its limit: not counted, not journalled
+    REQUIRE(s->add({op("a", {2})}).added);                  // counted (known subject): journalled too
+  }
+  auto s = open_sqlite_store(dir.path() / "local.db", true);
+  auto j = s->journal(10, unreadable);
+  CHECK(unreadable == 0);
+  REQUIRE(j.size() == 2);
+  REQUIRE(j[0].ops.size() == 2);
+  CHECK(j[0].ops[0].key == "a");
+  CHECK(j[0].ops[0].members == std::vector<subject_hash>{member(1), member(2)});
+  CHECK(j[0].ops[1].key == "b");
+  CHECK(j[0].ops[1].now == 1'000'100);
+  CHECK(j[0].ops[1].expire_before == 500);
+  CHECK(j[0].ops[1].expires_at == 4'000'000'000);
+  CHECK(s->journal(1, unreadable).size() == 1);  // at most max
+  s->forget(j[0].id);
+  j = s->journal(10, unreadable);
+  REQUIRE(j.size() == 1);
+  CHECK(j[0].ops[0].members == std::vector<subject_hash>{member(2)});
+  // A store that is not a fallback keeps no journal.
+  auto plain = open_sqlite_store(dir.path() / "plain.db");
+  REQUIRE(plain->add({op("a", {1})}).added);
+  CHECK(plain->journal(10, unreadable).empty());
+}
+
+TEST_CASE("volume store sqlite: journal entries are checked when read back, and a damaged one is dropped") {
+  const auto ops = std::vector<counter_op>{op("key", {1, 2, 3}), op("k2", {})};
+  const auto blob = encode_journal(ops);
+  const auto back = decode_journal(blob);
+  REQUIRE(back);
+  REQUIRE(back->size() == 2);
+  CHECK((*back)[0].members == ops[0].members);
+  CHECK((*back)[1].members.empty());
+  // Every cut short of the whole is refused, and so are trailing bytes,
+  // an empty key, an empty blob and a member count past the bytes.
+  for (std::size_t n = 0; n < blob.size(); ++n)
+    if (n != blob.size() - (4 + 2 + 24 + 4)) CHECK_FALSE(decode_journal(blob.substr(0, n)));
+  CHECK_FALSE(decode_journal(blob + "x"));
+  std::string empty_key = blob;
+  empty_key[0] = empty_key[1] = empty_key[2] = empty_key[3] = 0;
+  CHECK_FALSE(decode_journal(empty_key));
+  std::string many = encode_journal({op("k", {1})});
+  many[4 + 1 + 24] = static_cast<char>(0xff);  // member count 255, one member's bytes
+  CHECK_FALSE(decode_journal(many));
+  temp_dir dir;
+  {
+    auto s = open_sqlite_store(dir.path() / "local.db", true);
+    REQUIRE(s->add({op("a", {1})}).added);
+    REQUIRE(s->add({op("a", {2})}).added);
+  }
+  {
+    customs::audit::sql::database db(dir.path() / "local.db", SQLITE_OPEN_READWRITE);
+    db.exec("UPDATE journal SET ops = x'0100' WHERE id = (SELECT min(id) FROM journal)");
+  }
+  auto s = open_sqlite_store(dir.path() / "local.db", true);
+  std::uint64_t unreadable = 0;
+  auto j = s->journal(10, unreadable);
+  CHECK(unreadable == 1);
+  REQUIRE(j.size() == 1);
+  CHECK(j[0].ops[0].members == std::vector<subject_hash>{member(2)});
+  CHECK(s->journal(10, unreadable).size() == 1);
+  CHECK(unreadable == 0);  // the damaged entry was dropped
+}
+
 TEST_CASE("volume store sqlite: a file that is not a counter database is refused") {
   temp_dir dir;
   const auto f = dir.path() / "other.db";
@@ -140,6 +211,18 @@ TEST_CASE("volume store redis: the same semantics on a real redis-server") {
   auto s = open_redis_store(redis.config());
   REQUIRE(redis.wait_ready(*s));
   check_store_semantics(*s);
+}
+
+TEST_CASE("volume store redis: an add with an earlier time never moves a subject's last sighting back") {
+  customs::testing::redis_server redis;
+  auto s = open_redis_store(redis.config());
+  REQUIRE(redis.wait_ready(*s));
+  // Seen at 2000, then added again with time 1000 (a flow counted during an
+  // outage and merged later): it still counts in a window from 1500.
+  REQUIRE(s->add({op("r", {1}, ~std::uint64_t{0}, 2000)}).added);
+  REQUIRE(s->add({op("r", {1, 2}, ~std::uint64_t{0}, 1000)}).added);
+  CHECK(count_of(*s, "r", 1500) == 1);
+  CHECK(count_of(*s, "r", 0) == 2);
 }
 
 TEST_CASE("volume store redis: two hosts adding at once never pass a limit together") {

@@ -251,4 +251,14 @@ write("fuzz_audit_verify", "checkpoint_reason", b"\x00" + bytes([4, 0, 6, 3, 3])
 write("fuzz_audit_verify", "delete_checkpoint", b"\x00" + bytes([5, 0]))
 write("fuzz_audit_verify", "copy_column", b"\x00" + bytes([6, 3, 7, 11]))
 write("fuzz_audit_verify", "raw_bytes", b"\x01" + bytes([0x80, 0x00, 0x41, 0xf0, 0x10, 0x00]))
+# fuzz_volume_journal: journal entries of the local counter fallback.
+def journal_op(key, now, expire_before, expires_at, members):
+    return (struct.pack("<I", len(key)) + key + struct.pack("<qqq", now, expire_before, expires_at) +
+            struct.pack("<I", len(members)) + b"".join(members))
+write("fuzz_volume_journal", "one_op",
+      journal_op(b"cn.cac.personal|tenant=acme|2026", 1796000000, 0, 1798732800, [bytes([1] * 16), bytes([2] * 16)]))
+write("fuzz_volume_journal", "two_ops",
+      journal_op(b"us.bulk|dst=CN|rolling-12m", 1796000000, 1764464000, 1798678400, [bytes([3] * 16)]) +
+      journal_op(b"k", -1, 0, 0, []))
+write("fuzz_volume_journal", "short", journal_op(b"k", 1, 2, 3, [bytes([4] * 16)])[:-3])
 print("seeds written", file=sys.stderr)
