@@ -1255,6 +1255,11 @@ std::string swallowing_class(std::string_view p) {
     for (; i < p.size() && p[i] != ']'; ++i) {
       if (p[i] == '\\') {
         ++i;
+        // \x{2010}, \p{Han}: the braces belong to the escape.
+        if (i + 1 < p.size() && (p[i] == 'x' || p[i] == 'p' || p[i] == 'P') && p[i + 1] == '{') {
+          const auto end = p.find('}', i + 2);
+          if (end != std::string_view::npos) i = end;
+        }
         continue;
       }
       if (p[i] == '[' && i + 1 < p.size() && p[i + 1] == ':') {  // [:alpha:]
