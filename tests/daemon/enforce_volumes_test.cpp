@@ -43,6 +43,22 @@ customs::daemon::volumes_config sqlite_volumes(const fs::path& dir) {
   return v;
 }
 
+// Counting in `redis` (budget 200 ms) with the subject key kept in `dir`, as
+// every host of the fleet does; with `local`, on_unavailable: local, the
+// fallback store in dir/local.db.
+customs::daemon::config redis_volume_config(const trail_files& t, std::uint16_t provider_port,
+                                            const redis_server& redis, const fs::path& dir, bool local) {
+  auto cfg = volume_config(t, provider_port, test_rules("volumes.yaml"));
+  cfg.volumes = redis.config();
+  cfg.volumes->budget = std::chrono::milliseconds(200);
+  cfg.volumes->subject_key = sqlite_volumes(dir).subject_key;
+  if (local) {
+    cfg.volumes->refuse_on_unavailable = false;
+    cfg.volumes->path = dir / "local.db";
+  }
+  return cfg;
+}
+
 }  // namespace
 
 TEST_CASE("enforce volumes: the flow whose new subject passes the limit is blocked, known subjects pass") {
@@ -170,11 +186,7 @@ TEST_CASE("enforce volumes: Redis killed mid-run: refuse answers 503, and a rest
   temp_dir dir;
   trail_files t(dir.path());
   fake_provider provider;
-  auto cfg = volume_config(t, provider.port(), test_rules("volumes.yaml"));
-  cfg.volumes = redis.config();
-  cfg.volumes->budget = std::chrono::milliseconds(200);
-  cfg.volumes->subject_key = sqlite_volumes(dir.path()).subject_key;
-  enforced_server s(std::move(cfg));
+  enforced_server s(redis_volume_config(t, provider.port(), redis, dir.path(), false));
   REQUIRE(redis.wait_ready(s.enforcer().volumes()->primary()));
   CHECK(send(s, 1) == 200);
   redis.stop();
@@ -195,12 +207,7 @@ TEST_CASE("enforce volumes: Redis down with on_unavailable local counts in the l
   temp_dir dir;
   trail_files t(dir.path());
   fake_provider provider;
-  auto cfg = volume_config(t, provider.port(), test_rules("volumes.yaml"));
-  cfg.volumes = redis.config();
-  cfg.volumes->budget = std::chrono::milliseconds(200);
-  cfg.volumes->refuse_on_unavailable = false;
-  cfg.volumes->path = dir.path() / "local.db";
-  cfg.volumes->subject_key = sqlite_volumes(dir.path()).subject_key;
+  auto cfg = redis_volume_config(t, provider.port(), redis, dir.path(), true);
   redis.stop();
   enforced_server s(std::move(cfg));
   const auto r = post(s.port(), "/openai-us/v1/chat/completions", chat_body(member_prompt(1), false));
@@ -218,18 +225,11 @@ TEST_CASE("enforce volumes: subjects counted locally while Redis was down reach 
   temp_dir dir;
   trail_files t(dir.path());
   fake_provider provider;
-  auto cfg = volume_config(t, provider.port(), test_rules("volumes.yaml"));
-  cfg.volumes = redis.config();
-  cfg.volumes->budget = std::chrono::milliseconds(200);
-  cfg.volumes->refuse_on_unavailable = false;
-  cfg.volumes->path = dir.path() / "local.db";
-  cfg.volumes->subject_key = sqlite_volumes(dir.path()).subject_key;
+  auto cfg = redis_volume_config(t, provider.port(), redis, dir.path(), true);
   // A second host of the fleet: its own trail, the same Redis and subject key.
   fs::create_directories(dir.path() / "b");
   trail_files tb(dir.path() / "b");
-  auto other = volume_config(tb, provider.port(), test_rules("volumes.yaml"));
-  other.volumes = redis.config();
-  other.volumes->subject_key = cfg.volumes->subject_key;
+  auto other = redis_volume_config(tb, provider.port(), redis, dir.path(), false);
   enforced_server a(std::move(cfg));
   REQUIRE(redis.wait_ready(a.enforcer().volumes()->primary()));
   CHECK(send(a, 1) == 200);  // Redis: {1}
