@@ -80,8 +80,9 @@ class counter_store {
     unreadable = 0;
     return {};
   }
-  // The entry was added to the primary: forget it. Never throws.
-  virtual void forget(std::int64_t id) noexcept { (void)id; }
+  // The entries were added to the primary: forget them (one transaction).
+  // Never throws; entries it could not forget are merged again later.
+  virtual void forget(const std::vector<std::int64_t>& ids) noexcept { (void)ids; }
 };
 
 enum class store_errc {

@@ -9,19 +9,42 @@ namespace customs::daemon::volume {
 
 volume_counter::volume_counter(std::shared_ptr<counter_store> primary, std::shared_ptr<counter_store> local,
                                std::shared_ptr<const subject_hasher> hasher, merge_observer on_merge)
-    : primary_(std::move(primary)), local_(std::move(local)), hasher_(std::move(hasher)), on_merge_(std::move(on_merge)) {
-  journal_maybe_ = local_ != nullptr;
+    : primary_(std::move(primary)),
+      local_(std::move(local)),
+      hasher_(std::move(hasher)),
+      merge_(std::make_shared<merge_state>()) {
+  merge_->on_merge = std::move(on_merge);
+  merge_->journal_maybe = local_ != nullptr;
 }
 
 void volume_counter::merge_local() const noexcept {
-  if (!local_ || !journal_maybe_.load() || merging_.exchange(true)) return;
+  merge_state& m = *merge_;
+  if (!local_ || !m.journal_maybe.load() || m.merging.exchange(true)) return;
+  const auto report = [&m](const merge_report& r) {
+    if (!m.on_merge) return;
+    try {
+      m.on_merge(r);
+    } catch (...) {
+    }
+  };
   try {
+    {
+      std::vector<std::int64_t> taken;
+      {
+        std::lock_guard lock(m.mutex);
+        taken.swap(m.taken);
+      }
+      if (!taken.empty()) local_->forget(taken);
+    }
+    // Cleared before reading: a flow that journals after the read sets it
+    // again (it sets it after its commit), so no entry is left behind.
+    m.journal_maybe = false;
     std::uint64_t unreadable = 0;
     auto entries = local_->journal(merge_batch, unreadable);
-    if (unreadable > 0 && on_merge_) on_merge_(merge_report{0, 0, unreadable});
+    if (unreadable > 0) report(merge_report{0, 0, unreadable});
+    if (!entries.empty() || unreadable > 0) m.journal_maybe = true;
     if (entries.empty()) {
-      journal_maybe_ = unreadable > 0;  // dropped ones may have hidden readable ones behind
-      merging_ = false;
+      m.merging = false;
       return;
     }
     struct batch {
@@ -30,41 +53,54 @@ void volume_counter::merge_local() const noexcept {
       explicit batch(std::size_t n) : left(n) {}
     };
     auto b = std::make_shared<batch>(entries.size());
-    std::weak_ptr<const volume_counter> self = weak_from_this();
+    const auto finish = [](merge_state& st, batch& bt) {
+      if (st.on_merge) {
+        try {
+          st.on_merge(merge_report{bt.merged.load(), bt.failed.load(), 0});
+        } catch (...) {
+        }
+      }
+      st.merging = false;  // what is left (failed, or past this batch) goes with the next answer
+    };
     const std::int64_t now =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    for (auto& e : entries) {
-      for (auto& op : e.ops) {
-        op.limit = ~std::uint64_t{0};
-        // A rolling key may be dropped a window's length after its last
-        // sighting: the merge must not shorten what later flows set (Redis
-        // sets the key's expiry to the op's), so it counts from now. A
-        // calendar window ends when it ends.
-        if (op.expire_before != 0 && now > op.now) op.expires_at += now - op.now;
-      }
-      const std::int64_t id = e.id;
-      primary_->add_async(std::move(e.ops), [self, b, id](counter_result r) {
-        const auto me = self.lock();
-        if (!me) return;
-        if (!r.error && r.added) {
-          me->local_->forget(id);
-          ++b->merged;
-        } else {
-          ++b->failed;
+    std::size_t sent = 0;
+    try {
+      for (auto& e : entries) {
+        for (auto& op : e.ops) {
+          op.limit = ~std::uint64_t{0};
+          // A rolling key may be dropped a window's length after its last
+          // sighting: the merge must not shorten what later flows set (Redis
+          // sets the key's expiry to the op's), so it counts from now. A
+          // calendar window ends when it ends.
+          if (op.expire_before != 0 && now > op.now) op.expires_at += now - op.now;
         }
-        if (--b->left == 0) {
-          if (me->on_merge_) {
+        const std::int64_t id = e.id;
+        auto st = merge_;
+        primary_->add_async(std::move(e.ops), [st, b, id, finish](counter_result r) {
+          if (!r.error && r.added) {
             try {
-              me->on_merge_(merge_report{b->merged.load(), b->failed.load(), 0});
+              std::lock_guard lock(st->mutex);
+              st->taken.push_back(id);
+              ++b->merged;
             } catch (...) {
+              ++b->failed;  // kept in the journal: merged again later
             }
+          } else {
+            ++b->failed;
           }
-          me->merging_ = false;  // what is left (failed or past this batch) goes with the next answer
-        }
-      });
+          if (--b->left == 0) finish(*st, *b);
+        });
+        ++sent;
+      }
+    } catch (...) {
+      // Out of memory part way: the entries not sent count as failed.
+      const std::size_t rest = entries.size() - sent;
+      b->failed += rest;
+      if (b->left.fetch_sub(rest) == rest) finish(m, *b);
     }
   } catch (...) {
-    merging_ = false;
+    m.merging = false;
   }
 }
 
@@ -135,7 +171,7 @@ void volume_counter::take(const policy::rule_set& rules, const policy::flow_cont
       refuse(st, r.error ? r.error.message() : "counter store answered for another number of keys");
       return;
     }
-    if (st.out.used_local) journal_maybe_ = true;
+    if (st.out.used_local) merge_->journal_maybe = true;
     else if (local_) merge_local();  // the primary answers: what the fallback counted can reach it
     policy::apply_volumes(rules, ctx, v, st.demands, r.counts);
     if (r.added) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -48,7 +49,7 @@ struct merge_report {
   std::uint64_t merged = 0, failed = 0, unreadable = 0;
 };
 
-class volume_counter : public std::enable_shared_from_this<volume_counter> {
+class volume_counter {
  public:
   using merge_observer = std::function<void(const merge_report&)>;
 
@@ -60,13 +61,16 @@ class volume_counter : public std::enable_shared_from_this<volume_counter> {
 
   // The flows the local fallback counted while the primary was unavailable
   // reach the primary: once the primary answers a flow again (take() calls
-  // this), the journal is read in batches of merge_batch entries and each
-  // entry is added to the primary without a limit (the subjects already
-  // left; a count pushed past a level by them is what the fleet really
-  // sent). An entry leaves the journal only once the primary took it; one
-  // that failed stays for the next merge. Adding a subject twice counts it
-  // once, so an entry merged again after a lost answer changes nothing. At
-  // most one batch is in flight. Never throws.
+  // this, on the caller's thread), the entries the previous batch merged
+  // are forgotten (one local transaction), and the next merge_batch entries
+  // are read and each added to the primary without a limit (the subjects
+  // already left; a count pushed past a level by them is what the fleet
+  // really sent). An entry leaves the journal only after the primary took
+  // it; one that failed stays for the next merge. Adding a subject twice
+  // counts it once, so an entry merged again (after a lost answer or a
+  // restart before it was forgotten) changes nothing. At most one batch is in
+  // flight; the primary's answers only record what happened (no local I/O on
+  // the primary's thread, no reference to the counter). Never throws.
   void merge_local() const noexcept;
   static constexpr std::size_t merge_batch = 64;
 
@@ -104,10 +108,16 @@ class volume_counter : public std::enable_shared_from_this<volume_counter> {
   std::shared_ptr<counter_store> primary_;
   std::shared_ptr<counter_store> local_;
   std::shared_ptr<const subject_hasher> hasher_;
-  merge_observer on_merge_;
-  // The journal may hold entries (true at start: a previous run may have left
-  // some); a merge batch is in flight.
-  mutable std::atomic<bool> journal_maybe_{true}, merging_{false};
+  // Shared with the callbacks of a merge batch in flight.
+  struct merge_state {
+    merge_observer on_merge;
+    // The journal may hold entries (true at start: a previous run may have
+    // left some); a merge batch is in flight.
+    std::atomic<bool> journal_maybe{true}, merging{false};
+    std::mutex mutex;
+    std::vector<std::int64_t> taken;  // entries the primary took, to forget (under mutex)
+  };
+  std::shared_ptr<merge_state> merge_;
 };
 
 }  // namespace customs::daemon::volume

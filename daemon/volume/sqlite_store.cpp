@@ -62,6 +62,7 @@ class sqlite_store final : public counter_store {
     touch_ = sql::statement(db_, "UPDATE members SET last_seen = ?3 WHERE counter = ?1 AND member = ?2 AND last_seen < ?3");
     update_ = sql::statement(db_, "UPDATE counters SET count = ?2, expires_at = max(expires_at, ?3) WHERE id = ?1");
     keep_ = sql::statement(db_, "INSERT INTO journal(ops) VALUES(?1)");
+    forget_ = sql::statement(db_, "DELETE FROM journal WHERE id = ?1");
     sweep();
   }
 
@@ -114,12 +115,15 @@ class sqlite_store final : public counter_store {
     return out;
   }
 
-  void forget(std::int64_t id) noexcept override {
+  void forget(const std::vector<std::int64_t>& ids) noexcept override {
     try {
       std::lock_guard lock(mutex_);
-      drop(id);
+      if (db_.try_exec("BEGIN IMMEDIATE") != SQLITE_OK) return;
+      for (const auto id : ids) drop(id);
+      if (db_.try_exec("COMMIT") != SQLITE_OK) (void)db_.try_exec("ROLLBACK");
     } catch (...) {
       // Kept: merged again later (adding a subject twice counts it once).
+      (void)db_.try_exec("ROLLBACK");
     }
   }
 
@@ -232,15 +236,15 @@ class sqlite_store final : public counter_store {
   }
 
   void drop(std::int64_t id) {
-    sql::statement st(db_, "DELETE FROM journal WHERE id = ?1");
-    st.bind(1, id);
-    (void)st.step();
+    forget_.reset();
+    forget_.bind(1, id);
+    (void)forget_.step();
   }
 
   std::mutex mutex_;
   sql::database db_;
   bool journal_ = false;
-  sql::statement find_, create_, prune_, insert_, touch_, update_, keep_;
+  sql::statement find_, create_, prune_, insert_, touch_, update_, keep_, forget_;
   std::uint64_t ops_since_sweep_ = 0;
   std::int64_t last_sweep_ = 0;
 };

@@ -131,7 +131,7 @@ TEST_CASE("volume store sqlite: a fallback store journals what it counted, acros
   CHECK(j[0].ops[1].expire_before == 500);
   CHECK(j[0].ops[1].expires_at == 4'000'000'000);
   CHECK(s->journal(1, unreadable).size() == 1);  // at most max
-  s->forget(j[0].id);
+  s->forget({j[0].id});
   j = s->journal(10, unreadable);
   REQUIRE(j.size() == 1);
   CHECK(j[0].ops[0].members == std::vector<subject_hash>{member(2)});
