@@ -16,7 +16,8 @@
 //   - plain prose (English and Chinese sentences with dates, times, prices,
 //     versions, percentages and counts), scanned on its own.
 // A labelled identifier counts as found when a finding of its detector (or
-// the pack's other detector for the same identifier: us.ssn_plain for us.ssn)
+// the pack's other detectors for the same identifier: us.ssn_plain and
+// us.ssn_line_break for us.ssn)
 // covers exactly its bytes; a near miss counts as a false positive when one of
 // them finds anything in its sentence; any finding in the prose is a false positive.
 // Every sample is also streamed through stream_scanner in pieces, and the
@@ -432,11 +433,11 @@ struct tally {
 };
 
 // Whether finding detector `got` detects the identifiers of `det`: itself, or
-// the pack's other detector for the same identifier (us.ssn_plain finds SSNs
-// written as nine digits next to the word SSN, spaced out or cut as they may
-// be). Near misses count against both alike.
+// the pack's other detectors for the same identifier (us.ssn_plain and
+// us.ssn_line_break find SSNs written as nine digits next to the word SSN,
+// spaced out or cut by a line). Near misses count against them alike.
 bool detects(const std::string& det, const std::string& got) {
-  return got == det || (det == "us.ssn" && got == "us.ssn_plain");
+  return got == det || (det == "us.ssn" && (got == "us.ssn_plain" || got == "us.ssn_line_break"));
 }
 
 bool covers(const std::vector<finding>& f, const std::string& det, std::size_t s, std::size_t e) {
