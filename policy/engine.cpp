@@ -105,10 +105,15 @@ compiled_rule_set::decision compiled_rule_set::accept(std::size_t d, std::string
   // A match that needs separators the pattern does not write (pattern::loosen)
   // may not start inside a spaced number: not "3704 0044 0532 ..." of
   // "DE89 3704 0044 0532 0130 00". (It may end before more digits, as a card
-  // number before its expiry date does.)
-  if (det.strict_re && text::digit_starts_at(text, s) && text::separator_after_digit(text, s) &&
-      !RE2::FullMatch(re2::StringPiece(m.data(), m.size()), *det.strict_re))
-    return no;
+  // number before its expiry date does.) Without digit_separators, the same
+  // holds for a match its pattern spells digit by digit: not
+  // "1 9 4 9 1 2 3 1 0 0 2" of a resident ID spaced out. (A match in the
+  // groups its pattern writes, "138 1234 5678", may start after "5 ".)
+  if (text::digit_starts_at(text, s) && text::separator_after_digit(text, s)) {
+    if (det.strict_re ? !RE2::FullMatch(re2::StringPiece(m.data(), m.size()), *det.strict_re)
+                      : det.digit_separators == detector_def::separators::off && text::separated_digit_by_digit(m))
+      return no;
+  }
   if (det.digit_separators == detector_def::separators::uniform && !text::uniform_separators(m)) return no;
   if (!det.validators.empty() && !validators_pass(d, text::alnum_upper(m))) return no;
   if (!det.context_words.empty()) {

@@ -111,6 +111,24 @@ bool separator_after_digit(std::string_view s, std::size_t i) noexcept {
   return digit_ends_before(s, b);
 }
 
+bool separated_digit_by_digit(std::string_view s) noexcept {
+  std::size_t digits = 0;
+  bool sep_since_digit = false;
+  for (std::size_t i = 0; i < s.size();) {
+    std::size_t len = 1;
+    const std::uint32_t cp = decode(s, i, len);
+    if (is_digit_cp(cp)) {
+      if (digits > 0 && !sep_since_digit) return false;
+      ++digits;
+      sep_since_digit = false;
+    } else if (digits > 0 && is_number_separator(cp)) {
+      sep_since_digit = true;
+    }
+    i += len;
+  }
+  return digits >= 2;
+}
+
 bool uniform_separators(std::string_view s) noexcept {
   std::string_view first;
   bool have_first = false;

@@ -99,6 +99,11 @@ void encode(std::uint32_t cp, std::string& out);
 // same text (CR LF is one run): "4111 1111 1111 1111" yes, "12-3456 666" no.
 [[nodiscard]] bool uniform_separators(std::string_view s) noexcept;
 
+// Whether s spells a number digit by digit: at least two digits, and a
+// separator between every two of them ("1 3 8 1" yes; "138 1234", "+86 1"
+// and "1381" no).
+[[nodiscard]] bool separated_digit_by_digit(std::string_view s) noexcept;
+
 // Whether a digit and one separator (CR LF counts as one) stand right before
 // byte offset i: "5 " before "1234" in "12345 1234". A match found with
 // separators between its digits may not start there: it would be a piece of a

@@ -277,6 +277,24 @@ TEST_CASE("no match starts or ends inside a longer run of digits or letters", "[
   CHECK(rs.scan("AKIAUJZDE8GXD6NCF10E1", 0).empty());
 }
 
+TEST_CASE("a match with separators between its digits never starts inside a longer spaced number", "[engine]") {
+  // cn.mobile writes its separators itself (digit_separators: false): a
+  // mobile number spelled digit by digit is found alone, not as a piece of a
+  // longer one spelled the same way.
+  const auto& rs = *shipped();
+  const auto mobiles = [&](const std::string& t) {
+    std::size_t n = 0;
+    for (const auto& f : rs.scan(t, 0)) n += f.detector == "cn.mobile" ? 1 : 0;
+    return n;
+  };
+  CHECK(mobiles("电话 1/3/9/1/2/3/4/5/6/7/8") == 1);
+  CHECK(mobiles("电话 5/1/3/9/1/2/3/4/5/6/7/8") == 0);
+  CHECK(mobiles("电话 5 1 3 9 1 2 3 4 5 6 7 8") == 0);
+  CHECK(mobiles("电话 5 138 1234 5678") == 1);  // in the groups it writes: a digit before does not hide it
+  CHECK(mobiles("电话 5 13812345678") == 1);  // no separator inside: the match is whole
+  CHECK(mobiles("电话 +86 138 1234 5678") == 1);
+}
+
 TEST_CASE("a greedy optional part does not hide a valid match", "[engine]") {
   const auto& rs = *shipped();
   const auto f = rs.scan("卡号 6217 0012 3456 7893 12 张", 0);
