@@ -16,8 +16,7 @@
 //   - plain prose (English and Chinese sentences with dates, times, prices,
 //     versions, percentages and counts), scanned on its own.
 // A labelled identifier counts as found when a finding of its detector (or
-// the pack's other detectors for the same identifier: us.ssn_plain and
-// us.ssn_line_break for us.ssn)
+// the pack's other detector for the same identifier: us.ssn_plain for us.ssn)
 // covers exactly its bytes; a near miss counts as a false positive when one of
 // them finds anything in its sentence; any finding in the prose is a false positive.
 // Every sample is also streamed through stream_scanner in pieces, and the
@@ -433,11 +432,12 @@ struct tally {
 };
 
 // Whether finding detector `got` detects the identifiers of `det`: itself, or
-// the pack's other detectors for the same identifier (us.ssn_plain and
-// us.ssn_line_break find SSNs written as nine digits next to the word SSN,
-// spaced out or cut by a line). Near misses count against them alike.
+// the pack's other detector for the same identifier (us.ssn_plain finds SSNs
+// written as nine digits next to the word SSN, in a row or with a slash,
+// underscore or full stop between every two). Near misses count against
+// both alike.
 bool detects(const std::string& det, const std::string& got) {
-  return got == det || (det == "us.ssn" && (got == "us.ssn_plain" || got == "us.ssn_line_break"));
+  return got == det || (det == "us.ssn" && got == "us.ssn_plain");
 }
 
 bool covers(const std::vector<finding>& f, const std::string& det, std::size_t s, std::size_t e) {
