@@ -64,7 +64,10 @@ std::int64_t window_start(const key_state& k, std::uint32_t days, std::uint32_t 
     if (it == zones.end()) {
       std::string why;
       auto z = policy::time_zone::load(k.zone, why);
-      if (!z) std::cerr << "customsctl: time zone \"" << k.zone << "\": " << why << "; months counted as 31 days\n";
+      // The name comes from the trail: written escaped, as a JSON string.
+      if (!z)
+        std::cerr << "customsctl: time zone " << json::serialize(json::string(k.zone)) << ": " << why
+                  << "; months counted as 31 days\n";
       it = zones.emplace(k.zone, std::move(z)).first;
     }
     zone = &it->second;

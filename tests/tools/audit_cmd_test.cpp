@@ -310,7 +310,8 @@ TEST_CASE("audit volumes: rolling month windows are recounted in the zone the fl
     opened.payload =
         "{\"findings\":[],\"volume_subjects\":[{\"counter\":\"c\",\"scope\":\"zoned\",\"window\":\"rolling-12m\","
         "\"zone\":\"Asia/Shanghai\",\"subjects\":[" + subject + "]},{\"counter\":\"c\",\"scope\":\"old\",\"window\":"
-        "\"rolling-12m\",\"subjects\":[" + subject + "]}]}";
+        "\"rolling-12m\",\"subjects\":[" + subject + "]},{\"counter\":\"c\",\"scope\":\"hostile\",\"window\":"
+        "\"rolling-12m\",\"zone\":\"\\u001b]0;x\\u0007../../etc/passwd\",\"subjects\":[" + subject + "]}]}";
     REQUIRE_FALSE(s->append(std::move(opened), acks.handler()));
     acks.wait_for(1);
     s->close();
@@ -364,6 +365,14 @@ TEST_CASE("audit volumes: rolling month windows are recounted in the zone the fl
   CHECK_FALSE(old.at("window_exact").as_bool());
   CHECK(count(seen + 372 * 86400, "old").at("subjects").as_int64() == 1);
   CHECK(count(seen + 372 * 86400 + 1, "old").at("subjects").as_int64() == 0);
+  // A zone name that is not one (the trail is hostile input): months of 31
+  // days, and the name written escaped.
+  const auto hostile = count(end + 1, "hostile");
+  CHECK(hostile.at("subjects").as_int64() == 1);
+  CHECK_FALSE(hostile.at("window_exact").as_bool());
+  const auto raw = audit_cmd({"volumes", "--db", db, "--key", key, "--format", "json"});
+  CHECK(raw.err.find('\x1b') == std::string::npos);
+  CHECK_THAT(raw.err, Catch::Contains("\\u001b]0;x"));
   const auto table = audit_cmd({"volumes", "--db", db, "--key", key, "--until", until(end + 1)});
   CHECK_THAT(table.out, Catch::Contains("rolling-12m ~"));
   CHECK_THAT(table.out, Catch::Contains("months counted as 31 days"));
