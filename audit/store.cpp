@@ -30,8 +30,9 @@
 // Either way a new epoch starts at every open, so a data key is never reused
 // across processes, and the chain continues from the last committed record.
 //
-// The trail's files are watched (check_trail): before and after every batch
-// (a few stat calls beside a commit's fsync), and every trail_check_interval
+// The trail's files are watched (check_trail): after every commit (five stat
+// calls beside its fsync), before every batch but one that the writer takes
+// without waiting right after such a check, and every trail_check_interval
 // without traffic, the paths of the database, its -wal and -shm files and the lock file
 // must still name the files the writer opened (device and inode). A file
 // deleted or replaced means that what the writer commits no longer reaches the
@@ -263,6 +264,16 @@ class store_impl final : public store {
   sql::database db_;
   sql::statement insert_;
   sql::statement insert_checkpoint_;
+  // A batch's BEGIN and COMMIT, prepared once (sqlite3_exec parses its SQL at
+  // every call).
+  sql::statement begin_;
+  sql::statement commit_;
+  // Runs a prepared statement that returns no rows: SQLITE_OK or its error.
+  static int run_once(sql::statement& st) noexcept {
+    const int rc = st.step();
+    st.reset();
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+  }
 
   // Keys. sealing_ holds k_e for the current epoch e.
   std::vector<crypto::box_public_key> auditors_;
@@ -287,6 +298,10 @@ class store_impl final : public store {
   cause cause_ = cause::none;
   clock::time_point next_trail_check_;
   std::optional<file_id> db_id_, wal_id_, shm_id_;
+  std::filesystem::path wal_path_, shm_path_;
+  // The last watch_trail found the trail ok, and the writer has not waited
+  // for records since (begin_batch).
+  bool checked_since_wait_ = false;
   crypto::bytes header_buf_;
   crypto::bytes payload_buf_;
   std::string last_error_;
@@ -401,6 +416,8 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
     insert_checkpoint_ = sql::statement(
         db_, "INSERT INTO checkpoints (seq, epoch, time_us, head, signature, reason) "
              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    begin_ = sql::statement(db_, "BEGIN IMMEDIATE");
+    commit_ = sql::statement(db_, "COMMIT");
 
     // Where the chain stands.
     bool empty = true;
@@ -557,6 +574,8 @@ void store_impl::close() {
   // Closing the last connection checkpoints the WAL into the database.
   insert_ = {};
   insert_checkpoint_ = {};
+  begin_ = {};
+  commit_ = {};
   db_ = {};
   lock_.reset();
 }
@@ -589,36 +608,44 @@ void store_impl::set_health(cause c, const std::string& why) {
 }
 
 void store_impl::remember_trail_files() {
+  wal_path_ = with_suffix(opts_.db, "-wal");
+  shm_path_ = with_suffix(opts_.db, "-shm");
   db_id_ = identity_of(opts_.db);
-  wal_id_ = identity_of(with_suffix(opts_.db, "-wal"));
-  shm_id_ = identity_of(with_suffix(opts_.db, "-shm"));
+  wal_id_ = identity_of(wal_path_);
+  shm_id_ = identity_of(shm_path_);
   if (!db_id_) throw std::runtime_error("cannot stat the database file: " + std::string(std::strerror(errno)));
 }
 
 store_impl::trail_state store_impl::check_trail(std::string& why) const {
+  // The database is looked up once, for its identity and its mode.
+  struct stat st {};
+  const bool db_found = ::stat(opts_.db.c_str(), &st) == 0;
+  const int db_errno = db_found ? 0 : errno;
   const auto lost_file = [&](const std::filesystem::path& p, const std::optional<file_id>& want,
-                             const char* what) {
+                             const char* what, const struct stat* known, int known_errno) {
     if (!want) return false;
-    struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) {
-      if (errno != ENOENT && errno != ENOTDIR) return false;  // cannot tell: the database check decides
+    struct stat own {};
+    int err = known_errno;
+    if (known == nullptr && ::stat(p.c_str(), &own) != 0) err = errno;
+    const struct stat& sp = known != nullptr ? *known : own;
+    if (err != 0) {
+      if (err != ENOENT && err != ENOTDIR) return false;  // cannot tell: the database check decides
       why = std::string(what) + " " + p.string() + " was deleted";
       return true;
     }
-    if (file_id{st.st_dev, st.st_ino} != *want) {
+    if (file_id{sp.st_dev, sp.st_ino} != *want) {
       why = std::string(what) + " " + p.string() + " was replaced by another file";
       return true;
     }
     return false;
   };
-  if (lost_file(opts_.db, db_id_, "the audit database") ||
-      lost_file(with_suffix(opts_.db, "-wal"), wal_id_, "the audit database's WAL file") ||
-      lost_file(with_suffix(opts_.db, "-shm"), shm_id_, "the audit database's shared-memory file") ||
-      (lock_ && lost_file(lock_->path(), lock_->id(), "the audit writer's lock file")))
+  if (lost_file(opts_.db, db_id_, "the audit database", &st, db_errno) ||
+      lost_file(wal_path_, wal_id_, "the audit database's WAL file", nullptr, 0) ||
+      lost_file(shm_path_, shm_id_, "the audit database's shared-memory file", nullptr, 0) ||
+      (lock_ && lost_file(lock_->path(), lock_->id(), "the audit writer's lock file", nullptr, 0)))
     return trail_state::lost;
-  struct stat st {};
-  if (::stat(opts_.db.c_str(), &st) != 0) {
-    why = "cannot check the audit database " + opts_.db.string() + ": " + std::strerror(errno);
+  if (!db_found) {
+    why = "cannot check the audit database " + opts_.db.string() + ": " + std::strerror(db_errno);
     return trail_state::read_only;
   }
   if ((st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) == 0) {
@@ -641,6 +668,7 @@ bool store_impl::watch_trail() {
   switch (check_trail(why)) {
     case trail_state::ok:
       if (cause_ == cause::read_only) set_health(cause::none, {});
+      checked_since_wait_ = true;
       return true;
     case trail_state::read_only:
       if (cause_ != cause::read_only) {
@@ -737,13 +765,19 @@ void store_impl::begin_batch() {
   }
   // The files are checked before anything is written (a database made
   // read-only takes nothing from then on), and again after the commit (a file
-  // deleted or replaced meanwhile took the batch).
-  if (!watch_trail()) {
+  // deleted or replaced meanwhile took the batch). Under load the writer
+  // takes the next batch without waiting, right after the check that followed
+  // the previous commit: that check stands for this one (a change in between
+  // is seen by the check after this batch's commit, as if it came a moment
+  // later). A batch taken after the writer waited is always checked first.
+  const bool fresh = cause_ == cause::none && checked_since_wait_;
+  checked_since_wait_ = false;
+  if (!fresh && !watch_trail()) {
     if (cause_ == cause::lost) batch_errc_ = errc::trail_lost;
     batch_failed_ = true;
     return;
   }
-  if (db_.try_exec("BEGIN IMMEDIATE") != SQLITE_OK) {
+  if (run_once(begin_) != SQLITE_OK) {
     note_error("cannot begin audit transaction: " + db_.message());
     batch_failed_ = true;
     return;
@@ -784,7 +818,7 @@ void store_impl::add_to_batch(item& it) {
 void store_impl::commit_batch() {
   if (!in_txn_) return;
   const auto t0 = clock::now();
-  if (!batch_failed_ && db_.try_exec("COMMIT") != SQLITE_OK) {
+  if (!batch_failed_ && run_once(commit_) != SQLITE_OK) {
     note_error("cannot commit audit records: " + db_.message());
     batch_failed_ = true;
   }
@@ -925,6 +959,7 @@ void store_impl::run() {
     {
       std::unique_lock lk(mu_);
       const auto ready = [this] { return !queue_.empty() || closing_ || !tasks_.empty(); };
+      if (!ready()) checked_since_wait_ = false;  // the writer waits for records
       if (in_txn_) {
         cv_.wait_until(lk, batch_deadline_, ready);
       } else {

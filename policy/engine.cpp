@@ -15,6 +15,8 @@
 //   Findings of different detectors may overlap; all are kept (a longer match of
 //   one detector never hides a shorter match of another).
 #include <algorithm>
+#include <chrono>
+#include <limits>
 
 #include "policy/model.hpp"
 #include "policy/normalize.hpp"
@@ -255,19 +257,14 @@ std::vector<finding> compiled_rule_set::scan_text(std::string_view text, std::ui
   if (!n.identity)
     for (auto& f : out) to_original(f, f.start, f.end);
   // Base64 runs, decoded and scanned; their findings stand for the whole run.
-  text::base64_tracker tracker;
-  text::base64_tracker::run r;
   std::size_t before = out.size();
-  const auto consider = [&] {
-    if (!r.eligible || (!n.identity && !n.map.is_copy(r.start, r.end))) return;
+  text::for_each_base64_run(view, [&](const text::base64_tracker::run& r) {
+    if (!n.identity && !n.map.is_copy(r.start, r.end)) return;
     for (auto& f : base64_findings(view.substr(r.start, r.end - r.start), part)) {
       to_original(f, r.start, r.end);
       out.push_back(std::move(f));
     }
-  };
-  for (std::size_t i = 0; i < view.size(); ++i)
-    if (tracker.feed(static_cast<unsigned char>(view[i]), i, r)) consider();
-  if (tracker.finish(view.size(), r)) consider();
+  });
   if (out.size() != before) {
     sort_findings(out);
     out.erase(std::unique(out.begin(), out.end(),
@@ -420,8 +417,53 @@ void compiled_rule_set::summarize(const flow_plan& p, verdict& v) const {
   v.rule_set_hash = hash_;
 }
 
+std::shared_ptr<const flow_plan> compiled_rule_set::shared_plan(const flow_context& ctx) const {
+  if (ctx.now) return std::make_shared<const flow_plan>(plan(ctx));
+  // The key: what plan() reads of the context. Source and destination as it
+  // compares them (upper case); every kind of non-text part present.
+  std::string key;
+  key.reserve(ctx.src.size() + ctx.dst.size() + ctx.tenant.size() + ctx.route.size() + 8);
+  key += ctx.dir == direction::request ? 'q' : 'r';
+  for (const std::string* f : {&ctx.src, &ctx.dst}) {
+    for (char c : *f) key += c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+    key += '\0';
+  }
+  // Tenant and route are compared as they are; their sizes keep any bytes in
+  // them from running into the next field.
+  for (const std::string* f : {&ctx.tenant, &ctx.route}) {
+    key += std::to_string(f->size());
+    key += ':';
+    key += *f;
+  }
+  for (const auto& [kind, n] : ctx.non_text_parts) {
+    if (n == 0) continue;
+    key += std::to_string(kind.size());
+    key += ':';
+    key += kind;
+  }
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  {
+    std::lock_guard lk(plans_->mu);
+    const auto it = plans_->plans.find(key);
+    if (it != plans_->plans.end() && now < it->second.valid_until) return it->second.plan;
+  }
+  flow_context at = ctx;
+  at.now = std::chrono::system_clock::time_point(std::chrono::seconds(now));
+  auto made = std::make_shared<const flow_plan>(plan(at));
+  // Valid until the first exception still current at `now` expires.
+  std::int64_t until = std::numeric_limits<std::int64_t>::max();
+  for (const auto& e : exceptions)
+    if (now < e.expires_end) until = std::min<std::int64_t>(until, e.expires_end);
+  std::lock_guard lk(plans_->mu);
+  if (plans_->plans.size() >= plan_cache_entries) plans_->plans.clear();
+  plans_->plans[std::move(key)] = {made, until};
+  return made;
+}
+
 verdict compiled_rule_set::decide(const flow_context& ctx, std::vector<finding> findings) const {
-  const flow_plan p = plan(ctx);
+  const auto shared = shared_plan(ctx);
+  const flow_plan& p = *shared;
   for (auto& f : findings) apply(p, f);
   sort_findings(findings);
   // A redacted finding that overlaps another redacted one is replaced by its

@@ -8,8 +8,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "policy/automaton.hpp"
@@ -213,6 +215,10 @@ class compiled_rule_set final : public rule_set {
 
   // Internals shared with the stream scanner, the test runner and customsctl.
   [[nodiscard]] flow_plan plan(const flow_context& ctx) const;
+  // plan(ctx), shared: flows with the same context (direction, source,
+  // destination, tenant, route, kinds of non-text parts) use one plan until an
+  // exception that applied to it expires. Computed afresh when ctx.now is set.
+  [[nodiscard]] std::shared_ptr<const flow_plan> shared_plan(const flow_context& ctx) const;
   // Fills f.applied and f.replacement (without the overlap rule) from the plan.
   void apply(const flow_plan& p, finding& f) const;
   // The verdict fields that depend on findings; findings must be in text order
@@ -269,6 +275,18 @@ class compiled_rule_set final : public rule_set {
   std::unique_ptr<RE2::Set> set;
   stream_automaton automaton;
   std::size_t nfa_states = 0;
+
+  // Plans by context (shared_plan); bounded: emptied when full.
+  struct plan_cache {
+    struct entry {
+      std::shared_ptr<const flow_plan> plan;
+      std::int64_t valid_until = 0;  // seconds since the epoch: the next exception expiry after it was made
+    };
+    std::mutex mu;
+    std::unordered_map<std::string, entry> plans;
+  };
+  static constexpr std::size_t plan_cache_entries = 4096;
+  std::unique_ptr<plan_cache> plans_ = std::make_unique<plan_cache>();
 };
 
 // Sorts findings into text order: part, start, longer first, detector id.

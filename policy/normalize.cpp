@@ -340,11 +340,23 @@ int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool 
 
 }  // namespace
 
+namespace {
+// The bytes that may_change looks for, as a table (one look-up a byte).
+constexpr std::array<bool, 256> changing_byte = [] {
+  std::array<bool, 256> t{};
+  for (std::uint32_t b = 0; b < 256; ++b) t[b] = b >= 0x80 || b == '&' || b == '\\' || invisible_control(b);
+  return t;
+}();
+}  // namespace
+
 bool may_change(std::string_view t) noexcept {
-  for (const char c : t) {
-    const auto b = static_cast<unsigned char>(c);
-    if (b >= 0x80 || b == '&' || b == '\\' || invisible_control(b)) return true;
-  }
+  const auto* p = reinterpret_cast<const unsigned char*>(t.data());
+  const std::size_t n = t.size();
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    if (changing_byte[p[i]] | changing_byte[p[i + 1]] | changing_byte[p[i + 2]] | changing_byte[p[i + 3]]) return true;
+  for (; i < n; ++i)
+    if (changing_byte[p[i]]) return true;
   return false;
 }
 
@@ -525,45 +537,7 @@ void normalizer::finish(std::string& out, source_map& map) {
   run(in, true, out, map);
 }
 
-bool is_base64_char(unsigned char c) noexcept {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-         c == '-' || c == '_';
-}
-
-bool base64_tracker::close(std::size_t at, run& closed) noexcept {
-  if (st_ == state::none) return false;
-  closed.start = start_;
-  closed.end = at;
-  // Lengths: within bounds; with padding, a whole number of quads; one
-  // character over a quad is never base64. One alphabet only.
-  closed.eligible = chars_ >= base64_min_run && chars_ <= base64_max_run && pad_ <= 2 && chars_ % 4 != 1 &&
-                    (pad_ == 0 || (chars_ + pad_) % 4 == 0) && !(url_ && std_);
-  st_ = state::none;
-  return true;
-}
-
-bool base64_tracker::feed(unsigned char c, std::size_t at, run& closed) noexcept {
-  if (is_base64_char(c)) {
-    bool ended = false;
-    if (st_ == state::pad) ended = close(at, closed);
-    if (st_ == state::none) {
-      st_ = state::chars;
-      start_ = at;
-      chars_ = pad_ = 0;
-      url_ = std_ = false;
-    }
-    ++chars_;
-    url_ = url_ || c == '-' || c == '_';
-    std_ = std_ || c == '+' || c == '/';
-    return ended;
-  }
-  if (c == '=' && st_ != state::none) {
-    st_ = state::pad;
-    ++pad_;
-    return false;
-  }
-  return close(at, closed);
-}
+bool is_base64_char(unsigned char c) noexcept { return base64_chars[c]; }
 
 bool base64_tracker::finish(std::size_t at, run& closed) noexcept { return close(at, closed); }
 
@@ -578,6 +552,7 @@ std::string base64_text(std::string_view run) {
   out.reserve(run.size() * 3 / 4);
   std::uint32_t acc = 0;
   int bits = 0;
+  int need = 0;  // continuation bytes the last lead byte still wants
   for (const char ch : run) {
     const auto c = static_cast<unsigned char>(ch);
     std::uint32_t v = 0;
@@ -591,7 +566,26 @@ std::string base64_text(std::string_view run) {
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+      const auto b = static_cast<unsigned char>((acc >> bits) & 0xFF);
+      // What is surely not text ends the decoding at once (most runs that are
+      // not base64 text, such as a path, fail in their first bytes): a
+      // control character, a byte that no UTF-8 sequence has there. The full
+      // check below decides the rest.
+      if (need > 0) {
+        if (b < 0x80 || b > 0xBF) return {};
+        --need;
+      } else if (b < 0x80) {
+        if ((b < 0x20 && b != '\t' && b != '\n' && b != '\r') || b == 0x7F) return {};
+      } else if (b >= 0xC2 && b <= 0xDF) {
+        need = 1;
+      } else if (b >= 0xE0 && b <= 0xEF) {
+        need = 2;
+      } else if (b >= 0xF0 && b <= 0xF4) {
+        need = 3;
+      } else {
+        return {};
+      }
+      out.push_back(static_cast<char>(b));
     }
   }
   // Text: valid UTF-8, no control characters but tab, LF and CR.

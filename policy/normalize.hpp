@@ -42,6 +42,7 @@
 // its first character to the last byte of its last, so invisible characters
 // between them belong to it and those around it do not.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -133,6 +134,15 @@ struct normalized {
 inline constexpr std::size_t base64_min_run = 12;
 inline constexpr std::size_t base64_max_run = 4096;
 
+// The base64 characters of either alphabet, by byte.
+inline constexpr std::array<bool, 256> base64_chars = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c)
+    t[static_cast<std::size_t>(c)] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                                     c == '+' || c == '/' || c == '-' || c == '_';
+  return t;
+}();
+
 // Finds runs in N, fed byte by byte (the same cuts whole or streamed).
 class base64_tracker {
  public:
@@ -159,6 +169,75 @@ class base64_tracker {
   bool url_ = false;
   bool std_ = false;
 };
+
+// Lengths: within bounds; with padding, a whole number of quads; one
+// character over a quad is never base64. One alphabet only.
+constexpr bool base64_eligible(std::size_t chars, std::size_t pad, bool url, bool std) noexcept {
+  return chars >= base64_min_run && chars <= base64_max_run && pad <= 2 && chars % 4 != 1 &&
+         (pad == 0 || (chars + pad) % 4 == 0) && !(url && std);
+}
+
+// The eligible runs that base64_tracker finds when fed the whole of t, in
+// order, found without feeding it byte by byte: f(run) for each.
+template <class F>
+void for_each_base64_run(std::string_view t, F&& f) {
+  const auto* p = reinterpret_cast<const unsigned char*>(t.data());
+  const std::size_t n = t.size();
+  std::size_t i = 0;
+  while (i < n) {
+    if (!base64_chars[p[i]]) {  // also a '=' that follows no run
+      ++i;
+      continue;
+    }
+    const std::size_t start = i;
+    bool url = false;
+    bool std = false;
+    for (; i < n && base64_chars[p[i]]; ++i) {
+      url = url || p[i] == '-' || p[i] == '_';
+      std = std || p[i] == '+' || p[i] == '/';
+    }
+    const std::size_t chars = i - start;
+    while (i < n && p[i] == '=') ++i;
+    // A base64 character after the padding starts the next run, as anything
+    // else ends this one.
+    if (base64_eligible(chars, i - start - chars, url, std)) f(base64_tracker::run{start, i, true});
+  }
+}
+
+// Defined here so that a scan's byte loop inlines them.
+inline bool base64_tracker::close(std::size_t at, run& closed) noexcept {
+  if (st_ == state::none) return false;
+  closed.start = start_;
+  closed.end = at;
+  // Lengths: within bounds; with padding, a whole number of quads; one
+  // character over a quad is never base64. One alphabet only.
+  closed.eligible = base64_eligible(chars_, pad_, url_, std_);
+  st_ = state::none;
+  return true;
+}
+
+inline bool base64_tracker::feed(unsigned char c, std::size_t at, run& closed) noexcept {
+  if (base64_chars[c]) {
+    bool ended = false;
+    if (st_ == state::pad) ended = close(at, closed);
+    if (st_ == state::none) {
+      st_ = state::chars;
+      start_ = at;
+      chars_ = pad_ = 0;
+      url_ = std_ = false;
+    }
+    ++chars_;
+    url_ = url_ || c == '-' || c == '_';
+    std_ = std_ || c == '+' || c == '/';
+    return ended;
+  }
+  if (c == '=' && st_ != state::none) {
+    st_ = state::pad;
+    ++pad_;
+    return false;
+  }
+  return close(at, closed);
+}
 
 [[nodiscard]] bool is_base64_char(unsigned char c) noexcept;
 // The decoded text of a run, if it is text; empty when not.

@@ -48,7 +48,7 @@ struct stream_scanner::impl {
   // evaluated by its scan/decide/redact at finish().
   const compiled_rule_set* rs = nullptr;
   flow_context ctx;
-  detail::flow_plan plan;
+  std::shared_ptr<const detail::flow_plan> plan;
   verdict v;
 
   // N, the normalized text candidates run on, and T, the text as fed, which is
@@ -274,7 +274,7 @@ struct stream_scanner::impl {
     bool new_rule = false;
     for (auto& b : batch) {
       finding& f = b.f;
-      rs->apply(plan, f);
+      rs->apply(*plan, f);
       const action act = f.applied;
       v.act = std::max(v.act, act);
       // The verdict's lists change only when a detector first shows up: keep the
@@ -284,7 +284,7 @@ struct stream_scanner::impl {
       if (act == action::redact) pending.push_back({v.findings.size() - 1, b.n_start, b.n_end});
       if (act == action::block) blocked = true;
     }
-    if (new_rule) rs->summarize(plan, v);
+    if (new_rule) rs->summarize(*plan, v);
   }
 
   std::vector<bool> seen_detector;  // per detector: has a finding in v
@@ -409,8 +409,8 @@ stream_scanner::stream_scanner(rule_set_ptr rules, flow_context ctx) : impl_(std
     m.ctx = std::move(ctx);
     return;
   }
-  m.plan = m.rs->plan(ctx);
-  m.rs->summarize(m.plan, m.v);
+  m.plan = m.rs->shared_plan(ctx);
+  m.rs->summarize(*m.plan, m.v);
   m.next_pos.assign(m.rs->detectors.size(), 0);
   m.seen_detector.assign(m.rs->detectors.size(), false);
   m.history = std::max<std::size_t>(8, m.rs->max_context_);  // the boundary rules look up to 6 bytes back

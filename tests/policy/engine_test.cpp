@@ -462,3 +462,56 @@ TEST_CASE("a stream with many findings keeps a verdict equal to the whole-text o
   CHECK(sc.current().tags == whole.result.tags);
   CHECK(sc.current().act == action::redact);
 }
+
+TEST_CASE("flows with the same context share one plan, equal to the plan made for them alone", "[engine]") {
+  const auto* rs = dynamic_cast<const detail::compiled_rule_set*>(engine().get());
+  REQUIRE(rs != nullptr);
+  const auto same = [](const detail::flow_plan& a, const detail::flow_plan& b) {
+    return a.flow_act == b.flow_act && a.flow_rules == b.flow_rules && a.effective == b.effective &&
+           a.lowered_by == b.lowered_by && a.applies == b.applies && a.applied == b.applied && a.style == b.style &&
+           a.rules == b.rules;
+  };
+  std::vector<flow_context> contexts;
+  for (const char* src : {"DE", "AQ", "aq"})
+    for (const char* dst : {"US", "CN", "cn", "BV"})
+      for (const char* tenant : {"", "acme", "oldco", "quiet"})
+        for (const char* route : {"", "/research", "/other"})
+          for (const bool file : {false, true})
+            for (const auto dir : {direction::request, direction::response}) {
+              flow_context c = flow(src, dst);
+              c.tenant = tenant;
+              c.route = route;
+              c.dir = dir;
+              if (file) c.non_text_parts["file"] = 1;
+              c.non_text_parts["image"] = 0;  // a kind counted 0 is not present
+              contexts.push_back(c);
+            }
+  std::size_t lowered = 0;
+  for (const auto& c : contexts) {
+    INFO(c.src << " " << c.dst << " " << c.tenant << " " << c.route << " " << c.non_text_parts.size());
+    const auto shared = rs->shared_plan(c);
+    flow_context now = c;
+    now.now = std::chrono::system_clock::now();
+    CHECK(same(*shared, rs->plan(now)));
+    CHECK(rs->shared_plan(c) == shared);  // the same plan again
+    for (const auto& l : shared->lowered_by) lowered += l.size();
+  }
+  CHECK(lowered > 0);  // the current exceptions lowered rules for acme (x.old has expired)
+  // Fields that run into each other are told apart: tenant "acme" on route
+  // "/research" is lowered by x.acme-allow (only r.tag is left), tenant
+  // "acme/research" on route "" is not.
+  flow_context a = flow("DE", "CN");
+  a.tenant = "acme";
+  a.route = "/research";
+  flow_context b = flow("DE", "CN");
+  b.tenant = "acme/research";
+  CHECK(rs->shared_plan(a) != rs->shared_plan(b));
+  CHECK(rs->evaluate("code C1234", a).result.act == action::tag);
+  CHECK(rs->evaluate("code C1234", b).result.act == action::block);
+  // With a time of its own, a context gets its plan for that time: in 2031 the
+  // acme exceptions have expired.
+  flow_context later = a;
+  later.now = day(2031, 1, 1);
+  CHECK(rs->evaluate("code C1234", later).result.act == action::block);
+  CHECK(rs->evaluate("code C1234", a).result.act == action::tag);
+}

@@ -42,6 +42,18 @@ TEST_CASE("plain text is left alone and not copied", "[normalize]") {
   CHECK_FALSE(may_change("plain ascii"));
   CHECK(may_change("a&b"));
   CHECK(may_change("\xC3\xA9"));
+  // Every byte that may change, at every position of texts of 1 to 9 bytes
+  // (the test reads four bytes at a time, then the rest one by one).
+  for (int b = 0; b < 256; ++b) {
+    const bool changes = b >= 0x80 || b == '&' || b == '\\' || (b < 0x20 && (b < 0x09 || b > 0x0D)) || b == 0x7F;
+    for (std::size_t len = 1; len <= 9; ++len)
+      for (std::size_t at = 0; at < len; ++at) {
+        std::string t(len, 'a');
+        t[at] = static_cast<char>(b);
+        INFO(b << " at " << at << " of " << len);
+        CHECK(may_change(t) == changes);
+      }
+  }
 }
 
 TEST_CASE("invisible format characters are removed", "[normalize]") {
@@ -287,8 +299,37 @@ TEST_CASE("base64 runs: maximal, padded, bounded, decoded only when text", "[nor
   CHECK(base64_text("SGVsbG8gd29ybGQh") == "Hello world!");
   CHECK(base64_text("SGVsbG8gd29ybGQ") == "Hello world");
   CHECK(base64_text("5L2g5aW9") == "你好");
+  CHECK(base64_text("8J+YgCBvayDDqXTDqSDkvaDlpb0=") == "😀 ok été 你好");  // sequences of 4, 2 and 3 bytes
+  CHECK(base64_text("/v1/chat/completions").empty());  // a path: 0xFF first
   CHECK(base64_text("AAECAwQF").empty());        // control characters: not text
   CHECK(base64_text("3q2+7w").empty());          // not UTF-8
   CHECK(base64_text("PDw_Pz8-Pg==") == "<<\x3F\x3F\x3F>>");  // URL-safe alphabet
   CHECK(base64_text("PDw/Pz8+Pg") == "<<\x3F\x3F\x3F>>");
+
+  // The runs of a whole text, found without the tracker (as scans find
+  // them), are the tracker's eligible runs.
+  const auto whole = [](std::string_view s) {
+    std::vector<std::string> out;
+    for_each_base64_run(s, [&](const base64_tracker::run& r) { out.emplace_back(s.substr(r.start, r.end - r.start)); });
+    return out;
+  };
+  for (const std::string_view s : {"x SUQgMTEwMTA1MTk0OTEy y", "(SGVsbG8gd29ybGQh==)", "SGVsbG8gd29ybA==",
+                                   "SGVsbG8gd29ybA==SGVsbG8gd29ybA==", "==SGVsbG8gd29ybA===", "a+b_cdefghijklmnop"})
+    CHECK(whole(s) == runs(s));
+  CHECK(whole(std::string(base64_max_run, 'A')).size() == 1);
+  CHECK(whole(std::string(base64_max_run + 1, 'A')).empty());
+  std::uint32_t seed = 12345;
+  const auto next = [&seed] { return seed = seed * 1103515245u + 12345u; };
+  static constexpr std::string_view alphabet = "AZaz09+/-_= .\n\xC3\xA9";
+  std::size_t found = 0;
+  for (int n = 0; n < 20000; ++n) {
+    std::string s;
+    const std::size_t len = next() % 40;
+    for (std::size_t i = 0; i < len; ++i) s += alphabet[(next() >> 8) % (next() % 4 == 0 ? alphabet.size() : 11)];
+    const auto want = runs(s);
+    found += want.size();
+    INFO(s);
+    CHECK(whole(s) == want);
+  }
+  CHECK(found > 100);
 }
