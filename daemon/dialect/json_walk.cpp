@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/value_stack.hpp>
 
 
@@ -230,10 +231,11 @@ struct json_parser::impl {
 json_parser::json_parser() : impl_(std::make_unique<impl>()) {}
 json_parser::~json_parser() = default;
 
-codec_result<json::value> json_parser::parse(std::string_view text, bool* duplicates, std::string* numbers) {
+codec_result<json::value> json_parser::parse(std::string_view text, bool* duplicates, std::string* numbers,
+                                             json::storage_ptr sp) {
   auto& p = impl_->p;
   p.reset();
-  p.handler().st.reset();
+  p.handler().st.reset(std::move(sp));
   p.handler().members = 0;
   p.handler().numbers = numbers;
   p.handler().in_number = false;
@@ -251,11 +253,13 @@ codec_result<json::value> json_parser::parse(std::string_view text, bool* duplic
 }
 
 codec_result<json::value> parse_json(std::string_view text, json_parser* reuse, bool* duplicates,
-                                     std::string* numbers) {
-  if (reuse != nullptr) return reuse->parse(text, duplicates, numbers);
+                                     std::string* numbers, json::storage_ptr sp) {
+  if (reuse != nullptr) return reuse->parse(text, duplicates, numbers, std::move(sp));
   json_parser p;
-  return p.parse(text, duplicates, numbers);
+  return p.parse(text, duplicates, numbers, std::move(sp));
 }
+
+json::storage_ptr document_storage() { return json::make_shared_resource<json::monotonic_resource>(); }
 
 std::string first_duplicate_key(std::string_view text) {
   json::basic_parser<duplicate_finder> p(codec_parse_options());

@@ -55,8 +55,9 @@ class json_parser {
   // the literal of every number as the text spells it is appended there, the
   // literals separated by ", " (no separator a detector pattern reads inside
   // a number, so two numbers never read as one).
+  // The value is made in `sp` (the default resource when null).
   [[nodiscard]] codec_result<json::value> parse(std::string_view text, bool* duplicates = nullptr,
-                                                std::string* numbers = nullptr);
+                                                std::string* numbers = nullptr, json::storage_ptr sp = {});
 
  private:
   struct impl;
@@ -65,7 +66,13 @@ class json_parser {
 
 // parse() on a parser made for this call, or on `reuse`.
 [[nodiscard]] codec_result<json::value> parse_json(std::string_view text, json_parser* reuse = nullptr,
-                                                   bool* duplicates = nullptr, std::string* numbers = nullptr);
+                                                   bool* duplicates = nullptr, std::string* numbers = nullptr,
+                                                   json::storage_ptr sp = {});
+// Storage for a whole request or response document: one monotonic resource,
+// shared by the document's values and freed with the last of them, instead
+// of a heap allocation per object, array and string. What a document's values
+// give back (a string redaction rewrote) is freed with the document.
+[[nodiscard]] json::storage_ptr document_storage();
 [[nodiscard]] json::parse_options codec_parse_options() noexcept;
 // The RFC 6901 pointer of the first repeated key in `text` (the second
 // occurrence), or empty when no key repeats or the text is not valid JSON.

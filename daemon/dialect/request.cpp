@@ -78,7 +78,7 @@ codec_result<request_extraction> extract_request(dialect d, std::string_view pat
   auto match = classify_endpoint(d, path);
   if (!match) return codec_error{codec_errc::unknown_endpoint, {}};
 
-  request_extraction ex;
+  request_extraction ex(detail::document_storage());
   ex.endpoint = match->kind;
   ex.model = std::move(match->model);
 
@@ -86,7 +86,7 @@ codec_result<request_extraction> extract_request(dialect d, std::string_view pat
     // Numbers cross as the client spelled them (the body is forwarded as it
     // came unless a redaction rewrites it): their literals are scanned too.
     std::string numbers;
-    auto parsed = detail::parse_json(body, nullptr, nullptr, &numbers);
+    auto parsed = detail::parse_json(body, nullptr, nullptr, &numbers, ex.document.storage());
     if (!parsed) return parsed.error();
     ex.document = std::move(*parsed);
     if (!ex.document.is_object()) return codec_error{codec_errc::not_an_object, {}};

@@ -134,6 +134,8 @@ struct request_extraction {
   boost::json::value document;
 
   request_extraction() = default;
+  // With the storage the document is to be parsed into (document_storage()).
+  explicit request_extraction(boost::json::storage_ptr sp) : document(std::move(sp)) {}
   request_extraction(request_extraction&&) = default;
   request_extraction& operator=(request_extraction&&) = default;
   // Slots point into `document`: a copy would point into the original.

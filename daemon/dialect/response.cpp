@@ -356,8 +356,8 @@ bool is_provider_error(dialect d, const json::object& o) {
 codec_result<response_extraction> extract_response(dialect d, endpoint_kind endpoint,
                                                    std::string_view body) {
   namespace json = detail::json;
-  response_extraction ex;
-  auto parsed = detail::parse_json(body, nullptr, &ex.duplicate_keys);
+  response_extraction ex(detail::document_storage());
+  auto parsed = detail::parse_json(body, nullptr, &ex.duplicate_keys, nullptr, ex.document.storage());
   if (!parsed) return parsed.error();
   ex.document = std::move(*parsed);
   detail::walker w(ex.slots, ex.non_text);
@@ -425,8 +425,8 @@ codec_result<response_extraction> extract_response(dialect d, endpoint_kind endp
 }
 
 codec_result<response_extraction> extract_error_body(std::string_view body) {
-  response_extraction ex;
-  auto parsed = detail::parse_json(body, nullptr, &ex.duplicate_keys);
+  response_extraction ex(detail::document_storage());
+  auto parsed = detail::parse_json(body, nullptr, &ex.duplicate_keys, nullptr, ex.document.storage());
   if (!parsed) return parsed.error();
   ex.document = std::move(*parsed);
   ex.provider_error = true;

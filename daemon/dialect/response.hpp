@@ -56,6 +56,8 @@ struct response_extraction {
   boost::json::value document;  // the parsed body; the slots point into it
 
   response_extraction() = default;
+  // With the storage the document is to be parsed into (document_storage()).
+  explicit response_extraction(boost::json::storage_ptr sp) : document(std::move(sp)) {}
   response_extraction(response_extraction&&) = default;
   response_extraction& operator=(response_extraction&&) = default;
   response_extraction(const response_extraction&) = delete;
