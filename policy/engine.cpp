@@ -215,7 +215,12 @@ bool compiled_rule_set::detect(std::string_view text, std::vector<int>& hits) co
   hits.clear();
   if (!set) return true;
   RE2::Set::ErrorInfo info{RE2::Set::kNoError};
-  const bool any = set->Match(re2::StringPiece(text.data(), text.size()), &hits, &info);
+  const re2::StringPiece sp(text.data(), text.size());
+  // Most texts hold nothing: asked without a match list, the set stops at the
+  // first match and allocates nothing; only a text that holds something is
+  // searched again for which detectors.
+  if (!set->Match(sp, nullptr, &info)) return info.kind == RE2::Set::kNoError;
+  const bool any = set->Match(sp, &hits, &info);
   if (!any && info.kind != RE2::Set::kNoError) return false;
   return true;
 }
