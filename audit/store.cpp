@@ -31,8 +31,9 @@
 // across processes, and the chain continues from the last committed record.
 //
 // The trail's files are watched (check_trail): after every commit (five stat
-// calls beside its fsync), before every batch but one that the writer takes
-// without waiting right after such a check, and every trail_check_interval
+// calls beside its fsync), before every batch that holds a record appended
+// after the last check began (under load, the records of the next batch
+// mostly came while the previous one committed), and every trail_check_interval
 // without traffic, the paths of the database, its -wal and -shm files and the lock file
 // must still name the files the writer opened (device and inode). A file
 // deleted or replaced means that what the writer commits no longer reaches the
@@ -113,6 +114,7 @@ struct item {
   std::int64_t time_us = 0;
   clock::time_point enqueued;
   std::size_t bytes = 0;  // counted against writer_options::queue_bytes until committed
+  std::uint64_t order = 0;  // 1 for the first record appended, 2 for the next, ...
 };
 
 // What a record costs in the queue: its variable-size parts.
@@ -225,8 +227,9 @@ class store_impl final : public store {
   enum class cause { none, store_error, read_only, lost };
 
   void run();
-  void begin_batch();
-  void add_to_batch(item& it);
+  // last_order: the order of the last record the batch takes now (0: none).
+  void begin_batch(std::uint64_t last_order = 0);
+  void add_to_batch(item& it, std::uint64_t last_order);
   void commit_batch();
   [[nodiscard]] bool insert_record(record_kind kind, std::string_view flow_id,
                                    const index_fields& index, std::int64_t time_us,
@@ -299,9 +302,11 @@ class store_impl final : public store {
   clock::time_point next_trail_check_;
   std::optional<file_id> db_id_, wal_id_, shm_id_;
   std::filesystem::path wal_path_, shm_path_;
-  // The last watch_trail found the trail ok, and the writer has not waited
-  // for records since (begin_batch).
-  bool checked_since_wait_ = false;
+  // Records appended so far (guarded by mu_), and how many of them had been
+  // appended when the last check that found the trail ok began (writer
+  // thread): a batch of those only is not checked again (begin_batch).
+  std::uint64_t appended_ = 0;
+  std::uint64_t checked_upto_ = 0;
   crypto::bytes header_buf_;
   crypto::bytes payload_buf_;
   std::string last_error_;
@@ -469,6 +474,8 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
     }
     if (!write_epoch_start_now()) throw std::runtime_error(last_error_);
     remember_trail_files();
+    // The checks so far had no files to compare: the first batch is checked.
+    checked_upto_ = 0;
   } catch (const std::exception& e) {
     throw std::runtime_error("audit database " + opts_.db.string() + ": " + e.what());
   }
@@ -511,7 +518,7 @@ std::error_code store_impl::append(record r, durable_handler on_durable) {
     append_refused_.fetch_add(1, std::memory_order_relaxed);
     return make_error_code(errc::queue_full);
   }
-  queue_.push_back(item{std::move(r), std::move(on_durable), now_us(), clock::now(), bytes});
+  queue_.push_back(item{std::move(r), std::move(on_durable), now_us(), clock::now(), bytes, ++appended_});
   queued_bytes_ += bytes;  // after the push: a push that throws counts nothing
   // Wake the writer when it idles, when a batch is full, and every wake_stride
   // records while a batch fills (so that it encrypts and inserts them while the
@@ -664,11 +671,16 @@ store_impl::trail_state store_impl::check_trail(std::string& why) const {
 
 bool store_impl::watch_trail() {
   if (cause_ == cause::lost) return false;
+  std::uint64_t upto = 0;
+  {
+    std::lock_guard lk(mu_);
+    upto = appended_;
+  }
   std::string why;
   switch (check_trail(why)) {
     case trail_state::ok:
       if (cause_ == cause::read_only) set_health(cause::none, {});
-      checked_since_wait_ = true;
+      checked_upto_ = upto;
       return true;
     case trail_state::read_only:
       if (cause_ != cause::read_only) {
@@ -754,7 +766,7 @@ bool store_impl::insert_record(record_kind kind, std::string_view flow_id,
   return true;
 }
 
-void store_impl::begin_batch() {
+void store_impl::begin_batch(std::uint64_t last_order) {
   in_txn_ = true;
   batch_failed_ = false;
   batch_errc_ = errc::store_failed;
@@ -765,13 +777,12 @@ void store_impl::begin_batch() {
   }
   // The files are checked before anything is written (a database made
   // read-only takes nothing from then on), and again after the commit (a file
-  // deleted or replaced meanwhile took the batch). Under load the writer
-  // takes the next batch without waiting, right after the check that followed
-  // the previous commit: that check stands for this one (a change in between
-  // is seen by the check after this batch's commit, as if it came a moment
-  // later). A batch taken after the writer waited is always checked first.
-  const bool fresh = cause_ == cause::none && checked_since_wait_;
-  checked_since_wait_ = false;
+  // deleted or replaced meanwhile took the batch). Under load the records of
+  // the next batch were appended while the previous one committed, before
+  // the check that followed that commit began: that check stands for this
+  // one (whatever changed before those records were appended, it saw). A
+  // batch that holds a record appended after that check began is checked.
+  const bool fresh = cause_ == cause::none && last_order != 0 && last_order <= checked_upto_;
   if (!fresh && !watch_trail()) {
     if (cause_ == cause::lost) batch_errc_ = errc::trail_lost;
     batch_failed_ = true;
@@ -801,9 +812,9 @@ void store_impl::begin_batch() {
   }
 }
 
-void store_impl::add_to_batch(item& it) {
+void store_impl::add_to_batch(item& it, std::uint64_t last_order) {
   if (!in_txn_) {
-    begin_batch();
+    begin_batch(last_order);
     batch_deadline_ = it.enqueued + opts_.commit_interval;
   }
   if (!batch_failed_) {
@@ -904,6 +915,7 @@ bool store_impl::write_checkpoint(const char* reason) {
   }
   checkpointed_seq_ = cp.seq;
   checkpoints_.fetch_add(1, std::memory_order_relaxed);
+  checked_upto_ = 0;  // a write since the last check: the next batch is checked first
   return true;
 }
 
@@ -927,7 +939,10 @@ bool store_impl::end_epoch(const char* reason, bool start_next) {
   // ... then the checkpoint covers the last committed record (autocommit: one
   // statement, one durable transaction). If it fails, the next checkpoint covers
   // these records too.
-  const bool ok = checkpointed_seq_ >= committed_.next_seq - 1 || write_checkpoint(reason);
+  // Not into a trail the last check found read-only or lost (found in
+  // review: an epoch that ended by time wrote its checkpoint into a database
+  // made read-only); the next open checkpoints what this one could not.
+  const bool ok = checkpointed_seq_ >= committed_.next_seq - 1 || (cause_ == cause::none && write_checkpoint(reason));
   if (start_next) start_epoch(sealing_.epoch);
   return ok;
 }
@@ -959,7 +974,6 @@ void store_impl::run() {
     {
       std::unique_lock lk(mu_);
       const auto ready = [this] { return !queue_.empty() || closing_ || !tasks_.empty(); };
-      if (!ready()) checked_since_wait_ = false;  // the writer waits for records
       if (in_txn_) {
         cv_.wait_until(lk, batch_deadline_, ready);
       } else {
@@ -979,7 +993,7 @@ void store_impl::run() {
       closing = closing_;
     }
     for (auto& it : taken) {
-      add_to_batch(it);
+      add_to_batch(it, taken.back().order);
       // An epoch ends at exactly epoch_records records: cut the batch there.
       if (in_txn_ && work_.records_in_epoch >= opts_.epoch_records) {
         commit_batch();
@@ -1100,7 +1114,7 @@ store::erase_result store_impl::erase_flow(std::string_view flow_id_view, std::s
         if (!ok) throw std::runtime_error("cannot erase flow " + flow_id + ": " + last_error_);
         // Old page images of the erased payloads may remain in the WAL until it is
         // checkpointed; move them into the (secure_delete) main file now.
-        (void)db_.try_exec("PRAGMA wal_checkpoint(TRUNCATE)");
+        if (cause_ == cause::none) (void)db_.try_exec("PRAGMA wal_checkpoint(TRUNCATE)");
         done->set_value(std::move(res));
       } catch (...) {
         done->set_exception(std::current_exception());

@@ -429,12 +429,15 @@ std::shared_ptr<const flow_plan> compiled_rule_set::shared_plan(const flow_conte
   std::string key;
   key.reserve(ctx.src.size() + ctx.dst.size() + ctx.tenant.size() + ctx.route.size() + 8);
   key += ctx.dir == direction::request ? 'q' : 'r';
+  // Each field's size before it keeps any bytes in it (a NUL too) from
+  // running into the next field (found in review: NUL-terminated fields made
+  // src "CN" with dst "US\0CN" and src "CN\0US" with dst "CN" one key).
   for (const std::string* f : {&ctx.src, &ctx.dst}) {
+    key += std::to_string(f->size());
+    key += ':';
     for (char c : *f) key += c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
-    key += '\0';
   }
-  // Tenant and route are compared as they are; their sizes keep any bytes in
-  // them from running into the next field.
+  // Tenant and route are compared as they are.
   for (const std::string* f : {&ctx.tenant, &ctx.route}) {
     key += std::to_string(f->size());
     key += ':';
@@ -451,18 +454,23 @@ std::shared_ptr<const flow_plan> compiled_rule_set::shared_plan(const flow_conte
   {
     std::lock_guard lk(plans_->mu);
     const auto it = plans_->plans.find(key);
-    if (it != plans_->plans.end() && now < it->second.valid_until) return it->second.plan;
+    if (it != plans_->plans.end() && it->second.valid_from <= now && now < it->second.valid_until)
+      return it->second.plan;
   }
   flow_context at = ctx;
   at.now = std::chrono::system_clock::time_point(std::chrono::seconds(now));
   auto made = std::make_shared<const flow_plan>(plan(at));
-  // Valid until the first exception still current at `now` expires.
+  // Valid from the last exception expiry at or before `now` until the next
+  // one after it: a clock set back past an expiry gets a plan made afresh.
+  std::int64_t from = std::numeric_limits<std::int64_t>::min();
   std::int64_t until = std::numeric_limits<std::int64_t>::max();
-  for (const auto& e : exceptions)
+  for (const auto& e : exceptions) {
     if (now < e.expires_end) until = std::min<std::int64_t>(until, e.expires_end);
+    else from = std::max<std::int64_t>(from, e.expires_end);
+  }
   std::lock_guard lk(plans_->mu);
   if (plans_->plans.size() >= plan_cache_entries) plans_->plans.clear();
-  plans_->plans[std::move(key)] = {made, until};
+  plans_->plans[std::move(key)] = {made, from, until};
   return made;
 }
 

@@ -280,7 +280,10 @@ class compiled_rule_set final : public rule_set {
   struct plan_cache {
     struct entry {
       std::shared_ptr<const flow_plan> plan;
-      std::int64_t valid_until = 0;  // seconds since the epoch: the next exception expiry after it was made
+      // Seconds since the epoch: the plan holds while no exception expiry
+      // lies between the time it was made and now.
+      std::int64_t valid_from = 0;
+      std::int64_t valid_until = 0;
     };
     std::mutex mu;
     std::unordered_map<std::string, entry> plans;

@@ -342,9 +342,9 @@ int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool 
 
 namespace {
 // The bytes that may_change looks for, as a table (one look-up a byte).
-constexpr std::array<bool, 256> changing_byte = [] {
-  std::array<bool, 256> t{};
-  for (std::uint32_t b = 0; b < 256; ++b) t[b] = b >= 0x80 || b == '&' || b == '\\' || invisible_control(b);
+constexpr std::array<std::uint8_t, 256> changing_byte = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (std::uint32_t b = 0; b < 256; ++b) t[b] = b >= 0x80 || b == '&' || b == '\\' || invisible_control(b) ? 1 : 0;
   return t;
 }();
 }  // namespace
@@ -354,9 +354,9 @@ bool may_change(std::string_view t) noexcept {
   const std::size_t n = t.size();
   std::size_t i = 0;
   for (; i + 4 <= n; i += 4)
-    if (changing_byte[p[i]] | changing_byte[p[i + 1]] | changing_byte[p[i + 2]] | changing_byte[p[i + 3]]) return true;
+    if ((changing_byte[p[i]] | changing_byte[p[i + 1]] | changing_byte[p[i + 2]] | changing_byte[p[i + 3]]) != 0) return true;
   for (; i < n; ++i)
-    if (changing_byte[p[i]]) return true;
+    if (changing_byte[p[i]] != 0) return true;
   return false;
 }
 
@@ -542,12 +542,12 @@ bool is_base64_char(unsigned char c) noexcept { return base64_chars[c]; }
 bool base64_tracker::finish(std::size_t at, run& closed) noexcept { return close(at, closed); }
 
 std::size_t base64_tracker::holding() const noexcept {
-  if (st_ == state::none || chars_ > base64_max_run || pad_ > 2) return static_cast<std::size_t>(-1);
+  if (st_ == state::none || chars_ > base64_max_run) return static_cast<std::size_t>(-1);
   return start_;
 }
 
 std::string base64_text(std::string_view run) {
-  while (!run.empty() && run.back() == '=') run.remove_suffix(1);
+  while (!run.empty() && run.back() == '=') run.remove_suffix(1);  // padding, if a caller's run has it
   std::string out;
   out.reserve(run.size() * 3 / 4);
   std::uint32_t acc = 0;

@@ -126,11 +126,15 @@ struct normalized {
 [[nodiscard]] bool may_change(std::string_view t) noexcept;
 
 // Base64 in text. A run is a maximal sequence of base64 characters (either
-// alphabet: A-Z a-z 0-9 + / - _) and up to two '=' after them. A run of
-// base64_min_run to base64_max_run characters (padding not counted) whose
-// bytes in T are the same as in N is decoded; when the result is text (valid
-// UTF-8 without control characters but tab and line breaks) it is scanned, and
-// its findings stand for the whole run. Longer runs are not decoded.
+// alphabet: A-Z a-z 0-9 + / - _, not both) and up to two '=' after them (a
+// third '=' ends it, as any other character does). A run of base64_min_run to
+// base64_max_run characters (padding not counted) whose bytes in T are the
+// same as in N is decoded (bits of an incomplete last character group are
+// dropped); when the result is text (valid UTF-8 without control characters
+// but tab and line breaks) it is scanned, and its findings stand for the
+// whole run. Longer runs are not decoded. Nothing about the padding or the
+// length modulo 4 is required: padding that does not fit the length, or one
+// character too many, would otherwise hide what a reader decodes anyway.
 inline constexpr std::size_t base64_min_run = 12;
 inline constexpr std::size_t base64_max_run = 4096;
 
@@ -170,11 +174,9 @@ class base64_tracker {
   bool std_ = false;
 };
 
-// Lengths: within bounds; with padding, a whole number of quads; one
-// character over a quad is never base64. One alphabet only.
-constexpr bool base64_eligible(std::size_t chars, std::size_t pad, bool url, bool std) noexcept {
-  return chars >= base64_min_run && chars <= base64_max_run && pad <= 2 && chars % 4 != 1 &&
-         (pad == 0 || (chars + pad) % 4 == 0) && !(url && std);
+// Length within bounds, one alphabet only.
+constexpr bool base64_eligible(std::size_t chars, bool url, bool std) noexcept {
+  return chars >= base64_min_run && chars <= base64_max_run && !(url && std);
 }
 
 // The eligible runs that base64_tracker finds when fed the whole of t, in
@@ -185,7 +187,7 @@ void for_each_base64_run(std::string_view t, F&& f) {
   const std::size_t n = t.size();
   std::size_t i = 0;
   while (i < n) {
-    if (!base64_chars[p[i]]) {  // also a '=' that follows no run
+    if (!base64_chars[p[i]]) {
       ++i;
       continue;
     }
@@ -197,10 +199,10 @@ void for_each_base64_run(std::string_view t, F&& f) {
       std = std || p[i] == '+' || p[i] == '/';
     }
     const std::size_t chars = i - start;
-    while (i < n && p[i] == '=') ++i;
+    for (std::size_t pad = 0; pad < 2 && i < n && p[i] == '='; ++pad) ++i;
     // A base64 character after the padding starts the next run, as anything
-    // else ends this one.
-    if (base64_eligible(chars, i - start - chars, url, std)) f(base64_tracker::run{start, i, true});
+    // else (a third '=' too) ends this one.
+    if (base64_eligible(chars, url, std)) f(base64_tracker::run{start, i, true});
   }
 }
 
@@ -211,7 +213,7 @@ inline bool base64_tracker::close(std::size_t at, run& closed) noexcept {
   closed.end = at;
   // Lengths: within bounds; with padding, a whole number of quads; one
   // character over a quad is never base64. One alphabet only.
-  closed.eligible = base64_eligible(chars_, pad_, url_, std_);
+  closed.eligible = base64_eligible(chars_, url_, std_);
   st_ = state::none;
   return true;
 }
@@ -231,7 +233,7 @@ inline bool base64_tracker::feed(unsigned char c, std::size_t at, run& closed) n
     std_ = std_ || c == '+' || c == '/';
     return ended;
   }
-  if (c == '=' && st_ != state::none) {
+  if (c == '=' && st_ != state::none && pad_ < 2) {
     st_ = state::pad;
     ++pad_;
     return false;

@@ -150,6 +150,28 @@ TEST_CASE("trail watch: a read-only database refuses records while it lasts, the
   CHECK(flows == std::set<std::string>{"flow-1", "flow-3"});
 }
 
+TEST_CASE("trail watch: an epoch that ends while the database is read-only writes no checkpoint into it", "[audit][trail]") {
+  // Found in review: the idle writer ended an epoch by time and inserted its
+  // checkpoint into a database made read-only (the writer's handle still
+  // writes).
+  trail t;
+  t.opts.epoch_duration = std::chrono::seconds(1);
+  auto s = store::open_store(t.opts);
+  REQUIRE_FALSE(append_and_wait(*s, 1));
+  REQUIRE_FALSE(append_and_wait(*s, 2));
+  REQUIRE(::chmod(t.db.c_str(), 0444) == 0);
+  CHECK(append_and_wait(*s, 3) == make_error_code(errc::store_failed));
+  const auto before = s->get_stats().checkpoints;
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // past the epoch's end
+  CHECK(s->get_stats().checkpoints == before);
+  REQUIRE(::chmod(t.db.c_str(), 0600) == 0);
+  CHECK_FALSE(append_and_wait(*s, 4));
+  s->close();
+  const auto sum = t.verify();
+  INFO((sum.failures.empty() ? "" : sum.failures[0].detail));
+  CHECK(sum.ok());
+}
+
 TEST_CASE("trail watch: a lost trail is not continued by a restart on the file left in its place", "[audit][trail]") {
   trail t;
   t.write_flows(0, 3);

@@ -17,16 +17,22 @@
 //     source, and original_start / original_end are monotonic and in bounds;
 //   - a text that may_change() calls unchanging normalizes to itself;
 //   - base64 runs are within the normalized text, in order and do not
-//     overlap, and decoding one never reads past it.
+//     overlap, and decoding one never reads past it;
+//   - the whole-text run finder (for_each_base64_run) finds exactly the
+//     tracker's eligible runs;
+//   - base64_text, which stops at the first byte that cannot be text, gives
+//     what decoding the whole run and then checking it gives.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "policy/normalize.hpp"
+#include "policy/text.hpp"
 
 namespace {
 
@@ -87,6 +93,41 @@ void check_map(std::string_view t, const std::string& n, const text::source_map&
 
 }  // namespace
 
+namespace {
+// base64_text as it was before it stopped early: decode everything, then
+// check the whole result for UTF-8 text without control characters.
+std::string reference_base64_text(std::string_view run) {
+  while (!run.empty() && run.back() == '=') run.remove_suffix(1);
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (const char ch : run) {
+    const auto c = static_cast<unsigned char>(ch);
+    std::uint32_t v = 0;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '+' || c == '-') v = 62;
+    else if (c == '/' || c == '_') v = 63;
+    else return {};
+    acc = (acc << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  for (std::size_t i = 0; i < out.size();) {
+    std::size_t len = 1;
+    const std::uint32_t cp = text::decode(out, i, len);
+    if (cp == 0xFFFD && len == 1) return {};
+    if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0x7F || (cp >= 0x80 && cp < 0xA0)) return {};
+    i += len;
+  }
+  return out;
+}
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::uint8_t seed = data[0];
@@ -118,13 +159,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   text::base64_tracker tracker;
   text::base64_tracker::run r;
   std::size_t last_end = 0;
+  std::vector<std::pair<std::size_t, std::size_t>> eligible;
   const auto closed = [&] {
     check(r.start >= last_end && r.start < r.end && r.end <= out.size(), "base64: runs in order and in bounds");
     last_end = r.end;
-    if (r.eligible) (void)text::base64_text(std::string_view(out).substr(r.start, r.end - r.start));
+    if (!r.eligible) return;
+    eligible.emplace_back(r.start, r.end);
+    const std::string_view run = std::string_view(out).substr(r.start, r.end - r.start);
+    check(text::base64_text(run) == reference_base64_text(run), "base64: the decoder gives up only on what is not text");
   };
   for (std::size_t k = 0; k < out.size(); ++k)
     if (tracker.feed(static_cast<unsigned char>(out[k]), k, r)) closed();
   if (tracker.finish(out.size(), r)) closed();
+  std::vector<std::pair<std::size_t, std::size_t>> whole_runs;
+  text::for_each_base64_run(out, [&](const text::base64_tracker::run& w) { whole_runs.emplace_back(w.start, w.end); });
+  check(whole_runs == eligible, "base64: the whole-text run finder finds the tracker's eligible runs");
   return 0;
 }

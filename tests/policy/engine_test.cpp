@@ -506,6 +506,12 @@ TEST_CASE("flows with the same context share one plan, equal to the plan made fo
   flow_context b = flow("DE", "CN");
   b.tenant = "acme/research";
   CHECK(rs->shared_plan(a) != rs->shared_plan(b));
+  // Nor do source and destination (found in review: with NUL-terminated
+  // fields these two were one key, and the second got the first's plan).
+  flow_context c = flow("DE", std::string("CN\0US", 5));
+  flow_context d = flow(std::string("DE\0CN", 5), "US");
+  CHECK(rs->shared_plan(c) != rs->shared_plan(d));
+  CHECK(same(*rs->shared_plan(d), rs->plan(at(d, std::chrono::system_clock::now()))));
   CHECK(rs->evaluate("code C1234", a).result.act == action::tag);
   CHECK(rs->evaluate("code C1234", b).result.act == action::block);
   // With a time of its own, a context gets its plan for that time: in 2031 the

@@ -286,6 +286,22 @@ TEST_CASE("near misses stay near misses however they are written", "[evasion]") 
   }
 }
 
+TEST_CASE("base64 with padding that does not fit or one character too many does not hide the ID", "[evasion]") {
+  // Found in review: a run of whole quads followed by "==" (and text), or one
+  // character more than a whole number of quads, was not decoded.
+  const std::string b = base64(id);  // 24 characters, no padding
+  REQUIRE(b.size() % 4 == 0);
+  REQUIRE(b.back() != '=');
+  for (const std::string& t : {b + "==", b + "==abc", b + "===", b + "A", b + "A==", b + "=" + b}) {
+    INFO(t);
+    const auto e = shipped()->evaluate(before + t + after, flow("CN", "US"));
+    CHECK(e.result.act == action::block);
+    bool found = false;
+    for (const auto& f : e.result.findings) found = found || f.detector == "cn.resident_id";
+    CHECK(found);
+  }
+}
+
 TEST_CASE("Chinese numerals beside an identifier in digits do not hide it", "[evasion]") {
   // Found in review: a row of numerals touching the ID was read as digits and
   // made it a 22-digit number that no detector matches.
