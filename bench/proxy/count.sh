@@ -25,34 +25,18 @@ for tool in valgrind callgrind_control wrk; do
 done
 [[ -x $build/daemon/customsd ]] || { echo "count.sh: no $build/daemon/customsd" >&2; exit 2; }
 
-tmp=$(mktemp -d)
+# shellcheck source=bench/proxy/lib.sh
+source "$root/bench/proxy/lib.sh"
+bench_setup
 out=${OUT:-$tmp/cg}
 mkdir -p "$out"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_port() {  # PORT SECONDS
-  for _ in $(seq $(($2 * 10))); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "count.sh: nothing listens on port $1" >&2
-  exit 2
-}
 
 upstream_port=$(free_port)
 port=$(free_port)
 admin_port=$(free_port)
 "$build/tests/support/fake_provider" --address 127.0.0.1 --port "$upstream_port" >"$tmp/provider.log" 2>&1 &
 pids+=($!)
-wait_port "$upstream_port" 20
+wait_port "$upstream_port" "$tmp/provider.log"
 "$build/tools/customsctl" keys gen --out "$tmp/keys" >/dev/null
 cat >"$tmp/customsd.yaml" <<EOC
 version: 1
@@ -77,7 +61,7 @@ valgrind --tool=callgrind --separate-threads=yes --dump-instr=no --callgrind-out
   "$build/daemon/customsd" --config "$tmp/customsd.yaml" 2>"$tmp/valgrind.log" &
 vg=$!
 pids+=("$vg")
-wait_port "$port" 60
+wait_port "$port" "$tmp/valgrind.log" 60
 cat >"$tmp/post.lua" <<'EOL'
 wrk.method = "POST"
 wrk.body = '{"model":"bench","messages":[{"role":"user","content":"measure me"}]}'

@@ -109,27 +109,9 @@ fi
 cmake --preset release >/dev/null
 cmake --build --preset release --target customsd customsctl fake_provider stream_client hold_streams >/dev/null
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_port() {  # PORT [LOG]: up to 20 s (loading every pack takes a few seconds)
-  for _ in $(seq 400); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "run.sh: nothing listens on port $1" >&2
-  if [[ -n ${2:-} ]]; then tail -20 "$2" >&2; fi
-  exit 2
-}
+# shellcheck source=bench/proxy/lib.sh
+source "$root/bench/proxy/lib.sh"
+bench_setup
 
 upstream_port=$(free_port)
 nginx_port=$(free_port)
