@@ -33,7 +33,7 @@ fi
 # Benchmark peers: nginx (baseline reverse proxy), wrk (load), squid with
 # ssl_bump (the TLS-intercepting proxy the edge benchmark compares with).
 if [[ "${CUSTOMS_WITH_BENCH:-0}" == 1 ]]; then
-  packages+=(nginx-light wrk squid-openssl)
+  packages+=(nginx-light wrk squid-openssl valgrind)  # valgrind: bench/proxy/count.sh
 fi
 # tools/scripts/package-test.sh lints the Debian package.
 if [[ "${CUSTOMS_WITH_PACKAGE_TEST:-0}" == 1 ]]; then
