@@ -9,6 +9,7 @@
 #include "daemon/enforce/kept_texts.hpp"
 #include "daemon/enforce/logprobs.hpp"
 #include "daemon/enforce/metering.hpp"
+#include "daemon/enforce/payload_json.hpp"
 #include "daemon/enforce/stream_guard.hpp"
 #include "daemon/log.hpp"
 #include "policy/parts.hpp"
@@ -154,52 +155,30 @@ std::vector<part_info> parts_of(const std::vector<text_slot>& slots) {
   return p;
 }
 
-// A record's payload is built as a JSON tree, serialised once and dropped: its
-// nodes come from a buffer on the stack (and blocks after it when it is full),
-// not from one heap allocation per key and value.
-struct payload_arena {
-  unsigned char buf[4096];
-  json::monotonic_resource mr{buf, sizeof buf};
-  json::storage_ptr sp{&mr};
-};
-
-json::array findings_json(const std::vector<policy::finding>& findings, policy::direction dir, audit_content content,
-                          const std::vector<part_info>* parts, const json::storage_ptr& sp = {}) {
-  json::array a(sp);
-  a.reserve(findings.size());
+void write_findings(json_out& out, const std::vector<policy::finding>& findings, policy::direction dir,
+                    audit_content content, const std::vector<part_info>* parts) {
   for (const auto& f : findings) {
-    json::object o(sp);
-    o["detector"] = f.detector;
-    o["category"] = f.category;
-    o["direction"] = policy::to_string(dir);
-    o["part"] = f.part;
+    out.begin_object()
+        .member("detector", f.detector)
+        .member("category", f.category)
+        .member("direction", policy::to_string(dir))
+        .member("part", f.part);
     if (parts != nullptr && f.part < parts->size()) {
-      o["role"] = to_string((*parts)[f.part].role);
-      if (!(*parts)[f.part].where.empty()) o["where"] = (*parts)[f.part].where;
+      out.member("role", to_string((*parts)[f.part].role));
+      if (!(*parts)[f.part].where.empty()) out.member("where", (*parts)[f.part].where);
     }
-    o["start"] = f.start;
-    o["end"] = f.end;
-    o["applied"] = policy::to_string(f.applied);
-    if (content != audit_content::none) o["text"] = f.text;
-    a.push_back(std::move(o));
+    out.member("start", std::uint64_t{f.start})
+        .member("end", std::uint64_t{f.end})
+        .member("applied", policy::to_string(f.applied));
+    if (content != audit_content::none) out.member("text", f.text);
+    out.end_object();
   }
-  return a;
 }
 
-json::array strings_json(const std::vector<std::string>& v, const json::storage_ptr& sp = {}) {
-  json::array a(sp);
-  a.reserve(v.size());
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
-
-json::object verdict_json(std::string_view action, const policy::verdict* v, const json::storage_ptr& sp = {}) {
-  json::object o(sp);
-  o["action"] = action;
-  o["rules"] = v ? strings_json(v->rules, sp) : json::array(sp);
-  o["tags"] = v ? strings_json(v->tags, sp) : json::array(sp);
-  if (v && !v->exceptions.empty()) o["exceptions"] = strings_json(v->exceptions, sp);
-  return o;
+void write_strings(json_out& out, std::string_view key, const std::vector<std::string>& v) {
+  out.key(key).begin_array();
+  for (const auto& s : v) out.value(s);
+  out.end_array();
 }
 
 // What a flow is, copied once: usable from any thread (the inspection pool
@@ -468,73 +447,93 @@ std::string_view request_action(const request_result& r) {
 
 std::string opened_payload(const flow_env& env, request_result& r) {
   const policy_snapshot& snap = *env.snap;
-  payload_arena arena;
-  const json::storage_ptr& sp = arena.sp;
-  json::object p(sp);
-  p["listener"] = env.listener;
-  p["peer"] = env.peer;
+  std::string text;
+  text.reserve(1024);
+  json_out p(text);
+  p.begin_object().member("listener", env.listener).member("peer", env.peer);
   if (env.mode != listener_mode::reverse) {
-    p["mode"] = to_string(env.mode);
-    p["host"] = env.host;
-    if (!env.destination.empty()) p["destination"] = env.destination;
+    p.member("mode", to_string(env.mode)).member("host", env.host);
+    if (!env.destination.empty()) p.member("destination", env.destination);
   }
-  json::object source(sp);
-  source["jurisdiction"] = env.src.jurisdiction;
-  source["tenant"] = env.src.tenant;
-  source["origin"] = to_string(env.src.origin);
-  if (!env.client_subject.empty()) source["client_cert_subject"] = env.client_subject;
-  p["source"] = std::move(source);
-  if (r.endpoint) p["endpoint"] = to_string(*r.endpoint);
-  if (!r.model.empty()) p["model"] = r.model;
-  p["stream"] = r.stream;
-  const std::string_view action = request_action(r);
-  p["verdict"] = verdict_json(action, r.outcome == request_outcome::decided ? &r.verdict : nullptr, sp);
+  p.key("source")
+      .begin_object()
+      .member("jurisdiction", env.src.jurisdiction)
+      .member("tenant", env.src.tenant)
+      .member("origin", to_string(env.src.origin));
+  if (!env.client_subject.empty()) p.member("client_cert_subject", env.client_subject);
+  p.end_object();
+  if (r.endpoint) p.member("endpoint", to_string(*r.endpoint));
+  if (!r.model.empty()) p.member("model", r.model);
+  p.member("stream", r.stream);
+  p.key("verdict").begin_object().member("action", request_action(r));
+  if (r.outcome == request_outcome::decided) {
+    write_strings(p, "rules", r.verdict.rules);
+    write_strings(p, "tags", r.verdict.tags);
+    if (!r.verdict.exceptions.empty()) write_strings(p, "exceptions", r.verdict.exceptions);
+  } else {
+    p.key("rules").begin_array().end_array().key("tags").begin_array().end_array();
+  }
+  p.end_object();
   if (r.non_text.total() > 0) {
-    json::object parts(sp);
+    p.key("non_text").begin_object();
     for (std::size_t k = 0; k < media_kind_count; ++k) {
-      if (r.non_text.count[k] > 0) parts[to_string(static_cast<media_kind>(k))] = r.non_text.count[k];
+      if (r.non_text.count[k] > 0) p.member(to_string(static_cast<media_kind>(k)), r.non_text.count[k]);
     }
-    p["non_text"] = std::move(parts);
+    p.end_object();
   }
-  p["findings"] = findings_json(r.verdict.findings, policy::direction::request, snap.content, &r.parts, sp);
+  p.key("findings").begin_array();
+  write_findings(p, r.verdict.findings, policy::direction::request, snap.content, &r.parts);
+  p.end_array();
   if (!r.verdict.volumes.empty()) {
-    json::array hits(sp);
+    p.key("volumes").begin_array();
     for (const auto& h : r.verdict.volumes) {
-      json::object o(sp);
-      o["counter"] = h.counter;
-      o["scope"] = h.scope;
-      o["window"] = h.window;
-      o["count"] = h.count;
-      o["added"] = h.added;
-      if (!h.level.empty()) o["level"] = h.level;
-      o["action"] = policy::to_string(h.act);
-      hits.push_back(std::move(o));
+      p.begin_object()
+          .member("counter", h.counter)
+          .member("scope", h.scope)
+          .member("window", h.window)
+          .member("count", h.count)
+          .member("added", h.added);
+      if (!h.level.empty()) p.member("level", h.level);
+      p.member("action", policy::to_string(h.act)).end_object();
     }
-    p["volumes"] = std::move(hits);
+    p.end_array();
   }
   if (!r.volumes.added.empty()) {
     // The keyed hashes this flow added per counter key: what an auditor
     // recomputes the counters from (customsctl audit volumes).
-    json::array keys(sp);
+    p.key("volume_subjects").begin_array();
     for (const auto& k : r.volumes.added) {
-      json::array subjects(sp);
-      subjects.reserve(k.subjects.size());
-      for (const auto& h : k.subjects) subjects.emplace_back(volume::to_hex(h));
-      keys.push_back(json::object({{"counter", k.counter}, {"scope", k.scope}, {"window", k.window},
-                                   {"zone", k.zone}, {"subjects", std::move(subjects)}}, sp));
+      p.begin_object()
+          .member("counter", k.counter)
+          .member("scope", k.scope)
+          .member("window", k.window)
+          .member("zone", k.zone)
+          .key("subjects")
+          .begin_array();
+      for (const auto& h : k.subjects) p.value(volume::to_hex(h));
+      p.end_array().end_object();
     }
-    p["volume_subjects"] = std::move(keys);
+    p.end_array();
   }
-  if (r.volumes.used_local) p["volume_store"] = "local";
+  if (r.volumes.used_local) p.member("volume_store", "local");
   if (snap.content == audit_content::full && r.texts &&
       (r.outcome == request_outcome::decided || r.findings_limit)) {
-    p["request_texts"] = r.texts->texts(sp);
-    if (r.texts->cut()) p["request_texts_cut"] = r.texts->markers(sp);
+    p.key("request_texts");
+    r.texts->write_texts(p);
+    if (r.texts->cut()) {
+      p.key("request_texts_cut");
+      r.texts->write_markers(p);
+    }
   }
-  if (r.findings_limit) p["findings_limit"] = snap.findings_per_flow;
-  if (!r.detail.empty()) p["detail"] = r.detail;
-  p["rule_set"] = json::object({{"id", snap.rules->id()}, {"version", snap.rules->version()}}, sp);
-  return json::serialize(p);
+  if (r.findings_limit) p.member("findings_limit", snap.findings_per_flow);
+  if (!r.detail.empty()) p.member("detail", r.detail);
+  p.key("rule_set")
+      .begin_object()
+      .member("id", snap.rules->id())
+      .member("version", snap.rules->version())
+      .end_object();
+  p.end_object();
+  return text;
 }
 
 // Appends the opened record; the request goes on (or is answered) once it is
@@ -1070,71 +1069,75 @@ void enforce_filter::on_flow_end(const flow_summary& summary) noexcept {
     rec.index.tokens_in = usage_.input_tokens.value_or(audit::tokens_unknown);
     rec.index.tokens_out = usage_.output_tokens.value_or(audit::tokens_unknown);
 
-    payload_arena arena;
-    const json::storage_ptr& sp = arena.sp;
-    json::object p(sp);
-    p["outcome"] = to_string(summary.outcome);
-    if (!summary.failure.empty()) p["failure"] = summary.failure;
-    p["status"] = summary.status;
-    p["cut"] = summary.stream_cut;
-    if (cut != cut_reason::none) p["cut_reason"] = to_string(cut);
-    json::object verdict(sp);
-    verdict["action"] = action;
+    std::string& text = rec.payload;
+    text.reserve(1024);
+    json_out p(text);
+    p.begin_object().member("outcome", to_string(summary.outcome));
+    if (!summary.failure.empty()) p.member("failure", summary.failure);
+    p.member("status", summary.status).member("cut", summary.stream_cut);
+    if (cut != cut_reason::none) p.member("cut_reason", to_string(cut));
     std::string_view req_action = "none";
     if (decided) req_action = policy::to_string(r.verdict.act);
     else if (r.outcome == request_outcome::unscannable) req_action = "unscannable";
     else if (r.outcome == request_outcome::refused) req_action = "refused";
     else if (r.outcome == request_outcome::error) req_action = "error";
-    verdict["request"] = req_action;
-    verdict["response"] = resp ? policy::to_string(resp->act) : std::string_view(resp_unscannable ? "unscannable" : "none");
-    verdict["rules"] = strings_json(rules, sp);
-    verdict["tags"] = strings_json(resp ? merge_sorted(r.verdict.tags, resp->tags) : r.verdict.tags, sp);
-    p["verdict"] = std::move(verdict);
-    json::object usage(sp);
-    if (usage_.input_tokens) usage["input_tokens"] = *usage_.input_tokens;
-    if (usage_.output_tokens) usage["output_tokens"] = *usage_.output_tokens;
-    p["usage"] = std::move(usage);
-    if (r.usage_injected) p["usage_requested"] = true;
-    if (!r.model.empty()) p["model"] = r.model;
-    p["bytes"] = json::object({{"in", summary.bytes_in},
-                               {"out", summary.bytes_out},
-                               {"upstream_in", summary.upstream_bytes_in},
-                               {"upstream_out", summary.upstream_bytes_out}},
-                              sp);
-    p["events"] = summary.events;
-    json::object t(sp);
-    t["duration"] = static_cast<double>(summary.duration.count()) / 1e6;
-    if (summary.ttfb.count() >= 0) t["ttfb"] = static_cast<double>(summary.ttfb.count()) / 1e6;
-    if (summary.upstream_ttfb.count() >= 0) t["upstream_ttfb"] = static_cast<double>(summary.upstream_ttfb.count()) / 1e6;
-    const auto inspected = inspect_ + r.inspect;
-    t["inspect"] = static_cast<double>(inspected.count()) / 1e6;
-    if (wait_ns >= 0) t["audit_wait"] = static_cast<double>(wait_ns) / 1e6;
-    p["timings_ms"] = std::move(t);
-    json::array findings = findings_json(r.verdict.findings, policy::direction::request, sn.content, &r.parts, sp);
-    if (resp) {
-      const std::vector<part_info>* parts = body_v_ ? &body_parts_ : nullptr;
-      for (auto& f : findings_json(resp->findings, policy::direction::response, sn.content, parts, sp)) {
-        findings.push_back(std::move(f));
-      }
+    p.key("verdict")
+        .begin_object()
+        .member("action", action)
+        .member("request", req_action)
+        .member("response",
+                resp ? policy::to_string(resp->act) : std::string_view(resp_unscannable ? "unscannable" : "none"));
+    write_strings(p, "rules", rules);
+    write_strings(p, "tags", resp ? merge_sorted(r.verdict.tags, resp->tags) : r.verdict.tags);
+    p.end_object();
+    p.key("usage").begin_object();
+    if (usage_.input_tokens) p.member("input_tokens", *usage_.input_tokens);
+    if (usage_.output_tokens) p.member("output_tokens", *usage_.output_tokens);
+    p.end_object();
+    if (r.usage_injected) p.member("usage_requested", true);
+    if (!r.model.empty()) p.member("model", r.model);
+    p.key("bytes")
+        .begin_object()
+        .member("in", summary.bytes_in)
+        .member("out", summary.bytes_out)
+        .member("upstream_in", summary.upstream_bytes_in)
+        .member("upstream_out", summary.upstream_bytes_out)
+        .end_object();
+    p.member("events", summary.events);
+    p.key("timings_ms").begin_object().member("duration", static_cast<double>(summary.duration.count()) / 1e6);
+    if (summary.ttfb.count() >= 0) p.member("ttfb", static_cast<double>(summary.ttfb.count()) / 1e6);
+    if (summary.upstream_ttfb.count() >= 0) {
+      p.member("upstream_ttfb", static_cast<double>(summary.upstream_ttfb.count()) / 1e6);
     }
-    p["findings"] = std::move(findings);
+    const auto inspected = inspect_ + r.inspect;
+    p.member("inspect", static_cast<double>(inspected.count()) / 1e6);
+    if (wait_ns >= 0) p.member("audit_wait", static_cast<double>(wait_ns) / 1e6);
+    p.end_object();
+    p.key("findings").begin_array();
+    write_findings(p, r.verdict.findings, policy::direction::request, sn.content, &r.parts);
+    if (resp) {
+      write_findings(p, resp->findings, policy::direction::response, sn.content, body_v_ ? &body_parts_ : nullptr);
+    }
+    p.end_array();
     bool content_cut = r.content_limit;
     if (sn.content == audit_content::full) {
       kept_texts* kept = guard_ ? &guard_->kept() : (response_texts_ ? &*response_texts_ : nullptr);
       if (kept != nullptr && (resp || kept->size() > 0)) {
-        p["response_texts"] = kept->texts(sp);
+        p.key("response_texts");
+        kept->write_texts(p);
         if (kept->cut()) {
-          p["response_texts_cut"] = kept->markers(sp);
+          p.key("response_texts_cut");
+          kept->write_markers(p);
           content_cut = true;
         }
       }
     }
-    if (resp_findings_limit) p["findings_limit"] = sn.findings_per_flow;
-    if (unscanned_events_ > 0) p["unscanned_events"] = unscanned_events_;
-    if (!audit_failure.empty()) p["audit_failure"] = audit_failure;
-    if (!r.detail.empty()) p["detail"] = r.detail;
-    if (!response_detail_.empty()) p["response_detail"] = response_detail_;
-    rec.payload = json::serialize(p);
+    if (resp_findings_limit) p.member("findings_limit", sn.findings_per_flow);
+    if (unscanned_events_ > 0) p.member("unscanned_events", unscanned_events_);
+    if (!audit_failure.empty()) p.member("audit_failure", audit_failure);
+    if (!r.detail.empty()) p.member("detail", r.detail);
+    if (!response_detail_.empty()) p.member("response_detail", response_detail_);
+    p.end_object();
 
     if (summary.report != nullptr) {
       // The flow_end log line: the same facts as the closing record's index,

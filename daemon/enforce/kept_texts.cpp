@@ -1,6 +1,7 @@
 #include "daemon/enforce/kept_texts.hpp"
 
 #include "crypto/crypto.hpp"
+#include "daemon/enforce/payload_json.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -57,17 +58,22 @@ boost::json::array kept_texts::texts(boost::json::storage_ptr sp) const {
   return a;
 }
 
+bool kept_texts::seal(part& p) {
+  if (!p.hash && p.digest.empty()) return false;
+  if (p.hash) {
+    const auto h = p.hash->finish();
+    p.digest = crypto::to_hex(h);
+    p.hash.reset();
+    p.sealed = true;
+  }
+  return true;
+}
+
 boost::json::array kept_texts::markers(boost::json::storage_ptr sp) {
   boost::json::array a(sp);
   for (std::size_t i = 0; i < parts_.size(); ++i) {
     auto& p = parts_[i];
-    if (!p.hash && p.digest.empty()) continue;
-    if (p.hash) {
-      const auto h = p.hash->finish();
-      p.digest = crypto::to_hex(h);
-      p.hash.reset();
-      p.sealed = true;
-    }
+    if (!seal(p)) continue;
     boost::json::object m(sp);
     m["part"] = i;
     m["bytes"] = p.bytes;
@@ -76,6 +82,27 @@ boost::json::array kept_texts::markers(boost::json::storage_ptr sp) {
     a.push_back(std::move(m));
   }
   return a;
+}
+
+void kept_texts::write_texts(json_out& out) const {
+  out.begin_array();
+  for (const auto& p : parts_) out.value(p.kept);
+  out.end_array();
+}
+
+void kept_texts::write_markers(json_out& out) {
+  out.begin_array();
+  for (std::size_t i = 0; i < parts_.size(); ++i) {
+    auto& p = parts_[i];
+    if (!seal(p)) continue;
+    out.begin_object()
+        .member("part", std::uint64_t{i})
+        .member("bytes", p.bytes)
+        .member("kept", std::uint64_t{p.kept.size()})
+        .member("blake2b", p.digest)
+        .end_object();
+  }
+  out.end_array();
 }
 
 }  // namespace customs::daemon::enforce

@@ -26,6 +26,8 @@ class hasher;
 
 namespace customs::daemon::enforce {
 
+class json_out;
+
 class kept_texts {
  public:
   explicit kept_texts(std::size_t budget);
@@ -46,6 +48,9 @@ class kept_texts {
   // hashes: later appends to a cut text are ignored).
   [[nodiscard]] boost::json::array texts(boost::json::storage_ptr sp = {}) const;
   [[nodiscard]] boost::json::array markers(boost::json::storage_ptr sp = {});
+  // The same two arrays, written into a record's payload.
+  void write_texts(json_out& out) const;
+  void write_markers(json_out& out);
 
  private:
   struct part {
@@ -55,6 +60,8 @@ class kept_texts {
     std::string digest;                    // hex, once markers() finished the hash
     bool sealed = false;
   };
+  // Finishes the hash of a cut part (sealing it); whether it has a marker.
+  static bool seal(part& p);
   std::size_t left_;
   bool cut_ = false;
   std::vector<part> parts_;

@@ -1,0 +1,118 @@
+#include "daemon/enforce/payload_json.hpp"
+
+#include <boost/json/detail/config.hpp>
+#include <boost/json/detail/format.hpp>
+
+#include <array>
+#include <charconv>
+
+namespace customs::daemon::enforce {
+namespace {
+
+// What a byte becomes inside a JSON string, as Boost.JSON's serializer writes
+// it: 0 kept, 'u' as \u00XX, any other letter or character after a backslash.
+constexpr std::array<char, 256> escapes = [] {
+  std::array<char, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = 'u';
+  t['\b'] = 'b';
+  t['\t'] = 't';
+  t['\n'] = 'n';
+  t['\f'] = 'f';
+  t['\r'] = 'r';
+  t['"'] = '"';
+  t['\\'] = '\\';
+  return t;
+}();
+
+}  // namespace
+
+void json_out::escape(std::string& out, std::string_view s) {
+  constexpr char hex[] = "0123456789abcdef";
+  std::size_t plain = 0;  // start of the bytes not yet copied
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const char e = escapes[c];
+    if (e == 0) continue;
+    out.append(s.data() + plain, i - plain);
+    plain = i + 1;
+    if (e == 'u') {
+      const char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      out.append(u, sizeof u);
+    } else {
+      const char b[2] = {'\\', e};
+      out.append(b, sizeof b);
+    }
+  }
+  out.append(s.data() + plain, s.size() - plain);
+}
+
+void json_out::separate() {
+  if (after_key_) {
+    after_key_ = false;
+    return;
+  }
+  if (!first_) out_.push_back(',');
+  first_ = false;
+}
+
+json_out& json_out::open(char c) {
+  separate();
+  out_.push_back(c);
+  first_ = true;
+  return *this;
+}
+
+json_out& json_out::close(char c) {
+  out_.push_back(c);
+  first_ = false;  // the closed container was a member or element of its parent
+  return *this;
+}
+
+json_out& json_out::key(std::string_view k) {
+  separate();
+  out_.push_back('"');
+  escape(out_, k);
+  out_.append("\":", 2);
+  after_key_ = true;
+  return *this;
+}
+
+json_out& json_out::value(std::string_view s) {
+  separate();
+  out_.push_back('"');
+  escape(out_, s);
+  out_.push_back('"');
+  return *this;
+}
+
+json_out& json_out::value(bool b) {
+  separate();
+  if (b) out_.append("true", 4);
+  else out_.append("false", 5);
+  return *this;
+}
+
+json_out& json_out::value(std::int64_t n) {
+  separate();
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out_.append(buf, static_cast<std::size_t>(r.ptr - buf));
+  return *this;
+}
+
+json_out& json_out::value(std::uint64_t n) {
+  separate();
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, n);
+  out_.append(buf, static_cast<std::size_t>(r.ptr - buf));
+  return *this;
+}
+
+json_out& json_out::value(double d) {
+  separate();
+  char buf[boost::json::detail::max_number_chars + 1];
+  out_.append(buf, boost::json::detail::format_double(buf, d));
+  return *this;
+}
+
+}  // namespace customs::daemon::enforce

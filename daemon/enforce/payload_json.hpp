@@ -1,0 +1,63 @@
+#pragma once
+// An audit record's payload written as JSON text directly, without a tree:
+// two records per flow were built as Boost.JSON objects (one hashed key
+// look-up and insert per field) and then serialised; writing the text in one
+// pass costs a fraction of that (docs/performance.md).
+//
+// The output is byte for byte what boost::json::serialize writes for the same
+// tree (the same escapes, doubles in the same notation): readers, tests and
+// earlier trails see one format. The caller writes keys in the order it wants
+// and never the same key twice in one object.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace customs::daemon::enforce {
+
+class json_out {
+ public:
+  explicit json_out(std::string& out) : out_(out) {}
+
+  json_out& begin_object() { return open('{'); }
+  json_out& end_object() { return close('}'); }
+  json_out& begin_array() { return open('['); }
+  json_out& end_array() { return close(']'); }
+
+  // The next member's key (inside an object); a value or begin_* follows.
+  json_out& key(std::string_view k);
+
+  json_out& value(std::string_view s);
+  json_out& value(const char* s) { return value(std::string_view(s)); }
+  json_out& value(const std::string& s) { return value(std::string_view(s)); }
+  json_out& value(bool b);
+  json_out& value(std::int64_t n);
+  json_out& value(std::uint64_t n);
+  json_out& value(int n) { return value(static_cast<std::int64_t>(n)); }
+  json_out& value(unsigned n) { return value(static_cast<std::uint64_t>(n)); }
+  json_out& value(long long n) { return value(static_cast<std::int64_t>(n)); }
+  json_out& value(unsigned long long n) { return value(static_cast<std::uint64_t>(n)); }
+  json_out& value(double d);
+
+  // key(k).value(v)
+  template <class T>
+  json_out& member(std::string_view k, const T& v) {
+    key(k);
+    return value(v);
+  }
+
+  // A JSON string's text between its quotes, escaped as Boost.JSON does.
+  static void escape(std::string& out, std::string_view s);
+
+ private:
+  json_out& open(char c);
+  json_out& close(char c);
+  void separate();
+
+  std::string& out_;
+  bool first_ = true;      // no member or element written yet at this level
+  bool after_key_ = false; // a key was written: its value comes next
+};
+
+}  // namespace customs::daemon::enforce
