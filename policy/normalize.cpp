@@ -537,7 +537,7 @@ void normalizer::finish(std::string& out, source_map& map) {
   run(in, true, out, map);
 }
 
-bool is_base64_char(unsigned char c) noexcept { return base64_chars[c]; }
+bool is_base64_char(unsigned char c) noexcept { return base64_class[c] != 0; }
 
 bool base64_tracker::finish(std::size_t at, run& closed) noexcept { return close(at, closed); }
 

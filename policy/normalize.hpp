@@ -138,12 +138,20 @@ struct normalized {
 inline constexpr std::size_t base64_min_run = 12;
 inline constexpr std::size_t base64_max_run = 4096;
 
-// The base64 characters of either alphabet, by byte.
-inline constexpr std::array<bool, 256> base64_chars = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 256; ++c)
-    t[static_cast<std::size_t>(c)] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                                     c == '+' || c == '/' || c == '-' || c == '_';
+// The base64 characters of either alphabet, by byte: base64_char for every
+// one, and base64_url ('-' '_') or base64_std ('+' '/') for those of one
+// alphabet only (a run's alphabet is the OR of its characters' classes).
+inline constexpr std::uint8_t base64_char = 1, base64_url = 2, base64_std = 4;
+inline constexpr std::array<std::uint8_t, 256> base64_class = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    std::uint8_t k = 0;
+    if (alnum) k = base64_char;
+    else if (c == '-' || c == '_') k = base64_char | base64_url;
+    else if (c == '+' || c == '/') k = base64_char | base64_std;
+    t[static_cast<std::size_t>(c)] = k;
+  }
   return t;
 }();
 
@@ -187,17 +195,19 @@ void for_each_base64_run(std::string_view t, F&& f) {
   const std::size_t n = t.size();
   std::size_t i = 0;
   while (i < n) {
-    if (!base64_chars[p[i]]) {
+    if (base64_class[p[i]] == 0) {
       ++i;
       continue;
     }
     const std::size_t start = i;
-    bool url = false;
-    bool std = false;
-    for (; i < n && base64_chars[p[i]]; ++i) {
-      url = url || p[i] == '-' || p[i] == '_';
-      std = std || p[i] == '+' || p[i] == '/';
+    std::uint8_t seen = 0;  // the OR of the run's classes
+    for (; i < n; ++i) {
+      const std::uint8_t k = base64_class[p[i]];
+      if (k == 0) break;
+      seen |= k;
     }
+    const bool url = (seen & base64_url) != 0;
+    const bool std = (seen & base64_std) != 0;
     const std::size_t chars = i - start;
     for (std::size_t pad = 0; pad < 2 && i < n && p[i] == '='; ++pad) ++i;
     // A base64 character after the padding starts the next run, as anything
@@ -219,7 +229,7 @@ inline bool base64_tracker::close(std::size_t at, run& closed) noexcept {
 }
 
 inline bool base64_tracker::feed(unsigned char c, std::size_t at, run& closed) noexcept {
-  if (base64_chars[c]) {
+  if (const std::uint8_t k = base64_class[c]; k != 0) {
     bool ended = false;
     if (st_ == state::pad) ended = close(at, closed);
     if (st_ == state::none) {
@@ -229,8 +239,8 @@ inline bool base64_tracker::feed(unsigned char c, std::size_t at, run& closed) n
       url_ = std_ = false;
     }
     ++chars_;
-    url_ = url_ || c == '-' || c == '_';
-    std_ = std_ || c == '+' || c == '/';
+    url_ = url_ || (k & base64_url) != 0;
+    std_ = std_ || (k & base64_std) != 0;
     return ended;
   }
   if (c == '=' && st_ != state::none && pad_ < 2) {
