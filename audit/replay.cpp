@@ -76,7 +76,18 @@ void absorb(open_flow& f, const read_record& rec) {
   const auto& o = v.as_object();
   if (rec.kind == record_kind::flow_opened && f.no_text_reason.empty())
     f.no_text_reason = no_text_reason(o, rec.index.action);
+  const std::size_t request_base = f.in.request_texts.size();
   f.have_text |= take_texts(o, "request_texts", f.in.request_texts);
+  if (const auto* a = o.if_contains("request_texts_apart"); a && a->is_array()) {
+    for (const auto& e : a->get_array()) {
+      // Indices of this record's texts; anything else (a hostile payload) is ignored.
+      if (const auto* n = e.if_uint64(); n && *n < f.in.request_texts.size() - request_base)
+        f.in.request_apart.push_back(request_base + static_cast<std::size_t>(*n));
+      else if (const auto* i = e.if_int64(); i && *i >= 0 &&
+               static_cast<std::uint64_t>(*i) < f.in.request_texts.size() - request_base)
+        f.in.request_apart.push_back(request_base + static_cast<std::size_t>(*i));
+    }
+  }
   f.have_text |= take_texts(o, "response_texts", f.in.response_texts);
 }
 

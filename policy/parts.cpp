@@ -74,8 +74,11 @@ parts_scan scan_parts(const rule_set_ptr& rules_ptr, const flow_context& ctx, st
     std::size_t size;
   };
   std::vector<piece_at> layout;
+  const auto joinable = [&](std::size_t text) { return text >= options.joinable.size() || options.joinable[text]; };
   for (std::size_t a = 0; a + 1 < idx.size(); ++a) {
+    if (!joinable(idx[a])) continue;
     for (std::size_t b = a + 1; b < idx.size() && b - a + 1 <= options.max_join; ++b) {
+      if (!joinable(idx[b])) break;
       if (b > a + 1 && texts[idx[b - 1]].size() > reach) break;  // a long text in the middle
       window.clear();
       layout.clear();

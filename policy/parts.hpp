@@ -60,6 +60,9 @@ struct parts_scan {
 struct parts_options {
   bool join = true;  // false: each text alone (the joined scan is for requests)
   std::size_t max_join = 4;  // texts in a joined run
+  // By text: whether it takes part in joined runs (empty: every text). A text
+  // that does not is scanned alone and ends the runs on either side of it.
+  std::vector<bool> joinable;
   std::size_t max_findings = std::numeric_limits<std::size_t>::max();
   std::size_t large_text = 64u << 10;
   std::size_t slice = 64u << 10;  // bytes fed to the stream_scanner at a time

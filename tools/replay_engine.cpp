@@ -37,11 +37,17 @@ replay_engine make_replay_evaluator(const std::vector<std::filesystem::path>& ru
     std::set<std::string> fired;
     const auto judge = [&](policy::direction dir, const std::vector<std::string>& texts) {
       ctx.dir = dir;
-      // Requests: each text alone and the texts joined (policy/parts.hpp);
-      // responses: each text alone, as customsd scans them.
+      // Requests: each text alone and the texts joined (policy/parts.hpp),
+      // but for those customsd recorded as scanned alone; responses: each
+      // text alone, as customsd scans them.
       const std::vector<std::string_view> views(texts.begin(), texts.end());
       policy::parts_options o;
       o.join = dir == policy::direction::request;
+      if (o.join && !in.request_apart.empty()) {
+        o.joinable.assign(texts.size(), true);
+        for (const std::size_t i : in.request_apart)
+          if (i < texts.size()) o.joinable[i] = false;
+      }
       auto scanned = policy::scan_parts(rs, ctx, views, o);
       const auto v = rs->decide(ctx, std::move(scanned.findings));
       act = std::max(act, v.act);

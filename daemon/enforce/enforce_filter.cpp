@@ -155,6 +155,13 @@ std::vector<part_info> parts_of(const std::vector<text_slot>& slots) {
   return p;
 }
 
+// Whether a request text is also scanned joined with its neighbours. The
+// request target and the header fields are scanned alone: the model reads
+// neither, so a text split between them and the conversation is not one text
+// to it (docs/operator-guide.md). The opened record lists them
+// ("request_texts_apart"), so that replay judges the texts the same way.
+bool joins(slot_role r) noexcept { return r != slot_role::target && r != slot_role::header; }
+
 void write_findings(json_out& out, const std::vector<policy::finding>& findings, policy::direction dir,
                     audit_content content, const std::vector<part_info>* parts) {
   for (const auto& f : findings) {
@@ -308,9 +315,13 @@ request_status inspect_request(const flow_env& env, request_state& req, request_
   }
   std::vector<std::string_view> texts;
   texts.reserve(ex->slots.size());
-  for (const auto& s : ex->slots) texts.push_back(s.text);
   policy::parts_options po;
   po.max_findings = snap.findings_per_flow;
+  po.joinable.reserve(ex->slots.size());
+  for (const auto& s : ex->slots) {
+    texts.push_back(s.text);
+    po.joinable.push_back(joins(s.role));
+  }
   auto scanned = policy::scan_parts(snap.rules, ctx, texts, po);
   r.verdict = rules.decide(ctx, std::move(scanned.findings));
   policy::settle_split(r.verdict, scanned.continued);
@@ -520,6 +531,14 @@ std::string opened_payload(const flow_env& env, request_result& r) {
       (r.outcome == request_outcome::decided || r.findings_limit)) {
     p.key("request_texts");
     r.texts->write_texts(p);
+    bool apart = false;
+    for (std::size_t i = 0; i < r.parts.size() && i < r.texts->size(); ++i) {
+      if (joins(r.parts[i].role)) continue;
+      if (!apart) p.key("request_texts_apart").begin_array();
+      apart = true;
+      p.value(std::uint64_t{i});
+    }
+    if (apart) p.end_array();
     if (r.texts->cut()) {
       p.key("request_texts_cut");
       r.texts->write_markers(p);

@@ -216,6 +216,26 @@ TEST_CASE("enforce content: credentials are not scanned, and reach the provider 
   }
 }
 
+TEST_CASE("enforce content: the opened record lists the target and the header fields as texts scanned apart") {
+  // They are scanned alone, not joined with their neighbours; replay reads the
+  // list to judge the recorded texts the same way.
+  content_fixture f;
+  const auto r = post(f.port(), "/openai-us/v1/chat/completions?note=n",
+                      R"({"model":"m","messages":[{"role":"user","content":"hi"}]})", {{"X-Note", "a note"}});
+  REQUIRE(r.status == 200);
+  const auto recs = flow_records(f.t, r.header("X-Customs-Flow"));
+  REQUIRE(recs.size() == 2);
+  const auto& texts = recs[0].payload.at("request_texts").as_array();
+  const auto& apart = recs[0].payload.at("request_texts_apart").as_array();
+  REQUIRE(apart.size() == 2);
+  std::vector<std::string> listed;
+  for (const auto& i : apart) listed.emplace_back(texts.at(i.to_number<std::size_t>()).as_string());
+  CHECK(listed[0] == "/v1/chat/completions\nnote=n");  // the path, then the query's parameters
+  CHECK(listed[1].find("X-Note: a note") != std::string::npos);
+  // The conversation's texts are not in the list.
+  for (const auto& i : apart) CHECK(texts.at(i.to_number<std::size_t>()).as_string() != "hi");
+}
+
 TEST_CASE("enforce content: an identifier split between two messages or two parts is blocked") {
   content_fixture f;
   expect_blocked(f, {

@@ -72,6 +72,27 @@ TEST_CASE("parts: without joining, a split stays unseen", "[parts]") {
   CHECK(count_detector(r.findings, "cn.resident_id") == 0);
 }
 
+TEST_CASE("parts: a text that does not join is scanned alone and ends the runs beside it", "[parts]") {
+  // "id 110105" | "19491231" | "002X." as three texts: joined, the ID is found
+  // in all three; with the middle text kept apart, in none (the runs on either
+  // side of it are one text each); with the last one apart, in none either
+  // (the first two alone are not an ID).
+  const std::vector<std::string> texts = {"id 110105", "19491231", "002X."};
+  const auto ctx = flow("CN", "US");
+  CHECK(count_detector(scan_parts(shipped(), ctx, views(texts)).findings, "cn.resident_id") == 3);
+  parts_options o;
+  o.joinable = {true, false, true};
+  CHECK(count_detector(scan_parts(shipped(), ctx, views(texts), o).findings, "cn.resident_id") == 0);
+  o.joinable = {true, true, false};
+  CHECK(count_detector(scan_parts(shipped(), ctx, views(texts), o).findings, "cn.resident_id") == 0);
+  // A text apart still has its own findings.
+  const std::vector<std::string> whole = {"id 110105", "19491231", resident_id};
+  CHECK(count_detector(scan_parts(shipped(), ctx, views(whole), o).findings, "cn.resident_id") == 1);
+  // Shorter than the texts: the texts past it join.
+  o.joinable = {true};
+  CHECK(count_detector(scan_parts(shipped(), ctx, views(texts), o).findings, "cn.resident_id") == 3);
+}
+
 TEST_CASE("parts: a redacted split match is replaced once, where it begins, and removed from the other text", "[parts]") {
   // Phone numbers from CN to the US are redacted by the shipped packs.
   const std::vector<std::string> texts = {"call 138 0013", " 8000 tomorrow"};
