@@ -9,6 +9,7 @@
 # System time (sockets, fsync) is not counted: bench/proxy/run.sh measures it.
 #
 #   bench/proxy/count.sh [BUILD_DIR]      # default build/release; DURATION=10 (s)
+#   STREAM=1 bench/proxy/count.sh         # the same request streamed (6 SSE events back)
 #
 # Prints, per thread, instructions per request; OUT=DIR keeps the callgrind
 # files (callgrind_annotate --inclusive=yes DIR/cg.PID.1-NN shows by function).
@@ -62,9 +63,11 @@ valgrind --tool=callgrind --separate-threads=yes --dump-instr=no --callgrind-out
 vg=$!
 pids+=("$vg")
 wait_port "$port" "$tmp/valgrind.log" 60
-cat >"$tmp/post.lua" <<'EOL'
+stream=false
+[[ ${STREAM:-0} == 1 ]] && stream=true
+cat >"$tmp/post.lua" <<EOL
 wrk.method = "POST"
-wrk.body = '{"model":"bench","messages":[{"role":"user","content":"measure me"}]}'
+wrk.body = '{"model":"bench","stream":$stream,"messages":[{"role":"user","content":"measure me"}]}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer bench"
 EOL
@@ -82,7 +85,7 @@ fi
 sleep 1
 # Thread names: the dump after zeroing is part 1; the thread's name is read
 # from the functions it ran.
-printf 'bench/proxy/count.sh: %s requests in %ss under callgrind (%s)\n' "$requests" "$DURATION" "$build"
+printf 'bench/proxy/count.sh: %s requests (stream: %s) in %ss under callgrind (%s)\n' "$requests" "$stream" "$DURATION" "$build"
 printf '%-16s %14s %12s\n' thread instructions "per request"
 for f in "$out"/cg."$vg".1-*; do
   total=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")

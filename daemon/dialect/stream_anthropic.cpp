@@ -22,7 +22,7 @@ namespace {
 class anthropic_codec final : public stream_codec_impl {
  public:
   codec_result<stream_event> decode(std::string_view name, std::string_view data) override {
-    stream_event ev;
+    stream_event ev(document_storage());  // the event's nodes in one resource, freed with it
     auto root = parse_object(ev, data);
     if (!root) return root.error();
     auto& o = **root;

@@ -62,7 +62,7 @@ std::vector<std::string> channel_table::open_keys() const {
 }
 
 codec_result<json::object*> stream_codec_impl::parse_object(stream_event& ev, std::string_view data) {
-  auto parsed = parse_json(data, &parser_, &ev.duplicate_keys);
+  auto parsed = parse_json(data, &parser_, &ev.duplicate_keys, nullptr, ev.document.storage());
   if (!parsed) return parsed.error();
   ev.document = std::move(*parsed);
   if (!ev.document.is_object()) return codec_error{codec_errc::not_an_object, {}};

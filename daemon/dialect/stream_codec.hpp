@@ -100,6 +100,8 @@ struct stream_event {
   boost::json::value document;  // the parsed data; null for "[DONE]"
 
   stream_event() = default;
+  // With the storage the document is to be parsed into (document_storage()).
+  explicit stream_event(boost::json::storage_ptr sp) : document(std::move(sp)) {}
   stream_event(stream_event&&) = default;
   stream_event& operator=(stream_event&&) = default;
   stream_event(const stream_event&) = delete;

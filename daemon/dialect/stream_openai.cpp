@@ -23,7 +23,7 @@ namespace {
 class chat_codec final : public stream_codec_impl {
  public:
   codec_result<stream_event> decode(std::string_view name, std::string_view data) override {
-    stream_event ev;
+    stream_event ev(document_storage());  // the event's nodes in one resource, freed with it
     if (take_done_marker(ev, data)) return ev;
     auto root = parse_object(ev, data);
     if (!root) return root.error();
@@ -216,7 +216,7 @@ delta_form added_item_form(const text_slot& slot, bool custom_tool) {
 class responses_codec final : public stream_codec_impl {
  public:
   codec_result<stream_event> decode(std::string_view name, std::string_view data) override {
-    stream_event ev;
+    stream_event ev(document_storage());  // the event's nodes in one resource, freed with it
     if (take_done_marker(ev, data)) return ev;
     auto root = parse_object(ev, data);
     if (!root) return root.error();
