@@ -182,7 +182,7 @@ void write_findings(json_out& out, const std::vector<policy::finding>& findings,
   }
 }
 
-void write_strings(json_out& out, std::string_view key, const std::vector<std::string>& v) {
+void write_strings(json_out& out, plain_key key, const std::vector<std::string>& v) {
   out.key(key).begin_array();
   for (const auto& s : v) out.value(s);
   out.end_array();
@@ -488,7 +488,7 @@ std::string opened_payload(const flow_env& env, request_result& r) {
   if (r.non_text.total() > 0) {
     p.key("non_text").begin_object();
     for (std::size_t k = 0; k < media_kind_count; ++k) {
-      if (r.non_text.count[k] > 0) p.member(to_string(static_cast<media_kind>(k)), r.non_text.count[k]);
+      if (r.non_text.count[k] > 0) p.escaped_key(to_string(static_cast<media_kind>(k))).value(r.non_text.count[k]);
     }
     p.end_object();
   }

@@ -39,7 +39,7 @@ constexpr bool word_needs_escape(std::uint64_t w) noexcept {
 }  // namespace
 
 void json_out::escape(std::string& out, std::string_view s) {
-  constexpr char hex[] = "0123456789abcdef";
+  static constexpr char hex[] = "0123456789abcdef";
   std::size_t plain = 0;  // start of the bytes not yet copied
   std::size_t i = 0;
   while (i < s.size()) {
@@ -91,7 +91,16 @@ json_out& json_out::close(char c) {
   return *this;
 }
 
-json_out& json_out::key(std::string_view k) {
+json_out& json_out::key(plain_key k) {
+  separate();
+  out_.push_back('"');
+  out_.append(k.text);
+  out_.append("\":", 2);
+  after_key_ = true;
+  return *this;
+}
+
+json_out& json_out::escaped_key(std::string_view k) {
   separate();
   out_.push_back('"');
   escape(out_, k);

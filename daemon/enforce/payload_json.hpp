@@ -16,6 +16,18 @@
 
 namespace customs::daemon::enforce {
 
+// A key written as it is: a string literal, checked when compiled to need no
+// escape (a control character, '"' or '\\' in it does not compile).
+struct plain_key {
+  std::string_view text;
+  template <std::size_t N>
+  consteval plain_key(const char (&s)[N]) : text(s, N - 1) {  // NOLINT: implicit on purpose
+    for (const char c : text) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\') throw "this key needs an escape: use key()";
+    }
+  }
+};
+
 class json_out {
  public:
   explicit json_out(std::string& out) : out_(out) {}
@@ -26,7 +38,8 @@ class json_out {
   json_out& end_array() { return close(']'); }
 
   // The next member's key (inside an object); a value or begin_* follows.
-  json_out& key(std::string_view k);
+  json_out& key(plain_key k);
+  json_out& escaped_key(std::string_view k);  // any text
 
   json_out& value(std::string_view s);
   json_out& value(const char* s) { return value(std::string_view(s)); }
@@ -42,7 +55,7 @@ class json_out {
 
   // key(k).value(v)
   template <class T>
-  json_out& member(std::string_view k, const T& v) {
+  json_out& member(plain_key k, const T& v) {
     key(k);
     return value(v);
   }

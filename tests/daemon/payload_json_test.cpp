@@ -22,7 +22,7 @@ void write(json_out& out, const json::value& v) {
     case json::kind::object:
       out.begin_object();
       for (const auto& kv : v.get_object()) {
-        out.key(kv.key());
+        out.escaped_key(kv.key());
         write(out, kv.value());
       }
       out.end_object();
@@ -111,6 +111,15 @@ TEST_CASE("payload writer: empty and nested containers as Boost.JSON writes them
   CHECK(written(v) == json::serialize(v));
   CHECK(written(json::object{}) == "{}");
   CHECK(written(json::array{}) == "[]");
+}
+
+TEST_CASE("payload writer: literal keys are written as they are", "[payload_json]") {
+  // plain_key: a string literal checked when compiled to need no escape.
+  std::string s;
+  json_out out(s);
+  out.begin_object().member("a", 1).key("b").begin_array().value("x").end_array().member("c d", true).end_object();
+  CHECK(s == R"({"a":1,"b":["x"],"c d":true})");
+  CHECK(s == json::serialize(json::parse(s)));
 }
 
 TEST_CASE("payload writer: every byte in keys and strings is escaped as Boost.JSON escapes it", "[payload_json]") {
