@@ -358,6 +358,25 @@ TEST_CASE("Chinese numerals beside identifiers that start or end with letters do
   CHECK(blocked);
 }
 
+TEST_CASE("identifiers that start with letters are found in Chinese numerals", "[evasion]") {
+  // The letters and the check letter stay; the row of numerals after one or
+  // two letters is the identifier's body.
+  const std::vector<std::pair<std::string, std::string>> hidden = {
+      {"sg.nric", "T四二二七〇四六B"},
+      {"tw.id", "C一六五五五四七六四"},
+      {"es.dni", "X一二三四五六七L"},
+      {"eu.iban", "DE八九 三七〇四 〇〇四四 〇五三二 〇一三〇 〇〇"},
+  };
+  for (const auto& [detector, t] : hidden) {
+    const std::string text = "号码 " + t + "，谢谢";
+    INFO(text);
+    std::vector<std::string> got;
+    for (const auto& f : shipped()->scan(text, 0))
+      if (f.detector == detector) got.push_back(f.text);
+    CHECK(got == std::vector<std::string>{t});
+  }
+}
+
 TEST_CASE("ordinary text with numbers, entities and invisible characters has no finding", "[evasion]") {
   for (const std::string t : {
            "Meeting on 2024-01-15 at 10:30, room 4.12; budget 1,234,567.89 EUR (version 2.3.1).",
