@@ -289,21 +289,82 @@ namespace {
 // One of these between numerals continues a row ("一三八 一二三四 五六七八").
 constexpr bool row_separator(char c) noexcept { return c == ' ' || c == '-' || c == '/' || c == '_' || c == '.'; }
 
+// Whether cp makes an ASCII letter or digit in N (a digit of any script, a
+// full-width letter).
+bool alnum_in_n(std::uint32_t cp) noexcept {
+  return ascii_digit(cp) != 0 || (cp < 0x80 && ascii_alnum(static_cast<char>(cp))) || (cp >= 0xFF21 && cp <= 0xFF3A) ||
+         (cp >= 0xFF41 && cp <= 0xFF5A);
+}
+bool letter_in_n(std::uint32_t cp) noexcept { return alnum_in_n(cp) && ascii_digit(cp) == 0; }
+
+// The next character at or after in[k] that is not invisible: 1 (cp set, k at
+// it, len its length), 0 the text ended, -1 not known before more input comes,
+// -2 past the lookahead bound (counted from i).
+int next_visible(std::string_view in, std::size_t i, std::size_t& k, bool final, std::uint32_t& cp,
+                 std::size_t& len) noexcept {
+  for (;;) {
+    if (k - i > max_numeral_lookahead) return -2;
+    if (k >= in.size()) return final ? 0 : -1;
+    const auto b = static_cast<unsigned char>(in[k]);
+    if (b < 0x80) {
+      if (invisible_control(b)) {
+        ++k;
+        continue;
+      }
+      cp = b;
+      len = 1;
+      return 1;
+    }
+    const std::size_t n = sequence_length(b);
+    if (k + n > in.size() && !final) {
+      bool growing = n > 1;
+      for (std::size_t m = k + 1; m < in.size(); ++m) growing = growing && is_continuation(static_cast<unsigned char>(in[m]));
+      if (growing) return -1;
+    }
+    len = 1;
+    cp = decode(in, k, len);
+    if (!is_invisible(cp)) return 1;
+    k += len;
+  }
+}
+
+// After a row that follows letters (row_before::letters), at in[k], the first
+// byte after its last numeral: 1 when no letter or digit touches the row, or
+// one letter that no letter or digit follows; 0 when one does (or an escape
+// or reference might make one); -1 not known yet.
+int row_tail_free(std::string_view in, std::size_t i, std::size_t k, bool final) noexcept {
+  std::uint32_t cp = 0;
+  std::size_t len = 1;
+  int r = next_visible(in, i, k, final, cp, len);
+  if (r != 1) return r == -2 ? 0 : r == 0 ? 1 : -1;
+  if (cp == '&' || cp == '\\' || ascii_digit(cp) != 0) return 0;
+  if (!letter_in_n(cp)) return 1;
+  k += len;
+  r = next_visible(in, i, k, final, cp, len);
+  if (r != 1) return r == -2 ? 0 : r == 0 ? 1 : -1;
+  return cp == '&' || cp == '\\' || alnum_in_n(cp) ? 0 : 1;
+}
+
 // Whether the numeral at in[i] (len bytes) starts a row that is read as
 // digits: 1 yes, 0 no, -1 not known before more input comes. The whole row is
 // looked at (numerals, invisible characters, single separators): it must hold
-// numeral_min_run numerals, end within max_numeral_lookahead bytes, and touch
-// no letter or digit before it (prev_alnum: N's last character is an ASCII
-// letter or digit) and no digit after it, so that a row beside an identifier in
-// digits never joins it into a longer one ("〇〇〇〇11010519491231002X",
-// "11010519491231002X〇〇〇〇" keep the ID's boundaries); a letter after it may
-// be an ID's check character ("...〇〇二X").
-int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool final, bool prev_alnum) noexcept {
-  if (prev_alnum) return 0;
+// numeral_min_run numerals, end within max_numeral_lookahead bytes, follow
+// no digit (before: what N ends with) and touch no digit after it, so that a
+// row beside an identifier in digits never joins it into a longer one
+// ("〇〇〇〇11010519491231002X", "11010519491231002X〇〇〇〇" keep the ID's
+// boundaries); a letter after it may be an ID's check character ("...〇〇二X").
+// After letters, what follows the row must also be free (row_tail_free).
+int numeral_row_ahead(std::string_view in, std::size_t i, std::size_t len, bool final, row_before before) noexcept {
+  if (before == row_before::blocked) return 0;
   std::size_t count = 1;
   std::size_t j = i + len;
   bool after_sep = false;  // one separator since the last numeral
-  const auto ends = [&](bool digit_next) { return !digit_next && count >= numeral_min_run ? 1 : 0; };
+  // The row ends at in[j] (or the end of the text).
+  const auto ends = [&](bool digit_next) {
+    if (digit_next || count < numeral_min_run) return 0;
+    if (before != row_before::letters || after_sep) return 1;
+    return row_tail_free(in, i, j, final);
+  };
   for (;;) {
     if (j - i > max_numeral_lookahead) return 0;
     if (j >= in.size()) return final ? ends(false) : -1;
@@ -390,6 +451,31 @@ void source_map::forget_before(std::size_t n) {
   pieces.erase(pieces.begin(), it - 1);
 }
 
+void normalizer::note(char c) noexcept {
+  if (c >= '0' && c <= '9') {
+    letters_ = 0;
+    since_digit_ = 0;
+    return;
+  }
+  letters_ = ascii_alnum(c) ? static_cast<std::uint8_t>(std::min(letters_ + 1, 3)) : 0;
+  since_digit_ = static_cast<std::uint8_t>(std::min<int>(since_digit_ + 1, far_from_digit));
+}
+
+void normalizer::note_ascii_run(std::string_view run) noexcept {
+  // Only the last far_from_digit characters can change what is noted.
+  if (run.size() >= far_from_digit) {
+    letters_ = 0;
+    since_digit_ = far_from_digit;
+    run.remove_prefix(run.size() - far_from_digit);
+  }
+  for (const char c : run) note(c);
+}
+
+row_before normalizer::row_start() const noexcept {
+  if (letters_ == 0) return since_digit_ == 0 ? row_before::blocked : row_before::free;
+  return letters_ <= 2 && since_digit_ >= letters_ + 3 ? row_before::letters : row_before::blocked;
+}
+
 void normalizer::run(std::string_view in, bool final, std::string& out, source_map& map) {
   const std::size_t base = consumed_;  // original offset of in[0]
   std::size_t i = 0;
@@ -402,11 +488,11 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       row_sep_ = false;
       if (numeral_row_) {
         emit_made(std::string_view(&d, 1), o, src.size(), out, map);
-        last_alnum_ = true;
+        note(d);
         return;
       }
       // A row decided against: each of its numerals stays.
-      last_alnum_ = false;
+      note(0);
       if (raw) {
         emit_copy(src, o, out, map);
       } else {
@@ -418,11 +504,11 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
     }
     const fate f = classify(cp, folded);
     if (f != fate::remove) numeral_row_ = row_kept_ = false;
-    // Whether what enters N is an ASCII letter or digit: a folded one, or one
-    // decoded from an escape (a removed character changes nothing; past the
-    // bound it stays).
-    if (f == fate::fold) last_alnum_ = ascii_alnum(folded);
-    else if (f == fate::keep) last_alnum_ = cp < 0x80 && ascii_alnum(static_cast<char>(cp));
+    // What enters N: a folded character, or one decoded from an escape (a
+    // removed character changes nothing; past the bound it stays, as a
+    // character that is no letter or digit).
+    if (f == fate::fold) note(folded);
+    else if (f == fate::keep) note(cp < 0x80 ? static_cast<char>(cp) : 0);
     switch (f) {
       case fate::remove:
         if (removed_run_ + src.size() <= max_removed_run) {
@@ -431,7 +517,7 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
           return;
         }
         numeral_row_ = row_kept_ = false;
-        last_alnum_ = false;
+        note(0);
         break;  // past the bound: it stays (and breaks a match there)
       case fate::fold:
         emit_made(std::string_view(&folded, 1), o, src.size(), out, map);
@@ -459,7 +545,7 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       }
       emit_copy(in.substr(i, j - i), base + i, out, map);
       removed_run_ = 0;
-      last_alnum_ = ascii_alnum(in[j - 1]);
+      note_ascii_run(in.substr(i, j - i));
       // A row goes on across one separator (character by character: the
       // first ASCII character may be it, a second one ends the row).
       if ((numeral_row_ || row_kept_) && j - i == 1 && row_separator(in[i]) && !row_sep_) {
@@ -481,7 +567,7 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
         emit_copy(in.substr(i, 1), base + i, out, map);
         removed_run_ = 0;
         numeral_row_ = row_kept_ = false;
-        last_alnum_ = false;
+        note(static_cast<char>(b));
         ++i;
         continue;
       }
@@ -503,12 +589,12 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
       emit_copy(in.substr(i, len), base + i, out, map);
       removed_run_ = 0;
       numeral_row_ = row_kept_ = false;
-      last_alnum_ = false;
+      note(0);
       i += len;
       continue;
     }
     if (numeral != 0 && !numeral_row_ && !row_kept_) {
-      const int row = numeral_row_ahead(in, i, len, final, last_alnum_);
+      const int row = numeral_row_ahead(in, i, len, final, row_start());
       if (row < 0) break;  // decided when more of the text comes
       numeral_row_ = row > 0;
       row_kept_ = row == 0;

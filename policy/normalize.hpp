@@ -22,9 +22,17 @@
 //     (invisible characters between them, and single separators ' ', '-',
 //     '/', '_' or '.', do not break the row; the separators stay): an identifier
 //     written in numerals is one long row, while a numeral in prose (一个,
-//     统一) stays as it is. A row right after a letter or digit, or right
-//     before a digit (invisible characters aside), stays too, so it never
-//     joins an identifier written in digits into a longer one. Only numerals written as UTF-8
+//     统一) stays as it is. A row right after a digit, or right before a digit
+//     (invisible characters aside), stays too, so it never joins an identifier
+//     written in digits into a longer one. Right after a letter, a row is read
+//     only as the body of an identifier that starts with one or two letters
+//     ("DE八九 ...", "T四二二七〇四六B", "A一二三..."): the run of letters before it
+//     is at most two long and has no digit within two characters before it
+//     (so it is no check letter, "12345678-Z二〇二四", and no word or key,
+//     "MUR二〇二四"), and after the row comes no letter or digit, or one letter
+//     (a check letter) and then no letter or digit (so that a prefix such as
+//     "ab一二三四" never joins the identifier after it, "ab一二三四T4227046B"; an
+//     escape or reference right there counts as a letter). Only numerals written as UTF-8
 //     start a row; a row must end within max_numeral_lookahead bytes of its
 //     first numeral (else it stays).
 //   - HTML character references (&#49; &#x31; and named ones such as &amp;,
@@ -85,6 +93,11 @@ struct source_map {
   void forget_before(std::size_t n);
 };
 
+// What N ends with, for the start of a row of Chinese numerals: no letter or
+// digit (free), a digit or letters that may end an identifier (blocked), or
+// one or two letters that may start one (letters).
+enum class row_before : std::uint8_t { free, blocked, letters };
+
 // Incremental normalizer. Offsets in the map are absolute (from the start of
 // the text).
 class normalizer {
@@ -108,7 +121,15 @@ class normalizer {
   bool numeral_row_ = false;      // inside a row of Chinese numerals read as digits
   bool row_sep_ = false;          // the row's last character was a separator
   bool row_kept_ = false;         // inside a row of numerals decided against
-  bool last_alnum_ = false;       // N's last character is an ASCII letter or digit
+  // What N ends with, for the start of a row of numerals (see row_start):
+  // the length of its run of ASCII letters (at most 3), and how many
+  // characters stand after its last ASCII digit (at most far_from_digit).
+  static constexpr std::uint8_t far_from_digit = 8;
+  std::uint8_t letters_ = 0;
+  std::uint8_t since_digit_ = far_from_digit;
+  void note(char c) noexcept;  // a character entered N: c if ASCII, else 0
+  void note_ascii_run(std::string_view run) noexcept;
+  [[nodiscard]] row_before row_start() const noexcept;
 };
 
 struct normalized {

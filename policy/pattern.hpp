@@ -4,8 +4,9 @@
 // 1. rewrite(): Customs patterns are RE2 syntax with two extensions, rewritten
 //    here before RE2 sees them:
 //      \d      an ASCII or full-width digit: [0-9\x{FF10}-\x{FF19}] (\D: neither)
-//      {sep}   one separator inside a number: space, hyphen, dot, no-break space,
-//              ideographic space U+3000, full-width hyphen U+FF0D or dot U+FF0E
+//      {sep}   one separator inside a number: space, tab, hyphen, dot, line
+//              break, no-break space, ideographic space U+3000, full-width
+//              hyphen U+FF0D or dot U+FF0E, ... (separator_re2 below)
 //      digits  with fullwidth_digits (the default), every ASCII digit written in
 //              the pattern, alone or in a bracket range, also matches its
 //              full-width form: 1 -> [1\x{FF11}], [3-9] -> [3-9\x{FF13}-\x{FF19}].
@@ -30,13 +31,17 @@
 namespace customs::policy::pattern {
 
 // One separator inside a number, in RE2 syntax: `{sep}` in patterns, and what
-// may stand between two digits of a pattern (loosen): space, line break (LF,
-// CR or CR LF), '/', '_', '-', '.', no-break and narrow no-break space, figure
-// and thin space, the dashes U+2010-2013, minus U+2212, ideographic space
-// U+3000, full-width hyphen, full stop, solidus and low line.
+// may stand between two digits of a pattern (loosen): space, tab, line break
+// (LF, CR, CR LF, next line U+0085, line and paragraph separators U+2028,
+// U+2029), '/', '_', '-', '.', no-break and narrow no-break space, figure and
+// thin space, the dashes U+2010-2013, minus U+2212, ideographic space U+3000,
+// full-width hyphen, full stop, solidus and low line; or a doubled one: two
+// spaces or tabs (text aligned in columns) or two hyphens. Not three, and not
+// two different ones otherwise (" -" is arithmetic more often than a number).
+// text::is_number_separator and text::separator_after_digit agree with this.
 inline constexpr std::string_view separator_re2 =
-    "(?:\\r\\n|[\\n\\r /_.\\-\\x{A0}\\x{2007}\\x{2009}\\x{2010}-\\x{2013}\\x{202F}\\x{2212}\\x{3000}"
-    "\\x{FF0D}\\x{FF0E}\\x{FF0F}\\x{FF3F}])";
+    "(?:\\r\\n|[ \\t]{2}|--|[\\t\\n\\r /_.\\-\\x{85}\\x{A0}\\x{2007}\\x{2009}\\x{2010}-\\x{2013}\\x{2028}"
+    "\\x{2029}\\x{202F}\\x{2212}\\x{3000}\\x{FF0D}\\x{FF0E}\\x{FF0F}\\x{FF3F}])";
 
 struct rewrite_result {
   std::string re2;    // the pattern in RE2 syntax

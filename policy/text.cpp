@@ -64,8 +64,8 @@ std::string alnum_upper(std::string_view s) {
 
 bool is_number_separator(std::uint32_t cp) noexcept {
   switch (cp) {
-    case ' ': case '\n': case '\r': case '/': case '_': case '-': case '.':
-    case 0xA0: case 0x2007: case 0x2009: case 0x202F: case 0x2212: case 0x3000:
+    case ' ': case '\t': case '\n': case '\r': case '/': case '_': case '-': case '.':
+    case 0x85: case 0xA0: case 0x2007: case 0x2009: case 0x2028: case 0x2029: case 0x202F: case 0x2212: case 0x3000:
     case 0xFF0D: case 0xFF0E: case 0xFF0F: case 0xFF3F:
       return true;
     default:
@@ -107,7 +107,14 @@ bool separator_after_digit(std::string_view s, std::size_t i) noexcept {
   std::size_t b = 0;
   const std::uint32_t sep = last_before(s, i, b);
   if (!is_number_separator(sep)) return false;
-  if (sep == '\n' && b > 0 && s[b - 1] == '\r') --b;  // CR LF is one separator
+  // One separator as pattern::separator_re2 has it: CR LF, two spaces or tabs
+  // and two hyphens are one too.
+  if (b > 0) {
+    const char prev = s[b - 1];
+    if (sep == '\n' && prev == '\r') --b;
+    else if ((sep == ' ' || sep == '\t') && (prev == ' ' || prev == '\t')) --b;
+    else if (sep == '-' && prev == '-') --b;
+  }
   return digit_ends_before(s, b);
 }
 

@@ -91,8 +91,8 @@ void encode(std::uint32_t cp, std::string& out);
 [[nodiscard]] std::string alnum_upper(std::string_view s);
 
 // A separator inside a number ({sep} in patterns, pattern::separator_re2): space,
-// LF, CR, '/', '_', '-', '.', U+00A0, U+2007, U+2009, U+2010-2013, U+202F,
-// U+2212, U+3000, U+FF0D, U+FF0E, U+FF0F, U+FF3F.
+// tab, LF, CR, '/', '_', '-', '.', U+0085, U+00A0, U+2007, U+2009, U+2010-2013,
+// U+2028, U+2029, U+202F, U+2212, U+3000, U+FF0D, U+FF0E, U+FF0F, U+FF3F.
 [[nodiscard]] bool is_number_separator(std::uint32_t cp) noexcept;
 
 // Whether every run of separators that stands between two digits of s is the
@@ -104,10 +104,11 @@ void encode(std::uint32_t cp, std::string& out);
 // and "1381" no).
 [[nodiscard]] bool separated_digit_by_digit(std::string_view s) noexcept;
 
-// Whether a digit and one separator (CR LF counts as one) stand right before
-// byte offset i: "5 " before "1234" in "12345 1234". A match found with
-// separators between its digits may not start there: it would be a piece of a
-// longer spaced number. Reads at most 6 bytes before i.
+// Whether a digit and one separator (CR LF, two spaces or tabs, and two
+// hyphens count as one) stand right before byte offset i: "5 " before "1234"
+// in "12345 1234". A match found with separators between its digits may not
+// start there: it would be a piece of a longer spaced number. Reads at most 7
+// bytes before i.
 [[nodiscard]] bool separator_after_digit(std::string_view s, std::size_t i) noexcept;
 // Whether a digit (ASCII or full-width) starts at i / ends right before i.
 [[nodiscard]] bool digit_starts_at(std::string_view s, std::size_t i) noexcept;

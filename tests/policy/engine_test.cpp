@@ -295,6 +295,38 @@ TEST_CASE("a match with separators between its digits never starts inside a long
   CHECK(mobiles("电话 +86 138 1234 5678") == 1);
 }
 
+TEST_CASE("tabs and doubled separators stand between digits as one separator does", "[engine]") {
+  const auto& rs = *shipped();
+  const auto texts = [&](const std::string& t, const std::string& det) {
+    std::vector<std::string> out;
+    for (const auto& f : rs.scan(t, 0))
+      if (f.detector == det) out.push_back(f.text);
+    return out;
+  };
+  using v = std::vector<std::string>;
+  CHECK(texts("电话 138\t1234\t5678", "cn.mobile") == v{"138\t1234\t5678"});
+  CHECK(texts("电话 1  3  9  1  2  3  4  5  6  7  8", "cn.mobile") == v{"1  3  9  1  2  3  4  5  6  7  8"});
+  CHECK(texts("电话 138--1234--5678", "cn.mobile") == v{"138--1234--5678"});
+  // A digit and a doubled separator before: a piece of a longer spaced number.
+  CHECK(texts("电话 5  1  3  9  1  2  3  4  5  6  7  8", "cn.mobile").empty());
+  CHECK(texts("电话 5\t1\t3\t9\t1\t2\t3\t4\t5\t6\t7\t8", "cn.mobile").empty());
+  // Three separators in a row, or a dash with a space beside it, are not one.
+  CHECK(texts("电话 138   1234   5678", "cn.mobile").empty());
+  CHECK(texts("电话 138 -1234 -5678", "cn.mobile").empty());
+  // SSN groups: the same separator both sides, now also a tab or two spaces.
+  CHECK(texts("SSN 536\t22\t1234", "us.ssn") == v{"536\t22\t1234"});
+  CHECK(texts("SSN 536  22  1234", "us.ssn") == v{"536  22  1234"});
+  CHECK(texts("SSN 536  22 1234", "us.ssn").empty());
+  CHECK(texts("SSN 536\t22 1234", "us.ssn").empty());
+  // Line and paragraph separators and NEL cut a number as a line feed does.
+  for (const std::uint32_t cp : {0x2028u, 0x2029u, 0x85u}) {
+    std::string sep;
+    text::encode(cp, sep);
+    INFO(cp);
+    CHECK(texts("电话 138" + sep + "1234" + sep + "5678", "cn.mobile") == v{"138" + sep + "1234" + sep + "5678"});
+  }
+}
+
 TEST_CASE("a greedy optional part does not hide a valid match", "[engine]") {
   const auto& rs = *shipped();
   const auto f = rs.scan("卡号 6217 0012 3456 7893 12 张", 0);

@@ -148,6 +148,16 @@ std::vector<vector> vectors() {
       {"separators", "thin spaces", grouped(utf8(0x2009))},
       {"separators", "ideographic spaces", grouped(utf8(0x3000))},
       {"separators", "en dashes", grouped(utf8(0x2013))},
+      {"separators", "tabs between groups", grouped("\t")},
+      {"separators", "two spaces between groups", grouped("  ")},
+      {"separators", "two tabs between groups", grouped("\t\t")},
+      {"separators", "a space and a tab between groups", grouped(" \t")},
+      {"separators", "two dashes between groups", grouped("--")},
+      {"separators", "tabs between every two digits", joined("\t")},
+      {"separators", "two spaces between every two digits", joined("  ")},
+      {"separators", "groups on lines cut by U+2028", grouped(utf8(0x2028))},
+      {"separators", "groups on paragraphs cut by U+2029", grouped(utf8(0x2029))},
+      {"separators", "groups on lines cut by NEL", grouped(utf8(0x0085))},
       {"separators", "full-width hyphen-minus", grouped(utf8(0xFF0D))},
       {"separators", "lower-case check character", "11010519491231002x"},
       // HTML character references and escapes.
@@ -346,6 +356,25 @@ TEST_CASE("Chinese numerals beside identifiers that start or end with letters do
   bool blocked = false;
   for (const auto& f : shipped()->scan("key AKIAABCDEFGHIJKLMNOP二〇二四", 0)) blocked = blocked || f.detector.starts_with("secret.");
   CHECK(blocked);
+}
+
+TEST_CASE("identifiers that start with letters are found in Chinese numerals", "[evasion]") {
+  // The letters and the check letter stay; the row of numerals after one or
+  // two letters is the identifier's body.
+  const std::vector<std::pair<std::string, std::string>> hidden = {
+      {"sg.nric", "T四二二七〇四六B"},
+      {"tw.id", "C一六五五五四七六四"},
+      {"es.dni", "X一二三四五六七L"},
+      {"eu.iban", "DE八九 三七〇四 〇〇四四 〇五三二 〇一三〇 〇〇"},
+  };
+  for (const auto& [detector, t] : hidden) {
+    const std::string text = "号码 " + t + "，谢谢";
+    INFO(text);
+    std::vector<std::string> got;
+    for (const auto& f : shipped()->scan(text, 0))
+      if (f.detector == detector) got.push_back(f.text);
+    CHECK(got == std::vector<std::string>{t});
+  }
 }
 
 TEST_CASE("ordinary text with numbers, entities and invisible characters has no finding", "[evasion]") {

@@ -141,14 +141,34 @@ TEST_CASE("rows of Chinese numerals become digits, a numeral in prose stays", "[
   CHECK(norm("一二三四" + u(0x200B) + "13812345678") == "一二三四13812345678");
   CHECK(norm("13812345678" + u(0x200B) + "一二三四") == "13812345678一二三四");
   CHECK(norm("一二三四" + u(0x0661)) == "一二三四1");  // a digit of another script touches too
-  // A row right after an ASCII letter stays too: the letter may end an
-  // identifier (a check letter, also after a separator: "12345678-Z", a key,
-  // an IBAN's currency) or start one that the row would join (found in review
-  // of a version that read rows after one or two letters: "ab一二三四" before a
-  // resident ID, an IBAN or an NRIC hid it). So identifiers that start with
-  // letters are not read in numerals ("T四二二七〇四六B"): a known limit.
-  CHECK(norm("T四二二七〇四六B") == "T四二二七〇四六B");
+  // A row right after an ASCII letter stays when the letter may end an
+  // identifier (a check letter, also after one or two separators of any kind:
+  // "12345678-Z", a key, an IBAN's currency) or when what follows the row
+  // would join it to an identifier (found in review of a version that read
+  // rows after one or two letters: "ab一二三四" before a resident ID, an IBAN or
+  // an NRIC hid it).
   CHECK(norm("12345678-Z二〇二四年") == "12345678-Z二〇二四年");
+  CHECK(norm("12345678，Z二〇二四年") == "12345678，Z二〇二四年");
+  CHECK(norm("12345678  Z二〇二四年") == "12345678  Z二〇二四年");
+  CHECK(norm("T4227046B一二三四") == "T4227046B一二三四");
+  CHECK(norm("NRIC一二三四五六七") == "NRIC一二三四五六七");
+  CHECK(norm("ab一二三四DE89") == "ab一二三四DE89");
+  CHECK(norm("ab一二三四T4") == "ab一二三四T4");
+  CHECK(norm("ab一二三四T&#52;") == "ab一二三四T4");
+  CHECK(norm("ab一二三四&#84;4") == "ab一二三四T4");
+  CHECK(norm("ab一二三四\\u0054") == "ab一二三四T");
+  CHECK(norm("ab一二三四ＴＸ") == "ab一二三四TX");
+  CHECK(norm("ab一二三四T" + u(0x200B) + "4") == "ab一二三四T4");
+  // Otherwise a row after one or two letters is the body of an identifier
+  // that starts with them, and is read: "T四二二七〇四六B", "DE八九 三七〇四 ...".
+  CHECK(norm("T四二二七〇四六B") == "T4227046B");
+  CHECK(norm("NRIC T四二二七〇四六B, ok") == "NRIC T4227046B, ok");
+  CHECK(norm("DE八九 三七〇四 〇〇四四") == "DE89 3704 0044");
+  CHECK(norm("号码A一二三四五六七八九") == "号码A123456789");
+  CHECK(norm("X一二三四五六七L。") == "X1234567L。");
+  CHECK(norm("ab一二三四") == "ab1234");
+  CHECK(norm("ab一二三四 T4") == "ab1234 T4");
+  CHECK(norm("ab一二三四T" + u(0x200B) + " x") == "ab1234T x");
   CHECK(norm("0200000MUR二〇二四") == "0200000MUR二〇二四");
   CHECK(norm("ab一二三四T4227046B") == "ab一二三四T4227046B");
   CHECK(norm("A一二三四&#8203;11010519491231002X") == "A一二三四11010519491231002X");
@@ -236,7 +256,8 @@ TEST_CASE("fed in any pieces, the normalizer gives the whole-text result", "[nor
                                           "\\uDFCF", u(0x200B), u(0x0661), "\xE4\xB8", "\xAD", "\xFF", "X", " ", "&",
                                           "\\", "\\u{3", "1}", "&ZeroWidth", "Space;", u(0x1D7CF), "\xF0\x9D",
                                           "一", "二三", "〇", "零壹", "\xE4\xB8", "\x80", "幺", "\xE3\x80", "\x87",
-                                          "十", "&#19968;", u(0x200B) + "九", " ", "-", "  "};
+                                          "十", "&#19968;", u(0x200B) + "九", " ", "-", "  ", "T", "ab", "Z",
+                                          "&#84;", "\\u0054", "\xEF\xBC\xB4", "MUR", "5", ","};
   std::mt19937 rng(3);
   for (int k = 0; k < 3000; ++k) {
     std::string t;
