@@ -95,15 +95,17 @@ json_out& json_out::key(plain_key k) {
   separate();
   out_.push_back('"');
   out_.append(k.text);
-  out_.append("\":", 2);
-  after_key_ = true;
-  return *this;
+  return end_key();
 }
 
 json_out& json_out::escaped_key(std::string_view k) {
   separate();
   out_.push_back('"');
   escape(out_, k);
+  return end_key();
+}
+
+json_out& json_out::end_key() {
   out_.append("\":", 2);
   after_key_ = true;
   return *this;
@@ -124,7 +126,8 @@ json_out& json_out::value(bool b) {
   return *this;
 }
 
-json_out& json_out::value(std::int64_t n) {
+template <class Integer>
+json_out& json_out::integer(Integer n) {
   separate();
   char buf[24];
   const auto r = std::to_chars(buf, buf + sizeof buf, n);
@@ -132,13 +135,8 @@ json_out& json_out::value(std::int64_t n) {
   return *this;
 }
 
-json_out& json_out::value(std::uint64_t n) {
-  separate();
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, n);
-  out_.append(buf, static_cast<std::size_t>(r.ptr - buf));
-  return *this;
-}
+json_out& json_out::value(std::int64_t n) { return integer(n); }
+json_out& json_out::value(std::uint64_t n) { return integer(n); }
 
 json_out& json_out::value(double d) {
   separate();

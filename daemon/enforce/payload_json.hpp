@@ -66,6 +66,9 @@ class json_out {
  private:
   json_out& open(char c);
   json_out& close(char c);
+  json_out& end_key();
+  template <class Integer>
+  json_out& integer(Integer n);
   void separate();
 
   std::string& out_;
