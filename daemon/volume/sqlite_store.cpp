@@ -203,6 +203,11 @@ class sqlite_store final : public counter_store {
     if (rc == SQLITE_ROW) {
       id = find_.column_int(0);
       count = find_.column_int(1);
+      // Reset at once: a statement left on a row keeps its read transaction
+      // open after COMMIT, which pins the WAL (no checkpoint can reset it: it
+      // grew by every flow's pages, about 30 KB a flow, until the store was
+      // closed) and keeps this connection on an old snapshot.
+      find_.reset();
       return true;
     }
     if (rc != SQLITE_DONE) return false;
