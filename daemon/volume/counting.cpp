@@ -260,13 +260,11 @@ void volume_counter::take(const policy::rule_set& rules, const policy::flow_cont
       refuse(st, r.error ? r.error.message() : "counter store answered for another number of keys");
       return;
     }
-    if (st.out.used_local) {
-      merge_->journal_maybe = true;
-    } else if (local_ && merge_->journal_maybe.load() && !merge_->merging.load()) {
-      // The primary answers: what the fallback counted can reach it (on the
-      // merge thread: no local I/O on this one).
-      merge_->wake_up();
-    }
+    // What the fallback counted reaches the primary on the merge thread
+    // (no local I/O on this one). A flow does not wake it: flows would then
+    // pace the merge rounds, and a Redis refusing every script for a moment
+    // would park the journal within a few flows instead of a few seconds.
+    if (st.out.used_local) merge_->journal_maybe = true;
     policy::apply_volumes(rules, ctx, v, st.demands, r.counts);
     if (r.added) {
       for (std::size_t i = 0; i < st.demands.size(); ++i) {

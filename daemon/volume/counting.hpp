@@ -67,7 +67,8 @@ class volume_counter {
   // of every merge batch (on the primary store's thread or the merge thread).
   // With a local store, a merge thread runs merge_local without waiting for
   // flows: at start, when the primary becomes available again (reconnect),
-  // right after a batch that merged something, and every merge_interval.
+  // right after a batch that merged something, and every merge_interval
+  // (while the journal may hold entries). Flows never run it.
   volume_counter(std::shared_ptr<counter_store> primary, std::shared_ptr<counter_store> local,
                  std::shared_ptr<const subject_hasher> hasher, merge_observer on_merge = {},
                  std::chrono::milliseconds merge_interval = std::chrono::seconds(1));
