@@ -714,6 +714,12 @@ void read_volumes(walker& w, const YAML::Node& n, const std::string& path, const
        else if (s == "local") v.refuse_on_unavailable = false;
        else w.error(x, "E_VALUE", p + ": expected refuse or local");
      }},
+    {"journal_max_entries", false, [&](const YAML::Node& x, const std::string& p) {
+       std::uint64_t n = 0;
+       if (!w.integer(x, p, 100'000'000, n)) return;
+       if (n == 0) w.error(x, "E_VALUE", p + ": must be from 1 to 100000000");
+       else v.journal_max_entries = n;
+     }},
   });
   if (v.backend == volumes_config::backend_kind::redis && !has_url) w.error(n, "E_MISSING", path + ".url: required with backend redis");
   if (v.backend == volumes_config::backend_kind::sqlite && has_url && url_node) w.error(*url_node, "E_VALUE", path + ".url: only with backend redis");

@@ -351,6 +351,8 @@ struct metering_config {
 //     password_file: redis.pass  # redis AUTH, optional
 //     budget: 50ms               # redis: the longest a flow waits for an answer
 //     on_unavailable: refuse     # redis unreachable or late: refuse (503) | local
+//     journal_max_entries: 1000000   # local: flows the fallback keeps for Redis, at most;
+//                                    # past it a flow that needs a counter is refused (503)
 struct volumes_tls {
   std::filesystem::path ca;
   std::filesystem::path cert;
@@ -368,6 +370,7 @@ struct volumes_config {
   std::filesystem::path password_file;
   duration budget{50};
   bool refuse_on_unavailable = true;
+  std::uint64_t journal_max_entries = 1'000'000;  // 1 .. 100,000,000
   friend bool operator==(const volumes_config&, const volumes_config&) = default;
 };
 

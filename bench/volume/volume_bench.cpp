@@ -5,7 +5,8 @@
 // and for each: CPU per flow (this thread's CPU clock) and added wall latency
 // per flow (p50 / p99 / max) of the counting step, counter updates per second,
 // for flows that carry findings (each flow adds 3 new subjects) and flows that
-// carry none. Then, with --subjects N (default 10,000,000), the SQLite store
+// carry none; the size of SQLite's WAL after the flows, with the store
+// still open. Then, with --subjects N (default 10,000,000), the SQLite store
 // filled with N subjects in one key: the time it takes, the file size, this
 // process's peak RSS, and a flow's latency at that size.
 //
@@ -247,6 +248,13 @@ int main(int argc, char** argv) {
     auto store = std::shared_ptr<daemon::volume::counter_store>(daemon::volume::open_sqlite_store(o.dir / "counters.db"));
     daemon::volume::volume_counter c(store, nullptr, hasher);
     print(run("sqlite", *with, &c, o.flows, member));
+    // The WAL while the store is open: checkpoints keep it near
+    // wal_autocheckpoint (1000 pages, about 4 MiB); one that grows with the
+    // flows means something holds a read transaction open.
+    std::error_code ec;
+    const auto wal = fs::file_size(fs::path((o.dir / "counters.db").string() + "-wal"), ec);
+    std::printf("sqlite    WAL after %zu flows, store open: %.1f MiB\n", o.flows,
+                ec ? 0.0 : static_cast<double>(wal) / 1048576.0);
   }
   redis_child child;
   if (o.redis) {

@@ -130,10 +130,14 @@ void enforce_metrics::render(std::string& out) const {
   write_sample(out, "customs_source_headers_ignored_total", "", sum(&enforce_shard::headers_ignored));
   write_metric_header(out, "customs_volume_merges_total", "counter",
                       "Journal entries of the local counter fallback (flows counted while Redis was unavailable) "
-                      "merged into Redis, failed (kept for the next merge) or unreadable (dropped).");
+                      "merged into Redis, failed (kept for the next merge), unreadable (dropped), parked "
+                      "(refused by Redis repeatedly: kept, not merged again until a restart), or local errors "
+                      "(reading or forgetting the journal failed; tried again).");
   write_sample(out, "customs_volume_merges_total", "result=\"merged\"", volume_merged.load());
   write_sample(out, "customs_volume_merges_total", "result=\"failed\"", volume_merge_failed.load());
   write_sample(out, "customs_volume_merges_total", "result=\"unreadable\"", volume_journal_unreadable.load());
+  write_sample(out, "customs_volume_merges_total", "result=\"parked\"", volume_merge_parked.load());
+  write_sample(out, "customs_volume_merges_total", "result=\"local_error\"", volume_merge_local_errors.load());
   write_metric_header(out, "customs_unscanned_events_total", "counter",
                       "Stream events forwarded without inspection (unscannable: tag or allow).");
   write_sample(out, "customs_unscanned_events_total", "", sum(&enforce_shard::unscanned_events));

@@ -40,7 +40,8 @@
 //   customs_volume_merges_total{result}          journal entries of the local fallback (flows
 //                                                counted during a Redis outage): merged into
 //                                                Redis, failed (kept, tried again), unreadable
-//                                                (dropped)
+//                                                (dropped), parked (refused repeatedly, kept),
+//                                                local_error (journal read / forget failed)
 //   customs_rule_loads_total{result}             rule set loads at start-up and reload
 //   customs_rule_set_info{id,version,hash}       1 for the active rule set
 //   customs_limit_hits_total{limit}              flows that reached a bound: findings_per_flow
@@ -145,8 +146,9 @@ class enforce_metrics {
   counter_family volume_unavailable;
   counter_family volume_levels;
   // Merges of the local fallback's journal (volume_counter::merge_local); they
-  // run on the Redis store's thread, not a worker's.
-  std::atomic<std::uint64_t> volume_merged{0}, volume_merge_failed{0}, volume_journal_unreadable{0};
+  // run on the Redis store's thread or the merge thread, not a worker's.
+  std::atomic<std::uint64_t> volume_merged{0}, volume_merge_failed{0}, volume_journal_unreadable{0},
+      volume_merge_parked{0}, volume_merge_local_errors{0};
   // Bounded label values of tokens / usage_unknown (set from metering.*).
   label_bound models{50};
   label_bound tenants{200};

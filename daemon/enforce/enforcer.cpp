@@ -57,7 +57,8 @@ std::shared_ptr<volume::volume_counter> open_volumes(const volumes_config& v,
   std::shared_ptr<volume::counter_store> primary, local;
   if (v.backend == volumes_config::backend_kind::redis) {
     primary = volume::open_redis_store(v);
-    if (!v.refuse_on_unavailable) local = volume::open_sqlite_store(v.path, /*journal=*/true);
+    if (!v.refuse_on_unavailable)
+      local = volume::open_sqlite_store(v.path, /*journal=*/true, v.journal_max_entries);
   } else {
     primary = volume::open_sqlite_store(v.path);
   }
@@ -70,12 +71,21 @@ std::shared_ptr<volume::volume_counter> open_volumes(const volumes_config& v,
       stats->volume_merged += m.merged;
       stats->volume_merge_failed += m.failed;
       stats->volume_journal_unreadable += m.unreadable;
-      if (m.merged > 0 || m.failed > 0 || m.unreadable > 0)
-        log_line(m.failed > 0 || m.unreadable > 0 ? log_level::warn : log_level::info, "volumes_merged")
-            .kv("merged", m.merged)
+      stats->volume_merge_parked += m.parked;
+      stats->volume_merge_local_errors += m.local_errors;
+      if (m.merged > 0 || m.failed > 0 || m.unreadable > 0 || m.parked > 0 || m.local_errors > 0) {
+        auto line = log_line(m.failed > 0 || m.unreadable > 0 || m.parked > 0 || m.local_errors > 0 ? log_level::warn
+                                                                                                      : log_level::info,
+                             "volumes_merged");
+        line.kv("merged", m.merged)
             .kv("failed", m.failed)
+            .kv("refused", m.refused)
             .kv("unreadable", m.unreadable)
-            .kv("note", "flows the local store counted while Redis was unavailable");
+            .kv("parked", m.parked)
+            .kv("local_errors", m.local_errors);
+        if (!m.error.empty()) line.kv("error", m.error);
+        line.kv("note", "flows the local store counted while Redis was unavailable");
+      }
     };
   }
   return std::make_shared<volume::volume_counter>(std::move(primary), std::move(local), std::move(hasher),

@@ -15,6 +15,9 @@ class store_category_impl final : public std::error_category {
       case store_errc::unavailable: return "counter store unavailable";
       case store_errc::timeout: return "counter store did not answer within the budget";
       case store_errc::failed: return "counter store error";
+      case store_errc::refused: return "counter store refused the operation";
+      case store_errc::journal_full:
+        return "the local fallback's journal is full (volumes.journal_max_entries): nothing counted";
     }
     return "counter store error";
   }

@@ -65,6 +65,15 @@ class counter_store {
   [[nodiscard]] virtual std::string_view backend() const noexcept = 0;
   virtual void close() noexcept = 0;
 
+  // Whether the store can be asked now (Redis: connected). A store that is
+  // not may still be asked (it answers unavailable at once); the merge of the
+  // local journal waits for this instead of failing a batch every time.
+  [[nodiscard]] virtual bool available() const noexcept { return true; }
+  // `f` runs (on the store's own thread) each time the store becomes
+  // available again: Redis reconnected. Replaces the previous one. Never
+  // throws; f must not throw nor block.
+  virtual void on_available(std::function<void()> f) noexcept { (void)f; }
+
   // A fallback store's journal: the flows it counted while the primary store
   // was unavailable, kept (in the same transaction as the count) until they
   // are added to the primary (volume_counter merges them once the primary
@@ -73,23 +82,52 @@ class counter_store {
     std::int64_t id = 0;
     std::vector<counter_op> ops;  // as counted; limit is max
   };
-  // Up to `max` entries, oldest first. Entries that cannot be read back are
-  // dropped and counted in `unreadable`. Never throws.
-  [[nodiscard]] virtual std::vector<journal_entry> journal(std::size_t max, std::uint64_t& unreadable) noexcept {
+  // Up to `max` entries into `out`: those the primary refused fewer times
+  // first (see note_refused), then the oldest; parked entries (refused
+  // journal_refusal_limit times) are left out. Entries that cannot be read
+  // back are dropped and counted in `unreadable`. A database error is
+  // returned (store_errc::failed) with `out` empty and nothing dropped: it is
+  // never "the journal is empty". Never throws.
+  [[nodiscard]] virtual std::error_code journal(std::size_t max, std::vector<journal_entry>& out,
+                                                std::uint64_t& unreadable) noexcept {
     (void)max;
+    out.clear();
     unreadable = 0;
     return {};
   }
-  // The entries were added to the primary: forget them (one transaction).
-  // Never throws; entries it could not forget are merged again later.
-  virtual void forget(const std::vector<std::int64_t>& ids) noexcept { (void)ids; }
+  // The entries were added to the primary: forget them (one transaction: all
+  // or none). An error (store_errc::failed) means none was forgotten; they
+  // are merged again later, which is harmless (a subject added twice counts
+  // once). Never throws.
+  [[nodiscard]] virtual std::error_code forget(const std::vector<std::int64_t>& ids) noexcept {
+    (void)ids;
+    return {};
+  }
+  // The primary answered these entries with an error of their own (not a
+  // timeout or a lost connection): one more refusal each (one transaction).
+  // `parked` gets the ids that reached journal_refusal_limit with it. Never
+  // throws.
+  [[nodiscard]] virtual std::error_code note_refused(const std::vector<std::int64_t>& ids,
+                                                     std::vector<std::int64_t>& parked) noexcept {
+    (void)ids;
+    parked.clear();
+    return {};
+  }
+  // Journal entries held now (parked ones included). Never throws.
+  [[nodiscard]] virtual std::uint64_t journal_size() const noexcept { return 0; }
 };
 
 enum class store_errc {
   unavailable = 1,  // the store cannot be reached or answered with an error
   timeout,          // no answer within the budget
   failed,           // a local database error
+  refused,          // the store answered this call with an error (Redis: an error reply)
+  journal_full,     // the local fallback's journal holds journal_max_entries: nothing counted
 };
+
+// Refusals of one journal entry by the primary after which it is parked: kept
+// in the journal, no longer merged by this process (a restart tries it again).
+inline constexpr std::uint32_t journal_refusal_limit = 5;
 [[nodiscard]] const std::error_category& store_category() noexcept;
 [[nodiscard]] std::error_code make_error_code(store_errc e) noexcept;
 

@@ -5,10 +5,13 @@
 // the store cannot answer.
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon/volume/counter_store.hpp"
@@ -44,9 +47,15 @@ struct counting_state {
 
 // What merging the local fallback's journal into the primary store did
 // (volume_counter::merge_local): entries added to the primary, entries the
-// primary failed to take (kept, tried again), entries unreadable (dropped).
+// primary failed to take (kept, tried again; `refused` of them were answered
+// with an error of their own rather than a timeout or a lost connection),
+// entries unreadable (dropped), entries parked (refused
+// journal_refusal_limit times: kept, no longer merged by this process),
+// and local database errors while reading or forgetting the journal (the
+// merge is tried again later; `error` says which).
 struct merge_report {
-  std::uint64_t merged = 0, failed = 0, unreadable = 0;
+  std::uint64_t merged = 0, failed = 0, unreadable = 0, refused = 0, parked = 0, local_errors = 0;
+  std::string error;
 };
 
 class volume_counter {
@@ -55,22 +64,36 @@ class volume_counter {
 
   // primary: the configured store; local: the fallback when on_unavailable is
   // local (null with refuse), opened with a journal. on_merge, if set, hears
-  // of every merge batch (on the primary store's thread).
+  // of every merge batch (on the primary store's thread or the merge thread).
+  // With a local store, a merge thread runs merge_local without waiting for
+  // flows: at start, when the primary becomes available again (reconnect),
+  // right after a batch that merged something, and every merge_interval
+  // (while the journal may hold entries). Flows never run it.
   volume_counter(std::shared_ptr<counter_store> primary, std::shared_ptr<counter_store> local,
-                 std::shared_ptr<const subject_hasher> hasher, merge_observer on_merge = {});
+                 std::shared_ptr<const subject_hasher> hasher, merge_observer on_merge = {},
+                 std::chrono::milliseconds merge_interval = std::chrono::seconds(1));
+  ~volume_counter();
+  volume_counter(const volume_counter&) = delete;
+  volume_counter& operator=(const volume_counter&) = delete;
 
   // The flows the local fallback counted while the primary was unavailable
-  // reach the primary: once the primary answers a flow again (take() calls
-  // this, on the caller's thread), the entries the previous batch merged
-  // are forgotten (one local transaction), and the next merge_batch entries
-  // are read and each added to the primary without a limit (the subjects
-  // already left; a count pushed past a level by them is what the fleet
-  // really sent). An entry leaves the journal only after the primary took
-  // it; one that failed stays for the next merge. Adding a subject twice
-  // counts it once, so an entry merged again (after a lost answer or a
-  // restart before it was forgotten) changes nothing. At most one batch is in
-  // flight; the primary's answers only record what happened (no local I/O on
-  // the primary's thread, no reference to the counter). Never throws.
+  // reach the primary (the merge thread calls this; so can tests): the
+  // entries the previous batch merged are forgotten (one local transaction),
+  // the ones the primary refused get a refusal each (see
+  // counter_store::note_refused: a refused entry goes behind the others, so
+  // one the primary keeps refusing never holds them back, and is parked at
+  // journal_refusal_limit), and the next merge_batch entries are read and
+  // each added to the primary without a limit (the subjects already left; a
+  // count pushed past a level by them is what the fleet really sent). An
+  // entry leaves the journal only after the primary took it; one that failed
+  // stays for the next merge. Adding a subject twice counts it once, so an
+  // entry merged again (after a lost answer or a restart before it was
+  // forgotten) changes nothing. A local database error while reading or
+  // forgetting is reported (merge_report::local_errors) and the merge tried
+  // again at the next interval: it never reads as an empty journal. At most
+  // one batch is in flight; the primary's answers only record what happened
+  // (no local I/O on the primary's thread, no reference to the counter).
+  // Never throws.
   void merge_local() const noexcept;
   static constexpr std::size_t merge_batch = 64;
 
@@ -108,16 +131,30 @@ class volume_counter {
   std::shared_ptr<counter_store> primary_;
   std::shared_ptr<counter_store> local_;
   std::shared_ptr<const subject_hasher> hasher_;
-  // Shared with the callbacks of a merge batch in flight.
+  // Shared with the callbacks of a merge batch in flight and the primary's
+  // on_available callback.
   struct merge_state {
     merge_observer on_merge;
     // The journal may hold entries (true at start: a previous run may have
     // left some); a merge batch is in flight.
     std::atomic<bool> journal_maybe{true}, merging{false};
     std::mutex mutex;
-    std::vector<std::int64_t> taken;  // entries the primary took, to forget (under mutex)
+    std::vector<std::int64_t> taken;    // entries the primary took, to forget (under mutex)
+    std::vector<std::int64_t> refused;  // entries the primary refused, to note (under mutex)
+    // The merge thread's wake-up (under mutex).
+    std::condition_variable wake_cv;
+    bool wake = false, stop = false;
+    void wake_up() noexcept {
+      {
+        std::lock_guard lock(mutex);
+        wake = true;
+      }
+      wake_cv.notify_one();
+    }
   };
   std::shared_ptr<merge_state> merge_;
+  std::thread merger_;  // with a local store
+  void run_merger(std::chrono::milliseconds interval) noexcept;
 };
 
 }  // namespace customs::daemon::volume

@@ -11,6 +11,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
+#include <atomic>
 #include <charconv>
 #include <deque>
 #include <fstream>
@@ -155,6 +156,13 @@ class redis_store final : public counter_store {
 
   bool asynchronous() const noexcept override { return true; }
 
+  bool available() const noexcept override { return available_.load(); }
+
+  void on_available(std::function<void()> f) noexcept override {
+    std::lock_guard lock(available_mutex_);
+    on_available_ = std::move(f);
+  }
+
   std::error_code count(const std::string& key, std::int64_t expire_before, std::uint64_t& out) override {
     // ZCOUNT key (expire_before +inf: the members that still count.
     std::promise<counter_result> answer;
@@ -296,7 +304,10 @@ class redis_store final : public counter_store {
         } else if (rep.k == redis::reply::kind::error) {
           if (!error_logged_) log_line(log_level::error, "volumes_redis_error").kv("error", rep.text);
           error_logged_ = true;
-          r.error = store_errc::unavailable;
+          // Redis answered this call with an error (a key of another type,
+          // out of memory, a replica): the flow follows on_unavailable as for
+          // any error; a journal merge tells it from a lost connection.
+          r.error = store_errc::refused;
         } else {
           r = redis::decode_add_reply(rep, c->n_ops);
         }
@@ -357,15 +368,28 @@ class redis_store final : public counter_store {
       write(std::move(setup));
     }
     ready_ = true;
+    available_ = true;
     if (was_down_) log_line(log_level::info, "volumes_redis_connected").kv("host", url_.host).kv("port", url_.port);
     was_down_ = false;
     error_logged_ = false;
     read();
+    std::function<void()> f;
+    {
+      std::lock_guard lock(available_mutex_);
+      f = on_available_;
+    }
+    if (f) {
+      try {
+        f();
+      } catch (...) {
+      }
+    }
   }
 
   void drop(const std::string& why) {
     const bool was_ready = ready_;
     ready_ = false;
+    available_ = false;
     open_ = false;
     writing_ = false;
     outbox_.clear();
@@ -386,6 +410,7 @@ class redis_store final : public counter_store {
     if (!was_down_) log_line(log_level::error, "volumes_redis_unreachable").kv("error", why);
     was_down_ = true;
     ready_ = false;
+    available_ = false;
     open_ = false;
     reconnect_timer_.expires_after(std::chrono::milliseconds(250));
     reconnect_timer_.async_wait([this](boost::system::error_code ec) {
@@ -402,6 +427,9 @@ class redis_store final : public counter_store {
   std::thread thread_;
   std::mutex close_mutex_;
   bool closed_ = false;  // under close_mutex_
+  std::atomic<bool> available_{false};  // ready_, for other threads
+  std::mutex available_mutex_;
+  std::function<void()> on_available_;  // under available_mutex_
 
   // I/O thread only.
   asio::steady_timer reconnect_timer_;

@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS journal (
   id         INTEGER PRIMARY KEY,
   ops        BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS journal_refusals (
+  id         INTEGER PRIMARY KEY,
+  refusals   INTEGER NOT NULL
+);
 )sql";
 
 constexpr std::int32_t application_id = 0x43535456;  // "CSTV"
@@ -40,8 +44,9 @@ std::int64_t unix_now() {
 
 class sqlite_store final : public counter_store {
  public:
-  sqlite_store(const std::filesystem::path& file, bool journal)
-      : db_(file, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX), journal_(journal) {
+  sqlite_store(const std::filesystem::path& file, bool journal, std::uint64_t max_journal)
+      : db_(file, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX), journal_(journal),
+        max_journal_(max_journal) {
     db_.exec("PRAGMA busy_timeout = 5000");
     const auto app = db_.query_int("PRAGMA application_id");
     const auto version = db_.query_int("PRAGMA user_version");
@@ -63,6 +68,17 @@ class sqlite_store final : public counter_store {
     update_ = sql::statement(db_, "UPDATE counters SET count = ?2, expires_at = max(expires_at, ?3) WHERE id = ?1");
     keep_ = sql::statement(db_, "INSERT INTO journal(ops) VALUES(?1)");
     forget_ = sql::statement(db_, "DELETE FROM journal WHERE id = ?1");
+    forget_refusals_ = sql::statement(db_, "DELETE FROM journal_refusals WHERE id = ?1");
+    read_journal_ = sql::statement(db_,
+        "SELECT j.id, j.ops FROM journal j LEFT JOIN journal_refusals r ON r.id = j.id "
+        "WHERE coalesce(r.refusals, 0) < ?2 ORDER BY coalesce(r.refusals, 0), j.id LIMIT ?1");
+    refuse_ = sql::statement(db_,
+        "INSERT INTO journal_refusals(id, refusals) SELECT id, 1 FROM journal WHERE id = ?1 "
+        "ON CONFLICT(id) DO UPDATE SET refusals = refusals + 1 RETURNING refusals");
+    // Parked entries get another chance with every start (what refused them
+    // may have been fixed); refusals of entries gone are dropped.
+    db_.exec("DELETE FROM journal_refusals");
+    journal_rows_ = static_cast<std::uint64_t>(db_.query_int("SELECT count(*) FROM journal"));
     sweep();
   }
 
@@ -92,44 +108,99 @@ class sqlite_store final : public counter_store {
   std::string_view backend() const noexcept override { return "sqlite"; }
   void close() noexcept override {}
 
-  std::vector<journal_entry> journal(std::size_t max, std::uint64_t& unreadable) noexcept override {
+  std::error_code journal(std::size_t max, std::vector<journal_entry>& out,
+                          std::uint64_t& unreadable) noexcept override {
     unreadable = 0;
-    std::vector<journal_entry> out;
+    out.clear();
     try {
       std::lock_guard lock(mutex_);
-      sql::statement st(db_, "SELECT id, ops FROM journal ORDER BY id LIMIT ?1");
-      st.bind(1, static_cast<std::int64_t>(max));
+      read_journal_.reset();
+      read_journal_.bind(1, static_cast<std::int64_t>(std::min<std::size_t>(max, INT64_MAX)));
+      read_journal_.bind(2, static_cast<std::int64_t>(journal_refusal_limit));
       std::vector<std::int64_t> bad;
       int rc = SQLITE_ROW;
-      while ((rc = st.step()) == SQLITE_ROW) {
-        const auto b = st.column_blob(1);
+      while ((rc = read_journal_.step()) == SQLITE_ROW) {
+        const auto b = read_journal_.column_blob(1);
         auto ops = decode_journal(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
-        if (ops) out.push_back({st.column_int(0), std::move(*ops)});
-        else bad.push_back(st.column_int(0));
+        if (ops) out.push_back({read_journal_.column_int(0), std::move(*ops)});
+        else bad.push_back(read_journal_.column_int(0));
       }
-      for (const auto id : bad) drop(id);
+      read_journal_.reset();
+      // Only SQLITE_DONE is the end of the rows: anything else (a corrupt
+      // page, an I/O error, a lock) is an error, never "no more entries".
+      if (rc != SQLITE_DONE) {
+        out.clear();
+        return store_errc::failed;
+      }
+      if (!bad.empty()) {
+        if (const auto ec = drop_all(bad)) return ec;  // read again next time, and counted then
+      }
       unreadable = bad.size();
+      return {};
     } catch (...) {
-      // A database error or no memory: nothing to merge this time.
+      // No memory.
+      read_journal_.reset();
+      out.clear();
+      return store_errc::failed;
     }
-    return out;
   }
 
-  void forget(const std::vector<std::int64_t>& ids) noexcept override {
+  std::error_code forget(const std::vector<std::int64_t>& ids) noexcept override {
     try {
       std::lock_guard lock(mutex_);
-      if (db_.try_exec("BEGIN IMMEDIATE") != SQLITE_OK) return;
-      for (const auto id : ids) drop(id);
-      if (db_.try_exec("COMMIT") != SQLITE_OK) (void)db_.try_exec("ROLLBACK");
+      return drop_all(ids);
     } catch (...) {
-      // Kept: merged again later (adding a subject twice counts it once).
-      (void)db_.try_exec("ROLLBACK");
+      return store_errc::failed;
     }
+  }
+
+  std::error_code note_refused(const std::vector<std::int64_t>& ids,
+                               std::vector<std::int64_t>& parked) noexcept override {
+    parked.clear();
+    try {
+      std::lock_guard lock(mutex_);
+      if (db_.try_exec("BEGIN IMMEDIATE") != SQLITE_OK) return store_errc::failed;
+      std::vector<std::int64_t> reached;
+      for (const auto id : ids) {
+        refuse_.reset();
+        refuse_.bind(1, id);
+        int rc = refuse_.step();
+        if (rc == SQLITE_ROW) {
+          if (refuse_.column_int(0) == static_cast<std::int64_t>(journal_refusal_limit)) reached.push_back(id);
+          rc = refuse_.step();
+        }
+        refuse_.reset();
+        if (rc != SQLITE_DONE) {
+          (void)db_.try_exec("ROLLBACK");
+          return store_errc::failed;
+        }
+      }
+      if (db_.try_exec("COMMIT") != SQLITE_OK) {
+        (void)db_.try_exec("ROLLBACK");
+        return store_errc::failed;
+      }
+      parked = std::move(reached);
+      return {};
+    } catch (...) {
+      (void)db_.try_exec("ROLLBACK");
+      return store_errc::failed;
+    }
+  }
+
+  std::uint64_t journal_size() const noexcept override {
+    std::lock_guard lock(mutex_);
+    return journal_rows_;
   }
 
  private:
   counter_result run(const std::vector<counter_op>& ops) {
     counter_result r;
+    // At the bound nothing is counted: a count that cannot be journalled
+    // would never reach the primary (see volumes.journal_max_entries).
+    if (journal_ && journal_rows_ >= max_journal_) {
+      r.error = store_errc::journal_full;
+      return r;
+    }
     if (db_.try_exec("BEGIN IMMEDIATE") != SQLITE_OK) {
       r.error = store_errc::failed;
       return r;
@@ -183,6 +254,7 @@ class sqlite_store final : public counter_store {
       if (keep_.step() != SQLITE_DONE) return fail(r);
     }
     if (db_.try_exec("COMMIT") != SQLITE_OK) return fail(r);
+    if (journal_) ++journal_rows_;
     r.added = true;
     for (auto& c : r.counts) c.added = true;
     return r;
@@ -203,6 +275,11 @@ class sqlite_store final : public counter_store {
     if (rc == SQLITE_ROW) {
       id = find_.column_int(0);
       count = find_.column_int(1);
+      // Reset at once: a statement left on a row keeps its read transaction
+      // open after COMMIT, which pins the WAL (no checkpoint can reset it: it
+      // grew by every flow's pages, about 30 KB a flow, until the store was
+      // closed) and keeps this connection on an old snapshot.
+      find_.reset();
       return true;
     }
     if (rc != SQLITE_DONE) return false;
@@ -235,25 +312,49 @@ class sqlite_store final : public counter_store {
     (void)db_.try_exec("COMMIT");
   }
 
-  void drop(std::int64_t id) {
-    forget_.reset();
-    forget_.bind(1, id);
-    (void)forget_.step();
+  // Deletes journal entries (and their refusals) in one transaction: all or
+  // none. Under mutex_.
+  std::error_code drop_all(const std::vector<std::int64_t>& ids) {
+    if (ids.empty()) return {};
+    if (db_.try_exec("BEGIN IMMEDIATE") != SQLITE_OK) return store_errc::failed;
+    std::uint64_t gone = 0;
+    for (const auto id : ids) {
+      forget_.reset();
+      forget_.bind(1, id);
+      const int rc = forget_.step();
+      gone += static_cast<std::uint64_t>(sqlite3_changes(db_.get()));
+      forget_refusals_.reset();
+      forget_refusals_.bind(1, id);
+      if (rc != SQLITE_DONE || forget_refusals_.step() != SQLITE_DONE) {
+        (void)db_.try_exec("ROLLBACK");
+        return store_errc::failed;
+      }
+    }
+    if (db_.try_exec("COMMIT") != SQLITE_OK) {
+      (void)db_.try_exec("ROLLBACK");
+      return store_errc::failed;
+    }
+    journal_rows_ -= std::min(journal_rows_, gone);
+    return {};
   }
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   sql::database db_;
   bool journal_ = false;
-  sql::statement find_, create_, prune_, insert_, touch_, update_, keep_, forget_;
+  std::uint64_t max_journal_ = 0;
+  std::uint64_t journal_rows_ = 0;  // rows of the journal table (under mutex_)
+  sql::statement find_, create_, prune_, insert_, touch_, update_, keep_, forget_, forget_refusals_, read_journal_,
+      refuse_;
   std::uint64_t ops_since_sweep_ = 0;
   std::int64_t last_sweep_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<counter_store> open_sqlite_store(const std::filesystem::path& file, bool journal) {
+std::unique_ptr<counter_store> open_sqlite_store(const std::filesystem::path& file, bool journal,
+                                                 std::uint64_t max_journal_entries) {
   try {
-    return std::make_unique<sqlite_store>(file, journal);
+    return std::make_unique<sqlite_store>(file, journal, max_journal_entries);
   } catch (const sql::sql_error& e) {
     throw std::runtime_error(file.string() + ": " + e.what());
   }

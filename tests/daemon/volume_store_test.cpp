@@ -5,6 +5,7 @@
 
 #include "audit/sqlite.hpp"
 #include "crypto/key_file.hpp"
+#include "daemon/volume/counting.hpp"
 #include "daemon/volume/journal.hpp"
 #include "daemon/volume/redis_protocol.hpp"
 #include "daemon/volume/redis_store.hpp"
@@ -13,8 +14,14 @@
 #include "redis_server.hpp"
 #include "tests/support/test_certs.hpp"
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -49,6 +56,13 @@ std::uint64_t count_of(counter_store& s, const std::string& key, std::int64_t ex
   std::uint64_t n = 0;
   REQUIRE_FALSE(s.count(key, expire_before, n));
   return n;
+}
+
+// The journal as read back (REQUIREs a read without a database error).
+std::vector<counter_store::journal_entry> journal_of(counter_store& s, std::size_t max, std::uint64_t& unreadable) {
+  std::vector<counter_store::journal_entry> out;
+  REQUIRE_FALSE(s.journal(max, out, unreadable));
+  return out;
 }
 
 // The behaviours both backends share.
@@ -120,7 +134,7 @@ TEST_CASE("volume store sqlite: a fallback store journals what it counted, acros
     REQUIRE(s->add({op("a", {2})}).added);                  // counted (known subject): journalled too
   }
   auto s = open_sqlite_store(dir.path() / "local.db", true);
-  auto j = s->journal(10, unreadable);
+  auto j = journal_of(*s, 10, unreadable);
   CHECK(unreadable == 0);
   REQUIRE(j.size() == 2);
   REQUIRE(j[0].ops.size() == 2);
@@ -130,15 +144,15 @@ TEST_CASE("volume store sqlite: a fallback store journals what it counted, acros
   CHECK(j[0].ops[1].now == 1'000'100);
   CHECK(j[0].ops[1].expire_before == 500);
   CHECK(j[0].ops[1].expires_at == 4'000'000'000);
-  CHECK(s->journal(1, unreadable).size() == 1);  // at most max
-  s->forget({j[0].id});
-  j = s->journal(10, unreadable);
+  CHECK(journal_of(*s, 1, unreadable).size() == 1);  // at most max
+  REQUIRE_FALSE(s->forget({j[0].id}));
+  j = journal_of(*s, 10, unreadable);
   REQUIRE(j.size() == 1);
   CHECK(j[0].ops[0].members == std::vector<subject_hash>{member(2)});
   // A store that is not a fallback keeps no journal.
   auto plain = open_sqlite_store(dir.path() / "plain.db");
   REQUIRE(plain->add({op("a", {1})}).added);
-  CHECK(plain->journal(10, unreadable).empty());
+  CHECK(journal_of(*plain, 10, unreadable).empty());
 }
 
 TEST_CASE("volume store sqlite: journal entries are checked when read back, and a damaged one is dropped") {
@@ -172,12 +186,28 @@ TEST_CASE("volume store sqlite: journal entries are checked when read back, and 
   }
   auto s = open_sqlite_store(dir.path() / "local.db", true);
   std::uint64_t unreadable = 0;
-  auto j = s->journal(10, unreadable);
+  auto j = journal_of(*s, 10, unreadable);
   CHECK(unreadable == 1);
   REQUIRE(j.size() == 1);
   CHECK(j[0].ops[0].members == std::vector<subject_hash>{member(2)});
-  CHECK(s->journal(10, unreadable).size() == 1);
+  CHECK(journal_of(*s, 10, unreadable).size() == 1);
   CHECK(unreadable == 0);  // the damaged entry was dropped
+}
+
+TEST_CASE("volume store sqlite: the WAL is checkpointed while the store is open, it does not grow with every flow") {
+  temp_dir dir;
+  const auto f = dir.path() / "counters.db";
+  auto s = open_sqlite_store(f);
+  // Flows on a key that exists (the lookup finds a row), 3 new subjects each:
+  // about 7 pages a flow, so a WAL that is never reset passes 60 MB.
+  for (std::uint32_t i = 0; i < 2000; ++i) REQUIRE(s->add({op("k", {3 * i, 3 * i + 1, 3 * i + 2})}).added);
+  std::error_code ec;
+  const auto wal = std::filesystem::file_size(std::filesystem::path(f.string() + "-wal"), ec);
+  REQUIRE_FALSE(ec);
+  // wal_autocheckpoint is 1000 pages: the WAL restarts from its beginning
+  // after a checkpoint, so it stays near 4 MB.
+  CHECK(wal < 8u * 1024 * 1024);
+  CHECK(count_of(*s, "k") == 6000);
 }
 
 TEST_CASE("volume store sqlite: a file that is not a counter database is refused") {
@@ -344,4 +374,255 @@ TEST_CASE("volume store redis: rediss:// verifies the server's certificate") {
   auto u = open_redis_store(wrong);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   CHECK(u->add({op("k", {3})}).error);
+}
+
+// ---- the local fallback's journal: database errors, bound, merge -----------
+
+namespace {
+
+// Makes the journal table of a closed-over store's file unreadable: its
+// schema entry is pointed at the root page of an index (a real SQLite file
+// whose b-tree pages disagree with its schema: SQLITE_CORRUPT when read). The
+// store's statements are re-prepared on the schema change, so the store sees
+// it on its next read. `restore` puts it back.
+struct journal_corrupter {
+  customs::audit::sql::database db;
+  std::int64_t journal_root = 0, index_root = 0;
+  explicit journal_corrupter(const std::filesystem::path& f) : db(f, SQLITE_OPEN_READWRITE) {
+    db.exec("PRAGMA busy_timeout = 5000");
+    journal_root = db.query_int("SELECT rootpage FROM sqlite_master WHERE name = 'journal'");
+    index_root = db.query_int("SELECT rootpage FROM sqlite_master WHERE name = 'members_seen'");
+  }
+  void point_at(std::int64_t root) {
+    const auto version = db.query_int("PRAGMA schema_version");
+    db.exec("PRAGMA writable_schema = ON");
+    db.exec(("UPDATE sqlite_master SET rootpage = " + std::to_string(root) + " WHERE name = 'journal'").c_str());
+    db.exec("PRAGMA writable_schema = OFF");
+    db.exec(("PRAGMA schema_version = " + std::to_string(version + 1)).c_str());
+  }
+  void corrupt() { point_at(index_root); }
+  void restore() { point_at(journal_root); }
+};
+
+// Sends one command to a redis-server over a plain socket; returns its reply's
+// first line.
+std::string redis_raw(std::uint16_t port, const std::vector<std::string>& args) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket sock(io);
+  sock.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  boost::asio::write(sock, boost::asio::buffer(redis::command(args)));
+  boost::asio::streambuf buf;
+  boost::asio::read_until(sock, buf, "\r\n");
+  std::string line((std::istreambuf_iterator<char>(&buf)), std::istreambuf_iterator<char>());
+  return line.substr(0, line.find("\r\n"));
+}
+
+std::shared_ptr<const subject_hasher> test_hasher(const std::filesystem::path& dir) {
+  (void)customs::crypto::generate_key_set(dir, customs::crypto::key_set::subject);
+  return std::make_shared<const subject_hasher>(dir / "subject.key");
+}
+
+// The merge reports a volume_counter made, summed (any thread).
+struct merge_totals {
+  std::mutex m;
+  merge_report sum;
+  std::vector<std::string> errors;
+  volume_counter::merge_observer observer() {
+    return [this](const merge_report& r) {
+      std::lock_guard lock(m);
+      sum.merged += r.merged;
+      sum.failed += r.failed;
+      sum.unreadable += r.unreadable;
+      sum.refused += r.refused;
+      sum.parked += r.parked;
+      sum.local_errors += r.local_errors;
+      if (!r.error.empty()) errors.push_back(r.error);
+    };
+  }
+  merge_report get() {
+    std::lock_guard lock(m);
+    return sum;
+  }
+};
+
+// Polls `cond` every 10 ms for at most `limit`.
+template <class F>
+bool eventually(F cond, std::chrono::milliseconds limit = std::chrono::seconds(15)) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("volume store sqlite: a database error while reading the journal is an error, not an empty journal") {
+  temp_dir dir;
+  const auto f = dir.path() / "local.db";
+  auto s = open_sqlite_store(f, true);
+  REQUIRE(s->add({op("a", {1})}).added);
+  REQUIRE(s->add({op("a", {2})}).added);
+  journal_corrupter broken(f);
+  broken.corrupt();
+  std::vector<counter_store::journal_entry> out{counter_store::journal_entry{}};
+  std::uint64_t unreadable = 7;
+  CHECK(s->journal(10, out, unreadable) == store_errc::failed);
+  CHECK(out.empty());
+  CHECK(unreadable == 0);
+  // Nothing was dropped: once the file reads again, both entries are there.
+  broken.restore();
+  CHECK(journal_of(*s, 10, unreadable).size() == 2);
+  CHECK(s->journal_size() == 2);
+}
+
+TEST_CASE("volume store sqlite: forgetting journal entries is all or none, and an error is reported") {
+  temp_dir dir;
+  const auto f = dir.path() / "local.db";
+  auto s = open_sqlite_store(f, true);
+  REQUIRE(s->add({op("a", {1})}).added);
+  REQUIRE(s->add({op("a", {2})}).added);
+  std::uint64_t unreadable = 0;
+  const auto j = journal_of(*s, 10, unreadable);
+  REQUIRE(j.size() == 2);
+  {
+    // The second delete fails inside SQLite (a trigger refuses it).
+    customs::audit::sql::database db(f, SQLITE_OPEN_READWRITE);
+    db.exec(("CREATE TRIGGER keep BEFORE DELETE ON journal WHEN old.id = " + std::to_string(j[1].id) +
+             " BEGIN SELECT RAISE(ABORT, 'kept'); END")
+                .c_str());
+  }
+  CHECK(s->forget({j[0].id, j[1].id}) == store_errc::failed);
+  CHECK(journal_of(*s, 10, unreadable).size() == 2);  // the first was not forgotten either
+  CHECK(s->journal_size() == 2);
+  {
+    customs::audit::sql::database db(f, SQLITE_OPEN_READWRITE);
+    db.exec("DROP TRIGGER keep");
+  }
+  CHECK_FALSE(s->forget({j[0].id, j[1].id}));
+  CHECK(journal_of(*s, 10, unreadable).empty());
+  CHECK(s->journal_size() == 0);
+}
+
+TEST_CASE("volume store sqlite: the journal is bounded: at the bound an add counts nothing and says why") {
+  temp_dir dir;
+  const auto f = dir.path() / "local.db";
+  std::int64_t first = 0;
+  {
+    auto s = open_sqlite_store(f, true, /*max_journal_entries=*/2);
+    REQUIRE(s->add({op("a", {1})}).added);
+    REQUIRE(s->add({op("a", {2})}).added);  // the journal holds 2: at the bound
+    const auto r = s->add({op("a", {3})});  // just past it
+    CHECK(r.error == store_errc::journal_full);
+    CHECK_FALSE(r.added);
+    CHECK(count_of(*s, "a") == 2);  // nothing counted
+    std::uint64_t unreadable = 0;
+    const auto j = journal_of(*s, 10, unreadable);
+    REQUIRE(j.size() == 2);  // nothing journalled, nothing dropped
+    first = j[0].id;
+  }
+  // The bound holds across a reopen; forgetting makes room again.
+  auto s = open_sqlite_store(f, true, 2);
+  CHECK(s->journal_size() == 2);
+  CHECK(s->add({op("a", {3})}).error == store_errc::journal_full);
+  REQUIRE_FALSE(s->forget({first}));
+  CHECK(s->add({op("a", {3})}).added);
+  CHECK(count_of(*s, "a") == 3);
+  CHECK(s->add({op("a", {4})}).error == store_errc::journal_full);
+  // A store that is not a fallback has no journal to bound.
+  auto plain = open_sqlite_store(dir.path() / "plain.db", false, 1);
+  for (std::uint32_t i = 0; i < 5; ++i) CHECK(plain->add({op("a", {i})}).added);
+}
+
+TEST_CASE("volume merge: a journal read error is reported and the merge tried again, nothing is lost") {
+  customs::testing::redis_server redis;
+  temp_dir dir;
+  std::shared_ptr<counter_store> primary = open_redis_store(redis.config());
+  REQUIRE(redis.wait_ready(*primary));
+  const auto f = dir.path() / "local.db";
+  std::shared_ptr<counter_store> local = open_sqlite_store(f, true);
+  REQUIRE(local->add({op("m", {1, 2})}).added);
+  journal_corrupter broken(f);
+  broken.corrupt();
+  merge_totals totals;
+  volume_counter c(primary, local, test_hasher(dir.path() / "keys"), totals.observer(),
+                   std::chrono::milliseconds(50));
+  REQUIRE(eventually([&] { return totals.get().local_errors >= 2; }));  // reported, and tried again
+  CHECK(count_of(*primary, "m") == 0);
+  broken.restore();
+  REQUIRE(eventually([&] { return local->journal_size() == 0; }));
+  CHECK(count_of(*primary, "m") == 2);
+  CHECK(totals.get().merged == 1);
+  std::lock_guard lock(totals.m);
+  REQUIRE_FALSE(totals.errors.empty());
+  CHECK(totals.errors[0].find("reading the journal") != std::string::npos);
+}
+
+TEST_CASE("volume merge: the journal reaches Redis without a flow: at start and when Redis comes back") {
+  customs::testing::redis_server redis;
+  temp_dir dir;
+  std::shared_ptr<counter_store> primary = open_redis_store(redis.config());
+  REQUIRE(redis.wait_ready(*primary));
+  std::shared_ptr<counter_store> local = open_sqlite_store(dir.path() / "local.db", true);
+  REQUIRE(local->add({op("left", {1, 2})}).added);  // a previous run left this
+  merge_totals totals;
+  // An hour between timer rounds: only the start and the reconnect can merge.
+  volume_counter c(primary, local, test_hasher(dir.path() / "keys"), totals.observer(), std::chrono::hours(1));
+  REQUIRE(eventually([&] { return local->journal_size() == 0; }));
+  CHECK(count_of(*primary, "left") == 2);
+  // Redis goes away; the local store counts (as on_unavailable: local does).
+  redis.stop();
+  REQUIRE(eventually([&] { return !primary->available(); }));
+  REQUIRE(local->add({op("outage", {3})}).added);
+  REQUIRE(local->add({op("outage", {4, 5})}).added);
+  redis.start();
+  // No flow is counted: the reconnect alone merges and then forgets.
+  REQUIRE(eventually([&] { return local->journal_size() == 0; }));
+  CHECK(count_of(*primary, "outage") == 3);
+  CHECK(totals.get().merged == 3);
+  CHECK(totals.get().failed == 0);
+}
+
+TEST_CASE("volume merge: entries Redis refuses go behind the others and are parked, the others merge") {
+  customs::testing::redis_server redis;
+  temp_dir dir;
+  std::shared_ptr<counter_store> primary = open_redis_store(redis.config());
+  REQUIRE(redis.wait_ready(*primary));
+  // A full batch of poison entries first (their key holds a string: every
+  // script on it is answered WRONGTYPE), then one good entry.
+  REQUIRE(redis_raw(redis.port(), {"SET", std::string(redis::key_prefix) + "poison", "x"}) == "+OK");
+  std::shared_ptr<counter_store> local = open_sqlite_store(dir.path() / "local.db", true);
+  for (std::uint32_t i = 0; i < volume_counter::merge_batch; ++i) REQUIRE(local->add({op("poison", {i})}).added);
+  REQUIRE(local->add({op("good", {7, 8})}).added);
+  const auto hasher = test_hasher(dir.path() / "keys");
+  {
+    merge_totals totals;
+    volume_counter c(primary, local, hasher, totals.observer(), std::chrono::milliseconds(20));
+    // The good entry is not held back by the batch ahead of it.
+    REQUIRE(eventually([&] { return count_of(*primary, "good") == 2; }));
+    // Each poison entry is refused journal_refusal_limit times, then parked:
+    // kept in the journal, counted, not sent again.
+    REQUIRE(eventually([&] { return totals.get().parked == volume_counter::merge_batch; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // ten more timer rounds
+    const auto t = totals.get();
+    CHECK(t.parked == volume_counter::merge_batch);
+    CHECK(t.refused == volume_counter::merge_batch * journal_refusal_limit);
+    CHECK(t.merged == 1);
+    CHECK(local->journal_size() == volume_counter::merge_batch);
+    std::uint64_t unreadable = 0;
+    CHECK(journal_of(*local, 100, unreadable).empty());  // parked entries are not read for a merge
+    std::lock_guard lock(totals.m);
+    REQUIRE_FALSE(totals.errors.empty());
+    CHECK(totals.errors[0] == make_error_code(store_errc::refused).message());
+  }
+  // A restart gives parked entries another chance (the cause may be fixed).
+  REQUIRE(redis_raw(redis.port(), {"DEL", std::string(redis::key_prefix) + "poison"}) == ":1");
+  local.reset();
+  local = open_sqlite_store(dir.path() / "local.db", true);
+  merge_totals totals;
+  volume_counter c(primary, local, hasher, totals.observer(), std::chrono::milliseconds(20));
+  REQUIRE(eventually([&] { return local->journal_size() == 0; }));
+  CHECK(count_of(*primary, "poison") == volume_counter::merge_batch);
+  CHECK(totals.get().merged == volume_counter::merge_batch);
 }
