@@ -52,7 +52,7 @@ inline constexpr std::uint64_t tokens_unknown = ~std::uint64_t{0};
 //
 // payload is a JSON object, encrypted at rest. Keys that replay relies on:
 //   "request_texts":  [string, ...]  the outbound texts of the flow (flow_opened)
-//   "request_texts_apart": [index, ...]  those scanned alone, not joined (flow_opened)
+//   "request_texts_apart": [index, ...]  those joined with each other only (flow_opened)
 //   "response_texts": [string, ...]  the returned texts (flow_closed)
 //   "findings": [{"detector","category","direction","part","start","end","text"}]
 // Any other keys (usage, bytes, timings, "cut", errors) are free-form detail.

@@ -20,10 +20,11 @@ struct replay_input {
   std::int64_t time_us = 0;  // of the flow's first record
   std::string route, src, dst, tenant;
   std::vector<std::string> request_texts;
-  // Indices into request_texts of the texts customsd scanned alone, not joined
-  // with their neighbours (the payload's "request_texts_apart": the request
-  // target and the header fields). Trails written before it was recorded do
-  // not have it: customsd then joined every text.
+  // Indices into request_texts of the texts customsd kept apart from the
+  // conversation, joined only with each other (the payload's
+  // "request_texts_apart": the request target and the header fields). Trails
+  // written before it was recorded do not have it: customsd then joined every
+  // text.
   std::vector<std::size_t> request_apart;
   std::vector<std::string> response_texts;
 };

@@ -74,11 +74,12 @@ parts_scan scan_parts(const rule_set_ptr& rules_ptr, const flow_context& ctx, st
     std::size_t size;
   };
   std::vector<piece_at> layout;
-  const auto joinable = [&](std::size_t text) { return text >= options.joinable.size() || options.joinable[text]; };
+  const auto group = [&](std::size_t text) -> std::uint8_t {
+    return text < options.join_group.size() ? options.join_group[text] : 0;
+  };
   for (std::size_t a = 0; a + 1 < idx.size(); ++a) {
-    if (!joinable(idx[a])) continue;
     for (std::size_t b = a + 1; b < idx.size() && b - a + 1 <= options.max_join; ++b) {
-      if (!joinable(idx[b])) break;
+      if (group(idx[b]) != group(idx[a])) break;
       if (b > a + 1 && texts[idx[b - 1]].size() > reach) break;  // a long text in the middle
       window.clear();
       layout.clear();

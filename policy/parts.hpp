@@ -60,9 +60,10 @@ struct parts_scan {
 struct parts_options {
   bool join = true;  // false: each text alone (the joined scan is for requests)
   std::size_t max_join = 4;  // texts in a joined run
-  // By text: whether it takes part in joined runs (empty: every text). A text
-  // that does not is scanned alone and ends the runs on either side of it.
-  std::vector<bool> joinable;
+  // By text: its join group (texts past the end of the list: group 0). A
+  // joined run holds texts of one group only: a text of another group ends
+  // the runs on either side of it.
+  std::vector<std::uint8_t> join_group;
   std::size_t max_findings = std::numeric_limits<std::size_t>::max();
   std::size_t large_text = 64u << 10;
   std::size_t slice = 64u << 10;  // bytes fed to the stream_scanner at a time

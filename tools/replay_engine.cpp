@@ -38,15 +38,15 @@ replay_engine make_replay_evaluator(const std::vector<std::filesystem::path>& ru
     const auto judge = [&](policy::direction dir, const std::vector<std::string>& texts) {
       ctx.dir = dir;
       // Requests: each text alone and the texts joined (policy/parts.hpp),
-      // but for those customsd recorded as scanned alone; responses: each
-      // text alone, as customsd scans them.
+      // those customsd recorded as apart joined only with each other;
+      // responses: each text alone, as customsd scans them.
       const std::vector<std::string_view> views(texts.begin(), texts.end());
       policy::parts_options o;
       o.join = dir == policy::direction::request;
       if (o.join && !in.request_apart.empty()) {
-        o.joinable.assign(texts.size(), true);
+        o.join_group.assign(texts.size(), 0);
         for (const std::size_t i : in.request_apart)
-          if (i < texts.size()) o.joinable[i] = false;
+          if (i < texts.size()) o.join_group[i] = 1;
       }
       auto scanned = policy::scan_parts(rs, ctx, views, o);
       const auto v = rs->decide(ctx, std::move(scanned.findings));

@@ -100,7 +100,9 @@
 // the header slot.
 
 #include <span>
+#include <memory>
 #include <string>
+#include <type_traits>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -137,11 +139,21 @@ struct request_extraction {
   // With the storage the document is to be parsed into (document_storage()).
   explicit request_extraction(boost::json::storage_ptr sp) : document(std::move(sp)) {}
   request_extraction(request_extraction&&) = default;
-  request_extraction& operator=(request_extraction&&) = default;
+  // Assigned by taking the other's place: a json::value move-assigned into
+  // another storage is copied, which would leave the slots pointing into the
+  // source; move construction takes the storage along.
+  request_extraction& operator=(request_extraction&& other) noexcept {
+    if (this != &other) {
+      std::destroy_at(this);
+      std::construct_at(this, std::move(other));
+    }
+    return *this;
+  }
   // Slots point into `document`: a copy would point into the original.
   request_extraction(const request_extraction&) = delete;
   request_extraction& operator=(const request_extraction&) = delete;
 };
+static_assert(std::is_nothrow_move_constructible_v<request_extraction>);  // operator= relies on it
 
 // Decoded text of inline files a request body may carry in all.
 inline constexpr std::size_t default_max_decoded_text = 8u << 20;

@@ -31,7 +31,9 @@
 // the text it refuses).
 
 #include <span>
+#include <memory>
 #include <string>
+#include <type_traits>
 #include <string_view>
 #include <vector>
 
@@ -59,10 +61,20 @@ struct response_extraction {
   // With the storage the document is to be parsed into (document_storage()).
   explicit response_extraction(boost::json::storage_ptr sp) : document(std::move(sp)) {}
   response_extraction(response_extraction&&) = default;
-  response_extraction& operator=(response_extraction&&) = default;
+  // Assigned by taking the other's place: a json::value move-assigned into
+  // another storage is copied, which would leave the slots pointing into the
+  // source; move construction takes the storage along.
+  response_extraction& operator=(response_extraction&& other) noexcept {
+    if (this != &other) {
+      std::destroy_at(this);
+      std::construct_at(this, std::move(other));
+    }
+    return *this;
+  }
   response_extraction(const response_extraction&) = delete;
   response_extraction& operator=(const response_extraction&) = delete;
 };
+static_assert(std::is_nothrow_move_constructible_v<response_extraction>);  // operator= relies on it
 
 [[nodiscard]] codec_result<response_extraction> extract_response(dialect d, endpoint_kind endpoint,
                                                                  std::string_view body);

@@ -103,7 +103,10 @@ struct stream_event {
   // With the storage the document is to be parsed into (document_storage()).
   explicit stream_event(boost::json::storage_ptr sp) : document(std::move(sp)) {}
   stream_event(stream_event&&) = default;
-  stream_event& operator=(stream_event&&) = default;
+  // Not assignable: each event's document has its own storage, and a
+  // json::value moved into another storage is copied, which would leave the
+  // slots pointing into the source.
+  stream_event& operator=(stream_event&&) = delete;
   stream_event(const stream_event&) = delete;
   stream_event& operator=(const stream_event&) = delete;
 };

@@ -155,10 +155,11 @@ std::vector<part_info> parts_of(const std::vector<text_slot>& slots) {
   return p;
 }
 
-// Whether a request text is also scanned joined with its neighbours. The
-// request target and the header fields are scanned alone: the model reads
-// neither, so a text split between them and the conversation is not one text
-// to it (docs/operator-guide.md). The opened record lists them
+// Whether a request text is joined with the conversation's texts. The request
+// target and the header fields are not: the model reads neither, so a text
+// split between them and the conversation is not one text to it; they are
+// joined with each other (both reach the provider, side by side), apart from
+// the conversation (docs/operator-guide.md). The opened record lists them
 // ("request_texts_apart"), so that replay judges the texts the same way.
 bool joins(slot_role r) noexcept { return r != slot_role::target && r != slot_role::header; }
 
@@ -317,10 +318,10 @@ request_status inspect_request(const flow_env& env, request_state& req, request_
   texts.reserve(ex->slots.size());
   policy::parts_options po;
   po.max_findings = snap.findings_per_flow;
-  po.joinable.reserve(ex->slots.size());
+  po.join_group.reserve(ex->slots.size());
   for (const auto& s : ex->slots) {
     texts.push_back(s.text);
-    po.joinable.push_back(joins(s.role));
+    po.join_group.push_back(joins(s.role) ? 0 : 1);
   }
   auto scanned = policy::scan_parts(snap.rules, ctx, texts, po);
   r.verdict = rules.decide(ctx, std::move(scanned.findings));

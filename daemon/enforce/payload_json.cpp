@@ -126,17 +126,26 @@ json_out& json_out::value(bool b) {
   return *this;
 }
 
+namespace {
 template <class Integer>
-json_out& json_out::integer(Integer n) {
-  separate();
+void append_integer(std::string& out, Integer n) {
   char buf[24];
   const auto r = std::to_chars(buf, buf + sizeof buf, n);
-  out_.append(buf, static_cast<std::size_t>(r.ptr - buf));
+  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+}
+}  // namespace
+
+json_out& json_out::integer(std::int64_t n) {
+  separate();
+  append_integer(out_, n);
   return *this;
 }
 
-json_out& json_out::value(std::int64_t n) { return integer(n); }
-json_out& json_out::value(std::uint64_t n) { return integer(n); }
+json_out& json_out::integer(std::uint64_t n) {
+  separate();
+  append_integer(out_, n);
+  return *this;
+}
 
 json_out& json_out::value(double d) {
   separate();

@@ -9,10 +9,12 @@
 // earlier trails see one format. The caller writes keys in the order it wants
 // and never the same key twice in one object.
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace customs::daemon::enforce {
 
@@ -45,12 +47,13 @@ class json_out {
   json_out& value(const char* s) { return value(std::string_view(s)); }
   json_out& value(const std::string& s) { return value(std::string_view(s)); }
   json_out& value(bool b);
-  json_out& value(std::int64_t n);
-  json_out& value(std::uint64_t n);
-  json_out& value(int n) { return value(static_cast<std::int64_t>(n)); }
-  json_out& value(unsigned n) { return value(static_cast<std::uint64_t>(n)); }
-  json_out& value(long long n) { return value(static_cast<std::int64_t>(n)); }
-  json_out& value(unsigned long long n) { return value(static_cast<std::uint64_t>(n)); }
+  // Any integer type (one template, whatever the platform names int64_t).
+  template <std::integral I>
+    requires(!std::same_as<I, bool>)
+  json_out& value(I n) {
+    if constexpr (std::is_signed_v<I>) return integer(static_cast<std::int64_t>(n));
+    else return integer(static_cast<std::uint64_t>(n));
+  }
   json_out& value(double d);
 
   // key(k).value(v)
@@ -67,8 +70,8 @@ class json_out {
   json_out& open(char c);
   json_out& close(char c);
   json_out& end_key();
-  template <class Integer>
-  json_out& integer(Integer n);
+  json_out& integer(std::int64_t n);
+  json_out& integer(std::uint64_t n);
   void separate();
 
   std::string& out_;

@@ -157,6 +157,21 @@ TEST_CASE("rewrite with no changes keeps the JSON and a bad slot index changes n
   CHECK(ex->slots[0].text == "You are helpful.");
 }
 
+TEST_CASE("an extraction assigned from another keeps slots into its own document", "[dialect][request]") {
+  // Each document has its own storage: assignment must take the other's
+  // document along (a json::value move-assigned into another storage is
+  // copied, and the slots would point into the source, freed below).
+  auto a = extract_request(dialect::openai, "/v1/chat/completions", R"({"model":"m","messages":[{"role":"user","content":"first"}]})");
+  REQUIRE_OK(a);
+  {
+    auto b = extract_request(dialect::openai, "/v1/chat/completions", chat_body);
+    REQUIRE_OK(b);
+    *a = std::move(*b);
+  }
+  CHECK(a->slots[0].text == "You are helpful.");
+  check_rewrite(chat_body, *a, {{0, "You are kind."}});
+}
+
 TEST_CASE("openai chat request: legacy function_call, prediction, custom tools, logprobs", "[dialect][request]") {
   constexpr std::string_view body = R"({"model":"gpt-4o","logprobs":true,"messages":[
     {"role":"assistant","content":"","function_call":{"name":"f","arguments":"{\"q\":\"x\"}"}},

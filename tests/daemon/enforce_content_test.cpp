@@ -216,9 +216,9 @@ TEST_CASE("enforce content: credentials are not scanned, and reach the provider 
   }
 }
 
-TEST_CASE("enforce content: the opened record lists the target and the header fields as texts scanned apart") {
-  // They are scanned alone, not joined with their neighbours; replay reads the
-  // list to judge the recorded texts the same way.
+TEST_CASE("enforce content: the opened record lists the target and the header fields as texts kept apart") {
+  // They are joined with each other only, not with the conversation; replay
+  // reads the list to judge the recorded texts the same way.
   content_fixture f;
   const auto r = post(f.port(), "/openai-us/v1/chat/completions?note=n",
                       R"({"model":"m","messages":[{"role":"user","content":"hi"}]})", {{"X-Note", "a note"}});

@@ -72,24 +72,29 @@ TEST_CASE("parts: without joining, a split stays unseen", "[parts]") {
   CHECK(count_detector(r.findings, "cn.resident_id") == 0);
 }
 
-TEST_CASE("parts: a text that does not join is scanned alone and ends the runs beside it", "[parts]") {
-  // "id 110105" | "19491231" | "002X." as three texts: joined, the ID is found
-  // in all three; with the middle text kept apart, in none (the runs on either
-  // side of it are one text each); with the last one apart, in none either
-  // (the first two alone are not an ID).
+TEST_CASE("parts: texts join only with texts of their own join group", "[parts]") {
+  // "id 110105" | "19491231" | "002X." as three texts: in one group the ID is
+  // found in all three; with the middle text in another group, in none (the
+  // runs on either side of it are one text each); with the last one in
+  // another group, in none either (the first two alone are not an ID).
   const std::vector<std::string> texts = {"id 110105", "19491231", "002X."};
   const auto ctx = flow("CN", "US");
   CHECK(count_detector(scan_parts(shipped(), ctx, views(texts)).findings, "cn.resident_id") == 3);
   parts_options o;
-  o.joinable = {true, false, true};
+  o.join_group = {0, 1, 0};
   CHECK(count_detector(scan_parts(shipped(), ctx, views(texts), o).findings, "cn.resident_id") == 0);
-  o.joinable = {true, true, false};
+  o.join_group = {0, 0, 1};
   CHECK(count_detector(scan_parts(shipped(), ctx, views(texts), o).findings, "cn.resident_id") == 0);
-  // A text apart still has its own findings.
+  // Texts of the other group join with each other.
+  o.join_group = {0, 1, 1};
+  const std::vector<std::string> tail = {"hello", "note=110105194912", "31002X: 1"};
+  CHECK(count_detector(scan_parts(shipped(), ctx, views(tail), o).findings, "cn.resident_id") == 2);
+  // A text in another group still has its own findings.
   const std::vector<std::string> whole = {"id 110105", "19491231", resident_id};
+  o.join_group = {0, 0, 1};
   CHECK(count_detector(scan_parts(shipped(), ctx, views(whole), o).findings, "cn.resident_id") == 1);
-  // Shorter than the texts: the texts past it join.
-  o.joinable = {true};
+  // Shorter than the texts: the texts past it are in group 0.
+  o.join_group = {0};
   CHECK(count_detector(scan_parts(shipped(), ctx, views(texts), o).findings, "cn.resident_id") == 3);
 }
 

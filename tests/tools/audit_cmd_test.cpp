@@ -226,24 +226,25 @@ rules:
   CHECK_THAT(bad.err, Catch::Contains("pack.yaml:"));
 }
 
-TEST_CASE("audit replay: texts recorded as scanned apart are not joined with their neighbours", "[tools][audit][replay]") {
-  // customsd scans the request target and the header fields alone and lists
-  // them in "request_texts_apart"; replay judges the texts the same way. A
-  // trail without the list (written before it) is judged with every text
-  // joined, as customsd then judged it. Also: indices that are not those of
-  // a recorded text are ignored.
+TEST_CASE("audit replay: texts recorded apart join only with each other", "[tools][audit][replay]") {
+  // customsd joins the request target and the header fields with each other
+  // only, not with the conversation, and lists them in "request_texts_apart";
+  // replay judges the texts the same way. A trail without the list (written
+  // before it) is judged with every text joined, as customsd then judged it.
+  // Also: indices that are not those of a recorded text are ignored.
   trail t;
   {
     auto s = customs::audit::store::open_store(t.opts);
     ack_counter acks;
-    const auto flow = [&](const std::string& id, const std::string& apart) {
+    const auto flow = [&](const std::string& id, const std::string& apart,
+                          const std::string& texts = R"(["check 1101051949","1231002X: x"])") {
       customs::audit::record o;
       o.kind = customs::audit::record_kind::flow_opened;
       o.flow_id = id;
       o.index.src = "CN";
       o.index.dst = "US";
       o.index.action = "allow";
-      o.payload = R"({"request_texts":["check 1101051949","1231002X: x"])" + apart + "}";
+      o.payload = R"({"request_texts":)" + texts + apart + "}";
       auto c = o;
       c.kind = customs::audit::record_kind::flow_closed;
       c.payload = "{}";
@@ -253,7 +254,9 @@ TEST_CASE("audit replay: texts recorded as scanned apart are not joined with the
     flow("f-apart", R"(,"request_texts_apart":[1])");
     flow("f-old", "");
     flow("f-hostile", R"(,"request_texts_apart":[2,-1,"1",1.0,18446744073709551615])");
-    acks.wait_for(6);
+    // Two texts apart from the conversation join with each other.
+    flow("f-pair", R"(,"request_texts_apart":[1,2])", R"(["hello","note=110105194912","31002X: x"])");
+    acks.wait_for(8);
   }
   const auto r = audit_cmd({"replay", "--db", t.db.string(), "--key", (t.keys / "auditor.key").string(), "--rules",
                             (std::filesystem::path(CUSTOMS_SOURCE_DIR) / "rules").string()});
@@ -262,7 +265,8 @@ TEST_CASE("audit replay: texts recorded as scanned apart are not joined with the
   CHECK_THAT(r.out, !Catch::Contains("f-apart"));
   CHECK_THAT(r.out, Catch::Contains("f-old  allow [] -> block"));
   CHECK_THAT(r.out, Catch::Contains("f-hostile  allow [] -> block"));
-  CHECK_THAT(r.out, Catch::Contains("3 flows, 3 replayed, 2 would change"));
+  CHECK_THAT(r.out, Catch::Contains("f-pair  allow [] -> block"));
+  CHECK_THAT(r.out, Catch::Contains("4 flows, 4 replayed, 3 would change"));
 }
 
 namespace {
