@@ -362,6 +362,36 @@ TEST_CASE("two letters with a separator between them are a country code only whe
   CHECK(stream_agrees(shipped(), ctx, t, cuts, e));
 }
 
+TEST_CASE("a number valid as a Dutch BSN and as a US SSN is a finding of both detectors on the same bytes", "[engine]") {
+  // 237051771 passes the BSN 11-test and the SSN ranges. Nine digits cannot
+  // tell whose number it is, and each finding serves another regime (GDPR
+  // from the EU, 28 CFR 202 from the US): no tie-break, both are reported.
+  const auto& rs = *shipped();
+  const auto detectors_at = [&](const std::string& t) {
+    std::vector<std::string> out;
+    for (const auto& f : rs.scan(t, 0))
+      if (f.category == "pi.national_id") out.push_back(f.detector + " " + f.text);
+    return out;
+  };
+  using v = std::vector<std::string>;
+  CHECK(detectors_at("BSN/SSN: 237051771") == v{"nl.bsn 237051771", "us.ssn_plain 237051771"});
+  CHECK(detectors_at("burgerservicenummer 237-05-1771") == v{"nl.bsn 237-05-1771", "us.ssn 237-05-1771"});
+  // From the EU both are redacted: the bytes are replaced once, by the label.
+  const std::string t = "BSN/SSN: 237051771";
+  const auto nl = rs.evaluate(t, flow("NL", "US"));
+  CHECK(nl.result.act == action::redact);
+  CHECK(nl.redacted == "BSN/SSN: [REDACTED:pi.national_id]");
+  // From the US to a country of concern both are tagged as covered data.
+  const auto us = rs.evaluate(t, flow("US", "CN"));
+  CHECK(us.result.act == action::tag);
+  CHECK(us.result.findings.size() == 2);
+  for (const auto& [src, dst] : {std::pair{"NL", "US"}, std::pair{"US", "CN"}}) {
+    const auto ctx = flow(src, dst);
+    const auto e = expect_of(rs, t, ctx);
+    CHECK(stream_agrees(shipped(), ctx, t, {3, 10, 12, 17}, e));
+  }
+}
+
 TEST_CASE("a greedy optional part does not hide a valid match", "[engine]") {
   const auto& rs = *shipped();
   const auto f = rs.scan("卡号 6217 0012 3456 7893 12 张", 0);
