@@ -327,6 +327,71 @@ TEST_CASE("tabs and doubled separators stand between digits as one separator doe
   }
 }
 
+TEST_CASE("two letters with a separator between them are a country code only when every character stands apart", "[engine]") {
+  // Accounting text: "G/L" (general ledger) before an account number read as
+  // GL, Greenland's IBAN (18 characters, 14 digits after the check digits),
+  // and 1 in 97 such numbers passes MOD 97-10. People write an IBAN's
+  // country code without a separator inside it, unless they write every
+  // character apart (evasion).
+  const auto& rs = *shipped();
+  const auto ibans = [&](const std::string& t) {
+    std::vector<std::string> out;
+    for (const auto& f : rs.scan(t, 0))
+      if (f.detector == "eu.iban") out.push_back(f.text);
+    return out;
+  };
+  using v = std::vector<std::string>;
+  CHECK(ibans("G/L 8400 1234 5678 9012").empty());
+  CHECK(ibans("post to G/L 1200 1000 2000 3000 today").empty());
+  CHECK(ibans("g/l 8400 1234 5678 9012").empty());
+  CHECK(ibans("G L 84 0012 3456 7890 12").empty());
+  CHECK(ibans("G-L 8400123456789012").empty());
+  // The same numbers written as IBANs are found, also every character apart.
+  CHECK(ibans("GL84 0012 3456 7890 12") == v{"GL84 0012 3456 7890 12"});
+  CHECK(ibans("GL 84 0012 3456 7890 12") == v{"GL 84 0012 3456 7890 12"});
+  CHECK(ibans("gl8400123456789012") == v{"gl8400123456789012"});
+  CHECK(ibans("G L 8 4 0 0 1 2 3 4 5 6 7 8 9 0 1 2") == v{"G L 8 4 0 0 1 2 3 4 5 6 7 8 9 0 1 2"});
+  CHECK(ibans("G/L/8/4/0/0/1/2/3/4/5/6/7/8/9/0/1/2") == v{"G/L/8/4/0/0/1/2/3/4/5/6/7/8/9/0/1/2"});
+  const auto ctx = flow("DE", "US");
+  const std::string t = "post to G/L 1200 1000 2000 3000 today, pay GL84 0012 3456 7890 12";
+  const auto e = expect_of(rs, t, ctx);
+  REQUIRE(e.whole.result.findings.size() == 1);
+  CHECK(e.whole.result.findings[0].text == "GL84 0012 3456 7890 12");
+  std::vector<std::size_t> cuts;
+  for (std::size_t i = 1; i < t.size(); i += 3) cuts.push_back(i);
+  CHECK(stream_agrees(shipped(), ctx, t, cuts, e));
+}
+
+TEST_CASE("a number valid as a Dutch BSN and as a US SSN is a finding of both detectors on the same bytes", "[engine]") {
+  // 237051771 passes the BSN 11-test and the SSN ranges. Nine digits cannot
+  // tell whose number it is, and each finding serves another regime (GDPR
+  // from the EU, 28 CFR 202 from the US): no tie-break, both are reported.
+  const auto& rs = *shipped();
+  const auto detectors_at = [&](const std::string& t) {
+    std::vector<std::string> out;
+    for (const auto& f : rs.scan(t, 0))
+      if (f.category == "pi.national_id") out.push_back(f.detector + " " + f.text);
+    return out;
+  };
+  using v = std::vector<std::string>;
+  CHECK(detectors_at("BSN/SSN: 237051771") == v{"nl.bsn 237051771", "us.ssn_plain 237051771"});
+  CHECK(detectors_at("burgerservicenummer 237-05-1771") == v{"nl.bsn 237-05-1771", "us.ssn 237-05-1771"});
+  // From the EU both are redacted: the bytes are replaced once, by the label.
+  const std::string t = "BSN/SSN: 237051771";
+  const auto nl = rs.evaluate(t, flow("NL", "US"));
+  CHECK(nl.result.act == action::redact);
+  CHECK(nl.redacted == "BSN/SSN: [REDACTED:pi.national_id]");
+  // From the US to a country of concern both are tagged as covered data.
+  const auto us = rs.evaluate(t, flow("US", "CN"));
+  CHECK(us.result.act == action::tag);
+  CHECK(us.result.findings.size() == 2);
+  for (const auto& [src, dst] : {std::pair{"NL", "US"}, std::pair{"US", "CN"}}) {
+    const auto ctx = flow(src, dst);
+    const auto e = expect_of(rs, t, ctx);
+    CHECK(stream_agrees(shipped(), ctx, t, {3, 10, 12, 17}, e));
+  }
+}
+
 TEST_CASE("a greedy optional part does not hide a valid match", "[engine]") {
   const auto& rs = *shipped();
   const auto f = rs.scan("卡号 6217 0012 3456 7893 12 张", 0);
