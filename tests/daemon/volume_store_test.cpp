@@ -210,6 +210,179 @@ TEST_CASE("volume store sqlite: the WAL is checkpointed while the store is open,
   CHECK(count_of(*s, "k") == 6000);
 }
 
+// Rows of a table in a store's file, read by another connection.
+std::int64_t rows_in(const std::filesystem::path& f, const char* table) {
+  customs::audit::sql::database db(f, SQLITE_OPEN_READONLY);
+  db.exec("PRAGMA busy_timeout = 5000");
+  return db.query_int((std::string("SELECT count(*) FROM ") + table).c_str());
+}
+
+TEST_CASE("volume store sqlite: an answer comes only after the flow's sightings are committed to the file") {
+  temp_dir dir;
+  const auto f = dir.path() / "counters.db";
+  auto s = open_sqlite_store(f);
+  REQUIRE(s->asynchronous());
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<std::int64_t> seen_at_answer;
+  for (std::uint32_t i = 0; i < 20; ++i) {
+    s->add_async({op("k", {2 * i, 2 * i + 1})}, [&](counter_result r) {
+      // On the writer thread, right after the commit: another connection
+      // reads this flow's rows already.
+      const auto n = r.added ? rows_in(f, "seen") : -1;
+      std::lock_guard lock(m);
+      seen_at_answer.push_back(n);
+      cv.notify_one();
+    });
+  }
+  std::unique_lock lock(m);
+  REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return seen_at_answer.size() == 20; }));
+  // Answers come in order; the n-th answered flow's 2 rows (and all before) are in the file.
+  for (std::size_t i = 0; i < seen_at_answer.size(); ++i)
+    CHECK(seen_at_answer[i] >= static_cast<std::int64_t>(2 * (i + 1)));
+}
+
+TEST_CASE("volume store sqlite: a failed commit fails its flows and the counts are read back from the file") {
+  temp_dir dir;
+  const auto f = dir.path() / "counters.db";
+  auto s = open_sqlite_store(f);
+  REQUIRE(s->add({op("k", {1, 2})}).added);
+  {
+    customs::audit::sql::database db(f, SQLITE_OPEN_READWRITE);
+    db.exec("PRAGMA busy_timeout = 5000");
+    db.exec("CREATE TRIGGER refuse BEFORE INSERT ON seen BEGIN SELECT RAISE(ABORT, 'disk says no'); END");
+  }
+  const auto r = s->add({op("k", {3, 4})});
+  CHECK(r.error == store_errc::failed);
+  CHECK_FALSE(r.added);
+  CHECK(r.counts.empty());
+  // Memory is the file again: 3 and 4 were never written, so they do not count.
+  CHECK(count_of(*s, "k") == 2);
+  {
+    customs::audit::sql::database db(f, SQLITE_OPEN_READWRITE);
+    db.exec("PRAGMA busy_timeout = 5000");
+    db.exec("DROP TRIGGER refuse");
+  }
+  const auto again = s->add({op("k", {3, 4})});
+  REQUIRE(again.added);
+  CHECK(again.counts[0].before == 2);
+  CHECK(again.counts[0].after == 4);
+}
+
+TEST_CASE("volume store sqlite: a closed store answers every add with an error") {
+  temp_dir dir;
+  auto s = open_sqlite_store(dir.path() / "counters.db");
+  REQUIRE(s->add({op("k", {1})}).added);
+  s->close();
+  const auto r = s->add({op("k", {2})});
+  CHECK(r.error == store_errc::failed);
+  CHECK_FALSE(r.added);
+}
+
+TEST_CASE("volume store sqlite: a version 1 file is migrated at open and keeps its counts and sightings") {
+  temp_dir dir;
+  const auto f = dir.path() / "counters.db";
+  {
+    // The version 1 schema, as the store wrote it until 2026-12-04.
+    customs::audit::sql::database db(f, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    db.exec(R"sql(
+      PRAGMA journal_mode = WAL;
+      CREATE TABLE counters (id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL, count INTEGER NOT NULL,
+                             expires_at INTEGER NOT NULL);
+      CREATE TABLE members (counter INTEGER NOT NULL, member BLOB NOT NULL, last_seen INTEGER NOT NULL,
+                            PRIMARY KEY (counter, member)) WITHOUT ROWID;
+      CREATE INDEX members_seen ON members(counter, last_seen);
+      CREATE TABLE journal (id INTEGER PRIMARY KEY, ops BLOB NOT NULL);
+      CREATE TABLE journal_refusals (id INTEGER PRIMARY KEY, refusals INTEGER NOT NULL);
+      PRAGMA application_id = 1129534550;
+      PRAGMA user_version = 1;
+      INSERT INTO counters VALUES (1, 'cal', 2, 4000000000), (2, 'roll', 2, 4000000000);
+    )sql");
+    customs::audit::sql::statement ins(db, "INSERT INTO members VALUES (?1, ?2, ?3)");
+    const auto put = [&](std::int64_t c, std::uint32_t n, std::int64_t at) {
+      const auto m = member(n);
+      ins.reset();
+      ins.bind(1, c);
+      ins.bind(2, customs::crypto::byte_view(m.data(), m.size()));
+      ins.bind(3, at);
+      REQUIRE(ins.step() == SQLITE_DONE);
+    };
+    put(1, 1, 100);
+    put(1, 2, 100);
+    put(2, 1, 100);
+    put(2, 2, 200);
+  }
+  auto s = open_sqlite_store(f);
+  CHECK(count_of(*s, "cal") == 2);
+  CHECK(count_of(*s, "roll") == 2);
+  CHECK(count_of(*s, "roll", 150) == 1);  // the sightings came along
+  CHECK(s->add({op("cal", {2, 3})}).counts[0].after == 3);
+  // Rolling: member 1 (seen at 100) leaves the window, 2 (at 200) stays.
+  const auto r = s->add({op("roll", {5}, ~std::uint64_t{0}, 300, 150)});
+  CHECK(r.counts[0].before == 1);
+  CHECK(r.counts[0].after == 2);
+  s->close();
+  customs::audit::sql::database db(f, SQLITE_OPEN_READONLY);
+  CHECK(db.query_int("PRAGMA user_version") == 2);
+  CHECK(db.query_int("SELECT count(*) FROM sqlite_master WHERE name IN ('members', 'counters', 'members_seen')") == 0);
+}
+
+TEST_CASE("volume store sqlite: sightings superseded in a rolling window are compacted away at open") {
+  temp_dir dir;
+  const auto f = dir.path() / "counters.db";
+  std::vector<std::uint32_t> ids(1000);
+  for (std::uint32_t i = 0; i < ids.size(); ++i) ids[i] = i;
+  {
+    auto s = open_sqlite_store(f);
+    // The same 1,000 subjects seen again every second: a row each time.
+    for (std::int64_t t = 1; t <= 70; ++t) REQUIRE(s->add({op("roll", ids, ~std::uint64_t{0}, 1000 + t, 1)}).added);
+    CHECK(count_of(*s, "roll") == 1000);
+  }
+  CHECK(rows_in(f, "seen") == 70'000);  // 69,000 superseded
+  {
+    auto s = open_sqlite_store(f);
+    CHECK(count_of(*s, "roll") == 1000);
+    CHECK(count_of(*s, "roll", 1070) == 1000);  // each member's last sighting came through
+    CHECK(count_of(*s, "roll", 1071) == 0);
+  }
+  CHECK(rows_in(f, "seen") == 1000);
+}
+
+TEST_CASE("volume store sqlite: a key past its expiry is dropped at open and its id is not given to a new key") {
+  temp_dir dir;
+  const auto f = dir.path() / "counters.db";
+  {
+    auto s = open_sqlite_store(f);
+    auto old = op("old", {1, 2, 3});
+    old.expires_at = 1'000;  // long ago
+    REQUIRE(s->add({old}).added);
+    REQUIRE(s->add({op("kept", {4})}).added);
+  }
+  auto s = open_sqlite_store(f);
+  CHECK(count_of(*s, "old") == 0);
+  CHECK(count_of(*s, "kept") == 1);
+  // A key created now gets a new id: the old key's rows are not its members.
+  const auto r = s->add({op("new", {1})});
+  CHECK(r.counts[0].after == 1);
+  s.reset();
+  s = open_sqlite_store(f);
+  CHECK(count_of(*s, "new") == 1);
+  CHECK(count_of(*s, "kept") == 1);
+}
+
+TEST_CASE("volume store sqlite: a second store on the same file is refused while the first is open") {
+  temp_dir dir;
+  const auto f = dir.path() / "counters.db";
+  auto s = open_sqlite_store(f);
+  REQUIRE(s->add({op("k", {1})}).added);
+  CHECK_THROWS_WITH(open_sqlite_store(f), Catch::Contains("in use by another counter store"));
+  // The refused open left the first store's SQLite locks alone: it still writes.
+  REQUIRE(s->add({op("k", {2})}).added);
+  s.reset();
+  auto again = open_sqlite_store(f);
+  CHECK(count_of(*again, "k") == 2);
+}
+
 TEST_CASE("volume store sqlite: a file that is not a counter database is refused") {
   temp_dir dir;
   const auto f = dir.path() / "other.db";
@@ -391,7 +564,7 @@ struct journal_corrupter {
   explicit journal_corrupter(const std::filesystem::path& f) : db(f, SQLITE_OPEN_READWRITE) {
     db.exec("PRAGMA busy_timeout = 5000");
     journal_root = db.query_int("SELECT rootpage FROM sqlite_master WHERE name = 'journal'");
-    index_root = db.query_int("SELECT rootpage FROM sqlite_master WHERE name = 'members_seen'");
+    index_root = db.query_int("SELECT rootpage FROM sqlite_master WHERE name = 'sqlite_autoindex_keys_1'");
   }
   void point_at(std::int64_t root) {
     const auto version = db.query_int("PRAGMA schema_version");
