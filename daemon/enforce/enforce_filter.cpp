@@ -634,7 +634,7 @@ void on_counted(const std::shared_ptr<flow_env>& env, const std::shared_ptr<requ
 
 // Counting rounds (volume_counter::prepare), with side->lock held (or on the
 // worker before the request side is shared): a
-// synchronous store answers at once; an asynchronous one (Redis) answers on its
+// synchronous store answers at once; an asynchronous one (Redis, and SQLite, whose answer waits for its group commit) answers on its
 // own thread, and the flow waits pending while its worker serves other flows.
 // The answer comes back to the worker through resume.post (which runs only
 // while the flow still waits, so the request state exists), and on_counted goes

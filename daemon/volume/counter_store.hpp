@@ -46,18 +46,18 @@ class counter_store {
 
   virtual ~counter_store() = default;
   // Runs ops atomically (see above) and waits for the answer. Never throws.
-  // Blocks the calling thread for the time the store takes: a local
-  // transaction (sqlite), or at most the configured budget (redis). For the
+  // Blocks the calling thread for the time the store takes: the next group
+  // commit (sqlite), or at most the configured budget (redis). For the
   // control plane, tools, tests and benches; the data plane uses add_async on
   // stores that are asynchronous().
   [[nodiscard]] virtual counter_result add(const std::vector<counter_op>& ops) = 0;
   // The same without waiting: `done` runs exactly once with the answer, on the
   // store's own thread (or on the caller's, before add_async returns, when the
-  // store answers at once: unreachable, closed, or a synchronous store). An
-  // asynchronous store answers within its budget: a later answer is a timeout.
+  // store answers at once: unreachable, closed, or a synchronous store). A
+  // remote store answers within its budget: a later answer is a timeout.
   virtual void add_async(std::vector<counter_op> ops, completion done) { done(add(ops)); }
-  // Whether add() waits for something slower than local work (a network round
-  // trip): then a worker thread must not call it, and goes through add_async.
+  // Whether add() waits for another thread (a network round trip, a group
+  // commit): then a worker thread must not call it, and goes through add_async.
   [[nodiscard]] virtual bool asynchronous() const noexcept { return false; }
   // The subjects a key holds now (for tests, the bench and the admin view).
   [[nodiscard]] virtual std::error_code count(const std::string& key, std::int64_t expire_before,
