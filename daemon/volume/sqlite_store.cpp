@@ -27,7 +27,8 @@ constexpr const char* schema_sql = R"sql(
 CREATE TABLE IF NOT EXISTS keys (
   id         INTEGER PRIMARY KEY,
   key        TEXT UNIQUE NOT NULL,
-  expires_at INTEGER NOT NULL
+  expires_at INTEGER NOT NULL,
+  rolling    INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS seen (
   key        INTEGER NOT NULL,
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS journal_refusals (
 // sighting, written by every flow (about 7 pages a flow). Its rows move to
 // the append-only log at open, in one transaction.
 constexpr const char* migrate_v1_sql = R"sql(
-INSERT INTO keys(id, key, expires_at) SELECT id, key, expires_at FROM counters;
+INSERT INTO keys(id, key, expires_at, rolling) SELECT id, key, expires_at, 1 FROM counters;
 INSERT INTO seen(key, member, at) SELECT counter, member, last_seen FROM members ORDER BY last_seen;
 DROP TABLE members;
 DROP TABLE counters;
@@ -87,6 +88,7 @@ struct batch {
   struct key_row {
     std::int64_t id, expires_at;
     std::string key;
+    bool rolling;
   };
   struct seen_row {
     std::int64_t key;
@@ -151,8 +153,8 @@ class sqlite_store final : public counter_store {
       throw;
     }
     add_key_ = sql::statement(db_,
-        "INSERT INTO keys(id, key, expires_at) VALUES(?1, ?2, ?3) "
-        "ON CONFLICT(id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)");
+        "INSERT INTO keys(id, key, expires_at, rolling) VALUES(?1, ?2, ?3, ?4) "
+        "ON CONFLICT(id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at), rolling = excluded.rolling");
     add_seen_ = sql::statement(db_, "INSERT INTO seen(key, member, at) VALUES(?1, ?2, ?3)");
     drop_key_ = sql::statement(db_, "DELETE FROM keys WHERE id = ?1");
     begin_ = sql::statement(db_, "BEGIN IMMEDIATE");
@@ -386,19 +388,21 @@ class sqlite_store final : public counter_store {
     for (const auto& op : ops) {
       auto [it, created] = keys_.try_emplace(op.key);
       key_state& k = it->second;
+      bool changed = created;
       if (created) {
         k.id = next_id_++;
         k.expires_at = op.expires_at;
         k.calendar = op.expire_before == 0;
-        pending_.keys.push_back({k.id, k.expires_at, op.key});
       } else if (op.expires_at > k.expires_at) {
         k.expires_at = op.expires_at;
-        pending_.keys.push_back({k.id, k.expires_at, op.key});
+        changed = true;
       }
       if (op.expire_before == 0 && !k.calendar) {
         k.calendar = true;
         k.order = {};
+        changed = true;
       }
+      if (changed) pending_.keys.push_back({k.id, k.expires_at, op.key, !k.calendar});
       for (const auto& m : op.members) {
         auto [mt, fresh] = k.members.try_emplace(m, op.now);
         if (fresh) {
@@ -487,6 +491,7 @@ class sqlite_store final : public counter_store {
       add_key_.bind(1, k.id);
       add_key_.bind(2, k.key);
       add_key_.bind(3, k.expires_at);
+      add_key_.bind(4, std::int64_t{k.rolling ? 1 : 0});
       if (add_key_.step() != SQLITE_DONE) return rollback();
     }
     for (const auto& s : b.seen) {
@@ -524,12 +529,13 @@ class sqlite_store final : public counter_store {
       next_id_ = 1;
       std::unordered_map<std::int64_t, key_state*> by_id;
       {
-        sql::statement st(db_, "SELECT id, key, expires_at FROM keys");
+        sql::statement st(db_, "SELECT id, key, expires_at, rolling FROM keys");
         int rc = SQLITE_ROW;
         while ((rc = st.step()) == SQLITE_ROW) {
           auto& k = keys_[std::string(st.column_text(1))];
           k.id = st.column_int(0);
           k.expires_at = st.column_int(2);
+          k.calendar = st.column_int(3) == 0;
           by_id[k.id] = &k;
           next_id_ = std::max(next_id_, k.id + 1);
         }
@@ -550,7 +556,7 @@ class sqlite_store final : public counter_store {
         key_state& k = *it->second;
         auto [mt, fresh] = k.members.try_emplace(m, at);
         if (!fresh) mt->second = std::max(mt->second, at);
-        k.order.emplace_back(at, m);  // dropped by the first calendar op
+        if (!k.calendar) k.order.emplace_back(at, m);
       }
       if (rc != SQLITE_DONE) return false;
       for (const auto& [key, k] : keys_) live_ += k.members.size();

@@ -15,11 +15,12 @@
 // every answer not yet written and reads memory back from the file; while it
 // cannot be read, every add fails.
 // Memory: about 60-70 bytes per subject (hash table node and bucket), plus 24
-// per sighting kept in a rolling window's order.
+// per sighting kept in a rolling window's order (rolling keys only).
 //
 // Schema (user_version 2, application_id "CSTV"):
 //   keys(id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL,
-//        expires_at INTEGER NOT NULL)         -- unix seconds; the key may be dropped after
+//        expires_at INTEGER NOT NULL,         -- unix seconds; the key may be dropped after
+//        rolling INTEGER NOT NULL DEFAULT 0)  -- 1: a rolling window (sightings kept in order)
 //   seen(key INTEGER NOT NULL,                -- keys.id
 //        member BLOB NOT NULL,                -- subject_hash (16 bytes)
 //        at INTEGER NOT NULL)                 -- unix seconds: a sighting
