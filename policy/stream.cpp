@@ -413,7 +413,8 @@ stream_scanner::stream_scanner(rule_set_ptr rules, flow_context ctx) : impl_(std
   m.rs->summarize(*m.plan, m.v);
   m.next_pos.assign(m.rs->detectors.size(), 0);
   m.seen_detector.assign(m.rs->detectors.size(), false);
-  m.history = std::max<std::size_t>(8, m.rs->max_context_);  // the boundary rules look up to 6 bytes back
+  // The boundary rules look up to 7 bytes back, text::after_mask up to 15.
+  m.history = std::max<std::size_t>(16, m.rs->max_context_);
   m.buf.reserve(256);
   m.open.reserve(16);
   if (m.v.act == action::block) m.blocked = true;  // a rule blocks this flow whatever the text

@@ -118,6 +118,60 @@ bool separator_after_digit(std::string_view s, std::size_t i) noexcept {
   return digit_ends_before(s, b);
 }
 
+namespace {
+bool is_mask_cp(std::uint32_t cp) noexcept {
+  return cp == '*' || cp == '#' || cp == 'X' || cp == 'x' || cp == 0x2022 || cp == 0x25CF;
+}
+bool is_ascii_letter(std::uint32_t cp) noexcept { return (cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z'); }
+}  // namespace
+
+bool after_mask(std::string_view s, std::size_t i) noexcept {
+  std::size_t b = 0;
+  std::uint32_t cp = last_before(s, i, b);
+  if (is_number_separator(cp)) cp = last_before(s, b, b);
+  if (!is_mask_cp(cp)) return false;
+  const std::uint32_t mask = cp;
+  std::size_t run = 0;
+  while (cp == mask && run < 3) {
+    ++run;
+    cp = last_before(s, b, b);
+  }
+  if (run < 2) return false;
+  // "XX" ending a word ("MAXX-") is no mask; three or more are one anyway.
+  return run == 3 || !(is_ascii_letter(mask) && is_ascii_letter(cp));
+}
+
+bool counts_by_one(std::string_view s) noexcept {
+  constexpr std::size_t min_numbers = 5;
+  std::size_t numbers = 0;
+  long long prev = 0;
+  int step = 0;  // +1 or -1 once two numbers are read
+  for (std::size_t i = 0; i < s.size();) {
+    std::size_t len = 1;
+    if (!is_digit_cp(decode(s, i, len))) {
+      i += len;
+      continue;
+    }
+    long long v = 0;
+    std::size_t n = 0;
+    for (; i < s.size(); i += len, ++n) {
+      const std::uint32_t cp = decode(s, i, len);
+      if (!is_digit_cp(cp)) break;
+      if (n == 9) return false;  // a long run: an identifier's group, no count
+      v = v * 10 + static_cast<long long>(cp >= 0xFF10 ? cp - 0xFF10 : cp - '0');
+    }
+    if (numbers == 1) {
+      if (v != prev + 1 && v != prev - 1) return false;
+      step = v == prev + 1 ? 1 : -1;
+    } else if (numbers > 1 && v != prev + step) {
+      return false;
+    }
+    prev = v;
+    ++numbers;
+  }
+  return numbers >= min_numbers;
+}
+
 bool separated_digit_by_digit(std::string_view s) noexcept {
   std::size_t digits = 0;
   bool sep_since_digit = false;

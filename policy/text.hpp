@@ -110,6 +110,20 @@ void encode(std::uint32_t cp, std::string& out);
 // start there: it would be a piece of a longer spaced number. Reads at most 7
 // bytes before i.
 [[nodiscard]] bool separator_after_digit(std::string_view s, std::size_t i) noexcept;
+// Whether the mask of a masked number stands right before byte offset i: two
+// or more of one mask character (*, #, X, x, U+2022, U+25CF), then at most
+// one separator, as in "***-**-" before "1234" or "XXX-XX-" (two letters X
+// that end a longer word, "MAXX-", are no mask). What follows is the
+// number's visible part, so a match may not start there: "***-**-1234" above
+// a ZIP code "12345" is not an SSN cut by a line break. Reads at most 15
+// bytes before i.
+[[nodiscard]] bool after_mask(std::string_view s, std::size_t i) noexcept;
+
+// Whether s holds five or more numbers (runs of digits, split by anything
+// else, each shorter than ten digits) that count up or down by one: seats
+// "A 1 2 3 4 5 6 7 8 9", pages "3 4 5 6 7 8 9 10". A count, not an identifier.
+[[nodiscard]] bool counts_by_one(std::string_view s) noexcept;
+
 // Whether a digit (ASCII or full-width) starts at i / ends right before i.
 [[nodiscard]] bool digit_starts_at(std::string_view s, std::size_t i) noexcept;
 [[nodiscard]] bool digit_ends_before(std::string_view s, std::size_t i) noexcept;

@@ -9,16 +9,20 @@
 //     (check digits computed here, independently of the rule packs), written
 //     plainly in a short sentence with the words people put next to them;
 //   - the same identifiers hidden by every evasion class the detection guide
-//     names (invisible characters, separators, HTML references and escapes,
-//     other scripts' digits, base64);
+//     names (invisible characters, separators single, doubled and between
+//     lines, HTML references and escapes, other scripts' digits, lower-case
+//     letters, base64);
 //   - near misses: each identifier with its check digit changed (or, for
 //     numbers without one, a never-issued part), in the same sentence;
 //   - plain prose (English and Chinese sentences with dates, times, prices,
-//     versions, percentages and counts), scanned on its own.
+//     versions, percentages and counts), scanned on its own;
+//   - hard negatives: a few fixed texts known to look like an identifier in
+//     an evasion class (masked SSNs above ZIP codes, numbered seat rows).
 // A labelled identifier counts as found when a finding of its detector (or
 // the pack's other detector for the same identifier: us.ssn_plain for us.ssn)
 // covers exactly its bytes; a near miss counts as a false positive when one of
-// them finds anything in its sentence; any finding in the prose is a false positive.
+// them finds anything in its sentence; any finding in the prose or in a hard
+// negative is a false positive.
 // Every sample is also streamed through stream_scanner in pieces, and the
 // streamed findings are compared with the whole-text ones.
 #include <algorithm>
@@ -352,6 +356,14 @@ std::string map_digits(const std::string& s, std::uint32_t zero) {
   return out;
 }
 
+// Picks one of a class's variants by the identifier itself (deterministic).
+std::size_t digit_sum(const std::string& s) {
+  std::size_t n = 0;
+  for (const char c : s)
+    if (c >= '0' && c <= '9') n += static_cast<std::size_t>(c - '0');
+  return n;
+}
+
 std::string compact(const std::string& s) {
   std::string out;
   for (const char c : s)
@@ -372,6 +384,22 @@ std::vector<encoding> encodings() {
       {"new lines", [](const std::string& s) {
          const std::string c = compact(s);
          return c.substr(0, c.size() / 2) + "\n" + c.substr(c.size() / 2);
+       }},
+      {"tabs", [](const std::string& s) { return between_chars(compact(s), "\t"); }},
+      {"doubled separators", [](const std::string& s) {  // two spaces, two tabs or two hyphens
+         static const char* twice[] = {"  ", "\t\t", "--"};
+         return between_chars(compact(s), twice[digit_sum(s) % 3]);
+       }},
+      {"NEL, U+2028, U+2029", [](const std::string& s) {  // one of them where "new lines" puts LF
+         static constexpr std::uint32_t line_break[] = {0x0085, 0x2028, 0x2029};
+         const std::string c = compact(s);
+         return c.substr(0, c.size() / 2) + utf8(line_break[digit_sum(s) % 3]) + c.substr(c.size() / 2);
+       }},
+      {"lower case", [](const std::string& s) {
+         std::string out = s;
+         for (char& c : out)
+           if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+         return out;
        }},
       {"HTML references", [](const std::string& s) {
          std::string out;
@@ -434,10 +462,36 @@ struct tally {
 // Whether finding detector `got` detects the identifiers of `det`: itself, or
 // the pack's other detector for the same identifier (us.ssn_plain finds SSNs
 // written as nine digits next to the word SSN, in a row or with a slash,
-// underscore or full stop between every two). Near misses count against
-// both alike.
+// underscore or full stop between every two; tw.id_lower finds Taiwan IDs
+// whose letter is lower case). Near misses count against both alike.
 bool detects(const std::string& det, const std::string& got) {
-  return got == det || (det == "us.ssn" && got == "us.ssn_plain");
+  return got == det || (det == "us.ssn" && got == "us.ssn_plain") || (det == "tw.id" && got == "tw.id_lower");
+}
+
+// Hard negatives: text that looks like an identifier written in one of the
+// evasion classes, scanned on its own; every finding is a false positive.
+const std::vector<std::string>& hard_negatives() {
+  static const std::vector<std::string> t = {
+      // A masked SSN whose visible last four digits stand above a ZIP code or
+      // a house number: the nine digits around the line break look like an
+      // SSN cut by a line break, next to the word SSN.
+      "SSN: ***-**-1234\n12345 Main Street",
+      "SSN XXX-XX-6789\n90210 Beverly Hills, CA",
+      "Social security: xxx-xx-4521\r\n10001 New York, NY",
+      "SSN ###-##-5532\n60601 Chicago",
+      "SSN \u2022\u2022\u2022-\u2022\u2022-7301\n30301 Atlanta",
+      // Seat rows: a row letter and its seats numbered one by one (rows A, M
+      // and W pass the Taiwan ID check; every row passes the SSN ranges).
+      "Row A 1 2 3 4 5 6 7 8 9",
+      "Row B 1 2 3 4 5 6 7 8 9",
+      "Row M 1 2 3 4 5 6 7 8 9",
+      "Row W 1 2 3 4 5 6 7 8 9",
+      "Row A 1 2 3 4 5 6 7 8 9 10 11 12",
+      "Row M 3 4 5 6 7 8 9 10 11 12",
+      "Seats 1 2 3 4 5 6 7 8 9 are free, rows 9 8 7 6 5 4 3 2 1 are not",
+      "Row W\t1\t2\t3\t4\t5\t6\t7\t8\t9",
+  };
+  return t;
 }
 
 bool covers(const std::vector<finding>& f, const std::string& det, std::size_t s, std::size_t e) {
@@ -563,6 +617,17 @@ int main(int argc, char** argv) {
     }
   }
 
+  // Hard negatives, each on its own.
+  std::size_t hard_fp = 0;
+  for (const auto& t : hard_negatives()) {
+    const auto f = rs->scan(t);
+    hard_fp += f.size();
+    ++stream_samples;
+    stream_differences += !stream_agrees(rs, t, f, r);
+    for (const auto& x : f)
+      if (per_class) std::printf("hard negative finding %s: \"%s\"\n", x.detector.c_str(), x.text.c_str());
+  }
+
   std::printf("quality_bench: seed %llu, %d identifiers per detector, %zu encodings + base64 each, rule set %s\n\n",
               static_cast<unsigned long long>(seed), count, encs.size(), rs->id().c_str());
   std::printf("%-18s %9s %9s %8s %9s %9s %9s\n", "detector", "positives", "found", "recall", "near-miss", "false-pos",
@@ -598,6 +663,7 @@ int main(int argc, char** argv) {
               static_cast<double>(prose_bytes) / (1 << 20), prose_fp,
               static_cast<double>(prose_fp) / (static_cast<double>(prose_bytes) / (1 << 20)));
   for (const auto& [d, n] : prose_by_detector) std::printf("  %-18s %zu\n", d.c_str(), n);
+  std::printf("hard negatives: %zu texts, %zu findings\n", hard_negatives().size(), hard_fp);
   std::printf("streaming: %zu samples fed in 1-7 byte pieces, %zu differ from the whole-text findings\n", stream_samples,
               stream_differences);
   return 0;

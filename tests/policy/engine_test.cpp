@@ -327,6 +327,82 @@ TEST_CASE("tabs and doubled separators stand between digits as one separator doe
   }
 }
 
+TEST_CASE("an SSN cut in two by one line break is found next to the word SSN", "[engine]") {
+  const auto& rs = *shipped();
+  const auto ssns = [&](const std::string& t) {
+    std::vector<std::string> out;
+    for (const auto& f : rs.scan(t, 0))
+      if (f.detector == "us.ssn" || f.detector == "us.ssn_plain") out.push_back(f.detector + " " + f.text);
+    return out;
+  };
+  using v = std::vector<std::string>;
+  std::vector<std::string> breaks{"\n", "\r\n", "\r"};
+  for (const std::uint32_t cp : {0x85u, 0x2028u, 0x2029u}) text::encode(cp, breaks.emplace_back());
+  const std::string digits = "536221234";
+  for (const auto& br : breaks)
+    for (std::size_t cut = 1; cut < digits.size(); ++cut) {
+      const std::string id = digits.substr(0, cut) + br + digits.substr(cut);
+      INFO(id);
+      CHECK(ssns("SSN " + id + ", thanks.") == v{"us.ssn_plain " + id});
+      CHECK(ssns("order " + id + " shipped").empty());  // no context word: nine digits are too common
+    }
+  // Nine digits in all, no more: eight or ten around the break are not an SSN.
+  CHECK(ssns("SSN 5362\n2123").empty());
+  CHECK(ssns("SSN 5362\n212345").empty());
+}
+
+TEST_CASE("the visible digits of a masked SSN above a ZIP code are no SSN cut by a line break", "[engine]") {
+  const auto& rs = *shipped();
+  for (const std::string mask : {"***-**-", "XXX-XX-", "xxx-xx-", "###-##-", "\u2022\u2022\u2022-\u2022\u2022-",
+                                 "\u25cf\u25cf\u25cf\u25cf\u25cf", "*****", "XXX XX "}) {
+    const std::string t = "SSN: " + mask + "1234\n12345 Main Street";
+    INFO(t);
+    CHECK(rs.scan(t, 0).empty());
+  }
+  CHECK(text::after_mask("SSN XXX-XX-1234", 11));
+  CHECK(text::after_mask("SSN **1234", 6));
+  CHECK_FALSE(text::after_mask("SSN *-1234", 6));      // one mask character is a footnote mark or a product
+  CHECK_FALSE(text::after_mask("MAXX-1234", 5));       // two letters X ending a word
+  CHECK_FALSE(text::after_mask("SSN XX--1234", 8));    // a separator, then the mask: at most one
+  // What remains ambiguous: the last four digits written without a mask,
+  // above a ZIP code, read the same as an SSN cut in two.
+  const auto f = rs.scan("SSN ending 1234\n12345 Main Street", 0);
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].detector == "us.ssn_plain");
+}
+
+TEST_CASE("numbered seat rows and counts are no Taiwan ID and no SSN", "[engine]") {
+  const auto& rs = *shipped();
+  for (char row = 'A'; row <= 'Z'; ++row) {
+    for (const std::string sep : {" ", "\t", "  ", "/"}) {
+      std::string t = std::string("Row ") + row;
+      for (int seat = 1; seat <= 9; ++seat) t += sep + std::to_string(seat);
+      INFO(t);
+      CHECK(rs.scan(t, 0).empty());
+      CHECK(rs.scan("SSN on file; " + t, 0).empty());
+    }
+  }
+  CHECK(rs.scan("Row A 1 2 3 4 5 6 7 8 9 10 11 12", 0).empty());
+  CHECK(rs.scan("Row M 3 4 5 6 7 8 9 10 11 12", 0).empty());
+  CHECK(rs.scan("Row W 9 8 7 6 5 4 3 2 1", 0).empty());
+  CHECK(rs.scan("lottery numbers 3 7 2 9 4 1 8 5 6", 0).empty());  // nine spaced digits without the word SSN
+  CHECK(text::counts_by_one("A 1 2 3 4 5"));
+  CHECK(text::counts_by_one("8 9 10 11 12"));
+  CHECK_FALSE(text::counts_by_one("1 2 3 4"));         // four numbers are not yet a count
+  CHECK_FALSE(text::counts_by_one("1 2 3 4 6 7 8 9"));
+  CHECK_FALSE(text::counts_by_one("1 2 3 2 1"));
+  // Identifiers spelled out that do not count stay found.
+  const auto detectors = [&](const std::string& t) {
+    std::vector<std::string> out;
+    for (const auto& f : rs.scan(t, 0)) out.push_back(f.detector);
+    return out;
+  };
+  CHECK(detectors("身分證字號 C 1 6 5 5 5 4 7 6 4") == std::vector<std::string>{"tw.id"});
+  CHECK(detectors("SSN 5 3 6 2 2 1 2 3 4") == std::vector<std::string>{"us.ssn_plain"});
+  CHECK(detectors("SSN 5--3--6--2--2--1--2--3--4") == std::vector<std::string>{"us.ssn_plain"});
+  CHECK(detectors("SSN 5\t\t3\t\t6\t\t2\t\t2\t\t1\t\t2\t\t3\t\t4") == std::vector<std::string>{"us.ssn_plain"});
+}
+
 TEST_CASE("two letters with a separator between them are a country code only when every character stands apart", "[engine]") {
   // Accounting text: "G/L" (general ledger) before an account number read as
   // GL, Greenland's IBAN (18 characters, 14 digits after the check digits),
