@@ -117,8 +117,10 @@ compiled_rule_set::decision compiled_rule_set::accept(std::size_t d, std::string
       return no;
   }
   // The visible part of a masked number ("***-**-1234") is not the start of
-  // an identifier, whatever follows it; nor are numbers that count by one.
-  if (text::digit_starts_at(text, s) && text::after_mask(text, s)) return no;
+  // an identifier that goes on past a line break ("12345 Main Street" on the
+  // next line); nor are numbers that count by one. Only a match cut by a line
+  // break: in front of a whole identifier, a mask must not hide it.
+  if (text::digit_starts_at(text, s) && text::has_line_break(m) && text::after_mask(text, s)) return no;
   if (text::counts_by_one(m)) return no;
   if (det.digit_separators == detector_def::separators::uniform && !text::uniform_separators(m)) return no;
   if (!det.validators.empty() && !validators_pass(d, text::alnum_upper(m))) return no;

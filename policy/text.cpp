@@ -141,6 +141,18 @@ bool after_mask(std::string_view s, std::size_t i) noexcept {
   return run == 3 || !(is_ascii_letter(mask) && is_ascii_letter(cp));
 }
 
+bool has_line_break(std::string_view s) noexcept {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '\n' || c == '\r') return true;
+    if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x85) return true;
+    if (c == 0xE2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+        (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9))
+      return true;
+  }
+  return false;
+}
+
 bool counts_by_one(std::string_view s) noexcept {
   constexpr std::size_t min_numbers = 5;
   std::size_t numbers = 0;

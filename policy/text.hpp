@@ -118,6 +118,8 @@ void encode(std::uint32_t cp, std::string& out);
 // a ZIP code "12345" is not an SSN cut by a line break. Reads at most 15
 // bytes before i.
 [[nodiscard]] bool after_mask(std::string_view s, std::size_t i) noexcept;
+// Whether s holds a line break: LF, CR, NEL, U+2028 or U+2029.
+[[nodiscard]] bool has_line_break(std::string_view s) noexcept;
 
 // Whether s holds five or more numbers (runs of digits, split by anything
 // else, each shorter than ten digits) that count up or down by one: seats
