@@ -211,6 +211,8 @@ class sqlite_store final : public counter_store {
   std::error_code count(const std::string& key, std::int64_t expire_before, std::uint64_t& out) override {
     std::lock_guard lock(mem_);
     out = 0;
+    // Memory was read back only in part after a failed write: no count.
+    if (broken_) return store_errc::failed;
     const auto it = keys_.find(key);
     if (it == keys_.end()) return {};
     if (expire_before == 0) {
