@@ -351,6 +351,23 @@ class sqlite_store final : public counter_store {
     }
   }
 
+  // A rolling key's order keeps an entry for every sighting, superseded ones
+  // included, until it leaves the window: a subject seen every second would
+  // keep a window's length of entries (2.6 million in 30 days, 24 bytes
+  // each). When superseded entries outnumber the members, the order is
+  // rebuilt from the members, one entry each, by last sighting (which also
+  // puts back in order the entries a clock that went back appended out of
+  // order): memory follows the subjects, not their sightings. Amortised
+  // O(log n) per sighting. Under mem_ (or before the writer starts).
+  static void tidy(key_state& k) {
+    if (k.calendar || k.order.size() <= 2 * k.members.size() + 4096) return;
+    std::vector<std::pair<std::int64_t, subject_hash>> v;
+    v.reserve(k.members.size());
+    for (const auto& [m, at] : k.members) v.emplace_back(at, m);
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    k.order = std::deque<std::pair<std::int64_t, subject_hash>>(v.begin(), v.end());
+  }
+
   // Answers ops from memory (see counter_store: all or none). True when the
   // members were added and the answer must wait for the group commit. Under
   // mem_.
@@ -415,6 +432,7 @@ class sqlite_store final : public counter_store {
         pending_.seen.push_back({k.id, m, op.now});
         if (!k.calendar) k.order.emplace_back(op.now, m);
       }
+      tidy(k);
     }
     if (journal_) {
       pending_.journal.push_back(encode_journal(ops));
@@ -555,7 +573,10 @@ class sqlite_store final : public counter_store {
         k.order.emplace_back(at, m);  // dropped by the first calendar op
       }
       if (rc != SQLITE_DONE) return false;
-      for (const auto& [key, k] : keys_) live_ += k.members.size();
+      for (auto& [key, k] : keys_) {
+        live_ += k.members.size();
+        tidy(k);
+      }
       dead_rows_ = rows_ - live_;
       journal_rows_ = static_cast<std::uint64_t>(db_.query_int("SELECT count(*) FROM journal"));
       return true;
