@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -106,24 +108,48 @@ struct batch {
 // lives; SQLite's own locks are fcntl locks, which flock does not touch. The
 // descriptor is closed only after SQLite closed the file (closing any
 // descriptor of a file drops the process's fcntl locks on it).
+// A store of this process that holds the file is found before the file is
+// opened (by device and inode): a refused open must not open and close a
+// descriptor of the file, which would drop the fcntl locks the first store's
+// SQLite holds on it (its SHARED lock in WAL mode: without it, another
+// process closing its connection checkpoints and deletes the WAL under it).
 class file_claim {
  public:
   explicit file_claim(const std::filesystem::path& file) {
+    std::lock_guard lock(claims_mutex());
+    struct stat st {};
+    if (::stat(file.c_str(), &st) == 0 && claims().contains({st.st_dev, st.st_ino}))
+      throw std::runtime_error(file.string() + ": in use by another counter store (in this process)");
     fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd_ < 0) throw std::runtime_error(file.string() + ": " + std::strerror(errno));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0 || ::fstat(fd_, &st) != 0) {
       const int e = errno;
       ::close(fd_);
       throw std::runtime_error(file.string() + (e == EWOULDBLOCK ? ": in use by another counter store (another customsd?)"
                                                                  : std::string(": ") + std::strerror(e)));
     }
+    id_ = {st.st_dev, st.st_ino};
+    claims().insert(id_);
   }
-  ~file_claim() { ::close(fd_); }
+  ~file_claim() {
+    std::lock_guard lock(claims_mutex());
+    ::close(fd_);
+    claims().erase(id_);
+  }
   file_claim(const file_claim&) = delete;
   file_claim& operator=(const file_claim&) = delete;
 
  private:
+  static std::mutex& claims_mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::set<std::pair<dev_t, ino_t>>& claims() {
+    static std::set<std::pair<dev_t, ino_t>> s;
+    return s;
+  }
   int fd_ = -1;
+  std::pair<dev_t, ino_t> id_{};
 };
 
 class sqlite_store final : public counter_store {
