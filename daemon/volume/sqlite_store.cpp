@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -252,13 +253,34 @@ class sqlite_store final : public counter_store {
   std::string_view backend() const noexcept override { return "sqlite"; }
 
   // Writes what was answered and stops the writer. Adds after it fail.
+  // Called on the writer thread (a completion held the last reference to
+  // the store, and released it there): the writer cannot be joined; it
+  // returns once the completions it is running returned, touching nothing of
+  // the store, and what is pending is written here.
   void close() noexcept override {
     {
       std::lock_guard lock(mem_);
       stop_ = true;
     }
     wake_.notify_one();
-    if (writer_.joinable()) writer_.join();
+    if (!writer_.joinable()) return;
+    if (writer_.get_id() != std::this_thread::get_id()) {
+      writer_.join();
+      return;
+    }
+    gone_->store(true);
+    writer_.detach();
+    batch b;
+    {
+      std::lock_guard lock(mem_);
+      std::swap(b, pending_);
+    }
+    bool ok = true;
+    if (!b.empty()) {
+      std::lock_guard db_lock(db_mutex_);
+      ok = write(b);
+    }
+    answer_all(b, ok);
   }
 
   std::error_code journal(std::size_t max, std::vector<journal_entry>& out,
@@ -472,6 +494,8 @@ class sqlite_store final : public counter_store {
   // The writer thread: one transaction for everything answered since the
   // last one (group commit), then the answers.
   void write_loop() noexcept {
+    // Outlives the store (see close()).
+    const std::shared_ptr<std::atomic<bool>> gone = gone_;
     for (;;) {
       batch b;
       bool sweep_due = false, reload = false;
@@ -512,14 +536,27 @@ class sqlite_store final : public counter_store {
           broken_ = !load();
         }
       }
-      for (auto& [done, r] : b.answers) {
-        if (!ok) {
-          r = {};
-          r.error = store_errc::failed;
-        }
-        done(std::move(r));
-      }
+      // The completions may release the store's last reference (here or
+      // when they are destroyed): nothing of the store is touched after them
+      // when it is gone.
+      answer_all(b, ok);
+      if (gone->load()) return;
     }
+  }
+
+  // Runs a batch's completions (failed ones when !ok) and destroys them.
+  // Touches only `b`: the store may be destroyed meanwhile.
+  static void answer_all(batch& b, bool ok) noexcept {
+    auto answers = std::move(b.answers);
+    b.answers.clear();
+    for (auto& [done, r] : answers) {
+      if (!ok) {
+        r = {};
+        r.error = store_errc::failed;
+      }
+      done(std::move(r));
+    }
+    answers.clear();
   }
 
   // One transaction. Under db_mutex_.
@@ -727,6 +764,8 @@ class sqlite_store final : public counter_store {
   batch pending_;
   bool stop_ = false;
   bool broken_ = false;  // memory could not be read back after a failed write
+  // Set when the store was closed on its writer thread: the writer returns.
+  std::shared_ptr<std::atomic<bool>> gone_ = std::make_shared<std::atomic<bool>>(false);
   std::thread writer_;
 };
 
