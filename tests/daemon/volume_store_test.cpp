@@ -1183,3 +1183,19 @@ TEST_CASE("volume store sqlite review: memory of a rolling key grows with its su
   INFO("heap grew by " << (after - before) / 1024 << " KiB");
   CHECK(after < before + 4 * 1024 * 1024);
 }
+
+TEST_CASE("volume store sqlite review: a file with a key id at the top of the range is refused not wrapped") {
+  temp_dir dir;
+  const auto f = dir.path() / "counters.db";
+  {
+    auto s = open_sqlite_store(f);
+    REQUIRE(s->add({op("a", {1, 2, 3})}).added);
+  }
+  {
+    // A damaged or hostile file: the next id would be INT64_MAX + 1
+    // (signed overflow; in practice the next key got INT64_MIN).
+    customs::audit::sql::database db(f, SQLITE_OPEN_READWRITE);
+    db.exec("UPDATE keys SET id = 9223372036854775807; UPDATE seen SET key = 9223372036854775807");
+  }
+  CHECK_THROWS_WITH(open_sqlite_store(f), Catch::Contains("cannot be read"));
+}
