@@ -613,6 +613,7 @@ class sqlite_store final : public counter_store {
           auto& k = keys_[std::string(st.column_text(1))];
           k.id = st.column_int(0);
           k.expires_at = st.column_int(2);
+          if (k.id == INT64_MAX) return false;  // no id after it (damaged or hostile file)
           by_id[k.id] = &k;
           next_id_ = std::max(next_id_, k.id + 1);
         }
@@ -623,6 +624,7 @@ class sqlite_store final : public counter_store {
       while ((rc = st.step()) == SQLITE_ROW) {
         ++rows_;
         const auto id = st.column_int(0);
+        if (id == INT64_MAX) return false;
         next_id_ = std::max(next_id_, id + 1);  // never reuse the id of a dropped key
         const auto blob = st.column_blob(1);
         const auto it = by_id.find(id);
