@@ -5,9 +5,11 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -15,6 +17,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -108,24 +111,48 @@ struct batch {
 // lives; SQLite's own locks are fcntl locks, which flock does not touch. The
 // descriptor is closed only after SQLite closed the file (closing any
 // descriptor of a file drops the process's fcntl locks on it).
+// A store of this process that holds the file is found before the file is
+// opened (by device and inode): a refused open must not open and close a
+// descriptor of the file, which would drop the fcntl locks the first store's
+// SQLite holds on it (its SHARED lock in WAL mode: without it, another
+// process closing its connection checkpoints and deletes the WAL under it).
 class file_claim {
  public:
   explicit file_claim(const std::filesystem::path& file) {
+    std::lock_guard lock(claims_mutex());
+    struct stat st {};
+    if (::stat(file.c_str(), &st) == 0 && claims().contains({st.st_dev, st.st_ino}))
+      throw std::runtime_error(file.string() + ": in use by another counter store (in this process)");
     fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd_ < 0) throw std::runtime_error(file.string() + ": " + std::strerror(errno));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0 || ::fstat(fd_, &st) != 0) {
       const int e = errno;
       ::close(fd_);
       throw std::runtime_error(file.string() + (e == EWOULDBLOCK ? ": in use by another counter store (another customsd?)"
                                                                  : std::string(": ") + std::strerror(e)));
     }
+    id_ = {st.st_dev, st.st_ino};
+    claims().insert(id_);
   }
-  ~file_claim() { ::close(fd_); }
+  ~file_claim() {
+    std::lock_guard lock(claims_mutex());
+    ::close(fd_);
+    claims().erase(id_);
+  }
   file_claim(const file_claim&) = delete;
   file_claim& operator=(const file_claim&) = delete;
 
  private:
+  static std::mutex& claims_mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::set<std::pair<dev_t, ino_t>>& claims() {
+    static std::set<std::pair<dev_t, ino_t>> s;
+    return s;
+  }
   int fd_ = -1;
+  std::pair<dev_t, ino_t> id_{};
 };
 
 class sqlite_store final : public counter_store {
@@ -213,6 +240,8 @@ class sqlite_store final : public counter_store {
   std::error_code count(const std::string& key, std::int64_t expire_before, std::uint64_t& out) override {
     std::lock_guard lock(mem_);
     out = 0;
+    // Memory was read back only in part after a failed write: no count.
+    if (broken_) return store_errc::failed;
     const auto it = keys_.find(key);
     if (it == keys_.end()) return {};
     if (expire_before == 0) {
@@ -226,13 +255,34 @@ class sqlite_store final : public counter_store {
   std::string_view backend() const noexcept override { return "sqlite"; }
 
   // Writes what was answered and stops the writer. Adds after it fail.
+  // Called on the writer thread (a completion held the last reference to
+  // the store, and released it there): the writer cannot be joined; it
+  // returns once the completions it is running returned, touching nothing of
+  // the store, and what is pending is written here.
   void close() noexcept override {
     {
       std::lock_guard lock(mem_);
       stop_ = true;
     }
     wake_.notify_one();
-    if (writer_.joinable()) writer_.join();
+    if (!writer_.joinable()) return;
+    if (writer_.get_id() != std::this_thread::get_id()) {
+      writer_.join();
+      return;
+    }
+    gone_->store(true);
+    writer_.detach();
+    batch b;
+    {
+      std::lock_guard lock(mem_);
+      std::swap(b, pending_);
+    }
+    bool ok = true;
+    if (!b.empty()) {
+      std::lock_guard db_lock(db_mutex_);
+      ok = write(b);
+    }
+    answer_all(b, ok);
   }
 
   std::error_code journal(std::size_t max, std::vector<journal_entry>& out,
@@ -351,6 +401,23 @@ class sqlite_store final : public counter_store {
     }
   }
 
+  // A rolling key's order keeps an entry for every sighting, superseded ones
+  // included, until it leaves the window: a subject seen every second would
+  // keep a window's length of entries (2.6 million in 30 days, 24 bytes
+  // each). When superseded entries outnumber the members, the order is
+  // rebuilt from the members, one entry each, by last sighting (which also
+  // puts back in order the entries a clock that went back appended out of
+  // order): memory follows the subjects, not their sightings. Amortised
+  // O(log n) per sighting. Under mem_ (or before the writer starts).
+  static void tidy(key_state& k) {
+    if (k.calendar || k.order.size() <= 2 * k.members.size() + 4096) return;
+    std::vector<std::pair<std::int64_t, subject_hash>> v;
+    v.reserve(k.members.size());
+    for (const auto& [m, at] : k.members) v.emplace_back(at, m);
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    k.order = std::deque<std::pair<std::int64_t, subject_hash>>(v.begin(), v.end());
+  }
+
   // Answers ops from memory (see counter_store: all or none). True when the
   // members were added and the answer must wait for the group commit. Under
   // mem_.
@@ -417,6 +484,7 @@ class sqlite_store final : public counter_store {
         pending_.seen.push_back({k.id, m, op.now});
         if (!k.calendar) k.order.emplace_back(op.now, m);
       }
+      tidy(k);
     }
     if (journal_) {
       pending_.journal.push_back(encode_journal(ops));
@@ -430,6 +498,8 @@ class sqlite_store final : public counter_store {
   // The writer thread: one transaction for everything answered since the
   // last one (group commit), then the answers.
   void write_loop() noexcept {
+    // Outlives the store (see close()).
+    const std::shared_ptr<std::atomic<bool>> gone = gone_;
     for (;;) {
       batch b;
       bool sweep_due = false, reload = false;
@@ -470,14 +540,27 @@ class sqlite_store final : public counter_store {
           broken_ = !load();
         }
       }
-      for (auto& [done, r] : b.answers) {
-        if (!ok) {
-          r = {};
-          r.error = store_errc::failed;
-        }
-        done(std::move(r));
-      }
+      // The completions may release the store's last reference (here or
+      // when they are destroyed): nothing of the store is touched after them
+      // when it is gone.
+      answer_all(b, ok);
+      if (gone->load()) return;
     }
+  }
+
+  // Runs a batch's completions (failed ones when !ok) and destroys them.
+  // Touches only `b`: the store may be destroyed meanwhile.
+  static void answer_all(batch& b, bool ok) noexcept {
+    auto answers = std::move(b.answers);
+    b.answers.clear();
+    for (auto& [done, r] : answers) {
+      if (!ok) {
+        r = {};
+        r.error = store_errc::failed;
+      }
+      done(std::move(r));
+    }
+    answers.clear();
   }
 
   // One transaction. Under db_mutex_.
@@ -536,6 +619,7 @@ class sqlite_store final : public counter_store {
           k.id = st.column_int(0);
           k.expires_at = st.column_int(2);
           k.calendar = st.column_int(3) == 0;
+          if (k.id == INT64_MAX) return false;  // no id after it (damaged or hostile file)
           by_id[k.id] = &k;
           next_id_ = std::max(next_id_, k.id + 1);
         }
@@ -546,6 +630,7 @@ class sqlite_store final : public counter_store {
       while ((rc = st.step()) == SQLITE_ROW) {
         ++rows_;
         const auto id = st.column_int(0);
+        if (id == INT64_MAX) return false;
         next_id_ = std::max(next_id_, id + 1);  // never reuse the id of a dropped key
         const auto blob = st.column_blob(1);
         const auto it = by_id.find(id);
@@ -559,7 +644,10 @@ class sqlite_store final : public counter_store {
         if (!k.calendar) k.order.emplace_back(at, m);
       }
       if (rc != SQLITE_DONE) return false;
-      for (const auto& [key, k] : keys_) live_ += k.members.size();
+      for (auto& [key, k] : keys_) {
+        live_ += k.members.size();
+        tidy(k);
+      }
       dead_rows_ = rows_ - live_;
       journal_rows_ = static_cast<std::uint64_t>(db_.query_int("SELECT count(*) FROM journal"));
       return true;
@@ -684,6 +772,8 @@ class sqlite_store final : public counter_store {
   batch pending_;
   bool stop_ = false;
   bool broken_ = false;  // memory could not be read back after a failed write
+  // Set when the store was closed on its writer thread: the writer returns.
+  std::shared_ptr<std::atomic<bool>> gone_ = std::make_shared<std::atomic<bool>>(false);
   std::thread writer_;
 };
 

@@ -15,7 +15,9 @@
 // every answer not yet written and reads memory back from the file; while it
 // cannot be read, every add fails.
 // Memory: about 60-70 bytes per subject (hash table node and bucket), plus 24
-// per sighting kept in a rolling window's order (rolling keys only).
+// per sighting kept in a rolling window's order (rolling keys only; at most
+// about twice the key's subjects: superseded sightings are dropped from it
+// past that).
 //
 // Schema (user_version 2, application_id "CSTV"):
 //   keys(id INTEGER PRIMARY KEY, key TEXT UNIQUE NOT NULL,
