@@ -182,6 +182,8 @@ class redis_store final : public counter_store {
 
   std::string_view backend() const noexcept override { return "redis"; }
 
+  [[nodiscard]] bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
+
   void close() noexcept override {
     std::lock_guard lock(close_mutex_);
     if (closed_) return;
@@ -448,6 +450,26 @@ class redis_store final : public counter_store {
 
 }  // namespace
 
-std::unique_ptr<counter_store> open_redis_store(const volumes_config& cfg) { return std::make_unique<redis_store>(cfg); }
+std::shared_ptr<counter_store> open_redis_store(const volumes_config& cfg) {
+  // The last reference may be dropped on the store's own I/O thread (a
+  // completion that held a flow's snapshot past a shutdown): closing there
+  // would join that thread from itself, and destroy the io_context its run()
+  // is still in. Such a store is closed and destroyed on a thread of its own,
+  // which waits for the I/O thread to leave run().
+  return std::shared_ptr<counter_store>(new redis_store(cfg), [](counter_store* p) noexcept {
+    auto* r = static_cast<redis_store*>(p);
+    if (r->on_io_thread()) {
+      try {
+        std::thread([r] { delete r; }).detach();
+        return;
+      } catch (...) {
+        // No thread to close it on: the store is left open (leaked) rather
+        // than joined from itself.
+        return;
+      }
+    }
+    delete r;
+  });
+}
 
 }  // namespace customs::daemon::volume

@@ -43,6 +43,8 @@ namespace customs::daemon::volume {
 
 // Control plane: throws std::runtime_error on a malformed URL or unreadable
 // TLS / password files. Does not wait for Redis to be reachable.
-[[nodiscard]] std::unique_ptr<counter_store> open_redis_store(const volumes_config& cfg);
+// Shared: its last owner may let go of it on the store's own I/O thread (see
+// the deleter in redis_store.cpp).
+[[nodiscard]] std::shared_ptr<counter_store> open_redis_store(const volumes_config& cfg);
 
 }  // namespace customs::daemon::volume

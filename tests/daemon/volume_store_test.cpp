@@ -1093,6 +1093,33 @@ TEST_CASE("volume store sqlite review: a store destroyed on its own writer threa
   CHECK(count_of(*again, "k") == 1);
 }
 
+TEST_CASE("volume store redis: a store released by a completion on its own I/O thread does not abort") {
+  customs::testing::redis_server redis;
+  std::shared_ptr<counter_store> s = open_redis_store(redis.config());
+  std::weak_ptr<counter_store> watch = s;
+  for (int i = 0; i < 400 && !s->available(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  REQUIRE(s->available());
+  std::promise<void> answered;
+  auto got = answered.get_future();
+  // The completion holds the last reference (a flow's snapshot that outlived
+  // a shutdown): it is released on the store's I/O thread.
+  bool added = false;
+  s->add_async({op("k", {1})}, [keep = s, &answered, &added](counter_result r) mutable {
+    added = r.added;
+    answered.set_value();
+  });
+  s.reset();
+  REQUIRE(got.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  CHECK(added);
+  for (int i = 0; i < 200 && !watch.expired(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(watch.expired());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the store closes on a thread of its own
+  auto again = open_redis_store(redis.config());
+  std::uint64_t n = 0;
+  for (int i = 0; i < 200 && again->count("k", 0, n); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  CHECK(n == 1);
+}
+
 namespace {
 
 // Whether another process sees a read lock on the range SQLite uses for
