@@ -1,4 +1,5 @@
 #include "audit/replay.hpp"
+#include "audit/replay_flow.hpp"
 
 #include <boost/json.hpp>
 
@@ -10,18 +11,6 @@ namespace {
 
 // A flow has two flow records (opened, closed); replay reads at most this many.
 constexpr std::size_t max_records_per_flow = 16;
-
-struct open_flow {
-  replay_input in;
-  std::string old_action;
-  std::vector<std::string> old_rules;
-  bool have_text = false;
-  bool have_record = false;
-  std::string problem;  // why it cannot be replayed
-  // Why customsd recorded no text, when its request verdict says: a request
-  // that was unscannable, refused or failed has no texts in any payload mode.
-  std::string no_text_reason;
-};
 
 // The request verdict of a flow_opened payload that records no text whatever
 // the payload mode (customsd records request_texts for decided requests only),
@@ -49,7 +38,9 @@ bool take_texts(const boost::json::object& payload, std::string_view key, std::v
   return true;
 }
 
-void absorb(open_flow& f, const read_record& rec) {
+}  // namespace
+
+void absorb(replay_flow& f, const read_record& rec) {
   if (!f.have_record) {
     f.in.flow_id = rec.flow_id;
     f.in.time_us = rec.time_us;
@@ -91,11 +82,9 @@ void absorb(open_flow& f, const read_record& rec) {
   f.have_text |= take_texts(o, "response_texts", f.in.response_texts);
 }
 
-}  // namespace
-
 replay_summary replay(reader& r, const record_filter& filter, const replay_evaluator& eval) {
   replay_summary sum;
-  const auto settle = [&](open_flow& f) {
+  const auto settle = [&](replay_flow& f) {
     ++sum.flows;
     if (!f.have_text) {
       ++sum.not_replayable;
@@ -120,7 +109,7 @@ replay_summary replay(reader& r, const record_filter& filter, const replay_evalu
   r.for_each_flow(rf, [&](const std::string& id) {
     record_filter one = rf;
     one.flow = id;
-    open_flow f;
+    replay_flow f;
     std::size_t n = 0;
     r.for_each(one, [&](const read_record& rec) {
       if (rec.kind != record_kind::flow_opened && rec.kind != record_kind::flow_closed) return true;

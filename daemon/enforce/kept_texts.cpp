@@ -3,8 +3,6 @@
 #include "crypto/crypto.hpp"
 #include "daemon/enforce/payload_json.hpp"
 
-#include <boost/json/object.hpp>
-
 namespace customs::daemon::enforce {
 namespace {
 
@@ -51,13 +49,6 @@ void kept_texts::append(std::size_t index, std::string_view piece) {
   p.hash->update(bytes_of(piece));
 }
 
-boost::json::array kept_texts::texts(boost::json::storage_ptr sp) const {
-  boost::json::array a(sp);
-  a.reserve(parts_.size());
-  for (const auto& p : parts_) a.emplace_back(p.kept);
-  return a;
-}
-
 bool kept_texts::seal(part& p) {
   if (!p.hash && p.digest.empty()) return false;
   if (p.hash) {
@@ -67,21 +58,6 @@ bool kept_texts::seal(part& p) {
     p.sealed = true;
   }
   return true;
-}
-
-boost::json::array kept_texts::markers(boost::json::storage_ptr sp) {
-  boost::json::array a(sp);
-  for (std::size_t i = 0; i < parts_.size(); ++i) {
-    auto& p = parts_[i];
-    if (!seal(p)) continue;
-    boost::json::object m(sp);
-    m["part"] = i;
-    m["bytes"] = p.bytes;
-    m["kept"] = p.kept.size();
-    m["blake2b"] = p.digest;
-    a.push_back(std::move(m));
-  }
-  return a;
 }
 
 void kept_texts::write_texts(json_out& out) const {

@@ -10,9 +10,6 @@
 // can still show that it is the one the flow carried. Replay judges the kept
 // texts only (docs/auditor-guide.md).
 
-#include <boost/json/array.hpp>
-#include <boost/json/storage_ptr.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -44,11 +41,9 @@ class kept_texts {
 
   [[nodiscard]] std::size_t size() const noexcept { return parts_.size(); }
   [[nodiscard]] bool cut() const noexcept { return cut_; }
-  // The kept texts, and the markers of the cut ones (markers() finishes their
-  // hashes: later appends to a cut text are ignored).
-  [[nodiscard]] boost::json::array texts(boost::json::storage_ptr sp = {}) const;
-  [[nodiscard]] boost::json::array markers(boost::json::storage_ptr sp = {});
-  // The same two arrays, written into a record's payload.
+  // The kept texts, and the markers of the cut ones, written into a record's
+  // payload as two arrays (write_markers() finishes the cut texts' hashes:
+  // later appends to a cut text are ignored).
   void write_texts(json_out& out) const;
   void write_markers(json_out& out);
 
@@ -57,7 +52,7 @@ class kept_texts {
     std::string kept;
     std::uint64_t bytes = 0;
     std::unique_ptr<crypto::hasher> hash;  // from the first byte that did not fit
-    std::string digest;                    // hex, once markers() finished the hash
+    std::string digest;                    // hex, once write_markers() finished the hash
     bool sealed = false;
   };
   // Finishes the hash of a cut part (sealing it); whether it has a marker.

@@ -493,12 +493,6 @@ stream_guard::step stream_guard::flush_open(std::vector<std::string>& out) {
   return step::pass;
 }
 
-std::vector<std::string> stream_guard::texts() const {
-  std::vector<std::string> t;
-  for (const auto& v : kept_.texts()) t.emplace_back(v.as_string());
-  return t;
-}
-
 std::vector<policy::finding> stream_guard::findings() const {
   std::vector<policy::finding> all;
   for (std::size_t i = 0; i < segs_.size(); ++i) {

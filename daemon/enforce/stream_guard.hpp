@@ -109,8 +109,7 @@ class stream_guard {
   [[nodiscard]] std::uint64_t unscanned_events() const noexcept { return unscanned_; }
   [[nodiscard]] std::size_t segments() const noexcept { return segs_.size(); }
   // The text of each segment as received (up to keep_bytes in all), in order
-  // of opening (keep_texts only).
-  [[nodiscard]] std::vector<std::string> texts() const;
+  // of opening (keep_texts only), for the closing record's payload.
   [[nodiscard]] kept_texts& kept() noexcept { return kept_; }
   // Every finding of every segment; finding::part is the segment's index.
   [[nodiscard]] std::vector<policy::finding> findings() const;

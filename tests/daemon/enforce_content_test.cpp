@@ -458,8 +458,8 @@ TEST_CASE("kept texts: at the budget every text is whole, one byte past it the l
     k.add("abc");
     k.add("defg");
     CHECK_FALSE(k.cut());
-    CHECK(k.texts() == json::array{"abc", "defg"});
-    CHECK(k.markers().empty());
+    CHECK(written_texts(k) == json::array{"abc", "defg"});
+    CHECK(written_markers(k).empty());
   }
   {
     kept_texts k(6);
@@ -467,8 +467,8 @@ TEST_CASE("kept texts: at the budget every text is whole, one byte past it the l
     k.add("defg");
     k.add("hi");  // after the cut: kept empty, marked
     CHECK(k.cut());
-    CHECK(k.texts() == json::array{"abc", "def", ""});
-    const auto m = k.markers();
+    CHECK(written_texts(k) == json::array{"abc", "def", ""});
+    const auto m = written_markers(k);
     REQUIRE(m.size() == 2);
     CHECK(m[0].at("part").to_number<std::int64_t>() == 1);
     CHECK(m[0].at("bytes").to_number<std::int64_t>() == 4);
@@ -487,15 +487,15 @@ TEST_CASE("kept texts: a text appended in pieces is cut at a character boundary 
   k.append(p, "ab");
   k.append(p, "\xe4\xbd\xa0z");  // a 3-byte character that does not fit whole
   k.append(p, "tail");
-  CHECK(k.texts() == json::array{"ab"});
-  const auto m = k.markers();
+  CHECK(written_texts(k) == json::array{"ab"});
+  const auto m = written_markers(k);
   REQUIRE(m.size() == 1);
   CHECK(m[0].at("bytes").to_number<std::int64_t>() == 10);
   const std::string whole = "ab\xe4\xbd\xa0ztail";
   CHECK(m[0].at("blake2b").as_string() ==
         customs::crypto::to_hex(customs::crypto::blake2b({reinterpret_cast<const std::uint8_t*>(whole.data()), whole.size()})));
-  k.append(p, "more");  // sealed by markers()
-  CHECK(k.markers()[0].at("bytes").to_number<std::int64_t>() == 10);
+  k.append(p, "more");  // sealed by write_markers()
+  CHECK(written_markers(k)[0].at("bytes").to_number<std::int64_t>() == 10);
 }
 
 namespace {

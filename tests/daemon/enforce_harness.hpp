@@ -11,6 +11,8 @@
 #include "audit/verifier.hpp"
 #include "crypto/key_file.hpp"
 #include "daemon/enforce/enforcer.hpp"
+#include "daemon/enforce/kept_texts.hpp"
+#include "daemon/enforce/payload_json.hpp"
 #include "tests/support/fake_provider.hpp"
 #include "daemon/sse.hpp"
 #include "tests/support/test_certs.hpp"
@@ -301,5 +303,20 @@ inline audit::verify_summary verify_trail(const trail_files& t) {
 }
 
 inline std::string customsctl_path() { return std::string(CUSTOMS_BINARY_DIR) + "/tools/customsctl"; }
+
+// What a kept_texts writes into a record's payload (write_texts(),
+// write_markers()), parsed: the arrays an auditor reads.
+inline json::array written_texts(const daemon::enforce::kept_texts& k) {
+  std::string text;
+  daemon::enforce::json_out out(text);
+  k.write_texts(out);
+  return json::parse(text).as_array();
+}
+inline json::array written_markers(daemon::enforce::kept_texts& k) {
+  std::string text;
+  daemon::enforce::json_out out(text);
+  k.write_markers(out);
+  return json::parse(text).as_array();
+}
 
 }  // namespace customs::testing::enforce
