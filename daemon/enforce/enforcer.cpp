@@ -123,7 +123,6 @@ enforcer::enforcer(const config& cfg) {
   preloaded_ = loaded.rules;
   preloaded_paths_ = cfg.rules;
   for (const auto& d : loaded.diagnostics) log_line(log_level::debug, "rules_warning").kv("diagnostic", d.to_string());
-  if (cfg.volumes || policy::has_volumes(*loaded.rules)) volumes_ = open_volumes(effective_volumes(cfg), stats_);
 
   const audit_config& a = *cfg.audit;
   audit::writer_options o;
@@ -156,6 +155,9 @@ enforcer::enforcer(const config& cfg) {
   };
   trail_ = std::shared_ptr<audit::writer>(audit::writer::open(o));
   stats_->set_writer(trail_);
+  // After the trail: a second customsd on the same folder is told of the
+  // trail it holds (the counter store beside it is held too).
+  if (cfg.volumes || policy::has_volumes(*loaded.rules)) volumes_ = open_volumes(effective_volumes(cfg), stats_);
   log_line(log_level::info, "audit_open")
       .kv("path", a.path.string())
       .kv("content", to_string(a.content))
