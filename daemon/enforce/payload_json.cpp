@@ -1,5 +1,7 @@
 #include "daemon/enforce/payload_json.hpp"
 
+#include "policy/text.hpp"
+
 #include <boost/json/detail/config.hpp>
 #include <boost/json/detail/format.hpp>
 
@@ -27,13 +29,13 @@ constexpr std::array<char, 256> escapes = [] {
 
 // Whether any of the eight bytes of w may need an escape: below 0x20, '"' or
 // '\\' (the test for a byte below n, on w for 0x20 and on w XOR the quote or
-// the backslash repeated for 1). A word it reports goes byte by byte through
-// the table, so only speed depends on it.
+// the backslash repeated for 1), or a byte of 0x80 or more (UTF-8 to check).
+// A word it reports goes byte by byte, so only speed depends on it.
 constexpr bool word_needs_escape(std::uint64_t w) noexcept {
   constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
   const std::uint64_t quote = w ^ (ones * '"');
   const std::uint64_t backslash = w ^ (ones * '\\');
-  return (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash)) & highs;
+  return (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w) & highs;
 }
 
 }  // namespace
@@ -53,6 +55,23 @@ void json_out::escape(std::string& out, std::string_view s) {
       }
     }
     const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      // A valid UTF-8 sequence is kept. A byte that is not part of one (a
+      // percent-decoded %FF in the target, a Latin-1 header value) cannot be
+      // in a JSON string: it becomes U+FFFD, the code point the scanner read
+      // it as (policy::text::decode), so the payload stays JSON and replay
+      // scans what customsd scanned.
+      std::size_t len = 1;
+      (void)policy::text::decode(s, i, len);  // len: the valid sequence's, or 1 for a byte that is none
+      if (len != 1) {
+        i += len;
+        continue;
+      }
+      out.append(s.data() + plain, i - plain);
+      out.append("\xEF\xBF\xBD", 3);
+      plain = ++i;
+      continue;
+    }
     const char e = escapes[c];
     ++i;
     if (e == 0) continue;

@@ -4,10 +4,15 @@
 // look-up and insert per field) and then serialised; writing the text in one
 // pass costs a fraction of that (docs/performance.md).
 //
-// The output is byte for byte what boost::json::serialize writes for the same
-// tree (the same escapes, doubles in the same notation): readers, tests and
-// earlier trails see one format. The caller writes keys in the order it wants
-// and never the same key twice in one object.
+// For valid UTF-8 text the output is byte for byte what
+// boost::json::serialize writes for the same tree (the same escapes, doubles
+// in the same notation): readers, tests and earlier trails see one format.
+// Text that is not valid UTF-8 (a client's percent-decoded %FF, a Latin-1
+// header value) has each byte outside a valid sequence written as U+FFFD,
+// the code point the scanner read it as, so every payload parses as JSON
+// (serialize would copy the byte, and no reader could parse the record).
+// The caller writes keys in the order it wants and never the same key twice
+// in one object.
 
 #include <concepts>
 #include <cstddef>
@@ -63,7 +68,9 @@ class json_out {
     return value(v);
   }
 
-  // A JSON string's text between its quotes, escaped as Boost.JSON does.
+  // A JSON string's text between its quotes, escaped as Boost.JSON does; a
+  // byte that is not part of a valid UTF-8 sequence becomes U+FFFD (Boost.JSON
+  // would copy it, and the payload would not parse).
   static void escape(std::string& out, std::string_view s);
 
  private:
