@@ -236,6 +236,26 @@ TEST_CASE("enforce content: the opened record lists the target and the header fi
   for (const auto& i : apart) CHECK(texts.at(i.to_number<std::size_t>()).as_string() != "hi");
 }
 
+TEST_CASE("enforce content: a target or header that is not UTF-8 leaves a record that parses") {
+  // A percent-decoded %FF in the query and a Latin-1 header value: each byte
+  // outside UTF-8 is kept as U+FFFD, as the scanner read it (before, the
+  // opened record's payload was not JSON: no replay, no export).
+  content_fixture f;
+  const auto r = post(f.port(), "/openai-us/v1/chat/completions?note=%FF",
+                      R"({"model":"m","messages":[{"role":"user","content":"hi"}]})", {{"X-Note", "caf\xe9"}});
+  REQUIRE(r.status == 200);
+  const auto recs = flow_records(f.t, r.header("X-Customs-Flow"));  // parses each payload
+  REQUIRE(recs.size() == 2);
+  bool target = false, header = false;
+  for (const auto& t : recs[0].payload.at("request_texts").as_array()) {
+    const std::string text(t.as_string());
+    target = target || text.find("note=\xEF\xBF\xBD") != std::string::npos;
+    header = header || text.find("X-Note: caf\xEF\xBF\xBD") != std::string::npos;
+  }
+  CHECK(target);
+  CHECK(header);
+}
+
 TEST_CASE("enforce content: an identifier split between two messages or two parts is blocked") {
   content_fixture f;
   expect_blocked(f, {
