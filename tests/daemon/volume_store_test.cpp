@@ -283,7 +283,7 @@ TEST_CASE("volume store sqlite: a version 1 file is migrated at open and keeps i
   temp_dir dir;
   const auto f = dir.path() / "counters.db";
   {
-    // The version 1 schema, as the store wrote it until 2026-12-04.
+    // The version 1 schema, as earlier builds of the store wrote it.
     customs::audit::sql::database db(f, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     db.exec(R"sql(
       PRAGMA journal_mode = WAL;
