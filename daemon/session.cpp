@@ -1259,13 +1259,26 @@ asio::awaitable<void> session::relay_events(flow& f, upstream_connection& c, res
       if (used == 0 && more == 0) break;  // the rest of an element has not arrived
     }
     bool done = false;
+    // The provider's stream ended inside its last event (no blank line after
+    // it), which went to the client as it came: whatever customsd sends after
+    // it (text the filters still held, an error event) would be read as part
+    // of that event, and dropped with it, so a blank line comes first.
+    bool tail_open = false;
     if (!stop && !ec && p.is_done()) {
       if (sse_->finish()) {
         ++f.events;
+        tail_open = !sse_->event().terminated;
         stop = !run_event(f, sse_->event(), 0);
         ++f.event_index;
       }
-      if (!stop) stop = !run_stream_end(f);
+      if (!stop) {
+        const std::size_t mark = payload_.size();
+        stop = !run_stream_end(f);
+        if (tail_open && payload_.size() > mark) {
+          payload_.insert(mark, "\n\n");
+          tail_open = false;
+        }
+      }
       done = !stop;
     }
     if (!stop && ec) {
@@ -1278,6 +1291,7 @@ asio::awaitable<void> session::relay_events(flow& f, upstream_connection& c, res
         // The client's stream ends with the dialect's error event, never with a
         // normal end marker.
         const unsigned st = status_for(f.why);
+        if (tail_open) payload_ += "\n\n";
         payload_ += stream_error_event(f.api, st == 0 ? error_status_fallback : st, message_for(f.why),
                                        code_for(f.why));
       }

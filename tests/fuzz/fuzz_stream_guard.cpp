@@ -194,8 +194,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (r.what == sse_parser::status::event) take(guard->on_event(sse.event(), out), &sse.event());
     }
   }
-  if (!stopped && sse.finish()) take(guard->on_event(sse.event(), out), &sse.event());
-  if (!stopped) take(guard->on_end(out), nullptr);
+  // As customsd's relay does (session.cpp): a last event cut by the end of
+  // the stream was forwarded without its blank line, so one comes before
+  // anything sent after it.
+  bool tail_open = false;
+  if (!stopped && sse.finish()) {
+    tail_open = !sse.event().terminated;
+    take(guard->on_event(sse.event(), out), &sse.event());
+  }
+  if (!stopped) {
+    const std::size_t mark = forwarded.size();
+    take(guard->on_end(out), nullptr);
+    if (tail_open && forwarded.size() > mark) forwarded.insert(mark, "\n\n");
+  }
   check(stopped == (guard->cut() != customs::daemon::enforce::cut_reason::none), "stop and cut() disagree");
 
   const transcript sent = decode(ep, body);
