@@ -778,3 +778,33 @@ TEST_CASE("audit export csv: epoch and rule_set_hash columns, rules joined by se
                                    ",block,CN,US,tenant-with-a-long-name,/v1/chat/completions,cn.pipl.export;pii.card,"
                                    "ab12cd34,10,20,false\r"));
 }
+
+TEST_CASE("audit export: a payload an earlier build wrote with a byte outside UTF-8 still gives a JSON line", "[tools][audit][export]") {
+  // Trails written before payloads were held to UTF-8 may hold a client's
+  // raw %FF or Latin-1 byte: the payload does not parse, and export copies it
+  // as a string into a line that is not JSON either.
+  trail t;
+  {
+    auto s = customs::audit::store::open_store(t.opts);
+    ack_counter acks;
+    customs::audit::record o;
+    o.kind = customs::audit::record_kind::flow_opened;
+    o.flow_id = "f-latin1";
+    o.index.action = "allow";
+    o.payload = "{\"request_texts\":[\"caf\xe9\"]}";
+    REQUIRE_FALSE(s->append(std::move(o), acks.handler()));
+    acks.wait_for(1);
+  }
+  const auto r = audit_cmd({"export", "--db", t.db.string(), "--key", (t.keys / "auditor.key").string()});
+  INFO(r.out << r.err);
+  REQUIRE(r.code == 0);
+  bool found = false;
+  for (const auto& l : lines(r.out)) {
+    if (l.find("f-latin1") == std::string::npos) continue;
+    found = true;
+    boost::system::error_code ec;
+    (void)boost::json::parse(l, ec);
+    CHECK_FALSE(ec);
+  }
+  CHECK(found);
+}
