@@ -16,6 +16,7 @@
 #include "audit/store.hpp"
 #include "audit/verifier.hpp"
 #include "crypto/key_file.hpp"
+#include "daemon/enforce/payload_json.hpp"
 #include "policy/input_file.hpp"
 #include "tools/args.hpp"
 #include "tools/audit_html.hpp"
@@ -197,6 +198,17 @@ std::string plain_json(const json::value& v) {
   write_plain(out, v);
   return out;
 }
+// A payload that is not JSON as a JSON string. A trail written before
+// payloads were held to UTF-8 may hold a client's raw byte (a %FF, a Latin-1
+// header): it is written as U+FFFD, as customsd writes it now, so that the
+// exported line stays JSON.
+json::string as_utf8(std::string_view s) {
+  std::string quoted = "\"";
+  customs::daemon::enforce::json_out::escape(quoted, s);
+  quoted += '"';
+  return json::parse(quoted).as_string();
+}
+
 // A stored payload for display: re-written with plain numbers when it is JSON,
 // as stored otherwise.
 std::string plain_payload(const std::string& payload) {
@@ -346,7 +358,7 @@ json::object record_json(const audit::read_record& rec, bool with_key) {
   if (rec.payload) {
     boost::system::error_code ec;
     auto v = json::parse(*rec.payload, ec);
-    if (ec) o["payload"] = *rec.payload;
+    if (ec) o["payload"] = as_utf8(*rec.payload);
     else o["payload"] = std::move(v);
   } else if (with_key && !rec.payload_error.empty()) {
     o["payload_error"] = rec.payload_error;
