@@ -375,3 +375,24 @@ TEST_CASE("enforce volumes: a large request inspected on the pool counts its sub
   REQUIRE_FALSE(recs.empty());
   CHECK(recs[0].payload.if_contains("volume_store") == nullptr);  // counted by Redis, not a local fallback
 }
+
+TEST_CASE("enforce volumes: a counter store that does not open after the trail opened leaves the trail closed and whole") {
+  temp_dir dir;
+  trail_files t(dir.path());
+  fake_provider provider;
+  auto cfg = volume_config(t, provider.port(), test_rules("volumes.yaml"));
+  cfg.volumes = sqlite_volumes(dir.path());
+  fs::create_directories(dir.path() / "not-a-file.db");
+  cfg.volumes->path = dir.path() / "not-a-file.db";  // a directory: SQLite cannot open it
+  CHECK_THROWS_AS(customs::daemon::enforce::enforcer(cfg), std::runtime_error);
+  // The trail the failed start opened was let go: the next start takes it,
+  // and what it holds verifies.
+  cfg.volumes = sqlite_volumes(dir.path());
+  {
+    enforced_server s(cfg);
+    CHECK(send(s, 1) == 200);
+  }
+  const auto v = verify_trail(t);
+  INFO((v.failures.empty() ? std::string() : v.failures[0].detail));
+  CHECK(v.ok());
+}
