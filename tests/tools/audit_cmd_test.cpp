@@ -5,6 +5,8 @@
 #include <fstream>
 
 #include "audit_tools_support.hpp"
+#include "daemon/enforce/payload_json.hpp"
+#include "tools/replay_engine.hpp"
 #include "policy/time_zone.hpp"
 #include "policy/volume.hpp"
 #include "tests/audit/audit_test_support.hpp"
@@ -807,4 +809,32 @@ TEST_CASE("audit export: a payload an earlier build wrote with a byte outside UT
     CHECK_FALSE(ec);
   }
   CHECK(found);
+}
+
+TEST_CASE("audit replay: a text with a byte outside UTF-8 is judged from the payload as customsd judged it", "[tools][audit][replay]") {
+  // customsd scans the text as received (a raw %FF byte); the payload holds
+  // U+FFFD in its place. A pattern that spans the byte must decide the same.
+  temp_dir dir;
+  const auto pack = dir.path / "pack.yaml";
+  std::ofstream(pack) << R"(schema: customs/v1
+pack: {id: replay-utf8, version: "1"}
+detectors:
+  - {id: d.split, category: pi.phone, pattern: '\d{3}.\d{4}'}
+rules:
+  - id: r.split
+    when: {detectors: [d.split]}
+    then: {action: block}
+)";
+  const auto engine = customs::tools::make_replay_evaluator({pack});
+  const std::string raw = "call 123\xff" "4567";
+  customs::audit::replay_input scanned;
+  scanned.src = "CN";
+  scanned.dst = "US";
+  scanned.request_texts = {raw};
+  std::string payload;
+  customs::daemon::enforce::json_out out(payload);
+  out.begin_object().key("request_texts").begin_array().value(raw).end_array().end_object();
+  customs::audit::replay_input replayed = scanned;
+  replayed.request_texts = {std::string(boost::json::parse(payload).at("request_texts").at(0).as_string())};
+  CHECK(engine.evaluate(replayed).action == engine.evaluate(scanned).action);
 }
