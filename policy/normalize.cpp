@@ -585,7 +585,18 @@ void normalizer::run(std::string_view in, bool final, std::string& out, source_m
     }
     cp = decode(in, i, len);
     const char numeral = cjk_lead(b) || b == 0xE3 ? numeral_digit(cp) : 0;
-    if (plain_lead[b] || (cp == 0xFFFD && len == 1) || (cjk_lead(b) && numeral == 0)) {
+    if (cp == 0xFFFD && len == 1) {
+      // A byte outside UTF-8 is scanned as U+FFFD, what the audit payload
+      // keeps of it (so that replay reads what was scanned; RE2 would not
+      // match the raw byte with `.` or `\D`, and would the replacement).
+      emit_made("\xEF\xBF\xBD", base + i, 1, out, map);
+      removed_run_ = 0;
+      numeral_row_ = row_kept_ = false;
+      note(0);
+      ++i;
+      continue;
+    }
+    if (plain_lead[b] || (cjk_lead(b) && numeral == 0)) {
       emit_copy(in.substr(i, len), base + i, out, map);
       removed_run_ = 0;
       numeral_row_ = row_kept_ = false;
