@@ -10,6 +10,8 @@
 #
 #   bench/proxy/count.sh [BUILD_DIR]      # default build/release; DURATION=10 (s)
 #   STREAM=1 bench/proxy/count.sh         # the same request streamed (6 SSE events back)
+#   RULES=DIR bench/proxy/count.sh        # other packs than rules/ (say, one without detectors)
+#   RELAY=1 bench/proxy/count.sh          # the plain relay: no rules, no audit trail
 #
 # Prints, per thread, instructions per request; OUT=DIR keeps the callgrind
 # files (callgrind_annotate --inclusive=yes DIR/cg.PID.1-NN shows by function).
@@ -39,14 +41,7 @@ admin_port=$(free_port)
 pids+=($!)
 wait_port "$upstream_port" "$tmp/provider.log"
 "$build/tools/customsctl" keys gen --out "$tmp/keys" >/dev/null
-cat >"$tmp/customsd.yaml" <<EOC
-version: 1
-listeners:
-  - {name: edge, address: 127.0.0.1, port: $port, default_source: {jurisdiction: CN}}
-admin: {address: 127.0.0.1, port: $admin_port}
-routes:
-  - {prefix: /openai/, upstream: "http://127.0.0.1:$upstream_port", dialect: openai, jurisdiction: US}
-rules: ["$root/rules"]
+enforce="rules: [\"${RULES:-$root/rules}\"]
 audit:
   path: $tmp/audit.db
   auditor_keys: [$tmp/keys/auditor.pub]
@@ -54,7 +49,16 @@ audit:
   signing_key: $tmp/keys/signing.key
   content: full
   on_failure: refuse
-  commit_interval: 0ms
+  commit_interval: 0ms"
+[[ ${RELAY:-0} == 1 ]] && enforce=""
+cat >"$tmp/customsd.yaml" <<EOC
+version: 1
+listeners:
+  - {name: edge, address: 127.0.0.1, port: $port, default_source: {jurisdiction: CN}}
+admin: {address: 127.0.0.1, port: $admin_port}
+routes:
+  - {prefix: /openai/, upstream: "http://127.0.0.1:$upstream_port", dialect: openai, jurisdiction: US}
+$enforce
 threads: 1
 log: {level: warn, flows: false}
 EOC

@@ -43,11 +43,22 @@
 # p99 <= 1.5x, per event < 100 us.
 # The enforcing customsd's CPU is also split by thread (workers, audit
 # writer, WAL checkpointer) and into user and system time, from
-# /proc/PID/task/*/stat.
+# /proc/PID/task/*/stat; its audit counters (customs_audit_commits_total,
+# customs_audit_wal_checkpoints_total, customs_audit_records_committed_total
+# from /metrics, before and after the load run) give group commits, WAL
+# checkpoint runs and records per request. COMMIT_INTERVAL (default 0ms) sets
+# the enforcing trails' commit_interval.
 # COMPARE_BUILD=DIR (another release build directory, say of the commit before
 # a change) also runs an enforcing customsd from DIR, configured the same way
 # with a trail of its own, and measures it right after this build's, so that
 # both see the same machine; its figures print beside this build's.
+# PARTS=1 also runs a customsd that splits the enforcing one's cost: "trail"
+# audits every flow as the enforcing one does but loads one pack without
+# detectors (one rule for a tenant that never comes, so every text is still
+# extracted and passed to an empty scan). Its CPU above the plain relay's is
+# what the trail adds (with extraction); the enforcing customsd's above it,
+# what the packs' inspection adds. (Rules without a trail cannot be
+# configured: no audit, no egress.)
 #
 # Knobs (environment): DURATION (s per load run, 8), CONNECTIONS (32),
 # WORKERS (customsd threads = nginx workers, 2), STREAM_REQUESTS (200),
@@ -188,7 +199,7 @@ wait_port "$customsd_port" "$tmp/customsd.log"
 # customsd enforcing: every shipped pack, CN clients by default, a US route, an
 # audit trail with fresh keys.
 # Each trail has its own keys: a sealing key evolves with the trail it seals.
-enforcing_config() {  # NAME PORT ADMIN_PORT UPSTREAM_PORT CONNECTIONS (keys: $tmp/NAME/keys)
+enforcing_config() {  # NAME PORT ADMIN_PORT UPSTREAM_PORT CONNECTIONS [RULES] (keys: $tmp/NAME/keys)
   mkdir -p "$tmp/$1"
   "$build/tools/customsctl" keys gen --out "$tmp/$1/keys" >/dev/null
   cat >"$tmp/$1/customsd.yaml" <<EOF
@@ -198,7 +209,7 @@ listeners:
 admin: {address: 127.0.0.1, port: $3}
 routes:
   - {prefix: /openai/, upstream: "http://127.0.0.1:$4", dialect: openai, jurisdiction: US}
-rules: ["$root/rules"]
+rules: ["${6:-$root/rules}"]
 audit:
   path: $tmp/$1/audit.db
   auditor_keys: [$tmp/$1/keys/auditor.pub]
@@ -206,7 +217,7 @@ audit:
   signing_key: $tmp/$1/keys/signing.key
   content: full
   on_failure: refuse
-  commit_interval: 0ms
+  commit_interval: ${COMMIT_INTERVAL:-0ms}
 limits: {connections: $5}
 threads: $WORKERS
 log: {level: warn, flows: false}
@@ -225,6 +236,32 @@ if [[ -n $COMPARE_BUILD ]]; then
   compare_pid=$!
   pids+=("$compare_pid")
   wait_port "$compare_port" "$tmp/compare/customsd.log"
+fi
+
+if [[ ${PARTS:-0} == 1 ]]; then
+  mkdir -p "$tmp/no-detectors"
+  cat >"$tmp/no-detectors/pack.yaml" <<'EOF'
+schema: customs/v1
+pack:
+  id: bench-no-detectors
+  version: "1"
+rules:
+  - id: bench.none
+    description: Applies to no flow of the benchmark (a tenant that never comes)
+    when:
+      direction: request
+      tenants: [bench-nobody]
+    then:
+      action: tag
+    references: [none]
+EOF
+  trail_port=$(free_port)
+  trail_admin_port=$(free_port)
+  enforcing_config trail "$trail_port" "$trail_admin_port" "$upstream_port" 10000 "$tmp/no-detectors"
+  "$build/daemon/customsd" --config "$tmp/trail/customsd.yaml" 2>"$tmp/trail/customsd.log" &
+  trail_pid=$!
+  pids+=("$trail_pid")
+  wait_port "$trail_port" "$tmp/trail/customsd.log"
 fi
 
 cat >"$tmp/post.lua" <<'EOF'
@@ -274,12 +311,23 @@ thread_ticks() {
   done | awk '{ u[$1] += $2; s[$1] += $3 } END { for (n in u) print n, u[n], s[n] }' | sort
 }
 
-declare -A rps p50 p99 cpu threads
+# The audit counters of an enforcing customsd: group commits, WAL checkpoint
+# runs and records committed (admin port).
+audit_counts() {
+  curl -s --max-time 5 "http://127.0.0.1:$1/metrics" | awk '
+    /^customs_audit_commits_total/ { c += $2 }
+    /^customs_audit_wal_checkpoints_total/ { w += $2 }
+    /^customs_audit_records_committed_total/ { r += $2 }
+    END { print c + 0, w + 0, r + 0 }'
+}
+
+declare -A rps p50 p99 cpu threads admin_port audit_rates
 measure() {  # name url pids...
   local name=$1 url=$2
   shift 2
   wrk -t1 -c"$CONNECTIONS" -d1s -s "$tmp/post.lua" "$url" >/dev/null  # warm-up (pools, caches)
-  local before after
+  local before after audit_before=""
+  if [[ -n ${admin_port[$name]:-} ]]; then audit_before=$(audit_counts "${admin_port[$name]}"); fi
   thread_ticks "$1" >"$tmp/threads.$name.before"
   before=$(cpu_ticks "$@")
   wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$tmp/post.lua" "$url" >"$tmp/wrk.$name"
@@ -287,6 +335,11 @@ measure() {  # name url pids...
   thread_ticks "$1" >"$tmp/threads.$name.after"
   local requests errors
   requests=$(awk '/requests in/ {print $1}' "$tmp/wrk.$name")
+  if [[ -n $audit_before ]]; then
+    audit_rates[$name]=$(echo "$audit_before $(audit_counts "${admin_port[$name]}")" | awk -v n="$requests" '{
+      printf "per request: %.3f group commits, %.3f WAL checkpoint runs, %.2f records (%.1f records per commit)",
+        ($4 - $1) / n, ($5 - $2) / n, ($6 - $3) / n, ($4 > $1) ? ($6 - $3) / ($4 - $1) : 0 }')
+  fi
   errors=$(awk '/Non-2xx or 3xx responses/ {print $5}' "$tmp/wrk.$name")
   if [[ -n "$errors" ]] || grep -q 'Socket errors' "$tmp/wrk.$name"; then
     echo "run.sh: $name answered ${errors:-some} requests with errors" >&2
@@ -307,9 +360,15 @@ echo "bench/proxy: $(nproc) cores, $WORKERS workers, $CONNECTIONS connections, $
 measure direct "http://127.0.0.1:$upstream_port/v1/chat/completions" "$provider_pid"
 measure nginx "http://127.0.0.1:$nginx_port/openai/v1/chat/completions" $(nginx_pids)
 measure customsd "http://127.0.0.1:$customsd_port/openai/v1/chat/completions" "$customsd_pid"
+admin_port[enforcing]=$enforce_admin_port
 measure enforcing "http://127.0.0.1:$enforce_port/openai/v1/chat/completions" "$enforce_pid"
 if [[ -n $COMPARE_BUILD ]]; then
+  admin_port[compare]=$compare_admin_port
   measure compare "http://127.0.0.1:$compare_port/openai/v1/chat/completions" "$compare_pid"
+fi
+if [[ ${PARTS:-0} == 1 ]]; then
+  admin_port[trail]=$trail_admin_port
+  measure trail "http://127.0.0.1:$trail_port/openai/v1/chat/completions" "$trail_pid"
 fi
 
 if [[ ${PROFILE:-0} == 1 ]]; then
@@ -359,6 +418,7 @@ printf '\nNon-streamed chat completion (wrk, %s connections, %ss)\n' "$CONNECTIO
 printf '%-10s %12s %10s %10s %18s\n' "path" "requests/s" "p50 us" "p99 us" "server CPU us/req"
 paths="direct nginx customsd enforcing"
 if [[ -n $COMPARE_BUILD ]]; then paths="$paths compare"; fi
+if [[ ${PARTS:-0} == 1 ]]; then paths="$paths trail"; fi
 for n in $paths; do
   printf '%-10s %12s %10s %10s %18s\n' "$n" "${rps[$n]}" "${p50[$n]}" "${p99[$n]}" "${cpu[$n]}"
 done
@@ -370,11 +430,21 @@ printf 'enforcing / nginx: CPU per request %sx (goal <= 2.5), p99 %sx (goal <= 2
   "$(ratio "${cpu[enforcing]}" "${cpu[nginx]}")" "$(ratio "${p99[enforcing]}" "${p99[nginx]}")" \
   "$(ratio "${rps[enforcing]}" "${rps[nginx]}")"
 printf 'enforcing CPU per request by thread, us: %s\n' "${threads[enforcing]}"
+printf 'enforcing audit %s\n' "${audit_rates[enforcing]}"
 if [[ -n $COMPARE_BUILD ]]; then
   printf 'compare (%s) / nginx: CPU per request %sx, p99 %sx; enforcing / compare: CPU %sx, p99 %sx\n' \
     "$COMPARE_BUILD" "$(ratio "${cpu[compare]}" "${cpu[nginx]}")" "$(ratio "${p99[compare]}" "${p99[nginx]}")" \
     "$(ratio "${cpu[enforcing]}" "${cpu[compare]}")" "$(ratio "${p99[enforcing]}" "${p99[compare]}")"
   printf 'compare CPU per request by thread, us: %s\n' "${threads[compare]}"
+  printf 'compare audit %s\n' "${audit_rates[compare]}"
+fi
+if [[ ${PARTS:-0} == 1 ]]; then
+  added() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f us (%.2fx nginx)", a - b, (a - b) / n }'; }
+  printf 'parts: the trail without detectors costs %sx nginx, %s above the relay; the packs add %s above that\n' \
+    "$(ratio "${cpu[trail]}" "${cpu[nginx]}")" "$(added "${cpu[trail]}" "${cpu[customsd]}" "${cpu[nginx]}")" \
+    "$(added "${cpu[enforcing]}" "${cpu[trail]}" "${cpu[nginx]}")"
+  printf 'trail CPU per request by thread, us: %s\n' "${threads[trail]}"
+  printf 'trail audit %s\n' "${audit_rates[trail]}"
 fi
 
 printf '\nStreamed chat completion (%s requests, one after the other)\n' "$STREAM_REQUESTS"
