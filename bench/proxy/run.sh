@@ -429,6 +429,7 @@ printf '\ncustomsd / nginx: CPU per request %sx (goal <= 1.3), p99 %sx (goal <= 
 printf 'enforcing / nginx: CPU per request %sx (goal <= 2.5), p99 %sx (goal <= 2), requests/s %sx\n' \
   "$(ratio "${cpu[enforcing]}" "${cpu[nginx]}")" "$(ratio "${p99[enforcing]}" "${p99[nginx]}")" \
   "$(ratio "${rps[enforcing]}" "${rps[nginx]}")"
+printf 'customsd (relay) CPU per request by thread, us: %s\n' "${threads[customsd]}"
 printf 'enforcing CPU per request by thread, us: %s\n' "${threads[enforcing]}"
 printf 'enforcing audit %s\n' "${audit_rates[enforcing]}"
 if [[ -n $COMPARE_BUILD ]]; then
