@@ -144,6 +144,7 @@ class writer {
     std::uint64_t commits = 0;
     std::uint64_t checkpoints = 0;      // signed audit checkpoints written (table checkpoints)
     std::uint64_t wal_checkpoints = 0;  // SQLite WAL checkpoint runs (copying the WAL into the file)
+    std::uint64_t wal_restarts = 0;     // commits that started the WAL again from its first frame
     std::uint64_t append_refused = 0;   // queue full, failing, lost or closed
     std::uint64_t store_errors = 0;
     std::uint64_t records_truncated = 0;  // records with a field cut or the payload replaced

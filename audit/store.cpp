@@ -324,8 +324,15 @@ class store_impl final : public store {
 
   // WAL checkpoints run on their own connection and thread (PASSIVE: they never
   // block the writer), so that copying the WAL into the database and its fsync
-  // stay out of the group-commit path.
+  // stay out of the group-commit path. A pass that ends with only a short tail
+  // of frames left (commits that came while it copied) hands that tail to the
+  // writer (tail_due_), which copies it between two batches: only a WAL copied
+  // to its end is started again from its first frame by the next commit. Under
+  // steady load the background passes alone are always overtaken, and the WAL
+  // would grow until the hard limit, every commit appending to the file (a
+  // costlier flush: the file system's journal commits with it).
   void run_checkpointer();
+  void finish_checkpoint();
   static int on_wal_commit(void* self, sqlite3*, const char*, int pages);
   sql::database ckpt_db_;
   std::thread checkpointer_;
@@ -333,6 +340,10 @@ class store_impl final : public store {
   std::condition_variable ckpt_cv_;
   bool ckpt_wanted_ = false;
   bool ckpt_stop_ = false;
+  std::atomic<bool> tail_due_{false};
+  std::atomic<int> wal_frames_{0};  // frames in the WAL after the last commit (set by the writer)
+  std::atomic<int> commit_frames_{0};  // frames the last commit added
+  std::atomic<std::uint64_t> wal_restarts_{0};
   std::atomic<bool> healthy_{true};
   std::atomic<bool> lost_{false};
   std::atomic<std::uint64_t> epoch_atomic_{0};
@@ -542,6 +553,7 @@ writer::stats store_impl::get_stats() const {
   s.commits = commits_.load();
   s.checkpoints = checkpoints_.load();
   s.wal_checkpoints = wal_checkpoints_.load();
+  s.wal_restarts = wal_restarts_.load();
   s.records_truncated = records_truncated_.load();
   s.trail_lost = lost_.load();
   s.append_refused = append_refused_.load();
@@ -1005,6 +1017,7 @@ void store_impl::run() {
                     closing || !tasks.empty()))
       commit_batch();
     if (!in_txn_) {
+      finish_checkpoint();
       for (const auto& t : tasks) run_task(t);
       maybe_end_epoch();
       if (clock::now() >= next_trail_check_) {
@@ -1026,12 +1039,26 @@ constexpr int checkpoint_pages = 1000;
 // keeping up (each of its runs was overtaken by new commits).
 constexpr int checkpoint_pages_hard = 64 * checkpoint_pages;
 
+// A background pass that leaves at most this many frames, or at most what the
+// last commit wrote (large batches under a full queue), hands them to the
+// writer (about 0.3 ms of copying for 128 here, once per WAL cycle); one that
+// leaves more is followed by another pass at the next commit.
+constexpr int checkpoint_tail_pages = 128;
+constexpr int checkpoint_pages_tail_anyway = 4 * checkpoint_pages;
+
 int store_impl::on_wal_commit(void* arg, sqlite3* db, const char*, int pages) {
   auto* self = static_cast<store_impl*>(arg);
+  // Fewer frames than after the commit before: this commit started the WAL
+  // again from its first frame.
+  const int before = self->wal_frames_.load(std::memory_order_relaxed);
+  if (pages < before) self->wal_restarts_.fetch_add(1, std::memory_order_relaxed);
+  self->commit_frames_.store(pages < before ? pages : pages - before, std::memory_order_relaxed);
+  self->wal_frames_.store(pages, std::memory_order_relaxed);
   if (pages >= checkpoint_pages_hard) {
     sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     self->wal_checkpoints_.fetch_add(1, std::memory_order_relaxed);
-  } else if (pages >= checkpoint_pages) {
+  } else if (pages >= checkpoint_pages && pages < checkpoint_pages_tail_anyway &&
+             !self->tail_due_.load(std::memory_order_relaxed)) {
     {
       std::lock_guard lk(self->ckpt_mu_);
       self->ckpt_wanted_ = true;
@@ -1052,11 +1079,39 @@ void store_impl::run_checkpointer() {
     // the next commit asks again. Nothing is copied into a database the store
     // does not write to (read-only, lost).
     if (healthy()) {
-      (void)sqlite3_wal_checkpoint_v2(ckpt_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      int log = 0;
+      int copied = 0;
+      const int rc = sqlite3_wal_checkpoint_v2(ckpt_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
       wal_checkpoints_.fetch_add(1, std::memory_order_relaxed);
+      // `log` is the WAL as this pass found it; commits went on meanwhile.
+      const int frames = std::max(log, wal_frames_.load(std::memory_order_relaxed));
+      const int tail = std::max(checkpoint_tail_pages, commit_frames_.load(std::memory_order_relaxed));
+      if (rc == SQLITE_OK && copied < frames && frames - copied <= tail)
+        tail_due_.store(true, std::memory_order_relaxed);
     }
     lk.lock();
+    // The writer copies the tail: no pass of this thread meanwhile (it would
+    // hold the checkpoint lock the writer's pass needs).
+    if (tail_due_.load(std::memory_order_relaxed)) ckpt_wanted_ = false;
   }
+}
+
+// Writer thread, between batches (its records' handlers have run): the tail a
+// background pass left. Copied to the WAL's end (no reader holds an older
+// snapshot, no pass of the checkpointer runs), the next commit starts the WAL
+// again. Past checkpoint_pages_tail_anyway frames (passes that never come
+// close to the end: a queue that never empties) the writer copies without
+// an offer, and the checkpointer is not woken any more: a pass of it still
+// running makes the writer's a no-op (busy), and the writer tries again after
+// its next batch.
+void store_impl::finish_checkpoint() {
+  const bool offered = tail_due_.load(std::memory_order_relaxed);
+  if (!offered && wal_frames_.load(std::memory_order_relaxed) < checkpoint_pages_tail_anyway) return;
+  if (healthy()) {
+    (void)sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    wal_checkpoints_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (offered) tail_due_.store(false, std::memory_order_relaxed);
 }
 
 void store_impl::set_max_pages(std::uint32_t pages) {

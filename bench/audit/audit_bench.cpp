@@ -5,6 +5,8 @@
 //   durable wait       p50 / p99 / max from append to the durable handler, at a
 //                      paced load (--rate records/s for --seconds)
 //   verify records/s   (chain, MACs, signatures) vs a plain scan of the same rows
+// and, for each store phase, its WAL checkpoint runs and restarts and the
+// largest size the -wal file reached.
 // usage: audit_bench [--records N] [--rate R] [--seconds S] [--dir DIR]
 //                    [--commit-records N] [--commit-ms T] [--store-only]
 // Files go to a new folder customs-audit-bench-PID inside DIR (default: the
@@ -167,6 +169,25 @@ void append_retrying(audit::writer& w, audit::record r, audit::writer::durable_h
   }
 }
 
+// The largest the trail's -wal file got (looked at now and then during a run)
+// and the store's WAL checkpoint runs and restarts: a WAL that is never
+// started again grows, and every commit then appends to it.
+struct wal_watch {
+  explicit wal_watch(const fs::path& dir) : path(dir / "audit.db-wal") {}
+  void look() {
+    std::error_code ec;
+    const auto n = fs::file_size(path, ec);
+    if (!ec) largest = std::max<std::uintmax_t>(largest, n);
+  }
+  void print(const char* what, const audit::writer::stats& st) const {
+    std::printf("%-44s %llu checkpoint runs, %llu restarts, largest -wal file %.1f MiB\n", what,
+                static_cast<unsigned long long>(st.wal_checkpoints), static_cast<unsigned long long>(st.wal_restarts),
+                static_cast<double>(largest) / (1024.0 * 1024.0));
+  }
+  fs::path path;
+  std::uintmax_t largest = 0;
+};
+
 void print_latency(const char* what, std::vector<std::int64_t> us) {
   std::sort(us.begin(), us.end());
   const auto at = [&](double q) { return us.empty() ? 0 : us[static_cast<std::size_t>(q * (us.size() - 1))]; };
@@ -243,7 +264,9 @@ int main(int argc, char** argv) {
     const std::string payload = make_payload(0);
     const double cpu1 = cpu_seconds();
     const auto t0 = clk::now();
+    wal_watch wal(run1);
     for (std::uint64_t i = 0; i < o.records; ++i) {
+      if (i % 256 == 0) wal.look();
       const auto sent = clk::now();
       append_retrying(*w, make_record(i, payload), [&lat, i, sent](std::error_code ec, std::uint64_t) {
         if (ec) lat.failed.fetch_add(1);
@@ -251,10 +274,14 @@ int main(int argc, char** argv) {
         lat.done.fetch_add(1, std::memory_order_release);
       });
     }
-    while (lat.done.load(std::memory_order_acquire) < o.records) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    while (lat.done.load(std::memory_order_acquire) < o.records) {
+      wal.look();
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
     const double elapsed = secs(clk::now() - t0);
     const double cpu = cpu_seconds() - cpu1;
     const auto st = w->get_stats();
+    wal.look();
     w->close();
     // --store-only measures no baseline: no ratio is printed then.
     const std::string ratio =
@@ -266,6 +293,7 @@ int main(int argc, char** argv) {
                 cpu * 1e6 / static_cast<double>(o.records), ratio.c_str(),
                 static_cast<unsigned long long>(st.commits), static_cast<unsigned long long>(lat.failed.load()));
     print_latency("store: durable wait, unpaced (queue full)", lat.us);
+    wal.print("store: WAL, unpaced", st);
   }
 
   if (o.store_only) {
@@ -293,7 +321,9 @@ int main(int argc, char** argv) {
     const auto t0 = clk::now();
     // Sends in 1 ms ticks, each with the records due by then.
     std::uint64_t i = 0;
+    wal_watch wal(run2);
     while (i < n) {
+      wal.look();
       const auto due = static_cast<std::uint64_t>(secs(clk::now() - t0) * static_cast<double>(o.rate)) + 1;
       for (; i < std::min(due, n); ++i) {
         const auto sent = clk::now();
@@ -307,12 +337,15 @@ int main(int argc, char** argv) {
     }
     while (lat.done.load(std::memory_order_acquire) < n) std::this_thread::sleep_for(std::chrono::microseconds(100));
     const double elapsed = secs(clk::now() - t0);
+    wal.look();
+    const auto st = w->get_stats();
     w->close();
     char what[96];
     std::snprintf(what, sizeof what, "store: durable wait at %llu records/s", static_cast<unsigned long long>(o.rate));
     print_latency(what, lat.us);
     std::printf("%-44s %10.0f records/s over %.1f s, %llu failed\n", "store: achieved paced rate",
                 static_cast<double>(n) / elapsed, elapsed, static_cast<unsigned long long>(lat.failed.load()));
+    wal.print("store: WAL, paced", st);
   }
 
   // 4. Verify (run 2's database, all checks) vs a plain scan of the same rows.

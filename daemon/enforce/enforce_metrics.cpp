@@ -196,6 +196,9 @@ void enforce_metrics::render(std::string& out) const {
     write_metric_header(out, "customs_audit_wal_checkpoints_total", "counter",
                         "SQLite WAL checkpoint runs of the audit store (WAL copied into the database file).");
     write_sample(out, "customs_audit_wal_checkpoints_total", "", st.wal_checkpoints);
+    write_metric_header(out, "customs_audit_wal_restarts_total", "counter",
+                        "Audit commits that started the SQLite WAL again from its first frame (the WAL was copied to its end).");
+    write_sample(out, "customs_audit_wal_restarts_total", "", st.wal_restarts);
     write_metric_header(out, "customs_audit_records_truncated_total", "counter",
                         "Audit records held to the size bounds (an index field cut or the payload replaced).");
     write_sample(out, "customs_audit_records_truncated_total", "", st.records_truncated);

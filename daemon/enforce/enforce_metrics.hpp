@@ -24,6 +24,7 @@
 //   customs_audit_records_committed_total, customs_audit_commits_total,
 //   customs_audit_checkpoints_total (signed checkpoints),
 //   customs_audit_wal_checkpoints_total (SQLite WAL checkpoints),
+//   customs_audit_wal_restarts_total (commits that started the WAL again),
 //   customs_audit_records_truncated_total, customs_audit_store_errors_total,
 //   customs_audit_healthy, customs_audit_trail_lost   from the audit writer at scrape time
 //   customs_tokens_total{route,tenant,src,dst,model,direction}

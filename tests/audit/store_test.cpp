@@ -372,6 +372,46 @@ TEST_CASE("the checkpoint counter counts the signed checkpoints the store writes
   CHECK(s->get_stats().checkpoints == written);
 }
 
+TEST_CASE("under a queue that never empties the WAL is started again and stays bounded", "[audit]") {
+  // Background checkpoint passes alone are overtaken by new commits while
+  // records keep coming; only a WAL copied to its end starts again. 96 MiB of
+  // records are queued at once, so that the writer never waits for one; the
+  // -wal file must stay well under that (the writer copies once the WAL is
+  // past 4000 pages, 16 MiB of 4 KiB pages, or when offered a short tail).
+  trail t;
+  t.opts.commit_interval = std::chrono::milliseconds(0);
+  t.opts.commit_records = 512;
+  t.opts.epoch_records = 1000000;
+  constexpr std::uint64_t n = 96u << 20 >> 11;  // records of about 2 KiB each
+  t.opts.queue_capacity = n;
+  std::vector<record> records;
+  records.reserve(n);
+  const std::string filler(1900, 'x');
+  for (std::uint64_t i = 0; i < n; ++i) {
+    records.push_back(make_record(i));
+    records.back().payload = "{\"filler\":\"" + filler + std::to_string(i) + "\"}";
+  }
+  auto s = store::open_store(t.opts);
+  ack_counter acks;
+  for (auto& r : records) REQUIRE_FALSE(s->append(std::move(r), acks.handler()));
+  std::uintmax_t largest = 0;
+  const fs::path wal = t.db.string() + "-wal";
+  while (acks.ok() + acks.failed() < n) {
+    std::error_code ec;
+    const auto size = fs::file_size(wal, ec);
+    if (!ec) largest = std::max(largest, size);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(acks.failed() == 0);
+  const auto st = s->get_stats();
+  INFO("largest -wal " << largest << " bytes, " << st.wal_checkpoints << " checkpoint runs, "
+                       << st.wal_restarts << " restarts");
+  CHECK(st.wal_restarts >= 1);
+  CHECK(largest < (40u << 20));
+  s->close();
+  CHECK(t.verify().ok());
+}
+
 TEST_CASE("the store's writer and checkpointer threads are named", "[audit]") {
   const auto thread_names = [] {
     std::multiset<std::string> names;
