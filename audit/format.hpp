@@ -50,7 +50,8 @@
 //   signature = Ed25519(signing key, message)
 //
 // A TRAIL IS VALID IF AND ONLY IF
-//   1. SQLite's quick_check passes, application_id / user_version match, the
+//   1. SQLite's integrity_check passes (the records_flow index agrees with
+//      the table), application_id / user_version match, the
 //      schema is exactly schema::create_sql's (no other table, index, view or
 //      trigger), and every value has its column's type and keeps to the size
 //      bounds below;
@@ -63,7 +64,8 @@
 //   4. for every record, a present P hashes to its payload_hash, its hash is
 //      hash_n as defined above, and (given the seed) its mac is mac_n;
 //   5. a NULL P belongs to a flow record listed by a later erasure record of the
-//      same flow;
+//      same flow, and a flow record an erasure record of its flow lists has a
+//      NULL P;
 //   6. every checkpoint's seq, epoch and time_us are integers and its head and
 //      signature blobs of their sizes (as every record column has its declared
 //      type), it names a seq <= N whose hash and epoch it repeats, and its

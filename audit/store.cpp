@@ -1141,7 +1141,9 @@ store::erase_result store_impl::erase_flow(std::string_view flow_id_view, std::s
       try {
         erase_result res;
         {
-          sql::statement q(db_, "SELECT seq FROM records WHERE flow_id = ?1 AND kind IN (1, 2) "
+          // `+flow_id`: the table's own column, not the records_flow index (a
+          // hostile file's index may name other flows' rows, or hide some).
+          sql::statement q(db_, "SELECT seq FROM records WHERE +flow_id = ?1 AND kind IN (1, 2) "
                                 "AND payload IS NOT NULL ORDER BY seq");
           q.bind(1, std::string_view(flow_id));
           int rc;
@@ -1153,7 +1155,7 @@ store::erase_result store_impl::erase_flow(std::string_view flow_id_view, std::s
         begin_batch();
         bool ok = !batch_failed_;
         if (ok) {
-          sql::statement upd(db_, "UPDATE records SET payload = NULL WHERE flow_id = ?1 AND kind IN (1, 2)");
+          sql::statement upd(db_, "UPDATE records SET payload = NULL WHERE +flow_id = ?1 AND kind IN (1, 2)");
           upd.bind(1, std::string_view(flow_id));
           ok = upd.step() == SQLITE_DONE;
           if (!ok) note_error("cannot erase payloads: " + db_.message());

@@ -311,3 +311,104 @@ TEST_CASE("verify reports every failure when asked to", "[audit][tamper]") {
   CHECK(sum.failures[0].seq == 5);
   CHECK(sum.failures[1].seq == 30);
 }
+
+namespace {
+
+// Re-keys the records_flow index entry of record `seq` to `fake_flow` while the
+// table row keeps its own flow id: every row, hash, MAC, checkpoint and the
+// schema text stay as written, only the index disagrees with the table.
+void desync_flow_index(const fs::path& db, std::uint64_t seq, const std::string& fake_flow) {
+  std::string real;
+  std::int64_t rootpage = 0;
+  std::string index_sql;
+  {
+    auto d = tamper_db(db);
+    real = std::string(d.query_text(("SELECT flow_id FROM records WHERE seq = " + std::to_string(seq)).c_str()));
+    rootpage = d.query_int("SELECT rootpage FROM sqlite_schema WHERE name = 'records_flow'");
+    index_sql = d.query_text("SELECT sql FROM sqlite_schema WHERE name = 'records_flow'");
+    sql::statement up(d, "UPDATE records SET flow_id = ?1 WHERE seq = ?2");
+    up.bind(1, std::string_view(fake_flow));
+    up.bind(2, static_cast<std::int64_t>(seq));
+    REQUIRE(up.step() == SQLITE_DONE);
+    d.exec("PRAGMA writable_schema=ON");
+    d.exec("DELETE FROM sqlite_schema WHERE name = 'records_flow'");
+  }
+  auto d = tamper_db(db);
+  sql::statement up(d, "UPDATE records SET flow_id = ?1 WHERE seq = ?2");
+  up.bind(1, std::string_view(real));
+  up.bind(2, static_cast<std::int64_t>(seq));
+  REQUIRE(up.step() == SQLITE_DONE);
+  d.exec("PRAGMA writable_schema=ON");
+  sql::statement ins(d, "INSERT INTO sqlite_schema (type, name, tbl_name, rootpage, sql) "
+                        "VALUES ('index', 'records_flow', 'records', ?1, ?2)");
+  ins.bind(1, rootpage);
+  ins.bind(2, std::string_view(index_sql));
+  REQUIRE(ins.step() == SQLITE_DONE);
+  d.exec("PRAGMA writable_schema=OFF");
+}
+
+std::string flow_of(const fs::path& db, std::uint64_t seq) {
+  auto d = tamper_db(db);
+  return std::string(d.query_text(("SELECT flow_id FROM records WHERE seq = " + std::to_string(seq)).c_str()));
+}
+
+}  // namespace
+
+TEST_CASE("a records_flow index that disagrees with the table is detected", "[audit][tamper]") {
+  tampered t;
+  const std::string other = flow_of(t.db, 5);
+  REQUIRE(other != flow_of(t.db, victim));
+  desync_flow_index(t.db, victim, other);
+  {
+    // Looked up through the index, the victim now answers for the other flow.
+    auto d = tamper_db(t.db);
+    sql::statement q(d, "SELECT seq FROM records INDEXED BY records_flow WHERE flow_id = ?1");
+    q.bind(1, std::string_view(other));
+    std::set<std::int64_t> seqs;
+    while (q.step() == SQLITE_ROW) seqs.insert(q.column_int(0));
+    REQUIRE(seqs.count(static_cast<std::int64_t>(victim)) == 1);
+  }
+  const auto f = t.first_failure();
+  CHECK(f.kind == failure_kind::altered);
+  CHECK_THAT(f.detail, Catch::Contains("integrity check"));
+}
+
+TEST_CASE("erase goes by the table's flow ids, not by a hostile index", "[audit][tamper]") {
+  tampered t;
+  const std::string other = flow_of(t.db, 5);
+  const std::string own = flow_of(t.db, victim);
+  desync_flow_index(t.db, victim, other);
+  auto opts = t.opts;
+  auto s = store::open_store(opts);
+  const auto res = s->erase_flow(other, "request 7");
+  for (const auto seq : res.erased) CHECK(flow_of(t.db, seq) == other);
+  s->close();
+  auto d = tamper_db(t.db);
+  sql::statement q(d, "SELECT payload IS NOT NULL FROM records WHERE seq = ?1");
+  q.bind(1, static_cast<std::int64_t>(victim));
+  REQUIRE(q.step() == SQLITE_ROW);
+  CHECK(q.column_int(0) == 1);  // the victim (flow `own`) keeps its payload
+  INFO(own);
+}
+
+TEST_CASE("a payload put back after its erasure is detected", "[audit][tamper]") {
+  tampered t;
+  const fs::path before = t.dir.path / "before-erase.db";
+  fs::copy_file(t.db, before);
+  const std::string flow = flow_of(t.db, victim);
+  {
+    auto s = store::open_store(t.opts);
+    REQUIRE(s->erase_flow(flow, "request 8").erased.size() == 2);
+  }
+  REQUIRE(t.verify().ok());
+  // Both payloads of the flow copied back from the copy taken before.
+  {
+    auto d = tamper_db(t.db);
+    d.exec(("ATTACH DATABASE '" + before.string() + "' AS old").c_str());
+    d.exec(("UPDATE records SET payload = (SELECT payload FROM old.records o WHERE o.seq = records.seq) "
+            "WHERE flow_id = '" + flow + "' AND kind IN (1, 2)").c_str());
+  }
+  const auto f = t.first_failure();
+  CHECK(f.kind == failure_kind::altered);
+  CHECK_THAT(f.detail, Catch::Contains("lists it as erased"));
+}
