@@ -11,6 +11,7 @@
 #include "daemon/enforce/metering.hpp"
 #include "daemon/enforce/payload_json.hpp"
 #include "daemon/enforce/stream_guard.hpp"
+#include "daemon/http_util.hpp"
 #include "daemon/log.hpp"
 #include "policy/parts.hpp"
 #include "policy/volume.hpp"
@@ -29,6 +30,29 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 namespace json = boost::json;
+
+// The content codings of a response other than identity, as received (every
+// Content-Encoding field, each a comma-separated list), joined by ", "; empty
+// when the body is as sent.
+std::string content_coding(const boost::beast::http::fields& headers) {
+  std::string out;
+  for (const auto& field : headers) {
+    if (field.name() != boost::beast::http::field::content_encoding) continue;
+    std::string_view list(field.value().data(), field.value().size());
+    while (!list.empty()) {
+      const auto comma = list.find(',');
+      std::string_view token = list.substr(0, comma);
+      list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+      if (token.empty() || iequals(token, "identity")) continue;
+      if (!out.empty()) out += ", ";
+      out.append(token.data(), std::min<std::size_t>(token.size(), 64));
+      if (out.size() > 256) return out;
+    }
+  }
+  return out;
+}
 
 // The request side's outcome.
 enum class request_outcome : std::uint8_t {
@@ -769,6 +793,7 @@ class enforce_filter final : public filter {
   // Response.
   std::optional<stream_guard> guard_;
   bool response_unscannable_ = false;  // response could not be inspected
+  bool response_encoded_ = false;      // the upstream's body has a Content-Encoding (not identity)
   bool response_error_ = false;        // internal failure on the response
   bool response_findings_limit_ = false;
   std::string response_detail_;
@@ -865,6 +890,20 @@ response_head_status enforce_filter::on_response_head(response_head_state& head)
     if (r.outcome == request_outcome::unscannable) response_unscannable_ = head.kind != body_kind::none;
     return response_head_status::proceed;
   }
+  // A compressed (or otherwise encoded) body cannot be scanned, whatever
+  // was asked for: it is unscannable, never relayed as if it had been read.
+  if (head.kind != body_kind::none && head.headers != nullptr) {
+    if (const auto coding = content_coding(*head.headers); !coding.empty()) {
+      response_encoded_ = true;
+      response_detail_ = "response body has Content-Encoding: " + coding;
+      if (head.kind == body_kind::whole) return response_head_status::inspect_body;
+      // The stream is not decoded (no guard): every block is unscanned, and
+      // in block mode the first one is answered with an error event, which
+      // the client reads uncompressed.
+      if (snap().unscannable == unscannable_mode::block) head.add_headers.push_back({"Content-Encoding", "identity"});
+      return response_head_status::proceed;
+    }
+  }
   if (head.kind == body_kind::event_stream) {
     const auto t0 = clock::now();
     stream_guard_options o;
@@ -886,7 +925,8 @@ response_head_status enforce_filter::on_response_head(response_head_state& head)
   if (head.status >= 200 && head.status < 300) {
     return answers_with_text(*r.endpoint) ? response_head_status::inspect_body : response_head_status::proceed;
   }
-  return head.status >= 400 ? response_head_status::inspect_body : response_head_status::proceed;
+  // Any other status (3xx included: clients and SDKs show its body too).
+  return response_head_status::inspect_body;
 }
 
 event_status enforce_filter::on_event(event_state& ev) {
@@ -898,7 +938,7 @@ event_status enforce_filter::on_event(event_state& ev) {
           stream_error_event(env_->api, 451, "customs: the response could not be inspected", "customs_unscannable"));
       return event_status::stop;
     }
-    if (ev.event->has_data) {
+    if (ev.event->has_data || response_encoded_) {
       ++unscanned_events_;
       shard_->unscanned_events.add();
     }
@@ -937,6 +977,7 @@ void enforce_filter::response_unscannable(response_body_state& body, std::string
 void enforce_filter::on_response_body(response_body_state& body) {
   const auto t0 = clock::now();
   const scope_exit done{[this, t0] { note_time(t0); }};
+  if (response_encoded_) return response_unscannable(body, response_detail_);
   const bool success = body.status >= 200 && body.status < 300;
   // A 2xx answer in the endpoint's shape, or (any status) a provider error,
   // whose every string is scanned; a non-JSON error body is scanned as text.
