@@ -317,6 +317,11 @@ request_status inspect_request(const flow_env& env, request_state& req, request_
   const policy_snapshot& snap = *env.snap;
   std::vector<std::pair<std::string_view, std::string_view>> headers;
   for (const auto& h : req.headers) headers.emplace_back(h.name_string(), h.value());
+  // A coded body (gzip, ...) is not what would be parsed below: a body that
+  // happened to parse as JSON would be scanned as something the provider
+  // never reads.
+  if (const auto coding = content_coding(req.headers); !coding.empty())
+    return unscannable_request(env, req, r, "request body has Content-Encoding: " + coding);
   request_options opts;
   opts.headers = headers;
   opts.max_decoded_text = snap.decoded_text_bytes;

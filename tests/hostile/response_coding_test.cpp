@@ -111,3 +111,23 @@ TEST_CASE("response coding: the body of a 3xx answer is scanned") {
     CHECK(r.status == 451);
   }
 }
+
+TEST_CASE("request coding: a request body with a Content-Encoding is unscannable") {
+  // Plain JSON declared gzip: scanned as JSON, the provider would decode it
+  // as something else. It is never forwarded as read.
+  raw_upstream up([](std::size_t) {
+    return answer("200 OK", "Content-Type: application/json\r\n",
+                  R"({"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]})");
+  });
+  temp_dir dir;
+  enforce::trail_files t(dir.path());
+  daemon_under_test d(enforcing_yaml(t, up.port()), "hostile-request-coding");
+  const std::string body = R"({"model":"m","messages":[{"role":"user","content":"hi"}]})";
+  auto r = exchange(d.port(), content_length_request(body, "Content-Encoding: gzip\r\n", "/openai-us/v1/chat/completions"));
+  INFO(r.raw);
+  CHECK(r.status == 451);
+  CHECK(r.response.body.find("customs_unscannable") != std::string::npos);
+  CHECK(up.requests().empty());
+  r = exchange(d.port(), content_length_request(body, "Content-Encoding: identity\r\n", "/openai-us/v1/chat/completions"));
+  CHECK(r.status == 200);
+}
