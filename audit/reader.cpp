@@ -90,7 +90,8 @@ struct reader::impl {
 
   // The file may be hostile: opened as untrusted, values bounded (row.hpp).
   explicit impl(const std::filesystem::path& file) : db(sql::open_untrusted(file)) {
-    db.exec("PRAGMA mmap_size=1073741824");  // read through a memory map
+    // No memory map: a file that shrinks under a mapped read (truncated while
+    // it is read) would end the process with SIGBUS; read(2) sees an error.
     if (db.query_int("PRAGMA application_id") != format::application_id)
       throw std::runtime_error(file.string() + ": not a customs audit database");
     const auto v = db.query_int("PRAGMA user_version");
@@ -254,7 +255,7 @@ reader::flow_match reader::match_flow(const std::string& prefix) {
 
 std::optional<format::checkpoint> reader::latest_checkpoint() {
   sql::statement st(impl_->db, (std::string("SELECT ") + schema::checkpoint_columns +
-                                " FROM checkpoints ORDER BY id DESC LIMIT 1")
+                                " FROM checkpoints ORDER BY seq DESC, id DESC LIMIT 1")
                                    .c_str());
   if (st.step() != SQLITE_ROW) return std::nullopt;
   stored_checkpoint stored;

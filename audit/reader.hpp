@@ -88,7 +88,8 @@ class reader {
   };
   [[nodiscard]] flow_match match_flow(const std::string& prefix);
 
-  // The latest checkpoint in the database, with the signer recorded for its epoch.
+  // The checkpoint of the greatest seq in the database (the storage order, id,
+  // only breaks ties), with the signer recorded for its epoch.
   [[nodiscard]] std::optional<format::checkpoint> latest_checkpoint();
 
   // Aggregates per group, from each flow's last flow record (its final verdict).

@@ -1,10 +1,16 @@
 #include "audit/sqlite.hpp"
 
+#include <sys/stat.h>
+
 #include <cstring>
 
 namespace customs::audit::sql {
 
 database::database(const std::filesystem::path& file, int flags) {
+  // SQLite would open a FIFO or a device as well, and wait on it for ever (a
+  // FIFO handed to customsctl as --db). Only a regular file (or a new one).
+  if (struct stat st {}; file != ":memory:" && ::stat(file.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw sql_error(file.string() + ": cannot open database: not a regular file", SQLITE_CANTOPEN);
   const int rc = sqlite3_open_v2(file.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);

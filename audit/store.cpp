@@ -388,6 +388,14 @@ store_impl::store_impl(const writer_options& opts) : opts_(opts) {
   signing_ = crypto::load_signing_key(opts_.signing_key);
   signer_ = crypto::sign_public_from_seed(signing_);
 
+  // The lock file sits beside the database file itself, not beside a
+  // symbolic link to it: two writers that name one trail by two paths (a
+  // link, "..") take one lock. (A second mount of the folder still escapes it.)
+  {
+    std::error_code ec;
+    auto real = std::filesystem::weakly_canonical(opts_.db, ec);
+    if (!ec) opts_.db = std::move(real);
+  }
   lock_ = std::make_unique<writer_lock>(opts_.db);
   db_ = sql::database(opts_.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   sqlite3_busy_timeout(db_.get(), 5000);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -182,6 +183,13 @@ void write_plain(std::string& out, const json::value& v) {
     }
     case json::kind::double_: {
       const double d = v.get_double();
+      // A number past the double range (1e999 in a hostile payload) was read
+      // as infinity, which JSON cannot write: it is written back as a number
+      // that reads as infinity again.
+      if (std::isinf(d)) {
+        out += d > 0 ? "1e999" : "-1e999";
+        break;
+      }
       // 5e-324 written out takes 327 characters, 1.8e308 309: room for both.
       char buf[400];
       const auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);

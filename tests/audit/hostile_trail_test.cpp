@@ -4,6 +4,8 @@
 // the writer keeps every record within the format's size bounds.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <array>
 
 #include "audit/row.hpp"
@@ -338,4 +340,21 @@ TEST_CASE("writer bounds: the queue refuses a record past queue_bytes at once", 
   CHECK(s->append(std::move(big)) == make_error_code(errc::queue_full));
   CHECK_FALSE(s->append(make_record(2)));
   CHECK(s->get_stats().append_refused == 1);
+}
+
+TEST_CASE("hostile trail: a FIFO or a directory given as the database is refused at once", "[audit][hostile]") {
+  // SQLite opens a FIFO and waits on it for ever: verify, the reader and the
+  // writer refuse what is not a regular file before opening it.
+  temp_dir dir;
+  const fs::path fifo = dir.path / "trail.db";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  trail t;
+  for (const fs::path& p : {fifo, dir.path}) {
+    INFO(p);
+    CHECK_THROWS_WITH(verify(p, verify_options{}), Catch::Contains("not a regular file"));
+    CHECK_THROWS_WITH(reader(p), Catch::Contains("not a regular file"));
+    auto opts = t.opts;
+    opts.db = p;
+    CHECK_THROWS_WITH(store::open_store(opts), Catch::Contains("not a regular file"));
+  }
 }

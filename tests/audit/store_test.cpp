@@ -175,6 +175,19 @@ TEST_CASE("one writer per database", "[audit]") {
   CHECK_THROWS_WITH(store::open_store(t.opts), Catch::Contains("is in use by another process"));
 }
 
+TEST_CASE("one writer per database also through a symbolic link or another spelling of its path", "[audit]") {
+  trail t;
+  auto s = store::open_store(t.opts);
+  const fs::path link = t.dir.path / "link.db";
+  fs::create_symlink(t.db, link);
+  auto other = t.opts;
+  other.db = link;
+  CHECK_THROWS_WITH(store::open_store(other), Catch::Contains("is in use by another process"));
+  fs::create_directories(t.dir.path / "sub");
+  other.db = t.dir.path / "sub" / ".." / "audit.db";
+  CHECK_THROWS_WITH(store::open_store(other), Catch::Contains("is in use by another process"));
+}
+
 TEST_CASE("a database of another schema version is refused", "[audit]") {
   trail t;
   t.write_flows(0, 1);

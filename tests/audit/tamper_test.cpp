@@ -412,3 +412,24 @@ TEST_CASE("a payload put back after its erasure is detected", "[audit][tamper]")
   CHECK(f.kind == failure_kind::altered);
   CHECK_THAT(f.detail, Catch::Contains("lists it as erased"));
 }
+
+TEST_CASE("the checkpoint handed to auditors is the one of the greatest seq whatever its storage id", "[audit][tamper]") {
+  tampered t;
+  const auto latest = reader(t.db).latest_checkpoint();
+  REQUIRE(latest);
+  // An older checkpoint moved to the end of the storage order.
+  tamper_db(t.db).exec("UPDATE checkpoints SET id = 1000000 WHERE seq = (SELECT min(seq) FROM checkpoints)");
+  const auto after = reader(t.db).latest_checkpoint();
+  REQUIRE(after);
+  CHECK(after->seq == latest->seq);
+}
+
+TEST_CASE("a held checkpoint at seq 0 is refused", "[audit][tamper]") {
+  tampered t;
+  auto held = reader(t.db).latest_checkpoint();
+  REQUIRE(held);
+  held->seq = 0;
+  const auto sum = t.verify(1, held);
+  REQUIRE_FALSE(sum.ok());
+  CHECK_THAT(sum.failures.front().detail, Catch::Contains("held checkpoint names no record"));
+}
