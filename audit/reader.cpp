@@ -87,6 +87,7 @@ struct reader::impl {
   crypto::box_secret_key sk;
   std::map<std::uint64_t, crypto::aead_key> data_keys;
   std::map<std::uint64_t, std::string> key_errors;
+  std::optional<std::map<std::uint64_t, std::int64_t>> epoch_starts;  // epoch -> seq of its (first) epoch_start
 
   // The file may be hostile: opened as untrusted, values bounded (row.hpp).
   explicit impl(const std::filesystem::path& file) : db(sql::open_untrusted(file)) {
@@ -107,10 +108,24 @@ struct reader::impl {
       error = it->second;
       return nullptr;
     }
-    sql::statement st(db, "SELECT payload FROM records WHERE kind = 16 AND epoch = ?1 ORDER BY seq LIMIT 1");
-    st.bind(1, static_cast<std::int64_t>(epoch));
+    // Where each epoch starts, found in one pass over the table the first
+    // time a key is needed: a lookup per epoch read the table from its start
+    // each time (a trail of many short epochs, hostile or not, took time
+    // quadratic in its length).
+    if (!epoch_starts) {
+      epoch_starts.emplace();
+      sql::statement all(db, "SELECT seq, epoch FROM records WHERE kind = 16 ORDER BY seq");
+      while (all.step() == SQLITE_ROW) {
+        if (sqlite3_column_type(all.get(), 0) != SQLITE_INTEGER || sqlite3_column_type(all.get(), 1) != SQLITE_INTEGER)
+          continue;  // malformed: verify names it; no key comes from it
+        epoch_starts->emplace(static_cast<std::uint64_t>(all.column_int(1)), all.column_int(0));
+      }
+    }
+    sql::statement st(db, "SELECT payload FROM records WHERE seq = ?1");
+    const auto at = epoch_starts->find(epoch);
+    if (at != epoch_starts->end()) st.bind(1, at->second);
     std::string why;
-    if (st.step() != SQLITE_ROW) {
+    if (at == epoch_starts->end() || st.step() != SQLITE_ROW) {
       why = "no epoch_start record for epoch " + std::to_string(epoch);
     } else if (const auto body = format::decode_epoch_start(st.column_blob(0)); !body) {
       why = "epoch_start record of epoch " + std::to_string(epoch) + " is malformed";
