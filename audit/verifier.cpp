@@ -228,6 +228,8 @@ class verifier {
     }
     if (!crypto::sign_verify(*key, format::checkpoint_message(cp), cp.sig))
       fail(failure_kind::bad_signature, cp.seq, what + " has a bad signature");
+    else
+      sum_.last_signed_seq = std::max(sum_.last_signed_seq, cp.seq);
   }
 
   void scan() {

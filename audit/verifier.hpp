@@ -62,6 +62,10 @@ struct verify_summary {
   static constexpr std::size_t max_listed_flows = 100;
   std::vector<std::string> erased_flows;
   std::uint64_t checkpoints = 0;
+  // The greatest seq a checkpoint with a good signature names (stored or
+  // held): records past it are covered by no signature, only by the MACs,
+  // which whoever holds the sealing seed can recompute.
+  std::uint64_t last_signed_seq = 0;
   bool macs_checked = false;
   bool signer_trusted = false;        // checkpoints were checked against verify_options::signer
   bool held_checkpoint_checked = false;

@@ -315,6 +315,16 @@ int cmd_verify(const parsed_args& a) {
             << (sum.signer_trusted ? "the given --signer key"
                                    : "the key recorded in the trail (give --signer signing.pub)")
             << "\n";
+  if (sum.last_signed_seq == 0 && sum.records > 0)
+    std::cout << "signed:      NO record is covered by a signed checkpoint: whoever holds the "
+                 "sealing seed could have rewritten every one (give --checkpoint FILE)\n";
+  else if (sum.last_signed_seq < sum.last_seq)
+    std::cout << "signed:      records 1.." << sum.last_signed_seq << " are covered by a signed checkpoint; the "
+              << sum.last_seq - sum.last_signed_seq
+              << " after it only by MACs (a live trail's current epoch, or a tail whoever holds the "
+                 "sealing seed could have rewritten)\n";
+  else if (sum.records > 0)
+    std::cout << "signed:      every record is covered by a signed checkpoint\n";
   if (sum.held_checkpoint_checked)
     std::cout << "held checkpoint: seq " << vo.held->seq << " matches (no truncation or rollback)\n";
   else

@@ -50,6 +50,23 @@ TEST_CASE("audit verify: exit 0 with a summary on a valid trail", "[tools][audit
   CHECK_THAT(plain.out, Catch::Contains("NOT checked"));
 }
 
+TEST_CASE("audit verify: says which records no signed checkpoint covers", "[tools][audit][verify]") {
+  // A holder of the sealing seed can rewrite records and recompute their
+  // MACs; only a signature (or a held checkpoint) tells. With the stored
+  // checkpoints deleted the trail still verifies: the summary must not read
+  // as if signatures had vouched for it.
+  cli_trail t;
+  const auto closed = audit_cmd(t.verify_args());
+  INFO(closed.out << closed.err);
+  REQUIRE(closed.code == 0);
+  CHECK_THAT(closed.out, Catch::Contains("every record is covered by a signed checkpoint"));
+  tamper_db(t.db).exec("DELETE FROM checkpoints");
+  const auto bare = audit_cmd(t.verify_args());
+  INFO(bare.out << bare.err);
+  REQUIRE(bare.code == 0);
+  CHECK_THAT(bare.out, Catch::Contains("NO record is covered by a signed checkpoint"));
+}
+
 TEST_CASE("audit verify: exit 1 naming the first failing record and the kind", "[tools][audit]") {
   cli_trail t;
   flip_blob_byte(t.db, 9, "payload", 40);
