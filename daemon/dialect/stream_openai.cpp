@@ -234,8 +234,10 @@ class responses_codec final : public stream_codec_impl {
       error_event(ev);
       return ev;
     }
-    if (auto* err = member(o, "error"); err != nullptr && !err->is_null() && type.empty()) {
-      ev.kind = event_kind::error;
+    // Any event with a non-null "error" (typed or not): the SDKs raise with
+    // its message, whatever the type says. Every string of it is scanned.
+    if (auto* err = member(o, "error"); err != nullptr && !err->is_null()) {
+      error_event(ev);
       return ev;
     }
     if (type == "response.failed") {

@@ -288,6 +288,26 @@ TEST_CASE("openai responses stream: errors, failed responses, unknown events, ba
   CHECK(bad.error().where == "/output_index");
 }
 
+// Found attacking customsd as a hostile provider: an event with a top-level
+// "error" object was marked an error but none of its strings was a slot (and
+// with a type, it was not even that), while openai-python raises on any
+// event whose "error" is set, with its message.
+TEST_CASE("openai responses stream: every string of an error object is scanned whatever the event's type", "[dialect][stream]") {
+  for (const auto& [name, data] : std::vector<std::pair<std::string, std::string>>{
+           {"", R"({"error":{"message":"id 11010519491231002X"}})"},
+           {"response.in_progress",
+            R"({"type":"response.in_progress","sequence_number":1,"response":{"id":"r","status":"in_progress","output":[]},"error":{"message":"id 11010519491231002X"}})"},
+       }) {
+    CAPTURE(data);
+    auto codec = make_codec(endpoint_kind::openai_responses);
+    auto ev = decode_ok(codec, name, data);
+    CHECK(ev.kind == event_kind::error);
+    bool found = false;
+    for (const auto& slot : ev.slots) found = found || slot.text == "id 11010519491231002X";
+    CHECK(found);
+  }
+}
+
 // Found by fuzz_dialect_rewrite: every string of an error event is scanned, and
 // a redaction of the event's own "type" turned {"type":"error"} into an event
 // of unknown kind for the client. The discriminator is scanned but fixed (a
