@@ -1068,6 +1068,10 @@ policy::action enforce_filter::response_action(std::optional<policy::verdict>& f
     // The stream's verdict, decided as audit replay decides the recorded texts:
     // all segments together, one part each.
     final_resp = snap().rules->decide(env_->context(policy::direction::response), guard_->findings());
+    // A finding that asks for a redaction where the text cannot be rewritten
+    // (an event name, an error event's type) cuts the stream as a block: the
+    // record says what was done.
+    if (guard_->cut() == cut_reason::blocked) final_resp->act = policy::action::block;
   }
   return final_resp ? final_resp->act : policy::action::allow;
 }

@@ -94,8 +94,8 @@ stream_guard::segment* stream_guard::latest_segment(std::string_view key) {
 }
 
 stream_guard::segment* stream_guard::whole_segment(const std::string& key, std::string_view text,
-                                                   std::vector<policy::finding> findings) {
-  if (segs_.size() >= max_segments) return nullptr;
+                                                   std::vector<policy::finding> findings, bool last) {
+  if (segs_.size() >= max_segments && !last) return nullptr;
   const auto part = static_cast<std::uint32_t>(segs_.size());
   for (auto& f : findings) f.part = part;
   segment s;
@@ -175,6 +175,16 @@ stream_guard::step stream_guard::stop_blocked(const segment* seg, const policy::
   out.clear();
   out.push_back(stream_error_event(api_, 451, msg, "customs_blocked"));
   return step::stop;
+}
+
+stream_guard::step stream_guard::stop_whole(const std::string& key, std::string_view text, const policy::verdict& v,
+                                            std::vector<std::string>& out) {
+  // The findings that cut the stream are the flow's like any other (the
+  // closing record and replay decide from them): a segment of their own, even
+  // past max_segments (the stream ends here).
+  (void)whole_segment(key, text, v.findings, true);
+  findings_ += segs_.back().counted;
+  return stop_blocked(nullptr, &v, out);
 }
 
 stream_guard::step stream_guard::stop_engine(std::string why, std::vector<std::string>& out) {
@@ -269,7 +279,7 @@ stream_guard::step stream_guard::on_name(const sse_block& block, std::vector<std
   if (std::find(names_.begin(), names_.end(), name) != names_.end()) return step::pass;
   bool over = false;
   auto v = scan_whole(name, static_cast<std::uint32_t>(segs_.size()), over);
-  if (v.act >= policy::action::redact) return stop_blocked(nullptr, &v, out);
+  if (v.act >= policy::action::redact) return stop_whole("event:" + std::string(name), name, v, out);
   if (!v.findings.empty() || over) {
     if (whole_segment("event:" + std::string(name), name, std::move(v.findings)) == nullptr) {
       return stop_engine("more than " + std::to_string(max_segments) + " channel segments", out);
@@ -295,7 +305,7 @@ stream_guard::step stream_guard::on_error_event(const sse_block& block, stream_e
     // A string that cannot take a replacement (the event's own type) blocks
     // where it would be redacted.
     if (v.act == policy::action::block || (v.act == policy::action::redact && !slot.writable())) {
-      return stop_blocked(nullptr, &v, out);
+      return stop_whole("err", slot.text, v, out);
     }
     if (v.act == policy::action::redact) {
       repl[i] = rules_->redact(slot.text, v.findings, static_cast<std::uint32_t>(segs_.size()));
@@ -408,7 +418,7 @@ stream_guard::step stream_guard::on_event(const sse_block& block, std::vector<st
     const segment* seg = latest_segment(slot.channel);
     bool over = false;
     auto v = scan_whole(slot.text, static_cast<std::uint32_t>(segs_.size()), over);
-    if (v.act == policy::action::block) return stop_blocked(nullptr, &v, out);
+    if (v.act == policy::action::block) return stop_whole(slot.channel, slot.text, v, out);
     // Same text as streamed (or already scanned whole): its findings are counted.
     const bool known = seg != nullptr && !seg->open && seg->digest == crypto::blake2b(bytes_of(slot.text));
     if (v.act == policy::action::redact) {

@@ -29,7 +29,9 @@
 // scanned whole (block cuts the stream with Customs' own error event instead,
 // redact re-encodes the error); an event name ("event:" field) is scanned the
 // first time it is seen, and a finding there that asks for more than a tag
-// cuts the stream as a block (a name cannot be rewritten).
+// cuts the stream as a block (a name cannot be rewritten). Whatever cuts the
+// stream is in findings(): the text scanned whole that did (a name, an error's
+// string, an aggregate) is recorded as a segment before the cut.
 //
 // Fails closed: an event the codec cannot decode or does not know follows the
 // `unscannable` mode (block cuts the stream); an error of re-encoding always cuts.
@@ -139,9 +141,16 @@ class stream_guard {
   [[nodiscard]] segment* open_segment(const std::string& key);
   [[nodiscard]] segment* latest_segment(std::string_view key);
   // A closed segment for a text scanned whole (aggregates, names, errors).
+  // `last`: the stream is cut right after, the segment is added even past
+  // max_segments.
   [[nodiscard]] segment* whole_segment(const std::string& key, std::string_view text,
-                                       std::vector<policy::finding> findings);
+                                       std::vector<policy::finding> findings, bool last = false);
   [[nodiscard]] step stop_blocked(const segment* seg, const policy::verdict* v, std::vector<std::string>& out);
+  // Cuts the stream for a text scanned whole (`v` its verdict, block, or a
+  // redaction where the text cannot be rewritten): its findings and text are
+  // recorded as a segment first, so that findings() holds what cut the stream.
+  [[nodiscard]] step stop_whole(const std::string& key, std::string_view text, const policy::verdict& v,
+                                std::vector<std::string>& out);
   [[nodiscard]] step stop_engine(std::string why, std::vector<std::string>& out);
   [[nodiscard]] step unscannable_event(std::string why, std::vector<std::string>& out);
   // Finishes a segment; false when it blocked.

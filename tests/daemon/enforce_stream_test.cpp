@@ -565,3 +565,70 @@ TEST_CASE("stream guard: texts kept for the audit record stop at keep_bytes") {
   CHECK(markers[0].at("bytes").to_number<std::int64_t>() == 16);
   CHECK(markers[0].at("kept").to_number<std::int64_t>() == 10);
 }
+
+namespace {
+
+bool has_finding(const std::vector<customs::policy::finding>& fs, const std::string& text, customs::policy::action a) {
+  for (const auto& f : fs) {
+    if (f.text.find(text) != std::string::npos && f.applied == a) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("stream guard: a block found in an event name or an error event or an aggregate is kept in the findings") {
+  auto responses_ev = [](const std::string& type, json::object o) {
+    o["type"] = type;
+    return named(type, o);
+  };
+  struct cut_case {
+    const char* name;
+    endpoint_kind e;
+    std::string stream;
+  };
+  const cut_case cases[] = {
+      {"error event", endpoint_kind::openai_chat,
+       data(chat_chunk({{"content", "hello "}})) +
+           data({{"error", json::object{{"message", "failed on " + secret}, {"type", "server_error"}}}})},
+      {"event name", endpoint_kind::openai_chat,
+       "event: " + secret + "\n" + data(chat_chunk({{"content", "hello"}})) + "data: [DONE]\n\n"},
+      {"aggregate", endpoint_kind::openai_responses,
+       responses_ev("response.output_text.delta", {{"sequence_number", 1}, {"item_id", "m"}, {"output_index", 0},
+                                                   {"content_index", 0}, {"delta", "harmless"}}) +
+           responses_ev("response.output_text.done", {{"sequence_number", 2}, {"item_id", "m"}, {"output_index", 0},
+                                                      {"content_index", 0}, {"text", "key " + secret}})},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    auto g = make(c.e, dialect::openai);
+    const auto r = run(g, c.stream);
+    INFO(r.out);
+    CHECK(r.stopped);
+    CHECK(g.cut() == cut_reason::blocked);
+    CHECK(r.out.find(secret) == std::string::npos);
+    CHECK(has_finding(g.findings(), secret, customs::policy::action::block));
+    // The text that caused the cut is kept for the record, as replay reads it.
+    bool kept = false;
+    for (const auto& t : written_texts(g.kept())) kept = kept || std::string(t.as_string()).find(secret) != std::string::npos;
+    CHECK(kept);
+  }
+}
+
+TEST_CASE("stream guard: a redaction that cuts an event name or an error event's type is kept in the findings") {
+  const std::string phone = "138 1234 5678";
+  {
+    auto g = make(endpoint_kind::openai_chat, dialect::openai);
+    const auto r = run(g, "event: call " + phone + "\n" + data(chat_chunk({{"content", "hello"}})) + "data: [DONE]\n\n");
+    CHECK(r.stopped);
+    CHECK(g.cut() == cut_reason::blocked);
+    CHECK(has_finding(g.findings(), phone, customs::policy::action::redact));
+  }
+  {
+    auto g = make(endpoint_kind::anthropic_messages, dialect::anthropic);
+    const auto r = run(g, named("error", {{"type", "call " + phone}, {"message", "failed"}}));
+    CHECK(r.stopped);
+    CHECK(g.cut() == cut_reason::blocked);
+    CHECK(has_finding(g.findings(), phone, customs::policy::action::redact));
+  }
+}
