@@ -9,8 +9,12 @@
 //   content_block_stop   {"index":i}
 //   message_delta        {"delta":{"stop_reason":...},"usage":{"output_tokens":N}}
 //   message_stop, ping, error {"type":"error","error":{"type":..,"message":..}}
-// The SDKs dispatch on the event name; so does this codec (falling back to the
-// data's "type" when the name is missing).
+// The SDKs select the events to read by their name but build each from its
+// data's "type" (the Python SDK: an `event: message_delta` whose data says
+// content_block_delta is shown as a text delta). A name and a data "type" that
+// disagree are therefore an event this codec does not decode (unscannable),
+// except `event: error`, which the SDKs raise from its name whatever the data
+// (every string of it is scanned). Without a name, the data's "type" decides.
 #include "daemon/dialect/response_walk.hpp"
 #include "daemon/dialect/stream_impl.hpp"
 
@@ -26,7 +30,15 @@ class anthropic_codec final : public stream_codec_impl {
     auto root = parse_object(ev, data);
     if (!root) return root.error();
     auto& o = **root;
-    std::string_view type = name.empty() ? string_or_empty(o, "type") : name;
+    std::string_view type = name;
+    if (const auto* t = o.if_contains("type"); name != "error" && t != nullptr) {
+      if (!t->is_string()) return codec_error{codec_errc::unexpected_shape, "/type"};
+      const std::string_view data_type = t->get_string();
+      if (!name.empty() && data_type != name) {
+        return codec_error{codec_errc::unexpected_shape, "/type: the data's type is not the event's name"};
+      }
+      type = data_type;
+    }
 
     if (type == "error") {
       error_event(ev);

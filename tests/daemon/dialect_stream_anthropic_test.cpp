@@ -122,3 +122,27 @@ TEST_CASE("anthropic stream: a tool_use start with a filled input yields whole l
   CHECK(ev.closes == std::vector<std::string>{"b3.l0", "b3.n"});
   CHECK(ev.kind == event_kind::content);
 }
+
+TEST_CASE("anthropic stream: an event name that differs from the data's type is not decoded", "[dialect][stream]") {
+  auto codec = anthropic_codec();
+  (void)decode_ok(codec, "content_block_start",
+                  R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})");
+  // The SDKs build the event from the data's type: read by its name, the text
+  // would pass unscanned.
+  auto mismatch = codec.decode("message_delta",
+                               R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hidden"}})");
+  REQUIRE_FALSE(mismatch.has_value());
+  CHECK(mismatch.error().code == codec_errc::unexpected_shape);
+  auto numeric = codec.decode("message_delta", R"({"type":7,"usage":{"output_tokens":1}})");
+  CHECK_FALSE(numeric.has_value());
+  // Without a name the data's type decides; without a type, the name.
+  auto nameless = decode_ok(codec, "", R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"seen"}})");
+  REQUIRE(nameless.slots.size() == 1);
+  CHECK(nameless.slots[0].text == "seen");
+  auto typeless = decode_ok(codec, "content_block_delta", R"({"index":0,"delta":{"type":"text_delta","text":"also"}})");
+  REQUIRE(typeless.slots.size() == 1);
+  CHECK(typeless.slots[0].text == "also");
+  // `event: error` is an error whatever its data says (every string scanned).
+  auto err = decode_ok(codec, "error", R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}})");
+  CHECK(err.kind == event_kind::error);
+}

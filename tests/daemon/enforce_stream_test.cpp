@@ -632,3 +632,41 @@ TEST_CASE("stream guard: a redaction that cuts an event name or an error event's
     CHECK(has_finding(g.findings(), phone, customs::policy::action::redact));
   }
 }
+
+TEST_CASE("stream guard: an Anthropic event whose name and data type differ is unscannable") {
+  const std::string smuggled =
+      named("message_delta", {{"type", "content_block_delta"}, {"index", 0},
+                              {"delta", json::object{{"type", "text_delta"}, {"text", "key " + secret}}}});
+  std::string s = anthropic_stream({"hello"});
+  const auto at = s.find("event: content_block_stop");
+  REQUIRE(at != std::string::npos);
+  s.insert(at, smuggled);
+  {
+    auto g = make(endpoint_kind::anthropic_messages, dialect::anthropic);
+    const auto r = run(g, s);
+    INFO(r.out);
+    CHECK(r.stopped);
+    CHECK(g.cut() == cut_reason::unscannable);
+    CHECK(r.out.find(secret) == std::string::npos);
+    CHECK(r.out.find("customs_unscannable") != std::string::npos);
+  }
+  {
+    stream_guard_options o;
+    o.unscannable = unscannable_mode::tag;
+    auto g = make(endpoint_kind::anthropic_messages, dialect::anthropic, o);
+    const auto r = run(g, s);
+    CHECK_FALSE(r.stopped);
+    CHECK(g.unscanned_events() == 1);
+  }
+  {
+    // The same event named by its data's type is scanned (and blocked).
+    std::string t = anthropic_stream({"hello"});
+    t.insert(t.find("event: content_block_stop"),
+             named("content_block_delta", {{"type", "content_block_delta"}, {"index", 0},
+                                           {"delta", json::object{{"type", "text_delta"}, {"text", "key " + secret}}}}));
+    auto g = make(endpoint_kind::anthropic_messages, dialect::anthropic);
+    const auto r = run(g, t);
+    CHECK(r.stopped);
+    CHECK(g.cut() == cut_reason::blocked);
+  }
+}
