@@ -31,12 +31,17 @@ constexpr bool invisible_control(std::uint32_t cp) noexcept {
   return (cp < 0x20 && (cp < 0x09 || cp > 0x0D)) || (cp >= 0x7F && cp <= 0x9F && cp != 0x85);
 }
 // Invisible characters: general category Cf, the combining grapheme joiner,
-// variation selectors, and the Hangul fillers (which render as nothing).
+// variation selectors, and the Hangul fillers (which render as nothing); and
+// the generic combining marks (diacritics U+0300-036F and their extensions,
+// marks for symbols such as the keycap U+20E3, half marks), which draw on the
+// character before them: a digit under an accent, a strike or a keycap still
+// reads as that digit.
 constexpr cp_range invisible_ranges[] = {
-    {0x00AD, 0x00AD},   {0x034F, 0x034F},   {0x0600, 0x0605},   {0x061C, 0x061C},   {0x06DD, 0x06DD},
+    {0x00AD, 0x00AD},   {0x0300, 0x036F},   {0x0600, 0x0605},   {0x061C, 0x061C},   {0x06DD, 0x06DD},
     {0x070F, 0x070F},   {0x0890, 0x0891},   {0x08E2, 0x08E2},   {0x115F, 0x1160},   {0x17B4, 0x17B5},
-    {0x180B, 0x180F},   {0x200B, 0x200F},   {0x202A, 0x202E},   {0x2060, 0x2064},   {0x2066, 0x206F},
-    {0x3164, 0x3164},   {0xFE00, 0xFE0F},   {0xFEFF, 0xFEFF},   {0xFFA0, 0xFFA0},   {0xFFF9, 0xFFFB},
+    {0x180B, 0x180F},   {0x1AB0, 0x1AFF},   {0x1DC0, 0x1DFF},   {0x200B, 0x200F},   {0x202A, 0x202E},
+    {0x2060, 0x2064},   {0x2066, 0x206F},   {0x20D0, 0x20FF},
+    {0x3164, 0x3164},   {0xFE00, 0xFE0F},   {0xFE20, 0xFE2F},   {0xFEFF, 0xFEFF},   {0xFFA0, 0xFFA0},   {0xFFF9, 0xFFFB},
     {0x110BD, 0x110BD}, {0x110CD, 0x110CD}, {0x13430, 0x1343F}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A},
     {0xE0001, 0xE0001}, {0xE0020, 0xE007F}, {0xE0100, 0xE01EF}};
 
@@ -52,12 +57,12 @@ constexpr numeral numerals[] = {
     {0x9646, '6'}, {0x9678, '6'}, {0x96F6, '0'}};
 
 // Lead bytes whose characters are never invisible, digits or full-width
-// letters: copied without decoding. (C2, CD, D8-DC, DF, E0-E3, EA, EF, F0, F3
+// letters: copied without decoding. (C2, CC, CD, D8-DC, DF, E0-E3, EA, EF, F0, F3
 // hold some; E4-E9, the CJK ideographs, hold the Chinese numerals and are
 // copied without more work once decoded, see cjk_lead.)
 constexpr std::array<bool, 256> plain_lead = [] {
   std::array<bool, 256> t{};
-  for (int b = 0xC3; b <= 0xCC; ++b) t[static_cast<std::size_t>(b)] = true;
+  for (int b = 0xC3; b <= 0xCB; ++b) t[static_cast<std::size_t>(b)] = true;
   for (int b = 0xCE; b <= 0xD7; ++b) t[static_cast<std::size_t>(b)] = true;
   t[0xDD] = t[0xDE] = true;
   for (int b = 0xEB; b <= 0xEE; ++b) t[static_cast<std::size_t>(b)] = true;
@@ -268,13 +273,38 @@ bool is_invisible(std::uint32_t cp) noexcept {
   return false;
 }
 
+namespace {
+// Digits that are not of category Nd but read as one digit each (category
+// No): superscripts, subscripts, circled, parenthesized and dotted digits.
+// Runs of consecutive code points: first code point, the digit it stands for,
+// how many.
+struct digit_run {
+  std::uint32_t first;
+  char digit;
+  std::uint8_t count;
+};
+constexpr digit_run other_digits[] = {
+    {0x00B2, '2', 2}, {0x00B9, '1', 1}, {0x2070, '0', 1}, {0x2074, '4', 6}, {0x2080, '0', 10},
+    {0x2460, '1', 9}, {0x2474, '1', 9}, {0x2488, '1', 9}, {0x24EA, '0', 1}, {0x24F5, '1', 9},
+    {0x24FF, '0', 1}, {0x2776, '1', 9}, {0x2780, '1', 9}, {0x278A, '1', 9}, {0x1F100, '0', 1},
+    {0x1F101, '0', 10}};
+}  // namespace
+
 char ascii_digit(std::uint32_t cp) noexcept {
   if (cp >= '0' && cp <= '9') return static_cast<char>(cp);
-  if (cp < 0x660) return 0;
-  const auto* it = std::upper_bound(std::begin(digit_zeros), std::end(digit_zeros), cp);
-  if (it == std::begin(digit_zeros)) return 0;
-  const std::uint32_t zero = *(it - 1);
-  return cp - zero < 10 ? static_cast<char>('0' + (cp - zero)) : 0;
+  if (cp < 0xB2) return 0;
+  if (cp >= 0x660) {
+    const auto* it = std::upper_bound(std::begin(digit_zeros), std::end(digit_zeros), cp);
+    if (it != std::begin(digit_zeros)) {
+      const std::uint32_t zero = *(it - 1);
+      if (cp - zero < 10) return static_cast<char>('0' + (cp - zero));
+    }
+  }
+  for (const auto& r : other_digits) {
+    if (cp < r.first) return 0;
+    if (cp - r.first < r.count) return static_cast<char>(r.digit + (cp - r.first));
+  }
+  return 0;
 }
 
 char numeral_digit(std::uint32_t cp) noexcept {

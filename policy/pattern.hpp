@@ -40,8 +40,9 @@ namespace customs::policy::pattern {
 // two different ones otherwise (" -" is arithmetic more often than a number).
 // text::is_number_separator and text::separator_after_digit agree with this.
 inline constexpr std::string_view separator_re2 =
-    "(?:\\r\\n|[ \\t]{2}|--|[\\t\\n\\r /_.\\-\\x{85}\\x{A0}\\x{2007}\\x{2009}\\x{2010}-\\x{2013}\\x{2028}"
-    "\\x{2029}\\x{202F}\\x{2212}\\x{3000}\\x{FF0D}\\x{FF0E}\\x{FF0F}\\x{FF3F}])";
+    "(?:\\r\\n|[ \\t]{2}|--|[\\t\\n\\x{0B}\\x{0C}\\r /_.\\-\\x{85}\\x{A0}\\x{B7}\\x{1680}\\x{2000}-\\x{200A}"
+    "\\x{2010}-\\x{2015}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{2212}\\x{2E3A}\\x{2E3B}\\x{3000}\\x{3001}"
+    "\\x{30FB}\\x{FF0D}\\x{FF0E}\\x{FF0F}\\x{FF3F}\\x{FF65}])";
 
 struct rewrite_result {
   std::string re2;    // the pattern in RE2 syntax

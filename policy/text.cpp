@@ -64,12 +64,15 @@ std::string alnum_upper(std::string_view s) {
 
 bool is_number_separator(std::uint32_t cp) noexcept {
   switch (cp) {
-    case ' ': case '\t': case '\n': case '\r': case '/': case '_': case '-': case '.':
-    case 0x85: case 0xA0: case 0x2007: case 0x2009: case 0x2028: case 0x2029: case 0x202F: case 0x2212: case 0x3000:
-    case 0xFF0D: case 0xFF0E: case 0xFF0F: case 0xFF3F:
+    case ' ': case '\t': case '\n': case '\v': case '\f': case '\r': case '/': case '_': case '-': case '.':
+    case 0x85: case 0xA0: case 0xB7: case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x2212:
+    case 0x2E3A: case 0x2E3B: case 0x3000: case 0x3001: case 0x30FB:
+    case 0xFF0D: case 0xFF0E: case 0xFF0F: case 0xFF3F: case 0xFF65:
       return true;
     default:
-      return cp >= 0x2010 && cp <= 0x2013;
+      // En quad to hair space (U+2000-200A), and hyphen to horizontal bar
+      // (U+2010-2015: dashes of every length).
+      return (cp >= 0x2000 && cp <= 0x200A) || (cp >= 0x2010 && cp <= 0x2015);
   }
 }
 

@@ -91,8 +91,10 @@ void encode(std::uint32_t cp, std::string& out);
 [[nodiscard]] std::string alnum_upper(std::string_view s);
 
 // A separator inside a number ({sep} in patterns, pattern::separator_re2): space,
-// tab, LF, CR, '/', '_', '-', '.', U+0085, U+00A0, U+2007, U+2009, U+2010-2013,
-// U+2028, U+2029, U+202F, U+2212, U+3000, U+FF0D, U+FF0E, U+FF0F, U+FF3F.
+// tab, LF, VT, FF, CR, '/', '_', '-', '.', U+0085, U+00A0, U+00B7 (middle dot),
+// U+1680, U+2000-200A (spaces of every width), U+2010-2015 (dashes), U+2028,
+// U+2029, U+202F, U+205F, U+2212, U+2E3A, U+2E3B, U+3000, U+3001 (ideographic
+// comma), U+30FB, U+FF0D, U+FF0E, U+FF0F, U+FF3F, U+FF65.
 [[nodiscard]] bool is_number_separator(std::uint32_t cp) noexcept;
 
 // Whether every run of separators that stands between two digits of s is the

@@ -157,6 +157,36 @@ std::vector<vector> vectors() {
       {"separators", "two spaces between every two digits", joined("  ")},
       {"separators", "groups on lines cut by U+2028", grouped(utf8(0x2028))},
       {"separators", "groups on paragraphs cut by U+2029", grouped(utf8(0x2029))},
+      // Found by attacking customsd: separators that read as a gap or a
+      // dash between groups but were not separators.
+      {"separators", "em spaces", grouped(utf8(0x2003))},
+      {"separators", "hair spaces", grouped(utf8(0x200A))},
+      {"separators", "vertical tabs", grouped("\v")},
+      {"separators", "form feeds", grouped("\f")},
+      {"separators", "em dashes", grouped(utf8(0x2014))},
+      {"separators", "horizontal bars", grouped(utf8(0x2015))},
+      {"separators", "middle dots", grouped(utf8(0x00B7))},
+      {"separators", "katakana middle dots", grouped(utf8(0x30FB))},
+      {"separators", "ideographic commas", grouped(utf8(0x3001))},
+      // A combining mark on every digit (it draws on the digit: the digit is
+      // still read), and digits in keycaps. As with every invisible
+      // character, a mark after the last character is not part of the match
+      // (it stays after a redaction), so these end with the bare last one.
+      {"invisible", "combining low line on each character", joined(utf8(0x0332))},
+      {"invisible", "combining acute accent on each character", joined(utf8(0x0301))},
+      {"invisible", "combining long stroke on each character", joined(utf8(0x0336))},
+      {"invisible", "keycaps", joined(utf8(0xFE0F) + utf8(0x20E3))},
+      // Digits of category No: superscript, subscript, circled.
+      {"digits", "superscript digits", each([](char c) {
+         if (c == 'X') return std::string("X");
+         static const std::uint32_t sup[] = {0x2070, 0xB9, 0xB2, 0xB3, 0x2074, 0x2075, 0x2076, 0x2077, 0x2078, 0x2079};
+         return utf8(sup[c - '0']);
+       })},
+      {"digits", "subscript digits", each([](char c) { return c == 'X' ? std::string("X") : utf8(0x2080 + static_cast<std::uint32_t>(c - '0')); })},
+      {"digits", "circled digits", each([](char c) {
+         if (c == 'X') return std::string("X");
+         return c == '0' ? utf8(0x24EA) : utf8(0x2460 + static_cast<std::uint32_t>(c - '1'));
+       })},
       {"separators", "groups on lines cut by NEL", grouped(utf8(0x0085))},
       {"separators", "full-width hyphen-minus", grouped(utf8(0xFF0D))},
       {"separators", "lower-case check character", "11010519491231002x"},
