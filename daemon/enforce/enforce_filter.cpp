@@ -897,7 +897,11 @@ response_head_status enforce_filter::on_response_head(response_head_state& head)
   }
   // A compressed (or otherwise encoded) body cannot be scanned, whatever
   // was asked for: it is unscannable, never relayed as if it had been read.
-  if (head.kind != body_kind::none && head.headers != nullptr) {
+  // (Bodies that are never scanned, the 2xx answers of endpoints without
+  // text, are relayed as they come, coded or not.)
+  const bool never_scanned = head.kind == body_kind::whole && head.status >= 200 && head.status < 300 &&
+                             !answers_with_text(*r.endpoint);
+  if (head.kind != body_kind::none && head.headers != nullptr && !never_scanned) {
     if (const auto coding = content_coding(*head.headers); !coding.empty()) {
       response_encoded_ = true;
       response_detail_ = "response body has Content-Encoding: " + coding;

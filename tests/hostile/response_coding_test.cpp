@@ -131,3 +131,20 @@ TEST_CASE("request coding: a request body with a Content-Encoding is unscannable
   r = exchange(d.port(), content_length_request(body, "Content-Encoding: identity\r\n", "/openai-us/v1/chat/completions"));
   CHECK(r.status == 200);
 }
+
+TEST_CASE("response coding: a coded answer of an endpoint whose answers are never scanned is relayed as it came") {
+  // Embeddings answer with numbers, not text: their 2xx bodies are relayed
+  // unread whatever their coding, as before.
+  raw_upstream up([](std::size_t) {
+    return answer("200 OK", "Content-Type: application/json\r\nContent-Encoding: gzip\r\n", gzip_error);
+  });
+  temp_dir dir;
+  enforce::trail_files t(dir.path());
+  daemon_under_test d(enforcing_yaml(t, up.port()), "hostile-response-coding");
+  const auto r = exchange(d.port(), content_length_request(R"({"model":"m","input":"hi"})", {},
+                                                           "/openai-us/v1/embeddings"));
+  INFO(r.raw);
+  CHECK(r.status == 200);
+  CHECK(r.response.headers[boost::beast::http::field::content_encoding] == "gzip");
+  CHECK(r.response.body == gzip_error);
+}
