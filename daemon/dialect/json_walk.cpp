@@ -484,6 +484,7 @@ bool walker::blob(json::string& s, std::string_view declared) {
   slot.target = &s;
   slot.form = form;
   slot.media_type = std::move(media_type);
+  slot.payload = static_cast<std::size_t>(encoded.data() - value.data());
   slots_.push_back(std::move(slot));
   decoded_.push_back(&s);
   return true;

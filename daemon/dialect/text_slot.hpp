@@ -86,6 +86,11 @@ struct text_slot {
   std::shared_ptr<std::string> owned;  // the text, when it is not the target's own
   // base64 / data_url: the media type and parameters to write back.
   std::string media_type;
+  // base64 / data_url: where the encoded text starts in the target (0 for
+  // base64; past the comma for a data: URL). Only the target's bytes from here
+  // on are rewritten from the text: the media type and parameters before it
+  // are written back as they were.
+  std::size_t payload = 0;
 
   // Whether a replacement can be written (rewrite_document accepts it).
   [[nodiscard]] bool writable() const noexcept { return target != nullptr && form != slot_form::fixed; }

@@ -390,15 +390,18 @@ request_status finish_request(const flow_env& env, request_state& req, request_r
     // header: see request.hpp) blocks instead.
     // An inline file's own string (base64, a data: URL) is scanned as it is
     // and cannot take a replacement, but it is rewritten whole from its decoded
-    // text: a finding in it is covered when the same detector's match is
-    // redacted in the decoded text of the same string.
+    // text: a finding in it is covered when it lies in the encoded payload
+    // (which is rewritten) and the same detector's match is redacted in the
+    // decoded text of the same string. A finding in a data: URL's media type or
+    // parameters is not covered: they are written back as they were.
     const auto covered_by_attachment = [&](const policy::finding& f) {
       const auto* target = ex->slots[f.part].target;
       if (target == nullptr) return false;
       for (const auto& g : r.verdict.findings) {
         if (g.part >= ex->slots.size() || g.applied != policy::action::redact) continue;
         const auto& a = ex->slots[g.part];
-        if (a.role == slot_role::attachment && a.target == target && a.writable() && g.detector == f.detector) {
+        if (a.role == slot_role::attachment && a.target == target && a.writable() && g.detector == f.detector &&
+            f.start >= a.payload) {
           return true;
         }
       }

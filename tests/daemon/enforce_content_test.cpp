@@ -326,6 +326,62 @@ TEST_CASE("enforce content: a phone number in a text file is redacted and the fi
         "call [REDACTED:pi.phone] now");
 }
 
+TEST_CASE("enforce content: a phone number in the media type or parameters of a data URL blocks and nothing reaches the provider") {
+  // The decoded text holds a phone number too (a decoy): it is redacted in the
+  // payload, but the URL's media type and parameters are not the payload.
+  content_fixture f;
+  const std::string decoy = b64("please call 13900139000");
+  const std::vector<blocked_case> cases = {
+      {"number in a parameter", "/openai-us/v1/chat/completions",
+       R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"see file"},{"type":"image_url","image_url":{"url":"data:text/plain;name=13800138000;base64,)" +
+           decoy + R"("}}]}]})",
+       {}},
+      {"number in the media type", "/openai-us/v1/chat/completions",
+       R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:x-13800138000/plain;base64,)" +
+           decoy + R"("}}]}]})",
+       {}},
+      {"percent-encoded data URL in an unknown field", "/openai-us/v1/chat/completions",
+       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":{"f":"data:text/plain;x=13800138000,call%2013900139000"}})",
+       {}},
+      {"image type sniffed as text", "/openai-us/v1/chat/completions",
+       R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;note=13800138000;base64,)" +
+           decoy + R"("}}]}]})",
+       {}},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name << ": " << c.body);
+    const auto r = post(f.port(), c.target, c.body);
+    INFO(r.body);
+    CHECK(r.status == 451);
+    CHECK(r.header("X-Customs-Verdict") == "block");
+    CHECK(r.body.find("cannot take a replacement") != std::string::npos);
+    const auto recs = flow_records(f.t, r.header("X-Customs-Flow"));
+    REQUIRE(recs.size() == 2);
+    CHECK(recs[0].index.action == "block");
+  }
+  CHECK(f.provider.request_count() == 0);
+  for (const auto& req : f.provider.requests()) CHECK(req.body.find("13800138000") == std::string::npos);
+}
+
+TEST_CASE("enforce content: a phone number in the payload of a data URL with parameters is redacted and the URL rebuilt") {
+  content_fixture f;
+  const auto r = post(f.port(), "/openai-us/v1/chat/completions",
+                      R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:text/plain;charset=utf-8;base64,)" +
+                          b64("please call 13900139000") +
+                          R"("}}]}],"metadata":{"f":"data:text/plain,call%2013800138000"}})");
+  INFO(r.body);
+  CHECK(r.status == 200);
+  CHECK(r.header("X-Customs-Verdict") == "redact");
+  REQUIRE(f.provider.request_count() == 1);
+  const std::string body = f.provider.requests().back().body;
+  CHECK(body.find("13900139000") == std::string::npos);
+  CHECK(body.find("13800138000") == std::string::npos);
+  const auto sent = json::parse(body);
+  CHECK(sent.at_pointer("/messages/0/content/0/image_url/url").as_string() ==
+        "data:text/plain;charset=utf-8;base64," + b64("please call [REDACTED:pi.phone]"));
+  CHECK(sent.at_pointer("/metadata/f").as_string() == "data:text/plain;base64," + b64("call [REDACTED:pi.phone]"));
+}
+
 TEST_CASE("enforce content: a finding to redact in a field that cannot take a replacement blocks") {
   content_fixture f;
   const auto r = post(f.port(), "/openai-us/v1/chat/completions",
