@@ -373,7 +373,7 @@ TEST_CASE("a records_flow index that disagrees with the table is detected", "[au
   CHECK_THAT(f.detail, Catch::Contains("integrity check"));
 }
 
-TEST_CASE("erase goes by the table's flow ids, not by a hostile index", "[audit][tamper]") {
+TEST_CASE("erase goes by the table's flow ids and not by a hostile index", "[audit][tamper]") {
   tampered t;
   const std::string other = flow_of(t.db, 5);
   const std::string own = flow_of(t.db, victim);
