@@ -44,16 +44,29 @@ std::string answer(const std::string& status_line, const std::string& headers, c
 
 const std::string chat_request = R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]})";
 
-}  // namespace
-
-TEST_CASE("response coding: a gzip event stream is not relayed unread") {
-  raw_upstream up([](std::size_t) {
-    return answer("200 OK", "Content-Type: text/event-stream\r\nContent-Encoding: gzip\r\n", gzip_stream);
-  });
+// One request through an enforcing customsd (shipped packs, a trail) whose
+// provider answers `upstream_answer`; `upstream_requests` says how many
+// requests reached the provider.
+raw_reply through_customsd(const std::string& upstream_answer, const std::string& request,
+                           std::size_t* upstream_requests = nullptr) {
+  raw_upstream up([upstream_answer](std::size_t) { return upstream_answer; });
   temp_dir dir;
   enforce::trail_files t(dir.path());
   daemon_under_test d(enforcing_yaml(t, up.port()), "hostile-response-coding");
-  const auto r = exchange(d.port(), content_length_request(chat_request, {}, "/openai-us/v1/chat/completions"));
+  auto r = exchange(d.port(), request);
+  if (upstream_requests) *upstream_requests = up.requests().size();
+  return r;
+}
+
+std::string chat_post(const std::string& body = chat_request, const std::string& headers = {}) {
+  return content_length_request(body, headers, "/openai-us/v1/chat/completions");
+}
+
+}  // namespace
+
+TEST_CASE("response coding: a gzip event stream is not relayed unread") {
+  const auto r = through_customsd(
+      answer("200 OK", "Content-Type: text/event-stream\r\nContent-Encoding: gzip\r\n", gzip_stream), chat_post());
   INFO(r.raw);
   // The client never gets the compressed bytes: the stream is answered with
   // an error event it can read (unscannable: block is the default).
@@ -65,14 +78,9 @@ TEST_CASE("response coding: a gzip event stream is not relayed unread") {
 TEST_CASE("response coding: a gzip error body is answered as unscannable") {
   for (const std::string coding : {"gzip", "GZIP", "identity, gzip", "br"}) {
     INFO(coding);
-    raw_upstream up([&coding](std::size_t) {
-      return answer("400 Bad Request", "Content-Type: application/json\r\nContent-Encoding: " + coding + "\r\n",
-                    gzip_error);
-    });
-    temp_dir dir;
-    enforce::trail_files t(dir.path());
-    daemon_under_test d(enforcing_yaml(t, up.port()), "hostile-response-coding");
-    const auto r = exchange(d.port(), content_length_request(chat_request, {}, "/openai-us/v1/chat/completions"));
+    const auto r = through_customsd(
+        answer("400 Bad Request", "Content-Type: application/json\r\nContent-Encoding: " + coding + "\r\n", gzip_error),
+        chat_post());
     INFO(r.raw);
     CHECK(r.status == 451);
     CHECK(r.response.body.find("customs_unscannable") != std::string::npos);
@@ -81,14 +89,10 @@ TEST_CASE("response coding: a gzip error body is answered as unscannable") {
 }
 
 TEST_CASE("response coding: Content-Encoding identity is read as usual") {
-  raw_upstream up([](std::size_t) {
-    return answer("400 Bad Request", "Content-Type: application/json\r\nContent-Encoding: identity\r\n",
-                  R"({"error":{"message":"invalid key AKIAUJZDE8GXD6NCF10E in input","type":"invalid_request_error"}})");
-  });
-  temp_dir dir;
-  enforce::trail_files t(dir.path());
-  daemon_under_test d(enforcing_yaml(t, up.port()), "hostile-response-coding");
-  const auto r = exchange(d.port(), content_length_request(chat_request, {}, "/openai-us/v1/chat/completions"));
+  const auto r = through_customsd(
+      answer("400 Bad Request", "Content-Type: application/json\r\nContent-Encoding: identity\r\n",
+             R"({"error":{"message":"invalid key AKIAUJZDE8GXD6NCF10E in input","type":"invalid_request_error"}})"),
+      chat_post());
   INFO(r.raw);
   CHECK(r.status == 451);
   CHECK(r.response.headers["X-Customs-Response-Verdict"] == "block");
@@ -98,14 +102,9 @@ TEST_CASE("response coding: Content-Encoding identity is read as usual") {
 TEST_CASE("response coding: the body of a 3xx answer is scanned") {
   for (const std::string status : {"300 Multiple Choices", "307 Temporary Redirect"}) {
     INFO(status);
-    raw_upstream up([&status](std::size_t) {
-      return answer(status, "Content-Type: application/json\r\n",
-                    R"({"error":{"message":"invalid key AKIAUJZDE8GXD6NCF10E in input"}})");
-    });
-    temp_dir dir;
-    enforce::trail_files t(dir.path());
-    daemon_under_test d(enforcing_yaml(t, up.port()), "hostile-response-coding");
-    const auto r = exchange(d.port(), content_length_request(chat_request, {}, "/openai-us/v1/chat/completions"));
+    const auto r = through_customsd(
+        answer(status, "Content-Type: application/json\r\n", R"({"error":{"message":"invalid key AKIAUJZDE8GXD6NCF10E in input"}})"),
+        chat_post());
     INFO(r.raw);
     CHECK(r.raw.find("AKIA") == std::string::npos);
     CHECK(r.status == 451);
@@ -135,14 +134,9 @@ TEST_CASE("request coding: a request body with a Content-Encoding is unscannable
 TEST_CASE("response coding: a coded answer of an endpoint whose answers are never scanned is relayed as it came") {
   // Embeddings answer with numbers, not text: their 2xx bodies are relayed
   // unread whatever their coding, as before.
-  raw_upstream up([](std::size_t) {
-    return answer("200 OK", "Content-Type: application/json\r\nContent-Encoding: gzip\r\n", gzip_error);
-  });
-  temp_dir dir;
-  enforce::trail_files t(dir.path());
-  daemon_under_test d(enforcing_yaml(t, up.port()), "hostile-response-coding");
-  const auto r = exchange(d.port(), content_length_request(R"({"model":"m","input":"hi"})", {},
-                                                           "/openai-us/v1/embeddings"));
+  const auto r = through_customsd(
+      answer("200 OK", "Content-Type: application/json\r\nContent-Encoding: gzip\r\n", gzip_error),
+      content_length_request(R"({"model":"m","input":"hi"})", {}, "/openai-us/v1/embeddings"));
   INFO(r.raw);
   CHECK(r.status == 200);
   CHECK(r.response.headers[boost::beast::http::field::content_encoding] == "gzip");
