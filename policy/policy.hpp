@@ -197,6 +197,10 @@ class stream_scanner {
   [[nodiscard]] output finish();
   // Bytes currently held back.
   [[nodiscard]] std::size_t held() const noexcept;
+  // Candidate steps taken so far (one per open candidate per byte of the
+  // normalized text): the scanner's work, at most the longest match per byte.
+  // For tests and benchmarks.
+  [[nodiscard]] std::size_t candidate_steps() const noexcept;
   // The verdict so far over everything fed.
   [[nodiscard]] const verdict& current() const noexcept;
 

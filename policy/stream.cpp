@@ -25,7 +25,10 @@
 // whole-text findings. Base64 runs of N (normalize.hpp) are tracked alongside:
 // an open run that may still be decoded holds SAFE at its start; a closed one
 // becomes a candidate of its own, resolved with the candidates of the same start.
-// Bounds: a candidate closes within max_match bytes of N; so the oldest
+// Bounds: a candidate closes within max_match bytes of N (the automaton may loop
+// where a pattern repeats more than stream_counted_repeats times, so advance()
+// closes a candidate once it is max_match bytes old: every match from its start
+// has ended by then); so the oldest
 // unresolved one starts at most max_match + lookahead bytes of N before the end,
 // and a waiting redacted finding at most max_match before SAFE; a byte of N
 // stands for at most text::max_expansion bytes of T; a base64 run holds at most
@@ -105,6 +108,7 @@ struct stream_scanner::impl {
   std::vector<batch_entry> batch;
   bool blocked = false;
   bool finished = false;
+  std::size_t steps = 0;  // candidate steps taken by advance() (work, for tests)
 
   [[nodiscard]] std::string_view text() const noexcept { return buf; }
 
@@ -179,6 +183,7 @@ struct stream_scanner::impl {
     const std::uint8_t* terminal = a.terminals();
     const std::uint32_t* masks = a.mask_ids();
     const std::size_t classes = a.classes();
+    const std::size_t longest = std::max<std::size_t>(rs->max_match_, 1);
     const tables& wt = word_tables();
     const auto* data = reinterpret_cast<const unsigned char*>(buf.data()) - base;
     std::uint8_t ws = word_state;
@@ -203,8 +208,17 @@ struct stream_scanner::impl {
         const std::size_t c_b = cls[b];
         std::size_t keep = 0;
         const std::size_t n = open.size();
+        steps += n;
         for (std::size_t r = 0; r < n; ++r) {
           const open_candidate c = open[r];
+          if (p - c.start >= longest) {
+            // The automaton loops long repetitions (stream_counted_repeats), so a
+            // candidate may live on past any match: every match from c.start has
+            // ended by now (at most `longest` bytes), and the detectors it may
+            // have matched are in c.state's accept set.
+            if (masks[c.state] != 0) close(c.start, c.state, p);
+            continue;
+          }
           const std::uint32_t ns = trans[static_cast<std::size_t>(c.state) * classes + c_b];
           if (ns == stream_automaton::dead) {
             if (masks[c.state] != 0) close(c.start, c.state, p);
@@ -496,6 +510,7 @@ stream_scanner::output stream_scanner::finish() {
 }
 
 std::size_t stream_scanner::held() const noexcept { return impl_ ? impl_->oend - impl_->release : 0; }
+std::size_t stream_scanner::candidate_steps() const noexcept { return impl_ ? impl_->steps : 0; }
 
 const verdict& stream_scanner::current() const noexcept {
   static const verdict none;

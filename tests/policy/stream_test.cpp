@@ -300,3 +300,45 @@ TEST_CASE("a rule_set of another implementation is evaluated whole at finish", "
   CHECK(o.released.empty());
   CHECK(st.current().act == action::block);
 }
+
+// A security report: ' '.join(['1380013800'] * 20000), 220 KB, stalled a worker
+// for seconds. The automaton loops repetitions of more than
+// stream_counted_repeats copies (the payment card's), so on a run of numbers
+// each candidate lived to the end of the text: every byte stepped every
+// earlier number's candidate (quadratic), and nothing was released. A
+// candidate now closes once it is as old as the longest match. Counted in
+// candidate steps, not time.
+TEST_CASE("stream: a long run of numbers costs at most the longest match per byte", "[stream][work]") {
+  const auto& rs = shipped();
+  const auto& c = compiled(*rs);
+  std::string text;
+  for (int i = 0; i < 4000; ++i) {
+    if (i) text += ' ';
+    text += "1380013800";
+    if (i == 2000) text += " SSN 536-22-1234 card 4111 1111 1111 1111";
+  }
+  const auto ctx = flow("US", "CN");
+  stream_scanner sc(rs, ctx);
+  std::size_t most_held = 0;
+  for (std::size_t at = 0; at < text.size(); at += 4096) {
+    (void)sc.feed(std::string_view(text).substr(at, 4096));
+    most_held = std::max(most_held, sc.held());
+  }
+  (void)sc.finish();
+  CHECK(most_held <= rs->max_hold_back());
+  CHECK(sc.candidate_steps() <= (c.max_match_ + 1) * text.size());
+
+  // The same findings as the whole-text scan (the SSN and the card among them).
+  const auto whole = rs->scan(text, 0);
+  const auto& got = sc.current().findings;
+  REQUIRE(got.size() == whole.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    CHECK(got[i].detector == whole[i].detector);
+    CHECK(got[i].start == whole[i].start);
+    CHECK(got[i].end == whole[i].end);
+  }
+  bool ssn = false, card = false;
+  for (const auto& f : got) ssn |= f.detector == "us.ssn", card |= f.detector == "us.payment_card";
+  CHECK(ssn);
+  CHECK(card);
+}
