@@ -1553,6 +1553,12 @@ load_result load(std::span<const std::filesystem::path> paths, const load_option
       s.error(o, "E_SCHEMA", "the file is empty");
       continue;
     }
+    if (const auto big = check_yaml_expansion(docs[0], {opts.max_expanded_bytes, opts.max_expanded_nodes})) {
+      o.line = big->line;
+      o.col = 1;
+      s.error(o, "E_YAML", big->message);
+      continue;
+    }
     if (docs.size() > 1) {
       origin o2 = o;
       o2.line = docs[1].Mark().line + 1;

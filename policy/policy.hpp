@@ -107,6 +107,10 @@ struct load_options {
   std::optional<std::chrono::system_clock::time_point> now;
   // Limits. A pattern or set over any of them is an error at load time.
   std::size_t max_file_size = 4u << 20;        // bytes per rule file
+  // A rule file as read, every YAML alias expanded: the bytes of its strings
+  // and its nodes (a small file can repeat one anchored string millions of times).
+  std::size_t max_expanded_bytes = 16u << 20;  // bytes (4 x max_file_size)
+  std::size_t max_expanded_nodes = 4u << 20;   // nodes
   std::size_t max_program_size = 20000;        // RE2 instructions per detector
   std::size_t regex_max_mem = 8u << 20;        // RE2 memory budget per detector
   std::size_t set_max_mem = 64u << 20;         // RE2::Set budget (its DFA cache)

@@ -1,5 +1,7 @@
 #include "policy/yaml_guard.hpp"
 
+#include <vector>
+
 namespace customs::policy {
 
 namespace {
@@ -97,6 +99,37 @@ std::optional<yaml_refusal> check_yaml_top_level(std::string_view text) {
     if (i != 0 || !mapping_key_line(line))
       return yaml_refusal{number, "the top level must be a mapping: `key: value` lines starting at column 1"};
     expect_root = false;
+  }
+  return std::nullopt;
+}
+
+std::optional<yaml_refusal> check_yaml_expansion(const YAML::Node& root, const yaml_expansion_limits& limits) {
+  std::size_t bytes = 0;
+  std::size_t nodes = 0;
+  std::vector<YAML::Node> todo{root};  // an explicit stack: nesting depth costs no native stack
+  while (!todo.empty()) {
+    const YAML::Node n = todo.back();
+    todo.pop_back();
+    if (!n.IsDefined()) continue;
+    ++nodes;
+    if (n.IsScalar()) bytes += n.Scalar().size();
+    if (nodes > limits.max_nodes || bytes > limits.max_bytes) {
+      const YAML::Mark m = n.Mark();
+      const bool by_nodes = nodes > limits.max_nodes;
+      return yaml_refusal{m.line >= 0 ? static_cast<std::size_t>(m.line) + 1 : 0,
+                          by_nodes ? "with its aliases expanded, the file has more than " +
+                                         std::to_string(limits.max_nodes) + " nodes (the limit)"
+                                   : "with its aliases expanded, the file's strings add up to more than " +
+                                         std::to_string(limits.max_bytes) + " bytes (the limit)"};
+    }
+    if (n.IsSequence()) {
+      for (auto it = n.begin(); it != n.end(); ++it) todo.push_back(*it);
+    } else if (n.IsMap()) {
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        todo.push_back(it->first);
+        todo.push_back(it->second);
+      }
+    }
   }
   return std::nullopt;
 }

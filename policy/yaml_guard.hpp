@@ -15,6 +15,8 @@
 #include <string>
 #include <string_view>
 
+#include <yaml-cpp/yaml.h>
+
 namespace customs::policy {
 
 struct yaml_refusal {
@@ -23,5 +25,20 @@ struct yaml_refusal {
 };
 
 [[nodiscard]] std::optional<yaml_refusal> check_yaml_top_level(std::string_view text);
+
+// Aliases (*a) repeat an anchored node (&a) without copying it in yaml-cpp's
+// tree, but a reader that takes its strings copies them once per alias: a 1 MB
+// file can stand for gigabytes (a string repeated through aliases, or nested
+// lists of aliases). This walks the tree as a reader would, every alias
+// expanded, and refuses it (with the line of the node where the limit was
+// passed) once its scalars add up to more than max_bytes bytes or it has more
+// than max_nodes nodes. The walk stops there, so it costs at most max_nodes
+// steps.
+struct yaml_expansion_limits {
+  std::size_t max_bytes = 0;
+  std::size_t max_nodes = 0;
+};
+[[nodiscard]] std::optional<yaml_refusal> check_yaml_expansion(const YAML::Node& root,
+                                                               const yaml_expansion_limits& limits);
 
 }  // namespace customs::policy

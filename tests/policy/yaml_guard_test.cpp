@@ -89,3 +89,65 @@ TEST_CASE("yaml guard: the rule loader reports the refusal as E_YAML at its line
   CHECK(r.diagnostics[0].line == 2);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("yaml guard: aliases count once per use and the expansion limits hold at the bound") {
+  using customs::policy::check_yaml_expansion;
+  // A map, its key a (1 byte), a list and three strings of 4 bytes: 6 nodes, 13 bytes.
+  const YAML::Node root = YAML::Load("a: [&x abcd, *x, *x]");
+  CHECK_FALSE(check_yaml_expansion(root, {13, 6}).has_value());
+  const auto bytes = check_yaml_expansion(root, {12, 6});
+  REQUIRE(bytes.has_value());
+  CHECK(bytes->message.find("more than 12 bytes") != std::string::npos);
+  CHECK(bytes->line == 1);
+  const auto nodes = check_yaml_expansion(root, {13, 5});
+  REQUIRE(nodes.has_value());
+  CHECK(nodes->message.find("more than 5 nodes") != std::string::npos);
+}
+
+TEST_CASE("yaml guard: a rule file that repeats a string or nested lists through aliases is refused") {
+  const auto dir = std::filesystem::temp_directory_path() / ("customs-yaml-alias-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "pack.yaml";
+  const std::string head =
+      "schema: customs/v1\npack:\n  id: bomb\n  version: '1'\n  description: d\n"
+      "detectors:\n  - id: bomb.d\n    description: d\n    category: secret.token\n    keywords: [zzzq]\n"
+      "rules:\n  - id: bomb.r\n    description: d\n    when: {direction: both, detectors: [bomb.d]}\n"
+      "    then: {action: tag, tags: [t]}\n";
+  const std::array paths{file};
+  {
+    // As the security report's generator: one test's chunks, a 100 KB string and
+    // 200 aliases of it (20 MB expanded, over the default 16 MiB) in a 101 KB file.
+    std::string chunks = "[&c " + std::string(100000, 'x');
+    for (int i = 0; i < 200; ++i) chunks += ", *c";
+    chunks += "]";
+    std::ofstream(file) << head << "tests:\n  - id: bomb.t\n    src: DE\n    dst: US\n    expect: {action: allow}\n"
+                        << "    chunks: " << chunks << "\n";
+    const auto r = customs::policy::load_rule_set(paths);
+    CHECK_FALSE(r.ok());
+    REQUIRE(r.diagnostics.size() == 1);
+    CHECK(r.diagnostics[0].code == "E_YAML");
+    CHECK(r.diagnostics[0].message.find(std::to_string(customs::policy::load_options{}.max_expanded_bytes)) !=
+          std::string::npos);
+    // The same file under a higher limit loads (the limit is the only objection).
+    customs::policy::load_options big;
+    big.max_expanded_bytes = 64u << 20;
+    const auto ok = customs::policy::load_rule_set(paths, big);
+    for (const auto& d : ok.diagnostics) CHECK(d.code != "E_YAML");
+  }
+  {
+    // Nested lists of aliases (ten to the ninth strings): refused by the node count.
+    std::string lol = "x0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (int level = 1; level <= 9; ++level) {
+      lol += "x" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
+      for (int k = 0; k < 10; ++k) lol += (k ? ", *a" : "*a") + std::to_string(level - 1);
+      lol += "]\n";
+    }
+    std::ofstream(file) << head << lol;
+    const auto r = customs::policy::load_rule_set(paths);
+    CHECK_FALSE(r.ok());
+    REQUIRE(r.diagnostics.size() == 1);
+    CHECK(r.diagnostics[0].code == "E_YAML");
+    CHECK(r.diagnostics[0].message.find("nodes") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
