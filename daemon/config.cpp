@@ -1279,6 +1279,15 @@ config parse_config(std::string_view yaml, const std::string& file_name,
       throw config_error(w.diagnostics());
     }
     if (!docs.empty()) root = docs[0];
+    if (root) {
+      if (const auto big = policy::check_yaml_expansion(root, policy::file_expansion_limits)) {
+        YAML::Mark at;
+        at.line = static_cast<int>(big->line) - 1;
+        at.column = 0;
+        w.error(at, "E_YAML", big->message);
+        throw config_error(w.diagnostics());
+      }
+    }
   } catch (const YAML::ParserException& e) {
     w.error(e.mark, "E_YAML", e.msg);
     throw config_error(w.diagnostics());

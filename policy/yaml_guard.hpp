@@ -40,5 +40,8 @@ struct yaml_expansion_limits {
 };
 [[nodiscard]] std::optional<yaml_refusal> check_yaml_expansion(const YAML::Node& root,
                                                                const yaml_expansion_limits& limits);
+// The bounds the config and catalogue loaders hold their files to (rule packs
+// take theirs from load_options): 16 MiB of strings, 4 Mi nodes.
+inline constexpr yaml_expansion_limits file_expansion_limits{16u << 20, 4u << 20};
 
 }  // namespace customs::policy

@@ -274,6 +274,13 @@ void parse_catalogue(std::string_view yaml, const std::string& file_name, std::v
       r.error(YAML::Mark{}, "E_YAML", docs.empty() ? "the file is empty" : "more than one YAML document");
       return;
     }
+    if (const auto big = policy::check_yaml_expansion(docs.front(), policy::file_expansion_limits)) {
+      YAML::Mark at;
+      at.line = static_cast<int>(big->line) - 1;
+      at.column = 0;
+      r.error(at, "E_YAML", big->message);
+      return;
+    }
     read_document(r, docs.front(), file_name, parsed);
   } catch (const YAML::Exception& e) {
     r.error(e.mark, "E_YAML", e.msg);

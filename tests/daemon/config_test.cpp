@@ -259,6 +259,23 @@ routes:
   CHECK(valid_jurisdiction("XK"));
 }
 
+TEST_CASE("config: a file whose aliases expand past the bound is refused before it is read") {
+  // Found attacking the rule loader (the same YAML reader): strings repeated
+  // through aliases are copied once per use.
+  std::string y = "version: 1\na: &a [";
+  for (int i = 0; i < 10; ++i) y += (i ? ", " : "") + std::string("'") + std::string(1000, 'x') + "'";
+  y += "]\n";
+  const char* names[] = {"a", "b", "c", "d", "e", "f"};
+  for (int level = 1; level < 6; ++level) {
+    y += std::string(names[level]) + ": &" + names[level] + " [";
+    for (int i = 0; i < 10; ++i) y += (i ? ", *" : "*") + std::string(names[level - 1]);
+    y += "]\n";
+  }
+  const auto e = errors(y);
+  REQUIRE(e.size() == 1);
+  CHECK(has(e, "E_YAML: with its aliases expanded"));
+}
+
 TEST_CASE("config: a second YAML document is an error") {
   const auto e = errors(minimal + "---\nthreads: 4\n");
   REQUIRE(e.size() == 1);

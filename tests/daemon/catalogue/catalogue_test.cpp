@@ -142,6 +142,22 @@ TEST_CASE("a catalogue needs its schema line and valid host keys", "[catalogue]"
   CHECK(errors_of("").at(0).code == "E_YAML");
 }
 
+TEST_CASE("a catalogue whose aliases expand past the bound is refused before it is read", "[catalogue]") {
+  std::string y = "schema: customs/providers/v1\na: &a [";
+  for (int i = 0; i < 10; ++i) y += (i ? ", " : "") + std::string("'") + std::string(1000, 'x') + "'";
+  y += "]\n";
+  const char* names[] = {"a", "b", "c", "d", "e", "f"};
+  for (int level = 1; level < 6; ++level) {
+    y += std::string(names[level]) + ": &" + names[level] + " [";
+    for (int i = 0; i < 10; ++i) y += (i ? ", *" : "*") + std::string(names[level - 1]);
+    y += "]\n";
+  }
+  const auto e = errors_of(y);
+  REQUIRE_FALSE(e.empty());
+  CHECK(e.at(0).code == "E_YAML");
+  CHECK_THAT(e.at(0).message, Catch::Contains("aliases expanded"));
+}
+
 TEST_CASE("api_paths limit inspection to the API part of a shared host", "[catalogue]") {
   const auto e = entries_of(R"(schema: customs/providers/v1
 hosts:
